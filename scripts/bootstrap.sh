@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Install what DataLibrary needs on this machine: Debian packages, uv, the virtual
+# environment with the project. Idempotent and quiet when everything is in place.
+#   scripts/bootstrap.sh          run-time needs (make up)
+#   scripts/bootstrap.sh --test   plus what the test suite drives (chromium, slapd)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want=(bubblewrap)
+if [[ "${1:-}" == "--test" ]]; then
+  want+=(chromium slapd ldap-utils)
+fi
+
+missing=()
+for pkg in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # slapd's package starts a system instance we do not use; the tests run their own.
+  if [[ " ${missing[*]} " == *" slapd "* ]]; then
+    "${sudo_cmd[@]}" service slapd stop >/dev/null 2>&1 || pkill -x slapd || true
+  fi
+fi
+
+if ! command -v uv >/dev/null 2>&1; then
+  echo "bootstrap: installing uv"
+  python3 -m pip install --quiet uv
+fi
+
+extras="."
+[[ "${1:-}" == "--test" ]] && extras=".[dev]"
+hash=$(sha256sum pyproject.toml | cut -c1-16)
+stamp=".venv/.bootstrap-$hash-${1:-run}"
+# "--test" installs a superset of the run-time needs
+[[ -f ".venv/.bootstrap-$hash---test" ]] && stamp=".venv/.bootstrap-$hash---test"
+if [[ ! -f "$stamp" ]]; then
+  echo "bootstrap: building .venv"
+  [[ -x .venv/bin/python ]] || uv venv --quiet --python python3 .venv
+  uv pip install --quiet --python .venv/bin/python -e "$extras"
+  find .venv -maxdepth 1 -name '.bootstrap-*' ! -name ".bootstrap-$hash-*" -delete
+  touch "$stamp"
+fi

@@ -1,0 +1,58 @@
+"""The app factory: settings in, a FastAPI app out (API, web console, health, metrics)."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import swagger_ui_bundle
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from datalibrary import __version__
+from datalibrary.api import middleware, problems
+from datalibrary.api.routers import API_ROUTERS, ROOT_ROUTERS
+from datalibrary.config import Settings, load_settings
+from datalibrary.db import Database
+from datalibrary.web import pages
+
+API_PREFIX = "/api/v1"
+WEB_STATIC = Path(__file__).parent.parent / "web" / "static"
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    db = database or Database(str(settings.database_url))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        yield
+        if database is None:
+            db.dispose()
+
+    app = FastAPI(
+        title="DataLibrary",
+        version=__version__,
+        description="Data science as a service for sensitive clinical data.",
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.metrics = middleware.Metrics()
+    problems.install(app)
+    middleware.install(app, app.state.metrics)
+    for router in ROOT_ROUTERS:
+        app.include_router(router)
+    for router in API_ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=WEB_STATIC), name="static")
+    app.mount(
+        "/api/docs-static",
+        StaticFiles(directory=Path(swagger_ui_bundle.swagger_ui_path)),
+        name="docs-static",
+    )
+    return app

@@ -1,0 +1,114 @@
+"""Roles, named permissions and the caller (``Principal``).
+
+Deny by default: a caller can do exactly what the permissions of its roles list. Every
+API route declares one permission and every domain service call checks it again with
+``require``. A new permission is added here and documented in docs/reference/permissions.md
+(a test checks that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from datalibrary.errors import NotAuthenticated, PermissionDenied
+
+
+class Permission(StrEnum):
+    CONSOLE_VIEW = "console.view"
+    CONFIG_READ = "config.read"
+    USERS_READ = "users.read"
+    USERS_MANAGE = "users.manage"
+    TOKENS_OWN = "tokens.own"
+    AUDIT_READ = "audit.read"
+    CATALOG_READ = "catalog.read"
+    DATASETS_MANAGE = "datasets.manage"
+    INGEST_RUN = "ingest.run"
+    LAKE_MAINTAIN = "lake.maintain"
+    POLICIES_MANAGE = "policies.manage"
+    QUERY_RUN = "query.run"
+    GRANTS_MANAGE = "grants.manage"
+    ACCESS_REQUEST = "access.request"
+    ACCESS_REVIEW = "access.review"
+    WORKSPACES_OWN = "workspaces.own"
+    WORKSPACES_ADMIN = "workspaces.admin"
+    COSTS_READ_OWN = "costs.read_own"
+    COSTS_READ_ALL = "costs.read_all"
+    COSTS_MANAGE = "costs.manage"
+    LINEAGE_READ = "lineage.read"
+    EXPORTS_REQUEST = "exports.request"
+    EXPORTS_REVIEW = "exports.review"
+
+
+P = Permission
+_COMMON = {P.CONSOLE_VIEW, P.TOKENS_OWN, P.CATALOG_READ, P.COSTS_READ_OWN}
+
+ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
+    "admin": frozenset(Permission),
+    "steward": frozenset(
+        _COMMON
+        | {
+            P.USERS_READ,
+            P.DATASETS_MANAGE,
+            P.INGEST_RUN,
+            P.POLICIES_MANAGE,
+            P.QUERY_RUN,
+            P.GRANTS_MANAGE,
+            P.ACCESS_REVIEW,
+            P.COSTS_READ_ALL,
+            P.LINEAGE_READ,
+            P.EXPORTS_REVIEW,
+        }
+    ),
+    "scientist": frozenset(_COMMON | {P.QUERY_RUN, P.ACCESS_REQUEST, P.WORKSPACES_OWN, P.EXPORTS_REQUEST}),
+    "auditor": frozenset(_COMMON | {P.USERS_READ, P.AUDIT_READ, P.COSTS_READ_ALL, P.LINEAGE_READ}),
+}
+ROLES: tuple[str, ...] = tuple(ROLE_PERMISSIONS)
+
+
+def permissions_for(roles: set[str] | frozenset[str]) -> frozenset[Permission]:
+    granted: set[Permission] = set()
+    for role in roles:
+        granted |= ROLE_PERMISSIONS.get(role, frozenset())
+    return frozenset(granted)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of a request, a CLI command or a background job."""
+
+    user_id: int | None
+    name: str
+    roles: frozenset[str] = frozenset()
+    permissions: frozenset[Permission] = field(default=frozenset())
+    via: str = "session"  # session | token | system
+    session_id: str | None = None
+    token_scope: str | None = None
+
+    @classmethod
+    def for_user(cls, user_id: int, name: str, roles: set[str], **kwargs: object) -> Principal:
+        return cls(user_id, name, frozenset(roles), permissions_for(roles), **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def system(cls, name: str = "system") -> Principal:
+        """The platform itself (schedulers, reconcilers, the local CLI as operator)."""
+        return cls(None, name, frozenset({"admin"}), frozenset(Permission), via="system")
+
+    def can(self, permission: Permission) -> bool:
+        return permission in self.permissions
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+def require(principal: Principal | None, permission: Permission) -> Principal:
+    """Raise unless ``principal`` holds ``permission``; domain services call this first."""
+    if principal is None:
+        raise NotAuthenticated("sign in or send an API token (Authorization: Bearer ...)")
+    if not principal.can(permission):
+        raise PermissionDenied(
+            f"'{principal.name}' lacks the permission '{permission.value}'",
+            permission=permission.value,
+        )
+    return principal

@@ -1,0 +1,252 @@
+"""Identity service: users, password login, API tokens and console sessions.
+
+Functions take a SQLAlchemy session and, where an action needs one, the acting
+``Principal``; they check permissions themselves so no front end can skip the check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from datalibrary import audit
+from datalibrary.audit import service as audit_service
+from datalibrary.auth.models import ApiToken, User, UserRole, WebSession
+from datalibrary.auth.passwords import check_policy, generate_password, hash_password, verify_password
+from datalibrary.auth.permissions import ROLES, Permission, Principal, require
+from datalibrary.config import AuthSettings
+from datalibrary.db.base import utcnow
+from datalibrary.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+
+TOKEN_PREFIX = "dl_"  # noqa: S105 - a public marker, not a secret
+USER_NAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
+FIRST_ADMIN = "admin"
+
+assert audit  # the package, imported so its models are registered
+
+
+def _sha256(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def principal_for(user: User, **kwargs: object) -> Principal:
+    return Principal.for_user(user.id, user.name, user.role_names, **kwargs)
+
+
+# --- users ---------------------------------------------------------------------------
+
+
+def get_user(session: Session, name: str) -> User:
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise NotFound(f"no user named '{name}'")
+    return user
+
+
+def create_user(
+    session: Session,
+    actor: Principal,
+    name: str,
+    *,
+    roles: set[str],
+    password: str | None = None,
+    display_name: str = "",
+    email: str | None = None,
+    source: str = "local",
+) -> User:
+    require(actor, Permission.USERS_MANAGE)
+    if not USER_NAME.match(name):
+        raise InvalidInput(
+            "user name must be 2-64 characters: lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter",
+            field="name",
+        )
+    unknown = roles - set(ROLES)
+    if unknown:
+        raise InvalidInput(f"unknown role(s) {sorted(unknown)}; roles are {list(ROLES)}", field="role")
+    if session.scalar(select(User.id).where(User.name == name)) is not None:
+        raise Conflict(f"a user named '{name}' already exists")
+    if password is not None:
+        check_policy(password, name)
+    user = User(
+        name=name,
+        display_name=display_name or name,
+        email=email,
+        password_hash=hash_password(password) if password else None,
+        source=source,
+        roles=[UserRole(role=role) for role in sorted(roles)],
+    )
+    session.add(user)
+    session.flush()
+    audit_service.record(
+        session,
+        actor=actor.name,
+        action="user.create",
+        target=f"user:{name}",
+        details={"roles": sorted(roles), "source": source},
+    )
+    return user
+
+
+def ensure_first_admin(session: Session) -> str | None:
+    """Create the first admin with a random password; return it (once) or None if users exist."""
+    if session.scalar(select(User.id).limit(1)) is not None:
+        return None
+    password = generate_password()
+    create_user(
+        session,
+        Principal.system("init"),
+        FIRST_ADMIN,
+        roles={"admin"},
+        password=password,
+        display_name="Administrator",
+    )
+    return password
+
+
+def authenticate_password(session: Session, name: str, password: str) -> User:
+    """Check a local password; the same error for unknown users and wrong passwords."""
+    user = session.scalar(select(User).where(User.name == name))
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or not user.is_active:
+        raise NotAuthenticated("wrong user name or password")
+    return user
+
+
+# --- API tokens ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    secret: str  # shown once, never stored
+
+
+def create_token(
+    session: Session,
+    actor: Principal,
+    user_name: str,
+    *,
+    name: str = "cli",
+    expires_days: int | None = 90,
+    scope: str | None = None,
+) -> IssuedToken:
+    user = get_user(session, user_name)
+    if user.id != actor.user_id:
+        require(actor, Permission.USERS_MANAGE)
+    else:
+        require(actor, Permission.TOKENS_OWN)
+    if expires_days is not None and not 1 <= expires_days <= 3650:
+        raise InvalidInput("token expiry must be between 1 and 3650 days", field="expires")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user_id=user.id,
+        name=name,
+        token_hash=_sha256(secret),
+        prefix=secret[:10],
+        scope=scope,
+        expires_at=utcnow() + timedelta(days=expires_days) if expires_days else None,
+    )
+    session.add(token)
+    session.flush()
+    audit_service.record(
+        session,
+        actor=actor.name,
+        action="token.create",
+        target=f"user:{user.name}",
+        details={"token_id": token.id, "name": name, "expires_days": expires_days},
+    )
+    return IssuedToken(token, secret)
+
+
+def principal_from_token(session: Session, secret: str) -> Principal:
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _sha256(secret)))
+    now = utcnow()
+    if token is None or token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
+        raise NotAuthenticated("the API token is unknown, revoked or expired")
+    user = session.get(User, token.user_id)
+    if user is None or not user.is_active:
+        raise NotAuthenticated("the API token's user is disabled")
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        token.last_used_at = now
+    return principal_for(user, via="token", token_scope=token.scope)
+
+
+def list_tokens(session: Session, actor: Principal, user_name: str) -> list[ApiToken]:
+    user = get_user(session, user_name)
+    require(actor, Permission.TOKENS_OWN if user.id == actor.user_id else Permission.USERS_MANAGE)
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)))
+
+
+def revoke_token(session: Session, actor: Principal, token_id: int) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound(f"no API token with id {token_id}")
+    require(actor, Permission.TOKENS_OWN if token.user_id == actor.user_id else Permission.USERS_MANAGE)
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        audit_service.record(session, actor=actor.name, action="token.revoke", target=f"token:{token.id}")
+    return token
+
+
+# --- console sessions ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedSession:
+    record: WebSession
+    secret: str  # the cookie value
+
+
+def create_session(session: Session, user: User, settings: AuthSettings) -> IssuedSession:
+    secret = secrets.token_urlsafe(32)
+    now = utcnow()
+    record = WebSession(
+        id=_sha256(secret),
+        user_id=user.id,
+        csrf_token=secrets.token_urlsafe(24),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(hours=settings.session_absolute_hours),
+    )
+    session.add(record)
+    session.flush()
+    return IssuedSession(record, secret)
+
+
+def principal_from_session(session: Session, secret: str, settings: AuthSettings) -> Principal:
+    """Resolve a cookie; enforce idle and absolute timeouts and slide the idle window."""
+    record = session.get(WebSession, _sha256(secret))
+    now = utcnow()
+    if (
+        record is None
+        or record.revoked_at is not None
+        or record.expires_at <= now
+        or now - record.last_seen_at > timedelta(minutes=settings.session_idle_minutes)
+    ):
+        raise NotAuthenticated("your session has ended; sign in again")
+    user = session.get(User, record.user_id)
+    if user is None or not user.is_active:
+        raise NotAuthenticated("this account is disabled")
+    if now - record.last_seen_at > timedelta(seconds=30):
+        record.last_seen_at = now
+    return principal_for(user, via="session", session_id=record.id)
+
+
+def csrf_token_for(session: Session, session_id: str) -> str:
+    record = session.get(WebSession, session_id)
+    if record is None:
+        raise NotAuthenticated("your session has ended; sign in again")
+    return record.csrf_token
+
+
+def end_session(session: Session, session_id: str) -> None:
+    record = session.get(WebSession, session_id)
+    if record is not None and record.revoked_at is None:
+        record.revoked_at = utcnow()

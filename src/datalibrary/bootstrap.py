@@ -1,0 +1,37 @@
+"""Make an installation usable: state directory, keys, schema, first admin. Idempotent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from datalibrary.auth import service as auth_service
+from datalibrary.config import Settings, ensure_secret_key
+from datalibrary.db import Database, upgrade
+
+
+@dataclass(frozen=True)
+class InitResult:
+    home: str
+    database_url: str
+    admin_name: str
+    admin_password: str | None  # only when the admin was created by this call
+
+
+def initialize(settings: Settings, database: Database | None = None) -> InitResult:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.home.chmod(0o700)
+    ensure_secret_key(settings.home)
+    db = database or Database(str(settings.database_url))
+    try:
+        upgrade(db.engine)
+        with db.session() as session:
+            password = auth_service.ensure_first_admin(session)
+    finally:
+        if database is None:
+            db.dispose()
+    return InitResult(
+        home=str(settings.home),
+        database_url=settings.redacted()["database_url"],
+        admin_name=auth_service.FIRST_ADMIN,
+        admin_password=password,
+    )

@@ -1,0 +1,81 @@
+"""``init``, ``up``, ``version`` and ``config show``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from datalibrary import __version__
+from datalibrary.cli.output import JsonOption, console, emit, handle_errors, settings
+
+config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+
+
+def _print_admin(result) -> None:  # type: ignore[no-untyped-def]
+    if result.admin_password:
+        console.print(
+            "\n[bold]First administrator created[/bold] (shown once, keep it safe):\n"
+            f"  user:     {result.admin_name}\n  password: {result.admin_password}\n",
+            highlight=False,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def version(as_json: JsonOption = False) -> None:
+        """Print the DataLibrary version."""
+        emit({"version": __version__}, as_json, lambda d: console.print(d["version"]))
+
+    @app.command()
+    def init(as_json: JsonOption = False) -> None:
+        """Create the state directory, keys, database schema and first admin (idempotent)."""
+        from datalibrary.bootstrap import initialize
+
+        with handle_errors():
+            result = initialize(settings())
+
+        def human(_: object) -> None:
+            console.print(f"State directory: {result.home}\nDatabase: {result.database_url}")
+            _print_admin(result)
+
+        emit(asdict(result), as_json, human)
+
+    @app.command()
+    def up(
+        host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+        port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+        demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Load demo data on first start.")] = True,
+    ) -> None:
+        """Initialize if needed, load demo data the first time, and run the server."""
+        import uvicorn
+
+        from datalibrary.api import create_app
+        from datalibrary.bootstrap import initialize
+        from datalibrary.demo import load_demo
+        from datalibrary.logs import configure_logging
+
+        config = settings()
+        configure_logging(config.log.level, config.log.format)
+        with handle_errors():
+            result = initialize(config)
+            _print_admin(result)
+            if demo:
+                for line in load_demo(config):
+                    console.print(line, highlight=False)
+        host = host or config.server.host
+        port = port or config.server.port
+        console.print(f"DataLibrary {__version__} on http://{host}:{port}  (Ctrl+C to stop)")
+        uvicorn.run(create_app(config), host=host, port=port, log_config=None, proxy_headers=False)
+
+    @config_app.command("show")
+    def config_show(as_json: JsonOption = False) -> None:
+        """Print the effective configuration with secrets redacted."""
+        data = settings().redacted()
+
+        def human(values: dict) -> None:  # type: ignore[type-arg]
+            for key, value in values.items():
+                console.print(f"[bold]{key}[/bold] = {value}", highlight=False)
+
+        emit(data, as_json, human)

@@ -1,0 +1,70 @@
+"""Shared CLI plumbing: settings, database, JSON or Rich output, errors as exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from datalibrary.config import Settings, load_settings
+from datalibrary.db import Database
+from datalibrary.errors import DataLibraryError
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+console = Console()
+err_console = Console(stderr=True)
+
+
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except ValueError as exc:
+        fail(f"invalid configuration: {exc}")
+        raise  # unreachable
+
+
+@contextmanager
+def db_session() -> Iterator[Session]:
+    """A session on the configured database; domain errors become clean exits."""
+    database = Database(str(settings().database_url))
+    try:
+        with handle_errors(), database.session() as session:
+            yield session
+    finally:
+        database.dispose()
+
+
+@contextmanager
+def handle_errors() -> Iterator[None]:
+    try:
+        yield
+    except DataLibraryError as exc:
+        fail(exc.detail, code=2 if exc.status < 500 else 1)
+
+
+def fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def emit(data: Any, as_json: bool, human: Callable[[Any], None] | None = None) -> None:
+    if as_json or human is None:
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    else:
+        human(data)
+
+
+def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> None:
+    grid = Table(title=title)
+    for column in columns:
+        grid.add_column(column)
+    for row in rows:
+        grid.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    console.print(grid)

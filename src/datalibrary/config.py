@@ -1,0 +1,131 @@
+"""Settings: environment variables ``DATALIBRARY_*`` over one TOML file in the state directory.
+
+Nested sections use ``__`` in environment variables (``DATALIBRARY_QUERY__THREADS=4``).
+The state directory is resolved first because the TOML file lives inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_NAME = "datalibrary.toml"
+SECRET_KEY_FILE_NAME = "secret.key"  # noqa: S105 - a file name
+
+
+def default_home() -> Path:
+    """The state directory: ``DATALIBRARY_HOME`` or ``./.datalibrary``."""
+    return Path(os.environ.get("DATALIBRARY_HOME", ".datalibrary")).expanduser().absolute()
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    # Marks session cookies Secure; set when served behind HTTPS.
+    https: bool = False
+
+
+class LogSettings(BaseModel):
+    level: str = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class AuthSettings(BaseModel):
+    session_idle_minutes: int = Field(60, ge=1)
+    session_absolute_hours: int = Field(12, ge=1)
+    token_default_days: int = Field(90, ge=1)
+
+
+class Settings(BaseSettings):
+    """Effective configuration of one DataLibrary installation."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DATALIBRARY_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    environment: Literal["development", "production"] = "development"
+    home: Path = Field(default_factory=default_home)
+    database_url: str | None = None
+    secret_key: SecretStr | None = None
+    server: ServerSettings = ServerSettings()
+    log: LogSettings = LogSettings()
+    auth: AuthSettings = AuthSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        init_home = getattr(init_settings, "init_kwargs", {}).get("home")
+        home = Path(init_home).absolute() if init_home else default_home()
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=home / CONFIG_FILE_NAME)
+        return (init_settings, env_settings, toml)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Settings:
+        self.home = self.home.expanduser().absolute()
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.home / 'datalibrary.db'}"
+        if self.secret_key is None:
+            key_file = self.home / SECRET_KEY_FILE_NAME
+            if key_file.exists():
+                self.secret_key = SecretStr(key_file.read_text().strip())
+            elif self.environment == "production":
+                raise ValueError(
+                    "secret_key is required in production: set DATALIBRARY_SECRET_KEY "
+                    f"or run 'datalibrary init' to create {key_file}"
+                )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return str(self.database_url).startswith("sqlite")
+
+    def redacted(self) -> dict[str, Any]:
+        """The configuration as JSON-ready data with every secret hidden."""
+        data = self.model_dump(mode="json")
+        data["secret_key"] = "**********" if self.secret_key else None
+        data["database_url"] = redact_url(str(self.database_url))
+        return data
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a database or storage URL."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a SQLAlchemy URL: hide everything after the scheme
+        return url.split("://", 1)[0] + "://**********" if "://" in url else url
+
+
+def ensure_secret_key(home: Path) -> str:
+    """Create the session-signing key file (mode 0600) if it does not exist yet."""
+    key_file = home / SECRET_KEY_FILE_NAME
+    if not key_file.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return key_file.read_text().strip()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, the TOML file and explicit overrides (highest)."""
+    return Settings(**overrides)

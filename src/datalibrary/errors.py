@@ -1,0 +1,74 @@
+"""Errors shared by every domain; ``api.problems`` maps them to RFC 9457 problems.
+
+Each error has a stable ``slug`` (the problem ``type``) and an HTTP status. Messages
+are written for the person who sees them: say what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DataLibraryError(Exception):
+    slug = "error"
+    status = 400
+    title = "Request failed"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class InvalidInput(DataLibraryError):
+    slug = "invalid-input"
+    status = 422
+    title = "Invalid input"
+
+
+class NotAuthenticated(DataLibraryError):
+    slug = "not-authenticated"
+    status = 401
+    title = "Authentication required"
+
+
+class PermissionDenied(DataLibraryError):
+    slug = "permission-denied"
+    status = 403
+    title = "Permission denied"
+
+
+class NotFound(DataLibraryError):
+    slug = "not-found"
+    status = 404
+    title = "Not found"
+
+
+class Conflict(DataLibraryError):
+    slug = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class TooManyRequests(DataLibraryError):
+    slug = "too-many-requests"
+    status = 429
+    title = "Too many requests"
+
+
+class Unavailable(DataLibraryError):
+    slug = "unavailable"
+    status = 503
+    title = "Service unavailable"
+
+
+ALL_ERRORS: tuple[type[DataLibraryError], ...] = (
+    DataLibraryError,
+    InvalidInput,
+    NotAuthenticated,
+    PermissionDenied,
+    NotFound,
+    Conflict,
+    TooManyRequests,
+    Unavailable,
+)

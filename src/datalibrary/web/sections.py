@@ -1,0 +1,89 @@
+"""The console's sections: navigation, and what unbuilt sections will do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from datalibrary.auth.permissions import Permission
+
+
+@dataclass(frozen=True)
+class Section:
+    slug: str
+    title: str
+    permission: Permission
+    summary: str
+    coming: tuple[str, ...] = ()
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section(
+        "catalog",
+        "Catalog",
+        Permission.CATALOG_READ,
+        "Browse the datasets of the lake: schemas with labels, snapshots, profiles and jobs.",
+        (
+            "Search datasets by name, tag and study",
+            "See each table's schema, column labels, size and compression",
+            "Follow snapshot history: which file, which policy, when",
+            "Request access to a dataset for a project",
+        ),
+    ),
+    Section(
+        "query",
+        "Query",
+        Permission.QUERY_RUN,
+        "Query the lake with SQL, seeing only what you were granted.",
+        (
+            "SQL editor with a table browser of what you may read",
+            "Results grid, downloads as CSV or Parquet",
+            "Bytes scanned and price shown with every result",
+            "Your query history",
+        ),
+    ),
+    Section(
+        "workspaces",
+        "Workspaces",
+        Permission.WORKSPACES_OWN,
+        "Launch JupyterLab (Python or R) next to the data, sized like cloud instances.",
+        (
+            "Pick a product and an instance type, see the price per hour",
+            "Start, stop, pause, resume and terminate in seconds",
+            "Idle workspaces stop themselves; busy kernels keep running",
+        ),
+    ),
+    Section(
+        "costs",
+        "Costs",
+        Permission.COSTS_READ_OWN,
+        "What you and your projects spend, live, in real money.",
+        (
+            "Spend this month by category and by day",
+            "Budgets per user and project that act at 100%",
+            "Dashboards by user, project and product; CSV export",
+        ),
+    ),
+    Section(
+        "lineage",
+        "Lineage",
+        Permission.LINEAGE_READ,
+        "Trace data from the source file to the person who read it.",
+        (
+            "Upstream: source files, ingestion jobs, anonymization policies",
+            "Downstream: queries, downloads, exports, workspaces",
+            "Compliance reports an inspector can read",
+        ),
+    ),
+    Section(
+        "admin",
+        "Admin",
+        Permission.USERS_READ,
+        "Users, groups, roles, projects, API tokens and the audit log.",
+        (
+            "Manage users, groups and projects",
+            "Read and export the tamper-evident audit log",
+        ),
+    ),
+)
+
+BY_SLUG = {section.slug: section for section in SECTIONS}
