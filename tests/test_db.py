@@ -8,7 +8,7 @@ from alembic import command
 from sqlalchemy import inspect, text
 
 from datalibrary.db import Database, current_revisions, head_revisions, is_current, upgrade
-from datalibrary.db.migrate import alembic_config
+from datalibrary.db.migrate import alembic_config, include_object
 from datalibrary.db.models import Base
 
 
@@ -42,7 +42,8 @@ def test_migrations_match_the_models(database_url: str) -> None:
     db = Database(database_url)
     try:
         with db.engine.connect() as connection:
-            diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+            context = MigrationContext.configure(connection, opts={"include_object": include_object})
+            diff = compare_metadata(context, Base.metadata)
         assert diff == []
     finally:
         db.dispose()

@@ -14,7 +14,7 @@ from datalibrary.api import middleware, problems
 from datalibrary.api.routers import API_ROUTERS, ROOT_ROUTERS
 from datalibrary.config import Settings, load_settings
 from datalibrary.db import Database
-from datalibrary.web import pages
+from datalibrary.web.routers import FALLBACK_ROUTERS, PAGE_ROUTERS
 
 API_PREFIX = "/api/v1"
 WEB_STATIC = Path(__file__).parent.parent / "web" / "static"
@@ -48,7 +48,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.include_router(router)
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
-    app.include_router(pages.router)
+    for router in [*PAGE_ROUTERS, *FALLBACK_ROUTERS]:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=WEB_STATIC), name="static")
     app.mount(
         "/api/docs-static",

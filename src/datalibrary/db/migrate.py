@@ -15,6 +15,18 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Tables owned by other libraries in the same database (pyiceberg's SQL catalog).
+FOREIGN_TABLE_PREFIXES = ("iceberg_",)
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Alembic filter: never manage tables that another library creates and migrates."""
+    return not (
+        type_ == "table"
+        and reflected
+        and compare_to is None
+        and (name or "").startswith(FOREIGN_TABLE_PREFIXES)
+    )
 
 
 def alembic_config(engine: Engine) -> Config:

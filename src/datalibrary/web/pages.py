@@ -22,7 +22,6 @@ from datalibrary.auth import service as auth_service
 from datalibrary.auth.permissions import Principal
 from datalibrary.errors import ALL_ERRORS, NotAuthenticated, PermissionDenied, TooManyRequests
 from datalibrary.web.rendering import PageContext, render
-from datalibrary.web.sections import BY_SLUG
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "dl_login_csrf"
@@ -141,32 +140,6 @@ def problem_type(request: Request, slug: str, principal: OptionalPrincipal) -> H
 def page_with(page: PageContext, **data: object) -> PageContext:
     page.data.update(data)
     return page
-
-
-def section_page(slug: str):  # type: ignore[no-untyped-def]
-    """A placeholder page for a section whose capability is not built yet."""
-    section = BY_SLUG[slug]
-
-    def show(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
-        if principal is None:
-            return login_redirect(request)
-        page = page_for(request, session, principal, section.title, active=slug)
-        if not principal.can(section.permission):
-            page.title = "Not allowed"
-            return render(
-                request,
-                "error.html",
-                page_with(page, detail=f"Your roles do not include access to {section.title}."),
-                status_code=403,
-            )
-        return render(request, "section.html", page_with(page, section=section))
-
-    show.__name__ = f"section_{slug}"
-    return show
-
-
-for _slug in BY_SLUG:
-    router.add_api_route(f"/{_slug}", section_page(_slug), methods=["GET"])
 
 
 @router.get("/account")

@@ -2,6 +2,7 @@
 
 from alembic import context
 
+from datalibrary.db.migrate import include_object
 from datalibrary.db.models import Base
 
 engine = context.config.attributes["engine"]
@@ -9,6 +10,7 @@ with engine.connect() as connection:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
+        include_object=include_object,
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():

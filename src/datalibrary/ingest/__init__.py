@@ -1,0 +1,1 @@
+"""Ingestion: readers for clinical file formats, the pipeline, jobs and sources."""
