@@ -1,0 +1,1 @@
+"""Data access: grants (table, column, row) and access requests."""

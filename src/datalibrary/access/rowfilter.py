@@ -1,0 +1,47 @@
+"""Row filters and masks written by stewards, checked before they are stored.
+
+A row filter is a boolean SQL predicate over the table's own columns (``SITEID IN
+('701','703')``): no subqueries, no table references, no functions the query guard forbids.
+"""
+
+from __future__ import annotations
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from datalibrary.errors import InvalidInput
+from datalibrary.query.guard import forbidden_function
+
+MASK_NULL = "null"
+MASK_HASH = "hash"  # a stable per-query-engine hash: joinable, not reversible by the caller
+
+
+def validate_row_filter(predicate: str, columns: set[str] | None = None) -> str:
+    """The predicate re-rendered in DuckDB SQL, or InvalidInput saying what is wrong."""
+    if len(predicate) > 4000:
+        raise InvalidInput("the row filter is longer than 4000 characters", field="row_filter")
+    try:
+        tree = sqlglot.parse_one(predicate, read="duckdb", into=exp.Condition)
+    except (ParseError, TokenError) as exc:
+        raise InvalidInput(
+            f"the row filter is not a valid SQL condition ({str(exc).splitlines()[0][:160]})",
+            field="row_filter",
+        ) from None
+    for node in tree.walk():
+        if isinstance(node, (exp.Select, exp.Subquery, exp.Table, exp.Query)):
+            raise InvalidInput("a row filter cannot contain subqueries or tables", field="row_filter")
+        if name := forbidden_function(node):
+            raise InvalidInput(f"the function {name}() is not allowed in a row filter", field="row_filter")
+        if isinstance(node, exp.Column) and columns is not None and node.name.lower() not in columns:
+            raise InvalidInput(f"the row filter names an unknown column '{node.name}'", field="row_filter")
+    return tree.sql(dialect="duckdb")
+
+
+def validate_mask(column: str, spec: str) -> str:
+    """Masks: ``null`` (the column reads as NULL), ``hash`` or ``const:TEXT``."""
+    if spec in (MASK_NULL, MASK_HASH) or (spec.startswith("const:") and len(spec) <= 200):
+        return spec
+    raise InvalidInput(
+        f"mask for '{column}' must be 'null', 'hash' or 'const:TEXT', not {spec!r}", field="masks"
+    )

@@ -1,0 +1,1 @@
+"""Query service: SQL guard (sqlglot), planning over Iceberg, locked-down DuckDB, metering."""
