@@ -14,7 +14,6 @@ from datalibrary.errors import InvalidInput
 from datalibrary.query.guard import forbidden_function
 
 MASK_NULL = "null"
-MASK_HASH = "hash"  # a stable per-query-engine hash: joinable, not reversible by the caller
 
 
 def validate_row_filter(predicate: str, columns: set[str] | None = None) -> str:
@@ -39,9 +38,10 @@ def validate_row_filter(predicate: str, columns: set[str] | None = None) -> str:
 
 
 def validate_mask(column: str, spec: str) -> str:
-    """Masks: ``null`` (the column reads as NULL), ``hash`` or ``const:TEXT``."""
-    if spec in (MASK_NULL, MASK_HASH) or (spec.startswith("const:") and len(spec) <= 200):
+    """Masks: ``null`` (the column reads as NULL) or ``const:TEXT`` (a constant text).
+
+    There is deliberately no unkeyed hash mask: a hash of an identifier is reversible by
+    enumeration; pseudonyms are made at ingestion with a keyed HMAC."""
+    if spec == MASK_NULL or (spec.startswith("const:") and len(spec) <= 200):
         return spec
-    raise InvalidInput(
-        f"mask for '{column}' must be 'null', 'hash' or 'const:TEXT', not {spec!r}", field="masks"
-    )
+    raise InvalidInput(f"mask for '{column}' must be 'null' or 'const:TEXT', not {spec!r}", field="masks")

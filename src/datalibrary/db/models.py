@@ -3,8 +3,23 @@
 A new domain adds one import line here.
 """
 
+from datalibrary.access.models import AccessRequest, Grant
 from datalibrary.audit.models import AuditEvent
 from datalibrary.auth.models import ApiToken, User, UserRole, WebSession
 from datalibrary.db.base import Base
+from datalibrary.lineage.models import LineageEdge, LineageEvent
+from datalibrary.query.models import QueryRecord
 
-__all__ = ["ApiToken", "AuditEvent", "Base", "User", "UserRole", "WebSession"]
+__all__ = [
+    "AccessRequest",
+    "ApiToken",
+    "AuditEvent",
+    "Base",
+    "Grant",
+    "LineageEdge",
+    "LineageEvent",
+    "QueryRecord",
+    "User",
+    "UserRole",
+    "WebSession",
+]

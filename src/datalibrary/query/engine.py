@@ -106,7 +106,10 @@ def run(sql: str, views: Sequence[ViewSpec], limits: EngineLimits) -> EngineResu
     timer = threading.Timer(limits.timeout_seconds, con.interrupt)
     timer.start()
     try:
-        reader = con.execute(sql).fetch_record_batch(rows_per_batch=65_536)
+        relation = con.sql(sql)
+        if relation is None:
+            raise InvalidInput("only queries that return rows are allowed", field="sql")
+        reader = relation.to_arrow_reader(65_536)
         batches, rows, truncated = [], 0, False
         for batch in reader:
             if rows + batch.num_rows > limits.max_rows:

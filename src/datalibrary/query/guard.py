@@ -75,8 +75,9 @@ class GuardedQuery:
             if ref is None:
                 continue
             alias = node.alias or ref.table
-            node.replace(exp.alias_(exp.to_table(views[ref], quoted=True), alias, table=True))
-        sql = tree.sql(dialect="duckdb")
+            table = exp.Table(this=exp.to_identifier(views[ref], quoted=True))
+            node.replace(exp.alias_(table, alias, table=True))
+        sql = tree.sql(dialect="duckdb", comments=False)
         return f"EXPLAIN {sql}" if self.explain else sql
 
 
@@ -191,3 +192,8 @@ def _check_table(node: exp.Table, cte_names: set[str], guarded: GuardedQuery) ->
         guarded.refs.append(ref)
         guarded._nodes[ref] = []
     guarded._nodes[ref].append(node)
+
+
+def columns_in(predicate: str) -> set[str]:
+    """Column names a stored predicate (a row filter) references."""
+    return {c.name for c in sqlglot.parse_one(predicate, read="duckdb").find_all(exp.Column)}

@@ -1,0 +1,170 @@
+"""Run a query for a caller: guard, authorize, plan, execute locked down, meter, record.
+
+Every query — allowed, refused or failed — leaves a query record, an audit event and
+OpenLineage START + COMPLETE/FAIL events naming the tables it read.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pyarrow as pa
+from openlineage.client.event_v2 import RunState
+from sqlalchemy.orm import Session
+
+from datalibrary.access import service as access
+from datalibrary.access.rowfilter import MASK_NULL
+from datalibrary.audit import service as audit
+from datalibrary.auth.permissions import Permission, Principal, require
+from datalibrary.db.base import utcnow
+from datalibrary.errors import DataLibraryError, InvalidInput, NotFound
+from datalibrary.lineage import service as lineage
+from datalibrary.query import engine, guard, metering
+from datalibrary.query.models import QueryRecord
+from datalibrary.query.planning import PlannedTable, TablePlanner
+
+
+@dataclass
+class QueryResult:
+    record: QueryRecord
+    table: pa.Table
+    truncated: bool = False
+    tables: list[dict[str, object]] = field(default_factory=list)
+
+
+def _mask_expression(column: str, spec: str, arrow_type: pa.DataType) -> str:
+    if spec == MASK_NULL:
+        return f"CAST(NULL AS {engine.duckdb_type(arrow_type)})"
+    return engine.sql_string(spec.removeprefix("const:"))
+
+
+def build_view(name: str, planned: PlannedTable, grant: access.Access) -> engine.ViewSpec:
+    """The caller's view of one table: granted columns only, masks, the row filter."""
+    columns: dict[str, str] = {}
+    for schema_field in planned.schema:
+        lower = schema_field.name.lower()
+        if grant.columns is not None and lower not in grant.columns:
+            continue
+        if lower in grant.masks:
+            columns[schema_field.name] = _mask_expression(lower, grant.masks[lower], schema_field.type)
+        else:
+            columns[schema_field.name] = engine.quote(schema_field.name)
+    if not columns:
+        raise InvalidInput(f"your grant on {planned.namespace}.{planned.table} shows no column of it")
+    return engine.ViewSpec(
+        name=name, files=planned.files, schema=planned.schema, columns=columns, row_filter=grant.row_filter
+    )
+
+
+def _parse_as_of(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"'{value}' is not an ISO 8601 timestamp", field="sql") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=utcnow().tzinfo)
+
+
+def _scanned_columns(guarded: guard.GuardedQuery, view: engine.ViewSpec) -> set[str] | None:
+    if guarded.star:
+        referenced = {c.lower() for c in view.columns}
+    else:
+        referenced = {c for c in guarded.columns if c in {k.lower() for k in view.columns}}
+    if view.row_filter:
+        referenced |= {c.lower() for c in guard.columns_in(view.row_filter)}
+    return referenced
+
+
+def run_query(
+    session: Session,
+    principal: Principal,
+    sql: str,
+    *,
+    planner: TablePlanner,
+    limits: engine.EngineLimits,
+    project: str | None = None,
+) -> QueryResult:
+    require(principal, Permission.QUERY_RUN)
+    record = QueryRecord(
+        run_id=lineage.new_run_id(),
+        user=principal.name,
+        project=project,
+        sql=sql[:20_000],
+        outcome="running",
+        started_at=utcnow(),
+    )
+    started = time.perf_counter()
+    inputs: list[lineage.DatasetRef] = []
+    try:
+        guarded = guard.check(sql)
+        views: dict[guard.TableRef, engine.ViewSpec] = {}
+        for ref in guarded.refs:
+            grant = access.effective_access(session, principal, ref.namespace, ref.table)
+            if grant is None:  # same answer as for a missing table: existence is not revealed
+                raise NotFound(f"table {ref.name} does not exist or you have no grant on it")
+            planned = planner.plan(
+                ref.namespace,
+                ref.table,
+                snapshot_id=ref.snapshot_id,
+                as_of=_parse_as_of(ref.as_of),
+                row_filter=grant.row_filter,
+            )
+            views[ref] = build_view(f"dl_{secrets.token_hex(6)}", planned, grant)
+            record.tables = [*record.tables, {"name": ref.name, "snapshot_id": planned.snapshot_id}]
+            inputs.append(lineage.DatasetRef(ref.name))
+        record.bytes_scanned = sum(
+            metering.bytes_scanned(view.files, _scanned_columns(guarded, view)) for view in views.values()
+        )
+        rendered = guarded.render({ref: view.name for ref, view in views.items()})
+        result = engine.run(rendered, list(views.values()), limits)
+    except DataLibraryError as exc:
+        record.outcome = "denied" if exc.status in (403, 404) else "failure"
+        record.error = exc.detail
+        session.rollback()  # nothing of a failed query's transaction survives but its record
+        _finish(session, principal, record, started, inputs, project)
+        session.commit()
+        raise
+    record.outcome = "success"
+    record.rows_returned = result.table.num_rows
+    _finish(session, principal, record, started, inputs, project)
+    return QueryResult(record=record, table=result.table, truncated=result.truncated, tables=record.tables)
+
+
+def _finish(
+    session: Session,
+    principal: Principal,
+    record: QueryRecord,
+    started: float,
+    inputs: list[lineage.DatasetRef],
+    project: str | None,
+) -> None:
+    """Add the record, the audit event and the lineage events to the session."""
+    record.duration_ms = int((time.perf_counter() - started) * 1000)
+    record.finished_at = utcnow()
+    session.add(record)
+    common = {"run_id": record.run_id, "job_name": "query", "user": principal.name, "project": project}
+    lineage.emit(session, event_type=RunState.START, event_time=record.started_at, inputs=inputs, **common)
+    lineage.emit(
+        session,
+        event_type=RunState.COMPLETE if record.outcome == "success" else RunState.FAIL,
+        inputs=inputs,
+        **common,
+    )
+    audit.record(
+        session,
+        actor=principal.name,
+        action="query.run",
+        target=",".join(t["name"] for t in record.tables)[:255] or "query",
+        outcome="success" if record.outcome == "success" else record.outcome,
+        details={
+            "run_id": record.run_id,
+            "project": project,
+            "bytes_scanned": record.bytes_scanned,
+            "rows": record.rows_returned,
+            "tables": record.tables,
+        },
+    )

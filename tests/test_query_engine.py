@@ -1,0 +1,146 @@
+"""The locked-down DuckDB engine over restricted views, on real Parquet files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from datalibrary.errors import InvalidInput, Unavailable
+from datalibrary.query import engine, metering
+from datalibrary.query.guard import TableRef, check
+
+LIMITS = engine.EngineLimits(memory_limit="512MB", threads=1, timeout_seconds=20, max_rows=10_000)
+
+
+@pytest.fixture
+def lb_files(tmp_path: Path) -> list[str]:
+    files = []
+    for part, sites in enumerate([["701", "702"], ["703", "704"]]):
+        n = 1000
+        table = pa.table(
+            {
+                "usubjid": [f"S-{sites[i % 2]}-{i:04d}" for i in range(n)],
+                "siteid": [sites[i % 2] for i in range(n)],
+                "lbtestcd": ["ALT" if i % 3 else "AST" for i in range(n)],
+                "lbstresn": [float(i) for i in range(n)],
+                "secret": [f"hidden-{i}" for i in range(n)],
+            }
+        )
+        path = tmp_path / f"part-{part}.parquet"
+        pq.write_table(table, path, compression="zstd")
+        files.append(str(path))
+    return files
+
+
+def view(
+    files: list[str], *, row_filter: str | None = "siteid IN ('701', '703')", masks=None
+) -> engine.ViewSpec:
+    schema = pq.read_schema(files[0])
+    columns = {name: engine.quote(name) for name in ["usubjid", "siteid", "lbtestcd", "lbstresn"]}
+    columns.update(masks or {})
+    return engine.ViewSpec(name="dl_v1", files=files, schema=schema, columns=columns, row_filter=row_filter)
+
+
+def run(sql: str, spec: engine.ViewSpec) -> pa.Table:
+    guarded = check(sql)
+    rendered = guarded.render({ref: spec.name for ref in guarded.refs})
+    return engine.run(rendered, [spec], LIMITS).table
+
+
+FORMS = {
+    "plain": "SELECT DISTINCT siteid FROM s.lb",
+    "subquery": "SELECT DISTINCT siteid FROM (SELECT * FROM s.lb) q",
+    "cte": "WITH a AS (SELECT siteid FROM s.lb) SELECT DISTINCT siteid FROM a",
+    "join": "SELECT DISTINCT a.siteid FROM s.lb a JOIN s.lb b ON a.usubjid = b.usubjid",
+    "union": "SELECT siteid FROM s.lb UNION SELECT siteid FROM s.lb",
+    "window": "SELECT DISTINCT siteid FROM (SELECT siteid, rank() OVER (PARTITION BY siteid) FROM s.lb)",
+    "exists": "SELECT DISTINCT siteid FROM s.lb WHERE EXISTS (SELECT 1 FROM s.lb x WHERE x.siteid = '702')",
+    "or_true": "SELECT DISTINCT siteid FROM s.lb WHERE siteid = '702' OR 1 = 1",
+    "lateral": "SELECT DISTINCT t.siteid FROM s.lb, LATERAL (SELECT siteid FROM s.lb LIMIT 5) t",
+}
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_row_filter_holds_through_every_sql_form(lb_files: list[str], form: str) -> None:
+    sites = set(run(FORMS[form], view(lb_files)).column(0).to_pylist())
+    assert sites <= {"701", "703"}
+
+
+def test_hidden_columns_are_invisible(lb_files: list[str]) -> None:
+    result = run("SELECT * FROM s.lb", view(lb_files))
+    assert "secret" not in result.column_names
+    with pytest.raises(InvalidInput, match="secret"):
+        run("SELECT secret FROM s.lb", view(lb_files))
+    with pytest.raises(InvalidInput):
+        run("SELECT lb.secret FROM s.lb", view(lb_files))
+
+
+def test_masks_replace_values(lb_files: list[str]) -> None:
+    spec = view(lb_files, masks={"usubjid": "CAST(NULL AS VARCHAR)", "lbtestcd": "'***'"})
+    result = run("SELECT usubjid, lbtestcd FROM s.lb LIMIT 5", spec)
+    assert set(result.column("usubjid").to_pylist()) == {None}
+    assert set(result.column("lbtestcd").to_pylist()) == {"***"}
+    # a masked column cannot be un-masked by filtering on it
+    assert run("SELECT count(*) FROM s.lb WHERE usubjid LIKE 'S-701%'", spec).column(0)[0].as_py() == 0
+
+
+def test_lockdown_holds_even_without_the_guard(lb_files: list[str], tmp_path: Path) -> None:
+    spec = view(lb_files)
+    attempts = [
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "COPY (SELECT 1) TO '" + str(tmp_path / "out.csv") + "'",
+        "ATTACH '" + str(tmp_path / "x.duckdb") + "'",
+        "SET enable_external_access = true",
+        "SET allowed_paths = ['/']",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+    ]
+    for sql in attempts:
+        with pytest.raises(InvalidInput):
+            engine.run(sql, [spec], LIMITS)
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_conversion_errors_do_not_echo_values(lb_files: list[str]) -> None:
+    with pytest.raises(InvalidInput) as error:
+        run("SELECT CAST(usubjid AS INTEGER) FROM s.lb", view(lb_files))
+    assert "S-7" not in error.value.detail
+
+
+def test_long_queries_are_stopped(lb_files: list[str]) -> None:
+    spec = view(lb_files, row_filter=None)
+    limits = engine.EngineLimits(timeout_seconds=0.5, threads=1)
+    guarded = check(
+        "SELECT count(*) FROM s.lb a, s.lb b, s.lb c, s.lb d WHERE a.lbstresn + b.lbstresn > d.lbstresn"
+    )
+    with pytest.raises(Unavailable, match="longer than"):
+        engine.run(guarded.render({ref: spec.name for ref in guarded.refs}), [spec], limits)
+
+
+def test_results_are_capped(lb_files: list[str]) -> None:
+    spec = view(lb_files, row_filter=None)
+    guarded = check("SELECT * FROM s.lb")
+    result = engine.run(
+        guarded.render({TableRef("s", "lb"): spec.name}), [spec], engine.EngineLimits(max_rows=150)
+    )
+    assert result.truncated and result.table.num_rows == 150
+
+
+def test_empty_tables_have_their_columns(tmp_path: Path) -> None:
+    schema = pa.schema([("a", pa.int64()), ("b", pa.string())])
+    spec = engine.ViewSpec(name="dl_e", files=[], schema=schema, columns={"a": '"a"', "b": '"b"'})
+    result = run("SELECT * FROM s.e", spec)
+    assert result.num_rows == 0 and result.column_names == ["a", "b"]
+
+
+def test_metering_counts_only_referenced_columns(lb_files: list[str]) -> None:
+    everything = metering.bytes_scanned(lb_files, None)
+    some = metering.bytes_scanned(lb_files, {"siteid"})
+    footer_total = sum(
+        pq.read_metadata(f).row_group(0).column(i).total_compressed_size for f in lb_files for i in range(5)
+    )
+    assert everything == footer_total
+    assert 0 < some < everything
