@@ -46,6 +46,18 @@ class AuthSettings(BaseModel):
     token_default_days: int = Field(90, ge=1)
 
 
+class QuerySettings(BaseModel):
+    memory_limit: str = "2GB"
+    threads: int = Field(2, ge=1, le=256)
+    timeout_seconds: float = Field(120.0, gt=0)
+    max_result_rows: int = Field(1_000_000, ge=1)
+
+    def limits(self):  # type: ignore[no-untyped-def]
+        from datalibrary.query.engine import EngineLimits
+
+        return EngineLimits(self.memory_limit, self.threads, self.timeout_seconds, self.max_result_rows)
+
+
 class Settings(BaseSettings):
     """Effective configuration of one DataLibrary installation."""
 
@@ -62,6 +74,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     log: LogSettings = LogSettings()
     auth: AuthSettings = AuthSettings()
+    query: QuerySettings = QuerySettings()
 
     @classmethod
     def settings_customise_sources(

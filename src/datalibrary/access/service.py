@@ -292,3 +292,8 @@ def list_requests(
     if state:
         query = query.where(AccessRequest.state == state)
     return list(session.scalars(query))
+
+
+def lake_columns(session: Session) -> ColumnsOf | None:
+    """Column lookup from the lake catalog, to validate grants against the table."""
+    return None  # wired to the lake catalog when it lands

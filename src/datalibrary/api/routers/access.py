@@ -1,0 +1,154 @@
+"""Grants and access requests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from datalibrary.access import service
+from datalibrary.access.models import AccessRequest, Grant
+from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires
+from datalibrary.auth.permissions import Permission
+
+router = APIRouter(tags=["access"])
+
+
+class GrantIn(BaseModel):
+    principal: str = Field(description="user:NAME or group:NAME", examples=["user:ada"])
+    table: str = Field(description="NS.TABLE, or NS for every table of a namespace", examples=["cdisc.lb"])
+    columns: list[str] | None = Field(None, description="Visible columns; omit for all")
+    masks: dict[str, str] = Field(default_factory=dict, description="column -> 'null' or 'const:TEXT'")
+    row_filter: str | None = Field(None, examples=["SITEID IN ('701','703')"])
+    expires_at: datetime | None = None
+
+
+class GrantOut(BaseModel):
+    id: int
+    principal: str
+    namespace: str
+    table_name: str | None
+    columns: list[str] | None
+    masks: dict[str, str]
+    row_filter: str | None
+    expires_at: datetime | None
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, grant: Grant) -> GrantOut:
+        return cls.model_validate(grant, from_attributes=True)
+
+
+class RequestIn(BaseModel):
+    table: str = Field(description="NS.TABLE, or NS for a whole namespace")
+    justification: str = Field(min_length=1, max_length=4000)
+    project: str | None = None
+
+
+class DecisionIn(BaseModel):
+    decision: Literal["approve", "deny"]
+    note: str | None = Field(None, max_length=4000)
+    columns: list[str] | None = None
+    masks: dict[str, str] = Field(default_factory=dict)
+    row_filter: str | None = None
+    expires_at: datetime | None = None
+
+
+class RequestOut(BaseModel):
+    id: int
+    requester: str
+    namespace: str
+    table_name: str | None
+    justification: str
+    project: str | None
+    state: str
+    created_at: datetime
+    reviewer: str | None
+    decided_at: datetime | None
+    decision_note: str | None
+
+    @classmethod
+    def of(cls, request: AccessRequest) -> RequestOut:
+        return cls.model_validate(request, from_attributes=True)
+
+
+def split_table(name: str) -> tuple[str, str | None]:
+    namespace, _, table = name.strip().partition(".")
+    return namespace, table or None
+
+
+@router.get("/grants", summary="List grants", dependencies=[Requires(Permission.CATALOG_READ)])
+def list_grants(
+    principal: CurrentPrincipal,
+    session: DbSession,
+    grantee: str | None = Query(None, alias="principal"),
+    table: str | None = None,
+    include_inactive: bool = False,
+) -> list[GrantOut]:
+    namespace, table_name = split_table(table) if table else (None, None)
+    grants = service.list_grants(
+        session, principal, principal=grantee, namespace=namespace, table=table_name,
+        include_inactive=include_inactive,
+    )  # fmt: skip
+    return [GrantOut.of(g) for g in grants]
+
+
+@router.post(
+    "/grants", summary="Grant SELECT on a table or namespace", status_code=201,
+    dependencies=[Requires(Permission.GRANTS_MANAGE)],
+)  # fmt: skip
+def add_grant(body: GrantIn, principal: CurrentPrincipal, session: DbSession) -> GrantOut:
+    namespace, table = split_table(body.table)
+    grant = service.add_grant(
+        session, principal, principal=body.principal, namespace=namespace, table=table,
+        columns=body.columns, masks=body.masks, row_filter=body.row_filter, expires_at=body.expires_at,
+        columns_of=service.lake_columns(session),
+    )  # fmt: skip
+    return GrantOut.of(grant)
+
+
+@router.delete(
+    "/grants/{grant_id}", summary="Revoke a grant", dependencies=[Requires(Permission.GRANTS_MANAGE)]
+)
+def revoke_grant(grant_id: int, principal: CurrentPrincipal, session: DbSession) -> GrantOut:
+    return GrantOut.of(service.revoke_grant(session, principal, grant_id))
+
+
+@router.get(
+    "/access-requests", summary="Access requests (yours, or all for reviewers)",
+    dependencies=[Requires(Permission.CATALOG_READ)],
+)  # fmt: skip
+def list_requests(
+    principal: CurrentPrincipal, session: DbSession, state: str | None = None, mine: bool = False
+) -> list[RequestOut]:
+    return [RequestOut.of(r) for r in service.list_requests(session, principal, state=state, mine=mine)]
+
+
+@router.post(
+    "/access-requests", summary="Request access to a dataset", status_code=201,
+    dependencies=[Requires(Permission.ACCESS_REQUEST)],
+)  # fmt: skip
+def request_access(body: RequestIn, principal: CurrentPrincipal, session: DbSession) -> RequestOut:
+    namespace, table = split_table(body.table)
+    request = service.request_access(
+        session, principal, namespace=namespace, table=table, justification=body.justification,
+        project=body.project,
+    )  # fmt: skip
+    return RequestOut.of(request)
+
+
+@router.post(
+    "/access-requests/{request_id}/decision", summary="Approve or deny an access request",
+    dependencies=[Requires(Permission.ACCESS_REVIEW)],
+)  # fmt: skip
+def decide(request_id: int, body: DecisionIn, principal: CurrentPrincipal, session: DbSession) -> RequestOut:
+    request = service.decide_request(
+        session, principal, request_id, approve=body.decision == "approve", note=body.note,
+        columns=body.columns, masks=body.masks, row_filter=body.row_filter, expires_at=body.expires_at,
+        columns_of=service.lake_columns(session),
+    )  # fmt: skip
+    return RequestOut.of(request)
