@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from datalibrary.cli import audit, core, tokens, users
+from datalibrary.cli import access, audit, core, query, tokens, users
 
 app = typer.Typer(
     name="datalibrary",
@@ -13,10 +13,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 core.register(app)
+query.register(app)
 app.add_typer(core.config_app, name="config")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(audit.app, name="audit")
+app.add_typer(access.grants_app, name="grants")
+app.add_typer(access.access_app, name="access")
 
 
 def main() -> None:

@@ -1,0 +1,81 @@
+"""``query``: run SQL on the lake as a user (grants, metering and lineage apply)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from datalibrary.auth import service as auth_service
+from datalibrary.cli.output import console, db_session, fail, settings, table
+
+FORMATS = ("json", "csv", "parquet", "arrow")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("query")
+    def query(
+        sql: Annotated[str, typer.Argument(help="A read-only SQL query over NAMESPACE.TABLE names.")],
+        as_user: Annotated[
+            str | None, typer.Option("--as", help="The user whose grants apply (default: $DATALIBRARY_USER).")
+        ] = None,
+        project: Annotated[str | None, typer.Option(help="The project charged for the query.")] = None,
+        format: Annotated[str, typer.Option(help=f"Output format: {', '.join(FORMATS)}.")] = "table",
+        output: Annotated[Path | None, typer.Option(help="Write the result to this file.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    ) -> None:
+        """Run a query; prints rows and the bytes scanned."""
+        from datalibrary.api.routers.query import encode
+        from datalibrary.query.lake_planner import LakePlanner
+        from datalibrary.query.service import run_query
+
+        fmt = "json" if as_json else format
+        if fmt not in (*FORMATS, "table"):
+            fail(f"--format must be one of {', '.join(FORMATS)}", code=2)
+        user = as_user or os.environ.get("DATALIBRARY_USER")
+        if not user:
+            fail("say whose grants apply: --as USER (or set DATALIBRARY_USER)", code=2)
+        config = settings()
+        with db_session() as session:
+            principal = auth_service.principal_for(auth_service.get_user(session, user))
+            result = run_query(
+                session,
+                principal,
+                sql,
+                planner=LakePlanner(config),
+                limits=config.query.limits(),
+                project=project,
+            )
+            stats = {
+                "run_id": result.record.run_id,
+                "bytes_scanned": result.record.bytes_scanned,
+                "rows": result.record.rows_returned,
+                "duration_ms": result.record.duration_ms,
+                "truncated": result.truncated,
+            }
+        if fmt in ("csv", "parquet", "arrow"):
+            data = encode(result.table, fmt)
+            if output:
+                output.write_bytes(data)
+                console.print(f"wrote {stats['rows']} rows to {output}", highlight=False)
+            else:
+                sys.stdout.buffer.write(data)
+            return
+        if fmt == "json":
+            text = json.dumps({"columns": result.table.column_names, "rows": result.table.to_pylist(),
+                               "stats": stats}, default=str, indent=2)  # fmt: skip
+            if output:
+                output.write_text(text)
+            else:
+                sys.stdout.write(text + "\n")
+            return
+        table(result.table.slice(0, 100).to_pylist(), result.table.column_names)
+        console.print(
+            f"{stats['rows']} rows, {stats['bytes_scanned']:,} bytes scanned, {stats['duration_ms']} ms"
+            + (" (showing the first 100)" if stats["rows"] > 100 else ""),
+            highlight=False,
+        )

@@ -1,0 +1,83 @@
+"""The query service's ``TablePlanner`` over the lake: pyiceberg plans the files of a
+snapshot, pruned by the caller's row filter and the query's own simple predicates.
+
+DuckDB cannot read S3 here (its httpfs extension cannot be downloaded), so files of an S3
+warehouse are read through a local cache of immutable Parquet files under the state dir.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from datetime import datetime
+from pathlib import Path
+
+from pyarrow import fs as pafs
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression
+from pyiceberg.expressions.parser import parse as parse_iceberg_filter
+
+from datalibrary.config import Settings
+from datalibrary.lake.catalog import TableName, open_lake
+from datalibrary.lake.planning import TablePlan, plan_table
+from datalibrary.query.planning import PlannedTable
+
+log = logging.getLogger(__name__)
+
+
+def iceberg_filter(*predicates: str | None) -> BooleanExpression:
+    """The conjunction of the predicates pyiceberg can parse; the rest only skip pruning."""
+    expression: BooleanExpression = AlwaysTrue()
+    for predicate in predicates:
+        if not predicate:
+            continue
+        try:
+            parsed = parse_iceberg_filter(predicate)
+        except Exception:  # not every DuckDB predicate is an Iceberg one; pruning is optional
+            log.debug("predicate not usable for file pruning")
+            continue
+        expression = parsed if isinstance(expression, AlwaysTrue) else expression & parsed
+    return expression
+
+
+class LakePlanner:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.cache_dir = settings.home / "cache" / "s3"
+
+    def plan(
+        self,
+        namespace: str,
+        table: str,
+        *,
+        snapshot_id: int | None = None,
+        as_of: datetime | None = None,
+        row_filter: str | None = None,
+        pushdown: str | None = None,
+    ) -> PlannedTable:
+        lake = open_lake(self.settings)
+        plan = plan_table(
+            lake,
+            TableName(namespace, table),
+            snapshot_id=snapshot_id,
+            as_of=as_of,
+            row_filter=iceberg_filter(row_filter, pushdown),
+        )
+        files = self._local_files(plan) if plan.is_s3 else [f.path for f in plan.files]
+        return PlannedTable(namespace, table, plan.schema, files, plan.snapshot_id)
+
+    def _local_files(self, plan: TablePlan) -> list[str]:
+        """Local copies of the plan's S3 files; data files never change, so a copy stays valid."""
+        lake = open_lake(self.settings)
+        self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        local = []
+        for planned in plan.files:
+            target = self.cache_dir / (hashlib.sha256(planned.uri.encode()).hexdigest() + ".parquet")
+            if not target.exists():
+                partial = target.with_suffix(f".{os.getpid()}.part")
+                filesystem: pafs.FileSystem = lake.storage.filesystem
+                pafs.copy_files(planned.path, str(partial), source_filesystem=filesystem,
+                                destination_filesystem=pafs.LocalFileSystem())  # fmt: skip
+                Path(partial).replace(target)
+            local.append(str(target))
+        return local
