@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -45,6 +45,16 @@ class LdapGroupMapping(BaseModel):
 
     group: str = Field(pattern=r"^[a-z][a-z0-9._-]{1,63}$")
     roles: list[str] = []
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, roles: list[str]) -> list[str]:
+        from datalibrary.auth.permissions import ROLES
+
+        unknown = set(roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown role(s) {sorted(unknown)}; roles are {list(ROLES)}")
+        return roles
 
 
 class LdapSettings(BaseModel):
@@ -142,7 +152,7 @@ class Settings(BaseSettings):
         data["secret_key"] = "**********" if self.secret_key else None
         data["database_url"] = redact_url(str(self.database_url))
         if self.auth.ldap.bind_password is not None:
-            data["auth"]["ldap"]["bind_password"] = "**********"
+            data["auth"]["ldap"]["bind_password"] = "**********"  # noqa: S105 - the mask
         return data
 
 
