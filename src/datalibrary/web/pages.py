@@ -89,6 +89,7 @@ def login_submit(
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not secrets.compare_digest(cookie, csrf_token):
         errors["form"] = "The sign-in form expired; please try again."
+        status = 401
     if not errors:
         try:
             issued = login_service.password_login(
