@@ -85,7 +85,9 @@ class SlapdServer:
                     break
             except OSError:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"slapd exited: {self.process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                    raise RuntimeError(
+                        f"slapd exited: {self.process.stderr.read().decode()[-2000:]}"
+                    ) from None  # type: ignore[union-attr]
                 if time.monotonic() > deadline:
                     raise RuntimeError("slapd did not start within 15 s") from None
                 time.sleep(0.05)
