@@ -171,3 +171,15 @@ def test_unreachable_server_is_a_clear_503(sqlite_platform: Platform, slapd: Sla
 
 def test_ldap_disabled_by_default_refuses_unknown_users(sqlite_platform: Platform) -> None:
     assert login(sqlite_platform.app, "alice")[1] == 401
+
+
+def test_group_map_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(
+        "DATALIBRARY_AUTH__LDAP__GROUP_MAP",
+        '{"DL-Scientists": {"group": "scientists", "roles": ["scientist"]}}',
+    )
+    settings = Settings(home=tmp_path)
+    assert settings.auth.ldap.group_map["DL-Scientists"].roles == ["scientist"]
+    monkeypatch.setenv("DATALIBRARY_AUTH__LDAP__GROUP_MAP", '{"x": {"group": "g1", "roles": ["wizard"]}}')
+    with pytest.raises(ValueError, match="unknown role"):
+        Settings(home=tmp_path)

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from datalibrary.audit import service as audit
+from datalibrary.auth import throttle
 from datalibrary.auth.models import User, UserRole, WebSession
 from datalibrary.auth.passwords import check_policy, hash_password
 from datalibrary.auth.permissions import ROLES, Permission, Principal, require
@@ -48,11 +49,13 @@ def _end_sessions(session: Session, user: User) -> None:
 
 def set_active(session: Session, actor: Principal, name: str, active: bool) -> User:
     """Disable or enable an account. A disabled user's sessions end and tokens stop working at once
-    (every request re-reads ``is_active``)."""
+    (every request re-reads ``is_active``); enabling also lifts a sign-in lockout."""
     require(actor, Permission.USERS_MANAGE)
     user = get_user(session, name)
     if not active and user.id == actor.user_id:
         raise Conflict("you cannot disable your own account; ask another administrator")
+    if active and throttle.unlock(session, name):
+        audit.record(session, actor=actor.name, action="auth.unlock", target=f"user:{name}")
     if user.is_active == active:
         return user
     user.is_active = active

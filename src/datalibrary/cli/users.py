@@ -103,14 +103,7 @@ def disable(name: str, as_json: JsonOption = False) -> None:
 @app.command("enable")
 def enable(name: str, as_json: JsonOption = False) -> None:
     """Enable a disabled user (and lift a sign-in lockout)."""
-    from datalibrary.auth import throttle
-
-    def run(session):  # type: ignore[no-untyped-def]
-        user = accounts.set_active(session, OPERATOR, name, True)
-        throttle.unlock(session, name)
-        return user
-
-    _change(run, as_json, "enabled {name}")
+    _change(lambda s: accounts.set_active(s, OPERATOR, name, True), as_json, "enabled {name}")
 
 
 @app.command("set-roles")
