@@ -99,6 +99,12 @@ def test_admin_pages_render_and_manage_users(sqlite_platform: Platform) -> None:
         nina = session.scalar(select(User).where(User.name == "nina"))
         assert nina is not None and not nina.is_active
         assert nina.role_names == {"steward", "auditor"} and nina.group_names == {"readers"}
+    weak = client.post(
+        "/admin/users/nina/password", data={"csrf_token": csrf, "password": "nina-is-great-2025"}
+    )
+    assert weak.status_code == 422 and "not containing the user name" in field_error(weak.text, "f-password")
+    strong = {"csrf_token": csrf, "password": "Fresh-Passw0rd-2025"}
+    assert client.post("/admin/users/nina/password", data=strong, follow_redirects=False).status_code == 303
     # an unknown group is an error next to the field... or the form
     response = client.post("/admin/users/nina/groups", data={"csrf_token": csrf, "group": "nope"})
     assert response.status_code == 422 and "no group named 'nope'" in html.unescape(response.text)

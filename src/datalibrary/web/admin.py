@@ -179,6 +179,21 @@ def user_active(
     )  # fmt: skip
 
 
+@router.post("/admin/users/{name}/password")
+def user_password(
+    request: Request,
+    session: DbSession,
+    principal: OptionalPrincipal,
+    name: str,
+    csrf_token: Csrf = "",
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    return _user_action(
+        request, session, principal, name, csrf_token,
+        lambda: accounts.set_password(session, principal, name, password),  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
 @router.post("/admin/users/{name}/roles")
 def user_roles(
     request: Request,
