@@ -122,9 +122,8 @@ class Group(Base):
     roles: Mapped[list[GroupRole]] = relationship(
         back_populates="group", cascade="all, delete-orphan", lazy="selectin"
     )
-    members: Mapped[list[GroupMember]] = relationship(
-        back_populates="group", cascade="all, delete-orphan", lazy="selectin"
-    )
+    # Loaded on access: resolving a user's principal must not load every member of its groups.
+    members: Mapped[list[GroupMember]] = relationship(back_populates="group", cascade="all, delete-orphan")
 
     @property
     def role_names(self) -> set[str]:
@@ -153,7 +152,7 @@ class GroupMember(Base):
     added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     group: Mapped[Group] = relationship(back_populates="members", lazy="joined")
-    user: Mapped[User] = relationship(back_populates="group_links", lazy="joined")
+    user: Mapped[User] = relationship(back_populates="group_links")  # identity map, no query
 
 
 class Project(Base):
@@ -168,7 +167,7 @@ class Project(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     members: Mapped[list[ProjectMember]] = relationship(
-        back_populates="project", cascade="all, delete-orphan", lazy="selectin"
+        back_populates="project", cascade="all, delete-orphan"
     )
 
 
@@ -185,7 +184,7 @@ class ProjectMember(Base):
     added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     project: Mapped[Project] = relationship(back_populates="members", lazy="joined")
-    user: Mapped[User] = relationship(back_populates="project_links", lazy="joined")
+    user: Mapped[User] = relationship(back_populates="project_links")
 
 
 class LoginThrottle(Base):
