@@ -28,6 +28,7 @@ include {schema}/inetorgperson.schema
 include {schema}/nis.schema
 modulepath {modules}
 moduleload back_mdb
+moduleload memberof
 pidfile {root}/slapd.pid
 argsfile {root}/slapd.args
 database mdb
@@ -36,6 +37,12 @@ suffix "{suffix}"
 rootdn "{rootdn}"
 rootpw {rootpw}
 directory {root}/data
+# memberOf on user entries, as Active Directory has it
+overlay memberof
+memberof-group-oc groupOfNames
+memberof-member-ad member
+memberof-memberof-ad memberOf
+memberof-refint TRUE
 access to attrs=userPassword
   by anonymous auth
   by self write

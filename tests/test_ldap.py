@@ -183,3 +183,19 @@ def test_group_map_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv("DATALIBRARY_AUTH__LDAP__GROUP_MAP", '{"x": {"group": "g1", "roles": ["wizard"]}}')
     with pytest.raises(ValueError, match="unknown role"):
         Settings(home=tmp_path)
+
+
+def test_memberof_attribute_as_active_directory_has_it(sqlite_platform: Platform, slapd: SlapdServer) -> None:
+    app = ldap_app(sqlite_platform, ldap_settings(slapd, group_membership="memberof", group_base=""))
+    client, status, _ = login(app, "alice")
+    assert status == 200
+    assert client.get("/api/v1/me").json()["groups"] == ["scientists"]
+
+
+def test_misconfigured_searches_are_clear_503s(sqlite_platform: Platform, slapd: SlapdServer) -> None:
+    app = ldap_app(sqlite_platform, ldap_settings(slapd, user_base="ou=nowhere,dc=example,dc=org"))
+    _, status, body = login(app, "alice")
+    assert status == 503 and "user search failed" in body["detail"]
+    # a filter that ignores the name matches several entries: ambiguous, never a guess
+    app = ldap_app(sqlite_platform, ldap_settings(slapd, user_filter="(objectClass=inetOrgPerson)"))
+    assert login(app, "alice")[1] == 401

@@ -8,10 +8,17 @@ Values typed by the user are escaped before they enter a filter or a DN (RFC 451
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ldap3 import BASE, SUBTREE, Connection, Server, Tls
-from ldap3.core.exceptions import LDAPBindError, LDAPException, LDAPSocketOpenError
+from ldap3.core.exceptions import (
+    LDAPBindError,
+    LDAPException,
+    LDAPOperationResult,
+    LDAPSizeLimitExceededResult,
+)
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
@@ -56,7 +63,15 @@ class LdapDirectory:
             )
         self.server = Server(settings.url, connect_timeout=settings.timeout_seconds, tls=tls)
 
+    def _unreachable(self, exc: Exception) -> Unavailable:
+        return Unavailable(
+            f"the LDAP server {self.settings.url} cannot be reached ({type(exc).__name__}); try again "
+            "later or ask an administrator to check auth.ldap.url"
+        )
+
     def _connect(self, user: str | None, password: str | None) -> Connection:
+        """An open, bound connection; LDAPBindError when the server refuses the credentials
+        (any result code: wrong password, locked or expired account, unwilling to perform)."""
         connection = Connection(
             self.server,
             user=user,
@@ -69,17 +84,15 @@ class LdapDirectory:
             connection.open()
             if self.settings.start_tls:
                 connection.start_tls()
+        except LDAPException as exc:
+            raise self._unreachable(exc) from exc
+        try:
             connection.bind()
-        except LDAPBindError:
+        except (LDAPBindError, LDAPOperationResult) as exc:
             connection.unbind()
-            raise
-        except (LDAPSocketOpenError, LDAPException) as exc:
-            if isinstance(exc, LDAPException) and "invalidCredentials" in str(exc):
-                raise LDAPBindError(str(exc)) from exc
-            raise Unavailable(
-                f"the LDAP server {self.settings.url} cannot be reached; try again later "
-                "or ask an administrator to check auth.ldap.url"
-            ) from exc
+            raise LDAPBindError(type(exc).__name__) from exc
+        except LDAPException as exc:
+            raise self._unreachable(exc) from exc
         return connection
 
     def _service(self) -> Connection:
@@ -95,8 +108,11 @@ class LdapDirectory:
 
     def _find_dn(self, name: str) -> str | None:
         query = self.settings.user_filter.replace("{name}", escape_filter_chars(name))
-        with self._service() as connection:
-            connection.search(self.settings.user_base, query, SUBTREE, attributes=[], size_limit=2)
+        with self._service() as connection, self._searching("user"):
+            try:
+                connection.search(self.settings.user_base, query, SUBTREE, attributes=[], size_limit=2)
+            except LDAPSizeLimitExceededResult:
+                return None  # more than one entry matches: never guess which one
             entries = list(connection.response or [])
         entries = [e for e in entries if e.get("type") == "searchResEntry"]
         if len(entries) != 1:  # unknown, or ambiguous: never guess which one
@@ -118,8 +134,23 @@ class LdapDirectory:
             connection = self._connect(dn, password)
         except LDAPBindError as exc:
             raise NotAuthenticated(WRONG) from exc
-        with connection:
+        with connection, self._searching("group"):
             return self._identity(connection, name, dn)
+
+    @contextmanager
+    def _searching(self, what: str) -> Iterator[None]:
+        """Turn a failed search (wrong base, no permission, dropped connection) into a clear 503."""
+        try:
+            yield
+        except LDAPOperationResult as exc:
+            raise Unavailable(
+                f"the LDAP {what} search failed ({type(exc).__name__}); "
+                "ask an administrator to check the auth.ldap settings"
+            ) from exc
+        except LDAPBindError:
+            raise
+        except LDAPException as exc:
+            raise self._unreachable(exc) from exc
 
     def _identity(self, connection: Connection, name: str, dn: str) -> LdapIdentity:
         s = self.settings
