@@ -6,6 +6,8 @@ import csv
 import io
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from datalibrary.audit import service as audit_service
@@ -183,8 +185,45 @@ def test_audit_csv_export_is_filtered_safe_and_audited(platform: Platform) -> No
     rows = list(csv.reader(io.StringIO(response.text)))
     assert rows[0][:4] == ["id", "at", "actor", "action"]
     assert [r[3] for r in rows[1:]] == ["auth.login"]
-    assert rows[1][2] == '\'=HYPERLINK("x")'
+    assert rows[1][2] == '\'=hyperlink("x")'
     assert "audit.export" in actions(platform)
     assert platform.as_user("sci").get("/api/v1/audit/events.csv").status_code == 403
     paged = auditor.get("/api/v1/audit/events", params={"limit": 1, "offset": 1}).json()
     assert len(paged) == 1
+
+
+def test_replicas_share_the_lockout_and_it_expires(platform: Platform) -> None:
+    """Two app instances over one database stand for two API replicas."""
+    from sqlalchemy import update
+
+    from datalibrary.api import create_app
+    from datalibrary.db.base import utcnow
+
+    platform.add_user("rex", "scientist")
+    replicas = [ApiClient(platform.app), ApiClient(create_app(platform.settings, platform.db))]
+    limit = platform.settings.auth.lockout_account_failures
+    for attempt in range(limit):
+        replica = replicas[attempt % 2]
+        assert (
+            replica.post("/api/v1/auth/login", json={"name": "rex", "password": "Nope-nope-123"}).status_code
+            == 401
+        )
+    for replica in replicas:
+        assert (
+            replica.post("/api/v1/auth/login", json={"name": "rex", "password": PASSWORD}).status_code == 429
+        )
+    with platform.db.session() as session:  # time passes
+        session.execute(update(LoginThrottle).values(locked_until=utcnow()))
+    assert replicas[1].post(
+        "/api/v1/auth/login", json={"name": "REX ", "password": PASSWORD}
+    ).status_code in (200, 401)
+    assert (
+        replicas[0].post("/api/v1/auth/login", json={"name": "rex", "password": PASSWORD}).status_code == 200
+    )
+
+
+@given(st.text(max_size=40))
+def test_neutralized_cells_never_start_a_formula(value: str) -> None:
+    cell = neutralize(value)
+    assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert cell.endswith(value)

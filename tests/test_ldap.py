@@ -136,7 +136,7 @@ def test_dn_template_without_a_service_account(sqlite_platform: Platform, slapd:
 
 def test_filter_injection_is_escaped(sqlite_platform: Platform, slapd: SlapdServer) -> None:
     app = ldap_app(sqlite_platform, ldap_settings(slapd))
-    for name in ("*", "ali*", "alice)(uid=*", "*)(|(uid=*"):
+    for name in ("*", "ali*", "alice)(uid=*", "*)(|(uid=*", "alice\x00", "alice\\2a", "x" * 64):
         assert login(app, name)[1] == 401, name
 
 

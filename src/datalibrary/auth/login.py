@@ -42,14 +42,14 @@ def authenticate(session: Session, settings: Settings, name: str, password: str)
             raise NotAuthenticated(WRONG)
         return _ldap_login(session, settings, name, password), "ldap"
     if user is None and ldap.enabled:
-        return _ldap_login(session, settings, name.lower(), password), "ldap"
+        return _ldap_login(session, settings, name, password), "ldap"
     return service.authenticate_password(session, name, password), "password"
 
 
 def password_login(
     session: Session, settings: Settings, name: str, password: str, *, client: str | None
 ) -> service.IssuedSession:
-    name = name.strip()
+    name = name.strip().lower()  # user names are lower-case; "Ada" signs in as "ada"
     failure = {"actor": name[:64], "action": "auth.login", "target": f"user:{name[:64]}", "client": client}
     try:
         throttle.check(session, name, client)
