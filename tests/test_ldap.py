@@ -199,3 +199,32 @@ def test_misconfigured_searches_are_clear_503s(sqlite_platform: Platform, slapd:
     # a filter that ignores the name matches several entries: ambiguous, never a guess
     app = ldap_app(sqlite_platform, ldap_settings(slapd, user_filter="(objectClass=inetOrgPerson)"))
     assert login(app, "alice")[1] == 401
+
+
+def test_reconcile_disables_users_who_left_the_directory(platform: Platform, slapd: SlapdServer) -> None:
+    from ldap3 import MODIFY_ADD
+
+    uid = f"erin{abs(hash(platform.settings.database_url)) % 10_000}"
+    slapd.add_user(uid, "Erin Hannon")
+    with slapd.admin() as c:
+        c.modify(slapd.group_dn("Data Scientists"), {"member": [(MODIFY_ADD, [slapd.user_dn(uid)])]})
+    app = ldap_app(platform, ldap_settings(slapd))
+    assert login(app, uid)[1] == 200
+    with platform.db.session() as session:
+        from datalibrary.auth.permissions import Principal
+        from datalibrary.auth.service import create_token
+
+        token = create_token(session, Principal.system("test"), uid).secret
+    api = ApiClient(app, token)
+    assert api.get("/api/v1/me").status_code == 200
+    admin = ApiClient(app, platform.as_user("admin").token)
+    report = admin.post("/api/v1/users/sync-ldap").json()
+    assert report == {uid: "unchanged"}
+    slapd.delete_user(uid)
+    report = admin.post("/api/v1/users/sync-ldap").json()
+    assert report[uid] == "disabled: no longer in the directory"
+    assert api.get("/api/v1/me").status_code == 401  # the API token stops at once
+    # without a service account, reconciling is refused with a clear message
+    no_service = ldap_app(platform, ldap_settings(slapd, bind_dn=None, bind_password=None))
+    response = ApiClient(no_service, platform.as_user("admin").token).post("/api/v1/users/sync-ldap")
+    assert response.status_code == 422 and "service account" in response.json()["detail"]

@@ -23,7 +23,7 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
 from datalibrary.config import LdapSettings
-from datalibrary.errors import NotAuthenticated, Unavailable
+from datalibrary.errors import InvalidInput, NotAuthenticated, Unavailable
 
 WRONG = "wrong user name or password"
 
@@ -135,6 +135,20 @@ class LdapDirectory:
         except LDAPBindError as exc:
             raise NotAuthenticated(WRONG) from exc
         with connection, self._searching("group"):
+            return self._identity(connection, name, dn)
+
+    def lookup(self, name: str) -> LdapIdentity | None:
+        """What the directory says about ``name`` now, read with the service account (no user
+        password): for reconciling accounts between sign-ins. None when the user is gone."""
+        if not self.settings.bind_dn:
+            raise InvalidInput(
+                "reconciling LDAP accounts needs a service account: set auth.ldap.bind_dn and bind_password",
+                field="auth.ldap.bind_dn",
+            )
+        dn = self._find_dn(name)
+        if dn is None:
+            return None
+        with self._service() as connection, self._searching("group"):
             return self._identity(connection, name, dn)
 
     @contextmanager

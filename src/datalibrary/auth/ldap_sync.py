@@ -4,15 +4,18 @@ LDAP groups to. Memberships added by hand (``source="local"``) are never touched
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from datalibrary.audit import service as audit
 from datalibrary.auth import groups as groups_service
-from datalibrary.auth.ldap import LdapIdentity
-from datalibrary.auth.models import Group, User
-from datalibrary.auth.permissions import Principal
+from datalibrary.auth.ldap import LdapDirectory, LdapIdentity
+from datalibrary.auth.models import Group, User, WebSession
+from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.auth.service import USER_NAME, create_user
 from datalibrary.config import LdapGroupMapping, LdapSettings
+from datalibrary.db.base import utcnow
+from datalibrary.errors import InvalidInput
 
 SYNC = Principal.system("ldap-sync")
 
@@ -72,3 +75,44 @@ def sync_user(session: Session, identity: LdapIdentity, settings: LdapSettings) 
     session.flush()
     session.refresh(user)
     return user
+
+
+def reconcile(session: Session, actor: Principal, settings: LdapSettings) -> dict[str, str]:
+    """Between sign-ins: disable LDAP accounts that left the directory (their sessions and API
+    tokens stop at once) and re-sync the groups of the others. Returns name -> what happened."""
+    require(actor, Permission.USERS_MANAGE)
+    if not settings.enabled:
+        raise InvalidInput("LDAP is not enabled (auth.ldap.enabled)", field="auth.ldap.enabled")
+    if not settings.bind_dn:
+        raise InvalidInput(
+            "reconciling LDAP accounts needs a service account: set auth.ldap.bind_dn and bind_password",
+            field="auth.ldap.bind_dn",
+        )
+    directory = LdapDirectory(settings)
+    report: dict[str, str] = {}
+    users = session.scalars(
+        select(User).where(User.source == "ldap", User.is_active.is_(True)).order_by(User.name)
+    )
+    for user in list(users):
+        identity = directory.lookup(user.name)
+        if identity is None:
+            user.is_active = False
+            session.execute(
+                update(WebSession)
+                .where(WebSession.user_id == user.id, WebSession.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+            audit.record(
+                session,
+                actor=actor.name,
+                action="user.disable",
+                target=f"user:{user.name}",
+                details={"reason": "not in LDAP"},
+            )
+            report[user.name] = "disabled: no longer in the directory"
+            continue
+        before = user.group_names
+        sync_user(session, identity, settings)
+        after = user.group_names
+        report[user.name] = "groups updated" if before != after else "unchanged"
+    return report

@@ -121,3 +121,19 @@ def set_password(
     """Set a local user's password (checked against the policy); their sessions end."""
     password = read_password(password_file)
     _change(lambda s: accounts.set_password(s, OPERATOR, name, password), as_json, "password of {name} set")
+
+
+@app.command("sync-ldap")
+def sync_ldap(as_json: JsonOption = False) -> None:
+    """Disable LDAP accounts that left the directory and re-sync everyone's LDAP groups (cron it)."""
+    from datalibrary.auth.ldap_sync import reconcile
+    from datalibrary.cli.output import settings
+
+    config = settings()
+    with db_session() as session:
+        report = reconcile(session, OPERATOR, config.auth.ldap)
+    emit(
+        report,
+        as_json,
+        lambda r: table([{"user": k, "result": v} for k, v in r.items()], ["user", "result"]),
+    )

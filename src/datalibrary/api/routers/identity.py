@@ -7,8 +7,8 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires
-from datalibrary.auth import accounts, groups, projects, service
+from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
+from datalibrary.auth import accounts, groups, ldap_sync, projects, service
 from datalibrary.auth.models import Group, Project, User
 from datalibrary.auth.permissions import Permission
 
@@ -181,6 +181,16 @@ def set_user_roles(name: str, body: RolesIn, principal: CurrentPrincipal, sessio
 )
 def set_user_password(name: str, body: PasswordIn, principal: CurrentPrincipal, session: DbSession) -> None:
     accounts.set_password(session, principal, name, body.password)
+
+
+@router.post(
+    "/users/sync-ldap",
+    tags=["users"],
+    summary="Disable LDAP accounts that left the directory; re-sync LDAP groups",
+    dependencies=MANAGE,
+)
+def sync_ldap(principal: CurrentPrincipal, session: DbSession, settings: SettingsDep) -> dict[str, str]:
+    return ldap_sync.reconcile(session, principal, settings.auth.ldap)
 
 
 # --- groups --------------------------------------------------------------------------
