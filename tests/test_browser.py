@@ -4,7 +4,10 @@ no horizontal scrolling at desktop and phone widths, keyboard navigation works."
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from datalibrary.audit.models import AuditEvent
+from datalibrary.auth.models import ApiToken
 from datalibrary.web.sections import SECTIONS
 
 pytestmark = pytest.mark.browser
@@ -60,4 +63,39 @@ def test_wrong_password_shows_the_error_next_to_the_form(browser, live_platform)
     page.fill("#password", "not-the-password")
     page.click("button[type=submit]")
     assert page.locator("#form-error").inner_text() == "wrong user name or password"
+    page.close()
+    with platform.db.session() as session:
+        failures = session.scalars(
+            select(AuditEvent.actor).where(AuditEvent.action == "auth.login", AuditEvent.outcome == "failure")
+        ).all()
+    assert failures == ["admin"]
+
+
+def test_create_a_token_on_the_account_page_then_sign_out(browser, live_platform) -> None:
+    platform, url = live_platform
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    problems = watch_errors(page)
+    page.goto(f"{url}/account")
+    page.fill("#name", "admin")
+    page.fill("#password", platform.admin_password)
+    page.press("#password", "Enter")
+    page.wait_for_url(f"{url}/account")
+    page.fill("#token-name", "laptop")
+    page.fill("#token-expires", "7")
+    page.click("text=Create token")
+    secret = page.locator("#token-secret").inner_text()
+    assert secret.startswith("dl_")
+    assert "laptop" in page.locator("#tokens").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    with platform.db.session() as session:
+        assert session.scalar(select(ApiToken.token_hash).where(ApiToken.name == "laptop")) != secret
+    for path in ("/admin/users", "/admin/users/admin", "/admin/groups", "/admin/projects", "/admin/audit"):
+        page.goto(f"{url}{path}")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} scrolls horizontally at 390px"
+    page.click("text=Sign out")
+    page.wait_for_url(f"{url}/login")
+    page.goto(f"{url}/account")
+    assert page.url.startswith(f"{url}/login")
+    assert problems == [], problems
     page.close()

@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -40,10 +40,59 @@ class LogSettings(BaseModel):
     format: Literal["text", "json"] = "text"
 
 
+class LdapGroupMapping(BaseModel):
+    """Where members of one LDAP group land: a DataLibrary group, and the roles it grants."""
+
+    group: str = Field(pattern=r"^[a-z][a-z0-9._-]{1,63}$")
+    roles: list[str] = []
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, roles: list[str]) -> list[str]:
+        from datalibrary.auth.permissions import ROLES
+
+        unknown = set(roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown role(s) {sorted(unknown)}; roles are {list(ROLES)}")
+        return roles
+
+
+class LdapSettings(BaseModel):
+    """LDAP / Active Directory sign-in (docs/how-to/ldap.md)."""
+
+    enabled: bool = False
+    url: str = "ldap://127.0.0.1:389"
+    start_tls: bool = False
+    ca_file: Path | None = None
+    timeout_seconds: int = Field(5, ge=1, le=120)
+    # Either a DN template (bind directly as the user) or a service bind that searches for the DN.
+    user_dn_template: str | None = None
+    bind_dn: str | None = None
+    bind_password: SecretStr | None = None
+    user_base: str = ""
+    user_filter: str = "(uid={name})"
+    display_name_attribute: str = "cn"
+    email_attribute: str = "mail"
+    # Group membership: search groups whose member attribute holds the user's DN, or read memberOf.
+    group_membership: Literal["search", "memberof"] = "search"
+    group_base: str = ""
+    group_filter: str = "(|(member={dn})(uniqueMember={dn})(memberUid={name}))"
+    group_name_attribute: str = "cn"
+    # LDAP group name (its cn, case-insensitive) -> DataLibrary group and roles. Users in no
+    # mapped group cannot sign in.
+    group_map: dict[str, LdapGroupMapping] = {}
+
+
 class AuthSettings(BaseModel):
     session_idle_minutes: int = Field(60, ge=1)
     session_absolute_hours: int = Field(12, ge=1)
     token_default_days: int = Field(90, ge=1)
+    # Brute-force protection: failures within the window lock the account / client address.
+    lockout_account_failures: int = Field(5, ge=1)
+    lockout_client_failures: int = Field(20, ge=1)
+    lockout_window_minutes: int = Field(15, ge=1)
+    lockout_minutes: int = Field(15, ge=1)
+    ldap: LdapSettings = LdapSettings()
 
 
 class QuerySettings(BaseModel):
@@ -115,6 +164,8 @@ class Settings(BaseSettings):
         data = self.model_dump(mode="json")
         data["secret_key"] = "**********" if self.secret_key else None
         data["database_url"] = redact_url(str(self.database_url))
+        if self.auth.ldap.bind_password is not None:
+            data["auth"]["ldap"]["bind_password"] = "**********"  # noqa: S105 - the mask
         return data
 
 

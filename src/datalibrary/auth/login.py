@@ -1,32 +1,70 @@
-"""Console and API sign-in: password check, session issue, audit of every outcome."""
+"""Console and API sign-in: throttling, password check (local or LDAP, chosen by the account's
+``source``), session issue, audit of every outcome."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from datalibrary.audit import service as audit
-from datalibrary.auth import service
+from datalibrary.auth import service, throttle
+from datalibrary.auth.ldap import WRONG, LdapDirectory
+from datalibrary.auth.ldap_sync import mapped_groups, sync_user
+from datalibrary.auth.models import User
 from datalibrary.auth.permissions import Principal
 from datalibrary.config import Settings
-from datalibrary.errors import NotAuthenticated
+from datalibrary.errors import NotAuthenticated, TooManyRequests
+
+NOT_MAPPED = "your directory account is not in a group that may use DataLibrary; ask an administrator"
+
+
+def _ldap_login(session: Session, settings: Settings, name: str, password: str) -> User:
+    """Bind to LDAP, then sync the account in a transaction of its own: what the directory
+    says is recorded even when the sign-in is then refused."""
+    identity = LdapDirectory(settings.auth.ldap).authenticate(name, password)
+    with Session(session.get_bind()) as own:
+        synced = sync_user(own, identity, settings.auth.ldap)
+        own.commit()
+    if synced is None or not mapped_groups(identity, settings.auth.ldap):
+        raise NotAuthenticated(NOT_MAPPED, reason="not-mapped")
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None or not user.is_active or user.source != "ldap":
+        raise NotAuthenticated(WRONG)
+    return user
+
+
+def authenticate(session: Session, settings: Settings, name: str, password: str) -> tuple[User, str]:
+    """The user and the method that proved the password (``password`` or ``ldap``)."""
+    user = session.scalar(select(User).where(User.name == name))
+    ldap = settings.auth.ldap
+    if user is not None and user.source == "ldap":
+        if not ldap.enabled:
+            raise NotAuthenticated(WRONG)
+        return _ldap_login(session, settings, name, password), "ldap"
+    if user is None and ldap.enabled:
+        return _ldap_login(session, settings, name, password), "ldap"
+    return service.authenticate_password(session, name, password), "password"
 
 
 def password_login(
     session: Session, settings: Settings, name: str, password: str, *, client: str | None
 ) -> service.IssuedSession:
+    name = name.strip().lower()  # user names are lower-case; "Ada" signs in as "ada"
+    failure = {"actor": name[:64], "action": "auth.login", "target": f"user:{name[:64]}", "client": client}
     try:
-        user = service.authenticate_password(session, name, password)
-    except NotAuthenticated:
-        audit.record_now(
-            session,
-            actor=name[:64],
-            action="auth.login",
-            target=f"user:{name[:64]}",
-            outcome="failure",
-            client=client,
-            details={"method": "password"},
-        )
+        throttle.check(session, name, client)
+    except TooManyRequests:
+        audit.record_now(session, **failure, outcome="denied", details={"reason": "locked"})
         raise
+    try:
+        user, method = authenticate(session, settings, name, password)
+    except NotAuthenticated as exc:
+        audit.record_now(
+            session, **failure, outcome="failure", details={"reason": exc.extra.get("reason", "credentials")}
+        )
+        throttle.record_failure(session, settings.auth, name, client)
+        raise NotAuthenticated(exc.detail) from exc
+    throttle.clear_account(session, name)
     issued = service.create_session(session, user, settings.auth)
     audit.record(
         session,
@@ -34,7 +72,7 @@ def password_login(
         action="auth.login",
         target=f"user:{user.name}",
         client=client,
-        details={"method": "password"},
+        details={"method": method},
     )
     return issued
 

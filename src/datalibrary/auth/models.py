@@ -25,10 +25,45 @@ class User(Base):
     roles: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
     )
+    group_links: Mapped[list[GroupMember]] = relationship(
+        back_populates="user",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
+    project_links: Mapped[list[ProjectMember]] = relationship(
+        back_populates="user",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
 
     @property
     def role_names(self) -> set[str]:
+        """Roles held directly (not through groups)."""
         return {role.role for role in self.roles}
+
+    @property
+    def group_names(self) -> set[str]:
+        return {link.group.name for link in self.group_links}
+
+    @property
+    def effective_roles(self) -> set[str]:
+        """Own roles plus the roles of every group the user belongs to."""
+        roles = set(self.role_names)
+        for link in self.group_links:
+            roles |= link.group.role_names
+        return roles
+
+    @property
+    def project_names(self) -> set[str]:
+        return {link.project.name for link in self.project_links if link.project.is_active}
+
+    @property
+    def default_project(self) -> str | None:
+        active = [link for link in self.project_links if link.project.is_active]
+        for link in active:
+            if link.is_default:
+                return link.project.name
+        return active[0].project.name if len(active) == 1 else None
 
 
 class UserRole(Base):
@@ -71,3 +106,97 @@ class WebSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Group(Base):
+    """A set of users that grants roles; ``source`` is ``ldap`` when LDAP sync manages it."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    source: Mapped[str] = mapped_column(String(16), default="local")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    roles: Mapped[list[GroupRole]] = relationship(
+        back_populates="group", cascade="all, delete-orphan", lazy="selectin"
+    )
+    # Loaded on access: resolving a user's principal must not load every member of its groups.
+    members: Mapped[list[GroupMember]] = relationship(back_populates="group", cascade="all, delete-orphan")
+
+    @property
+    def role_names(self) -> set[str]:
+        return {role.role for role in self.roles}
+
+
+class GroupRole(Base):
+    __tablename__ = "group_roles"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+    group: Mapped[Group] = relationship(back_populates="roles")
+
+
+class GroupMember(Base):
+    """Membership; ``source`` tells LDAP sync which memberships it owns (it never touches local ones)."""
+
+    __tablename__ = "group_members"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    source: Mapped[str] = mapped_column(String(16), default="local")
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    group: Mapped[Group] = relationship(back_populates="members", lazy="joined")
+    user: Mapped[User] = relationship(back_populates="group_links")  # identity map, no query
+
+
+class Project(Base):
+    """A cost center: workspaces and queries are charged to one."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    members: Mapped[list[ProjectMember]] = relationship(
+        back_populates="project", cascade="all, delete-orphan"
+    )
+
+
+class ProjectMember(Base):
+    """A user in a project; at most one of a user's projects is their default (for charging)."""
+
+    __tablename__ = "project_members"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="members", lazy="joined")
+    user: Mapped[User] = relationship(back_populates="project_links")
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins per account or per client address, shared by every replica.
+
+    ``key`` is the SHA-256 of ``kind:value`` so mistyped passwords entered as user names
+    are never stored in clear."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -84,10 +84,31 @@ class Principal:
     via: str = "session"  # session | token | system
     session_id: str | None = None
     token_scope: str | None = None
+    groups: frozenset[str] = frozenset()
+    projects: frozenset[str] = frozenset()
+    default_project: str | None = None  # where usage is charged unless the caller names one
 
     @classmethod
-    def for_user(cls, user_id: int, name: str, roles: set[str], **kwargs: object) -> Principal:
-        return cls(user_id, name, frozenset(roles), permissions_for(roles), **kwargs)  # type: ignore[arg-type]
+    def for_user(
+        cls,
+        user_id: int,
+        name: str,
+        roles: set[str],
+        *,
+        groups: set[str] | frozenset[str] = frozenset(),
+        projects: set[str] | frozenset[str] = frozenset(),
+        **kwargs: object,
+    ) -> Principal:
+        """``roles`` are the effective roles (own + groups'); build it via ``auth.service.principal_for``."""
+        return cls(
+            user_id,
+            name,
+            frozenset(roles),
+            permissions_for(roles),
+            groups=frozenset(groups),
+            projects=frozenset(projects),
+            **kwargs,  # type: ignore[arg-type]
+        )
 
     @classmethod
     def system(cls, name: str = "system") -> Principal:

@@ -36,7 +36,16 @@ def _sha256(secret: str) -> str:
 
 
 def principal_for(user: User, **kwargs: object) -> Principal:
-    return Principal.for_user(user.id, user.name, user.role_names, **kwargs)
+    """The one place a user's ``Principal`` is built: own roles + groups' roles, projects."""
+    return Principal.for_user(
+        user.id,
+        user.name,
+        user.effective_roles,
+        groups=user.group_names,
+        projects=user.project_names,
+        default_project=user.default_project,
+        **kwargs,
+    )
 
 
 # --- users ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from datalibrary.cli import access, audit, core, query, tokens, users
+from datalibrary.cli import access, audit, core, groups, projects, query, tokens, users
 
 app = typer.Typer(
     name="datalibrary",
@@ -16,6 +16,8 @@ core.register(app)
 query.register(app)
 app.add_typer(core.config_app, name="config")
 app.add_typer(users.app, name="users")
+app.add_typer(groups.app, name="groups")
+app.add_typer(projects.app, name="projects")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(audit.app, name="audit")
 app.add_typer(access.grants_app, name="grants")

@@ -1,4 +1,4 @@
-"""``users``: local accounts and their roles."""
+"""``users``: accounts, their roles, projects and status."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
 
-from datalibrary.auth import service
+from datalibrary.auth import accounts, projects, service
 from datalibrary.auth.models import User
 from datalibrary.auth.permissions import ROLES, Principal
 from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, table
 
 app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 OPERATOR = Principal.system("cli")
+RoleOption = Annotated[
+    list[str], typer.Option("--role", help=f"Role ({', '.join(ROLES)}); repeat for several.")
+]
 
 
 def user_dict(user: User) -> dict[str, object]:
@@ -22,18 +24,31 @@ def user_dict(user: User) -> dict[str, object]:
         "name": user.name,
         "display_name": user.display_name,
         "roles": sorted(user.role_names),
+        "effective_roles": sorted(user.effective_roles),
+        "groups": sorted(user.group_names),
+        "projects": sorted(user.project_names),
+        "default_project": user.default_project,
         "source": user.source,
         "active": user.is_active,
         "created_at": user.created_at.isoformat(),
     }
 
 
+def read_password(path: Path) -> str:
+    if not path.is_file():
+        fail(f"password file {path} does not exist")
+    return path.read_text().strip()
+
+
 @app.command("add")
 def add(
     name: str,
-    role: Annotated[list[str], typer.Option(help=f"Role ({', '.join(ROLES)}); repeat for several.")],
+    role: RoleOption,
     password_file: Annotated[
         Path | None, typer.Option(help="File holding the password (else a random one is printed once).")
+    ] = None,
+    project: Annotated[
+        list[str] | None, typer.Option(help="Project to join (repeat; the first is the default).")
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -41,14 +56,12 @@ def add(
     from datalibrary.auth.passwords import generate_password
 
     generated = password_file is None
-    if password_file is not None:
-        if not password_file.is_file():
-            fail(f"password file {password_file} does not exist")
-        password = password_file.read_text().strip()
-    else:
-        password = generate_password()
+    password = read_password(password_file) if password_file is not None else generate_password()
     with db_session() as session:
         user = service.create_user(session, OPERATOR, name, roles=set(role), password=password)
+        for index, project_name in enumerate(project or []):
+            projects.add_member(session, OPERATOR, project_name, name, default=index == 0)
+        session.refresh(user)
         data = user_dict(user)
     if generated:
         data["password"] = password
@@ -65,7 +78,62 @@ def add(
 
 @app.command("list")
 def list_(as_json: JsonOption = False) -> None:
-    """List users."""
+    """List users with their effective roles, groups and projects."""
     with db_session() as session:
-        rows = [user_dict(u) for u in session.scalars(select(User).order_by(User.name))]
-    emit(rows, as_json, lambda r: table(r, ["name", "roles", "source", "active", "created_at"]))
+        rows = [user_dict(u) for u in accounts.list_users(session, OPERATOR)]
+    emit(
+        rows,
+        as_json,
+        lambda r: table(r, ["name", "effective_roles", "groups", "projects", "source", "active"]),
+    )
+
+
+def _change(data_of, as_json: bool, message: str) -> None:  # type: ignore[no-untyped-def]
+    with db_session() as session:
+        data = user_dict(data_of(session))
+    emit(data, as_json, lambda d: console.print(message.format(**d), highlight=False))
+
+
+@app.command("disable")
+def disable(name: str, as_json: JsonOption = False) -> None:
+    """Disable a user: their sessions and API tokens stop working at once."""
+    _change(lambda s: accounts.set_active(s, OPERATOR, name, False), as_json, "disabled {name}")
+
+
+@app.command("enable")
+def enable(name: str, as_json: JsonOption = False) -> None:
+    """Enable a disabled user (and lift a sign-in lockout)."""
+    _change(lambda s: accounts.set_active(s, OPERATOR, name, True), as_json, "enabled {name}")
+
+
+@app.command("set-roles")
+def set_roles(name: str, role: RoleOption, as_json: JsonOption = False) -> None:
+    """Replace the roles a user holds directly (group roles are unchanged)."""
+    _change(lambda s: accounts.set_roles(s, OPERATOR, name, set(role)), as_json, "{name}: roles {roles}")
+
+
+@app.command("set-password")
+def set_password(
+    name: str,
+    password_file: Annotated[Path, typer.Option(help="File holding the new password.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Set a local user's password (checked against the policy); their sessions end."""
+    password = read_password(password_file)
+    _change(lambda s: accounts.set_password(s, OPERATOR, name, password), as_json, "password of {name} set")
+
+
+@app.command("sync-ldap")
+def sync_ldap(as_json: JsonOption = False) -> None:
+    """Disable LDAP accounts that left the directory and re-sync everyone's LDAP groups (cron it)."""
+    from datalibrary.auth.ldap_sync import reconcile
+    from datalibrary.cli.output import settings
+
+    config = settings()
+    with db_session() as session:
+        report = reconcile(session, OPERATOR, config.auth.ldap)
+    emit(
+        report,
+        as_json,
+        lambda r: table([{"user": k, "result": v} for k, v in r.items()], ["user", "result"]),
+    )

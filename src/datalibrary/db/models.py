@@ -5,7 +5,18 @@ A new domain adds one import line here.
 
 from datalibrary.access.models import AccessRequest, Grant
 from datalibrary.audit.models import AuditEvent
-from datalibrary.auth.models import ApiToken, User, UserRole, WebSession
+from datalibrary.auth.models import (
+    ApiToken,
+    Group,
+    GroupMember,
+    GroupRole,
+    LoginThrottle,
+    Project,
+    ProjectMember,
+    User,
+    UserRole,
+    WebSession,
+)
 from datalibrary.db.base import Base
 from datalibrary.lineage.models import LineageEdge, LineageEvent
 from datalibrary.query.models import QueryRecord
@@ -16,8 +27,14 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Grant",
+    "Group",
+    "GroupMember",
+    "GroupRole",
     "LineageEdge",
     "LineageEvent",
+    "LoginThrottle",
+    "Project",
+    "ProjectMember",
     "QueryRecord",
     "User",
     "UserRole",

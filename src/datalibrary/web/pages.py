@@ -20,7 +20,7 @@ from datalibrary.api.routers.auth import set_session_cookie
 from datalibrary.auth import login as login_service
 from datalibrary.auth import service as auth_service
 from datalibrary.auth.permissions import Principal
-from datalibrary.errors import ALL_ERRORS, NotAuthenticated, PermissionDenied, TooManyRequests
+from datalibrary.errors import ALL_ERRORS, NotAuthenticated, PermissionDenied, TooManyRequests, Unavailable
 from datalibrary.web.rendering import PageContext, render
 
 router = APIRouter(include_in_schema=False)
@@ -81,6 +81,7 @@ def login_submit(
     next: Annotated[str, Form()] = "/",
 ) -> Response:
     errors: dict[str, str] = {}
+    status = 400
     if not name.strip():
         errors["name"] = "Enter your user name."
     if not password:
@@ -88,13 +89,15 @@ def login_submit(
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not secrets.compare_digest(cookie, csrf_token):
         errors["form"] = "The sign-in form expired; please try again."
+        status = 401
     if not errors:
         try:
             issued = login_service.password_login(
                 session, settings, name.strip(), password, client=client_address(request)
             )
-        except (NotAuthenticated, TooManyRequests) as exc:
+        except (NotAuthenticated, TooManyRequests, Unavailable) as exc:
             errors["form"] = exc.detail
+            status = exc.status
         else:
             response = RedirectResponse(safe_next(next), status_code=303)
             set_session_cookie(response, issued.secret, settings)
@@ -104,7 +107,7 @@ def login_submit(
     page = PageContext(
         title="Sign in", csrf_token=fresh, errors=errors, data={"next": safe_next(next), "name": name}
     )
-    response = render(request, "login.html", page, status_code=400 if "form" not in errors else 401)
+    response = render(request, "login.html", page, status_code=status if "form" in errors else 400)
     response.set_cookie(LOGIN_CSRF_COOKIE, fresh, httponly=True, samesite="strict", path="/login")
     return response
 
@@ -140,11 +143,3 @@ def problem_type(request: Request, slug: str, principal: OptionalPrincipal) -> H
 def page_with(page: PageContext, **data: object) -> PageContext:
     page.data.update(data)
     return page
-
-
-@router.get("/account")
-def account(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
-    if principal is None:
-        return login_redirect(request)
-    page = page_for(request, session, principal, "Your account", active="account")
-    return render(request, "account.html", page)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel
 
-from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires
-from datalibrary.audit import service
+from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, client_address
+from datalibrary.audit import export, service
 from datalibrary.auth.permissions import Permission
 
 router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[Requires(Permission.AUDIT_READ)])
@@ -57,3 +58,41 @@ def events(
         offset=offset,
     )
     return [AuditEventOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+EXPORT_LIMIT = 100_000
+
+
+@router.get(
+    "/events.csv",
+    summary="Export audit events as CSV (spreadsheet-safe), newest first, filtered",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def events_csv(
+    request: Request,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    actor: str | None = None,
+    action: str | None = None,
+    target: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = Query(EXPORT_LIMIT, ge=1, le=EXPORT_LIMIT),
+) -> Response:
+    filters = {"actor": actor, "action": action, "target": target, "since": since, "until": until}
+    rows = service.search(session, principal, **filters, limit=limit)
+    service.record(
+        session,
+        actor=principal.name,
+        action="audit.export",
+        target="audit:events",
+        client=client_address(request),
+        details={"rows": len(rows), **{k: str(v) for k, v in filters.items() if v is not None}},
+    )
+    body = "".join(export.csv_lines(rows))
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="datalibrary-audit.csv"'},
+    )

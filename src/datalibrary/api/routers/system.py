@@ -19,6 +19,9 @@ class Me(BaseModel):
     roles: list[str]
     permissions: list[str]
     via: str
+    groups: list[str]
+    projects: list[str]
+    default_project: str | None
 
 
 class Version(BaseModel):
@@ -37,6 +40,9 @@ def me(principal: CurrentPrincipal) -> Me:
         roles=sorted(principal.roles),
         permissions=sorted(p.value for p in principal.permissions),
         via=principal.via,
+        groups=sorted(principal.groups),
+        projects=sorted(principal.projects),
+        default_project=principal.default_project,
     )
 
 

@@ -1,0 +1,71 @@
+"""``groups``: groups of users that grant roles."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from datalibrary.auth import groups
+from datalibrary.auth.models import Group
+from datalibrary.cli.output import JsonOption, console, db_session, emit, table
+from datalibrary.cli.users import OPERATOR, RoleOption
+
+app = typer.Typer(help="Manage groups and the roles they grant.", no_args_is_help=True)
+
+
+def group_dict(group: Group) -> dict[str, object]:
+    return {
+        "name": group.name,
+        "description": group.description,
+        "source": group.source,
+        "roles": sorted(group.role_names),
+        "members": sorted(m.user.name for m in group.members),
+    }
+
+
+def _show(run, as_json: bool, message: str) -> None:  # type: ignore[no-untyped-def]
+    with db_session() as session:
+        data = group_dict(run(session))
+    emit(data, as_json, lambda d: console.print(message.format(**d), highlight=False))
+
+
+@app.command("add")
+def add(
+    name: str,
+    role: Annotated[list[str] | None, typer.Option("--role", help="Role the group grants; repeat.")] = None,
+    description: Annotated[str, typer.Option(help="What the group is for.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Create a group."""
+    _show(
+        lambda s: groups.create_group(s, OPERATOR, name, roles=set(role or []), description=description),
+        as_json,
+        "created group {name} (roles: {roles})",
+    )
+
+
+@app.command("list")
+def list_(as_json: JsonOption = False) -> None:
+    """List groups with their roles and members."""
+    with db_session() as session:
+        rows = [group_dict(g) for g in groups.list_groups(session, OPERATOR)]
+    emit(rows, as_json, lambda r: table(r, ["name", "roles", "members", "source", "description"]))
+
+
+@app.command("add-member")
+def add_member(group: str, user: str, as_json: JsonOption = False) -> None:
+    """Add a user to a group."""
+    _show(lambda s: groups.add_member(s, OPERATOR, group, user), as_json, "{name}: members {members}")
+
+
+@app.command("remove-member")
+def remove_member(group: str, user: str, as_json: JsonOption = False) -> None:
+    """Remove a user from a group."""
+    _show(lambda s: groups.remove_member(s, OPERATOR, group, user), as_json, "{name}: members {members}")
+
+
+@app.command("set-roles")
+def set_roles(name: str, role: RoleOption, as_json: JsonOption = False) -> None:
+    """Replace the roles a group grants."""
+    _show(lambda s: groups.set_group_roles(s, OPERATOR, name, set(role)), as_json, "{name}: roles {roles}")

@@ -1,0 +1,95 @@
+"""``/account``: the caller's roles, groups, projects and personal API tokens (a new token's
+secret is shown once, on the page that created it)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from datalibrary.api.deps import DbSession, OptionalPrincipal
+from datalibrary.auth import service
+from datalibrary.auth.permissions import Permission, Principal
+from datalibrary.web.forms import attempt, guard
+from datalibrary.web.pages import page_for, page_with
+from datalibrary.web.rendering import render
+
+router = APIRouter(include_in_schema=False)
+
+
+def _page(
+    request: Request, session: DbSession, principal: Principal, status: int = 200, **data: object
+) -> Response:
+    page = page_for(request, session, principal, "Your account", active="account")
+    tokens = (
+        service.list_tokens(session, principal, principal.name)
+        if principal.can(Permission.TOKENS_OWN)
+        else []
+    )
+    errors = data.pop("errors", {})
+    page.errors.update(errors)  # type: ignore[arg-type]
+    data.setdefault("form", {"name": "", "expires_days": "90"})
+    return render(request, "account.html", page_with(page, tokens=tokens, **data), status_code=status)
+
+
+@router.get("/account")
+def account(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
+    if (stop := guard(request, session, principal, Permission.CONSOLE_VIEW)) is not None:
+        return stop
+    assert principal is not None
+    return _page(request, session, principal)
+
+
+@router.post("/account/tokens")
+def create_token(
+    request: Request,
+    session: DbSession,
+    principal: OptionalPrincipal,
+    name: Annotated[str, Form()] = "",
+    expires_days: Annotated[str, Form()] = "90",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    if (stop := guard(request, session, principal, Permission.TOKENS_OWN)) is not None:
+        return stop
+    assert principal is not None
+    errors: dict[str, str] = {}
+    form = {"name": name, "expires_days": expires_days}
+    if not name.strip() or len(name) > 100:
+        errors["name"] = "Give the token a name of 1 to 100 characters (e.g. 'laptop')."
+    if not expires_days.isdigit() or not 1 <= int(expires_days) <= 3650:
+        errors["expires"] = "Enter a number of days between 1 and 3650."
+    issued = None
+    if not errors:
+        issued = attempt(
+            session,
+            principal,
+            csrf_token,
+            lambda: service.create_token(
+                session, principal, principal.name, name=name.strip(), expires_days=int(expires_days)
+            ),
+            errors,
+        )
+    if issued is None:
+        return _page(request, session, principal, status=422, errors=errors, form=form)
+    session.flush()
+    return _page(request, session, principal, status=201, issued=issued)
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+def revoke_token(
+    request: Request,
+    session: DbSession,
+    principal: OptionalPrincipal,
+    token_id: int,
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    if (stop := guard(request, session, principal, Permission.TOKENS_OWN)) is not None:
+        return stop
+    assert principal is not None
+    errors: dict[str, str] = {}
+    if attempt(
+        session, principal, csrf_token, lambda: service.revoke_token(session, principal, token_id), errors
+    ):
+        return RedirectResponse("/account?revoked=1", status_code=303)
+    return _page(request, session, principal, status=422, errors=errors)
