@@ -77,7 +77,9 @@ def test_overwrite_replaces_in_one_snapshot_and_time_travel_reads_the_old_one(
         plan_table(lake, "s.t", snapshot_id=12345)
 
 
-def test_policy_drops_columns_and_uncovered_columns_quarantine(sqlite_platform: Platform, tmp_path: Path) -> None:
+def test_policy_drops_columns_and_uncovered_columns_quarantine(
+    sqlite_platform: Platform, tmp_path: Path
+) -> None:
     platform = sqlite_platform
     add_policy(
         platform,
@@ -135,7 +137,9 @@ def test_bad_files_are_quarantined_with_a_reason(
     assert reason["code"] in (code, "empty") and reason["message"]
 
 
-def test_a_value_that_does_not_fit_names_file_row_column_and_value(sqlite_platform: Platform, tmp_path: Path) -> None:
+def test_a_value_that_does_not_fit_names_file_row_column_and_value(
+    sqlite_platform: Platform, tmp_path: Path
+) -> None:
     platform = sqlite_platform
     add_policy(platform)
     ingest(platform, write_csv(tmp_path / "a.csv", {"ID": ["a"], "N": [1]}), "s.n")

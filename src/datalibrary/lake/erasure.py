@@ -38,13 +38,18 @@ def _matches(column: pa.ChunkedArray | pa.Array, subject: str) -> pa.Array:
     return pc.fill_null(pc.equal(as_text, subject), False)
 
 
-def _erase_rows(lake: Lake, name: TableName, column: str, subject: str, actor: str, request: str) -> dict[str, Any]:
+def _rewrite_without(
+    lake: Lake, name: TableName, column: str | None, subject: str, actor: str, request: str
+) -> dict[str, Any]:
+    """Rewrite the data files holding the subject without its rows (one snapshot)."""
     table = lake.load(name)
     schema = file_schema(table)
+    if column is None:
+        return {"rows_removed": 0, "files_rewritten": 0}
     if column not in schema.names:
         raise InvalidInput(f"table {name} has no subject column {column!r}")
     writer = FileWriter(lake, table, f"erase-{request}", schema, lake.settings.lake.target_file_mb << 20)
-    rewritten: set[str] = set()
+    dirty: set[str] = set()
     removed_rows = 0
     try:
         for data_file in current_data_files(table):
@@ -52,28 +57,57 @@ def _erase_rows(lake: Lake, name: TableName, column: str, subject: str, actor: s
                 data = pq.read_table(handle, schema=schema)
             hits = _matches(data.column(column), subject)
             count = pc.sum(hits).as_py() or 0
-            if not count:
-                continue
-            removed_rows += count
-            rewritten.add(data_file.file_path)
-            kept = data.filter(pc.invert(hits))
-            for batch in kept.to_batches(max_chunksize=65_536):
-                writer.write(batch)
+            if count:
+                removed_rows += count
+                dirty.add(data_file.file_path)
+                for batch in data.filter(pc.invert(hits)).to_batches(max_chunksize=65_536):
+                    writer.write(batch)
         written = writer.close()
-        if not rewritten:
-            return {"rows_removed": 0, "files_rewritten": 0}
-        result = commit_files(
-            lake,
-            name,
-            add=written,
-            remove=lambda t: [f for f in current_data_files(t) if f.file_path in rewritten],
-            properties={"operation": "erasure", "actor": actor, "erasure-request": request},
-            exclusive_held=True,
-        )
+        if dirty:
+            commit_files(
+                lake,
+                name,
+                add=written,
+                remove=lambda t: [f for f in current_data_files(t) if f.file_path in dirty],
+                properties={"operation": "erasure", "actor": actor, "erasure-request": request},
+                exclusive_held=True,
+            )
     except BaseException:
         writer.abort()
         raise
-    return {"rows_removed": removed_rows, "files_rewritten": len(rewritten), "snapshot_id": result.snapshot_id}
+    return {"rows_removed": removed_rows, "files_rewritten": len(dirty)}
+
+
+def _fresh_manifests(lake: Lake, name: TableName, actor: str, request: str) -> int | None:
+    """Replace every live data file by a copy in one snapshot. Manifests keep entries of deleted
+    files with their column bounds (which may name the subject); after this snapshot, and the
+    expiry of every earlier one, the table's manifests list only clean files."""
+    table = lake.load(name)
+    live = current_data_files(table)
+    if not live:
+        return None
+    directory = f"{table.location()}/data/erase-{request}-copy"
+    copies = []
+    try:
+        for index, data_file in enumerate(live):
+            copy = f"{directory}/part-{index:05d}-{data_file.file_path.rsplit('/', 1)[-1]}"
+            lake.storage.copy(data_file.file_path, copy)
+            copies.append(copy)
+        paths = {f.file_path for f in live}
+        result = commit_files(
+            lake,
+            name,
+            add=copies,
+            remove=lambda t: [f for f in current_data_files(t) if f.file_path in paths],
+            properties={"operation": "erasure", "actor": actor, "erasure-request": request},
+            exclusive_held=True,
+            replace_all=True,
+        )
+    except BaseException:
+        for copy in copies:
+            lake.storage.delete(copy)
+        raise
+    return result.snapshot_id
 
 
 def _delete_old_metadata(lake: Lake, name: TableName) -> int:
@@ -103,7 +137,11 @@ def check_file(lake: Lake, uri: str, subject: str) -> dict[str, Any]:
             for group in range(meta.num_row_groups):
                 for col in range(meta.num_columns):
                     stats = meta.row_group(group).column(col).statistics
-                    if stats is not None and stats.has_min_max and subject in (str(stats.min), str(stats.max)):
+                    if (
+                        stats is not None
+                        and stats.has_min_max
+                        and subject in (str(stats.min), str(stats.max))
+                    ):
                         found.append(f"statistics of {meta.schema.column(col).name}")
             data = parquet.read()
         for field in data.schema:
@@ -136,9 +174,7 @@ def erase_subject(
     if not names:
         raise NotFound(f"namespace {namespace!r} has no tables")
     request = uuid.uuid4().hex[:12]
-    run = MaintenanceRun(kind="erase", actor=principal.name, started_at=utcnow(), report={})
-    session.add(run)
-    session.flush()
+    started = utcnow()
     rows = {d.name: d for d in session.scalars(select(Dataset).where(Dataset.namespace == namespace))}
     settings = lake.settings.lake
     tables = []
@@ -154,10 +190,10 @@ def erase_subject(
             ttl=max(settings.lock_timeout_seconds * 4, 600),
             timeout=settings.lock_timeout_seconds,
         ):
-            if column:
-                entry.update(_erase_rows(lake, name, column, subject, principal.name, request))
-            else:
-                entry.update({"rows_removed": 0, "files_rewritten": 0, "note": "no subject column declared"})
+            entry.update(_rewrite_without(lake, name, column, subject, principal.name, request))
+            entry["snapshot_id"] = _fresh_manifests(lake, name, principal.name, request)
+            if not column:
+                entry["note"] = "no subject column declared"
             future = datetime.now(UTC) + timedelta(seconds=1)
             expired = expire_and_delete(lake, name, future)
             entry["snapshots_expired"] = expired["snapshots_expired"]
@@ -165,10 +201,13 @@ def erase_subject(
             entry["orphans_deleted"] = remove_orphans(lake, name, session, timedelta(0))["orphans_deleted"]
             entry["metadata_deleted"] = _delete_old_metadata(lake, name)
             table = lake.load(name)
-            entry["files"] = [check_file(lake, item.uri, subject) for item in lake.storage.list(table.location())]
-        if dataset is not None:
-            dataset.profile, dataset.profile_snapshot_id = None, None  # cached min/max may name the subject
+            entry["files"] = [
+                check_file(lake, item.uri, subject) for item in lake.storage.list(table.location())
+            ]
         tables.append(entry)
+    # DB writes come last: an open write transaction would block the lease rows on SQLite.
+    for dataset in rows.values():
+        dataset.profile, dataset.profile_snapshot_id = None, None  # cached min/max may name the subject
     scrubbed = _scrub_jobs(session, namespace, subject)
     quarantine = _erase_quarantine(session, lake, namespace, subject)
     files_checked = sum(len(t["files"]) for t in tables)
@@ -185,17 +224,24 @@ def erase_subject(
         "ok": not dirty,
         "checked_at": utcnow(),
     }
-    run.report = {k: v for k, v in report.items() if k != "tables"} | {
-        "tables": [{k: v for k, v in t.items() if k != "files"} for t in tables]
-    }
-    run.report["checked_at"] = str(report["checked_at"])
-    run.finished_at, run.outcome = utcnow(), "success" if report["ok"] else "failure"
+    summary = {k: v for k, v in report.items() if k not in ("tables", "checked_at")}
+    summary["tables"] = [{k: v for k, v in t.items() if k != "files"} for t in tables]
+    outcome = "success" if report["ok"] else "failure"
+    run = MaintenanceRun(
+        kind="erase",
+        actor=principal.name,
+        started_at=started,
+        finished_at=utcnow(),
+        outcome=outcome,
+        report=summary,
+    )
+    session.add(run)
     record(
         session,
         actor=principal.name,
         action="lake.erase",
         target=f"namespace:{namespace}",
-        outcome=run.outcome,
+        outcome=outcome,
         details={
             "request": request,
             "tables": len(tables),
@@ -210,7 +256,9 @@ def erase_subject(
 def _scrub_jobs(session: Session, namespace: str, subject: str) -> int:
     """Quarantine reasons quote offending values: drop any that quote the subject."""
     count = 0
-    for job in session.scalars(select(IngestJob).where(IngestJob.namespace == namespace, IngestJob.reason.is_not(None))):
+    for job in session.scalars(
+        select(IngestJob).where(IngestJob.namespace == namespace, IngestJob.reason.is_not(None))
+    ):
         if subject in str(job.reason):
             job.reason = {"code": (job.reason or {}).get("code", "erased"), "message": "[erased on request]"}
             count += 1

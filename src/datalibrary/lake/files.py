@@ -90,5 +90,3 @@ def contains_token(data: bytes, needle: bytes) -> bool:
     """``needle`` occurs in ``data`` not glued to letters or digits on either side."""
     pattern = re.compile(rb"(?<![A-Za-z0-9])" + re.escape(needle) + rb"(?![A-Za-z0-9])")
     return pattern.search(data) is not None
-
-

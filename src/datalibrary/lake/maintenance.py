@@ -34,7 +34,9 @@ def compact(lake: Lake, name: TableName, *, actor: str) -> dict[str, Any]:
     if len(small) < 2:
         return {"files_compacted": 0, "files_written": 0}
     schema = file_schema(table)
-    writer = FileWriter(lake, table, f"compact-{uuid.uuid4().hex[:12]}", schema, lake.settings.lake.target_file_mb << 20)
+    writer = FileWriter(
+        lake, table, f"compact-{uuid.uuid4().hex[:12]}", schema, lake.settings.lake.target_file_mb << 20
+    )
     try:
         for data_file in small:
             with lake.storage.fs.open_input_file(lake.storage.path(data_file.file_path)) as handle:
@@ -139,23 +141,26 @@ def maintain(
     from datalibrary.lake.catalog import parse_table_name
 
     settings = lake.settings.lake
-    retention = timedelta(hours=settings.snapshot_retention_hours if retention_hours is None else retention_hours)
+    retention = timedelta(
+        hours=settings.snapshot_retention_hours if retention_hours is None else retention_hours
+    )
     grace = timedelta(minutes=settings.orphan_grace_minutes if grace_minutes is None else grace_minutes)
     names = [parse_table_name(table)] if table else [n for ns in lake.namespaces() for n in lake.tables(ns)]
     if table:
         lake.load(names[0])
-    run = MaintenanceRun(kind="maintain", actor=principal.name, started_at=utcnow(), report={})
-    session.add(run)
-    session.flush()
+    # The run row is written at the end: an open write transaction here would block the
+    # lease rows (SQLite has one writer) that each table's maintenance takes.
+    started = utcnow()
     tables = []
     for name in names:
         try:
-            tables.append(maintain_table(lake, session, name, actor=principal.name, retention=retention, grace=grace))
+            tables.append(
+                maintain_table(lake, session, name, actor=principal.name, retention=retention, grace=grace)
+            )
         except Exception as exc:  # one broken table must not stop the others
             log.exception("maintenance of %s failed", name)
             tables.append({"table": str(name), "error": f"{type(exc).__name__}: {exc}"[:300]})
     report = {
-        "run": run.id,
         "tables": tables,
         "files_compacted": sum(t.get("files_compacted", 0) for t in tables),
         "snapshots_expired": sum(t.get("snapshots_expired", 0) for t in tables),
@@ -163,14 +168,24 @@ def maintain(
         "orphans_deleted": sum(t.get("orphans_deleted", 0) for t in tables),
         "errors": sum(1 for t in tables if "error" in t),
     }
-    run.report, run.finished_at = report, utcnow()
-    run.outcome = "success" if not report["errors"] else "failure"
+    outcome = "success" if not report["errors"] else "failure"
+    run = MaintenanceRun(
+        kind="maintain",
+        actor=principal.name,
+        started_at=started,
+        finished_at=utcnow(),
+        outcome=outcome,
+        report=report,
+    )
+    session.add(run)
+    session.flush()
+    report["run"] = run.id
     record(
         session,
         actor=principal.name,
         action="lake.maintain",
         target=f"table:{table}" if table else "lake:*",
-        outcome=run.outcome,
+        outcome=outcome,
         details={k: v for k, v in report.items() if k != "tables"},
     )
     return report
@@ -178,5 +193,8 @@ def maintain(
 
 def last_run(session: Session, kind: str = "maintain") -> MaintenanceRun | None:
     return session.scalars(
-        select(MaintenanceRun).where(MaintenanceRun.kind == kind).order_by(MaintenanceRun.started_at.desc()).limit(1)
+        select(MaintenanceRun)
+        .where(MaintenanceRun.kind == kind)
+        .order_by(MaintenanceRun.started_at.desc())
+        .limit(1)
     ).first()

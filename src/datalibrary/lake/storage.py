@@ -108,5 +108,11 @@ class Storage:
                 pass
         return len(files)
 
+    def copy(self, source_uri: str, target_uri: str) -> None:
+        target = self.path(target_uri)
+        if not self.is_s3:
+            self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        self.fs.copy_file(self.path(source_uri), target)
+
     def size(self, uri: str) -> int:
         return self.fs.get_file_info(self.path(uri)).size or 0

@@ -22,7 +22,8 @@ from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.io.pyarrow import parquet_file_to_data_file, schema_to_pyarrow
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
-from pyiceberg.table.snapshots import Snapshot
+from pyiceberg.table.snapshots import Operation, Snapshot
+from pyiceberg.table.update.snapshot import _OverwriteFiles
 
 from datalibrary.lake import locks
 from datalibrary.lake.catalog import Lake, TableName
@@ -85,6 +86,16 @@ class FileWriter:
             self.lake.storage.delete_dir(self.directory)
 
 
+class _ReplaceAll(_OverwriteFiles):
+    """An overwrite that removes every live file and carries no earlier manifest forward.
+
+    pyiceberg's overwrite keeps manifests whose entries are all ``DELETED``; those entries
+    keep the column bounds of deleted files, which erasure must not leave behind."""
+
+    def _existing_manifests(self) -> list:  # type: ignore[type-arg]
+        return []
+
+
 @dataclass
 class CommitResult:
     snapshot_id: int | None
@@ -131,6 +142,7 @@ def commit_files(
     guard: Callable[[Table], str | None] | None = None,
     holder: str = "commit",
     exclusive_held: bool = False,
+    replace_all: bool = False,
 ) -> CommitResult:
     """Commit added files (and removals chosen on the fresh table) as one snapshot, retrying."""
     settings = lake.settings.lake
@@ -150,7 +162,18 @@ def commit_files(
                 return CommitResult(None, attempt, skipped="nothing to commit")
             transaction = table.transaction()
             update = transaction.update_snapshot(snapshot_properties=props)
-            producer = update.overwrite() if removed else update.fast_append()
+            if replace_all:
+                live = {f.file_path for f in current_data_files(table)}
+                if live != {f.file_path for f in removed}:
+                    raise ValueError("replace_all must remove every live data file")
+                producer = _ReplaceAll(
+                    operation=Operation.OVERWRITE,
+                    transaction=transaction,
+                    io=table.io,
+                    snapshot_properties=props,
+                )
+            else:
+                producer = update.overwrite() if removed else update.fast_append()
             with producer as change:
                 for data_file in removed:
                     change.delete_data_file(data_file)
