@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from datalibrary.cli import audit, core, tokens, users
+from datalibrary.cli import audit, core, datasets, ingest, lake, policies, tokens, users
 
 app = typer.Typer(
     name="datalibrary",
@@ -17,6 +17,11 @@ app.add_typer(core.config_app, name="config")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(audit.app, name="audit")
+ingest.register(app)
+app.add_typer(ingest.jobs_app, name="jobs")
+app.add_typer(datasets.app, name="datasets")
+app.add_typer(lake.app, name="lake")
+app.add_typer(policies.app, name="policies")
 
 
 def main() -> None:

@@ -157,6 +157,7 @@ class JobRun:
 
     def _run(self) -> str:
         job = self.job
+        faults.checkpoint("landed")
         if self.lake.exists(self.name):
             table = self.lake.load(self.name)
             verdict = _guard(job)(table)
