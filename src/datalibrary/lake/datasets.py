@@ -156,7 +156,7 @@ def show_dataset(
     )
     from datalibrary.ingest.jobs import job_dict
 
-    entry["jobs"] = [job_dict(job) for job in recent]
+    entry["jobs"] = [job_dict(job) for job in recent] if principal.can(Permission.INGEST_RUN) else []
     return entry
 
 
