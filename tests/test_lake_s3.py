@@ -40,7 +40,11 @@ def s3_platform(sqlite_platform: Platform, s3_endpoint: str) -> Iterator[Platfor
 
     bucket = f"lake-{id(sqlite_platform) % 100000}"
     client = boto3.client(
-        "s3", endpoint_url=s3_endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
     )
     client.create_bucket(Bucket=bucket)
     lake = LakeSettings(
@@ -64,7 +68,9 @@ def test_ingest_time_travel_maintenance_and_erasure_on_s3(s3_platform: Platform,
     plan = plan_table(lake, "st.lb")
     assert plan.is_s3 and all(f.uri.startswith("s3://") for f in plan.files)
     assert read_table(platform, "st.lb").num_rows == 3
-    ingest(platform, write_csv(tmp_path / "c.csv", {"USUBJID": ["S-009"], "V": [9]}), "st.lb", mode="overwrite")
+    ingest(
+        platform, write_csv(tmp_path / "c.csv", {"USUBJID": ["S-009"], "V": [9]}), "st.lb", mode="overwrite"
+    )
     assert read_table(platform, "st.lb").num_rows == 1
     assert read_table(platform, "st.lb", snapshot_id=plan.snapshot_id).num_rows == 3
     location = lake.load(parse_table_name("st.lb")).location()
