@@ -70,7 +70,7 @@ def test_catalog_pages_fit_phone_and_desktop(browser, live_platform, tmp_path: P
         context = browser.new_context(viewport={"width": width, "height": height})
         page = context.new_page()
         problems: list[str] = []
-        page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+        page.on("console", lambda msg, seen=problems: seen.append(msg.text) if msg.type == "error" else None)
         page.goto(f"{url}/login?next=/catalog")
         page.fill("#name", "admin")
         page.fill("#password", platform.admin_password)

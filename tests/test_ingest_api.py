@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import time
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv

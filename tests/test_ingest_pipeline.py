@@ -83,7 +83,8 @@ def test_policy_drops_columns_and_uncovered_columns_quarantine(
     platform = sqlite_platform
     add_policy(
         platform,
-        "name: pii\nversion: 2\ncolumns:\n  USUBJID: keep\n  SSN: drop\n  're:^(FIRST|LAST)$': drop\n  '*DTC': keep\n",
+        "name: pii\nversion: 2\ncolumns:\n  USUBJID: keep\n  SSN: drop\n"
+        "  're:^(FIRST|LAST)$': drop\n  '*DTC': keep\n",
     )
     good = write_csv(
         tmp_path / "p.csv",

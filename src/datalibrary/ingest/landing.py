@@ -6,6 +6,7 @@ deleted) or fails on bad input (then they move to quarantine with a machine-read
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -90,7 +91,5 @@ def discard(raw: Path | None) -> None:
 
 
 def _remove_empty(directory: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         directory.rmdir()
-    except OSError:
-        pass

@@ -264,23 +264,22 @@ class JobRun:
     # final states -------------------------------------------------------------------------
 
     def _finish(self, state: str, **values: Any) -> str:
+        """End the job in ``failed`` (keeping the raw file for a retry)."""
         with self.db.session() as session:
             job = session.get(IngestJob, self.job_id)
             assert job is not None
-            job.state = state
-            job.finished_at = utcnow()
-            job.lease_expires_at = None
-            job.step = None
+            job.state, job.finished_at, job.lease_expires_at, job.step = state, utcnow(), None, None
             for key, value in values.items():
                 setattr(job, key, value)
-            if state in ("succeeded", "duplicate"):
-                self._after_success(session, job, state)
-        if state in ("succeeded", "duplicate"):
-            landing.discard(self.raw)
+            record(
+                session,
+                actor=job.created_by,
+                action="ingest.fail",
+                target=f"table:{self.name}",
+                outcome="failure",
+                details={"job": job.id, "file": job.source_name, "code": (job.reason or {}).get("code")},
+            )
         return state
-
-    def _after_success(self, session: Session, job: IngestJob, state: str) -> None:
-        pass
 
     def _succeeded(
         self,

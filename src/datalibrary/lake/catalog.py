@@ -7,6 +7,7 @@ WAL mode as the rest of the app.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from dataclasses import dataclass
@@ -81,10 +82,8 @@ class Lake:
         self.catalog.engine = make_engine(url)
 
     def ensure_namespace(self, namespace: str) -> None:
-        try:
+        with contextlib.suppress(NamespaceAlreadyExistsError):
             self.catalog.create_namespace(namespace)
-        except NamespaceAlreadyExistsError:
-            pass
 
     def namespaces(self) -> list[str]:
         return sorted(".".join(ns) for ns in self.catalog.list_namespaces())

@@ -8,7 +8,7 @@ name, as the table's name mapping says.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pyarrow as pa
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
@@ -85,7 +85,7 @@ def plan_table(
     return TablePlan(
         str(name),
         snapshot.snapshot_id,
-        datetime.fromtimestamp(snapshot.timestamp_ms / 1000).astimezone(),
+        datetime.fromtimestamp(snapshot.timestamp_ms / 1000, UTC),
         arrow_schema,
         files,
         lake.storage.is_s3,

@@ -6,6 +6,7 @@ list) go through the matching ``pyarrow.fs`` filesystem built from the same sett
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote, urlparse
@@ -102,10 +103,8 @@ class Storage:
         for item in files:
             self.delete(item.uri)
         if not self.is_s3:
-            try:
+            with contextlib.suppress(FileNotFoundError, OSError):
                 self.fs.delete_dir(self.path(prefix_uri))
-            except (FileNotFoundError, OSError):
-                pass
         return len(files)
 
     def copy(self, source_uri: str, target_uri: str) -> None:

@@ -138,8 +138,7 @@ class ParquetReader:
         size = self.path.stat().st_size
         try:
             for index in range(parquet.metadata.num_row_groups):
-                for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[index]):
-                    yield batch
+                yield from parquet.iter_batches(batch_size=batch_rows, row_groups=[index])
                 self._done = size * (index + 1) // total
         except (pa.ArrowInvalid, OSError) as exc:
             raise ReadError(self.name, f"corrupt Parquet data: {str(exc)[:200]}") from exc
