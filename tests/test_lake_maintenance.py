@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from datalibrary.audit.models import AuditEvent
