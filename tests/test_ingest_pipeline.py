@@ -164,3 +164,43 @@ def test_hostile_file_names_stay_inside_the_landing_area(sqlite_platform: Platfo
     with sqlite_platform.db.session() as session:
         job = session.get(IngestJob, job_id)
     assert job.source_name == "passwd.csv"
+
+
+def test_workers_never_claim_the_same_job_twice(platform: Platform, tmp_path: Path) -> None:
+    import threading
+
+    from datalibrary.ingest.jobs import claim, submit_file
+    from tests.lake_helpers import SYSTEM
+
+    add_policy(platform)
+    source = write_csv(tmp_path / "x.csv", {"A": [1]})
+    with platform.db.session() as session:
+        queued = {
+            submit_file(session, SYSTEM, platform.settings, source, table="q.t", policy="keep-all").id
+            for _ in range(12)
+        }
+    claimed: list[str] = []
+
+    def worker(name: str) -> None:
+        while (job_id := claim(platform.db.engine, name, 60)) is not None:
+            claimed.append(job_id)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(claimed) == sorted(queued), "every job claimed exactly once"
+
+
+def test_maintenance_removes_raw_copies_of_a_landing_that_died(sqlite_platform: Platform) -> None:
+    from datalibrary.ingest.landing import ingest_dir
+    from datalibrary.lake.maintenance import maintain
+    from tests.lake_helpers import SYSTEM
+
+    stale = ingest_dir(sqlite_platform.settings, "raw") / "deadbeef"
+    stale.mkdir()
+    (stale / "half.csv").write_text("A\n1\n")
+    with sqlite_platform.db.session() as session:
+        report = maintain(session, SYSTEM, open_lake(sqlite_platform.settings), grace_minutes=0)
+    assert report["stale_raw_files_deleted"] == 1 and not stale.exists()

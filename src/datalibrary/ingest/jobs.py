@@ -96,32 +96,43 @@ def submit_file(
 
 
 def claim(engine: Engine, worker: str, lease_seconds: float, job_id: str | None = None) -> str | None:
-    """Claim the oldest claimable job (or ``job_id``); return its id, or None."""
-    now = utcnow()
-    claimable = or_(
-        IngestJob.state == "queued",
-        (IngestJob.state == "running") & (IngestJob.lease_expires_at < now),
-    )
-    values = {
-        "state": "running",
-        "worker": worker[:200],
-        "lease_expires_at": now + timedelta(seconds=lease_seconds),
-        "attempts": IngestJob.attempts + 1,
-        "started_at": now,
-    }
-    with Session(engine) as session:
-        if job_id is None:
-            pick = select(IngestJob.id).where(claimable).order_by(IngestJob.created_at, IngestJob.id).limit(1)
-            if engine.dialect.name == "postgresql":
-                candidate = session.scalar(pick.with_for_update(skip_locked=True))
-            else:
-                candidate = session.scalar(pick)
+    """Claim the oldest claimable job (or ``job_id``); return its id, or None when there is none."""
+    for _ in range(20):  # a lost race on SQLite: pick the next candidate
+        now = utcnow()
+        claimable = or_(
+            IngestJob.state == "queued",
+            (IngestJob.state == "running") & (IngestJob.lease_expires_at < now),
+        )
+        values = {
+            "state": "running",
+            "worker": worker[:200],
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
+            "attempts": IngestJob.attempts + 1,
+            "started_at": now,
+        }
+        with Session(engine) as session:
+            candidate = job_id
             if candidate is None:
+                pick = (
+                    select(IngestJob.id)
+                    .where(claimable)
+                    .order_by(IngestJob.created_at, IngestJob.id)
+                    .limit(1)
+                )
+                if engine.dialect.name == "postgresql":
+                    pick = pick.with_for_update(skip_locked=True)
+                candidate = session.scalar(pick)
+                if candidate is None:
+                    return None
+            result = session.execute(
+                update(IngestJob).where(IngestJob.id == candidate, claimable).values(**values)
+            )
+            session.commit()
+            if result.rowcount == 1:
+                return candidate
+            if job_id is not None:
                 return None
-            job_id = candidate
-        result = session.execute(update(IngestJob).where(IngestJob.id == job_id, claimable).values(**values))
-        session.commit()
-        return job_id if result.rowcount == 1 else None
+    return None
 
 
 def heartbeat(engine: Engine, job_id: str, lease_seconds: float, **progress: object) -> None:

@@ -32,7 +32,7 @@ from datalibrary.errors import InvalidInput
 from datalibrary.ingest import faults, jobs, landing
 from datalibrary.ingest.models import IngestJob
 from datalibrary.ingest.normalize import conform, lake_schema
-from datalibrary.ingest.readers import ReadError, detect_format, open_reader
+from datalibrary.ingest.readers import ReadError, ReportsProgress, detect_format, open_reader
 from datalibrary.lake import datasets
 from datalibrary.lake.catalog import Lake, TableName, open_lake
 from datalibrary.lake.tables import (
@@ -209,7 +209,7 @@ class JobRun:
                 )
                 writer.write(conform(out, target, file=job.source_name, first_row=rows + 1))
                 rows += batch.num_rows
-                read_bytes = getattr(reader, "bytes_read", lambda: 0)()
+                read_bytes = reader.bytes_read() if isinstance(reader, ReportsProgress) else 0
                 self.progress(rows_read=rows, rows_written=rows, progress_bytes=read_bytes, step="writing")
             files = writer.close()
         except BaseException:

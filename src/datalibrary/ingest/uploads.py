@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 from sqlalchemy.orm import Session
 
 from datalibrary.auth.permissions import Permission, Principal, require
@@ -34,7 +35,7 @@ async def _append(settings: Settings, path: Path, stream: AsyncIterator[bytes], 
             if size > limit:
                 handle.truncate(already)
                 raise TooLarge(f"the upload exceeds the limit of {settings.ingest.upload_max_mb} MB")
-            handle.write(chunk)
+            await anyio.to_thread.run_sync(handle.write, chunk)  # keep the event loop free
     return size
 
 

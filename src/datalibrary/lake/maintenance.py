@@ -106,6 +106,23 @@ def remove_orphans(lake: Lake, name: TableName, session: Session, grace: timedel
     return {"orphans_deleted": len(deleted), "orphans": deleted}
 
 
+def remove_stale_raw_files(lake: Lake, session: Session, grace: timedelta) -> int:
+    """Raw copies left by a process killed while landing a file (no job row was committed)."""
+    from datalibrary.ingest.landing import ingest_dir
+
+    limit = datetime.now(UTC).timestamp() - grace.total_seconds()
+    removed = 0
+    for directory in ingest_dir(lake.settings, "raw").iterdir():
+        if not directory.is_dir() or directory.stat().st_mtime > limit:
+            continue
+        if session.get(IngestJob, directory.name) is None:
+            for item in directory.iterdir():
+                item.unlink()
+            directory.rmdir()
+            removed += 1
+    return removed
+
+
 def maintain_table(
     lake: Lake, session: Session, name: TableName, *, actor: str, retention: timedelta, grace: timedelta
 ) -> dict[str, Any]:
@@ -160,8 +177,10 @@ def maintain(
         except Exception as exc:  # one broken table must not stop the others
             log.exception("maintenance of %s failed", name)
             tables.append({"table": str(name), "error": f"{type(exc).__name__}: {exc}"[:300]})
+    stale = remove_stale_raw_files(lake, session, grace) if table is None else 0
     report = {
         "tables": tables,
+        "stale_raw_files_deleted": stale,
         "files_compacted": sum(t.get("files_compacted", 0) for t in tables),
         "snapshots_expired": sum(t.get("snapshots_expired", 0) for t in tables),
         "files_deleted": sum(t.get("files_deleted", 0) for t in tables),

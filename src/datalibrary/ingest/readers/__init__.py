@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from datalibrary.errors import InvalidInput
 from datalibrary.ingest.readers.base import DEFAULT_BATCH_ROWS, Reader, ReadError
@@ -20,11 +20,20 @@ __all__ = [
     "SUFFIXES",
     "ReadError",
     "Reader",
+    "ReportsProgress",
     "detect_format",
     "open_reader",
     "reader_class",
     "register",
 ]
+
+
+@runtime_checkable
+class ReportsProgress(Protocol):
+    """Optional for readers: how many bytes of the source file were consumed so far (job progress)."""
+
+    def bytes_read(self) -> int: ...
+
 
 # format name -> "module:Class"
 READERS: dict[str, str] = {
