@@ -159,3 +159,35 @@ def test_concurrent_ingestions_into_one_table_lose_no_rows(platform: Platform, t
     assert len(set(table.column("ID").to_pylist())) == 301
     iceberg = open_lake(platform.settings).load(parse_table_name("c.t"))
     assert len(iceberg.snapshots()) == 7, "one snapshot per ingestion"
+
+
+def test_a_commit_that_loses_the_race_reloads_and_reapplies(sqlite_platform: Platform, tmp_path: Path) -> None:
+    """Deterministic: a competing commit lands between our load and our compare-and-swap."""
+    from datalibrary.lake.tables import FileWriter, commit_files, file_schema
+
+    platform = sqlite_platform
+    add_policy(platform)
+    ingest(platform, write_csv(tmp_path / "seed.csv", {"ID": ["seed"]}), "r.t")
+    lake = open_lake(platform.settings)
+    name = parse_table_name("r.t")
+
+    def staged(tag: str, value: str) -> list[str]:
+        import pyarrow as pa
+
+        table = lake.load(name)
+        writer = FileWriter(lake, table, tag, file_schema(table), 1 << 20)
+        writer.write(pa.record_batch({"ID": [value]}, schema=file_schema(table)))
+        return writer.close()
+
+    ours, theirs = staged("ours", "ours"), staged("theirs", "theirs")
+    calls = []
+
+    def guard(table) -> None:  # type: ignore[no-untyped-def]
+        calls.append(table.current_snapshot().snapshot_id)
+        if len(calls) == 1:  # another writer commits right after we loaded the table
+            commit_files(lake, name, add=theirs, properties={"operation": "test"})
+        return None
+
+    result = commit_files(lake, name, add=ours, properties={"operation": "test"}, guard=guard)
+    assert result.attempts == 2 and calls[0] != calls[1]
+    assert sorted(read_table(platform, "r.t").column("ID").to_pylist()) == ["ours", "seed", "theirs"]
