@@ -53,6 +53,8 @@ def test_upload_then_catalog_over_the_api(platform: Platform) -> None:
     assert detail["jobs"] == [], "job details are for those who ingest"
     age = next(p for p in detail["profile"] if p["name"] == "AGE")
     assert age["null_share"] == round(1 / 3, 4) and age["min"] == "30" and age["max"] == "50"
+    subject = next(p for p in detail["profile"] if p["name"] == "USUBJID")
+    assert subject["distinct"] == 3 and subject["min"] is None, "text values are not shown"
     assert scientist.get("/api/v1/datasets", params={"tag": "nope"}).json() == []
     assert scientist.get("/api/v1/ingest/jobs").status_code == 403
     bad = steward.request("PATCH", "/api/v1/datasets/study/dm", json={"sensitivity": "secret"})

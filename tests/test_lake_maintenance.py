@@ -161,7 +161,9 @@ def test_concurrent_ingestions_into_one_table_lose_no_rows(platform: Platform, t
     assert len(iceberg.snapshots()) == 7, "one snapshot per ingestion"
 
 
-def test_a_commit_that_loses_the_race_reloads_and_reapplies(sqlite_platform: Platform, tmp_path: Path) -> None:
+def test_a_commit_that_loses_the_race_reloads_and_reapplies(
+    sqlite_platform: Platform, tmp_path: Path
+) -> None:
     """Deterministic: a competing commit lands between our load and our compare-and-swap."""
     from datalibrary.lake.tables import FileWriter, commit_files, file_schema
 

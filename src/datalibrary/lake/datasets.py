@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.dataset as pads
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -189,8 +190,8 @@ def history(iceberg) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
 def column_profile(
     session: Session, lake: Lake, name: TableName, dataset: Dataset | None
 ) -> list[dict[str, Any]]:
-    """Null share, distinct count (approximate), min and max per column, computed by DuckDB over
-    the current snapshot's Parquet files and cached per snapshot."""
+    """Null share, distinct count (approximate), and min/max of numeric and temporal columns,
+    computed by DuckDB over the current snapshot's Parquet files and cached per snapshot."""
     plan = plan_table(lake, name)
     if (
         dataset is not None
