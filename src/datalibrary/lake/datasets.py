@@ -212,7 +212,11 @@ def column_profile(
                 comparable = not str(field.type).startswith(
                     ("list", "struct", "map", "binary", "large_binary")
                 )
-                minmax = f"min({quoted})::VARCHAR, max({quoted})::VARCHAR" if comparable else "NULL, NULL"
+                # min/max of text would show values (identifiers, names) to every catalog reader:
+                # only numbers, dates and times get them.
+                text = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+                ranged = comparable and not text and not pa.types.is_boolean(field.type)
+                minmax = f"min({quoted})::VARCHAR, max({quoted})::VARCHAR" if ranged else "NULL, NULL"
                 distinct = f"approx_count_distinct({quoted})" if comparable else "NULL"
                 total, nulls, count_distinct, low, high = con.execute(
                     f"SELECT count(*), count(*) - count({quoted}), {distinct}, {minmax} FROM profiled"
