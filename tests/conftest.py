@@ -22,7 +22,9 @@ from datalibrary.db.engine import normalize_url
 from tests.helpers import Platform, make_platform
 
 POSTGRES_URL = os.environ.get("DATALIBRARY_TEST_POSTGRES_URL")
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(
+    os.environ.get("DATALIBRARY_TEST_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
+)
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 

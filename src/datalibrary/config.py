@@ -107,6 +107,34 @@ class QuerySettings(BaseModel):
         return EngineLimits(self.memory_limit, self.threads, self.timeout_seconds, self.max_result_rows)
 
 
+class LakeSettings(BaseModel):
+    """Where the lake's files live and how it is maintained."""
+
+    # A local directory (default: <home>/lake) or s3://bucket/prefix.
+    warehouse: str | None = None
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    target_file_mb: int = Field(256, ge=1)
+    small_file_mb: int = Field(32, ge=1)
+    snapshot_retention_hours: float = Field(168, ge=0)
+    orphan_grace_minutes: float = Field(60, ge=0)
+    maintain_every_hours: float = Field(24, gt=0)
+    commit_retries: int = Field(25, ge=1)
+    lock_timeout_seconds: float = Field(300, gt=0)
+
+
+class IngestSettings(BaseModel):
+    """The ingestion pipeline: workers, uploads, the watched landing folder."""
+
+    workers: int = Field(2, ge=0)
+    upload_max_mb: int = Field(10_240, ge=1)
+    job_lease_seconds: float = Field(120, gt=0)
+    poll_seconds: float = Field(2.0, gt=0)
+    watch_landing: bool = True
+
+
 class Settings(BaseSettings):
     """Effective configuration of one DataLibrary installation."""
 
@@ -124,6 +152,8 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     auth: AuthSettings = AuthSettings()
     query: QuerySettings = QuerySettings()
+    lake: LakeSettings = LakeSettings()
+    ingest: IngestSettings = IngestSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -156,6 +186,16 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def warehouse(self) -> str:
+        """The lake's root as a URI (``file:///...`` or ``s3://bucket/prefix``)."""
+        configured = self.lake.warehouse
+        if not configured:
+            return (self.home / "lake").as_uri()
+        if "://" not in configured:
+            return Path(configured).expanduser().absolute().as_uri()
+        return configured.rstrip("/")
+
+    @property
     def is_sqlite(self) -> bool:
         return str(self.database_url).startswith("sqlite")
 
@@ -166,6 +206,7 @@ class Settings(BaseSettings):
         data["database_url"] = redact_url(str(self.database_url))
         if self.auth.ldap.bind_password is not None:
             data["auth"]["ldap"]["bind_password"] = "**********"  # noqa: S105 - the mask
+        data["lake"]["s3_secret_access_key"] = "**********" if self.lake.s3_secret_access_key else None
         return data
 
 

@@ -1,4 +1,4 @@
-"""Demo content for a first start: users of each role (the lake's demo study comes later)."""
+"""Demo content for a first start: users of each role and a small study in the lake."""
 
 from __future__ import annotations
 
@@ -17,7 +17,14 @@ DEMO_USERS = {"steward": "steward", "scientist": "scientist", "auditor": "audito
 
 
 def load_demo(settings: Settings) -> Iterator[str]:
-    """Create the demo users once; yield what a person should read."""
+    """Create the demo users and the demo study once; yield what a person should read."""
+    yield from _demo_users(settings)
+    from datalibrary.lake.demo import load_demo_study
+
+    yield from load_demo_study(settings)
+
+
+def _demo_users(settings: Settings) -> Iterator[str]:
     db = Database(str(settings.database_url))
     try:
         with db.session() as session:

@@ -50,6 +50,12 @@ class Conflict(DataLibraryError):
     title = "Conflict"
 
 
+class TooLarge(DataLibraryError):
+    slug = "too-large"
+    status = 413
+    title = "Too large"
+
+
 class TooManyRequests(DataLibraryError):
     slug = "too-many-requests"
     status = 429
@@ -69,6 +75,7 @@ ALL_ERRORS: tuple[type[DataLibraryError], ...] = (
     PermissionDenied,
     NotFound,
     Conflict,
+    TooLarge,
     TooManyRequests,
     Unavailable,
 )

@@ -26,7 +26,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        from datalibrary.ingest.background import Background
+
+        background = Background(settings, db)
+        background.start()
         yield
+        background.stop()
         if database is None:
             db.dispose()
 

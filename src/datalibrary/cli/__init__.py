@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from datalibrary.cli import access, audit, core, groups, projects, query, tokens, users
+from datalibrary.cli import (
+    access,
+    audit,
+    core,
+    datasets,
+    groups,
+    ingest,
+    lake,
+    policies,
+    projects,
+    query,
+    tokens,
+    users,
+)
 
 app = typer.Typer(
     name="datalibrary",
@@ -22,6 +35,11 @@ app.add_typer(tokens.app, name="tokens")
 app.add_typer(audit.app, name="audit")
 app.add_typer(access.grants_app, name="grants")
 app.add_typer(access.access_app, name="access")
+ingest.register(app)
+app.add_typer(ingest.jobs_app, name="jobs")
+app.add_typer(datasets.app, name="datasets")
+app.add_typer(lake.app, name="lake")
+app.add_typer(policies.app, name="policies")
 
 
 def main() -> None:

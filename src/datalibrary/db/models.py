@@ -18,7 +18,10 @@ from datalibrary.auth.models import (
     WebSession,
 )
 from datalibrary.db.base import Base
+from datalibrary.ingest.models import IngestJob, Upload
+from datalibrary.lake.models import Dataset, LakeLock, MaintenanceRun
 from datalibrary.lineage.models import LineageEdge, LineageEvent
+from datalibrary.privacy.models import StoredPolicy
 from datalibrary.query.models import QueryRecord
 
 __all__ = [
@@ -26,16 +29,22 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "Base",
+    "Dataset",
     "Grant",
     "Group",
     "GroupMember",
     "GroupRole",
+    "IngestJob",
+    "LakeLock",
     "LineageEdge",
     "LineageEvent",
     "LoginThrottle",
+    "MaintenanceRun",
     "Project",
     "ProjectMember",
     "QueryRecord",
+    "StoredPolicy",
+    "Upload",
     "User",
     "UserRole",
     "WebSession",

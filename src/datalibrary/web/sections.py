@@ -22,12 +22,7 @@ SECTIONS: tuple[Section, ...] = (
         "Catalog",
         Permission.CATALOG_READ,
         "Browse the datasets of the lake: schemas with labels, snapshots, profiles and jobs.",
-        (
-            "Search datasets by name, tag and study",
-            "See each table's schema, column labels, size and compression",
-            "Follow snapshot history: which file, which policy, when",
-            "Request access to a dataset for a project",
-        ),
+        # built: the catalog pages live in web/catalog.py (access requests come with their issue)
     ),
     Section(
         "query",

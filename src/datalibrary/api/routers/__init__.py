@@ -1,6 +1,28 @@
 """One router per domain. A new domain adds its router to ``API_ROUTERS`` (served under /api/v1)."""
 
-from datalibrary.api.routers import access, audit, auth, health, identity, query, system
+from datalibrary.api.routers import (
+    access,
+    audit,
+    auth,
+    datasets,
+    health,
+    identity,
+    ingest,
+    lake,
+    query,
+    system,
+)
 
 ROOT_ROUTERS = [health.router]
-API_ROUTERS = [system.router, auth.router, identity.router, audit.router, access.router, query.router]
+API_ROUTERS = [
+    system.router,
+    auth.router,
+    identity.router,
+    audit.router,
+    datasets.router,
+    ingest.router,
+    ingest.policies_router,
+    lake.router,
+    access.router,
+    query.router,
+]

@@ -1,0 +1,142 @@
+"""The catalog: datasets with schema, labels, sizes, snapshot history and column profile."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
+from datalibrary.auth.permissions import Permission
+from datalibrary.lake import datasets
+from datalibrary.lake.catalog import open_lake
+
+router = APIRouter(prefix="/datasets", tags=["catalog"])
+
+
+class PolicyRef(BaseModel):
+    name: str | None
+    version: str | None
+    sha256: str | None
+
+
+class DatasetSummary(BaseModel):
+    name: str
+    namespace: str
+    table: str
+    title: str
+    description: str
+    owner: str
+    tags: list[str]
+    sensitivity: str
+    source: str
+    subject_column: str | None
+    policy: PolicyRef | None
+    row_count: int
+    data_files: int
+    size_bytes: int
+    source_bytes: int
+    compression_ratio: float | None
+    snapshot_id: int | None
+    updated_at: datetime | None
+
+
+class ColumnOut(BaseModel):
+    name: str
+    type: str
+    label: str
+    required: bool
+
+
+class SnapshotOut(BaseModel):
+    snapshot_id: int
+    parent_id: int | None
+    committed_at: datetime
+    operation: str | None
+    mode: str | None
+    actor: str | None
+    job_id: str | None
+    source_file: str | None
+    source_sha256: str | None
+    policy: str | None
+    policy_version: str | None
+    policy_sha256: str | None
+    added_rows: int
+    total_rows: int
+
+
+class ProfileOut(BaseModel):
+    name: str
+    null_share: float | None
+    distinct: int | None
+    min: str | None
+    max: str | None
+
+
+class DatasetDetail(DatasetSummary):
+    columns: list[ColumnOut]
+    snapshots: list[SnapshotOut]
+    profile: list[ProfileOut] | None
+    jobs: list[dict[str, Any]] = Field(description="Recent ingestion jobs (for callers who may ingest).")
+
+
+class DatasetUpdate(BaseModel):
+    title: str | None = Field(None, max_length=200)
+    description: str | None = Field(None, max_length=10_000)
+    owner: str | None = Field(None, max_length=64)
+    tags: list[str] | None = None
+    sensitivity: str | None = None
+    source: str | None = Field(None, max_length=200)
+    subject_column: str | None = None
+    column_labels: dict[str, str] | None = None
+
+
+@router.get("", summary="List datasets", dependencies=[Requires(Permission.CATALOG_READ)])
+def list_datasets(
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
+    q: str | None = Query(None, max_length=200, description="Text in name, title, description or tags."),
+    tag: str | None = Query(None, max_length=40),
+) -> list[DatasetSummary]:
+    rows = datasets.list_datasets(session, principal, open_lake(settings), search=q, tag=tag)
+    return [DatasetSummary.model_validate(row) for row in rows]
+
+
+@router.get(
+    "/{namespace}/{table}",
+    summary="A dataset with schema, history and profile",
+    dependencies=[Requires(Permission.CATALOG_READ)],
+)
+def show_dataset(
+    namespace: str,
+    table: str,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
+    profile: bool = True,
+) -> DatasetDetail:
+    data = datasets.show_dataset(
+        session, principal, open_lake(settings), f"{namespace}.{table}", profile=profile
+    )
+    return DatasetDetail.model_validate(data)
+
+
+@router.patch(
+    "/{namespace}/{table}",
+    summary="Edit a dataset's catalog metadata",
+    dependencies=[Requires(Permission.DATASETS_MANAGE)],
+)
+def update_dataset(
+    namespace: str,
+    table: str,
+    body: DatasetUpdate,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
+) -> DatasetDetail:
+    changes = body.model_dump(exclude_unset=True)
+    data = datasets.update_dataset(session, principal, open_lake(settings), f"{namespace}.{table}", changes)
+    return DatasetDetail.model_validate(data)

@@ -1,0 +1,228 @@
+"""Ingestion: uploads (streamed, chunked), jobs, quarantine, policies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
+from datalibrary.auth.permissions import Permission
+from datalibrary.ingest import jobs, uploads
+from datalibrary.privacy import store
+
+router = APIRouter(prefix="/ingest", tags=["ingest"])
+policies_router = APIRouter(prefix="/policies", tags=["policies"])
+
+
+class JobOut(BaseModel):
+    id: str
+    table: str
+    mode: str
+    state: str
+    step: str | None
+    source_name: str
+    source_via: str
+    format: str | None
+    sha256: str | None
+    size_bytes: int
+    progress_bytes: int
+    rows_read: int
+    rows_written: int
+    bytes_written: int
+    policy: dict[str, str | None]
+    snapshot_id: int | None
+    reason: dict[str, Any] | None = Field(
+        description="Why the job was quarantined, failed or is a duplicate."
+    )
+    attempts: int
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class UploadOut(BaseModel):
+    id: str
+    filename: str
+    size_bytes: int
+    completed_job_id: str | None
+
+
+class UploadStart(BaseModel):
+    filename: str = Field(min_length=1, max_length=255)
+
+
+class UploadComplete(BaseModel):
+    table: str = Field(description="NAMESPACE.TABLE")
+    policy: str
+    mode: str = "append"
+    format: str | None = None
+
+
+class PolicyIn(BaseModel):
+    document: str = Field(min_length=1, max_length=200_000, description="The policy YAML.")
+
+
+class PolicyOut(BaseModel):
+    name: str
+    version: str
+    sha256: str
+    created_by: str | None = None
+    created_at: datetime | None = None
+
+
+def _job(job: Any) -> JobOut:
+    return JobOut.model_validate(jobs.job_dict(job))
+
+
+@router.post(
+    "/files",
+    status_code=202,
+    summary="Upload one file (raw body, streamed to disk) and queue its job",
+    dependencies=[Requires(Permission.INGEST_RUN)],
+)
+async def upload_file(
+    request: Request,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
+    table: str = Query(description="NAMESPACE.TABLE"),
+    policy: str = Query(),
+    filename: str = Query(max_length=255),
+    mode: str = "append",
+    format: str | None = None,
+) -> JobOut:
+    job = await uploads.upload_file(
+        session,
+        principal,
+        settings,
+        request.stream(),
+        filename=filename,
+        table=table,
+        policy=policy,
+        mode=mode,
+        format=format,
+    )
+    return _job(job)
+
+
+@router.post(
+    "/uploads",
+    status_code=201,
+    summary="Start a chunked upload",
+    dependencies=[Requires(Permission.INGEST_RUN)],
+)
+def start_upload(
+    body: UploadStart, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
+) -> UploadOut:
+    return UploadOut.model_validate(
+        uploads.start_upload(session, principal, settings, body.filename), from_attributes=True
+    )
+
+
+@router.get(
+    "/uploads/{upload_id}",
+    summary="A chunked upload (its size is the next offset)",
+    dependencies=[Requires(Permission.INGEST_RUN)],
+)
+def get_upload(upload_id: str, principal: CurrentPrincipal, session: DbSession) -> UploadOut:
+    return UploadOut.model_validate(uploads.get_upload(session, principal, upload_id), from_attributes=True)
+
+
+@router.put(
+    "/uploads/{upload_id}",
+    summary="Append a chunk (raw body) at the given offset",
+    dependencies=[Requires(Permission.INGEST_RUN)],
+)
+async def add_chunk(
+    upload_id: str,
+    request: Request,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
+    offset: int = Query(ge=0),
+) -> UploadOut:
+    upload = await uploads.add_chunk(session, principal, settings, upload_id, offset, request.stream())
+    return UploadOut.model_validate(upload, from_attributes=True)
+
+
+@router.post(
+    "/uploads/{upload_id}/complete",
+    status_code=202,
+    summary="Finish a chunked upload and queue its job",
+    dependencies=[Requires(Permission.INGEST_RUN)],
+)
+def complete_upload(
+    upload_id: str,
+    body: UploadComplete,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
+) -> JobOut:
+    job = uploads.complete_upload(
+        session,
+        principal,
+        settings,
+        upload_id,
+        table=body.table,
+        policy=body.policy,
+        mode=body.mode,
+        format=body.format,
+    )
+    return _job(job)
+
+
+@router.get("/jobs", summary="Ingestion jobs, newest first", dependencies=[Requires(Permission.INGEST_RUN)])
+def list_jobs(
+    principal: CurrentPrincipal,
+    session: DbSession,
+    state: str | None = None,
+    table: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> list[JobOut]:
+    return [
+        _job(j)
+        for j in jobs.list_jobs(session, principal, state=state, table=table, limit=limit, offset=offset)
+    ]
+
+
+@router.get("/jobs/{job_id}", summary="One ingestion job", dependencies=[Requires(Permission.INGEST_RUN)])
+def get_job(job_id: str, principal: CurrentPrincipal, session: DbSession) -> JobOut:
+    return _job(jobs.get_job(session, principal, job_id))
+
+
+@router.post(
+    "/jobs/{job_id}/retry", summary="Queue a failed job again", dependencies=[Requires(Permission.INGEST_RUN)]
+)
+def retry_job(job_id: str, principal: CurrentPrincipal, session: DbSession) -> JobOut:
+    return _job(jobs.retry_job(session, principal, job_id))
+
+
+@router.get(
+    "/quarantine", summary="Quarantined files and why", dependencies=[Requires(Permission.INGEST_RUN)]
+)
+def quarantine(
+    principal: CurrentPrincipal, session: DbSession, limit: int = Query(100, ge=1, le=1000)
+) -> list[JobOut]:
+    return [_job(j) for j in jobs.list_jobs(session, principal, state="quarantined", limit=limit)]
+
+
+@policies_router.get("", summary="Stored policies", dependencies=[Requires(Permission.CATALOG_READ)])
+def list_policies(principal: CurrentPrincipal, session: DbSession) -> list[PolicyOut]:
+    return [
+        PolicyOut.model_validate(p, from_attributes=True) for p in store.list_policies(session, principal)
+    ]
+
+
+@policies_router.post(
+    "", status_code=201, summary="Store a policy version", dependencies=[Requires(Permission.POLICIES_MANAGE)]
+)
+def add_policy(body: PolicyIn, principal: CurrentPrincipal, session: DbSession) -> PolicyOut:
+    policy, _ = store.save_policy(session, principal, body.document)
+    return PolicyOut(
+        name=policy.name, version=policy.version, sha256=policy.sha256, created_by=principal.name
+    )

@@ -1,0 +1,205 @@
+"""``ingest``, ``jobs`` and ``worker``: load files into the lake and follow the jobs."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from datalibrary.auth.permissions import Principal
+from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, handle_errors, settings, table
+from datalibrary.db import Database
+
+OPERATOR = Principal.system("cli")
+jobs_app = typer.Typer(help="Follow ingestion jobs: list, show, retry.", no_args_is_help=True)
+JOB_COLUMNS = ["id", "table", "state", "source_name", "rows_written", "created_at"]
+
+
+def _policy_name(database: Database, policy: str) -> str:
+    """A stored policy's name, or a YAML file to store first (same content again is a no-op)."""
+    path = Path(policy)
+    if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
+        from datalibrary.privacy.store import save_policy
+
+        with database.session() as session:
+            stored, _ = save_policy(session, OPERATOR, path.read_text())
+        return stored.name
+    return policy
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def ingest(
+        paths: Annotated[list[Path], typer.Argument(help="Files to ingest.", exists=True, dir_okay=False)],
+        table_name: Annotated[str, typer.Option("--table", help="Target table NAMESPACE.TABLE.")],
+        policy: Annotated[str, typer.Option(help="Policy name, or a policy YAML file to store and use.")],
+        mode: Annotated[str, typer.Option(help="append or overwrite.")] = "append",
+        format: Annotated[str | None, typer.Option(help="File format (default: from the file name).")] = None,
+        queue: Annotated[bool, typer.Option("--queue", help="Only queue the jobs for workers.")] = False,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Ingest files into a lake table through the full pipeline (one snapshot per file)."""
+        from datalibrary.ingest.jobs import job_dict, submit_file
+        from datalibrary.ingest.models import IngestJob
+        from datalibrary.ingest.worker import run_one, worker_name
+
+        config = settings()
+        database = Database(str(config.database_url))
+        try:
+            with handle_errors():
+                policy_name = _policy_name(database, policy)
+                job_ids = []
+                for path in paths:
+                    with database.session() as session:
+                        job = submit_file(
+                            session,
+                            OPERATOR,
+                            config,
+                            path,
+                            table=table_name,
+                            policy=policy_name,
+                            mode=mode,
+                            format=format,
+                        )
+                        job_ids.append(job.id)
+                if not queue:
+                    name = worker_name("cli")
+                    for job_id, path in zip(job_ids, paths, strict=True):
+                        _run_with_progress(config, database, name, job_id, path, run_one, show=not as_json)
+                with database.session() as session:
+                    results = [job_dict(session.get(IngestJob, job_id)) for job_id in job_ids]
+        finally:
+            database.dispose()
+
+        def human(rows: list[dict]) -> None:  # type: ignore[type-arg]
+            for row in rows:
+                colour = {"succeeded": "green", "duplicate": "yellow", "queued": "cyan"}.get(
+                    row["state"], "red"
+                )
+                line = f"[{colour}]{row['state']}[/{colour}] {row['source_name']} -> {row['table']}"
+                if row["state"] == "succeeded":
+                    line += f" ({row['rows_written']} rows, snapshot {row['snapshot_id']})"
+                if row["reason"]:
+                    line += f": {row['reason'].get('message')}"
+                console.print(line, highlight=False)
+
+        emit(results, as_json, human)
+        states = {r["state"] for r in results}
+        if "failed" in states:
+            raise typer.Exit(1)
+        if "quarantined" in states:
+            raise typer.Exit(2)
+
+    @app.command()
+    def worker(
+        once: Annotated[bool, typer.Option("--once", help="Run the queued jobs, then exit.")] = False,
+        concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at the same time.")] = 1,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Run ingestion jobs claimed from the database (scale-out worker process)."""
+        from datalibrary.ingest.worker import WorkerPool, run_pending
+
+        config = settings()
+        database = Database(str(config.database_url))
+        try:
+            with handle_errors():
+                if once:
+                    done = run_pending(config, database)
+                    emit(
+                        [{"job": j, "state": s} for j, s in done],
+                        as_json,
+                        lambda d: table(d, ["job", "state"]),
+                    )
+                    return
+                pool = WorkerPool(config, database, concurrency)
+                stop = threading.Event()
+                signal.signal(signal.SIGTERM, lambda *_: stop.set())
+                pool.start()
+                if not as_json:
+                    console.print(f"worker running {concurrency} job(s) at a time (Ctrl+C to stop)")
+                try:
+                    while not stop.wait(1):
+                        pass
+                except KeyboardInterrupt:
+                    pass
+                pool.stop()
+                emit({"stopped": True}, as_json, lambda _: console.print("worker stopped"))
+        finally:
+            database.dispose()
+
+    @jobs_app.command("list")
+    def jobs_list(
+        state: Annotated[str | None, typer.Option(help="Only jobs in this state (e.g. quarantined).")] = None,
+        table_name: Annotated[
+            str | None, typer.Option("--table", help="Only jobs of NAMESPACE.TABLE.")
+        ] = None,
+        limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+        as_json: JsonOption = False,
+    ) -> None:
+        """List ingestion jobs, newest first (quarantined ones show their reason)."""
+        from datalibrary.ingest.jobs import job_dict, list_jobs
+
+        with db_session() as session:
+            rows = [
+                job_dict(j) for j in list_jobs(session, OPERATOR, state=state, table=table_name, limit=limit)
+            ]
+
+        def human(data: list[dict]) -> None:  # type: ignore[type-arg]
+            for row in data:
+                row["reason"] = (row["reason"] or {}).get("message", "")
+            table(data, [*JOB_COLUMNS, "reason"])
+
+        emit(rows, as_json, human)
+
+    @jobs_app.command("show")
+    def jobs_show(job_id: str, as_json: JsonOption = False) -> None:
+        """Show one job: state, progress, snapshot, reason."""
+        from datalibrary.ingest.jobs import get_job, job_dict
+
+        with db_session() as session:
+            data = job_dict(get_job(session, OPERATOR, job_id))
+        emit(
+            data,
+            as_json,
+            lambda d: [console.print(f"[bold]{k}[/bold]: {v}", highlight=False) for k, v in d.items()],
+        )
+
+    @jobs_app.command("retry")
+    def jobs_retry(job_id: str, as_json: JsonOption = False) -> None:
+        """Queue a failed job again (a worker or 'datalibrary worker --once' runs it)."""
+        from datalibrary.ingest.jobs import job_dict, retry_job
+
+        with db_session() as session:
+            data = job_dict(retry_job(session, OPERATOR, job_id))
+        emit(data, as_json, lambda d: console.print(f"job {d['id']} queued again"))
+
+
+def _run_with_progress(config, database, name, job_id, path, run_one, show: bool) -> None:  # type: ignore[no-untyped-def]
+    """Run one job here; a Rich progress bar follows the bytes read when stdout is a terminal."""
+    size = max(path.stat().st_size, 1)
+    if not (show and console.is_terminal):
+        run_one(config, database, name, job_id)
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task(path.name, total=size)
+
+        def update(values: dict) -> None:  # type: ignore[type-arg]
+            if "progress_bytes" in values:
+                progress.update(task, completed=min(values["progress_bytes"], size))
+
+        run_one(config, database, name, job_id, on_progress=update)
+        progress.update(task, completed=size)
+
+
+__all__ = ["fail", "jobs_app", "register"]

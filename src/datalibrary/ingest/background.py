@@ -1,0 +1,57 @@
+"""What the server runs in the background: the worker pool, the landing-folder watcher and
+the daily lake maintenance. All state is in the database, so replicas can run these too."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from datalibrary.config import Settings
+from datalibrary.db import Database
+from datalibrary.ingest.watch import LandingWatcher
+from datalibrary.ingest.worker import WorkerPool
+from datalibrary.lake.scheduler import run_if_due
+
+log = logging.getLogger(__name__)
+SCHEDULER_CHECK_SECONDS = 300
+
+
+class Background:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.pool = WorkerPool(settings, db, settings.ingest.workers)
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self.pool.start()
+        if self.settings.ingest.watch_landing:
+            self._spawn(self._watch, "landing-watcher")
+        self._spawn(self._schedule, "maintenance-scheduler")
+
+    def _spawn(self, target, name: str) -> None:  # type: ignore[no-untyped-def]
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _watch(self) -> None:
+        watcher = LandingWatcher(self.settings, self.db)
+        while not self.stopping.wait(self.settings.ingest.poll_seconds):
+            try:
+                watcher.scan()
+            except Exception:
+                log.exception("scanning the landing folder failed")
+
+    def _schedule(self) -> None:
+        while not self.stopping.wait(SCHEDULER_CHECK_SECONDS):
+            try:
+                run_if_due(self.settings, self.db)
+            except Exception:
+                log.exception("scheduled lake maintenance failed")
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.pool.stop()
+        for thread in self.threads:
+            thread.join(5)

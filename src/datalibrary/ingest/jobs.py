@@ -1,0 +1,217 @@
+"""Ingestion jobs in the database: submit, claim safely, report progress, list.
+
+Claims are atomic: PostgreSQL uses ``SELECT ... FOR UPDATE SKIP LOCKED``; SQLite (one
+writer at a time) an ``UPDATE ... WHERE state='queued'`` whose row count says who won. A
+``running`` job whose lease expired (its worker died) is claimable again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.orm import Session
+
+from datalibrary.audit.service import record
+from datalibrary.auth.permissions import Permission, Principal, require
+from datalibrary.config import Settings
+from datalibrary.db.base import utcnow
+from datalibrary.errors import Conflict, InvalidInput, NotFound
+from datalibrary.ingest import landing
+from datalibrary.ingest.models import JOB_STATES, IngestJob
+from datalibrary.ingest.readers import detect_format, reader_class
+from datalibrary.lake.catalog import parse_table_name
+from datalibrary.privacy.store import load_policy
+
+MODES = ("append", "overwrite")
+# Parallel submissions race for the audit chain's tail; each loser retries.
+AUDIT_ATTEMPTS = 50
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def submit_file(
+    session: Session,
+    principal: Principal,
+    settings: Settings,
+    source: Path,
+    *,
+    table: str,
+    policy: str,
+    mode: str = "append",
+    display_name: str | None = None,
+    via: str = "cli",
+    format: str | None = None,
+    move: bool = False,
+) -> IngestJob:
+    """Land ``source`` in the private area and queue a job for it."""
+    require(principal, Permission.INGEST_RUN)
+    name = parse_table_name(table)
+    if mode not in MODES:
+        raise InvalidInput(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    display = landing.safe_filename(display_name or source.name)
+    if format is not None:
+        reader_class(format)
+    else:
+        detect_format(display)
+    stored = load_policy(session, policy)
+    if not source.is_file():
+        raise InvalidInput(f"{source} is not a readable file")
+    job_id = new_job_id()
+    raw, sha, size = landing.land(settings, job_id, source, display, move=move)
+    job = IngestJob(
+        id=job_id,
+        namespace=name.namespace,
+        table_name=name.name,
+        mode=mode,
+        policy_name=stored.name,
+        policy_version=stored.version,
+        policy_hash=stored.sha256,
+        format=format,
+        options={},
+        source_name=display,
+        source_via=via,
+        raw_path=str(raw),
+        sha256=sha,
+        size_bytes=size,
+        state="queued",
+        step="landed",
+        created_by=principal.name,
+    )
+    session.add(job)
+    record(
+        session,
+        attempts=AUDIT_ATTEMPTS,
+        actor=principal.name,
+        action="ingest.submit",
+        target=f"table:{name}",
+        details={"job": job_id, "file": display, "sha256": sha, "bytes": size, "mode": mode, "via": via},
+    )
+    session.flush()
+    return job
+
+
+def claim(engine: Engine, worker: str, lease_seconds: float, job_id: str | None = None) -> str | None:
+    """Claim the oldest claimable job (or ``job_id``); return its id, or None when there is none."""
+    for _ in range(20):  # a lost race on SQLite: pick the next candidate
+        now = utcnow()
+        claimable = or_(
+            IngestJob.state == "queued",
+            (IngestJob.state == "running") & (IngestJob.lease_expires_at < now),
+        )
+        values = {
+            "state": "running",
+            "worker": worker[:200],
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
+            "attempts": IngestJob.attempts + 1,
+            "started_at": now,
+        }
+        with Session(engine) as session:
+            candidate = job_id
+            if candidate is None:
+                pick = (
+                    select(IngestJob.id)
+                    .where(claimable)
+                    .order_by(IngestJob.created_at, IngestJob.id)
+                    .limit(1)
+                )
+                if engine.dialect.name == "postgresql":
+                    pick = pick.with_for_update(skip_locked=True)
+                candidate = session.scalar(pick)
+                if candidate is None:
+                    return None
+            result = session.execute(
+                update(IngestJob).where(IngestJob.id == candidate, claimable).values(**values)
+            )
+            session.commit()
+            if result.rowcount == 1:
+                return candidate
+            if job_id is not None:
+                return None
+    return None
+
+
+def heartbeat(engine: Engine, job_id: str, lease_seconds: float, **progress: object) -> None:
+    with Session(engine) as session:
+        session.execute(
+            update(IngestJob)
+            .where(IngestJob.id == job_id)
+            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds), **progress)
+        )
+        session.commit()
+
+
+def get_job(session: Session, principal: Principal, job_id: str) -> IngestJob:
+    """Jobs are for those who ingest: quarantine reasons may quote a value of the file."""
+    require(principal, Permission.INGEST_RUN)
+    job = session.get(IngestJob, job_id)
+    if job is None:
+        raise NotFound(f"no ingestion job {job_id!r}")
+    return job
+
+
+def list_jobs(
+    session: Session,
+    principal: Principal,
+    *,
+    state: str | None = None,
+    table: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[IngestJob]:
+    require(principal, Permission.INGEST_RUN)
+    query = select(IngestJob)
+    if state:
+        if state not in JOB_STATES:
+            raise InvalidInput(f"state must be one of {', '.join(JOB_STATES)}")
+        query = query.where(IngestJob.state == state)
+    if table:
+        name = parse_table_name(table)
+        query = query.where(IngestJob.namespace == name.namespace, IngestJob.table_name == name.name)
+    query = query.order_by(IngestJob.created_at.desc(), IngestJob.id).limit(limit).offset(offset)
+    return list(session.scalars(query))
+
+
+def retry_job(session: Session, principal: Principal, job_id: str) -> IngestJob:
+    """Queue a failed job again (its raw file is still in the landing area)."""
+    require(principal, Permission.INGEST_RUN)
+    job = get_job(session, principal, job_id)
+    if job.state != "failed":
+        raise Conflict(f"job {job_id} is {job.state}: only failed jobs can be retried")
+    if not job.raw_path or not Path(job.raw_path).exists():
+        raise Conflict(f"job {job_id} has no raw file left to retry; submit the file again")
+    job.state, job.reason, job.finished_at = "queued", None, None
+    record(session, actor=principal.name, action="ingest.retry", target=f"job:{job_id}")
+    return job
+
+
+def job_dict(job: IngestJob) -> dict[str, object]:
+    """The public view of a job (the raw file's location is not shown)."""
+    return {
+        "id": job.id,
+        "table": job.table,
+        "mode": job.mode,
+        "state": job.state,
+        "step": job.step,
+        "source_name": job.source_name,
+        "source_via": job.source_via,
+        "format": job.format,
+        "sha256": job.sha256,
+        "size_bytes": job.size_bytes,
+        "progress_bytes": job.progress_bytes,
+        "rows_read": job.rows_read,
+        "rows_written": job.rows_written,
+        "bytes_written": job.bytes_written,
+        "policy": {"name": job.policy_name, "version": job.policy_version, "sha256": job.policy_hash},
+        "snapshot_id": job.snapshot_id,
+        "reason": job.reason,
+        "attempts": job.attempts,
+        "created_by": job.created_by,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }

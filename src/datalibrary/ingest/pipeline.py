@@ -1,0 +1,400 @@
+"""The ingestion pipeline of one job: detect -> read -> validate -> policy -> normalize ->
+write Parquet -> commit ONE snapshot -> delete the raw copy.
+
+Atomic: rows become visible only through the final compare-and-swap commit, whose snapshot
+summary names the job; a rerun of a job that was killed after committing finds its own
+snapshot and finishes without writing again. Exactly once: a file whose SHA-256 the table
+already holds is a ``duplicate``. Bad input (unreadable, uncovered column, value that does
+not fit) moves the raw file to quarantine with a machine-readable reason.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from pyiceberg.io.pyarrow import pyarrow_to_schema
+from pyiceberg.table import Table
+from pyiceberg.table.name_mapping import NameMapping
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from datalibrary.audit.service import record, record_now
+from datalibrary.config import Settings
+from datalibrary.db import Database
+from datalibrary.db.base import utcnow
+from datalibrary.errors import InvalidInput
+from datalibrary.ingest import faults, jobs, landing
+from datalibrary.ingest.models import IngestJob
+from datalibrary.ingest.normalize import conform, lake_schema
+from datalibrary.ingest.readers import ReadError, ReportsProgress, detect_format, open_reader
+from datalibrary.lake import datasets
+from datalibrary.lake.catalog import Lake, TableName, open_lake
+from datalibrary.lake.tables import (
+    FileWriter,
+    commit_files,
+    current_data_files,
+    file_schema,
+    lineage,
+    summary_of,
+)
+from datalibrary.privacy.policy import PolicyContext, PolicyStep
+from datalibrary.privacy.store import load_policy
+
+log = logging.getLogger(__name__)
+# Parallel jobs race for the audit chain's tail; each loser retries, so allow many rounds.
+AUDIT_ATTEMPTS = 50
+Progress = Callable[[dict[str, Any]], None]
+
+
+class Quarantine(Exception):
+    """Bad input: the job ends ``quarantined`` with this machine-readable reason."""
+
+    def __init__(self, code: str, message: str, **where: Any) -> None:
+        super().__init__(message)
+        self.reason = {"code": code, "message": message, **{k: v for k, v in where.items() if v is not None}}
+
+
+def _reason_for(exc: InvalidInput) -> Quarantine:
+    if isinstance(exc, ReadError):
+        return Quarantine(
+            "invalid-data"
+            if "does not fit" in exc.reason or "columns differ" in exc.reason
+            else "unreadable",
+            exc.detail,
+            file=exc.file,
+            row=exc.row,
+            column=exc.column,
+        )
+    code = "policy-uncovered-columns" if exc.extra.get("columns") else "invalid-input"
+    return Quarantine(
+        code, exc.detail, **({"columns": exc.extra["columns"]} if "columns" in exc.extra else {})
+    )
+
+
+def _iceberg_schema(schema: pa.Schema):  # type: ignore[no-untyped-def]
+    mapping = NameMapping.model_validate(
+        [{"field-id": i + 1, "names": [f.name]} for i, f in enumerate(schema)]
+    )
+    return pyarrow_to_schema(schema, name_mapping=mapping)
+
+
+def _guard(job: IngestJob) -> Callable[[Table], str | None]:
+    def check(table: Table) -> str | None:
+        for snapshot in table.metadata.snapshots:
+            if summary_of(snapshot).get("datalibrary.job-id") == job.id:
+                return f"committed:{snapshot.snapshot_id}"
+        for snapshot in lineage(table):
+            if summary_of(snapshot).get("datalibrary.source-sha256") == job.sha256:
+                return f"duplicate:{snapshot.snapshot_id}"
+        return None
+
+    return check
+
+
+def _duplicate_in_db(session: Session, job: IngestJob) -> IngestJob | None:
+    """An earlier succeeded job that delivered the same bytes to this table since its last overwrite."""
+    same_table = (IngestJob.namespace == job.namespace) & (IngestJob.table_name == job.table_name)
+    last_overwrite = session.scalar(
+        select(IngestJob.finished_at)
+        .where(
+            same_table, IngestJob.state == "succeeded", IngestJob.mode == "overwrite", IngestJob.id != job.id
+        )
+        .order_by(IngestJob.finished_at.desc())
+        .limit(1)
+    )
+    query = select(IngestJob).where(
+        same_table, IngestJob.state == "succeeded", IngestJob.sha256 == job.sha256, IngestJob.id != job.id
+    )
+    if last_overwrite is not None:
+        query = query.where(IngestJob.finished_at >= last_overwrite)
+    return session.scalars(query.limit(1)).first()
+
+
+class JobRun:
+    """Runs one claimed job to a final state."""
+
+    def __init__(
+        self, settings: Settings, db: Database, job_id: str, on_progress: Progress | None = None
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.lake: Lake = open_lake(settings)
+        self.job_id = job_id
+        self.on_progress = on_progress
+        self._last_beat = 0.0
+        with db.session() as session:
+            job = session.get(IngestJob, job_id)
+            assert job is not None, job_id
+            session.expunge(job)
+        self.job = job
+        self.name = TableName(job.namespace, job.table_name)
+        self.raw = Path(job.raw_path) if job.raw_path else None
+
+    def progress(self, force: bool = False, **values: Any) -> None:
+        now = time.monotonic()
+        if self.on_progress:
+            self.on_progress(values)
+        if force or now - self._last_beat > 1.0:
+            self._last_beat = now
+            jobs.heartbeat(self.db.engine, self.job_id, self.settings.ingest.job_lease_seconds, **values)
+
+    def run(self) -> str:
+        try:
+            return self._run()
+        except Quarantine as bad:
+            return self._quarantine(bad.reason)
+        except InvalidInput as exc:
+            return self._quarantine(_reason_for(exc).reason)
+        except Exception as exc:
+            log.exception("ingestion job %s failed", self.job_id)
+            return self._finish(
+                "failed", reason={"code": "internal", "message": f"{type(exc).__name__}: {exc}"[:500]}
+            )
+
+    def _run(self) -> str:
+        job = self.job
+        faults.checkpoint("landed")
+        if self.lake.exists(self.name):
+            table = self.lake.load(self.name)
+            verdict = _guard(job)(table)
+            if verdict and verdict.startswith("committed:"):
+                return self._succeeded(int(verdict.split(":")[1]), resumed=True)
+        if self.raw is None or not self.raw.exists():
+            raise Quarantine("raw-file-missing", "the landed raw file is gone; submit the file again")
+        with self.db.session() as session:
+            earlier = _duplicate_in_db(session, job)
+        if earlier is not None:
+            return self._duplicate(earlier.snapshot_id)
+        policy = load_policy_for(self.db, job)
+        fmt = job.format or detect_format(job.source_name)
+        reader = open_reader(self.raw, format=fmt, display_name=job.source_name, **(job.options or {}))
+        self.progress(force=True, step="reading", format=fmt)
+        batches = iter(reader.batches())
+        first = next(batches, None)
+        if first is None:
+            raise Quarantine(
+                "empty", f"file '{job.source_name}' holds no table (no header, no rows)", file=job.source_name
+            )
+        step = PolicyStep(policy, PolicyContext(job.namespace, job.table_name, job.id))
+        stored_schema = lake_schema(step.plan(first))
+        if self.lake.exists(self.name):
+            table = self.lake.load(self.name)
+            target = file_schema(table)
+            if job.mode == "overwrite" and set(target.names) != set(stored_schema.names):
+                raise Quarantine(
+                    "schema-mismatch",
+                    f"the file's columns differ from table {self.name}: schema changes are not supported yet",
+                    file=job.source_name,
+                )
+        else:
+            table = self.lake.create(self.name, _iceberg_schema(stored_schema))
+            target = file_schema(table)
+        writer = FileWriter(
+            self.lake, table, f"job-{job.id}", target, self.settings.lake.target_file_mb << 20
+        )
+        rows = 0
+        try:
+            for batch in itertools.chain([first], batches):
+                out = step.apply(batch)
+                out = (
+                    out.cast(lake_schema(out.schema))
+                    if not out.schema.equals(lake_schema(out.schema))
+                    else out
+                )
+                writer.write(conform(out, target, file=job.source_name, first_row=rows + 1))
+                rows += batch.num_rows
+                read_bytes = reader.bytes_read() if isinstance(reader, ReportsProgress) else 0
+                self.progress(rows_read=rows, rows_written=rows, progress_bytes=read_bytes, step="writing")
+            files = writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        labels = {k: v for k, v in reader.column_labels().items() if k in target.names}
+        self.progress(
+            force=True,
+            step="committing",
+            rows_read=rows,
+            rows_written=rows,
+            progress_bytes=job.size_bytes,
+            bytes_written=writer.bytes_written,
+        )
+        faults.checkpoint("written")
+        overwrite = job.mode == "overwrite"
+        try:
+            result = commit_files(
+                self.lake,
+                self.name,
+                add=files,
+                remove=current_data_files if overwrite else None,
+                properties={
+                    "job-id": job.id,
+                    "source-file": job.source_name,
+                    "source-sha256": job.sha256 or "",
+                    "source-bytes": job.size_bytes,
+                    "policy": policy.name,
+                    "policy-version": policy.version,
+                    "policy-sha256": policy.sha256,
+                    "mode": job.mode,
+                    "actor": job.created_by,
+                    "operation": "ingest",
+                },
+                guard=_guard(job),
+                holder=f"job:{job.id}",
+            )
+        except BaseException:
+            writer.abort()
+            raise
+        if result.skipped:
+            writer.abort()
+            if result.skipped.startswith("committed:"):
+                return self._succeeded(int(result.skipped.split(":")[1]), resumed=True)
+            if result.skipped.startswith("duplicate:"):
+                return self._duplicate(int(result.skipped.split(":")[1]))
+            if rows == 0 and not overwrite:
+                return self._succeeded(None, rows=0, labels=labels)
+        faults.checkpoint("committed")
+        return self._succeeded(
+            result.snapshot_id, rows=rows, labels=labels, bytes_written=writer.bytes_written
+        )
+
+    # final states -------------------------------------------------------------------------
+
+    def _finish(self, state: str, **values: Any) -> str:
+        """End the job in ``failed`` (keeping the raw file for a retry)."""
+        with self.db.session() as session:
+            job = session.get(IngestJob, self.job_id)
+            assert job is not None
+            job.state, job.finished_at, job.lease_expires_at, job.step = state, utcnow(), None, None
+            for key, value in values.items():
+                setattr(job, key, value)
+            record(
+                session,
+                attempts=AUDIT_ATTEMPTS,
+                actor=job.created_by,
+                action="ingest.fail",
+                target=f"table:{self.name}",
+                outcome="failure",
+                details={"job": job.id, "file": job.source_name, "code": (job.reason or {}).get("code")},
+            )
+        return state
+
+    def _succeeded(
+        self,
+        snapshot_id: int | None,
+        *,
+        rows: int | None = None,
+        labels: dict[str, str] | None = None,
+        bytes_written: int | None = None,
+        resumed: bool = False,
+    ) -> str:
+        job = self.job
+        with self.db.session() as session:
+            row = session.get(IngestJob, self.job_id)
+            assert row is not None
+            row.state, row.finished_at, row.lease_expires_at, row.step = "succeeded", utcnow(), None, None
+            row.snapshot_id = snapshot_id
+            if rows is not None:
+                row.rows_read = row.rows_written = rows
+            if bytes_written is not None:
+                row.bytes_written = bytes_written
+            row.progress_bytes = row.size_bytes
+            datasets.record_ingestion(
+                session,
+                TableName(job.namespace, job.table_name),
+                owner=job.created_by,
+                source=job.source_via,
+                policy=(job.policy_name, job.policy_version, job.policy_hash),
+                labels=labels or {},
+                source_bytes=job.size_bytes,
+                overwrite=job.mode == "overwrite",
+                columns=file_schema(self.lake.load(self.name)).names,
+            )
+            record(
+                session,
+                attempts=AUDIT_ATTEMPTS,
+                actor=job.created_by,
+                action="ingest.commit",
+                target=f"table:{self.name}",
+                details={
+                    "job": job.id,
+                    "file": job.source_name,
+                    "sha256": job.sha256,
+                    "snapshot": snapshot_id,
+                    "rows": row.rows_written,
+                    "policy": f"{job.policy_name}@{job.policy_version}",
+                    "resumed": resumed,
+                },
+            )
+        landing.discard(self.raw)
+        return "succeeded"
+
+    def _duplicate(self, snapshot_id: int | None) -> str:
+        job = self.job
+        with self.db.session() as session:
+            row = session.get(IngestJob, self.job_id)
+            assert row is not None
+            row.state, row.finished_at, row.lease_expires_at, row.step = "duplicate", utcnow(), None, None
+            row.snapshot_id = snapshot_id
+            row.reason = {
+                "code": "duplicate",
+                "message": f"table {self.name} already holds this file's content (sha256 {job.sha256})",
+            }
+            record(
+                session,
+                attempts=AUDIT_ATTEMPTS,
+                actor=job.created_by,
+                action="ingest.duplicate",
+                target=f"table:{self.name}",
+                details={
+                    "job": job.id,
+                    "file": job.source_name,
+                    "sha256": job.sha256,
+                    "snapshot": snapshot_id,
+                },
+            )
+        landing.discard(self.raw)
+        return "duplicate"
+
+    def _quarantine(self, reason: dict[str, Any]) -> str:
+        moved = landing.quarantine(self.settings, self.job_id, self.raw)
+        job = self.job
+        with self.db.session() as session:
+            row = session.get(IngestJob, self.job_id)
+            assert row is not None
+            row.state, row.finished_at, row.lease_expires_at, row.step = "quarantined", utcnow(), None, None
+            row.reason = reason
+            row.raw_path = str(moved) if moved else None
+            record_now(
+                session,
+                attempts=AUDIT_ATTEMPTS,
+                actor=job.created_by,
+                action="ingest.quarantine",
+                target=f"table:{self.name}",
+                outcome="failure",
+                details={
+                    "job": job.id,
+                    "file": job.source_name,
+                    "sha256": job.sha256,
+                    "code": reason.get("code"),
+                },
+            )
+        return "quarantined"
+
+
+def load_policy_for(db: Database, job: IngestJob):  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        policy = load_policy(session, job.policy_name, job.policy_version)
+    if job.policy_hash and policy.sha256 != job.policy_hash:
+        raise Quarantine("policy-changed", f"policy {policy.label} changed since the job was queued")
+    return policy
+
+
+def run_job(settings: Settings, db: Database, job_id: str, on_progress: Progress | None = None) -> str:
+    """Run a job this process has claimed; return its final state."""
+    return JobRun(settings, db, job_id, on_progress).run()

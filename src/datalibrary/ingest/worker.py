@@ -1,0 +1,79 @@
+"""Workers: claim queued jobs from the database and run them. The server runs a small pool
+of threads; ``datalibrary worker`` processes on other machines do the same with the same claim."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+
+from datalibrary.config import Settings
+from datalibrary.db import Database
+from datalibrary.ingest.jobs import claim
+from datalibrary.ingest.pipeline import Progress, run_job
+
+log = logging.getLogger(__name__)
+
+
+def worker_name(label: str = "worker") -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{label}:{uuid.uuid4().hex[:6]}"
+
+
+def run_one(
+    settings: Settings,
+    db: Database,
+    name: str,
+    job_id: str | None = None,
+    on_progress: Progress | None = None,
+) -> tuple[str, str] | None:
+    """Claim and run one job (a given one or the oldest claimable); None when there is none."""
+    claimed = claim(db.engine, name, settings.ingest.job_lease_seconds, job_id)
+    if claimed is None:
+        return None
+    return claimed, run_job(settings, db, claimed, on_progress)
+
+
+def run_pending(settings: Settings, db: Database, max_jobs: int | None = None) -> list[tuple[str, str]]:
+    """Run claimable jobs until none is left (or ``max_jobs``); return (job id, final state)."""
+    name = worker_name("once")
+    done: list[tuple[str, str]] = []
+    while max_jobs is None or len(done) < max_jobs:
+        result = run_one(settings, db, name)
+        if result is None:
+            break
+        done.append(result)
+    return done
+
+
+class WorkerPool:
+    """Threads that poll for jobs until ``stop``; what the server starts in-process."""
+
+    def __init__(self, settings: Settings, db: Database, size: int) -> None:
+        self.settings = settings
+        self.db = db
+        self.size = size
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for index in range(self.size):
+            thread = threading.Thread(target=self._loop, args=(worker_name(f"pool{index}"),), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _loop(self, name: str) -> None:
+        while not self.stopping.is_set():
+            try:
+                result = run_one(self.settings, self.db, name)
+            except Exception:
+                log.exception("worker %s: claiming or running a job failed", name)
+                result = None
+            if result is None:
+                self.stopping.wait(self.settings.ingest.poll_seconds)
+
+    def stop(self, timeout: float = 10) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout)

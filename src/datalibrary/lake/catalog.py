@@ -1,0 +1,142 @@
+"""The Iceberg SQL catalog in the app database and the ``Lake`` handle the services share.
+
+pyiceberg's ``SqlCatalog`` keeps its tables (``iceberg_*``) in the same database as the app
+(Alembic ignores them). We hand it our own engine so SQLite gets the same busy timeout and
+WAL mode as the rest of the app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from dataclasses import dataclass
+
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+
+from datalibrary.config import Settings
+from datalibrary.db.engine import make_engine, normalize_url
+from datalibrary.errors import InvalidInput, NotFound
+from datalibrary.lake.storage import Storage, fileio_properties
+
+CATALOG_NAME = "datalibrary"
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# Properties every table gets: zstd Parquet, bounded metadata history.
+TABLE_PROPERTIES = {
+    "write.parquet.compression-codec": "zstd",
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "20",
+    "format-version": "2",
+    # lake.tables retries itself (reload, re-check the guard, re-apply)
+    "commit.retry.num-retries": "0",
+}
+
+
+@dataclass(frozen=True)
+class TableName:
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}.{self.name}"
+
+    @property
+    def ident(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+
+def check_name(value: str, what: str) -> str:
+    if not NAME_RE.match(value):
+        raise InvalidInput(
+            f"{what} {value!r} is not valid: use lower-case letters, digits and '_', starting with a letter"
+        )
+    return value
+
+
+def parse_table_name(text: str) -> TableName:
+    """``NS.TABLE`` -> TableName; names are lower-case identifiers."""
+    namespace, dot, name = (text or "").strip().partition(".")
+    if not dot:
+        raise InvalidInput(f"table {text!r} must be written NAMESPACE.TABLE (for example study1.dm)")
+    return TableName(check_name(namespace.lower(), "namespace"), check_name(name.lower(), "table name"))
+
+
+class Lake:
+    """The catalog, the FileIO and the storage of one installation."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.storage = Storage(settings)
+        url = normalize_url(str(settings.database_url))
+        self.catalog = SqlCatalog(
+            CATALOG_NAME,
+            uri=url,
+            warehouse=settings.warehouse,
+            init_catalog_tables="true",
+            **fileio_properties(settings),
+        )
+        self.catalog.engine.dispose()
+        self.catalog.engine = make_engine(url)
+
+    def ensure_namespace(self, namespace: str) -> None:
+        with contextlib.suppress(NamespaceAlreadyExistsError):
+            self.catalog.create_namespace(namespace)
+
+    def namespaces(self) -> list[str]:
+        return sorted(".".join(ns) for ns in self.catalog.list_namespaces())
+
+    def tables(self, namespace: str) -> list[TableName]:
+        if not self.catalog.namespace_exists(namespace):
+            return []
+        return [TableName(namespace, ident[-1]) for ident in self.catalog.list_tables(namespace)]
+
+    def load(self, name: TableName) -> Table:
+        try:
+            return self.catalog.load_table(name.ident)
+        except NoSuchTableError as exc:
+            raise NotFound(f"no table {name} in the lake") from exc
+
+    def exists(self, name: TableName) -> bool:
+        return self.catalog.table_exists(name.ident)
+
+    def create(self, name: TableName, schema: Schema) -> Table:
+        """Create the table (idempotent under races: a concurrent creator wins, we load it)."""
+        from pyiceberg.exceptions import TableAlreadyExistsError
+
+        self.ensure_namespace(name.namespace)
+        properties = {
+            **TABLE_PROPERTIES,
+            "schema.name-mapping.default": schema.name_mapping.model_dump_json(),
+        }
+        try:
+            return self.catalog.create_table(name.ident, schema=schema, properties=properties)
+        except TableAlreadyExistsError:
+            return self.load(name)
+
+    def close(self) -> None:
+        self.catalog.engine.dispose()
+
+
+_cache: dict[tuple[str, str, str], Lake] = {}
+_cache_lock = threading.Lock()
+
+
+def open_lake(settings: Settings) -> Lake:
+    """The shared ``Lake`` of these settings (one catalog engine per database and warehouse)."""
+    key = (str(settings.database_url), settings.warehouse, settings.lake.s3_endpoint or "")
+    with _cache_lock:
+        lake = _cache.get(key)
+        if lake is None:
+            lake = _cache[key] = Lake(settings)
+        return lake
+
+
+def forget_lakes() -> None:
+    """Dispose cached catalogs (tests and shutdown)."""
+    with _cache_lock:
+        for lake in _cache.values():
+            lake.close()
+        _cache.clear()

@@ -1,0 +1,298 @@
+"""The catalog: dataset metadata, schema with labels, sizes, snapshot history, column profile."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as pads
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from datalibrary.audit.service import record
+from datalibrary.auth.permissions import Permission, Principal, require
+from datalibrary.db.base import utcnow
+from datalibrary.errors import InvalidInput, NotFound
+from datalibrary.ingest.models import IngestJob
+from datalibrary.lake.catalog import Lake, TableName, parse_table_name
+from datalibrary.lake.models import Dataset
+from datalibrary.lake.planning import plan_table
+from datalibrary.lake.tables import summary_of
+
+SENSITIVITY = ("public", "internal", "confidential", "restricted")
+EDITABLE = (
+    "title",
+    "description",
+    "owner",
+    "tags",
+    "sensitivity",
+    "source",
+    "subject_column",
+    "column_labels",
+)
+DEFAULT_SUBJECT_COLUMNS = ("USUBJID",)
+
+
+def record_ingestion(
+    session: Session,
+    name: TableName,
+    *,
+    owner: str,
+    source: str,
+    policy: tuple[str | None, str | None, str | None],
+    labels: dict[str, str],
+    source_bytes: int,
+    overwrite: bool,
+    columns: list[str],
+) -> Dataset:
+    """Create or update the dataset row after a successful ingestion (inside its transaction)."""
+    dataset = session.scalar(
+        select(Dataset).where(Dataset.namespace == name.namespace, Dataset.name == name.name)
+    )
+    if dataset is None:
+        subject = next((c for c in DEFAULT_SUBJECT_COLUMNS if c in columns), None)
+        dataset = Dataset(
+            namespace=name.namespace,
+            name=name.name,
+            title=name.name,
+            owner=owner,
+            tags=[],
+            source=source,
+            subject_column=subject,
+            column_labels={},
+            source_bytes=0,
+        )
+        session.add(dataset)
+    dataset.policy_name, dataset.policy_version, dataset.policy_hash = policy
+    dataset.column_labels = {**(dataset.column_labels or {}), **labels}
+    dataset.source_bytes = source_bytes if overwrite else (dataset.source_bytes or 0) + source_bytes
+    dataset.updated_at = utcnow()
+    session.flush()
+    return dataset
+
+
+def _dataset(session: Session, name: TableName) -> Dataset | None:
+    return session.scalar(
+        select(Dataset).where(Dataset.namespace == name.namespace, Dataset.name == name.name)
+    )
+
+
+def list_datasets(
+    session: Session, principal: Principal, lake: Lake, *, search: str | None = None, tag: str | None = None
+) -> list[dict[str, Any]]:
+    """Every table of the lake with its catalog facts, filtered by text and tag."""
+    require(principal, Permission.CATALOG_READ)
+    rows = {d.full_name: d for d in session.scalars(select(Dataset))}
+    found = []
+    for namespace in lake.namespaces():
+        for name in lake.tables(namespace):
+            dataset = rows.get(str(name))
+            entry = _summary(lake, name, dataset)
+            text = " ".join(
+                [str(name), entry["title"], entry["description"], " ".join(entry["tags"])]
+            ).lower()
+            if search and search.lower() not in text:
+                continue
+            if tag and tag not in entry["tags"]:
+                continue
+            found.append(entry)
+    return sorted(found, key=lambda e: e["name"])
+
+
+def _summary(lake: Lake, name: TableName, dataset: Dataset | None) -> dict[str, Any]:
+    table = lake.load(name)
+    snapshot = table.current_snapshot()
+    summary = summary_of(snapshot) if snapshot else {}
+    rows = int(summary.get("total-records", 0))
+    size = int(summary.get("total-files-size", 0))
+    return {
+        "name": str(name),
+        "namespace": name.namespace,
+        "table": name.name,
+        "title": dataset.title if dataset else name.name,
+        "description": dataset.description if dataset else "",
+        "owner": dataset.owner if dataset else "",
+        "tags": list(dataset.tags or []) if dataset else [],
+        "sensitivity": dataset.sensitivity if dataset else "confidential",
+        "source": dataset.source if dataset else "",
+        "subject_column": dataset.subject_column if dataset else None,
+        "policy": (
+            {"name": dataset.policy_name, "version": dataset.policy_version, "sha256": dataset.policy_hash}
+            if dataset and dataset.policy_name
+            else None
+        ),
+        "row_count": rows,
+        "data_files": int(summary.get("total-data-files", 0)),
+        "size_bytes": size,
+        "source_bytes": dataset.source_bytes if dataset else 0,
+        "compression_ratio": round(dataset.source_bytes / size, 2) if dataset and size else None,
+        "snapshot_id": snapshot.snapshot_id if snapshot else None,
+        "updated_at": datetime.fromtimestamp(snapshot.timestamp_ms / 1000, UTC) if snapshot else None,
+    }
+
+
+def show_dataset(
+    session: Session, principal: Principal, lake: Lake, table: str, *, profile: bool = True
+) -> dict[str, Any]:
+    """Everything the dataset page shows: summary, schema with labels, history, profile, jobs."""
+    require(principal, Permission.CATALOG_READ)
+    name = parse_table_name(table)
+    dataset = _dataset(session, name)
+    iceberg = lake.load(name)
+    entry = _summary(lake, name, dataset)
+    labels = dataset.column_labels if dataset else {}
+    entry["columns"] = [
+        {"name": f.name, "type": str(f.field_type), "label": labels.get(f.name, ""), "required": f.required}
+        for f in iceberg.schema().fields
+    ]
+    entry["snapshots"] = history(iceberg)
+    entry["profile"] = column_profile(session, lake, name, dataset) if profile else None
+    recent = session.scalars(
+        select(IngestJob)
+        .where(IngestJob.namespace == name.namespace, IngestJob.table_name == name.name)
+        .order_by(IngestJob.created_at.desc())
+        .limit(20)
+    )
+    from datalibrary.ingest.jobs import job_dict
+
+    entry["jobs"] = [job_dict(job) for job in recent] if principal.can(Permission.INGEST_RUN) else []
+    return entry
+
+
+def history(iceberg) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Snapshots newest first: who, when, which file, which policy."""
+    items = []
+    for snapshot in sorted(iceberg.metadata.snapshots, key=lambda s: s.timestamp_ms, reverse=True):
+        summary = summary_of(snapshot)
+        items.append(
+            {
+                "snapshot_id": snapshot.snapshot_id,
+                "parent_id": snapshot.parent_snapshot_id,
+                "committed_at": datetime.fromtimestamp(snapshot.timestamp_ms / 1000, UTC),
+                "operation": summary.get("datalibrary.operation", summary.get("operation")),
+                "mode": summary.get("datalibrary.mode"),
+                "actor": summary.get("datalibrary.actor"),
+                "job_id": summary.get("datalibrary.job-id"),
+                "source_file": summary.get("datalibrary.source-file"),
+                "source_sha256": summary.get("datalibrary.source-sha256"),
+                "policy": summary.get("datalibrary.policy"),
+                "policy_version": summary.get("datalibrary.policy-version"),
+                "policy_sha256": summary.get("datalibrary.policy-sha256"),
+                "added_rows": int(summary.get("added-records", 0)),
+                "total_rows": int(summary.get("total-records", 0)),
+            }
+        )
+    return items
+
+
+def column_profile(
+    session: Session, lake: Lake, name: TableName, dataset: Dataset | None
+) -> list[dict[str, Any]]:
+    """Null share, distinct count (approximate), and min/max of numeric and temporal columns,
+    computed by DuckDB over the current snapshot's Parquet files and cached per snapshot."""
+    plan = plan_table(lake, name)
+    if (
+        dataset is not None
+        and dataset.profile_snapshot_id == plan.snapshot_id
+        and dataset.profile is not None
+    ):
+        return dataset.profile.get("columns", [])
+    columns: list[dict[str, Any]] = []
+    if plan.files:
+        data = pads.dataset(
+            [f.path for f in plan.files], format="parquet", filesystem=lake.storage.fs, schema=plan.schema
+        )
+        con = duckdb.connect(config={"threads": 2, "memory_limit": "512MB"})
+        try:
+            con.register("profiled", data)
+            for field in plan.schema:
+                quoted = '"' + field.name.replace('"', '""') + '"'
+                comparable = not str(field.type).startswith(
+                    ("list", "struct", "map", "binary", "large_binary")
+                )
+                # min/max of text would show values (identifiers, names) to every catalog reader:
+                # only numbers, dates and times get them.
+                text = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+                ranged = comparable and not text and not pa.types.is_boolean(field.type)
+                minmax = f"min({quoted})::VARCHAR, max({quoted})::VARCHAR" if ranged else "NULL, NULL"
+                distinct = f"approx_count_distinct({quoted})" if comparable else "NULL"
+                total, nulls, count_distinct, low, high = con.execute(
+                    f"SELECT count(*), count(*) - count({quoted}), {distinct}, {minmax} FROM profiled"
+                ).fetchone()
+                columns.append(
+                    {
+                        "name": field.name,
+                        "null_share": round(nulls / total, 4) if total else None,
+                        "distinct": count_distinct,
+                        "min": None if low is None else str(low)[:64],
+                        "max": None if high is None else str(high)[:64],
+                    }
+                )
+        finally:
+            con.close()
+    if dataset is not None:
+        dataset.profile = {"columns": columns}
+        dataset.profile_snapshot_id = plan.snapshot_id
+    return columns
+
+
+def update_dataset(
+    session: Session, principal: Principal, lake: Lake, table: str, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Edit catalog metadata (title, description, owner, tags, sensitivity, subject column, labels)."""
+    require(principal, Permission.DATASETS_MANAGE)
+    name = parse_table_name(table)
+    iceberg = lake.load(name)
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}; editable: {', '.join(EDITABLE)}")
+    columns = [f.name for f in iceberg.schema().fields]
+    if "sensitivity" in changes and changes["sensitivity"] not in SENSITIVITY:
+        raise InvalidInput(f"sensitivity must be one of {', '.join(SENSITIVITY)}")
+    if changes.get("subject_column") and changes["subject_column"] not in columns:
+        raise InvalidInput(f"table {name} has no column {changes['subject_column']!r}")
+    if "tags" in changes:
+        tags = changes["tags"]
+        if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t) <= 40 for t in tags):
+            raise InvalidInput("tags are a list of short strings (1-40 characters)")
+        changes["tags"] = sorted(set(tags))
+    if "column_labels" in changes:
+        labels = changes["column_labels"] or {}
+        stray = [c for c in labels if c not in columns]
+        if stray:
+            raise InvalidInput(f"labels name unknown column(s): {', '.join(stray)}")
+    dataset = _dataset(session, name)
+    if dataset is None:
+        dataset = Dataset(
+            namespace=name.namespace, name=name.name, title=name.name, tags=[], column_labels={}
+        )
+        session.add(dataset)
+    for key, value in changes.items():
+        if key == "column_labels":
+            value = {**(dataset.column_labels or {}), **(value or {})}
+        setattr(dataset, key, value)
+    dataset.updated_at = utcnow()
+    record(
+        session,
+        actor=principal.name,
+        action="dataset.update",
+        target=f"table:{name}",
+        details={"fields": sorted(changes)},
+    )
+    session.flush()
+    return show_dataset(session, principal, lake, str(name), profile=False)
+
+
+def get_dataset_row(session: Session, name: TableName) -> Dataset:
+    dataset = _dataset(session, name)
+    if dataset is None:
+        raise NotFound(f"no catalog entry for {name}")
+    return dataset
+
+
+def quarantined(session: Session, principal: Principal, limit: int = 100) -> list[dict[str, Any]]:
+    from datalibrary.ingest.jobs import job_dict, list_jobs
+
+    return [job_dict(j) for j in list_jobs(session, principal, state="quarantined", limit=limit)]

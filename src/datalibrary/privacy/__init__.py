@@ -1,0 +1,1 @@
+"""Privacy: dataset policies (YAML), the column actions they name, and their storage."""

@@ -1,0 +1,85 @@
+"""Catalog pages: the dataset list (search, tags, quarantine) and a dataset's page."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
+from datalibrary.auth.permissions import Permission
+from datalibrary.errors import InvalidInput, NotFound
+from datalibrary.ingest.jobs import job_dict, list_jobs
+from datalibrary.lake.catalog import open_lake
+from datalibrary.lake.datasets import list_datasets, show_dataset
+from datalibrary.web.pages import login_redirect, page_for, page_with
+from datalibrary.web.rendering import render
+
+router = APIRouter(include_in_schema=False)
+
+
+def _refused(request: Request, page, status: int, detail: str) -> Response:  # type: ignore[no-untyped-def]
+    page.title = "Not allowed" if status == 403 else "Not found"
+    return render(request, "error.html", page_with(page, detail=detail), status_code=status)
+
+
+@router.get("/catalog")
+def catalog(
+    request: Request,
+    session: DbSession,
+    principal: OptionalPrincipal,
+    settings: SettingsDep,
+    q: str = "",
+    tag: str = "",
+) -> Response:
+    if principal is None:
+        return login_redirect(request)
+    page = page_for(request, session, principal, "Catalog", active="catalog")
+    if not principal.can(Permission.CATALOG_READ):
+        return _refused(request, page, 403, "Your roles do not include access to the catalog.")
+    q, tag = q.strip()[:200], tag.strip()[:40]
+    rows = list_datasets(session, principal, open_lake(settings), search=q or None, tag=tag or None)
+    every = list_datasets(session, principal, open_lake(settings)) if (q or tag) else rows
+    tags = sorted({t for row in every for t in row["tags"]})
+    can_ingest = principal.can(Permission.INGEST_RUN)
+    jobs = [job_dict(j) for j in list_jobs(session, principal, limit=10)] if can_ingest else []
+    quarantine = (
+        [job_dict(j) for j in list_jobs(session, principal, state="quarantined", limit=50)]
+        if can_ingest
+        else []
+    )
+    return render(
+        request,
+        "catalog.html",
+        page_with(
+            page,
+            datasets=rows,
+            tags=tags,
+            q=q,
+            tag=tag,
+            jobs=jobs,
+            quarantine=quarantine,
+            can_ingest=can_ingest,
+        ),
+    )
+
+
+@router.get("/catalog/{namespace}/{table}")
+def dataset(
+    request: Request,
+    namespace: str,
+    table: str,
+    session: DbSession,
+    principal: OptionalPrincipal,
+    settings: SettingsDep,
+) -> Response:
+    if principal is None:
+        return login_redirect(request)
+    page = page_for(request, session, principal, f"{namespace}.{table}", active="catalog")
+    if not principal.can(Permission.CATALOG_READ):
+        return _refused(request, page, 403, "Your roles do not include access to the catalog.")
+    try:
+        data = show_dataset(session, principal, open_lake(settings), f"{namespace}.{table}")
+    except (NotFound, InvalidInput) as exc:
+        return _refused(request, page, 404, exc.detail)
+    page.title = data["title"] or data["name"]
+    return render(request, "dataset.html", page_with(page, d=data))

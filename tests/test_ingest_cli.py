@@ -1,0 +1,160 @@
+"""The ingestion CLI, a real kill -9 in the middle of an ingestion, and the real Synthea files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from datalibrary.cli import app
+from datalibrary.ingest.models import IngestJob
+from datalibrary.ingest.worker import run_pending
+from tests.helpers import Platform
+from tests.lake_helpers import KEEP_ALL, add_policy, ingest, read_table, write_csv
+
+
+@pytest.fixture
+def cli_env(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {
+        "DATALIBRARY_HOME": str(platform.settings.home),
+        "DATALIBRARY_DATABASE_URL": str(platform.settings.database_url),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def run_cli(*args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == code, f"{args}: exit {result.exit_code}\n{result.output}"
+    return result.stdout
+
+
+def test_cli_ingest_catalog_jobs_and_quarantine(platform: Platform, cli_env: dict, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("name: vitals\nversion: 1\ncolumns:\n  USUBJID: keep\n  VSORRES: keep\n  NAME: drop\n")
+    good = write_csv(tmp_path / "vs.csv", {"USUBJID": ["S1", "S2"], "VSORRES": [120, 80], "NAME": ["a", "b"]})
+    out = json.loads(run_cli("ingest", str(good), "--table", "demo.vs", "--policy", str(policy), "--json"))
+    assert out[0]["state"] == "succeeded" and out[0]["rows_written"] == 2
+    again = json.loads(run_cli("ingest", str(good), "--table", "demo.vs", "--policy", "vitals", "--json"))
+    assert again[0]["state"] == "duplicate"
+    bad = write_csv(tmp_path / "bad.csv", {"USUBJID": ["S3"], "SSN": ["1"]})
+    quarantined = json.loads(
+        run_cli("ingest", str(bad), "--table", "demo.vs", "--policy", "vitals", "--json", code=2)
+    )
+    assert quarantined[0]["state"] == "quarantined"
+    listed = json.loads(run_cli("jobs", "list", "--state", "quarantined", "--json"))
+    assert [j["reason"]["code"] for j in listed] == ["policy-uncovered-columns"]
+    assert "SSN" in listed[0]["reason"]["message"]
+    datasets = json.loads(run_cli("datasets", "list", "--json"))
+    assert [d["name"] for d in datasets] == ["demo.vs"] and datasets[0]["row_count"] == 2
+    run_cli("datasets", "set", "demo.vs", "--tag", "vitals", "--label", "VSORRES=Result", "--json")
+    shown = json.loads(run_cli("datasets", "show", "demo.vs", "--json"))
+    assert [c["name"] for c in shown["columns"]] == ["USUBJID", "VSORRES"]
+    assert shown["columns"][1]["label"] == "Result" and shown["tags"] == ["vitals"]
+    assert shown["snapshots"][0]["policy"] == "vitals" and shown["snapshots"][0]["source_file"] == "vs.csv"
+    profile = {p["name"]: p for p in shown["profile"]}
+    assert profile["VSORRES"]["min"] == "80" and profile["VSORRES"]["null_share"] == 0
+    assert shown["size_bytes"] > 0 and shown["compression_ratio"] is not None
+    assert json.loads(run_cli("datasets", "list", "--tag", "other", "--json")) == []
+    report = json.loads(run_cli("lake", "maintain", "--json"))
+    assert report["errors"] == 0
+    erased = json.loads(run_cli("lake", "erase", "--namespace", "demo", "--subject", "S1", "--json"))
+    assert erased["ok"] and erased["rows_removed"] == 1
+    assert json.loads(run_cli("policies", "list", "--json"))[0]["name"] == "vitals"
+
+
+def test_cli_rejects_bad_arguments_clearly(platform: Platform, cli_env: dict, tmp_path: Path) -> None:
+    add_policy(platform)
+    source = write_csv(tmp_path / "x.csv", {"A": [1]})
+    runner = CliRunner()
+    result = runner.invoke(app, ["ingest", str(source), "--table", "no_dot", "--policy", "keep-all"])
+    assert result.exit_code == 2 and "NAMESPACE.TABLE" in result.stderr
+    result = runner.invoke(app, ["ingest", str(source), "--table", "a.b", "--policy", "missing"])
+    assert result.exit_code == 2 and "no policy named 'missing'" in result.stderr
+    result = runner.invoke(
+        app, ["ingest", str(source), "--table", "a.b", "--policy", "keep-all", "--mode", "merge"]
+    )
+    assert result.exit_code == 2 and "mode must be" in result.stderr
+    odd = tmp_path / "x.weird"
+    odd.write_text("?")
+    result = runner.invoke(app, ["ingest", str(odd), "--table", "a.b", "--policy", "keep-all"])
+    assert result.exit_code == 2 and "cannot tell the format" in result.stderr
+
+
+@pytest.mark.parametrize("step", ["landed", "written", "committed"])
+def test_kill_9_at_any_step_leaves_no_partial_rows_and_the_job_resumes(
+    platform: Platform, cli_env: dict, tmp_path: Path, step: str
+) -> None:
+    add_policy(platform)
+    ingest(platform, write_csv(tmp_path / "seed.csv", {"ID": ["seed"], "N": [0]}), "k.t")
+    source = write_csv(tmp_path / "big.csv", {"ID": [f"r{i}" for i in range(5000)], "N": list(range(5000))})
+    marker = tmp_path / "paused"
+    env = {
+        **os.environ,
+        **cli_env,
+        "DATALIBRARY_FAULT_PAUSE": step,
+        "DATALIBRARY_FAULT_PAUSE_FILE": str(marker),
+        "DATALIBRARY_INGEST__JOB_LEASE_SECONDS": "1",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from datalibrary.cli import main; main()",
+            "ingest",
+            str(source),
+            "--table",
+            "k.t",
+            "--policy",
+            "keep-all",
+            "--json",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert process.poll() is None, "the ingestion ended before reaching the pause point"
+            assert time.monotonic() < deadline, "the ingestion never reached the pause point"
+            time.sleep(0.05)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
+    visible = read_table(platform, "k.t").num_rows
+    assert visible == (5001 if step == "committed" else 1), "all of the file or nothing is visible"
+    with platform.db.session() as session:
+        job = session.query(IngestJob).filter(IngestJob.source_name == "big.csv").one()
+        assert job.state == "running"
+    time.sleep(1.2)  # the dead worker's lease runs out
+    settings = platform.settings.model_copy(update={})
+    done = run_pending(settings, platform.db)
+    assert done == [(job.id, "succeeded")]
+    table = read_table(platform, "k.t")
+    assert table.num_rows == 5001 and len(set(table.column("ID").to_pylist())) == 5001
+    again = ingest(platform, source, "k.t")
+    assert again[1] == "duplicate"
+
+
+def test_every_synthea_csv_ingests_with_matching_row_counts(
+    sqlite_platform: Platform, shared_data: Path, tmp_path: Path
+) -> None:
+    add_policy(sqlite_platform, KEEP_ALL)
+    files = sorted((shared_data / "synthea-sample").glob("*.csv"))
+    assert len(files) >= 10
+    for path in files:
+        with open(path, newline="", encoding="utf-8") as handle:
+            expected = sum(1 for _ in csv.reader(handle)) - 1
+        job_id, state = ingest(sqlite_platform, path, f"synthea.{path.stem}")
+        assert state == "succeeded", (path.name, state)
+        assert read_table(sqlite_platform, f"synthea.{path.stem}").num_rows == expected, path.name
