@@ -21,6 +21,7 @@ from datalibrary.access.models import AccessRequest, Grant
 from datalibrary.access.rowfilter import validate_mask, validate_row_filter
 from datalibrary.audit import service as audit
 from datalibrary.auth.permissions import Permission, Principal, require
+from datalibrary.config import Settings
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 
@@ -294,6 +295,13 @@ def list_requests(
     return list(session.scalars(query))
 
 
-def lake_columns(session: Session) -> ColumnsOf | None:
-    """Column lookup from the lake catalog, to validate grants against the table."""
-    return None  # wired to the lake catalog when it lands
+def lake_columns(settings: Settings) -> ColumnsOf:
+    """Column lookup in the lake catalog, to validate grants against the table."""
+    from datalibrary.lake.catalog import TableName, open_lake
+    from datalibrary.lake.tables import file_schema
+
+    def columns_of(namespace: str, table: str) -> set[str]:
+        iceberg = open_lake(settings).load(TableName(namespace, table))
+        return {name.lower() for name in file_schema(iceberg).names}
+
+    return columns_of

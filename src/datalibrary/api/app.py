@@ -14,6 +14,7 @@ from datalibrary.api import middleware, problems
 from datalibrary.api.routers import API_ROUTERS, ROOT_ROUTERS
 from datalibrary.config import Settings, load_settings
 from datalibrary.db import Database
+from datalibrary.query.lake_planner import LakePlanner
 from datalibrary.web.routers import FALLBACK_ROUTERS, PAGE_ROUTERS
 
 API_PREFIX = "/api/v1"
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.planner = LakePlanner(settings)
     app.state.metrics = middleware.Metrics()
     problems.install(app)
     middleware.install(app, app.state.metrics)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,9 +76,10 @@ def record(
     outcome: str = "success",
     details: Mapping[str, Any] | None = None,
     client: str | None = None,
-    attempts: int = 5,
+    attempts: int = 60,
 ) -> AuditEvent:
-    """Append one event inside the caller's transaction (a savepoint, retried on a race)."""
+    """Append one event inside the caller's transaction (a savepoint, retried on a race
+    for the chain's tail with a jittered backoff so busy writers spread out)."""
     if outcome not in OUTCOMES:
         raise ValueError(f"audit outcome must be one of {OUTCOMES}, not {outcome!r}")
     clean = _scrub(details or {})
@@ -104,6 +107,7 @@ def record(
         except IntegrityError:
             if attempt == attempts - 1:
                 raise
+            time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))  # noqa: S311 - jitter, not crypto
     raise AssertionError("unreachable")
 
 

@@ -9,7 +9,7 @@ import typer
 
 from datalibrary.access import service
 from datalibrary.auth import service as auth_service
-from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, table
+from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, settings, table
 from datalibrary.cli.users import OPERATOR
 
 grants_app = typer.Typer(help="Manage data grants (table, column, row).", no_args_is_help=True)
@@ -77,10 +77,17 @@ def add(
         masks[column] = spec or "null"
     with db_session() as session:
         grant = service.add_grant(
-            session, OPERATOR, principal=principal, namespace=namespace, table=name,
-            columns=[c.strip() for c in columns.split(",")] if columns else None, masks=masks,
-            row_filter=row_filter, expires_at=parse_date(expires), columns_of=service.lake_columns(session),
-        )  # fmt: skip
+            session,
+            OPERATOR,
+            principal=principal,
+            namespace=namespace,
+            table=name,
+            columns=[c.strip() for c in columns.split(",")] if columns else None,
+            masks=masks,
+            row_filter=row_filter,
+            expires_at=parse_date(expires),
+            columns_of=service.lake_columns(settings()),
+        )
         data = grant_dict(grant)
     emit(data, as_json, lambda d: console.print(f"grant {d['id']} added", highlight=False))
 
@@ -172,7 +179,7 @@ def decide(
                 note=note,
                 row_filter=row_filter,
                 expires_at=parse_date(expires),
-                columns_of=service.lake_columns(session),
-            )  # fmt: skip
+                columns_of=service.lake_columns(settings()),
+            )
         )
     emit(data, as_json, lambda d: console.print(f"request {d['id']} {d['state']}", highlight=False))

@@ -27,7 +27,6 @@ from datalibrary.privacy.store import load_policy
 
 MODES = ("append", "overwrite")
 # Parallel submissions race for the audit chain's tail; each loser retries.
-AUDIT_ATTEMPTS = 50
 
 
 def new_job_id() -> str:
@@ -85,7 +84,6 @@ def submit_file(
     session.add(job)
     record(
         session,
-        attempts=AUDIT_ATTEMPTS,
         actor=principal.name,
         action="ingest.submit",
         target=f"table:{name}",

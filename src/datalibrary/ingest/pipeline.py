@@ -48,7 +48,6 @@ from datalibrary.privacy.store import load_policy
 
 log = logging.getLogger(__name__)
 # Parallel jobs race for the audit chain's tail; each loser retries, so allow many rounds.
-AUDIT_ATTEMPTS = 50
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -275,7 +274,6 @@ class JobRun:
                 setattr(job, key, value)
             record(
                 session,
-                attempts=AUDIT_ATTEMPTS,
                 actor=job.created_by,
                 action="ingest.fail",
                 target=f"table:{self.name}",
@@ -317,7 +315,6 @@ class JobRun:
             )
             record(
                 session,
-                attempts=AUDIT_ATTEMPTS,
                 actor=job.created_by,
                 action="ingest.commit",
                 target=f"table:{self.name}",
@@ -347,7 +344,6 @@ class JobRun:
             }
             record(
                 session,
-                attempts=AUDIT_ATTEMPTS,
                 actor=job.created_by,
                 action="ingest.duplicate",
                 target=f"table:{self.name}",
@@ -372,7 +368,6 @@ class JobRun:
             row.raw_path = str(moved) if moved else None
             record_now(
                 session,
-                attempts=AUDIT_ATTEMPTS,
                 actor=job.created_by,
                 action="ingest.quarantine",
                 target=f"table:{self.name}",

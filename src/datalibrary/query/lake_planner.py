@@ -75,7 +75,7 @@ class LakePlanner:
             target = self.cache_dir / (hashlib.sha256(planned.uri.encode()).hexdigest() + ".parquet")
             if not target.exists():
                 partial = target.with_suffix(f".{os.getpid()}.part")
-                filesystem: pafs.FileSystem = lake.storage.filesystem
+                filesystem: pafs.FileSystem = lake.storage.fs
                 pafs.copy_files(planned.path, str(partial), source_filesystem=filesystem,
                                 destination_filesystem=pafs.LocalFileSystem())  # fmt: skip
                 Path(partial).replace(target)

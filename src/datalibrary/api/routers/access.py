@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from datalibrary.access import service
 from datalibrary.access.models import AccessRequest, Grant
-from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires
+from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.auth.permissions import Permission
 
 router = APIRouter(tags=["access"])
@@ -101,12 +101,14 @@ def list_grants(
     "/grants", summary="Grant SELECT on a table or namespace", status_code=201,
     dependencies=[Requires(Permission.GRANTS_MANAGE)],
 )  # fmt: skip
-def add_grant(body: GrantIn, principal: CurrentPrincipal, session: DbSession) -> GrantOut:
+def add_grant(
+    body: GrantIn, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
+) -> GrantOut:
     namespace, table = split_table(body.table)
     grant = service.add_grant(
         session, principal, principal=body.principal, namespace=namespace, table=table,
         columns=body.columns, masks=body.masks, row_filter=body.row_filter, expires_at=body.expires_at,
-        columns_of=service.lake_columns(session),
+        columns_of=service.lake_columns(settings),
     )  # fmt: skip
     return GrantOut.of(grant)
 
@@ -145,10 +147,12 @@ def request_access(body: RequestIn, principal: CurrentPrincipal, session: DbSess
     "/access-requests/{request_id}/decision", summary="Approve or deny an access request",
     dependencies=[Requires(Permission.ACCESS_REVIEW)],
 )  # fmt: skip
-def decide(request_id: int, body: DecisionIn, principal: CurrentPrincipal, session: DbSession) -> RequestOut:
+def decide(
+    request_id: int, body: DecisionIn, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
+) -> RequestOut:
     request = service.decide_request(
         session, principal, request_id, approve=body.decision == "approve", note=body.note,
         columns=body.columns, masks=body.masks, row_filter=body.row_filter, expires_at=body.expires_at,
-        columns_of=service.lake_columns(session),
+        columns_of=service.lake_columns(settings),
     )  # fmt: skip
     return RequestOut.of(request)

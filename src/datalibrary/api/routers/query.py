@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.auth.permissions import Permission, require
-from datalibrary.query import service
+from datalibrary.query import catalog, service
 from datalibrary.query.models import QueryRecord
 
 router = APIRouter(tags=["query"])
@@ -131,6 +131,29 @@ def run_query(
         truncated=result.truncated,
         stats=stats,
     )
+
+
+class ColumnOut(BaseModel):
+    name: str
+    type: str
+    masked: bool
+
+
+class TableOut(BaseModel):
+    name: str
+    columns: list[ColumnOut]
+    row_filtered: bool
+
+
+@router.get(
+    "/query/tables", summary="Tables you may query, with your visible columns",
+    dependencies=[Requires(Permission.QUERY_RUN)],
+)  # fmt: skip
+def tables(principal: CurrentPrincipal, session: DbSession, settings: SettingsDep) -> list[TableOut]:
+    return [
+        TableOut(name=t.name, columns=[ColumnOut(**vars(c)) for c in t.columns], row_filtered=t.row_filtered)
+        for t in catalog.visible_tables(session, principal, settings)
+    ]
 
 
 @router.get("/queries", summary="Query history", dependencies=[Requires(Permission.QUERY_RUN)])

@@ -96,7 +96,7 @@ async function loadTables() {
       button.type = "button";
       button.className = "link-button";
       button.textContent = t.name;
-      button.title = t.columns.join(", ");
+      button.title = t.columns.map((c) => c.name).join(", ");
       button.addEventListener("click", () => {
         $("sql").value = `SELECT * FROM ${t.name} LIMIT 100`;
         $("sql").focus();
