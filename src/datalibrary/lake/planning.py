@@ -69,7 +69,7 @@ def plan_table(
     if snapshot is None:
         return TablePlan(str(name), None, None, file_schema(iceberg), [], lake.storage.is_s3)
     schema = iceberg.schemas().get(snapshot.schema_id) if snapshot.schema_id is not None else None
-    scan = iceberg.scan(snapshot_id=snapshot.snapshot_id, row_filter=row_filter)
+    scan = iceberg.scan(snapshot_id=snapshot.snapshot_id, row_filter=row_filter, case_sensitive=False)
     files = [
         PlannedFile(
             uri=task.file.file_path,

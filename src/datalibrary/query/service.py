@@ -79,6 +79,15 @@ def _scanned_columns(guarded: guard.GuardedQuery, view: engine.ViewSpec) -> set[
     return referenced
 
 
+def charged_project(principal: Principal, project: str | None) -> str | None:
+    """The project a caller's usage is charged to: the one named (if a member), else the default."""
+    if project is None:
+        return principal.default_project
+    if principal.via != "system" and project not in principal.projects:
+        raise InvalidInput(f"you are not a member of project '{project}'", field="project")
+    return project
+
+
 def run_query(
     session: Session,
     principal: Principal,
@@ -89,6 +98,7 @@ def run_query(
     project: str | None = None,
 ) -> QueryResult:
     require(principal, Permission.QUERY_RUN)
+    project = charged_project(principal, project)
     record = QueryRecord(
         run_id=lineage.new_run_id(),
         user=principal.name,
@@ -96,6 +106,9 @@ def run_query(
         sql=sql[:20_000],
         outcome="running",
         started_at=utcnow(),
+        tables=[],
+        bytes_scanned=0,
+        rows_returned=0,
     )
     started = time.perf_counter()
     inputs: list[lineage.DatasetRef] = []
