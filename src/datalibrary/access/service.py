@@ -199,8 +199,11 @@ def request_access(
     table: str | None,
     justification: str,
     project: str | None = None,
+    columns_of: ColumnsOf | None = None,
 ) -> AccessRequest:
     require(actor, Permission.ACCESS_REQUEST)
+    if columns_of is not None and table is not None:
+        columns_of(namespace, table)  # NotFound for a dataset that does not exist
     if len(justification.strip()) < 10:
         raise InvalidInput("say why you need the data (at least 10 characters)", field="justification")
     projects = getattr(actor, "projects", None)

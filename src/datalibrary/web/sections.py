@@ -25,6 +25,12 @@ SECTIONS: tuple[Section, ...] = (
         # built: the catalog pages live in web/catalog.py (access requests come with their issue)
     ),
     Section(
+        "access",
+        "Access",
+        Permission.CATALOG_READ,
+        "Request access to datasets; stewards review requests and manage grants.",
+    ),
+    Section(
         "query",
         "Query",
         Permission.QUERY_RUN,

@@ -134,11 +134,13 @@ def list_requests(
     "/access-requests", summary="Request access to a dataset", status_code=201,
     dependencies=[Requires(Permission.ACCESS_REQUEST)],
 )  # fmt: skip
-def request_access(body: RequestIn, principal: CurrentPrincipal, session: DbSession) -> RequestOut:
+def request_access(
+    body: RequestIn, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
+) -> RequestOut:
     namespace, table = split_table(body.table)
     request = service.request_access(
         session, principal, namespace=namespace, table=table, justification=body.justification,
-        project=body.project,
+        project=body.project, columns_of=service.lake_columns(settings),
     )  # fmt: skip
     return RequestOut.of(request)
 
