@@ -22,8 +22,7 @@ from datalibrary.ingest.readers._text import SniffError, TextSniff, sniff
 from datalibrary.ingest.readers.base import DEFAULT_BATCH_ROWS, ReadError
 
 MIN_BLOCK = 1 << 20
-MAX_BLOCK = 64 << 20
-INFER_BLOCK = 4 << 20
+DEFAULT_MAX_FIELD = 16 << 20  # also pyarrow's block size: a record must fit in one block
 _RAGGED = re.compile(r"Expected (\d+) columns, got (\d+)")
 _CONVERSION = re.compile(r"column #(\d+).*?conversion error to ([^:]+): invalid value '(.*)'", re.S)
 
@@ -52,7 +51,7 @@ class CsvReader:
         parse_dates: bool = False,
         column_types: dict[str, pa.DataType] | None = None,
         null_values: list[str] | None = None,
-        max_field_bytes: int = MIN_BLOCK,
+        max_field_bytes: int = DEFAULT_MAX_FIELD,
         **_: Any,
     ) -> None:
         self.path = Path(path)
@@ -62,7 +61,7 @@ class CsvReader:
         self.parse_dates = parse_dates
         self.declared = dict(column_types or {})
         self.null_values = null_values if null_values is not None else [""]
-        self.max_field_bytes = max_field_bytes
+        self.max_field_bytes = max(max_field_bytes, MIN_BLOCK)
         try:
             self.sniffed: TextSniff = sniff(self.path, encoding=encoding, delimiter=delimiter)
         except (SniffError, LookupError) as exc:
@@ -107,11 +106,18 @@ class CsvReader:
         """The one schema of every batch: inferred from the first block, then frozen."""
         if self._schema is None:
             try:
-                reader = self._open(max(INFER_BLOCK, self.max_field_bytes), self.declared or None)
+                reader = self._open(self.max_field_bytes, self.declared or None)
                 inferred = reader.schema
                 reader.close()
             except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
                 raise self._explain(exc, 0) from exc
+            for field in inferred:
+                if pa.types.is_binary(field.type) and field.name not in self.declared:
+                    raise ReadError(
+                        self.name,
+                        f"values are not valid {self.sniffed.encoding} text; pass the file's encoding",
+                        column=field.name,
+                    )
             fields = [
                 pa.field(f.name, self.declared.get(f.name) or _stable_type(f.type, self.parse_dates))
                 for f in inferred
@@ -125,7 +131,7 @@ class CsvReader:
         """Validation pass: a column whose later values do not fit its type becomes string."""
         while True:
             try:
-                for _ in self._open(MAX_BLOCK // 4, dict(zip(schema.names, schema.types, strict=True))):
+                for _ in self._open(self.max_field_bytes, dict(zip(schema.names, schema.types, strict=True))):
                     pass
                 return schema
             except pa.ArrowInvalid as exc:
@@ -141,19 +147,36 @@ class CsvReader:
     # -- reading ---------------------------------------------------------------------------
     def batches(self, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         schema = self.schema()
-        block = int(
-            min(max(batch_rows * self.sniffed.bytes_per_row, MIN_BLOCK, self.max_field_bytes), MAX_BLOCK)
-        )
         done = 0
         try:
-            reader = self._open(block, dict(zip(schema.names, schema.types, strict=True)))
-            for batch in reader:
-                done += batch.num_rows
-                yield batch
+            reader = self._open(self.max_field_bytes, dict(zip(schema.names, schema.types, strict=True)))
+            for block in reader:
+                for start in range(0, block.num_rows, batch_rows):
+                    batch = block.slice(start, batch_rows)
+                    done += batch.num_rows
+                    yield batch
+            if done and self._ends_inside_quotes(batch):
+                raise ReadError(
+                    self.name, "a quote is never closed: the last value runs to the end of the file"
+                )
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise self._explain(exc, done) from exc
         if done == 0:
             yield pa.RecordBatch.from_pylist([], schema=schema)
+
+    def _ends_inside_quotes(self, last: pa.RecordBatch) -> bool:
+        """pyarrow lets an unclosed quote swallow the rest of the file; catch it by quote parity.
+
+        The full count runs only when the last row holds a line break, as such a row does.
+        """
+        row = last.slice(last.num_rows - 1, 1).to_pylist()[0]
+        if not any(isinstance(v, str) and "\n" in v for v in row.values()):
+            return False
+        quotes = 0
+        with self.path.open("rb") as handle:
+            while chunk := handle.read(16 << 20):
+                quotes += chunk.count(b'"')
+        return quotes % 2 == 1
 
     # -- errors ----------------------------------------------------------------------------
     def _records(self) -> Iterator[tuple[int, list[str]]]:
@@ -167,8 +190,12 @@ class CsvReader:
 
     def _explain(self, exc: Exception, done: int) -> ReadError:
         message = str(exc)
-        if isinstance(exc, UnicodeDecodeError):
-            return ReadError(self.name, f"text is not valid {self.sniffed.encoding}: {exc.reason}")
+        if isinstance(exc, UnicodeDecodeError) or "invalid UTF8" in message:
+            return ReadError(
+                self.name,
+                f"text is not valid {self.sniffed.encoding}; pass the file's encoding",
+                row=done + 1 if done else None,
+            )
         ragged = _RAGGED.search(message)
         if ragged:
             expected = int(ragged.group(1))
