@@ -61,12 +61,14 @@ class JsonStream:
         self.pos += 1
 
     def _value(self, row: int | None) -> Any:
+        self._peek()  # raw_decode does not skip leading whitespace
         while True:
             try:
                 value, end = _decoder.raw_decode(self.buf, self.pos)
-                if end < len(self.buf) or self.eof or not self._fill_keep():
+                if end < len(self.buf) or self.eof:
                     self.pos = end
                     return value
+                self._fill()  # the value touches the buffer end: a number may go on
                 continue
             except RecursionError as exc:
                 raise ReadError(self.name, f"JSON nested deeper than {MAX_DEPTH} levels", row=row) from exc
@@ -78,15 +80,11 @@ class JsonStream:
                 if not self._fill():
                     raise ReadError(self.name, f"invalid or truncated JSON: {exc.msg}", row=row) from exc
 
-    def _fill_keep(self) -> bool:
-        """More input while a decoded value touches the buffer end (a number may go on)."""
-        return self._fill()
-
     def records(self, key: str | None = None) -> Iterator[Any]:
         first = self._peek()
         if first == "{":
             self.pos += 1
-            self._seek_key(key)
+            self._seek_key(key)  # leaves the position inside the records list
         elif first != "[":
             raise ReadError(self.name, "JSON must be an array of objects or an object holding a records list")
         else:
@@ -117,6 +115,7 @@ class JsonStream:
                 raise ReadError(self.name, "invalid JSON: object key is not a string")
             self._expect(":", f"after key {name!r}")
             if self._peek() == "[" and (key is None or name == key):
+                self.pos += 1
                 return
             self._value(None)
             if self._peek() == ",":

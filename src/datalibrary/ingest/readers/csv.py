@@ -193,8 +193,7 @@ class CsvReader:
         if isinstance(exc, UnicodeDecodeError) or "invalid UTF8" in message:
             return ReadError(
                 self.name,
-                f"text is not valid {self.sniffed.encoding}; pass the file's encoding",
-                row=done + 1 if done else None,
+                f"text is not valid {self.sniffed.encoding} after data row {done}; pass the file's encoding",
             )
         ragged = _RAGGED.search(message)
         if ragged:

@@ -55,15 +55,12 @@ class JsonReader:
             yield builder.build(rows)
 
 
-def _flatten_structs(batch: pa.RecordBatch) -> pa.RecordBatch:
+def _flatten_structs(batch: pa.RecordBatch) -> pa.Table:
+    """Struct columns become dotted columns (``lab.code``), level by level."""
     table = pa.Table.from_batches([batch])
     while any(pa.types.is_struct(f.type) for f in table.schema):
         table = table.flatten()
-    return (
-        table.combine_chunks().to_batches()[0]
-        if table.num_rows
-        else pa.RecordBatch.from_pylist([], schema=table.schema)
-    )
+    return table
 
 
 def _stable(schema: pa.Schema) -> pa.Schema:
@@ -116,7 +113,7 @@ class NdjsonReader:
         try:
             for batch in self._open(schema):
                 done += batch.num_rows
-                yield from _flatten_structs(batch).to_batches(max_chunksize=batch_rows) or []
+                yield from _flatten_structs(batch).to_batches(max_chunksize=batch_rows)
         except (pa.ArrowInvalid, OSError) as exc:
             raise self._explain(exc, done) from exc
 

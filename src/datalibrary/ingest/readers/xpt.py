@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyreadstat
 
 from datalibrary.ingest.readers._readstat import ReadstatFile
-from datalibrary.ingest.readers.base import DEFAULT_BATCH_ROWS
+from datalibrary.ingest.readers.base import DEFAULT_BATCH_ROWS, ReadError
 from datalibrary.ingest.readers.define_xml import define_labels
 
 
@@ -30,6 +30,9 @@ class XptReader:
         self.path = Path(path)
         self.name = display_name or self.path.name
         options = {"encoding": encoding} if encoding else {}
+        size = self.path.stat().st_size
+        if size % 80:  # XPORT v5 and v8 are sequences of 80-byte records
+            raise ReadError(self.name, f"truncated SAS XPORT file: {size} bytes is not a multiple of 80")
         self.file = ReadstatFile(self.path, self.name, pyreadstat.read_xport, **options)
         self.define_xml = Path(define_xml) if define_xml else None
 
