@@ -22,7 +22,7 @@ from datalibrary.ingest.readers._text import SniffError, TextSniff, sniff
 from datalibrary.ingest.readers.base import DEFAULT_BATCH_ROWS, ReadError
 
 MIN_BLOCK = 1 << 20
-DEFAULT_MAX_FIELD = 16 << 20  # also pyarrow's block size: a record must fit in one block
+DEFAULT_MAX_FIELD = 4 << 20  # also pyarrow's block size: a record must fit in one block
 _RAGGED = re.compile(r"Expected (\d+) columns, got (\d+)")
 _CONVERSION = re.compile(r"column #(\d+).*?conversion error to ([^:]+): invalid value '(.*)'", re.S)
 
