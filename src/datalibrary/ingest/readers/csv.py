@@ -204,8 +204,7 @@ class CsvReader:
                         self.name,
                         f"ragged row: expected {expected} fields, found {len(record)}",
                         row=number,
-                        value=self.sniffed.delimiter.join(record),
-                    )
+                    )  # no value: a whole record may hold identifiers
             return ReadError(self.name, f"ragged row: expected {expected} fields, found {ragged.group(2)}")
         converted = _CONVERSION.search(message)
         if converted:
