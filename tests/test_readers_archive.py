@@ -13,7 +13,9 @@ import pytest
 from datalibrary.ingest.readers.archive import ArchiveLimits, extract
 from datalibrary.ingest.readers.base import ReadError
 from datalibrary.ingest.readers.csv import CsvReader
+from tests import test_readers_real_files as real_files
 
+shared_data = real_files.shared_data
 CSV = b"USUBJID,AGE\nS-1,70\nS-2,81\n"
 
 
@@ -121,3 +123,23 @@ def test_not_an_archive(tmp_path: Path) -> None:
     source.write_bytes(CSV)
     with pytest.raises(ReadError, match="not an archive"):
         extract(source, tmp_path / "x")
+
+
+def test_formats_inside_archives_read_after_extraction(tmp_path: Path, shared_data: Path) -> None:
+    import json
+
+    from datalibrary.ingest.readers.catalog import READERS
+    from datalibrary.ingest.readers.detect import detect_format
+
+    xpt = (shared_data / "cdiscpilot01-sdtm" / "dm.xpt").read_bytes()
+    fhir = "\n".join(json.dumps({"resourceType": "Patient", "id": f"p{i}"}) for i in range(3)).encode()
+    source = tmp_path / "delivery.zip"
+    source.write_bytes(zip_bytes({"dm.xpt.gz": gzip.compress(xpt), "Patient.ndjson": fhir, "lb.csv": CSV}))
+    outputs = {p.name: p for p in extract(source, tmp_path / "x")}
+    assert {name: detect_format(p) for name, p in outputs.items()} == {
+        "dm.xpt": "xpt",
+        "Patient.ndjson": "fhir",
+        "lb.csv": "csv",
+    }
+    assert sum(b.num_rows for b in READERS["xpt"](outputs["dm.xpt"]).batches()) == 306
+    assert sum(b.num_rows for b in READERS["fhir"](outputs["Patient.ndjson"]).batches()) == 3

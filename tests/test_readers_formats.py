@@ -9,6 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from datalibrary.ingest.readers.base import Reader, ReadError
 from datalibrary.ingest.readers.catalog import READERS
@@ -338,3 +340,46 @@ def test_detection_prefers_content_over_suffix(tmp_path: Path, shared_data: Path
     binary.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)))
     with pytest.raises(ReadError):
         detect_format(binary)
+
+
+def test_hostile_ndjson_and_fhir(tmp_path: Path) -> None:
+    deep = '{"a": ' * 5000 + "1" + "}" * 5000
+    path = tmp_path / "deep.ndjson"
+    path.write_text('{"a": 1}\n' + deep + "\n")
+    with pytest.raises(ReadError):
+        table_of(NdjsonReader(path))
+    fhir = tmp_path / "deep_fhir.ndjson"
+    fhir.write_text(
+        '{"resourceType": "Patient", "id": "1"}\n{"resourceType": "Patient", "x": ' + deep + "}\n"
+    )
+    with pytest.raises(ReadError):
+        table_of(FhirReader(fhir, resource_type="Patient"))
+
+
+json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.text(max_size=8))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "id": st.integers(0, 10**6),
+                "name": st.text(max_size=10),
+                "lab": st.fixed_dictionaries(
+                    {"code": st.sampled_from(["ALT", "AST"]), "note": json_scalar.map(str)}
+                ),
+            }
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(1, 7),
+)
+def test_json_round_trip_of_generated_records(tmp_path: Path, records: list, batch_rows: int) -> None:
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps({"meta": {"x": [1, 2]}, "records": records}, indent=2))
+    table = table_of(JsonReader(path), batch_rows=batch_rows)
+    assert table.column("id").to_pylist() == [r["id"] for r in records]
+    assert table.column("lab.note").to_pylist() == [r["lab"]["note"] for r in records]
+    assert table.column("name").to_pylist() == [r["name"] for r in records]
