@@ -27,6 +27,9 @@ _KINDS = {
 }
 
 
+PAGE_ROWS = 100_000
+
+
 class ReadstatFile:
     """Metadata first (cheap), then pages of rows with one fixed Arrow schema."""
 
@@ -55,7 +58,13 @@ class ReadstatFile:
         pairs = zip(self.meta.column_names, self.meta.column_labels or [], strict=False)
         return {column: label for column, label in pairs if label}
 
-    def pages(self, rows: int) -> Iterator[pa.RecordBatch]:
+    def pages(self, batch_rows: int, page_rows: int = PAGE_ROWS) -> Iterator[pa.RecordBatch]:
+        """Batches of ``batch_rows`` cut from pages of at least ``page_rows`` rows.
+
+        readstat reaches ``row_offset`` by parsing the rows before it, so each page costs its
+        offset: large pages keep that quadratic term small, at a bounded memory cost.
+        """
+        rows = max(batch_rows, page_rows)
         offset = 0
         total = self.meta.number_rows if self.meta.number_rows and self.meta.number_rows > 0 else None
         while total is None or offset < total:
@@ -79,7 +88,9 @@ class ReadstatFile:
             count = len(next(iter(data.values()), []))
             if count == 0:
                 break
-            yield self._batch(data, offset)
+            page = self._batch(data, offset)
+            for start in range(0, count, batch_rows):
+                yield page.slice(start, batch_rows)
             offset += count
             if count < rows:
                 break
