@@ -219,3 +219,13 @@ def test_delimiter_is_detected_for_generated_tables(tmp_path: Path, rows: list, 
     reader = CsvReader(path)
     assert reader.sniffed.delimiter == delimiter
     assert read_all(reader).column("unit").to_pylist() == [b for _, b in rows]
+
+
+def test_crlf_tabs_and_latin1_beyond_cp1252(tmp_path: Path) -> None:
+    path = tmp_path / "w.tsv"
+    path.write_bytes('site\tnote\r\n701\tcaf\xe9 \x81\r\n702\t"a\tb"\r\n'.encode("latin-1"))
+    reader = CsvReader(path)
+    assert (reader.sniffed.delimiter, reader.sniffed.encoding) == ("\t", "latin-1")
+    table = read_all(reader)
+    assert table.column("note").to_pylist() == ["caf\xe9 \x81", "a\tb"]
+    assert table.column("site").to_pylist() == [701, 702]

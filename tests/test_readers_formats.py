@@ -77,6 +77,12 @@ def test_define_xml_with_entities_is_refused(tmp_path: Path) -> None:
     path.write_text('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><ODM>&a;</ODM>')
     with pytest.raises(ReadError):
         define_labels(path)
+    padded = tmp_path / "padded.xml"
+    padded.write_text(
+        '<?xml version="1.0"?>' + "<!-- pad -->" * 200_000 + '<!DOCTYPE x [<!ENTITY a "a">]><ODM/>'
+    )
+    with pytest.raises(ReadError):
+        define_labels(padded)
 
 
 # -- Parquet --------------------------------------------------------------------------------

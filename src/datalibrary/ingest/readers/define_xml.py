@@ -31,6 +31,18 @@ def _label_of(element: ET.Element) -> str | None:
     return None
 
 
+def _declares_dtd(path: Path) -> bool:
+    """A DOCTYPE or ENTITY anywhere in the file (chunks overlap so none is split unseen)."""
+    tail = b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            window = tail + chunk
+            if b"<!DOCTYPE" in window or b"<!ENTITY" in window:
+                return True
+            tail = window[-16:]
+    return False
+
+
 def define_labels(path: Path) -> dict[str, dict[str, str]]:
     """Labels of every variable of every dataset (ItemGroupDef) declared in the file."""
     return _cached(Path(path).resolve(), Path(path).stat().st_mtime_ns)
@@ -38,9 +50,7 @@ def define_labels(path: Path) -> dict[str, dict[str, str]]:
 
 @lru_cache(maxsize=8)
 def _cached(path: Path, _mtime: int) -> dict[str, dict[str, str]]:
-    with path.open("rb") as handle:
-        head = handle.read(64 * 1024)
-    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+    if _declares_dtd(path):
         raise ReadError(path.name, "define.xml with a DOCTYPE or entity declarations is refused")
     groups: dict[str, list[str]] = {}
     items: dict[str, tuple[str, str | None]] = {}
