@@ -45,7 +45,8 @@ def test_large_csv_streams_in_bounded_memory(tmp_path: Path) -> None:
     assert result["rows"] == rows
     growth = result["peak"] - result["before"]
     late_growth = result["peak"] - result["quarter"]
-    # Loading the file would take more than its size; streaming keeps a few blocks in flight,
-    # so reading the last three quarters adds (almost) nothing to the peak of the first one.
-    assert growth < size_mb * 0.75, f"RSS grew {growth:.0f} MB while reading {size_mb:.0f} MB"
+    # Loading the file costs about 3x its size in RSS (benchmarks/ingest.py's floor); streaming
+    # fills its read-ahead blocks and thread pool during the first quarter (~150 MB measured),
+    # then reading the last three quarters adds (almost) nothing to the peak.
+    assert growth < size_mb, f"RSS grew {growth:.0f} MB while reading {size_mb:.0f} MB"
     assert late_growth < 64, f"RSS grew {late_growth:.0f} MB after the first quarter of the file"
