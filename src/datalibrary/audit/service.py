@@ -186,9 +186,9 @@ def search(
 
 
 def record_now(session: Session, **event: Any) -> None:
-    """Roll back the caller's transaction, then record and commit: for failures and denials,
-    just before raising, so the request's rollback cannot erase the entry. (A second
-    connection would deadlock on SQLite while the caller holds the write lock.)"""
-    session.rollback()
-    record(session, **event)
-    session.commit()
+    """Record in a transaction of its own: for failures and denials, which the caller's
+    transaction will roll back but the audit log must keep. (On SQLite the caller must not
+    hold flushed writes: the second connection would wait for its lock.)"""
+    with Session(session.get_bind()) as own:
+        record(own, **event)
+        own.commit()

@@ -37,8 +37,13 @@ class ReportsProgress(Protocol):
 
 # format name -> "module:Class"
 READERS: dict[str, str] = {
-    "csv": "datalibrary.ingest.readers.arrow_formats:CsvReader",
-    "parquet": "datalibrary.ingest.readers.arrow_formats:ParquetReader",
+    "csv": "datalibrary.ingest.readers.csv:CsvReader",
+    "xpt": "datalibrary.ingest.readers.xpt:XptReader",
+    "sas7bdat": "datalibrary.ingest.readers.sas7bdat:Sas7bdatReader",
+    "parquet": "datalibrary.ingest.readers.parquet:ParquetReader",
+    "json": "datalibrary.ingest.readers.json_formats:JsonReader",
+    "ndjson": "datalibrary.ingest.readers.json_formats:NdjsonReader",
+    "fhir": "datalibrary.ingest.readers.fhir:FhirReader",
 }
 
 # file suffix (lower case, may be compound like ".csv.gz") -> format name; longest match wins
@@ -48,6 +53,11 @@ SUFFIXES: dict[str, str] = {
     ".txt": "csv",
     ".parquet": "parquet",
     ".pq": "parquet",
+    ".xpt": "xpt",
+    ".sas7bdat": "sas7bdat",
+    ".json": "json",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
 }
 
 

@@ -1,0 +1,78 @@
+"""Column labels from a CDISC define.xml (v1 and v2): ``{table: {column: label}}``.
+
+Parsed incrementally with a DTD-free parser: a define.xml that declares a DOCTYPE or
+entities is refused (no entity expansion, no external fetches).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET  # noqa: S405 - DOCTYPE refused below, expat never fetches
+from functools import lru_cache
+from pathlib import Path
+
+from datalibrary.ingest.readers.base import ReadError
+
+_DEF_LABEL_KEYS = ("{http://www.cdisc.org/ns/def/v1.0}Label", "{http://www.cdisc.org/ns/def/v2.0}Label")
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _label_of(element: ET.Element) -> str | None:
+    for key in _DEF_LABEL_KEYS:
+        if element.get(key):
+            return element.get(key)
+    for child in element:  # define v2: <Description><TranslatedText>label</TranslatedText>
+        if _local(child.tag) == "Description":
+            for text in child:
+                if _local(text.tag) == "TranslatedText" and text.text:
+                    return text.text.strip()
+    return None
+
+
+def _declares_dtd(path: Path) -> bool:
+    """A DOCTYPE or ENTITY anywhere in the file (chunks overlap so none is split unseen)."""
+    tail = b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            window = tail + chunk
+            if b"<!DOCTYPE" in window or b"<!ENTITY" in window:
+                return True
+            tail = window[-16:]
+    return False
+
+
+def define_labels(path: Path) -> dict[str, dict[str, str]]:
+    """Labels of every variable of every dataset (ItemGroupDef) declared in the file."""
+    return _cached(Path(path).resolve(), Path(path).stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _cached(path: Path, _mtime: int) -> dict[str, dict[str, str]]:
+    if _declares_dtd(path):
+        raise ReadError(path.name, "define.xml with a DOCTYPE or entity declarations is refused")
+    groups: dict[str, list[str]] = {}
+    items: dict[str, tuple[str, str | None]] = {}
+    try:
+        for _, element in ET.iterparse(path, events=("end",)):  # noqa: S314 - see module docstring
+            tag = _local(element.tag)
+            if tag == "ItemGroupDef":
+                name = element.get("Name") or element.get("OID") or ""
+                refs = [ref.get("ItemOID", "") for ref in element if _local(ref.tag) == "ItemRef"]
+                groups[name.upper()] = refs
+                element.clear()
+            elif tag == "ItemDef":
+                items[element.get("OID", "")] = (element.get("Name", ""), _label_of(element))
+                element.clear()
+    except ET.ParseError as exc:
+        raise ReadError(path.name, f"define.xml is not well-formed XML: {exc}") from exc
+    labels: dict[str, dict[str, str]] = {}
+    for table, refs in groups.items():
+        columns = {}
+        for oid in refs:
+            name, label = items.get(oid, ("", None))
+            if name and label:
+                columns[name] = label
+        labels[table] = columns
+    return labels

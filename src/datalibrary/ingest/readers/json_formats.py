@@ -1,0 +1,142 @@
+"""JSON (an array of objects, or an object holding a records list) and NDJSON readers.
+
+Nested objects become dotted column names (``address.city``); lists are kept as JSON
+text in JSON files and as Arrow lists in NDJSON files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pyarrow.json as pajson
+
+from datalibrary.ingest.readers._jsonstream import BatchBuilder, JsonStream, flatten, open_text
+from datalibrary.ingest.readers.base import DEFAULT_BATCH_ROWS, ReadError
+
+NDJSON_BLOCK = 4 << 20
+
+
+class JsonReader:
+    format: ClassVar[str] = "json"
+
+    def __init__(
+        self, path: Path, *, display_name: str | None = None, records_key: str | None = None, **_: Any
+    ) -> None:
+        self.path = Path(path)
+        self.name = display_name or self.path.name
+        self.records_key = records_key
+
+    def column_labels(self) -> dict[str, str]:
+        return {}
+
+    def batches(self, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        builder = BatchBuilder(self.name)
+        rows: list[dict[str, Any]] = []
+        try:
+            with open_text(self.path, self.name) as handle:
+                for number, record in enumerate(JsonStream(handle, self.name).records(self.records_key), 1):
+                    if not isinstance(record, dict):
+                        raise ReadError(
+                            self.name, "each record must be a JSON object", row=number, value=record
+                        )
+                    rows.append(flatten(record, self.name, number))
+                    if len(rows) >= batch_rows:
+                        yield builder.build(rows)
+                        rows = []
+        except UnicodeDecodeError as exc:
+            raise ReadError(self.name, f"JSON must be UTF-8 text: {exc.reason}") from exc
+        if rows or builder.schema is None:
+            if not rows:
+                raise ReadError(self.name, "the JSON holds no records")
+            yield builder.build(rows)
+
+
+def _flatten_structs(batch: pa.RecordBatch) -> pa.Table:
+    """Struct columns become dotted columns (``lab.code``), level by level."""
+    table = pa.Table.from_batches([batch])
+    while any(pa.types.is_struct(f.type) for f in table.schema):
+        table = table.flatten()
+    return table
+
+
+def _stable(schema: pa.Schema) -> pa.Schema:
+    def fix(kind: pa.DataType) -> pa.DataType:
+        if pa.types.is_null(kind):
+            return pa.string()
+        if pa.types.is_struct(kind):
+            return pa.struct([pa.field(f.name, fix(f.type)) for f in kind])
+        if pa.types.is_list(kind):
+            return pa.list_(fix(kind.value_type))
+        if pa.types.is_temporal(kind):
+            return pa.string()
+        return kind
+
+    return pa.schema([pa.field(f.name, fix(f.type)) for f in schema])
+
+
+class NdjsonReader:
+    format: ClassVar[str] = "ndjson"
+
+    def __init__(self, path: Path, *, display_name: str | None = None, **_: Any) -> None:
+        self.path = Path(path)
+        self.name = display_name or self.path.name
+        self._schema: pa.Schema | None = None
+
+    def column_labels(self) -> dict[str, str]:
+        return {}
+
+    def _open(self, schema: pa.Schema | None) -> pajson.JSONStreamingReader:
+        parse = pajson.ParseOptions(
+            explicit_schema=schema, unexpected_field_behavior="error" if schema is not None else "infer"
+        )
+        return pajson.open_json(
+            self.path, read_options=pajson.ReadOptions(block_size=NDJSON_BLOCK), parse_options=parse
+        )
+
+    def source_schema(self) -> pa.Schema:
+        if self._schema is None:
+            try:
+                reader = self._open(None)
+                self._schema = _stable(reader.schema)
+                reader.close()
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise self._explain(exc, 0) from exc
+        return self._schema
+
+    def batches(self, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        schema = self.source_schema()
+        done = 0
+        try:
+            for batch in self._open(schema):
+                done += batch.num_rows
+                yield from _flatten_structs(batch).to_batches(max_chunksize=batch_rows)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise self._explain(exc, done) from exc
+
+    def _explain(self, exc: Exception, done: int) -> ReadError:
+        """Find the first bad line again with Python's json (error path only)."""
+        known = set(self._schema.names) if self._schema is not None else None
+        with self.path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except (ValueError, RecursionError) as err:
+                    return ReadError(self.name, f"line is not valid JSON: {err}", row=number)
+                if not isinstance(record, dict):
+                    return ReadError(self.name, "each line must be a JSON object", row=number)
+                if known is not None:
+                    extra = [key for key in record if key not in known]
+                    if extra:
+                        return ReadError(
+                            self.name,
+                            "a field appears that the first lines did not have",
+                            row=number,
+                            column=extra[0],
+                        )
+        return ReadError(self.name, f"{str(exc).splitlines()[0][:300]} (after data row {done})")

@@ -1,0 +1,34 @@
+"""SAS7BDAT reader: pyreadstat in pages, variable labels from the file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pyreadstat
+
+from datalibrary.ingest.readers._readstat import ReadstatFile
+from datalibrary.ingest.readers.base import DEFAULT_BATCH_ROWS
+
+
+class Sas7bdatReader:
+    format: ClassVar[str] = "sas7bdat"
+
+    def __init__(
+        self, path: Path, *, display_name: str | None = None, encoding: str | None = None, **_: Any
+    ) -> None:
+        self.path = Path(path)
+        self.name = display_name or self.path.name
+        options = {"encoding": encoding} if encoding else {}
+        self.file = ReadstatFile(self.path, self.name, pyreadstat.read_sas7bdat, **options)
+
+    def schema(self) -> pa.Schema:
+        return self.file.schema
+
+    def column_labels(self) -> dict[str, str]:
+        return self.file.labels()
+
+    def batches(self, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        yield from self.file.pages(batch_rows)
