@@ -9,7 +9,9 @@ the optimizer still prunes and pushes down, and no SQL form can reach around the
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -69,11 +71,12 @@ def _view_sql(view: ViewSpec) -> str:
             f"CAST(NULL AS {duckdb_type(types[name]) if name in types else 'VARCHAR'}) AS {quote(name)}"
             for name in view.columns
         )
-        return f"CREATE TEMP VIEW {quote(view.name)} AS SELECT {empty} WHERE false"
+        return f"CREATE VIEW {quote(view.name)} AS SELECT {empty} WHERE false"
     files = "[" + ", ".join(sql_string(f) for f in view.files) + "]"
-    source = f"read_parquet({files}, union_by_name = true)"
+    # Files of one table share its schema (the lake writes them so), so binding reads one footer.
+    source = f"read_parquet({files})"
     where = f" WHERE {view.row_filter}" if view.row_filter else ""
-    return f"CREATE TEMP VIEW {quote(view.name)} AS SELECT {select} FROM {source}{where}"
+    return f"CREATE VIEW {quote(view.name)} AS SELECT {select} FROM {source}{where}"
 
 
 def duckdb_type(arrow_type: pa.DataType) -> str:
@@ -100,9 +103,52 @@ def open_locked(views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckD
     return con
 
 
+def view_key(view: ViewSpec) -> tuple[object, ...]:
+    return (tuple(view.files), view.schema, tuple(view.columns.items()), view.row_filter)
+
+
+def view_name(view: ViewSpec) -> str:
+    """A name derived from what the view shows, so equal views share a locked database."""
+    return "dl_" + hashlib.sha256(repr(view_key(view)).encode()).hexdigest()[:16]
+
+
+class LockedDatabases:
+    """Locked in-memory DuckDB databases, one per set of views, reused across queries.
+
+    Opening and locking a database costs more than most small queries. The views a caller
+    gets depend only on their grants and the planned files, so the same set of views is asked
+    for again and again; each query gets a fresh connection (a cursor) on the locked database.
+    A commit (new files) or a grant change yields other views, hence another database."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._databases: OrderedDict[tuple[object, ...], duckdb.DuckDBPyConnection] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def connect(self, views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckDBPyConnection:
+        key = (limits, tuple(sorted(view_key(v) + (v.name,) for v in views)))
+        with self._lock:
+            parent = self._databases.get(key)
+            if parent is None:
+                parent = self._databases[key] = open_locked(views, limits)
+                while len(self._databases) > self.size:
+                    self._databases.popitem(last=False)[1].close()
+            self._databases.move_to_end(key)
+            return parent.cursor()
+
+    def clear(self) -> None:
+        with self._lock:
+            for con in self._databases.values():
+                con.close()
+            self._databases.clear()
+
+
+DATABASES = LockedDatabases()
+
+
 def run(sql: str, views: Sequence[ViewSpec], limits: EngineLimits) -> EngineResult:
     """Execute ``sql`` (already guarded and rendered) and fetch at most ``max_rows`` rows."""
-    con = open_locked(views, limits)
+    con = DATABASES.connect(views, limits)
     timer = threading.Timer(limits.timeout_seconds, con.interrupt)
     timer.start()
     try:

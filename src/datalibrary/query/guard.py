@@ -67,6 +67,26 @@ class GuardedQuery:
     star: bool = False
     _nodes: dict[TableRef, list[exp.Table]] = field(default_factory=dict)
 
+    def pushdown(self, ref: TableRef) -> str | None:
+        """The query's simple predicates on ``ref`` (column vs literal, ANDed), for file pruning.
+
+        Only when the table appears once, alone in its SELECT's FROM (no join), so a predicate
+        can never drop rows another reference to the table would need."""
+        nodes = self._nodes.get(ref, [])
+        if len(nodes) != 1:
+            return None
+        node = nodes[0]
+        select = node.parent.parent if isinstance(node.parent, exp.From) else None
+        if not isinstance(select, exp.Select) or select.args.get("joins") or not select.args.get("where"):
+            return None
+        names = {ref.table, node.alias_or_name}
+        kept = [
+            condition.sql(dialect="duckdb", comments=False)
+            for condition in _conjuncts(select.args["where"].this)
+            if _simple(condition, names)
+        ]
+        return " AND ".join(kept) or None
+
     def render(self, views: dict[TableRef, str]) -> str:
         tree = self.tree.copy()
         originals = {id(node): ref for ref, nodes in self._nodes.items() for node in nodes}
@@ -79,6 +99,35 @@ class GuardedQuery:
             node.replace(exp.alias_(table, alias, table=True))
         sql = tree.sql(dialect="duckdb", comments=False)
         return f"EXPLAIN {sql}" if self.explain else sql
+
+
+PUSHABLE = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+
+
+def _conjuncts(condition: exp.Expression) -> list[exp.Expression]:
+    if isinstance(condition, exp.And):
+        return _conjuncts(condition.left) + _conjuncts(condition.right)
+    if isinstance(condition, exp.Paren):
+        return _conjuncts(condition.this)
+    return [condition]
+
+
+def _column_of(node: exp.Expression, tables: set[str]) -> bool:
+    return isinstance(node, exp.Column) and (not node.table or node.table in tables)
+
+
+def _simple(condition: exp.Expression, tables: set[str]) -> bool:
+    """column <op> literal, literal <op> column, or column IN (literals)."""
+    if isinstance(condition, PUSHABLE):
+        left, right = condition.left, condition.right
+        return (_column_of(left, tables) and isinstance(right, exp.Literal)) or (
+            _column_of(right, tables) and isinstance(left, exp.Literal)
+        )
+    if isinstance(condition, exp.In) and not condition.args.get("query"):
+        return _column_of(condition.this, tables) and all(
+            isinstance(e, exp.Literal) for e in condition.expressions
+        )
+    return False
 
 
 def _depth(node: exp.Expression) -> int:

@@ -10,12 +10,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
 
 from pyarrow import fs as pafs
+from pyiceberg.catalog.sql import IcebergTables
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.expressions.parser import parse as parse_iceberg_filter
+from sqlalchemy import select
 
 from datalibrary.config import Settings
 from datalibrary.lake.catalog import TableName, open_lake
@@ -41,9 +45,27 @@ def iceberg_filter(*predicates: str | None) -> BooleanExpression:
 
 
 class LakePlanner:
+    """Plans are cached by the table's metadata file: every commit writes a new one, so a
+    cached plan can never be stale, and a repeated query skips reading metadata and manifests."""
+
+    CACHE_SIZE = 512
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.cache_dir = settings.home / "cache" / "s3"
+        self._plans: OrderedDict[tuple[object, ...], PlannedTable] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _metadata_location(self, namespace: str, table: str) -> str | None:
+        lake = open_lake(self.settings)
+        with lake.catalog.engine.connect() as connection:
+            return connection.execute(
+                select(IcebergTables.metadata_location).where(
+                    IcebergTables.catalog_name == lake.catalog.name,
+                    IcebergTables.table_namespace == namespace,
+                    IcebergTables.table_name == table,
+                )
+            ).scalar()
 
     def plan(
         self,
@@ -55,16 +77,31 @@ class LakePlanner:
         row_filter: str | None = None,
         pushdown: str | None = None,
     ) -> PlannedTable:
+        location = self._metadata_location(namespace, table)
+        key = (location, namespace, table, snapshot_id, as_of, row_filter, pushdown)
+        with self._lock:
+            if location is not None and key in self._plans:
+                self._plans.move_to_end(key)
+                return self._plans[key]
         lake = open_lake(self.settings)
-        plan = plan_table(
-            lake,
-            TableName(namespace, table),
-            snapshot_id=snapshot_id,
-            as_of=as_of,
-            row_filter=iceberg_filter(row_filter, pushdown),
-        )
+        name = TableName(namespace, table)
+        try:
+            plan = plan_table(
+                lake,
+                name,
+                snapshot_id=snapshot_id,
+                as_of=as_of,
+                row_filter=iceberg_filter(row_filter, pushdown),
+            )
+        except (ValueError, TypeError):  # a predicate that does not bind to the table: plan without it
+            plan = plan_table(lake, name, snapshot_id=snapshot_id, as_of=as_of)
         files = self._local_files(plan) if plan.is_s3 else [f.path for f in plan.files]
-        return PlannedTable(namespace, table, plan.schema, files, plan.snapshot_id)
+        planned = PlannedTable(namespace, table, plan.schema, files, plan.snapshot_id)
+        with self._lock:
+            self._plans[key] = planned
+            while len(self._plans) > self.CACHE_SIZE:
+                self._plans.popitem(last=False)
+        return planned
 
     def _local_files(self, plan: TablePlan) -> list[str]:
         """Local copies of the plan's S3 files; data files never change, so a copy stays valid."""

@@ -31,8 +31,10 @@ class TablePlanner(Protocol):
         snapshot_id: int | None = None,
         as_of: datetime | None = None,
         row_filter: str | None = None,
+        pushdown: str | None = None,
     ) -> PlannedTable:
         """Plan ``namespace.table`` at a snapshot (or the snapshot current at ``as_of``, or the
-        latest); ``row_filter`` (DuckDB SQL over the table's columns) may prune files.
+        latest); ``row_filter`` (the caller's grant) and ``pushdown`` (the query's own simple
+        predicates), both DuckDB SQL over the table's columns, may prune files.
         Raise NotFound for an unknown table or snapshot."""
         ...

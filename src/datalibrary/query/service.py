@@ -6,14 +6,16 @@ OpenLineage START + COMPLETE/FAIL events naming the tables it read.
 
 from __future__ import annotations
 
-import secrets
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import pyarrow as pa
+import sqlglot
 from openlineage.client.event_v2 import RunState
 from sqlalchemy.orm import Session
+from sqlglot import exp
 
 from datalibrary.access import service as access
 from datalibrary.access.rowfilter import MASK_NULL
@@ -41,7 +43,7 @@ def _mask_expression(column: str, spec: str, arrow_type: pa.DataType) -> str:
     return engine.sql_string(spec.removeprefix("const:"))
 
 
-def build_view(name: str, planned: PlannedTable, grant: access.Access) -> engine.ViewSpec:
+def build_view(planned: PlannedTable, grant: access.Access) -> engine.ViewSpec:
     """The caller's view of one table: granted columns only, masks, the row filter."""
     columns: dict[str, str] = {}
     for schema_field in planned.schema:
@@ -54,9 +56,24 @@ def build_view(name: str, planned: PlannedTable, grant: access.Access) -> engine
             columns[schema_field.name] = engine.quote(schema_field.name)
     if not columns:
         raise InvalidInput(f"your grant on {planned.namespace}.{planned.table} shows no column of it")
-    return engine.ViewSpec(
-        name=name, files=planned.files, schema=planned.schema, columns=columns, row_filter=grant.row_filter
+    view = engine.ViewSpec(
+        name="",
+        files=tuple(planned.files),
+        schema=planned.schema,
+        columns=columns,
+        row_filter=grant.row_filter,
     )
+    return dataclasses.replace(view, name=engine.view_name(view))
+
+
+def _unqualified(predicate: str | None) -> str | None:
+    """Drop table qualifiers (``l.siteid`` -> ``siteid``): the planner sees one table."""
+    if predicate is None:
+        return None
+    tree = sqlglot.parse_one(predicate, read="duckdb")
+    for column in tree.find_all(exp.Column):
+        column.set("table", None)
+    return tree.sql(dialect="duckdb")
 
 
 def _parse_as_of(value: str | None) -> datetime | None:
@@ -125,8 +142,9 @@ def run_query(
                 snapshot_id=ref.snapshot_id,
                 as_of=_parse_as_of(ref.as_of),
                 row_filter=grant.row_filter,
+                pushdown=_unqualified(guarded.pushdown(ref)),
             )
-            views[ref] = build_view(f"dl_{secrets.token_hex(6)}", planned, grant)
+            views[ref] = build_view(planned, grant)
             record.tables = [*record.tables, {"name": ref.name, "snapshot_id": planned.snapshot_id}]
             inputs.append(lineage.DatasetRef(ref.name))
         record.bytes_scanned = sum(

@@ -1,0 +1,190 @@
+"""Query overhead: DataLibrary (guard, grants with a row filter, planning, locked-down DuckDB,
+records) against plain DuckDB over the same Parquet files, measured in the same run.
+
+    .venv/bin/python benchmarks/query.py                # 10 million LB-like rows
+    .venv/bin/python benchmarks/query.py --rows 2000000 --repeat 3
+
+The LB table is written through the lake's own writer and commit path, one set of files per
+site, so a filter on SITEID prunes files by Iceberg column statistics (the lake has no
+partition spec yet). Prints per analysis: median DuckDB time, median DataLibrary time, their
+ratio, and the fixed per-query overhead of DataLibrary on a query that reads no rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from datalibrary.access import service as access  # noqa: E402
+from datalibrary.auth import service as auth_service  # noqa: E402
+from datalibrary.auth.permissions import Principal  # noqa: E402
+from datalibrary.bootstrap import initialize  # noqa: E402
+from datalibrary.config import Settings  # noqa: E402
+from datalibrary.db import Database  # noqa: E402
+from datalibrary.ingest.normalize import lake_schema  # noqa: E402
+from datalibrary.ingest.pipeline import _iceberg_schema  # noqa: E402
+from datalibrary.lake.catalog import TableName, open_lake  # noqa: E402
+from datalibrary.lake.planning import plan_table  # noqa: E402
+from datalibrary.lake.tables import FileWriter, commit_files, file_schema  # noqa: E402
+from datalibrary.query.lake_planner import LakePlanner  # noqa: E402
+from datalibrary.query.service import run_query  # noqa: E402
+
+SITES = [str(701 + i) for i in range(20)]
+TESTS = ["ALT", "AST", "BILI", "CREAT", "GLUC", "HGB", "K", "NA", "PLAT", "WBC"]
+SUBJECTS_PER_SITE = 250
+
+ANALYSES = {
+    "filter + group by visit and test": (
+        "SELECT visitnum, lbtestcd, avg(lbstresn) AS mean, count(*) AS n FROM {lb} "
+        "WHERE lbstresn > 20 GROUP BY 1, 2"
+    ),
+    "join with DM": (
+        "SELECT d.sex, l.lbtestcd, avg(l.lbstresn) AS mean FROM {lb} l JOIN {dm} d ON l.usubjid = d.usubjid "
+        "GROUP BY 1, 2"
+    ),
+    "top-N subjects": (
+        "SELECT usubjid, max(lbstresn) AS peak FROM {lb} GROUP BY usubjid ORDER BY peak DESC LIMIT 10"
+    ),
+    "one site (file pruning)": (
+        "SELECT lbtestcd, avg(lbstresn) AS mean, count(*) AS n FROM {lb} WHERE siteid = '705' GROUP BY 1"
+    ),
+}
+EMPTY = "SELECT count(*) FROM {lb} WHERE false"
+
+
+def site_rows(site: str, rows: int, rng: np.random.Generator) -> pa.Table:
+    subject = rng.integers(0, SUBJECTS_PER_SITE, rows)
+    usubjid = pa.array([f"CDISC01-{site}-{i:04d}" for i in range(SUBJECTS_PER_SITE)]).take(pa.array(subject))
+    return pa.table(
+        {
+            "STUDYID": pa.array(["CDISC01"] * rows),
+            "USUBJID": usubjid,
+            "SITEID": pa.array([site] * rows),
+            "LBTESTCD": pa.array(TESTS).take(pa.array(rng.integers(0, len(TESTS), rows))),
+            "VISITNUM": rng.integers(1, 13, rows),
+            "LBSTRESN": rng.normal(50, 15, rows).round(2),
+            "LBDTC": pa.array(["2014-03-05"] * rows),
+        }
+    )
+
+
+def write_table(settings: Settings, name: str, parts: list[pa.Table]) -> list[str]:
+    lake = open_lake(settings)
+    table_name = TableName("cdisc", name)
+    schema = lake_schema(parts[0].schema)
+    table = lake.create(table_name, _iceberg_schema(schema))
+    added = []
+    for i, part in enumerate(parts):
+        writer = FileWriter(lake, table, f"bench-{i}", file_schema(table), 256 << 20)
+        for batch in part.cast(file_schema(table)).to_batches(max_chunksize=1_000_000):
+            writer.write(batch)
+        added += writer.close()
+    commit_files(lake, table_name, add=added, properties={"operation": "benchmark"})
+    return [f.path for f in plan_table(lake, table_name).files]
+
+
+def timed(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="dl-bench-query-") as tmp:
+        settings = Settings(home=Path(tmp) / "home")
+        db = Database(str(settings.database_url))
+        initialize(settings, db)
+        settings = Settings(home=Path(tmp) / "home", query={"threads": args.threads, "memory_limit": "8GB"})
+        rng = np.random.default_rng(0)
+        per_site = args.rows // len(SITES)
+        started = time.perf_counter()
+        lb_files = write_table(settings, "lb", [site_rows(site, per_site, rng) for site in SITES])
+        subjects = [f"CDISC01-{s}-{i:04d}" for s in SITES for i in range(SUBJECTS_PER_SITE)]
+        dm = pa.table(
+            {
+                "USUBJID": subjects,
+                "SEX": pa.array(["F", "M"]).take(pa.array(rng.integers(0, 2, len(subjects)))),
+            }
+        )
+        dm_files = write_table(settings, "dm", [dm])
+        lb_bytes = sum(Path(f).stat().st_size for f in lb_files)
+        print(
+            f"data: {per_site * len(SITES):,} LB rows in {len(lb_files)} files ({lb_bytes / 1e6:.0f} MB), "
+            f"{len(subjects):,} DM rows; written in {time.perf_counter() - started:.0f} s"
+        )
+
+        system = Principal.system("bench")
+        with db.session() as session:
+            auth_service.create_user(session, system, "sci", roles={"scientist"}, password="Bench-mark-2026!")
+            sites = ", ".join(f"'{s}'" for s in SITES)
+            for table in ("lb", "dm"):
+                row_filter = f"siteid IN ({sites})" if table == "lb" else None
+                access.add_grant(session, system, principal="user:sci", namespace="cdisc", table=table,
+                                 row_filter=row_filter)  # fmt: skip
+            principal = auth_service.principal_for(auth_service.get_user(session, "sci"))
+        planner, limits = LakePlanner(settings), settings.query.limits()
+
+        direct = duckdb.connect()
+        direct.execute(f"SET threads = {args.threads}")
+        direct.execute(f"CREATE VIEW lb AS SELECT * FROM read_parquet({lb_files})")
+        direct.execute(f"CREATE VIEW dm AS SELECT * FROM read_parquet({dm_files})")
+
+        def through_datalibrary(sql: str):  # type: ignore[no-untyped-def]
+            with db.session() as session:
+                return run_query(session, principal, sql, planner=planner, limits=limits)
+
+        ratios = []
+        print(f"\n{'analysis':<34} {'duckdb ms':>10} {'datalibrary ms':>15} {'ratio':>7}")
+        for label, template in ANALYSES.items():
+            plain = template.format(lb="lb", dm="dm")
+            ours = template.format(lb="cdisc.lb", dm="cdisc.dm")
+            direct.execute(plain).fetchall()  # warm the page cache for both sides
+            t_direct = timed(lambda p=plain: direct.execute(p).fetchall(), args.repeat)
+            t_ours = timed(lambda o=ours: through_datalibrary(o), args.repeat)
+            ratios.append(t_ours / t_direct)
+            print(f"{label:<34} {t_direct * 1000:>10.1f} {t_ours * 1000:>15.1f} {t_ours / t_direct:>7.2f}")
+        print(f"\nmedian overhead ratio: {statistics.median(ratios):.2f}  (target <= 1.2)")
+
+        t_direct = timed(lambda: direct.execute(EMPTY.format(lb="lb")).fetchall(), args.repeat * 4)
+        t_ours = timed(lambda: through_datalibrary(EMPTY.format(lb="cdisc.lb")), args.repeat * 4)
+        print(f"fixed overhead per query: {(t_ours - t_direct) * 1000:.1f} ms  (target < 50 ms)")
+
+        full = through_datalibrary("SELECT * FROM cdisc.lb LIMIT 1").record.bytes_scanned
+        whole = through_datalibrary(
+            "SELECT lbtestcd, lbstresn FROM cdisc.lb WHERE false"
+        ).record.bytes_scanned
+        one = through_datalibrary(
+            ANALYSES["one site (file pruning)"].format(lb="cdisc.lb")
+        ).record.bytes_scanned
+        print(
+            f"bytes scanned, all columns: {full / 1e6:.1f} MB; the 3 columns of the site query over all "
+            f"sites: {whole / 1e6:.1f} MB; with siteid = '705': {one / 1e6:.2f} MB "
+            f"= {one / whole:.1%} (1 site of {len(SITES)} = {1 / len(SITES):.1%})"
+        )
+        db.dispose()
+
+
+if __name__ == "__main__":
+    main()
