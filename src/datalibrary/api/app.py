@@ -15,6 +15,7 @@ from datalibrary.api.routers import API_ROUTERS, ROOT_ROUTERS
 from datalibrary.config import Settings, load_settings
 from datalibrary.db import Database
 from datalibrary.web.routers import FALLBACK_ROUTERS, PAGE_ROUTERS
+from datalibrary.workspaces import background as workspace_background
 
 API_PREFIX = "/api/v1"
 WEB_STATIC = Path(__file__).parent.parent / "web" / "static"
@@ -26,7 +27,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
-        yield
+        async with workspace_background.running(db, settings):
+            yield
         if database is None:
             db.dispose()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from datalibrary.cli import audit, core, tokens, users
+from datalibrary.cli import audit, core, tokens, users, workspaces
 
 app = typer.Typer(
     name="datalibrary",
@@ -17,6 +17,7 @@ app.add_typer(core.config_app, name="config")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(audit.app, name="audit")
+app.add_typer(workspaces.app, name="workspaces")
 
 
 def main() -> None:

@@ -101,7 +101,9 @@ class Catalog(BaseModel):
         envs = {e.name for e in self.environments}
         for product in self.products:
             if product.environment not in envs:
-                raise ValueError(f"product '{product.name}' names unknown environment '{product.environment}'")
+                raise ValueError(
+                    f"product '{product.name}' names unknown environment '{product.environment}'"
+                )
             unknown = set(product.instance_types) - types
             if unknown:
                 raise ValueError(f"product '{product.name}' names unknown instance types {sorted(unknown)}")
@@ -150,7 +152,9 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{source}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
-        raise InvalidInput(f"{source}: the catalog must be a mapping with instance_types, environments, products")
+        raise InvalidInput(
+            f"{source}: the catalog must be a mapping with instance_types, environments, products"
+        )
     try:
         return Catalog.model_validate(data)
     except ValidationError as exc:

@@ -7,6 +7,7 @@ group (every process stops at once, memory is kept). The host decides the versio
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -65,10 +66,8 @@ class CGroup(ABC):
         deadline = time.monotonic() + timeout
         while (pids := self.pids()) and time.monotonic() < deadline:
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             time.sleep(0.02)
 
 
@@ -138,10 +137,8 @@ class CGroupV1(CGroup):
 
     def remove(self) -> None:
         for controller in self.CONTROLLERS:
-            try:
+            with contextlib.suppress(FileNotFoundError, OSError):
                 self._dir(controller).rmdir()
-            except (FileNotFoundError, OSError):
-                pass
 
 
 class CGroupV2(CGroup):
@@ -200,10 +197,8 @@ class CGroupV2(CGroup):
             return 0
 
     def remove(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError, OSError):
             self._dir.rmdir()
-        except (FileNotFoundError, OSError):
-            pass
 
 
 def host_version() -> int | None:

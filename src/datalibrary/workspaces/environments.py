@@ -98,6 +98,4 @@ def _build_into(directory: Path, environment: Environment, *, python: str, index
 def _run(command: list[str], environment: Environment) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)  # noqa: S603
     if result.returncode != 0:
-        raise Unavailable(
-            f"building environment '{environment.name}' failed: {result.stderr.strip()[-800:]}"
-        )
+        raise Unavailable(f"building environment '{environment.name}' failed: {result.stderr.strip()[-800:]}")

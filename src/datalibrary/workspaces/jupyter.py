@@ -16,7 +16,9 @@ import httpx
 from datalibrary.errors import Unavailable
 
 
-def jupyter_command(python: str, socket: str, base_url: str, root_dir: str) -> list[str]:
+def jupyter_command(
+    python: str, socket: str, base_url: str, root_dir: str, allow_root: bool = False
+) -> list[str]:
     """JupyterLab on a Unix socket only (no TCP port); the token comes from JUPYTER_TOKEN."""
     return [
         python,
@@ -33,6 +35,7 @@ def jupyter_command(python: str, socket: str, base_url: str, root_dir: str) -> l
         "--LanguageServerManager.autodetect=False",
         "--LabApp.news_url=",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        *(["--allow-root"] if allow_root else []),
     ]
 
 
@@ -46,7 +49,12 @@ def client(socket: Path, token: str, timeout: float = 5.0) -> httpx.AsyncClient:
 
 
 async def wait_ready(
-    socket: Path, base_url: str, token: str, timeout: float, alive: Callable[[], bool], log: Path | None = None
+    socket: Path,
+    base_url: str,
+    token: str,
+    timeout: float,
+    alive: Callable[[], bool],
+    log: Path | None = None,
 ) -> None:
     """Return once JupyterLab answers ``/api/status``; fail fast when the process died."""
     deadline = time.monotonic() + timeout

@@ -42,6 +42,9 @@ class Workspace(Base):
     # The provisioner's own JSON state (pids, cgroup, socket), as in JupyterHub's get_state.
     provisioner_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
+    # compare-and-swap: a concurrent transition makes the flush fail instead of overwriting
+    __mapper_args__ = {"version_id_col": version}
+
 
 class WorkspaceUsage(Base):
     """One interval of one state, for cost tracking; ``ended_at`` is empty while it lasts."""

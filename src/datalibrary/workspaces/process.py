@@ -5,6 +5,7 @@ its workspaces "not isolated", and products that require a limit are refused."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 from typing import Any
@@ -48,7 +49,9 @@ class ProcessProvisioner(Provisioner):
             directory.mkdir(parents=True, exist_ok=True)
         spec.socket_path.unlink(missing_ok=True)
         python = str(spec.environment_dir / "venv" / "bin" / "python")
-        command = jupyter.jupyter_command(python, str(spec.socket_path), spec.base_url, str(spec.home_dir))
+        command = jupyter.jupyter_command(
+            python, str(spec.socket_path), spec.base_url, str(spec.home_dir), allow_root=os.geteuid() == 0
+        )
         env = {
             "HOME": str(spec.home_dir),
             "PATH": f"{spec.environment_dir / 'venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin",
@@ -60,12 +63,19 @@ class ProcessProvisioner(Provisioner):
         log_path = spec.run_dir.parent / f"{spec.run_dir.name}.log"
         with open(log_path, "ab") as log:
             process = subprocess.Popen(  # noqa: S603
-                command, cwd=spec.home_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                command,
+                cwd=spec.home_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
                 start_new_session=True,
             )
         self.pid = process.pid
         self.started = procs.start_time(process.pid)
-        await jupyter.wait_ready(spec.socket_path, spec.base_url, spec.jupyter_token, 60, self._alive, log_path)
+        await jupyter.wait_ready(
+            spec.socket_path, spec.base_url, spec.jupyter_token, 60, self._alive, log_path
+        )
 
     async def stop(self) -> None:
         if self.pid and self._alive():

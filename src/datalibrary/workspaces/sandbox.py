@@ -16,6 +16,7 @@ re-adopt it through its cgroup.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -123,10 +124,8 @@ class SandboxProvisioner(Provisioner):
             if group.is_frozen():
                 group.freeze(False)
             for pid in group.pids():
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
             for _ in range(50):  # up to 1 s for JupyterLab to shut its kernels down
                 if not group.pids():
                     break
@@ -217,5 +216,8 @@ class SandboxProvisioner(Provisioner):
         }
         for key, value in env.items():
             args += ["--setenv", key, value]
-        args += ["--", *jupyter.jupyter_command(f"{ENV}/venv/bin/python", f"{RUN}/jupyter.sock", spec.base_url, HOME)]
+        args += [
+            "--",
+            *jupyter.jupyter_command(f"{ENV}/venv/bin/python", f"{RUN}/jupyter.sock", spec.base_url, HOME),
+        ]
         return args
