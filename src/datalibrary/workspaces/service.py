@@ -102,7 +102,7 @@ def owner_names(session: Session, workspaces: Iterable[Workspace]) -> dict[int, 
     ids = {w.owner_id for w in workspaces}
     if not ids:
         return {}
-    return dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples().all())
+    return dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all())  # type: ignore[arg-type]
 
 
 # --- requests ---------------------------------------------------------------------------
@@ -335,7 +335,6 @@ async def _execute(db: Database, settings: Settings, workspace_id: int) -> str:
             return workspace.state if workspace else "missing"
         state = workspace.state
         token = _issue_token(session, workspace) if state == "starting" else None
-        version = workspace.version
     provisioner = build_provisioner(settings, workspace, token)
     catalog = catalog_of(settings)
     try:
@@ -369,17 +368,17 @@ async def _execute(db: Database, settings: Settings, workspace_id: int) -> str:
         except Exception:  # noqa: S110 - best effort cleanup, the failure is reported below
             pass
         final, reason = "failed", f"{state} failed: {detail}"
-    return _finish(db, workspace_id, version, final, reason, provisioner)
+    return _finish(db, workspace_id, state, final, reason, provisioner)
 
 
 def _finish(
-    db: Database, workspace_id: int, version: int, final: str, reason: str, provisioner: Provisioner
+    db: Database, workspace_id: int, state: str, final: str, reason: str, provisioner: Provisioner
 ) -> str:
     with db.session() as session:
         workspace = session.get(Workspace, workspace_id)
         if workspace is None:
             return "missing"
-        if workspace.version != version:  # someone else moved it meanwhile; theirs wins
+        if workspace.state != state:  # someone else moved it meanwhile; theirs wins
             return workspace.state
         workspace.provisioner_state = provisioner.get_state()
         if final in ("stopped", "terminated", "failed"):
