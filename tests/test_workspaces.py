@@ -201,7 +201,7 @@ def test_only_the_owner_opens_a_workspace(sandbox_platform: Platform) -> None:
     assert intruder.get(f"/workspaces/{wid}/lab").status_code == 404
     assert intruder.get(f"/api/v1/workspaces/{wid}").status_code == 404
     assert intruder.post(f"/api/v1/workspaces/{wid}/stop").status_code == 404
-    assert platform.anonymous.get(f"/workspaces/{wid}/lab", headers={"Accept": "text/html"}).status_code == 303
+    assert platform.anonymous.get(f"/workspaces/{wid}/lab", headers={"Accept": "text/html"}, follow_redirects=False).status_code == 303
     assert platform.anonymous.get(f"/workspaces/{wid}/api/status").status_code == 401
     with pytest.raises(Exception):  # noqa: B017 - the WebSocket is refused
         with intruder.http.websocket_connect(
