@@ -65,7 +65,7 @@ async def main() -> None:
         initialize(settings, db)
         settings = Settings(home=Path(tmp) / "home")
         with db.session() as session:
-            auth_service.create_user(session, Principal.system("bench"), "bench", roles={"scientist"})
+            auth_service.create_user(session, Principal.system("bench"), "benchuser", roles={"scientist"})
         product = "notebook" if args.provisioner == "sandbox" else "open-notebook"
         ready: list[float] = []
         ids: list[int] = []
@@ -74,7 +74,7 @@ async def main() -> None:
                 started = time.perf_counter()
                 with db.session() as session:
                     workspace = service.request_create(
-                        session, Principal.system("bench"), settings, product=product, instance_type="tiny", user="bench"
+                        session, Principal.system("bench"), settings, product=product, instance_type="tiny", user="benchuser"
                     )
                     wid = workspace.id
                 state = await service.execute(db, settings, wid)
