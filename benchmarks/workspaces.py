@@ -20,6 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.workspace_helpers import CACHE, CATALOG, build_test_environment  # noqa: E402
+
 from datalibrary.auth import service as auth_service  # noqa: E402
 from datalibrary.auth.permissions import Principal  # noqa: E402
 from datalibrary.bootstrap import initialize  # noqa: E402
@@ -27,7 +29,6 @@ from datalibrary.config import Settings  # noqa: E402
 from datalibrary.db import Database  # noqa: E402
 from datalibrary.workspaces import service  # noqa: E402
 from datalibrary.workspaces.models import Workspace  # noqa: E402
-from tests.workspace_helpers import CACHE, CATALOG, build_test_environment  # noqa: E402
 
 GIB = 1024**3
 
@@ -74,7 +75,12 @@ async def main() -> None:
                 started = time.perf_counter()
                 with db.session() as session:
                     workspace = service.request_create(
-                        session, Principal.system("bench"), settings, product=product, instance_type="tiny", user="benchuser"
+                        session,
+                        Principal.system("bench"),
+                        settings,
+                        product=product,
+                        instance_type="tiny",
+                        user="benchuser",
                     )
                     wid = workspace.id
                 state = await service.execute(db, settings, wid)
@@ -102,14 +108,20 @@ async def main() -> None:
                     await service.build_provisioner(settings, workspace).stop()
             db.dispose()
     print(f"provisioner: {args.provisioner}, runs: {args.runs}, host: {os.cpu_count()} cores")
-    print(f"create -> ready JupyterLab: median {statistics.median(ready):.2f} s, p95 {percentile(ready, 0.95):.2f} s "
+    print(f"create -> ready JupyterLab: median {statistics.median(ready):.2f} s, p95 {percentile(ready, 0.95):.2f} s "  # noqa: E501
           f"(min {min(ready):.2f}, max {max(ready):.2f})")  # fmt: skip
-    print(f"stop: median {statistics.median(stops) * 1000:.0f} ms; start: median {statistics.median(starts):.2f} s")
-    print(f"pause: median {statistics.median(pauses) * 1000:.1f} ms; resume: median {statistics.median(resumes) * 1000:.1f} ms")
+    print(
+        f"stop: median {statistics.median(stops) * 1000:.0f} ms; start: median {statistics.median(starts):.2f} s"  # noqa: E501
+    )
+    print(
+        f"pause: median {statistics.median(pauses) * 1000:.1f} ms; resume: median {statistics.median(resumes) * 1000:.1f} ms"  # noqa: E501
+    )
     if memory:
         idle = statistics.median(memory)
         print(f"idle workspace memory (cgroup, JupyterLab server, no kernel): median {idle / 2**20:.0f} MiB")
-        print(f"EXTRAPOLATED idle workspaces in 24 GiB: {int(24 * GIB // idle)} (24 GiB / median idle memory; not measured)")
+        print(
+            f"EXTRAPOLATED idle workspaces in 24 GiB: {int(24 * GIB // idle)} (24 GiB / median idle memory; not measured)"  # noqa: E501
+        )
 
 
 if __name__ == "__main__":

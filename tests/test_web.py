@@ -44,7 +44,8 @@ def test_admin_sees_every_section(sqlite_platform: Platform) -> None:
         page = client.get(f"/{section.slug}")
         assert page.status_code == 200
         assert 'aria-current="page"' in page.text
-        assert section.coming[0] in page.text
+        # a placeholder lists what is coming; a real page (workspaces, ...) has its own content
+        assert section.coming[0] in page.text or f"<h1>{section.title}</h1>" in page.text
 
 
 def test_scientist_sees_only_permitted_sections(sqlite_platform: Platform) -> None:

@@ -22,10 +22,18 @@ from datalibrary.workspaces.cgroups import host_version
 from datalibrary.workspaces.models import Workspace, WorkspaceUsage
 from datalibrary.workspaces.provisioners import provisioner_class, sandbox_possible
 from tests.helpers import Platform, make_platform
-from tests.workspace_helpers import CATALOG, UnixServer, build_test_environment, execute, run_in_kernel, wait_state
+from tests.workspace_helpers import (
+    CATALOG,
+    UnixServer,
+    build_test_environment,
+    execute,
+    run_in_kernel,
+    wait_state,
+)
 
 needs_sandbox = pytest.mark.skipif(
-    not (sandbox_possible() and host_version()), reason="bubblewrap, root and a writable cgroup hierarchy are needed"
+    not (sandbox_possible() and host_version()),
+    reason="bubblewrap, root and a writable cgroup hierarchy are needed",
 )
 BACKENDS = [pytest.param("sandbox", marks=needs_sandbox), "process"]
 
@@ -37,7 +45,9 @@ def environment_dir() -> Path:
 
 
 @pytest.fixture
-def make_ws_platform(tmp_path: Path, sqlite_template: Path, environment_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def make_ws_platform(
+    tmp_path: Path, sqlite_template: Path, environment_dir: Path, monkeypatch: pytest.MonkeyPatch
+):  # type: ignore[no-untyped-def]
     catalog = tmp_path / "catalog.yaml"
     catalog.write_text(CATALOG)
     started: list[Platform] = []
@@ -88,7 +98,9 @@ def product_for(platform: Platform) -> str:
 
 def launch(platform: Platform, user: str = "alice") -> tuple[object, int]:
     client = platform.as_user(user)
-    response = client.post("/api/v1/workspaces", json={"product": product_for(platform), "instance_type": "tiny"})
+    response = client.post(
+        "/api/v1/workspaces", json={"product": product_for(platform), "instance_type": "tiny"}
+    )
     assert response.status_code == 202, response.text
     workspace_id = response.json()["id"]
     wait_state(client, workspace_id, "running", "failed")
@@ -112,7 +124,13 @@ def test_default_catalog_has_an_m5_2xlarge_like_type() -> None:
     [
         ("[1, 2", "not valid YAML"),
         ("- a list", "must be a mapping"),
-        (CATALOG.replace("environment: python, instance_types: [tiny, m5.2xlarge]", "environment: nope, instance_types: [tiny]"), "unknown environment"),
+        (
+            CATALOG.replace(
+                "environment: python, instance_types: [tiny, m5.2xlarge]",
+                "environment: nope, instance_types: [tiny]",
+            ),
+            "unknown environment",
+        ),
         (CATALOG.replace("[tiny, m5.2xlarge]", "[huge]"), "unknown instance types"),
         (CATALOG.replace("vcpu: 1,", "vcpu: -1,"), "vcpu"),
         (CATALOG.replace("packages: [jupyterlab, ipykernel]", "packages: [numpy]"), "must list"),
@@ -135,10 +153,26 @@ def test_catalog_api_and_refusals(make_ws_platform) -> None:  # type: ignore[no-
     # a product that requires isolation is refused by a backend that cannot enforce it
     refused = client.post("/api/v1/workspaces", json={"product": "notebook", "instance_type": "tiny"})
     assert refused.status_code == 422 and "cannot enforce" in refused.json()["detail"]
-    assert client.post("/api/v1/workspaces", json={"product": "oncology-only", "instance_type": "tiny"}).status_code == 403
-    assert client.post("/api/v1/workspaces", json={"product": "open-notebook", "instance_type": "m5.2xlarge"}).status_code == 422
-    assert client.post("/api/v1/workspaces", json={"product": "x" * 65, "instance_type": "tiny"}).status_code == 422
-    assert client.post("/api/v1/workspaces", json={"product": "nope", "instance_type": "tiny"}).status_code == 404
+    assert (
+        client.post(
+            "/api/v1/workspaces", json={"product": "oncology-only", "instance_type": "tiny"}
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post(
+            "/api/v1/workspaces", json={"product": "open-notebook", "instance_type": "m5.2xlarge"}
+        ).status_code
+        == 422
+    )
+    assert (
+        client.post("/api/v1/workspaces", json={"product": "x" * 65, "instance_type": "tiny"}).status_code
+        == 422
+    )
+    assert (
+        client.post("/api/v1/workspaces", json={"product": "nope", "instance_type": "tiny"}).status_code
+        == 404
+    )
     # the console page shows the catalog and labels the backend as not isolated
     page = client.get("/workspaces")
     assert page.status_code == 200 and "not isolated" in page.text and "m5.2xlarge" in page.text
@@ -163,7 +197,9 @@ def test_lifecycle_through_the_proxy(ws_platform: Platform) -> None:
     out = execute(client, wid, "open('kept.txt', 'w').write('hello'); print(6 * 7)")
     assert out["error"] is None and out["stdout"].strip() == "42"
     # the SDK inside reaches the platform's API over the Unix socket with the workspace token
-    out = execute(client, wid, "from datalibrary.sdk import connect; me = connect().me(); print(me['name'], me['via'])")
+    out = execute(
+        client, wid, "from datalibrary.sdk import connect; me = connect().me(); print(me['name'], me['via'])"
+    )
     assert out["stdout"].split() == ["alice", "token"], out
     # stop keeps the home; start wakes it
     assert client.post(f"/api/v1/workspaces/{wid}/stop").status_code == 202
@@ -201,9 +237,14 @@ def test_only_the_owner_opens_a_workspace(sandbox_platform: Platform) -> None:
     assert intruder.get(f"/workspaces/{wid}/lab").status_code == 404
     assert intruder.get(f"/api/v1/workspaces/{wid}").status_code == 404
     assert intruder.post(f"/api/v1/workspaces/{wid}/stop").status_code == 404
-    assert platform.anonymous.get(f"/workspaces/{wid}/lab", headers={"Accept": "text/html"}, follow_redirects=False).status_code == 303
+    assert (
+        platform.anonymous.get(
+            f"/workspaces/{wid}/lab", headers={"Accept": "text/html"}, follow_redirects=False
+        ).status_code
+        == 303
+    )
     assert platform.anonymous.get(f"/workspaces/{wid}/api/status").status_code == 401
-    with pytest.raises(Exception):  # noqa: B017 - the WebSocket is refused
+    with pytest.raises(Exception):  # noqa: SIM117, B017 - the WebSocket is refused
         with intruder.http.websocket_connect(
             f"/workspaces/{wid}/api/kernels/x/channels", headers={"Authorization": f"Bearer {intruder.token}"}
         ) as ws:
@@ -213,7 +254,9 @@ def test_only_the_owner_opens_a_workspace(sandbox_platform: Platform) -> None:
     admin = platform.as_user("root-admin")
     assert admin.get(f"/workspaces/{wid}/api/status").status_code == 403
     assert admin.post(f"/api/v1/workspaces/{wid}/admin-access", json={"reason": "short"}).status_code == 422
-    granted = admin.post(f"/api/v1/workspaces/{wid}/admin-access", json={"reason": "ticket 42: user asked for help"})
+    granted = admin.post(
+        f"/api/v1/workspaces/{wid}/admin-access", json={"reason": "ticket 42: user asked for help"}
+    )
     assert granted.status_code == 200
     assert admin.get(f"/workspaces/{wid}/api/status").status_code == 200
     events = admin.get("/api/v1/audit/events", params={"action": "workspace.admin_access"}).json()
@@ -247,7 +290,7 @@ try:
 except OSError:
     result["shadow"] = ""
 result["uid"] = os.getuid()
-hog = subprocess.run([sys.executable, "-c", "b = bytearray(900 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])"])
+hog = subprocess.run([sys.executable, "-c", "b = bytearray(900 << 20); b[::4096] = b'x' * (len(b) // 4096)"])
 result["hog_returncode"] = hog.returncode
 print(json.dumps(result))
 """
@@ -307,7 +350,9 @@ def test_reconciler_readopts_and_repairs(sandbox_platform: Platform, make_ws_pla
     # stuck in "stopping" (the platform died mid-way): the reconciler finishes the job
     with platform.db.session() as session:
         session.execute(
-            update(Workspace).where(Workspace.id == wid).values(state="stopping", state_changed_at=utcnow() - timedelta(hours=1))
+            update(Workspace)
+            .where(Workspace.id == wid)
+            .values(state="stopping", state_changed_at=utcnow() - timedelta(hours=1))
         )
     report = asyncio.run(reconcile.reconcile(platform.db, platform.settings))
     assert report.repaired[wid] == "stopped"
@@ -334,7 +379,8 @@ def test_busy_kernel_without_browser_is_not_idle(sandbox_platform: Platform) -> 
     import uuid
 
     with client.http.websocket_connect(
-        f"/workspaces/{wid}/api/kernels/{kernel}/channels", headers={"Authorization": f"Bearer {client.token}"}
+        f"/workspaces/{wid}/api/kernels/{kernel}/channels",
+        headers={"Authorization": f"Bearer {client.token}"},
     ) as ws:
         ws.send_text(_json.dumps({
             "header": {"msg_id": uuid.uuid4().hex, "username": "t", "session": uuid.uuid4().hex,
@@ -358,11 +404,19 @@ def test_busy_kernel_without_browser_is_not_idle(sandbox_platform: Platform) -> 
     time.sleep(0.5)
     timeout = timedelta(minutes=60)
     warning_time = later + timeout - timedelta(minutes=5)
-    verdict = next(v for v in asyncio.run(idle.check(platform.db, platform.settings, now=warning_time)) if v.workspace_id == wid)
+    verdict = next(
+        v
+        for v in asyncio.run(idle.check(platform.db, platform.settings, now=warning_time))
+        if v.workspace_id == wid
+    )
     assert not verdict.active and verdict.action == "warned", verdict
     shown = client.get(f"/api/v1/workspaces/{wid}").json()
     assert shown["idle_warning_at"] and shown["idle_stop_at"]
-    verdict = next(v for v in asyncio.run(idle.check(platform.db, platform.settings, now=later + timeout)) if v.workspace_id == wid)
+    verdict = next(
+        v
+        for v in asyncio.run(idle.check(platform.db, platform.settings, now=later + timeout))
+        if v.workspace_id == wid
+    )
     assert verdict.action == "stopped"
     assert client.get(f"/api/v1/workspaces/{wid}").json()["state"] == "stopped"
 
@@ -375,7 +429,7 @@ def test_quota_per_user(make_ws_platform) -> None:  # type: ignore[no-untyped-de
 
         owner = get_user(session, "alice").id
         for _ in range(2):
-            session.add(Workspace(owner_id=owner, product="open-notebook", instance_type="tiny", environment="python",
+            session.add(Workspace(owner_id=owner, product="open-notebook", instance_type="tiny", environment="python",  # noqa: E501
                                   provisioner="process", state="stopped", provisioner_state={}))  # fmt: skip
     refused = client.post("/api/v1/workspaces", json={"product": "open-notebook", "instance_type": "tiny"})
     assert refused.status_code == 409 and "quota" in refused.json()["detail"]

@@ -29,7 +29,10 @@ def test_scientist_launches_opens_and_stops_a_workspace(
     shutil.copy(sqlite_template, tmp_path / "state.db")
     with make_platform(tmp_path / "home", f"sqlite:///{tmp_path / 'state.db'}") as platform:
         platform.add_user("sci", "scientist")
-        with UnixServer(platform.app, paths.api_socket(platform.settings)), LiveServer(platform.app) as server:
+        with (
+            UnixServer(platform.app, paths.api_socket(platform.settings)),
+            LiveServer(platform.app) as server,
+        ):
             url = server.url
             context = browser.new_context(viewport={"width": 1280, "height": 800})
             page = context.new_page()
@@ -48,7 +51,9 @@ def test_scientist_launches_opens_and_stops_a_workspace(
             assert "0.02 EUR per hour" in page.inner_text("#launch-price")
             page.click("#launch")
             item = page.locator(".workspace").first
-            item.locator(".state").filter(has_text="starting").or_(item.locator(".state", has_text="running")).wait_for()
+            item.locator(".state").filter(has_text="starting").or_(
+                item.locator(".state", has_text="running")
+            ).wait_for()
             item.locator(".state", has_text="running").wait_for(timeout=90_000)
             link = item.locator("a", has_text="Open JupyterLab")
             lab_url = url + link.get_attribute("href")

@@ -45,7 +45,9 @@ class UnixServer:
         self.path = path
         self.listener = unix_listener(path)
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.listener]}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.listener]}, daemon=True
+        )
 
     def __enter__(self) -> UnixServer:
         self.thread.start()
@@ -80,7 +82,7 @@ def execute(http, workspace_id: int, code: str, timeout: float = 60) -> dict:  #
 def run_in_kernel(http, workspace_id: int, kernel_id: str, code: str, timeout: float = 60) -> dict:  # type: ignore[no-untyped-def]
     msg_id = uuid.uuid4().hex
     request = {
-        "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex, "msg_type": "execute_request",
+        "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex, "msg_type": "execute_request",  # noqa: E501
                    "version": "5.3", "date": ""},
         "parent_header": {}, "metadata": {}, "channel": "shell",
         "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},

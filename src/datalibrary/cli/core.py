@@ -51,10 +51,10 @@ def register(app: typer.Typer) -> None:
         """Initialize if needed, load demo data the first time, and run the server."""
         from datalibrary.api import create_app
         from datalibrary.api.serve import serve
-        from datalibrary.workspaces.paths import api_socket
         from datalibrary.bootstrap import initialize
         from datalibrary.demo import load_demo
         from datalibrary.logs import configure_logging
+        from datalibrary.workspaces.paths import api_socket
 
         config = settings()
         configure_logging(config.log.level, config.log.format)

@@ -56,7 +56,7 @@ def build(root: Path, environment: Environment, *, python: str, index_url: str |
         return target
     if "r" in environment.kernels and not r_available():
         raise Unavailable(
-            f"environment '{environment.name}' needs R with IRkernel: apt-get install r-base-core r-cran-irkernel"
+            f"environment '{environment.name}' needs R with IRkernel: apt-get install r-base-core r-cran-irkernel"  # noqa: E501
         )
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f".{environment.key}.lock", "w") as lock:

@@ -192,8 +192,8 @@ class SandboxProvisioner(Provisioner):
             "--ro-bind", str(group), "/etc/group",
             "--proc", "/proc",
             "--dev", "/dev",
-            "--tmpfs", "/tmp",
-            "--tmpfs", "/dev/shm",
+            "--tmpfs", "/tmp",  # noqa: S108
+            "--tmpfs", "/dev/shm",  # noqa: S108
             "--bind", str(spec.home_dir), HOME,
             "--bind", str(spec.run_dir), RUN,
             "--ro-bind", str(spec.environment_dir), ENV,

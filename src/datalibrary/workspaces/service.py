@@ -157,7 +157,7 @@ def request_create(
     )
     if (count or 0) >= settings.workspaces.max_per_user:
         raise Conflict(
-            f"'{owner.name}' already has {count} workspaces (the quota is {settings.workspaces.max_per_user}); "
+            f"'{owner.name}' already has {count} workspaces (the quota is {settings.workspaces.max_per_user}); "  # noqa: E501
             "terminate one first"
         )
     now = utcnow()
@@ -363,7 +363,7 @@ async def _execute(db: Database, settings: Settings, workspace_id: int) -> str:
     except Exception as exc:  # the workspace shows the error; nothing stays half-started
         log.warning("workspace %s: %s failed: %s", workspace_id, state, exc)
         detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
-        try:
+        try:  # noqa: SIM105
             await provisioner.stop()
         except Exception:  # noqa: S110 - best effort cleanup, the failure is reported below
             pass

@@ -9,7 +9,6 @@ from alembic import op
 
 import datalibrary.db.base
 
-
 revision = "0301"
 down_revision = "0001"
 branch_labels = None
