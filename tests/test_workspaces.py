@@ -21,13 +21,16 @@ from datalibrary.workspaces.catalog import load_catalog, parse_catalog
 from datalibrary.workspaces.cgroups import host_version
 from datalibrary.workspaces.models import Workspace, WorkspaceUsage
 from datalibrary.workspaces.provisioners import provisioner_class, sandbox_possible
-from tests.helpers import Platform, make_platform
+from tests.helpers import LiveServer, Platform, make_platform
 from tests.workspace_helpers import (
     CATALOG,
     UnixServer,
     build_test_environment,
     execute,
+    handshake,
+    kernel_socket,
     run_in_kernel,
+    send_execute,
     wait_state,
 )
 
@@ -79,7 +82,8 @@ def make_ws_platform(
 @pytest.fixture(params=BACKENDS)
 def ws_platform(request: pytest.FixtureRequest, make_ws_platform) -> Iterator[Platform]:  # type: ignore[no-untyped-def]
     platform = make_ws_platform(request.param)
-    with UnixServer(platform.app, paths.api_socket(platform.settings)):
+    with UnixServer(platform.app, paths.api_socket(platform.settings)), LiveServer(platform.app) as live:
+        platform.live_url = live.url  # type: ignore[attr-defined]
         yield platform
 
 
@@ -88,7 +92,8 @@ def sandbox_platform(make_ws_platform) -> Iterator[Platform]:  # type: ignore[no
     if not (sandbox_possible() and host_version()):
         pytest.skip("bubblewrap, root and a writable cgroup hierarchy are needed")
     platform = make_ws_platform("sandbox")
-    with UnixServer(platform.app, paths.api_socket(platform.settings)):
+    with UnixServer(platform.app, paths.api_socket(platform.settings)), LiveServer(platform.app) as live:
+        platform.live_url = live.url  # type: ignore[attr-defined]
         yield platform
 
 
@@ -96,8 +101,14 @@ def product_for(platform: Platform) -> str:
     return "notebook" if platform.settings.workspaces.provisioner == "sandbox" else "open-notebook"
 
 
-def launch(platform: Platform, user: str = "alice") -> tuple[object, int]:
+def client_of(platform: Platform, user: str):  # type: ignore[no-untyped-def]
     client = platform.as_user(user)
+    client.live_url = platform.live_url  # type: ignore[attr-defined]
+    return client
+
+
+def launch(platform: Platform, user: str = "alice") -> tuple[object, int]:
+    client = client_of(platform, user)
     response = client.post(
         "/api/v1/workspaces", json={"product": product_for(platform), "instance_type": "tiny"}
     )
@@ -197,10 +208,14 @@ def test_lifecycle_through_the_proxy(ws_platform: Platform) -> None:
     out = execute(client, wid, "open('kept.txt', 'w').write('hello'); print(6 * 7)")
     assert out["error"] is None and out["stdout"].strip() == "42"
     # the SDK inside reaches the platform's API over the Unix socket with the workspace token
-    out = execute(
-        client, wid, "from datalibrary.sdk import connect; me = connect().me(); print(me['name'], me['via'])"
-    )
+    kernel = client.post(f"/workspaces/{wid}/api/kernels", json={"name": "python3"}).json()["id"]
+    sdk_me = "from datalibrary.sdk import connect; me = connect().me(); print(me['name'], me['via'])"
+    out = run_in_kernel(client, wid, kernel, sdk_me)
     assert out["stdout"].split() == ["alice", "token"], out
+    # ... and that token cannot drive workspaces
+    post = "try:\n    connect().request('POST', '/workspaces', {'product': 'x', 'instance_type': 'tiny'})\n"
+    post += "except Exception as e:\n    print(e.status)"
+    assert run_in_kernel(client, wid, kernel, post)["stdout"].strip() == "403"
     # stop keeps the home; start wakes it
     assert client.post(f"/api/v1/workspaces/{wid}/stop").status_code == 202
     assert wait_state(client, wid, "stopped")["state"] == "stopped"
@@ -233,7 +248,7 @@ def test_lifecycle_through_the_proxy(ws_platform: Platform) -> None:
 def test_only_the_owner_opens_a_workspace(sandbox_platform: Platform) -> None:
     platform = sandbox_platform
     owner, wid = launch(platform, "alice")
-    intruder = platform.as_user("mallory")
+    intruder = client_of(platform, "mallory")
     assert intruder.get(f"/workspaces/{wid}/lab").status_code == 404
     assert intruder.get(f"/api/v1/workspaces/{wid}").status_code == 404
     assert intruder.post(f"/api/v1/workspaces/{wid}/stop").status_code == 404
@@ -244,11 +259,10 @@ def test_only_the_owner_opens_a_workspace(sandbox_platform: Platform) -> None:
         == 303
     )
     assert platform.anonymous.get(f"/workspaces/{wid}/api/status").status_code == 401
-    with pytest.raises(Exception):  # noqa: SIM117, B017 - the WebSocket is refused
-        with intruder.http.websocket_connect(
-            f"/workspaces/{wid}/api/kernels/x/channels", headers={"Authorization": f"Bearer {intruder.token}"}
-        ) as ws:
-            ws.receive_text()
+    kernel = owner.post(f"/workspaces/{wid}/api/kernels", json={"name": "python3"}).json()["id"]
+    with pytest.raises(Exception):  # noqa: B017, SIM117 - the WebSocket is refused
+        with kernel_socket(intruder, wid, kernel) as ws:
+            ws.recv(timeout=5)
     # an administrator needs an audited reason
     platform.add_user("root-admin", "admin")
     admin = platform.as_user("root-admin")
@@ -375,25 +389,18 @@ def test_busy_kernel_without_browser_is_not_idle(sandbox_platform: Platform) -> 
     kernel = client.post(f"/workspaces/{wid}/api/kernels", json={"name": "python3"}).json()["id"]
     run_in_kernel(client, wid, kernel, "x = 1")
     # start a long computation and close the browser's connection
-    import json as _json
-    import uuid
-
-    with client.http.websocket_connect(
-        f"/workspaces/{wid}/api/kernels/{kernel}/channels",
-        headers={"Authorization": f"Bearer {client.token}"},
-    ) as ws:
-        ws.send_text(_json.dumps({
-            "header": {"msg_id": uuid.uuid4().hex, "username": "t", "session": uuid.uuid4().hex,
-                       "msg_type": "execute_request", "version": "5.3", "date": ""},
-            "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": "import time; time.sleep(20)", "silent": False, "store_history": False,
-                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-        }))  # fmt: skip
+    with kernel_socket(client, wid, kernel) as ws:
+        handshake(ws)
+        msg_id = send_execute(ws, "import time; time.sleep(20)")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            message = _json.loads(ws.receive_text())
-            if message["msg_type"] == "status" and message["content"]["execution_state"] == "busy":
+            message = json.loads(ws.recv(timeout=10))
+            if (
+                message.get("parent_header", {}).get("msg_id") == msg_id
+                and message["msg_type"] == "execute_input"
+            ):
                 break
+    time.sleep(0.5)  # the server sees the connection close
     later = utcnow() + timedelta(hours=3)
     verdicts = asyncio.run(idle.check(platform.db, platform.settings, now=later))
     verdict = next(v for v in verdicts if v.workspace_id == wid)
@@ -438,6 +445,30 @@ def test_quota_per_user(make_ws_platform) -> None:  # type: ignore[no-untyped-de
     assert platform.db.session  # usage rows exist only for real launches
     with platform.db.session() as session:
         assert session.scalars(select(WorkspaceUsage)).all() == []
+
+
+@pytest.fixture(scope="session")
+def r_environment_dir() -> Path:
+    from datalibrary.workspaces.environments import r_available
+
+    if not r_available():
+        pytest.skip("R with IRkernel is not installed (apt-get install r-base-core r-cran-irkernel)")
+    from datalibrary.workspaces.environments import build
+    from tests.workspace_helpers import CACHE, R_ENVIRONMENT
+
+    return build(CACHE, R_ENVIRONMENT, python="/usr/bin/python3")
+
+
+def test_r_kernel_in_a_sandbox(sandbox_platform: Platform, r_environment_dir: Path) -> None:
+    client = client_of(sandbox_platform, "alice")
+    response = client.post("/api/v1/workspaces", json={"product": "r-notebook", "instance_type": "tiny"})
+    assert response.status_code == 202, response.text
+    wid = response.json()["id"]
+    assert wait_state(client, wid, "running", "failed")["state"] == "running"
+    specs = client.get(f"/workspaces/{wid}/api/kernelspecs").json()["kernelspecs"]
+    assert {"ir", "python3"} <= set(specs)
+    out = execute(client, wid, "cat(6 * 7, R.version$major, '\\n')", kernel_name="ir")
+    assert out["error"] is None and out["stdout"].split()[0] == "42", out
 
 
 def test_unknown_provisioners_say_what_to_do() -> None:

@@ -18,6 +18,7 @@ from datalibrary.workspaces.environments import build
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or "/tmp") / "datalibrary-test-envs"
 ENVIRONMENT = Environment(name="python", kernels=["python"], packages=["jupyterlab", "ipykernel"])
+R_ENVIRONMENT = Environment(name="r", kernels=["python", "r"], packages=["jupyterlab", "ipykernel"])
 CATALOG = """
 currency: EUR
 instance_types:
@@ -26,9 +27,11 @@ instance_types:
   - {name: gpu, vcpu: 2, memory_gib: 4, gpu: 1, price_per_hour: 0.5}
 environments:
   - {name: python, kernels: [python], packages: [jupyterlab, ipykernel]}
+  - {name: r, kernels: [python, r], packages: [jupyterlab, ipykernel]}
 products:
   - {name: notebook, environment: python, instance_types: [tiny, m5.2xlarge], roles: [scientist]}
   - {name: open-notebook, environment: python, instance_types: [tiny], roles: [scientist], requires: []}
+  - {name: r-notebook, environment: r, instance_types: [tiny], roles: [scientist]}
   - {name: gpu-notebook, environment: python, instance_types: [gpu], roles: [scientist]}
   - {name: oncology-only, environment: python, instance_types: [tiny], groups: [oncology]}
 """
@@ -71,30 +74,71 @@ def wait_state(client, workspace_id: int, *states: str, timeout: float = 90) -> 
         time.sleep(0.1)
 
 
-def execute(http, workspace_id: int, code: str, timeout: float = 60) -> dict:  # type: ignore[no-untyped-def]
+def execute(http, workspace_id: int, code: str, timeout: float = 60, kernel_name: str = "python3") -> dict:  # type: ignore[no-untyped-def]
     """Start a kernel through the proxy and run ``code`` over its WebSocket; return outputs."""
-    kernel = http.post(f"/workspaces/{workspace_id}/api/kernels", json={"name": "python3"})
+    kernel = http.post(f"/workspaces/{workspace_id}/api/kernels", json={"name": kernel_name})
     assert kernel.status_code == 201, kernel.text
     kernel_id = kernel.json()["id"]
     return run_in_kernel(http, workspace_id, kernel_id, code, timeout)
 
 
-def run_in_kernel(http, workspace_id: int, kernel_id: str, code: str, timeout: float = 60) -> dict:  # type: ignore[no-untyped-def]
-    msg_id = uuid.uuid4().hex
-    request = {
-        "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex, "msg_type": "execute_request",  # noqa: E501
-                   "version": "5.3", "date": ""},
-        "parent_header": {}, "metadata": {}, "channel": "shell",
-        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                    "allow_stdin": False, "stop_on_error": True},
+def _message(msg_type: str, content: dict) -> dict:
+    return {
+        "header": {"msg_id": uuid.uuid4().hex, "username": "test", "session": uuid.uuid4().hex,
+                   "msg_type": msg_type, "version": "5.3", "date": ""},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "content": content,
     }  # fmt: skip
+
+
+def kernel_socket(http, workspace_id: int, kernel_id: str):  # type: ignore[no-untyped-def]
+    """A WebSocket to the kernel through the proxy of the live server (``http.live_url``)."""
+    from websockets.sync.client import connect
+
+    url = (
+        http.live_url.replace("http://", "ws://")
+        + f"/workspaces/{workspace_id}/api/kernels/{kernel_id}/channels"
+    )
+    return connect(
+        url, additional_headers={"Authorization": f"Bearer {http.token}"}, open_timeout=15, max_size=None
+    )
+
+
+def handshake(ws, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    """Messages sent before a kernel is up can be lost: ask for kernel_info until it answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        request = _message("kernel_info_request", {})
+        ws.send(json.dumps(request))
+        until = time.monotonic() + 2
+        while time.monotonic() < until:
+            try:
+                message = json.loads(ws.recv(timeout=max(0.05, until - time.monotonic())))
+            except TimeoutError:
+                break
+            if message.get("parent_header", {}).get("msg_id") == request["header"]["msg_id"]:
+                return
+    raise AssertionError("the kernel did not answer kernel_info")
+
+
+def send_execute(ws, code: str) -> str:  # type: ignore[no-untyped-def]
+    request = _message(
+        "execute_request",
+        {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+         "allow_stdin": False, "stop_on_error": True},
+    )  # fmt: skip
+    ws.send(json.dumps(request))
+    return request["header"]["msg_id"]
+
+
+def run_in_kernel(http, workspace_id: int, kernel_id: str, code: str, timeout: float = 60) -> dict:  # type: ignore[no-untyped-def]
     result: dict = {"stdout": "", "error": None, "status": None}
-    url = f"/workspaces/{workspace_id}/api/kernels/{kernel_id}/channels"
-    with http.http.websocket_connect(url, headers={"Authorization": f"Bearer {http.token}"}) as ws:
-        ws.send_text(json.dumps(request))
+    with kernel_socket(http, workspace_id, kernel_id) as ws:
+        handshake(ws)
+        msg_id = send_execute(ws, code)
+        idle = False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            message = json.loads(ws.receive_text())
+            message = json.loads(ws.recv(timeout=max(0.05, deadline - time.monotonic())))
             if message.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind = message["msg_type"]
@@ -104,6 +148,9 @@ def run_in_kernel(http, workspace_id: int, kernel_id: str, code: str, timeout: f
                 result["error"] = message["content"]["ename"] + ": " + message["content"]["evalue"]
             elif kind == "execute_reply":
                 result["status"] = message["content"]["status"]
-            elif kind == "status" and message["content"]["execution_state"] == "idle" and result["status"]:
+            elif kind == "status" and message["content"]["execution_state"] == "idle":
+                idle = True
+            # shell (reply) and iopub (idle) are separate channels: either may come first
+            if idle and result["status"]:
                 break
     return result
