@@ -21,6 +21,7 @@ from datalibrary.workspaces.catalog import load_catalog, parse_catalog
 from datalibrary.workspaces.cgroups import host_version
 from datalibrary.workspaces.models import Workspace, WorkspaceUsage
 from datalibrary.workspaces.provisioners import provisioner_class, sandbox_possible
+from datalibrary.workspaces.sync import run_sync
 from tests.helpers import LiveServer, Platform, make_platform
 from tests.workspace_helpers import (
     CATALOG,
@@ -73,9 +74,7 @@ def make_ws_platform(
         with platform.db.session() as session:
             rows = session.scalars(select(Workspace).where(Workspace.state != "terminated")).all()
             for workspace in rows:
-                import asyncio
-
-                asyncio.run(service.build_provisioner(platform.settings, workspace).stop())
+                run_sync(service.build_provisioner(platform.settings, workspace).stop())
         platform._context.__exit__(None, None, None)  # type: ignore[attr-defined]
 
 
@@ -336,13 +335,17 @@ def test_sandbox_isolation(sandbox_platform: Platform, tmp_path: Path) -> None:
     # the process beyond the 512 MiB limit is killed; the workspace and the host are fine
     assert result["hog_returncode"] == -9
     assert execute(client, wid, "print('still here')")["stdout"].strip() == "still here"
+    # a symlink planted where JupyterLab's socket lives never sends the proxy elsewhere
+    plant = "import os; os.rename('/run/workspace/jupyter.sock', '/run/workspace/moved.sock'); "
+    plant += "os.symlink('/run/postgresql/.s.PGSQL.5432', '/run/workspace/jupyter.sock'); print('planted')"
+    assert execute(client, wid, plant)["stdout"].strip() == "planted"
+    assert client.get(f"/workspaces/{wid}/api/status").status_code == 503
 
 
 # --- reconciler and idle stop ------------------------------------------------------------
 
 
 def test_reconciler_readopts_and_repairs(sandbox_platform: Platform, make_ws_platform) -> None:  # type: ignore[no-untyped-def]
-    import asyncio
 
     platform = sandbox_platform
     client, wid = launch(platform)
@@ -355,7 +358,7 @@ def test_reconciler_readopts_and_repairs(sandbox_platform: Platform, make_ws_pla
     settings = Settings(home=platform.settings.home, database_url=platform.settings.database_url)
     database = Database(str(settings.database_url))
     try:
-        report = asyncio.run(reconcile.reconcile(database, settings))
+        report = run_sync(reconcile.reconcile(database, settings))
         assert wid in report.adopted
         restarted = ApiClient(create_app(settings, database), platform.tokens["alice"])
         assert restarted.get(f"/workspaces/{wid}/api/status").status_code == 200
@@ -368,21 +371,20 @@ def test_reconciler_readopts_and_repairs(sandbox_platform: Platform, make_ws_pla
             .where(Workspace.id == wid)
             .values(state="stopping", state_changed_at=utcnow() - timedelta(hours=1))
         )
-    report = asyncio.run(reconcile.reconcile(platform.db, platform.settings))
+    report = run_sync(reconcile.reconcile(platform.db, platform.settings))
     assert report.repaired[wid] == "stopped"
     # "running" in the database but nothing runs: marked stopped
     client.post(f"/api/v1/workspaces/{wid}/start")
     wait_state(client, wid, "running")
     with platform.db.session() as session:
         workspace = session.get(Workspace, wid)
-        asyncio.run(service.build_provisioner(platform.settings, workspace).stop())
-    report = asyncio.run(reconcile.reconcile(platform.db, platform.settings))
+        run_sync(service.build_provisioner(platform.settings, workspace).stop())
+    report = run_sync(reconcile.reconcile(platform.db, platform.settings))
     assert report.repaired[wid] == "stopped"
     assert client.get(f"/api/v1/workspaces/{wid}").json()["state"] == "stopped"
 
 
 def test_busy_kernel_without_browser_is_not_idle(sandbox_platform: Platform) -> None:
-    import asyncio
 
     platform = sandbox_platform
     client, wid = launch(platform)
@@ -402,7 +404,7 @@ def test_busy_kernel_without_browser_is_not_idle(sandbox_platform: Platform) -> 
                 break
     time.sleep(0.5)  # the server sees the connection close
     later = utcnow() + timedelta(hours=3)
-    verdicts = asyncio.run(idle.check(platform.db, platform.settings, now=later))
+    verdicts = run_sync(idle.check(platform.db, platform.settings, now=later))
     verdict = next(v for v in verdicts if v.workspace_id == wid)
     assert verdict.active and verdict.signals["busy_kernels"] == 1 and verdict.signals["connections"] == 0
     assert verdict.action == "none"
@@ -413,7 +415,7 @@ def test_busy_kernel_without_browser_is_not_idle(sandbox_platform: Platform) -> 
     warning_time = later + timeout - timedelta(minutes=5)
     verdict = next(
         v
-        for v in asyncio.run(idle.check(platform.db, platform.settings, now=warning_time))
+        for v in run_sync(idle.check(platform.db, platform.settings, now=warning_time))
         if v.workspace_id == wid
     )
     assert not verdict.active and verdict.action == "warned", verdict
@@ -421,7 +423,7 @@ def test_busy_kernel_without_browser_is_not_idle(sandbox_platform: Platform) -> 
     assert shown["idle_warning_at"] and shown["idle_stop_at"]
     verdict = next(
         v
-        for v in asyncio.run(idle.check(platform.db, platform.settings, now=later + timeout))
+        for v in run_sync(idle.check(platform.db, platform.settings, now=later + timeout))
         if v.workspace_id == wid
     )
     assert verdict.action == "stopped"

@@ -4,7 +4,6 @@ Each verb waits until the workspace has left its transitional state, then prints
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 import typer
@@ -14,6 +13,7 @@ from datalibrary.cli.users import OPERATOR
 from datalibrary.db import Database
 from datalibrary.workspaces import reconcile, service
 from datalibrary.workspaces.models import Workspace
+from datalibrary.workspaces.sync import run_sync
 
 app = typer.Typer(help="Launch and manage workspaces.", no_args_is_help=True)
 COLUMNS = ["id", "owner", "product", "instance_type", "state", "provisioner", "project"]
@@ -46,7 +46,7 @@ def _run_verb(workspace_id: int, verb: str, as_json: bool) -> None:
         with handle_errors():
             with db.session() as session:
                 service.request(session, OPERATOR, workspace_id, verb, reason=f"{verb} by cli")
-            asyncio.run(service.execute(db, config, workspace_id))
+            run_sync(service.execute(db, config, workspace_id))
             data = _show(db, workspace_id)
     finally:
         db.dispose()
@@ -79,7 +79,7 @@ def create(
                     project=project,
                 )
                 workspace_id = workspace.id
-            asyncio.run(service.execute(db, config, workspace_id))
+            run_sync(service.execute(db, config, workspace_id))
             data = _show(db, workspace_id)
     finally:
         db.dispose()
@@ -143,7 +143,7 @@ def reconcile_now(as_json: JsonOption = False) -> None:
     db = Database(str(config.database_url))
     try:
         with handle_errors():
-            report = asyncio.run(reconcile.reconcile(db, config))
+            report = run_sync(reconcile.reconcile(db, config))
     finally:
         db.dispose()
     emit(report.as_dict(), as_json)

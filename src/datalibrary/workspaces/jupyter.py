@@ -62,7 +62,7 @@ async def wait_ready(
     while time.monotonic() < deadline:
         if not alive():
             raise Unavailable(f"the workspace exited while starting{_tail(log)}")
-        if socket.exists():
+        if socket.exists() and not socket.is_symlink():
             try:
                 async with client(socket, token, timeout=2) as http:
                     response = await http.get(f"{base_url}api/status")
@@ -111,6 +111,8 @@ def _parse_time(value: str | None) -> datetime | None:
 
 async def activity(socket: Path, base_url: str, token: str) -> Activity | None:
     """Kernel execution states, open connections, terminals and the last activity; None if unreachable."""
+    if not socket.exists() or socket.is_symlink():
+        return None
     try:
         async with client(socket, token) as http:
             status = (await http.get(f"{base_url}api/status")).json()

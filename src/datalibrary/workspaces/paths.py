@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import shutil
 from pathlib import Path
 
@@ -74,3 +75,17 @@ def staged_sdk(settings: Settings) -> Path:
         for file in files:
             shutil.copy(file, package / "sdk" / file.name)
     return target
+
+
+def checked_socket(path: Path) -> Path:
+    """``path`` if it is a real socket. The sandbox can write to the directory it lives in, so a
+    symlink planted there must never make the platform connect to another socket of the host."""
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError as exc:
+        raise Unavailable("the workspace is not listening (yet)") from exc
+    if not stat.S_ISSOCK(mode):
+        raise Unavailable("the workspace's socket was replaced by something else; stop and start it")
+    return path

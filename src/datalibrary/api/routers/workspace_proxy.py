@@ -17,7 +17,7 @@ from websockets.asyncio.client import unix_connect
 from websockets.exceptions import ConnectionClosed
 
 from datalibrary.api.deps import SESSION_COOKIE, authenticate
-from datalibrary.errors import Conflict, DataLibraryError, NotAuthenticated
+from datalibrary.errors import Conflict, DataLibraryError, NotAuthenticated, Unavailable
 from datalibrary.workspaces import access, paths
 
 router = APIRouter(include_in_schema=False)
@@ -74,6 +74,7 @@ async def proxy_http(workspace_id: int, path: str, request: Request) -> Response
         headers.append(("cookie", cookies))
     headers.append(("authorization", f"token {token}"))
     url = f"http://workspace{request.url.path}" + (f"?{request.url.query}" if request.url.query else "")
+    paths.checked_socket(paths.socket_path(request.app.state.settings, workspace.id))
     client = _upstream(request.app, workspace.id)
     body = await request.body()
     try:
@@ -81,7 +82,7 @@ async def proxy_http(workspace_id: int, path: str, request: Request) -> Response
             client.build_request(request.method, url, headers=headers, content=body), stream=True
         )
     except (httpx.TransportError, OSError) as exc:
-        raise DataLibraryError(f"workspace {workspace_id} does not answer ({type(exc).__name__})") from exc
+        raise Unavailable(f"workspace {workspace_id} does not answer ({type(exc).__name__})") from exc
     response_headers = [(k, v) for k, v in upstream.headers.multi_items() if k.lower() not in HOP_BY_HOP]
     response = StreamingResponse(
         upstream.aiter_raw(), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose)
@@ -113,13 +114,13 @@ async def proxy_websocket(websocket: WebSocket, workspace_id: int, path: str) ->
     if cookies:
         headers["Cookie"] = cookies
     offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
-    socket = paths.socket_path(websocket.app.state.settings, workspace.id)
     try:
+        socket = paths.checked_socket(paths.socket_path(websocket.app.state.settings, workspace.id))
         upstream = await unix_connect(
             str(socket), uri, additional_headers=headers, subprotocols=offered or None,
             max_size=None, open_timeout=10, compression=None,
         )  # fmt: skip
-    except (OSError, Exception):
+    except Exception:  # refused, gone or not a socket: the client sees a closed socket
         await websocket.close(code=1011)
         return
     await websocket.accept(subprotocol=upstream.subprotocol)
