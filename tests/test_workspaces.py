@@ -202,7 +202,7 @@ def test_lifecycle_through_the_proxy(ws_platform: Platform) -> None:
     client, wid = launch(platform)
     # JupyterLab opens through the authenticated proxy
     lab = client.get(f"/workspaces/{wid}/lab")
-    assert lab.status_code == 200 and "JupyterLab" in lab.text
+    assert lab.status_code == 200 and "JupyterLab" in lab.text, (lab.status_code, lab.text[:300])
     # a cell runs over the kernel WebSocket and writes to the persistent home
     out = execute(client, wid, "open('kept.txt', 'w').write('hello'); print(6 * 7)")
     assert out["error"] is None and out["stdout"].strip() == "42"

@@ -49,6 +49,11 @@ def environments_dir(settings: Settings) -> Path:
     return Path(settings.workspaces.environments_dir or settings.home / "environments")
 
 
+def installation_id(settings: Settings) -> str:
+    """Short and stable per state directory, so two installations on one host never collide."""
+    return "dl" + hashlib.sha256(str(settings.home).encode()).hexdigest()[:8]
+
+
 def base_url(workspace_id: int) -> str:
     return f"/workspaces/{workspace_id}/"
 

@@ -42,9 +42,10 @@ class ProcessProvisioner(Provisioner):
         return Status.PAUSED if procs.state_letter(self.pid or 0) == "T" else Status.RUNNING
 
     async def start(self) -> None:
-        if self._alive():
-            return
         spec = self.spec
+        if self._alive():  # already running (a repeated start): just wait until it answers
+            await jupyter.wait_ready(spec.socket_path, spec.base_url, spec.jupyter_token, 60, self._alive)
+            return
         for directory in (spec.home_dir, spec.run_dir):
             directory.mkdir(parents=True, exist_ok=True)
         spec.socket_path.unlink(missing_ok=True)

@@ -61,6 +61,8 @@ class WorkspaceSpec:
     base_url: str  # /workspaces/<id>/
     jupyter_token: str
     env: dict[str, str] = field(default_factory=dict)  # DATALIBRARY_* for the SDK
+    # Distinguishes installations sharing a host (cgroup names, ...).
+    installation: str = "default"
 
     @property
     def socket_path(self) -> Path:

@@ -47,7 +47,7 @@ class SandboxProvisioner(Provisioner):
 
     def __init__(self, spec) -> None:  # type: ignore[no-untyped-def]
         super().__init__(spec)
-        self.cgroup_name = f"ws-{spec.workspace_id}"
+        self.cgroup_name = f"{spec.installation}-ws-{spec.workspace_id}"
         self.cgroup_version: int | None = None
         self.pid: int | None = None
 
@@ -90,9 +90,10 @@ class SandboxProvisioner(Provisioner):
     # --- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._alive():
-            return
         spec = self.spec
+        if self._alive():  # already running (a repeated start): just wait until it answers
+            await jupyter.wait_ready(spec.socket_path, spec.base_url, spec.jupyter_token, 60, self._alive)
+            return
         for directory in (spec.home_dir, spec.run_dir):
             directory.mkdir(parents=True, exist_ok=True)
         spec.socket_path.unlink(missing_ok=True)

@@ -286,6 +286,7 @@ def build_provisioner(settings: Settings, workspace: Workspace, token: str | Non
         base_url=paths.base_url(workspace.id),
         jupyter_token=paths.jupyter_token(settings, workspace),
         env=env,
+        installation=paths.installation_id(settings),
     )
     provisioner = provisioner_class(workspace.provisioner)(spec)
     provisioner.load_state(dict(workspace.provisioner_state or {}))
