@@ -481,3 +481,27 @@ def test_unknown_provisioners_say_what_to_do() -> None:
     with pytest.raises(InvalidInput, match="unknown provisioner"):
         provisioner_class("vmware")
     assert os.path.exists(paths.SDK_SOURCE / "client.py")
+
+
+@pytest.mark.parametrize(
+    "busy, connections, cpu, newer, expected",
+    [
+        (0, 0, 0.0, False, False),  # nothing at all: idle
+        (1, 0, 0.0, False, True),  # a kernel computing with no browser: busy
+        (0, 1, 0.0, False, True),  # an open connection
+        (0, 0, 0.5, False, True),  # CPU without any kernel (a script in a terminal)
+        (0, 0, 0.01, False, False),  # CPU noise under the threshold
+        (0, 0, 0.0, True, True),  # terminal or server activity since the last check
+    ],
+)
+def test_idle_combines_every_signal(
+    busy: int, connections: int, cpu: float, newer: bool, expected: bool
+) -> None:
+    from datalibrary.workspaces.jupyter import Activity
+
+    since = utcnow()
+    last = since + timedelta(seconds=1) if newer else since - timedelta(seconds=1)
+    activity = Activity(busy_kernels=busy, connections=connections, terminals=0, last_activity=last)
+    assert idle.is_active(activity, cpu, since, threshold=0.05)[0] is expected
+    # unreachable JupyterLab: only CPU decides
+    assert idle.is_active(None, cpu, since, threshold=0.05)[0] is (cpu >= 0.05)
