@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want=(bubblewrap)
+want=(bubblewrap r-base-core r-cran-irkernel)
 if [[ "${1:-}" == "--test" ]]; then
   want+=(chromium slapd ldap-utils)
 fi

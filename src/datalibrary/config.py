@@ -135,6 +135,31 @@ class IngestSettings(BaseModel):
     watch_landing: bool = True
 
 
+class WorkspaceSettings(BaseModel):
+    """Self-service workspaces: catalog, provisioner, quotas, idle stop, environments."""
+
+    # YAML catalog of instance types, environments and products; empty = the built-in default.
+    catalog: Path | None = None
+    # sandbox (bubblewrap + cgroups), process (no isolation) or auto (sandbox when it can run).
+    provisioner: Literal["auto", "sandbox", "process"] = "auto"
+    max_per_user: int = Field(3, ge=0)
+    # Where environments are built once and shared read-only; empty = <home>/environments.
+    environments_dir: Path | None = None
+    # Package index for building environments (a local mirror works); empty = uv's default.
+    index_url: str | None = None
+    python: str = "/usr/bin/python3"
+    start_timeout_seconds: int = Field(60, ge=5)
+    # Transitional states older than this are repaired by the reconciler.
+    stuck_after_seconds: int = Field(120, ge=10)
+    reconcile_interval_seconds: int = Field(30, ge=1)
+    idle_check_interval_seconds: int = Field(60, ge=1)
+    # CPU use (fraction of one core) under which a workspace counts as idle.
+    idle_cpu_threshold: float = Field(0.05, ge=0)
+    # The owner is warned this long before an idle stop.
+    idle_warning_minutes: int = Field(10, ge=0)
+    archive_on_terminate: bool = True
+
+
 class Settings(BaseSettings):
     """Effective configuration of one DataLibrary installation."""
 
@@ -154,6 +179,7 @@ class Settings(BaseSettings):
     query: QuerySettings = QuerySettings()
     lake: LakeSettings = LakeSettings()
     ingest: IngestSettings = IngestSettings()
+    workspaces: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -174,6 +200,8 @@ class Settings(BaseSettings):
         self.home = self.home.expanduser().absolute()
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.home / 'datalibrary.db'}"
+        if self.workspaces.environments_dir is None:
+            self.workspaces.environments_dir = self.home / "environments"
         if self.secret_key is None:
             key_file = self.home / SECRET_KEY_FILE_NAME
             if key_file.exists():

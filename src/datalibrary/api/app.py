@@ -16,6 +16,7 @@ from datalibrary.config import Settings, load_settings
 from datalibrary.db import Database
 from datalibrary.query.lake_planner import LakePlanner
 from datalibrary.web.routers import FALLBACK_ROUTERS, PAGE_ROUTERS
+from datalibrary.workspaces import background as workspace_background
 
 API_PREFIX = "/api/v1"
 WEB_STATIC = Path(__file__).parent.parent / "web" / "static"
@@ -31,7 +32,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
         background = Background(settings, db)
         background.start()
-        yield
+        async with workspace_background.running(db, settings):
+            yield
         background.stop()
         if database is None:
             db.dispose()

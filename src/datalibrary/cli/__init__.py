@@ -17,6 +17,7 @@ from datalibrary.cli import (
     query,
     tokens,
     users,
+    workspaces,
 )
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ app.add_typer(ingest.jobs_app, name="jobs")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(lake.app, name="lake")
 app.add_typer(policies.app, name="policies")
+app.add_typer(workspaces.app, name="workspaces")
 
 
 def main() -> None:

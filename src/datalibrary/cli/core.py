@@ -49,12 +49,12 @@ def register(app: typer.Typer) -> None:
         demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Load demo data on first start.")] = True,
     ) -> None:
         """Initialize if needed, load demo data the first time, and run the server."""
-        import uvicorn
-
         from datalibrary.api import create_app
+        from datalibrary.api.serve import serve
         from datalibrary.bootstrap import initialize
         from datalibrary.demo import load_demo
         from datalibrary.logs import configure_logging
+        from datalibrary.workspaces.paths import api_socket
 
         config = settings()
         configure_logging(config.log.level, config.log.format)
@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         host = host or config.server.host
         port = port or config.server.port
         console.print(f"DataLibrary {__version__} on http://{host}:{port}  (Ctrl+C to stop)")
-        uvicorn.run(create_app(config), host=host, port=port, log_config=None, proxy_headers=False)
+        serve(create_app(config), host, port, api_socket(config))
 
     @config_app.command("show")
     def config_show(as_json: JsonOption = False) -> None:

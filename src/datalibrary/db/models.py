@@ -23,6 +23,7 @@ from datalibrary.lake.models import Dataset, LakeLock, MaintenanceRun
 from datalibrary.lineage.models import LineageEdge, LineageEvent
 from datalibrary.privacy.models import StoredPolicy
 from datalibrary.query.models import QueryRecord
+from datalibrary.workspaces.models import Workspace, WorkspaceAdminAccess, WorkspaceUsage
 
 __all__ = [
     "AccessRequest",
@@ -48,4 +49,7 @@ __all__ = [
     "User",
     "UserRole",
     "WebSession",
+    "Workspace",
+    "WorkspaceAdminAccess",
+    "WorkspaceUsage",
 ]

@@ -11,9 +11,11 @@ from datalibrary.api.routers import (
     lake,
     query,
     system,
+    workspace_proxy,
+    workspaces,
 )
 
-ROOT_ROUTERS = [health.router]
+ROOT_ROUTERS = [health.router, workspace_proxy.router]
 API_ROUTERS = [
     system.router,
     auth.router,
@@ -25,4 +27,5 @@ API_ROUTERS = [
     lake.router,
     access.router,
     query.router,
+    workspaces.router,
 ]

@@ -1,0 +1,43 @@
+"""The Workspaces page: launch a product, watch and drive your workspaces, see the catalog.
+The page renders the catalog and the list; ``workspaces.js`` calls the API to act and polls
+for state changes (and idle-stop warnings)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
+from datalibrary.api.routers.workspaces import catalog as catalog_view
+from datalibrary.api.routers.workspaces import workspace_out
+from datalibrary.auth.permissions import Permission
+from datalibrary.web.pages import login_redirect, page_for, page_with
+from datalibrary.web.rendering import render
+from datalibrary.workspaces import service
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/workspaces")
+def workspaces_page(
+    request: Request, session: DbSession, settings: SettingsDep, principal: OptionalPrincipal
+) -> Response:
+    if principal is None:
+        return login_redirect(request)
+    page = page_for(request, session, principal, "Workspaces", active="workspaces")
+    if not principal.can(Permission.WORKSPACES_OWN):
+        page.title = "Not allowed"
+        return render(
+            request, "error.html", page_with(page, detail="Your roles do not include workspaces."), 403
+        )
+    rows = service.list_workspaces(session, principal)
+    owners = service.owner_names(session, rows)
+    return render(
+        request,
+        "workspaces.html",
+        page_with(
+            page,
+            catalog=catalog_view(principal, settings),
+            workspaces=[workspace_out(w, owners.get(w.owner_id, "?"), settings) for w in rows],
+        ),
+    )

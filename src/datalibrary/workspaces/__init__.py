@@ -1,0 +1,1 @@
+"""Self-service workspaces: catalog, provisioners, lifecycle, proxy, idle stop."""

@@ -1,0 +1,101 @@
+"""Environments: one virtual environment per catalog environment, built once with uv and
+shared read-only by every workspace that uses it.
+
+A build goes to a temporary directory and is renamed into place when complete, under a file
+lock, so concurrent launches wait for one build instead of racing. The directory name is the
+environment's key (a hash of its kernels and packages): changing the package list builds a
+new environment and leaves running workspaces on the old one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from datalibrary.errors import Unavailable
+from datalibrary.workspaces.catalog import Environment
+
+log = logging.getLogger(__name__)
+R_KERNEL = {
+    "argv": ["R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"],
+    "display_name": "R",
+    "language": "R",
+}
+
+
+def uv_binary() -> str:
+    found = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    if not Path(found).exists():
+        raise Unavailable("uv is not installed; install it (pip install uv) to build workspace environments")
+    return found
+
+
+def r_available() -> bool:
+    """Debian's R with IRkernel (apt-get install r-base-core r-cran-irkernel)."""
+    return Path("/usr/lib/R/site-library/IRkernel").is_dir() and shutil.which("R") is not None
+
+
+def environment_path(root: Path, environment: Environment) -> Path:
+    return root / environment.key
+
+
+def is_built(root: Path, environment: Environment) -> bool:
+    return (environment_path(root, environment) / ".ready").exists()
+
+
+def build(root: Path, environment: Environment, *, python: str, index_url: str | None = None) -> Path:
+    """The environment's directory, built first if needed (idempotent, safe to race)."""
+    target = environment_path(root, environment)
+    if (target / ".ready").exists():
+        return target
+    if "r" in environment.kernels and not r_available():
+        raise Unavailable(
+            f"environment '{environment.name}' needs R with IRkernel: apt-get install r-base-core r-cran-irkernel"  # noqa: E501
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{environment.key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / ".ready").exists():
+            return target
+        log.info("building workspace environment %s", environment.key)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{environment.key}-", dir=root))
+        try:
+            _build_into(scratch, environment, python=python, index_url=index_url)
+            if target.exists():
+                shutil.rmtree(target)
+            scratch.rename(target)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        (target / ".ready").write_text(json.dumps(environment.model_dump()))
+        target.chmod(0o755)
+    return target
+
+
+def _build_into(directory: Path, environment: Environment, *, python: str, index_url: str | None) -> None:
+    uv = uv_binary()
+    venv = directory / "venv"
+    run = [uv, "venv", "--quiet", "--relocatable", "--python", python, str(venv)]
+    _run(run, environment)
+    install = [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python")]
+    if index_url:
+        install += ["--index-url", index_url]
+    _run([*install, *environment.packages], environment)
+    if "r" in environment.kernels:
+        kernel_dir = venv / "share" / "jupyter" / "kernels" / "ir"
+        kernel_dir.mkdir(parents=True, exist_ok=True)
+        (kernel_dir / "kernel.json").write_text(json.dumps(R_KERNEL))
+    if "python" not in environment.kernels:
+        shutil.rmtree(venv / "share" / "jupyter" / "kernels" / "python3", ignore_errors=True)
+
+
+def _run(command: list[str], environment: Environment) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)  # noqa: S603
+    if result.returncode != 0:
+        raise Unavailable(f"building environment '{environment.name}' failed: {result.stderr.strip()[-800:]}")

@@ -1,0 +1,131 @@
+"""Talking to a workspace's JupyterLab over its Unix socket: the command line that starts it,
+readiness, and the activity signals idle detection combines."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from datalibrary.errors import Unavailable
+
+
+def jupyter_command(
+    python: str, socket: str, base_url: str, root_dir: str, allow_root: bool = False
+) -> list[str]:
+    """JupyterLab on a Unix socket only (no TCP port); the token comes from JUPYTER_TOKEN."""
+    return [
+        python,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        f"--ServerApp.sock={socket}",
+        "--ServerApp.sock_mode=0600",
+        f"--ServerApp.base_url={base_url}",
+        f"--ServerApp.root_dir={root_dir}",
+        # reached only through the platform's authenticated proxy, which sends the token
+        "--ServerApp.allow_remote_access=True",
+        "--ServerApp.shutdown_no_activity_timeout=0",
+        "--LanguageServerManager.autodetect=False",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        *(["--allow-root"] if allow_root else []),
+    ]
+
+
+def client(socket: Path, token: str, timeout: float = 5.0) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.AsyncHTTPTransport(uds=str(socket)),
+        base_url="http://workspace",
+        headers={"Authorization": f"token {token}"},
+        timeout=timeout,
+    )
+
+
+async def wait_ready(
+    socket: Path,
+    base_url: str,
+    token: str,
+    timeout: float,
+    alive: Callable[[], bool],
+    log: Path | None = None,
+) -> None:
+    """Return once JupyterLab answers ``/api/status``; fail fast when the process died."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while time.monotonic() < deadline:
+        if not alive():
+            raise Unavailable(f"the workspace exited while starting{_tail(log)}")
+        if socket.exists() and not socket.is_symlink():
+            try:
+                async with client(socket, token, timeout=2) as http:
+                    response = await http.get(f"{base_url}api/status")
+                if response.status_code == 200:
+                    return
+            except (httpx.TransportError, OSError):
+                pass
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+    raise Unavailable(f"JupyterLab did not become ready within {timeout:.0f} s{_tail(log)}")
+
+
+def _tail(log: Path | None) -> str:
+    if log is None or not log.exists():
+        return ""
+    lines = log.read_text(errors="replace").strip().splitlines()[-3:]
+    return (": " + " | ".join(lines))[:600] if lines else ""
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What JupyterLab reports: any of these means someone or something is working."""
+
+    busy_kernels: int
+    connections: int
+    terminals: int
+    last_activity: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "busy_kernels": self.busy_kernels,
+            "connections": self.connections,
+            "terminals": self.terminals,
+            "last_activity": self.last_activity.isoformat() if self.last_activity else None,
+        }
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+async def activity(socket: Path, base_url: str, token: str) -> Activity | None:
+    """Kernel execution states, open connections, terminals and the last activity; None if unreachable."""
+    if not socket.exists() or socket.is_symlink():
+        return None
+    try:
+        async with client(socket, token) as http:
+            status = (await http.get(f"{base_url}api/status")).json()
+            kernels = (await http.get(f"{base_url}api/kernels")).json()
+            terminals = (await http.get(f"{base_url}api/terminals")).json()
+    except (httpx.HTTPError, OSError, ValueError):
+        return None
+    times = [_parse_time(status.get("last_activity"))]
+    times += [_parse_time(t.get("last_activity")) for t in terminals if isinstance(t, dict)]
+    known = [t for t in times if t is not None]
+    return Activity(
+        busy_kernels=sum(1 for k in kernels if k.get("execution_state") in ("busy", "starting")),
+        connections=int(status.get("connections", 0) or 0),
+        terminals=len(terminals),
+        last_activity=max(known) if known else None,
+    )

@@ -1,0 +1,96 @@
+"""Where a workspace's files live on the platform's side (all inside the state directory)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import shutil
+from pathlib import Path
+
+from datalibrary.config import Settings
+from datalibrary.errors import Unavailable
+from datalibrary.workspaces.models import Workspace
+
+SDK_SOURCE = Path(__file__).resolve().parent.parent / "sdk"
+API_SOCKET_NAME = "api.sock"
+
+
+def root(settings: Settings) -> Path:
+    return settings.home / "workspaces"
+
+
+def home_dir(settings: Settings, workspace_id: int) -> Path:
+    return root(settings) / "homes" / str(workspace_id)
+
+
+def run_dir(settings: Settings, workspace_id: int) -> Path:
+    return root(settings) / "run" / str(workspace_id)
+
+
+def socket_path(settings: Settings, workspace_id: int) -> Path:
+    return run_dir(settings, workspace_id) / "jupyter.sock"
+
+
+def archive_path(settings: Settings, workspace_id: int) -> Path:
+    return root(settings) / "archives" / f"workspace-{workspace_id}.tar.gz"
+
+
+def api_socket_dir(settings: Settings) -> Path:
+    """The directory of the platform's API socket, mounted into every sandbox."""
+    return settings.home / "run" / "api"
+
+
+def api_socket(settings: Settings) -> Path:
+    return api_socket_dir(settings) / API_SOCKET_NAME
+
+
+def environments_dir(settings: Settings) -> Path:
+    return Path(settings.workspaces.environments_dir or settings.home / "environments")
+
+
+def installation_id(settings: Settings) -> str:
+    """Short and stable per state directory, so two installations on one host never collide."""
+    return "dl" + hashlib.sha256(str(settings.home).encode()).hexdigest()[:8]
+
+
+def base_url(workspace_id: int) -> str:
+    return f"/workspaces/{workspace_id}/"
+
+
+def jupyter_token(settings: Settings, workspace: Workspace) -> str:
+    """Derived, never stored: only the platform (holding the secret key) can compute it."""
+    if settings.secret_key is None:
+        raise Unavailable("the platform has no secret key; run 'datalibrary init'")
+    message = f"workspace-jupyter:{workspace.id}:{workspace.created_at.isoformat()}".encode()
+    return hmac.new(settings.secret_key.get_secret_value().encode(), message, hashlib.sha256).hexdigest()
+
+
+def staged_sdk(settings: Settings) -> Path:
+    """A copy of the SDK (stdlib only) to put on workspaces' PYTHONPATH as ``datalibrary.sdk``."""
+    digest = hashlib.sha256()
+    files = sorted(SDK_SOURCE.glob("*.py"))
+    for file in files:
+        digest.update(file.name.encode() + file.read_bytes())
+    target = root(settings) / "sdk" / digest.hexdigest()[:12]
+    if not (target / "datalibrary" / "sdk" / "__init__.py").exists():
+        package = target / "datalibrary"
+        (package / "sdk").mkdir(parents=True, exist_ok=True)
+        (package / "__init__.py").write_text('"""DataLibrary SDK as installed in workspaces."""\n')
+        for file in files:
+            shutil.copy(file, package / "sdk" / file.name)
+    return target
+
+
+def checked_socket(path: Path) -> Path:
+    """``path`` if it is a real socket. The sandbox can write to the directory it lives in, so a
+    symlink planted there must never make the platform connect to another socket of the host."""
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError as exc:
+        raise Unavailable("the workspace is not listening (yet)") from exc
+    if not stat.S_ISSOCK(mode):
+        raise Unavailable("the workspace's socket was replaced by something else; stop and start it")
+    return path

@@ -1,0 +1,224 @@
+"""The ``sandbox`` provisioner: JupyterLab in a bubblewrap sandbox inside its own cgroup.
+
+The sandbox has its own mount, PID, IPC, UTS, user and network namespaces; the network
+namespace has only loopback, so nothing outside is reachable (the platform's TCP port
+included). The file system is built from scratch: the host's /usr and /etc read-only (with
+/etc/shadow hidden), the shared environment and the SDK read-only, the persistent home,
+a private /tmp, the directory where JupyterLab's socket lives, and the directory of the
+platform's API socket. Nothing else of the host (other homes, the state directory, the lake,
+the database) exists inside. The cgroup carries the instance type's CPU quota and memory
+limit and is frozen to pause.
+
+The sandbox does not die with the platform: after a restart, ``load_state`` + ``poll``
+re-adopt it through its cgroup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from datalibrary.workspaces import jupyter, procs
+from datalibrary.workspaces.cgroups import CGroup, CGroupV1, CGroupV2, cgroup_for
+from datalibrary.workspaces.provisioners import Capabilities, Provisioner, Status
+
+HOME = "/home/jovyan"
+RUN = "/run/workspace"
+API = "/run/datalibrary"
+ENV = "/opt/datalibrary/env"
+SDK = "/opt/datalibrary/sdk"
+UID = 1000
+HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
+HIDDEN_DIRS = ("/etc/ssl/private",)
+JOIN_CGROUP = (
+    'IFS=:; for f in $DL_CGROUP_PROCS; do echo $$ > "$f"; done; unset DL_CGROUP_PROCS IFS; exec "$@"'
+)
+
+
+class SandboxProvisioner(Provisioner):
+    name = "sandbox"
+    capabilities = Capabilities(memory=True, cpu=True, network_isolation=True)
+    isolated = True
+
+    def __init__(self, spec) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(spec)
+        self.cgroup_name = f"{spec.installation}-ws-{spec.workspace_id}"
+        self.cgroup_version: int | None = None
+        self.pid: int | None = None
+
+    # --- state ----------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"cgroup": self.cgroup_name}
+        if self.cgroup_version:
+            state["cgroup_version"] = self.cgroup_version
+        if self.pid:
+            state["pid"] = self.pid
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.cgroup_name = state.get("cgroup", self.cgroup_name)
+        self.cgroup_version = state.get("cgroup_version")
+        self.pid = state.get("pid")
+
+    @property
+    def cgroup(self) -> CGroup:
+        if self.cgroup_version == 1:
+            return CGroupV1(self.cgroup_name)
+        if self.cgroup_version == 2:
+            return CGroupV2(self.cgroup_name)
+        group = cgroup_for(self.cgroup_name)
+        self.cgroup_version = group.version
+        return group
+
+    def _alive(self) -> bool:
+        if self.pid:
+            procs.reap(self.pid)
+        return bool(self.cgroup.exists() and self.cgroup.pids())
+
+    async def poll(self) -> Status:
+        group = self.cgroup
+        if not (group.exists() and group.pids()):
+            return Status.STOPPED
+        return Status.PAUSED if group.is_frozen() else Status.RUNNING
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        spec = self.spec
+        if self._alive():  # already running (a repeated start): just wait until it answers
+            await jupyter.wait_ready(spec.socket_path, spec.base_url, spec.jupyter_token, 60, self._alive)
+            return
+        for directory in (spec.home_dir, spec.run_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        spec.socket_path.unlink(missing_ok=True)
+        group = self.cgroup
+        group.kill_all()
+        group.create(spec.cpus, spec.memory_bytes)
+        passwd, groupfile = self._identity_files()
+        log_path = spec.run_dir.parent / f"{spec.run_dir.name}.log"
+        env = {"DL_CGROUP_PROCS": ":".join(str(p) for p in group.procs_files()), "PATH": "/usr/bin:/bin"}
+        command = ["/bin/sh", "-c", JOIN_CGROUP, "sh", *self.bwrap_args(passwd, groupfile)]
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(  # noqa: S603
+                command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
+        self.pid = process.pid
+        await jupyter.wait_ready(
+            spec.socket_path, spec.base_url, spec.jupyter_token, 60, self._launching(process), log_path
+        )
+
+    def _launching(self, process: subprocess.Popen[bytes]):  # type: ignore[no-untyped-def]
+        def alive() -> bool:
+            return process.poll() is None
+
+        return alive
+
+    async def stop(self) -> None:
+        group = self.cgroup
+        if group.exists():
+            if group.is_frozen():
+                group.freeze(False)
+            for pid in group.pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            for _ in range(50):  # up to 1 s for JupyterLab to shut its kernels down
+                if not group.pids():
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.to_thread(group.kill_all)
+            group.remove()
+        if self.pid:
+            procs.reap(self.pid)
+        self.pid = None
+        self.spec.socket_path.unlink(missing_ok=True)
+
+    async def pause(self) -> None:
+        self.cgroup.freeze(True)
+
+    async def resume(self) -> None:
+        self.cgroup.freeze(False)
+
+    def cpu_seconds(self) -> float | None:
+        group = self.cgroup
+        return group.cpu_seconds() if group.exists() else None
+
+    def memory_bytes(self) -> int | None:
+        group = self.cgroup
+        return group.memory_bytes() if group.exists() else None
+
+    # --- the sandbox ------------------------------------------------------------------
+
+    def _identity_files(self) -> tuple[Path, Path]:
+        """/etc/passwd and /etc/group naming the sandbox user (the host's stay hidden)."""
+        directory = self.spec.run_dir.parent / f"{self.spec.run_dir.name}.etc"
+        directory.mkdir(parents=True, exist_ok=True)
+        passwd = directory / "passwd"
+        passwd.write_text(f"root:x:0:0:root:/root:/bin/sh\njovyan:x:{UID}:{UID}:jovyan:{HOME}:/bin/bash\n")
+        group = directory / "group"
+        group.write_text(f"root:x:0:\njovyan:x:{UID}:\n")
+        return passwd, group
+
+    def bwrap_args(self, passwd: Path, group: Path) -> list[str]:
+        spec = self.spec
+        args = [
+            "bwrap",
+            "--unshare-user", "--uid", str(UID), "--gid", str(UID),
+            "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--hostname", f"workspace-{spec.workspace_id}",
+            "--new-session",
+            "--cap-drop", "ALL",
+            "--ro-bind", "/usr", "/usr",
+        ]  # fmt: skip
+        for name in ("bin", "lib", "lib64", "sbin"):
+            path = Path("/") / name
+            if path.is_symlink():
+                args += ["--symlink", os.readlink(path), f"/{name}"]
+            elif path.is_dir():
+                args += ["--ro-bind", str(path), f"/{name}"]
+        args += ["--ro-bind", "/etc", "/etc"]
+        for hidden in HIDDEN_FILES:
+            if Path(hidden).exists():
+                args += ["--ro-bind", "/dev/null", hidden]
+        for hidden in HIDDEN_DIRS:
+            if Path(hidden).is_dir():
+                args += ["--tmpfs", hidden]
+        args += [
+            "--ro-bind", str(passwd), "/etc/passwd",
+            "--ro-bind", str(group), "/etc/group",
+            "--proc", "/proc",
+            "--dev", "/dev",
+            "--tmpfs", "/tmp",  # noqa: S108
+            "--tmpfs", "/dev/shm",  # noqa: S108
+            "--bind", str(spec.home_dir), HOME,
+            "--bind", str(spec.run_dir), RUN,
+            "--ro-bind", str(spec.environment_dir), ENV,
+            "--ro-bind", str(spec.sdk_dir), SDK,
+        ]  # fmt: skip
+        if spec.api_socket_dir.is_dir():
+            args += ["--ro-bind", str(spec.api_socket_dir), API]
+        args += ["--chdir", HOME, "--clearenv"]
+        env = {
+            "HOME": HOME,
+            "USER": "jovyan",
+            "SHELL": "/bin/bash",
+            "PATH": f"{ENV}/venv/bin:/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": SDK,
+            "JUPYTER_TOKEN": spec.jupyter_token,
+            **spec.env,
+            # inside, the SDK reaches the platform through the mounted socket
+            "DATALIBRARY_URL": f"unix://{API}/api.sock",
+        }
+        for key, value in env.items():
+            args += ["--setenv", key, value]
+        args += [
+            "--",
+            *jupyter.jupyter_command(f"{ENV}/venv/bin/python", f"{RUN}/jupyter.sock", spec.base_url, HOME),
+        ]
+        return args
