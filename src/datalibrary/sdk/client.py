@@ -9,6 +9,8 @@ import socket
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from datalibrary.sdk.lake import Column, Query, Table
+
 API_PREFIX = "/api/v1"
 
 
@@ -56,6 +58,11 @@ class Client:
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """Call ``/api/v1{path}``; JSON in and out; problems raise ``SdkError``."""
+        raw, _ = self.request_bytes(method, path, body)
+        return json.loads(raw) if raw else None
+
+    def request_bytes(self, method: str, path: str, body: Any = None) -> tuple[bytes, dict[str, str]]:
+        """Call ``/api/v1{path}`` and return the raw answer and its headers (lower-case names)."""
         headers = {"Accept": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -73,11 +80,14 @@ class Client:
             raw = response.read()
         finally:
             connection.close()
-        data = json.loads(raw) if raw else None
         if response.status >= 400:
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                data = None
             detail = data.get("detail", response.reason) if isinstance(data, dict) else response.reason
             raise SdkError(response.status, str(detail), data if isinstance(data, dict) else None)
-        return data
+        return raw, {name.lower(): value for name, value in response.getheaders()}
 
     def me(self) -> dict[str, Any]:
         """Who the token belongs to, with roles and permissions."""
@@ -85,6 +95,24 @@ class Client:
 
     def version(self) -> str:
         return self.request("GET", "/version")["version"]
+
+    def sql(self, sql: str, project: str | None = None) -> Query:
+        """A query over ``NAMESPACE.TABLE`` names: ``.to_pandas()``, ``.to_arrow()``,
+        ``.to_polars()`` or ``.rows()`` runs it (your grants, metering and lineage apply)."""
+        return Query(self, sql, project)
+
+    def tables(self) -> list[Table]:
+        """The tables you may query, with the columns your grants show."""
+        return [
+            Table(t["name"], [Column(**c) for c in t["columns"]], t["row_filtered"])
+            for t in self.request("GET", "/query/tables")
+        ]
+
+    def table(self, name: str) -> Table:
+        for table in self.tables():
+            if table.name == name.lower():
+                return table
+        raise SdkError(404, f"table {name} does not exist or you have no grant on it")
 
 
 def connect(url: str | None = None, token: str | None = None) -> Client:

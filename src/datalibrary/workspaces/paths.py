@@ -76,7 +76,9 @@ def staged_sdk(settings: Settings) -> Path:
     if not (target / "datalibrary" / "sdk" / "__init__.py").exists():
         package = target / "datalibrary"
         (package / "sdk").mkdir(parents=True, exist_ok=True)
-        (package / "__init__.py").write_text('"""DataLibrary SDK as installed in workspaces."""\n')
+        (package / "__init__.py").write_text(
+            '"""DataLibrary SDK as installed in workspaces."""\n\nfrom datalibrary.sdk import connect\n'
+        )
         for file in files:
             shutil.copy(file, package / "sdk" / file.name)
     return target
