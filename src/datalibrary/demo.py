@@ -33,7 +33,7 @@ def _demo_users(settings: Settings) -> Iterator[str]:
             operator = Principal.system("demo")
             created = []
             for name, role in DEMO_USERS.items():
-                password = generate_password()
+                password = generate_password(name)
                 auth_service.create_user(session, operator, name, roles={role}, password=password)
                 created.append((name, role, password))
         yield "Demo users created (passwords shown once):"

@@ -44,13 +44,13 @@ def check_policy(password: str, user_name: str = "") -> None:
         raise InvalidInput("password must have " + "; ".join(problems), field="password")
 
 
-def generate_password() -> str:
+def generate_password(user_name: str = "") -> str:
     """A random password that satisfies the policy."""
     alphabet = string.ascii_letters + string.digits + "-_.!"
     while True:
         candidate = "".join(secrets.choice(alphabet) for _ in range(20))
         try:
-            check_policy(candidate)
+            check_policy(candidate, user_name)
             return candidate
         except InvalidInput:  # about 1 draw in 100 lacks a character class
             continue

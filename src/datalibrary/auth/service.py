@@ -107,7 +107,7 @@ def ensure_first_admin(session: Session) -> str | None:
     """Create the first admin with a random password; return it (once) or None if users exist."""
     if session.scalar(select(User.id).limit(1)) is not None:
         return None
-    password = generate_password()
+    password = generate_password(FIRST_ADMIN)
     create_user(
         session,
         Principal.system("init"),

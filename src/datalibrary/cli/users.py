@@ -56,7 +56,7 @@ def add(
     from datalibrary.auth.passwords import generate_password
 
     generated = password_file is None
-    password = read_password(password_file) if password_file is not None else generate_password()
+    password = read_password(password_file) if password_file is not None else generate_password(name)
     with db_session() as session:
         user = service.create_user(session, OPERATOR, name, roles=set(role), password=password)
         for index, project_name in enumerate(project or []):
