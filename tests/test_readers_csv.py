@@ -63,8 +63,15 @@ def test_quoted_delimiters_and_newlines(tmp_path: Path) -> None:
 
 def test_header_cleanup(tmp_path: Path) -> None:
     path = tmp_path / "h.csv"
-    path.write_text("a,,a, b \n1,2,3,4\n")
-    assert read_all(CsvReader(path)).column_names == ["a", "column_2", "a_2", "b"]
+    path.write_text("a,, b \n1,2,3\n")
+    assert read_all(CsvReader(path)).column_names == ["a", "column_2", "b"]
+
+
+def test_repeated_column_names_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text("a,b,A\n1,2,3\n")
+    with pytest.raises(ReadError, match="columns 1 and 3 are both named 'A'"):
+        read_all(CsvReader(path))
 
 
 def test_no_header_option(tmp_path: Path) -> None:

@@ -88,15 +88,17 @@ def detect_delimiter(text: str) -> str:
 
 
 def clean_header(names: list[str]) -> list[str]:
-    """Non-empty, unique column names (blank -> column_N, repeats -> NAME_2)."""
+    """Non-empty column names (blank -> column_N); a repeated name is refused, since which
+    column a policy rule or a query means would be a guess (SQL names ignore case)."""
     seen: dict[str, int] = {}
     out: list[str] = []
     for index, raw in enumerate(names, start=1):
         name = raw.strip().strip("\ufeff") or f"column_{index}"
-        if name in seen:
-            seen[name] += 1
-            name = f"{name}_{seen[name]}"
-        seen.setdefault(name, 1)
+        if name.lower() in seen:
+            raise SniffError(
+                f"columns {seen[name.lower()]} and {index} are both named '{name}' (names ignore case)"
+            )
+        seen[name.lower()] = index
         out.append(name)
     return out
 
