@@ -196,3 +196,43 @@ def test_project_must_be_the_callers(lake: Platform) -> None:
         "/api/v1/query", json={"sql": "SELECT 1 FROM cdisc.dm", "project": "x"}
     )
     assert response.status_code == 422 and "not a member of project" in response.json()["detail"]
+
+
+def test_files_proven_by_statistics_skip_the_filter_and_stay_correct(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """One delivery per site: files whose statistics prove the grant's filter are read
+    without it; a file mixing sites (or with a NULL site) is still filtered."""
+    add_policy(platform)
+    for site in ("S701", "S702", "S703"):
+        write_csv(tmp_path / f"{site}.csv", {"USUBJID": [f"{site}-1", f"{site}-2"], "SITEID": [site, site]})
+        ingest(platform, tmp_path / f"{site}.csv", "cdisc.vs")
+    write_csv(
+        tmp_path / "mixed.csv", {"USUBJID": ["S701-9", "S702-9", "x"], "SITEID": ["S701", "S702", None]}
+    )
+    ingest(platform, tmp_path / "mixed.csv", "cdisc.vs")
+    platform.add_user("stew", "steward")
+    platform.as_user("stew").post(
+        "/api/v1/grants",
+        json={"principal": "user:ada", "table": "cdisc.vs", "row_filter": "siteid IN ('S701', 'S703')"},
+    )
+    planned = platform.app.state.planner.plan("cdisc", "vs", row_filter="siteid IN ('S701', 'S703')")
+    assert len(planned.files) == 3 and len(planned.unfiltered) == 2  # 702's file pruned, mixed file kept
+    rows = query(platform.as_user("ada"), "SELECT usubjid FROM cdisc.vs ORDER BY 1")["rows"]
+    assert [r[0] for r in rows] == ["S701-1", "S701-2", "S701-9", "S703-1", "S703-2"]
+
+
+def test_a_filter_iceberg_cannot_read_is_still_applied(platform: Platform, tmp_path: Path) -> None:
+    add_policy(platform)
+    write_csv(tmp_path / "a.csv", {"USUBJID": ["S701-1"], "SITEID": ["S701"]})
+    write_csv(tmp_path / "b.csv", {"USUBJID": ["S702-1"], "SITEID": ["S702"]})
+    ingest(platform, tmp_path / "a.csv", "cdisc.vs")
+    ingest(platform, tmp_path / "b.csv", "cdisc.vs")
+    platform.add_user("stew", "steward")
+    platform.as_user("stew").post(
+        "/api/v1/grants",
+        json={"principal": "user:ada", "table": "cdisc.vs", "row_filter": "lower(siteid) = 's701'"},
+    )
+    planned = platform.app.state.planner.plan("cdisc", "vs", row_filter="lower(siteid) = 's701'")
+    assert planned.unfiltered == frozenset()
+    assert query(platform.as_user("ada"), "SELECT usubjid FROM cdisc.vs")["rows"] == [["S701-1"]]

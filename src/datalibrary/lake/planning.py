@@ -7,11 +7,15 @@ name, as the table's name mapping says.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
+from pyiceberg.expressions.visitors import _StrictMetricsEvaluator
+from pyiceberg.manifest import DataFile
+from pyiceberg.schema import Schema
 
 from datalibrary.errors import NotFound
 from datalibrary.lake.catalog import Lake, TableName, parse_table_name
@@ -24,6 +28,9 @@ class PlannedFile:
     path: str  # local path, or bucket/key for S3 (what pyarrow.fs / DuckDB take)
     record_count: int
     file_size_in_bytes: int
+    # Every row satisfies ``strict_filter`` (from the file's column statistics): a reader may
+    # skip evaluating that filter on this file.
+    all_match: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,17 @@ class TablePlan:
         return sum(f.record_count for f in self.files)
 
 
+def _strict_evaluator(schema: Schema, expression: BooleanExpression | None) -> Callable[[DataFile], bool]:
+    """Whether a file's statistics prove that all its rows satisfy ``expression``."""
+    if expression is None:
+        return lambda _: False
+    try:
+        evaluator = _StrictMetricsEvaluator(schema, expression, case_sensitive=False)
+    except (ValueError, TypeError):  # does not bind to this schema: prove nothing
+        return lambda _: False
+    return evaluator.eval
+
+
 def plan_table(
     lake: Lake,
     table: str | TableName,
@@ -47,6 +65,7 @@ def plan_table(
     snapshot_id: int | None = None,
     as_of: datetime | None = None,
     row_filter: BooleanExpression | str = AlwaysTrue(),
+    strict_filter: BooleanExpression | None = None,
 ) -> TablePlan:
     """The data files and schema of ``table`` at a snapshot.
 
@@ -70,12 +89,14 @@ def plan_table(
         return TablePlan(str(name), None, None, file_schema(iceberg), [], lake.storage.is_s3)
     schema = iceberg.schemas().get(snapshot.schema_id) if snapshot.schema_id is not None else None
     scan = iceberg.scan(snapshot_id=snapshot.snapshot_id, row_filter=row_filter, case_sensitive=False)
+    all_match = _strict_evaluator(schema or iceberg.schema(), strict_filter)
     files = [
         PlannedFile(
             uri=task.file.file_path,
             path=lake.storage.path(task.file.file_path),
             record_count=task.file.record_count,
             file_size_in_bytes=task.file.file_size_in_bytes,
+            all_match=all_match(task.file),
         )
         for task in scan.plan_files()
     ]

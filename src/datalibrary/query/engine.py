@@ -38,6 +38,8 @@ class ViewSpec:
     # output column -> SQL expression over the table's columns (masks are expressions)
     columns: dict[str, str]
     row_filter: str | None = None
+    # Files whose statistics prove every row passes ``row_filter``: read without evaluating it.
+    unfiltered: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -72,11 +74,19 @@ def _view_sql(view: ViewSpec) -> str:
             for name in view.columns
         )
         return f"CREATE VIEW {quote(view.name)} AS SELECT {empty} WHERE false"
-    files = "[" + ", ".join(sql_string(f) for f in view.files) + "]"
     # Files of one table share its schema (the lake writes them so), so binding reads one footer.
-    source = f"read_parquet({files})"
-    where = f" WHERE {view.row_filter}" if view.row_filter else ""
-    return f"CREATE VIEW {quote(view.name)} AS SELECT {select} FROM {source}{where}"
+    if not view.row_filter:
+        return f"CREATE VIEW {quote(view.name)} AS SELECT {select} FROM {_source(view.files)}"
+    checked = [f for f in view.files if f not in view.unfiltered]
+    parts = [f"SELECT {select} FROM {_source(checked)} WHERE {view.row_filter}"] if checked else []
+    proven = [f for f in view.files if f in view.unfiltered]
+    if proven:
+        parts.append(f"SELECT {select} FROM {_source(proven)}")
+    return f"CREATE VIEW {quote(view.name)} AS " + " UNION ALL ".join(parts)
+
+
+def _source(files: Sequence[str]) -> str:
+    return "read_parquet([" + ", ".join(sql_string(f) for f in files) + "])"
 
 
 def duckdb_type(arrow_type: pa.DataType) -> str:
@@ -104,7 +114,7 @@ def open_locked(views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckD
 
 
 def view_key(view: ViewSpec) -> tuple[object, ...]:
-    return (tuple(view.files), view.schema, tuple(view.columns.items()), view.row_filter)
+    return (tuple(view.files), view.schema, tuple(view.columns.items()), view.row_filter, view.unfiltered)
 
 
 def view_name(view: ViewSpec) -> str:

@@ -15,11 +15,13 @@ from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
 
+import sqlglot
 from pyarrow import fs as pafs
 from pyiceberg.catalog.sql import IcebergTables
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.expressions.parser import parse as parse_iceberg_filter
 from sqlalchemy import select
+from sqlglot import exp
 
 from datalibrary.config import Settings
 from datalibrary.lake.catalog import TableName, open_lake
@@ -42,6 +44,22 @@ def iceberg_filter(*predicates: str | None) -> BooleanExpression:
             continue
         expression = parsed if isinstance(expression, AlwaysTrue) else expression & parsed
     return expression
+
+
+def exact_filter(predicate: str | None) -> BooleanExpression | None:
+    """The predicate as an Iceberg expression only if pyiceberg parses all of it. Used to
+    prove that every row of a file passes the grant's filter, so a partial or missing
+    translation must yield None (prove nothing), never AlwaysTrue."""
+    if not predicate:
+        return None
+    literals = sqlglot.parse_one(predicate, read="duckdb").find_all(exp.Literal)
+    if any(not (lit.is_string or lit.this.lstrip("-").isdigit()) for lit in literals):
+        return None  # decimals: a rounding difference between the two parsers must not leak a row
+    try:
+        return parse_iceberg_filter(predicate)
+    except Exception:  # not expressible in Iceberg's grammar: prove nothing
+        log.debug("grant filter not usable for statistics proofs")
+        return None
 
 
 class LakePlanner:
@@ -92,11 +110,13 @@ class LakePlanner:
                 snapshot_id=snapshot_id,
                 as_of=as_of,
                 row_filter=iceberg_filter(row_filter, pushdown),
+                strict_filter=exact_filter(row_filter),
             )
         except (ValueError, TypeError):  # a predicate that does not bind to the table: plan without it
             plan = plan_table(lake, name, snapshot_id=snapshot_id, as_of=as_of)
         files = self._local_files(plan) if plan.is_s3 else [f.path for f in plan.files]
-        planned = PlannedTable(namespace, table, plan.schema, files, plan.snapshot_id)
+        unfiltered = frozenset(local for local, f in zip(files, plan.files, strict=True) if f.all_match)
+        planned = PlannedTable(namespace, table, plan.schema, files, plan.snapshot_id, unfiltered)
         with self._lock:
             self._plans[key] = planned
             while len(self._plans) > self.CACHE_SIZE:
