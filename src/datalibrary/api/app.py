@@ -29,9 +29,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         from datalibrary.ingest.background import Background
 
+        from datalibrary.lineage.forward import Forwarder
+
         background = Background(settings, db)
         background.start()
+        forwarder = Forwarder(db, settings.lineage) if settings.lineage.forward_url else None
+        if forwarder:
+            forwarder.start()
         yield
+        if forwarder:
+            forwarder.stop()
         background.stop()
         if database is None:
             db.dispose()

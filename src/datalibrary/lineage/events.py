@@ -16,10 +16,24 @@ from datalibrary.lineage import facets
 from datalibrary.lineage.service import DatasetRef, RunState, emit, new_run_id
 
 
-def _pair(session: Session, ok: bool, started: datetime | None, **common: Any) -> str:
+def _pair(
+    session: Session,
+    ok: bool,
+    started: datetime | None,
+    rows: int | None = None,
+    size: int | None = None,
+    **common: Any,
+) -> str:
     run_id = new_run_id()
     emit(session, event_type=RunState.START, run_id=run_id, event_time=started, **common)
-    emit(session, event_type=RunState.COMPLETE if ok else RunState.FAIL, run_id=run_id, **common)
+    emit(
+        session,
+        event_type=RunState.COMPLETE if ok else RunState.FAIL,
+        run_id=run_id,
+        rows=rows,
+        size=size,
+        **common,
+    )
     return run_id
 
 
@@ -55,6 +69,8 @@ def record_download(
         inputs=inputs,
         outputs=[output],
         via=via,
+        rows=rows,
+        size=size,
     )
 
 

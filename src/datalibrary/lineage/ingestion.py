@@ -96,6 +96,8 @@ def ingestion_finished(
         user=job.created_by,
         via=job.source_via,
         purpose=reason,
+        rows=rows,
+        size=bytes_written,
         inputs=[_source(job, rows)],
         outputs=[
             DatasetRef(

@@ -48,6 +48,8 @@ class LineageEdge(Base):
     event_type: Mapped[str | None] = mapped_column(String(16))
     job_name: Mapped[str | None] = mapped_column(String(255))
     user: Mapped[str | None] = mapped_column(String(64))
+    rows: Mapped[int | None] = mapped_column(BigInteger)  # rows the run returned or wrote
+    bytes: Mapped[int | None] = mapped_column(BigInteger)  # bytes it scanned, sent or wrote
 
 
 class LineageForwarding(Base):

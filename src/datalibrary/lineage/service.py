@@ -64,6 +64,8 @@ def emit(
     event_time: datetime | None = None,
     via: str | None = None,
     purpose: str | None = None,
+    rows: int | None = None,
+    size: int | None = None,
 ) -> LineageEvent:
     """Build one RunEvent, store it and index the datasets it touches."""
     at = event_time or utcnow()
@@ -105,6 +107,8 @@ def emit(
             event_type=event_type.value,
             job_name=job_name,
             user=user,
+            rows=rows,
+            bytes=size,
         )
         for direction, datasets in (("input", inputs), ("output", outputs))
         for d in datasets

@@ -173,6 +173,8 @@ def _finish(
         session,
         event_type=RunState.COMPLETE if record.outcome == "success" else RunState.FAIL,
         inputs=inputs,
+        rows=record.rows_returned,
+        size=record.bytes_scanned,
         **common,
     )
     audit.record(

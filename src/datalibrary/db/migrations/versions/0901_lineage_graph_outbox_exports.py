@@ -67,6 +67,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("event_type", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("job_name", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("user", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("rows", sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column("bytes", sa.BigInteger(), nullable=True))
         batch_op.create_index("ix_lineage_edges_dataset_time", ["dataset_name", "event_time"], unique=False)
         batch_op.create_index("ix_lineage_edges_user_time", ["user", "event_time"], unique=False)
 
@@ -84,6 +86,8 @@ def downgrade() -> None:
     with op.batch_alter_table("lineage_edges", schema=None) as batch_op:
         batch_op.drop_index("ix_lineage_edges_user_time")
         batch_op.drop_index("ix_lineage_edges_dataset_time")
+        batch_op.drop_column("bytes")
+        batch_op.drop_column("rows")
         batch_op.drop_column("user")
         batch_op.drop_column("job_name")
         batch_op.drop_column("event_type")
