@@ -28,7 +28,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         from datalibrary.ingest.background import Background
-
         from datalibrary.lineage.forward import Forwarder
 
         background = Background(settings, db)

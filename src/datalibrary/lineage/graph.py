@@ -33,7 +33,7 @@ def _payloads(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
     if not ids:
         return {}
     rows = session.execute(select(LineageEvent.id, LineageEvent.payload).where(LineageEvent.id.in_(ids)))
-    return dict(rows.tuples().all())
+    return {event_id: payload for event_id, payload in rows}
 
 
 def _actor(payload: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from datalibrary.api.routers import (
     identity,
     ingest,
     lake,
+    lineage,
     query,
     system,
 )
@@ -25,4 +26,6 @@ API_ROUTERS = [
     lake.router,
     access.router,
     query.router,
+    lineage.router,
+    lineage.exports_router,
 ]
