@@ -9,7 +9,6 @@ from alembic import op
 
 import datalibrary.db.base
 
-
 revision = "0901"
 down_revision = "0401"
 branch_labels = None
