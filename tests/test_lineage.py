@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -325,14 +326,23 @@ def test_forwarding_retries_while_the_endpoint_is_down_then_catches_up(sqlite_pl
             state = forward.status(session, url)
             assert state["backlog"] == 6 and state["failures"] == 1
         _Endpoint.failing = False
-        import time
-
         time.sleep(0.02)  # past the (tiny) backoff
         assert forward.forward_once(sqlite_platform.db, settings)["sent"] == 6
         assert forward.forward_once(sqlite_platform.db, settings)["sent"] == 0
         assert [e["eventType"] for e in _Endpoint.received] == ["START", "FAIL"] * 3
         with sqlite_platform.db.session() as session:
             assert forward.status(session, url)["backlog"] == 0
+        # the server's background thread drains new events on its own
+        worker = forward.LineageWorker(sqlite_platform.db, settings)
+        worker.start()
+        try:
+            ada.post("/api/v1/query", json={"sql": "SELECT * FROM nothing.here"})
+            deadline = time.monotonic() + 30
+            while len(_Endpoint.received) < 8 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            worker.stop()
+        assert len(_Endpoint.received) == 8
         # an endpoint that does not answer at all is an error too, not a hang
         dead = LineageSettings(forward_url="http://127.0.0.1:1/x", forward_timeout_seconds=1)
         assert forward.forward_once(sqlite_platform.db, dead)["error"]

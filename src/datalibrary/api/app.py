@@ -28,16 +28,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         from datalibrary.ingest.background import Background
-        from datalibrary.lineage.forward import Forwarder
+        from datalibrary.lineage.forward import LineageWorker
 
         background = Background(settings, db)
         background.start()
-        forwarder = Forwarder(db, settings.lineage) if settings.lineage.forward_url else None
-        if forwarder:
-            forwarder.start()
+        lineage_worker = LineageWorker(db, settings.lineage)
+        lineage_worker.start()
         yield
-        if forwarder:
-            forwarder.stop()
+        lineage_worker.stop()
         background.stop()
         if database is None:
             db.dispose()

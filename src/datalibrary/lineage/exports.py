@@ -191,6 +191,8 @@ def _content(
             project=export.project,
             via="airlock",
         )
+        if result.truncated:
+            raise TooLarge("the query result hit the server's row cap: an export must be complete; narrow it")
         return result.table
     target = resolve_workspace_file(settings, export.requester, export.path or "")
     if target.stat().st_size > settings.lineage.export_max_mb << 20:

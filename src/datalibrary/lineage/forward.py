@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -113,13 +114,17 @@ def status(session: Session, endpoint: str | None) -> dict[str, Any]:
     }
 
 
-class Forwarder:
-    """The background thread of one server process (started when ``forward_url`` is set)."""
+class LineageWorker:
+    """The lineage background thread of one server process: forwards events when
+    ``forward_url`` is set, and deletes the files of expired exports every minute."""
+
+    EXPIRE_EVERY = 60.0
 
     def __init__(self, db: Database, settings: LineageSettings) -> None:
         self.db, self.settings = db, settings
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="lineage-forwarder", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="lineage-worker", daemon=True)
+        self._expired_at = 0.0
 
     def start(self) -> None:
         self._thread.start()
@@ -128,13 +133,24 @@ class Forwarder:
         self._stop.set()
         self._thread.join(timeout)
 
+    def _expire(self) -> None:
+        from datalibrary.lineage.exports import expire_exports
+
+        now = time.monotonic()
+        if now - self._expired_at >= self.EXPIRE_EVERY:
+            self._expired_at = now
+            with self.db.session() as session:
+                expire_exports(session)
+
     def _loop(self) -> None:
         with httpx.Client(timeout=self.settings.forward_timeout_seconds) as client:
             while not self._stop.is_set():
+                result: dict[str, Any] = {"sent": 0}
                 try:
-                    result = forward_once(self.db, self.settings, client)
+                    self._expire()
+                    if self.settings.forward_url:
+                        result = forward_once(self.db, self.settings, client)
                 except Exception:  # the database may be briefly unavailable: try again later
-                    log.exception("lineage forwarding round failed")
-                    result = {"sent": 0}
+                    log.exception("lineage background round failed")
                 if result.get("sent", 0) < self.settings.forward_batch or result.get("error"):
                     self._stop.wait(self.settings.forward_interval_seconds)
