@@ -242,12 +242,23 @@ def test_export_reviewer_cannot_review_own_request_and_expired_exports_are_delet
 
 
 def test_compliance_report_json_csv_and_permissions(lake: Platform) -> None:
-    ada = lake.as_user("ada")
+    ada, bob = lake.as_user("ada"), lake.as_user("bob")
     ada.post("/api/v1/query", json={"sql": "SELECT * FROM study.dm", "project": None})
+    asked = bob.post(
+        "/api/v1/access-requests", json={"table": "study.dm", "justification": "Safety signal study"}
+    )
+    assert asked.status_code == 201, asked.text
+    decided = lake.as_user("stew").post(
+        f"/api/v1/access-requests/{asked.json()['id']}/decision", json={"decision": "approve"}
+    )
+    assert decided.status_code == 200, decided.text
+    assert bob.post("/api/v1/query", json={"sql": "SELECT AGE FROM study.dm"}).status_code == 200
     auditor = lake.as_user("audrey")
     body = auditor.get("/api/v1/lineage/report", params={"scope": "study"}).json()
     assert body["audit_chain"]["ok"] is True
-    assert [a["user"] for a in body["accesses"]] == ["ada"]
+    assert [a["user"] for a in body["accesses"]] == ["ada", "bob"]
+    assert body["accesses"][1]["purpose"] == "Safety signal study"
+
     assert body["policies"][0]["policy"] == "dm-policy" and body["policies"][0]["version"] == "3"
     text = auditor.get("/api/v1/lineage/report", params={"scope": "study.dm", "format": "csv"}).text
     sections = [row["section"] for row in csv.DictReader(io.StringIO(text))]

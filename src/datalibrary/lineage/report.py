@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from datalibrary.access.models import AccessRequest
 from datalibrary.audit.service import verify
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.db.base import utcnow
@@ -46,11 +47,14 @@ def compliance_report(
         )
     )
     payloads = _payloads(session, [e.event_id for e in edges])
+    justification = _justifications(session, namespace)
     accesses, erasures, policies = [], [], {}
     for edge in edges:
         payload = payloads.get(edge.event_id, {})
         actor = _actor(payload)
         if edge.direction == "input" and edge.job_name in ACCESS_JOBS:
+            _, _, name = edge.dataset_name.partition(".")
+            granted = justification.get((edge.user, name)) or justification.get((edge.user, None))
             accesses.append(
                 {
                     "at": edge.event_time,
@@ -58,7 +62,7 @@ def compliance_report(
                     "kind": edge.job_name,
                     "dataset": edge.dataset_name,
                     "project": actor.get("project"),
-                    "purpose": actor.get("purpose"),
+                    "purpose": actor.get("purpose") or granted,
                     "via": actor.get("via"),
                     "outcome": edge.event_type,
                     "rows": edge.rows,
@@ -146,6 +150,16 @@ def compliance_report(
         "audit_chain": chain,
         "truncated": len(edges) >= MAX_ROWS,
     }
+
+
+def _justifications(session: Session, namespace: str) -> dict[tuple[str, str | None], str]:
+    """The purpose a user gave when access was granted: (user, table or None) -> justification."""
+    rows = session.scalars(
+        select(AccessRequest)
+        .where(AccessRequest.namespace == namespace, AccessRequest.state == "approved")
+        .order_by(AccessRequest.id)
+    )
+    return {(r.requester, r.table_name): r.justification[:500] for r in rows}
 
 
 CSV_COLUMNS = ["section", "at", "user", "kind", "dataset", "project", "purpose", "outcome", "detail"]
