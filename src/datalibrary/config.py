@@ -160,6 +160,19 @@ class WorkspaceSettings(BaseModel):
     archive_on_terminate: bool = True
 
 
+class LineageSettings(BaseModel):
+    """Forwarding of lineage events to an external OpenLineage endpoint; the exports airlock."""
+
+    # e.g. http://marquez:5000/api/v1/lineage; empty = events stay in the database only.
+    forward_url: str | None = None
+    forward_batch: int = Field(100, ge=1, le=10_000)
+    forward_interval_seconds: float = Field(5.0, gt=0)
+    forward_timeout_seconds: float = Field(10.0, gt=0)
+    forward_max_backoff_seconds: float = Field(300.0, gt=0)
+    export_ttl_hours: float = Field(72.0, gt=0)
+    export_max_mb: int = Field(512, ge=1)
+
+
 class Settings(BaseSettings):
     """Effective configuration of one DataLibrary installation."""
 
@@ -180,6 +193,7 @@ class Settings(BaseSettings):
     lake: LakeSettings = LakeSettings()
     ingest: IngestSettings = IngestSettings()
     workspaces: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
+    lineage: LineageSettings = LineageSettings()
 
     @classmethod
     def settings_customise_sources(

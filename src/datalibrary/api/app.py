@@ -29,11 +29,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         from datalibrary.ingest.background import Background
+        from datalibrary.lineage.forward import LineageWorker
 
         background = Background(settings, db)
         background.start()
+        lineage_worker = LineageWorker(db, settings.lineage)
+        lineage_worker.start()
         async with workspace_background.running(db, settings):
             yield
+        lineage_worker.stop()
         background.stop()
         if database is None:
             db.dispose()

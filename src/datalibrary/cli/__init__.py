@@ -12,6 +12,7 @@ from datalibrary.cli import (
     groups,
     ingest,
     lake,
+    lineage,
     policies,
     projects,
     query,
@@ -42,6 +43,8 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(lake.app, name="lake")
 app.add_typer(policies.app, name="policies")
 app.add_typer(workspaces.app, name="workspaces")
+app.add_typer(lineage.lineage_app, name="lineage")
+app.add_typer(lineage.exports_app, name="exports")
 
 
 def main() -> None:

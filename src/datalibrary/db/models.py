@@ -20,7 +20,7 @@ from datalibrary.auth.models import (
 from datalibrary.db.base import Base
 from datalibrary.ingest.models import IngestJob, Upload
 from datalibrary.lake.models import Dataset, LakeLock, MaintenanceRun
-from datalibrary.lineage.models import LineageEdge, LineageEvent
+from datalibrary.lineage.models import ExportRequest, LineageEdge, LineageEvent, LineageForwarding
 from datalibrary.privacy.models import StoredPolicy
 from datalibrary.query.models import QueryRecord
 from datalibrary.workspaces.models import Workspace, WorkspaceAdminAccess, WorkspaceUsage
@@ -31,6 +31,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Dataset",
+    "ExportRequest",
     "Grant",
     "Group",
     "GroupMember",
@@ -39,6 +40,7 @@ __all__ = [
     "LakeLock",
     "LineageEdge",
     "LineageEvent",
+    "LineageForwarding",
     "LoginThrottle",
     "MaintenanceRun",
     "Project",

@@ -43,6 +43,7 @@ from datalibrary.lake.tables import (
     lineage,
     summary_of,
 )
+from datalibrary.lineage import ingestion as trace
 from datalibrary.privacy.policy import PolicyContext, PolicyStep
 from datalibrary.privacy.store import load_policy
 
@@ -145,6 +146,7 @@ class JobRun:
 
     def run(self) -> str:
         try:
+            trace.ingestion_started(self.db, self.job)
             return self._run()
         except Quarantine as bad:
             return self._quarantine(bad.reason)
@@ -280,6 +282,7 @@ class JobRun:
                 outcome="failure",
                 details={"job": job.id, "file": job.source_name, "code": (job.reason or {}).get("code")},
             )
+            trace.ingestion_finished(session, job, "FAIL", reason=(job.reason or {}).get("code"))
         return state
 
     def _succeeded(
@@ -312,6 +315,15 @@ class JobRun:
                 source_bytes=job.size_bytes,
                 overwrite=job.mode == "overwrite",
                 columns=file_schema(self.lake.load(self.name)).names,
+            )
+            trace.ingestion_finished(
+                session,
+                job,
+                "COMPLETE",
+                snapshot_id=snapshot_id,
+                rows=row.rows_written,
+                bytes_written=row.bytes_written,
+                schema=file_schema(self.lake.load(self.name)),
             )
             record(
                 session,
@@ -354,6 +366,7 @@ class JobRun:
                     "snapshot": snapshot_id,
                 },
             )
+            trace.ingestion_finished(session, job, "COMPLETE", snapshot_id=snapshot_id, reason="duplicate")
         landing.discard(self.raw)
         return "duplicate"
 
@@ -379,6 +392,7 @@ class JobRun:
                     "code": reason.get("code"),
                 },
             )
+            trace.ingestion_finished(session, job, "FAIL", reason=reason.get("code"))
         return "quarantined"
 
 

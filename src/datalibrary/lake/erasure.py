@@ -30,6 +30,7 @@ from datalibrary.lake.files import avro_payload, contains_token, metadata_files
 from datalibrary.lake.maintenance import expire_and_delete, remove_orphans
 from datalibrary.lake.models import Dataset, MaintenanceRun
 from datalibrary.lake.tables import FileWriter, commit_files, current_data_files, file_schema
+from datalibrary.lineage import events as trace
 
 
 def _matches(column: pa.ChunkedArray | pa.Array, subject: str) -> pa.Array:
@@ -236,6 +237,9 @@ def erase_subject(
         report=summary,
     )
     session.add(run)
+    trace.record_erasure(
+        session, user=principal.name, request=request, started=started, tables=tables, ok=report["ok"]
+    )
     record(
         session,
         actor=principal.name,

@@ -113,6 +113,7 @@ def run_query(
     planner: TablePlanner,
     limits: engine.EngineLimits,
     project: str | None = None,
+    via: str | None = None,
 ) -> QueryResult:
     require(principal, Permission.QUERY_RUN)
     project = charged_project(principal, project)
@@ -156,12 +157,12 @@ def run_query(
         record.outcome = "denied" if exc.status in (403, 404) else "failure"
         record.error = exc.detail
         session.rollback()  # nothing of a failed query's transaction survives but its record
-        _finish(session, principal, record, started, inputs, project)
+        _finish(session, principal, record, started, inputs, project, via)
         session.commit()
         raise
     record.outcome = "success"
     record.rows_returned = result.table.num_rows
-    _finish(session, principal, record, started, inputs, project)
+    _finish(session, principal, record, started, inputs, project, via)
     return QueryResult(record=record, table=result.table, truncated=result.truncated, tables=record.tables)
 
 
@@ -172,17 +173,26 @@ def _finish(
     started: float,
     inputs: list[lineage.DatasetRef],
     project: str | None,
+    via: str | None = None,
 ) -> None:
     """Add the record, the audit event and the lineage events to the session."""
     record.duration_ms = int((time.perf_counter() - started) * 1000)
     record.finished_at = utcnow()
     session.add(record)
-    common = {"run_id": record.run_id, "job_name": "query", "user": principal.name, "project": project}
+    common = {
+        "run_id": record.run_id,
+        "job_name": "query",
+        "user": principal.name,
+        "project": project,
+        "via": via or principal.via,
+    }
     lineage.emit(session, event_type=RunState.START, event_time=record.started_at, inputs=inputs, **common)
     lineage.emit(
         session,
         event_type=RunState.COMPLETE if record.outcome == "success" else RunState.FAIL,
         inputs=inputs,
+        rows=record.rows_returned,
+        size=record.bytes_scanned,
         **common,
     )
     audit.record(

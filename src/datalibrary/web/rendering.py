@@ -34,7 +34,7 @@ class PageContext:
     def nav(self) -> list[Section]:
         if self.principal is None:
             return []
-        return [s for s in SECTIONS if self.principal.can(s.permission)]
+        return [s for s in SECTIONS if s.visible_to(self.principal)]
 
 
 def render(request: Request, template: str, page: PageContext, status_code: int = 200) -> HTMLResponse:

@@ -14,6 +14,10 @@ class Section:
     permission: Permission
     summary: str
     coming: tuple[str, ...] = ()
+    also: tuple[Permission, ...] = ()  # other permissions that also show the section
+
+    def visible_to(self, principal) -> bool:  # type: ignore[no-untyped-def]
+        return any(principal.can(p) for p in (self.permission, *self.also))
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -69,11 +73,15 @@ SECTIONS: tuple[Section, ...] = (
         "Lineage",
         Permission.LINEAGE_READ,
         "Trace data from the source file to the person who read it.",
-        (
-            "Upstream: source files, ingestion jobs, anonymization policies",
-            "Downstream: queries, downloads, exports, workspaces",
-            "Compliance reports an inspector can read",
-        ),
+        # built: web/lineage.py (everyone sees their own page; lineage readers see every graph)
+        also=(Permission.CONSOLE_VIEW,),
+    ),
+    Section(
+        "exports",
+        "Exports",
+        Permission.EXPORTS_REQUEST,
+        "The airlock: take a result out of the platform after a steward's review.",
+        also=(Permission.EXPORTS_REVIEW,),
     ),
     Section(
         "admin",

@@ -9,6 +9,7 @@ from datalibrary.api.routers import (
     identity,
     ingest,
     lake,
+    lineage,
     query,
     system,
     workspace_proxy,
@@ -28,4 +29,6 @@ API_ROUTERS = [
     access.router,
     query.router,
     workspaces.router,
+    lineage.router,
+    lineage.exports_router,
 ]

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.auth.permissions import Permission, require
+from datalibrary.lineage import events as downloads
 from datalibrary.query import catalog, service
 from datalibrary.query.models import QueryRecord
 
@@ -34,6 +35,9 @@ class QueryIn(BaseModel):
     format: Literal["json", "csv", "parquet", "arrow"] = "json"
     limit: int = Field(1000, ge=1, le=100_000, description="Rows per JSON page")
     offset: int = Field(0, ge=0, description="First row of the JSON page")
+    client: Literal["console", "sdk", "cli", "workspace"] | None = Field(
+        None, description="Which client sent the query (recorded in its lineage)"
+    )
 
 
 class QueryStats(BaseModel):
@@ -99,6 +103,7 @@ def run_query(
         planner=request.app.state.planner,
         limits=settings.query.limits(),
         project=body.project,
+        via=body.client or principal.via,
     )
     record = result.record
     stats = QueryStats(
@@ -110,8 +115,14 @@ def run_query(
     )
     if body.format != "json":
         filename = f"query-{record.run_id[:8]}.{'arrows' if body.format == 'arrow' else body.format}"
+        content = encode(result.table, body.format)
+        downloads.record_download(
+            session, user=principal.name, project=record.project, query_run_id=record.run_id,
+            tables=record.tables, fmt=body.format, rows=record.rows_returned, size=len(content),
+            via=body.client or principal.via,
+        )  # fmt: skip
         return Response(
-            encode(result.table, body.format),
+            content,
             media_type=MEDIA[body.format],
             headers={
                 "Content-Disposition": f'attachment; filename="{filename}"',

@@ -1,0 +1,257 @@
+"""Lineage graph (per dataset, per user), compliance reports, forwarding status, and the
+exports airlock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
+from datalibrary.auth.permissions import Permission
+from datalibrary.db.base import utcnow
+from datalibrary.lineage import exports, forward, graph, report
+
+router = APIRouter(tags=["lineage"])
+exports_router = APIRouter(tags=["exports"])
+
+
+class DatasetLineageOut(BaseModel):
+    dataset: str
+    upstream: dict[str, Any] = Field(description="ingestions (source files), policies, erasures")
+    downstream: dict[str, Any] = Field(description="accesses (queries, downloads, exports), users, totals")
+    graph: dict[str, Any] = Field(description="nodes (in columns 0-4) and links, as drawn on the page")
+
+
+class UserLineageOut(BaseModel):
+    user: str
+    datasets: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+
+
+class ReportOut(BaseModel):
+    scope: str
+    start: datetime
+    end: datetime
+    generated_at: datetime
+    generated_by: str
+    accesses: list[dict[str, Any]]
+    exports: list[dict[str, Any]]
+    erasures: list[dict[str, Any]]
+    policies: list[dict[str, Any]]
+    audit_chain: dict[str, Any]
+    truncated: bool
+
+
+@router.get(
+    "/lineage/datasets/{name}",
+    summary="Upstream and downstream lineage of a dataset",
+    dependencies=[Requires(Permission.LINEAGE_READ)],
+)
+def dataset_lineage(
+    name: str, principal: CurrentPrincipal, session: DbSession, limit: int = Query(100, ge=1, le=1000)
+) -> DatasetLineageOut:
+    return DatasetLineageOut(**graph.dataset_lineage(session, principal, name, limit=limit))
+
+
+@router.get(
+    "/lineage/users/{name}",
+    summary="Datasets a user touched (lineage readers; anyone for themselves)",
+    dependencies=[Requires(Permission.CONSOLE_VIEW)],
+)
+def user_lineage(
+    name: str, principal: CurrentPrincipal, session: DbSession, limit: int = Query(100, ge=1, le=1000)
+) -> UserLineageOut:
+    return UserLineageOut(**graph.user_lineage(session, principal, name, limit=limit))
+
+
+def _default_start() -> datetime:
+    return datetime(1970, 1, 1, tzinfo=utcnow().tzinfo)
+
+
+@router.get(
+    "/lineage/report",
+    summary="Compliance report for a dataset or namespace over a period (JSON or CSV)",
+    dependencies=[Requires(Permission.LINEAGE_READ)],
+)
+def compliance_report(
+    principal: CurrentPrincipal,
+    session: DbSession,
+    scope: str = Query(description="NAMESPACE.TABLE or NAMESPACE"),
+    start: datetime | None = None,
+    end: datetime | None = None,
+    format: Literal["json", "csv"] = "json",
+) -> Any:
+    data = report.compliance_report(
+        session, principal, scope, _aware(start) or _default_start(), _aware(end) or utcnow()
+    )
+    if format == "csv":
+        return Response(
+            report.to_csv(data),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="compliance-{scope}.csv"'},
+        )
+    return ReportOut(**data)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=utcnow().tzinfo)
+    return value
+
+
+@router.get(
+    "/lineage/forwarding",
+    summary="State of the forwarding to an external OpenLineage endpoint",
+    dependencies=[Requires(Permission.LINEAGE_READ)],
+)
+def forwarding(session: DbSession, settings: SettingsDep) -> dict[str, Any]:
+    return forward.status(session, settings.lineage.forward_url)
+
+
+# exports airlock ---------------------------------------------------------------------------
+
+
+class ExportIn(BaseModel):
+    sql: str | None = Field(None, max_length=100_000, description="A query run with your grants")
+    path: str | None = Field(None, max_length=1000, description="A file relative to your workspace home")
+    purpose: str = Field(min_length=1, max_length=2000)
+    destination: str = Field(min_length=1, max_length=500)
+    format: Literal["csv", "parquet"] = "csv"
+    project: str | None = None
+
+
+class ExportOut(BaseModel):
+    id: int
+    run_id: str
+    requester: str
+    project: str | None
+    kind: str
+    sql: str | None
+    path: str | None
+    format: str
+    purpose: str
+    destination: str
+    state: str
+    datasets: list[str]
+    summary: dict[str, Any] | None
+    created_at: datetime
+    reviewer: str | None
+    decided_at: datetime | None
+    decision_note: str | None
+    file_bytes: int | None
+    file_sha256: str | None
+    expires_at: datetime | None
+    downloaded_at: datetime | None
+
+
+class ReviewIn(BaseModel):
+    decision: Literal["approve", "deny"]
+    note: str | None = Field(None, max_length=2000)
+    quasi_identifiers: list[str] = Field(default_factory=list, max_length=50)
+
+
+def _runner(request: Request, settings: SettingsDep) -> exports.QueryRunner:
+    return exports.QueryRunner(request.app.state.planner, settings.query.limits())
+
+
+def _out(export: Any) -> ExportOut:
+    return ExportOut(**exports.export_dict(export))
+
+
+@exports_router.post(
+    "/exports",
+    summary="Request an export (a query result or a workspace file)",
+    status_code=201,
+    dependencies=[Requires(Permission.EXPORTS_REQUEST)],
+)
+def request_export(
+    body: ExportIn, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
+) -> ExportOut:
+    export = exports.request_export(
+        session,
+        principal,
+        settings,
+        purpose=body.purpose,
+        destination=body.destination,
+        sql=body.sql,
+        path=body.path,
+        format=body.format,
+        project=body.project,
+    )
+    return _out(export)
+
+
+@exports_router.get(
+    "/exports", summary="Your export requests", dependencies=[Requires(Permission.EXPORTS_REQUEST)]
+)
+def my_exports(principal: CurrentPrincipal, session: DbSession) -> list[ExportOut]:
+    return [_out(x) for x in exports.list_exports(session, principal)]
+
+
+@exports_router.get(
+    "/exports/review",
+    summary="Every export request (reviewers)",
+    dependencies=[Requires(Permission.EXPORTS_REVIEW)],
+)
+def all_exports(principal: CurrentPrincipal, session: DbSession, state: str | None = None) -> list[ExportOut]:
+    return [_out(x) for x in exports.list_exports(session, principal, everyone=True, state=state)]
+
+
+@exports_router.get(
+    "/exports/{export_id}/summary",
+    summary="Content summary and re-identification risk (reviewers)",
+    dependencies=[Requires(Permission.EXPORTS_REVIEW)],
+)
+def summary(
+    export_id: int,
+    request: Request,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
+    qi: list[str] = Query(default_factory=list, description="Quasi-identifier columns"),
+) -> dict[str, Any]:
+    return exports.summarize(session, principal, settings, export_id, _runner(request, settings), qi)
+
+
+@exports_router.post(
+    "/exports/{export_id}/decision",
+    summary="Approve or deny an export request",
+    dependencies=[Requires(Permission.EXPORTS_REVIEW)],
+)
+def decide(
+    export_id: int,
+    body: ReviewIn,
+    request: Request,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
+) -> ExportOut:
+    export = exports.decide(
+        session,
+        principal,
+        settings,
+        export_id,
+        approve=body.decision == "approve",
+        runner=_runner(request, settings),
+        note=body.note or "",
+        quasi_identifiers=body.quasi_identifiers,
+    )
+    return _out(export)
+
+
+@exports_router.post(
+    "/exports/{export_id}/download",
+    summary="Download an approved export (once; the file is then deleted)",
+    dependencies=[Requires(Permission.EXPORTS_REQUEST)],
+)
+def download(export_id: int, principal: CurrentPrincipal, session: DbSession) -> Response:
+    content, filename = exports.download(session, principal, export_id)
+    return Response(
+        content,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )

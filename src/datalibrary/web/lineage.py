@@ -1,0 +1,258 @@
+"""Lineage pages (dataset graph, user page, printable compliance report) and the exports
+airlock pages (request, review, download once)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
+from sqlalchemy import select
+
+from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
+from datalibrary.auth.permissions import Permission
+from datalibrary.db.base import utcnow
+from datalibrary.errors import DataLibraryError, InvalidInput
+from datalibrary.lake.models import Dataset
+from datalibrary.lineage import exports, graph, report
+from datalibrary.web.forms import attempt, guard
+from datalibrary.web.lineage_svg import render_svg
+from datalibrary.web.pages import login_redirect, page_for, page_with
+from datalibrary.web.rendering import render
+
+router = APIRouter(include_in_schema=False)
+Text = Annotated[str, Form()]
+
+
+def _error(request: Request, page, status: int, detail: str) -> Response:  # type: ignore[no-untyped-def]
+    page.title = "Not allowed" if status == 403 else ("Not found" if status == 404 else "Cannot show this")
+    return render(request, "error.html", page_with(page, detail=detail), status_code=status)
+
+
+@router.get("/lineage")
+def index(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
+    if principal is None:
+        return login_redirect(request)
+    page = page_for(request, session, principal, "Lineage", active="lineage")
+    if not principal.can(Permission.LINEAGE_READ):
+        return RedirectResponse(f"/lineage/users/{principal.name}", status_code=303)
+    datasets = session.scalars(select(Dataset).order_by(Dataset.namespace, Dataset.name)).all()
+    namespaces = sorted({d.namespace for d in datasets})
+    return render(request, "lineage/index.html", page_with(page, datasets=datasets, namespaces=namespaces))
+
+
+@router.get("/lineage/datasets/{name}")
+def dataset_page(request: Request, name: str, session: DbSession, principal: OptionalPrincipal) -> Response:
+    if principal is None:
+        return login_redirect(request)
+    page = page_for(request, session, principal, f"Lineage of {name}", active="lineage")
+    try:
+        data = graph.dataset_lineage(session, principal, name)
+    except DataLibraryError as exc:
+        return _error(request, page, exc.status, exc.detail)
+    svg = Markup(render_svg(data["graph"], f"Lineage graph of {name}"))  # noqa: S704 - every value escaped
+    return render(request, "lineage/dataset.html", page_with(page, d=data, svg=svg))
+
+
+@router.get("/lineage/users")
+def user_lookup(request: Request, name: str = "") -> Response:
+    return RedirectResponse(f"/lineage/users/{name.strip() or 'unknown'}", status_code=303)
+
+
+@router.get("/lineage/users/{name}")
+def user_page(request: Request, name: str, session: DbSession, principal: OptionalPrincipal) -> Response:
+    if principal is None:
+        return login_redirect(request)
+    page = page_for(request, session, principal, f"Lineage of {name}", active="lineage")
+    try:
+        data = graph.user_lineage(session, principal, name)
+    except DataLibraryError as exc:
+        return _error(request, page, exc.status, exc.detail)
+    return render(request, "lineage/user.html", page_with(page, u=data))
+
+
+def _moment(value: str, default: datetime) -> datetime:
+    if not value.strip():
+        return default
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput(f"'{value[:40]}' is not a date (YYYY-MM-DD)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@router.get("/lineage/report")
+def report_page(
+    request: Request,
+    session: DbSession,
+    principal: OptionalPrincipal,
+    scope: str = "",
+    start: str = "",
+    end: str = "",
+) -> Response:
+    if principal is None:
+        return login_redirect(request)
+    page = page_for(request, session, principal, f"Compliance report: {scope}", active="lineage")
+    try:
+        begin = _moment(start, datetime(1970, 1, 1, tzinfo=UTC))
+        finish = _moment(end, utcnow())
+        data = report.compliance_report(session, principal, scope, begin, finish)
+    except DataLibraryError as exc:
+        return _error(request, page, exc.status, exc.detail)
+    return render(request, "lineage/report.html", page_with(page, r=data, start=start, end=end))
+
+
+# exports ------------------------------------------------------------------------------------
+
+
+def _exports_page(request: Request, session: DbSession, principal, status: int = 200, **extra) -> Response:  # type: ignore[no-untyped-def]
+    page = page_for(request, session, principal, "Exports", active="exports")
+    mine = exports.list_exports(session, principal) if principal.can(Permission.EXPORTS_REQUEST) else []
+    pending = (
+        exports.list_exports(session, principal, everyone=True, state="pending")
+        if principal.can(Permission.EXPORTS_REVIEW)
+        else []
+    )
+    page.errors = extra.pop("errors", {})
+    return render(
+        request,
+        "exports/index.html",
+        page_with(page, mine=mine, pending=pending, form=extra.pop("form", {}), **extra),
+        status_code=status,
+    )
+
+
+@router.get("/exports")
+def exports_index(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
+    if principal is None:
+        return login_redirect(request)
+    if not (principal.can(Permission.EXPORTS_REQUEST) or principal.can(Permission.EXPORTS_REVIEW)):
+        return guard(request, session, principal, Permission.EXPORTS_REQUEST)  # type: ignore[return-value]
+    return _exports_page(request, session, principal)
+
+
+@router.post("/exports")
+def exports_request(
+    request: Request,
+    session: DbSession,
+    principal: OptionalPrincipal,
+    settings: SettingsDep,
+    csrf_token: Text = "",
+    kind: Text = "query",
+    sql: Text = "",
+    path: Text = "",
+    purpose: Text = "",
+    destination: Text = "",
+    format: Text = "csv",
+) -> Response:
+    if (stop := guard(request, session, principal, Permission.EXPORTS_REQUEST)) is not None:
+        return stop
+    assert principal is not None
+    errors: dict[str, str] = {}
+
+    def create():  # type: ignore[no-untyped-def]
+        return exports.request_export(
+            session,
+            principal,
+            settings,
+            purpose=purpose,
+            destination=destination,
+            sql=sql if kind == "query" else None,
+            path=path if kind == "file" else None,
+            format=format,
+        )
+
+    if attempt(session, principal, csrf_token, create, errors) is not None:
+        return RedirectResponse("/exports?sent=1", status_code=303)
+    form = {"kind": kind, "sql": sql, "path": path, "purpose": purpose, "destination": destination}
+    return _exports_page(request, session, principal, 422, errors=errors, form=form)
+
+
+def _runner(request: Request, settings) -> exports.QueryRunner:  # type: ignore[no-untyped-def]
+    return exports.QueryRunner(request.app.state.planner, settings.query.limits())
+
+
+@router.get("/exports/{export_id}")
+def export_review(
+    request: Request,
+    export_id: int,
+    session: DbSession,
+    principal: OptionalPrincipal,
+    settings: SettingsDep,
+    qi: str = "",
+) -> Response:
+    if (stop := guard(request, session, principal, Permission.EXPORTS_REVIEW)) is not None:
+        return stop
+    assert principal is not None
+    page = page_for(request, session, principal, f"Export #{export_id}", active="exports")
+    quasi = [q.strip() for q in qi.split(",") if q.strip()][:50]
+    try:
+        export = exports.get_export(session, export_id)
+        summary = (
+            exports.summarize(session, principal, settings, export_id, _runner(request, settings), quasi)
+            if export.state == "pending"
+            else export.summary
+        )
+    except DataLibraryError as exc:
+        session.rollback()
+        return _error(request, page, exc.status, exc.detail)
+    return render(
+        request, "exports/review.html", page_with(page, x=export, summary=summary, qi=", ".join(quasi))
+    )
+
+
+@router.post("/exports/{export_id}/decision")
+def export_decision(
+    request: Request,
+    export_id: int,
+    session: DbSession,
+    principal: OptionalPrincipal,
+    settings: SettingsDep,
+    csrf_token: Text = "",
+    decision: Text = "",
+    note: Text = "",
+    qi: Text = "",
+) -> Response:
+    if (stop := guard(request, session, principal, Permission.EXPORTS_REVIEW)) is not None:
+        return stop
+    assert principal is not None
+    errors: dict[str, str] = {}
+
+    def run():  # type: ignore[no-untyped-def]
+        return exports.decide(
+            session,
+            principal,
+            settings,
+            export_id,
+            approve=decision == "approve",
+            runner=_runner(request, settings),
+            note=note,
+            quasi_identifiers=[q.strip() for q in qi.split(",") if q.strip()],
+        )
+
+    if attempt(session, principal, csrf_token, run, errors) is not None:
+        return RedirectResponse("/exports", status_code=303)
+    return _exports_page(request, session, principal, 422, errors=errors)
+
+
+@router.post("/exports/{export_id}/download")
+def export_download(
+    request: Request, export_id: int, session: DbSession, principal: OptionalPrincipal, csrf_token: Text = ""
+) -> Response:
+    if (stop := guard(request, session, principal, Permission.EXPORTS_REQUEST)) is not None:
+        return stop
+    assert principal is not None
+    errors: dict[str, str] = {}
+    taken = attempt(
+        session, principal, csrf_token, lambda: exports.download(session, principal, export_id), errors
+    )
+    if taken is None:
+        return _exports_page(request, session, principal, 409, errors=errors)
+    content, filename = taken
+    return Response(
+        content,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
