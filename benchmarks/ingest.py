@@ -159,7 +159,9 @@ def main() -> None:
         floor = results["floor"]["mb_per_s"]
         print("MB/s over the work itself (imports and the pipeline's one-time platform setup excluded;")
         print("'process s' is the whole subprocess)")
-        print(f"{'case':<16}{'MB/s':>8}{'work s':>9}{'process s':>11}{'peak RSS MB':>14}{'x floor':>9}{'rows':>12}")
+        widths = (("case", -16), ("MB/s", 8), ("work s", 9), ("process s", 11), ("peak RSS MB", 14))
+        widths += (("x floor", 9), ("rows", 12))
+        print("".join(f"{h:<{-w}}" if w < 0 else f"{h:>{w}}" for h, w in widths))
         for case, result in results.items():
             ratio = result["mb_per_s"] / floor
             print(
