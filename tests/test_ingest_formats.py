@@ -401,3 +401,32 @@ def test_a_bad_define_xml_is_refused_at_submission(
     define.write_text('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "boom">]><ODM>&e;</ODM>')
     with pytest.raises(InvalidInput, match="DOCTYPE"):
         ingest_tree(sqlite_platform, shared_data / "cdiscpilot01-sdtm" / "dm.xpt", "s.dm", define=define)
+
+
+def test_read_ahead_hands_errors_over_and_stops_with_its_caller() -> None:
+    import time
+
+    from datalibrary.ingest.prefetch import prefetch
+
+    def failing():
+        yield 1
+        yield 2
+        raise ValueError("boom at row 3")
+
+    ahead = prefetch(failing())
+    assert next(ahead) == 1 and next(ahead) == 2
+    with pytest.raises(ValueError, match="row 3"):
+        next(ahead)
+    produced: list[int] = []
+
+    def endless():
+        while True:
+            produced.append(len(produced))
+            yield produced[-1]
+
+    ahead = prefetch(endless(), depth=2)
+    assert next(ahead) == 0
+    ahead.close()
+    seen = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == seen <= 5, "bounded read-ahead, stopped when the caller stopped"

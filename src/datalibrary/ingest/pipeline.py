@@ -34,6 +34,7 @@ from datalibrary.ingest import fanout, faults, jobs, landing
 from datalibrary.ingest.fanout import ARCHIVES, WILDCARD
 from datalibrary.ingest.models import IngestJob
 from datalibrary.ingest.normalize import conform, lake_schema
+from datalibrary.ingest.prefetch import prefetch
 from datalibrary.ingest.readers import ReadError, ReportsProgress, open_reader
 from datalibrary.ingest.readers.archive import extract
 from datalibrary.ingest.readers.detect import detect_format
@@ -192,7 +193,7 @@ class JobRun:
             options.pop(key, None)
         reader = open_reader(self.raw, format=fmt, display_name=job.source_name, **options)
         self.progress(force=True, step="reading", format=fmt)
-        batches = iter(reader.batches())
+        batches = prefetch(iter(reader.batches()))
         first = next(batches, None)
         if first is None:
             raise Quarantine(
