@@ -10,11 +10,13 @@ not fit) moves the raw file to quarantine with a machine-readable reason.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import shutil
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +179,7 @@ class JobRun:
             return self._duplicate(earlier.snapshot_id)
         policy = load_policy_for(self.db, job)
         options = dict(job.options or {})
-        fmt = job.format or detect_format(self.raw)
+        fmt = job.format or self._detect()
         if fmt in ARCHIVES:
             return self._fan_out_archive(fmt)
         if fmt == "fhir" and not options.get("resource_type"):
@@ -281,6 +283,35 @@ class JobRun:
             result.snapshot_id, rows=rows, labels=labels, bytes_written=writer.bytes_written
         )
 
+    def _detect(self) -> str:
+        assert self.raw is not None
+        try:
+            return detect_format(self.raw)
+        except ReadError as exc:  # name the delivered file, not the landed copy
+            raise ReadError(self.job.source_name, exc.reason) from exc
+
+    @contextlib.contextmanager
+    def _keep_lease(self) -> Iterator[None]:
+        """Heartbeats while a long step (extraction, the FHIR counting pass) reports nothing,
+        so that no other worker takes the job over meanwhile."""
+        lease = self.settings.ingest.job_lease_seconds
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(max(lease / 3, 0.5)):
+                try:
+                    jobs.heartbeat(self.db.engine, self.job_id, lease)
+                except Exception:
+                    log.warning("heartbeat of job %s failed", self.job_id, exc_info=True)
+
+        thread = threading.Thread(target=beat, name=f"lease-{self.job_id[:8]}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(5)
+
     # fan-out ------------------------------------------------------------------------------
 
     def _fan_out_archive(self, kind: str) -> str:
@@ -292,7 +323,8 @@ class JobRun:
         self.progress(force=True, step="extracting", format=kind)
         try:
             try:
-                outputs = extract(self.raw, scratch)
+                with self._keep_lease():
+                    outputs = extract(self.raw, scratch)
             except ReadError as exc:
                 code = "archive-refused" if fanout.is_hostile(exc) else "archive-unreadable"
                 raise Quarantine(code, exc.detail, file=job.source_name) from exc
@@ -308,7 +340,8 @@ class JobRun:
                     "per file)",
                     file=job.source_name,
                 )
-            children = fanout.archive_children(self.settings, job, planned)
+            with self._keep_lease():
+                children = fanout.archive_children(self.settings, job, planned)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return self._fanned_out(children, kind)
@@ -318,7 +351,8 @@ class JobRun:
         job = self.job
         assert self.raw is not None
         self.progress(force=True, step="scanning", format="fhir")
-        types = resource_types(self.raw, display_name=job.source_name)
+        with self._keep_lease():
+            types = resource_types(self.raw, display_name=job.source_name)
         if not types:
             raise Quarantine(
                 "empty", f"file '{job.source_name}' holds no FHIR resource", file=job.source_name
