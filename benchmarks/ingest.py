@@ -170,7 +170,8 @@ def main() -> None:
                 f"{result['peak_rss_mb']:>14}{ratio:>9.2f}{result['rows']!s:>12}"
             )
         if "pipeline" in results:
-            print(f"pipeline: {results['pipeline']['land_seconds']} s of its work land the file (copy + SHA-256)")
+            landed = results["pipeline"]["land_seconds"]
+            print(f"pipeline: {landed} s of its work land the file (copy + SHA-256)")
 
 
 if __name__ == "__main__":
