@@ -126,18 +126,23 @@ def test_a_zip_of_the_real_study_with_its_define_xml(
     platform = sqlite_platform
     add_policy(platform)
     study = shared_data / "cdiscpilot01-sdtm"
+    define = (study / "define.xml").read_text().replace('"Age Units"', '"Unit of age"')
+    members = {f"sdtm/{p.name}": p.read_bytes() for p in [study / "dm.xpt", study / "ae.xpt"]}
     delivery = tmp_path / "sdtm.zip"
-    delivery.write_bytes(
-        zip_bytes({f"sdtm/{p.name}": p.read_bytes() for p in [study / "dm.xpt", study / "ae.xpt"]})
-    )
-    done = ingest_tree(platform, delivery, "pilot.*", define=study / "define.xml")
-    assert [s for _, s in done] == ["succeeded"] * 3
+    delivery.write_bytes(zip_bytes({**members, "sdtm/define.xml": define.encode()}))
+    done = ingest_tree(platform, delivery, "pilot.*")
+    assert [s for _, s in done] == ["succeeded"] * 3, "the define.xml is metadata, not a table"
     parent = job(platform, done[0][0])
     assert parent.step == "fanned-out" and parent.format == "zip" and len(parent.options["children"]) == 2
     assert tables(platform, "pilot") == ["pilot.ae", "pilot.dm"]
     child = job(platform, done[1][0])
     assert child.options["parent"] == parent.id and child.source_name.startswith("sdtm.zip/sdtm/")
-    assert labels(platform, "pilot.dm")["RFSTDTC"] == "Subject Reference Start Date/Time"
+    assert labels(platform, "pilot.dm")["AGEU"] == "Unit of age"
+    # a define.xml given with the delivery wins over the one inside it
+    again = tmp_path / "sdtm2.zip"
+    again.write_bytes(zip_bytes({"dm.xpt": members["sdtm/dm.xpt"], "define.xml": define.encode()}))
+    done = ingest_tree(platform, again, "other.*", define=study / "define.xml")
+    assert labels(platform, "other.dm")["AGEU"] == "Age Units"
     no_leftovers(platform)
 
 

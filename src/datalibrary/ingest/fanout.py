@@ -82,6 +82,22 @@ def _child(parent: IngestJob, **values: Any) -> IngestJob:
     )
 
 
+def split_define(outputs: list[Path], parent: IngestJob) -> tuple[list[Path], dict[str, dict[str, str]]]:
+    """A define.xml inside an archive is metadata, not a table: its labels go to the members
+    (unless the delivery came with a define.xml of its own, which wins)."""
+    from datalibrary.ingest.readers.define_xml import define_labels
+
+    defines = [p for p in outputs if p.name.lower() == "define.xml"]
+    data = [p for p in outputs if p not in defines]
+    labels = dict((parent.options or {}).get("define_labels") or {})
+    if defines and not labels:
+        try:
+            labels = define_labels(defines[0])
+        except ReadError as exc:
+            raise ReadError(f"{parent.source_name}/{defines[0].name}", exc.reason) from exc
+    return data, labels
+
+
 def plan_members(parent: IngestJob, members: list[tuple[Path, str]]) -> list[tuple[Path, str, str]]:
     """(extracted file, its path in the archive, target table) for each member."""
     planned = []
@@ -96,12 +112,15 @@ def plan_members(parent: IngestJob, members: list[tuple[Path, str]]) -> list[tup
 
 
 def archive_children(
-    settings: Settings, parent: IngestJob, planned: list[tuple[Path, str, str]]
+    settings: Settings,
+    parent: IngestJob,
+    planned: list[tuple[Path, str, str]],
+    define: dict[str, dict[str, str]] | None = None,
 ) -> list[IngestJob]:
     """Land each extracted member (moved, hashed) as a queued child job; not yet in the database."""
     from datalibrary.ingest.jobs import new_job_id
 
-    inherited = {k: v for k, v in (parent.options or {}).items() if k == "define_labels"}
+    inherited = {"define_labels": define} if define else {}
     children = []
     for path, relative, table in planned:
         job_id = new_job_id()

@@ -328,6 +328,7 @@ class JobRun:
             except ReadError as exc:
                 code = "archive-refused" if fanout.is_hostile(exc) else "archive-unreadable"
                 raise Quarantine(code, exc.detail, file=job.source_name) from exc
+            outputs, define = fanout.split_define(outputs, job)
             if not outputs:
                 raise Quarantine("empty", f"archive '{job.source_name}' holds no file", file=job.source_name)
             planned = fanout.plan_members(job, [(p, p.relative_to(scratch).as_posix()) for p in outputs])
@@ -341,7 +342,7 @@ class JobRun:
                     file=job.source_name,
                 )
             with self._keep_lease():
-                children = fanout.archive_children(self.settings, job, planned)
+                children = fanout.archive_children(self.settings, job, planned, define)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return self._fanned_out(children, kind)
