@@ -58,11 +58,43 @@ def run_reader_parquet(path: Path, out: Path) -> dict:
 
 
 def run_pipeline(path: Path, table: str) -> dict:
-    """End to end through ``datalibrary.ingest.pipeline.ingest_file`` (the lake branch)."""
-    from datalibrary.ingest.pipeline import ingest_file  # noqa: PLC0415 - lands with the lake
+    """End to end through the real job API (land, read, policy, write, commit) with a keep-all
+    policy, into a fresh state directory (SQLite app database, local warehouse)."""
+    from datalibrary.auth.permissions import Principal
+    from datalibrary.bootstrap import initialize
+    from datalibrary.config import Settings
+    from datalibrary.db import Database
+    from datalibrary.ingest.jobs import submit_file
+    from datalibrary.ingest.models import IngestJob
+    from datalibrary.ingest.worker import run_one, worker_name
+    from datalibrary.privacy.store import save_policy
 
-    result = ingest_file(path, table)
-    return {"rows": getattr(result, "rows", None)}
+    home = path.parent / "state"
+    url = f"sqlite:///{home / 'datalibrary.db'}"
+    home.mkdir(exist_ok=True)
+    settings = Settings(home=home, database_url=url)
+    db = Database(url)
+    initialize(settings, db)
+    settings = Settings(home=home, database_url=url)
+    operator = Principal.system("benchmark")
+    try:
+        with db.session() as session:
+            save_policy(session, operator, "name: keep-all\nversion: 1\ncolumns:\n  '*': keep\n")
+        started = time.perf_counter()  # the platform's one-time setup above is not timed
+        with db.session() as session:
+            job_id = submit_file(session, operator, settings, path, table=table, policy="keep-all").id
+        landed = time.perf_counter() - started
+        result = run_one(settings, db, worker_name("bench"), job_id)
+        seconds = time.perf_counter() - started
+        with db.session() as session:
+            job = session.get(IngestJob, job_id)
+            assert job is not None
+            state, rows, reason = job.state, job.rows_written, job.reason
+    finally:
+        db.dispose()
+    if result is None or state != "succeeded":
+        raise SystemExit(f"pipeline job ended {state}: {reason}")
+    return {"rows": rows, "work_seconds": seconds, "land_seconds": round(landed, 2)}
 
 
 CASES = {"floor": run_floor, "reader": run_reader, "reader+parquet": run_reader_parquet}
@@ -72,7 +104,9 @@ def child(case: str, path: str, out: str) -> None:
     if case == "pipeline":
         result = run_pipeline(Path(path), "bench.lb")
     else:
+        started = time.perf_counter()
         result = CASES[case](Path(path), Path(out))
+        result["work_seconds"] = time.perf_counter() - started
     print(json.dumps(result))
 
 
@@ -89,12 +123,15 @@ def measure(case: str, path: Path, work: Path) -> dict:
     if status != 0:
         raise SystemExit(f"{case} failed (status {status})")
     size = path.stat().st_size
+    result = json.loads(output.strip().splitlines()[-1])
+    work = result.pop("work_seconds")
     return {
         "case": case,
         "seconds": round(seconds, 2),
-        "mb_per_s": round(size / 1e6 / seconds, 1),
+        "work_seconds": round(work, 2),
+        "mb_per_s": round(size / 1e6 / work, 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-        **json.loads(output.strip().splitlines()[-1]),
+        **result,
     }
 
 
@@ -121,12 +158,20 @@ def main() -> None:
         cases = ["floor", "reader", "reader+parquet"] + ([] if args.floor_only else ["pipeline"])
         results = {case: measure(case, csv_path, work) for case in cases}
         floor = results["floor"]["mb_per_s"]
-        print(f"{'case':<16}{'MB/s':>8}{'peak RSS MB':>14}{'x floor':>9}{'rows':>12}")
+        print("MB/s over the work itself (imports and the pipeline's one-time platform setup excluded;")
+        print("'process s' is the whole subprocess)")
+        widths = (("case", -16), ("MB/s", 8), ("work s", 9), ("process s", 11), ("peak RSS MB", 14))
+        widths += (("x floor", 9), ("rows", 12))
+        print("".join(f"{h:<{-w}}" if w < 0 else f"{h:>{w}}" for h, w in widths))
         for case, result in results.items():
             ratio = result["mb_per_s"] / floor
             print(
-                f"{case:<16}{result['mb_per_s']:>8}{result['peak_rss_mb']:>14}{ratio:>9.2f}{result['rows']!s:>12}"
+                f"{case:<16}{result['mb_per_s']:>8}{result['work_seconds']:>9}{result['seconds']:>11}"
+                f"{result['peak_rss_mb']:>14}{ratio:>9.2f}{result['rows']!s:>12}"
             )
+        if "pipeline" in results:
+            landed = results["pipeline"]["land_seconds"]
+            print(f"pipeline: {landed} s of its work land the file (copy + SHA-256)")
 
 
 if __name__ == "__main__":

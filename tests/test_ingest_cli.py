@@ -85,9 +85,9 @@ def test_cli_rejects_bad_arguments_clearly(platform: Platform, cli_env: dict, tm
     )
     assert result.exit_code == 2 and "mode must be" in result.stderr
     odd = tmp_path / "x.weird"
-    odd.write_text("?")
+    odd.write_bytes(b"\x00\x01\x02\x03" * 16)  # the content tells the format, not the name
     result = runner.invoke(app, ["ingest", str(odd), "--table", "a.b", "--policy", "keep-all"])
-    assert result.exit_code == 2 and "cannot tell the format" in result.stderr
+    assert result.exit_code == 2 and "binary content of an unknown format" in result.stdout
 
 
 @pytest.mark.parametrize("step", ["landed", "written", "committed"])
@@ -158,3 +158,39 @@ def test_every_synthea_csv_ingests_with_matching_row_counts(
         job_id, state = ingest(sqlite_platform, path, f"synthea.{path.stem}")
         assert state == "succeeded", (path.name, state)
         assert read_table(sqlite_platform, f"synthea.{path.stem}").num_rows == expected, path.name
+
+
+def test_cli_every_kind_of_delivery_with_define(
+    sqlite_platform: Platform, monkeypatch: pytest.MonkeyPatch, shared_data: Path, tmp_path: Path
+) -> None:
+    """XPT with --define, a zip, a FHIR bundle and a CSV in one command, tables named per file."""
+    import gzip
+    import zipfile
+
+    from tests.test_readers_formats import observation, patient, write_bundle
+
+    monkeypatch.setenv("DATALIBRARY_HOME", str(sqlite_platform.settings.home))
+    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", str(sqlite_platform.settings.database_url))
+    add_policy(sqlite_platform)
+    study = shared_data / "cdiscpilot01-sdtm"
+    define = tmp_path / "define.xml"
+    define.write_text((study / "define.xml").read_text().replace('"Sex"', '"Sex of the subject"'))
+    delivery = tmp_path / "labs.zip"
+    with zipfile.ZipFile(delivery, "w") as archive:
+        archive.writestr("lb.csv.gz", gzip.compress(b"USUBJID,LBORRES\nS-1,5.5\n"))
+        archive.writestr("vs.csv", "USUBJID,VSORRES\nS-1,120\n")
+    bundle = tmp_path / "export"  # no suffix: the content tells it is FHIR
+    write_bundle(bundle, [patient(1), observation(1)])
+    out = json.loads(
+        run_cli(
+            "ingest", str(study / "dm.xpt"), str(delivery), str(bundle), "--table", "mix.*",
+            "--policy", "keep-all", "--define", str(define), "--json",
+        )
+    )  # fmt: skip
+    by_state = sorted((j["state"], j["table"]) for j in out)
+    assert ("succeeded", "mix.dm") in by_state and ("succeeded", "mix.lb") in by_state
+    assert ("succeeded", "mix.observation") in by_state and ("succeeded", "mix.patient") in by_state
+    assert {j["state"] for j in out} == {"succeeded"} and len(out) == 7
+    assert [len(j["children"]) for j in out if j["children"]] == [2, 2]
+    shown = json.loads(run_cli("datasets", "show", "mix.dm", "--json"))
+    assert json.dumps(shown).count("Sex of the subject") >= 1

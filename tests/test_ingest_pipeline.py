@@ -113,7 +113,7 @@ def test_policy_drops_columns_and_uncovered_columns_quarantine(
     [
         ("empty.csv", b"", "unreadable"),
         ("ragged.csv", b"A,B\n1,2\n3\n", "unreadable"),
-        ("dupes.csv", b"A,A\n1,2\n", "unreadable"),
+        ("binary.xpt", b"\x00\x01\x02garbage\x00" * 8, "unreadable"),
         ("binary.parquet", b"PAR1\x00\x01garbage", "unreadable"),
         ("truncated.parquet", None, "unreadable"),
     ],

@@ -1,54 +1,37 @@
-"""The demo study loads through the real pipeline (with a stand-in generator until the real one lands)."""
+"""The demo study of a first start loads through the real pipeline, with the real generator."""
 
 from __future__ import annotations
 
 import sys
-import types
-from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
 import pytest
 
+from datalibrary.demo_data import study_tables
+from datalibrary.ingest.models import IngestJob
 from datalibrary.lake.catalog import open_lake
 from datalibrary.lake.demo import load_demo_study
 from tests.helpers import Platform
+from tests.lake_helpers import read_table
+
+IDENTIFYING = {"first_name", "last_name", "ssn", "mrn", "email", "phone", "address", "zip"}
 
 
-def fake_generate_study(out_dir: Path, subjects: int = 10) -> list[Path]:
-    """A stand-in for datalibrary.demo_data.generate_study (named as such: a fake)."""
-    ids = [f"01-701-{1000 + i}" for i in range(subjects)]
-    dm = out_dir / "dm.csv"
-    pacsv.write_csv(pa.table({"USUBJID": ids, "AGE": [40 + i % 40 for i in range(subjects)]}), dm)
-    patients = out_dir / "patients.csv"
-    pacsv.write_csv(
-        pa.table(
-            {
-                "Id": ids,
-                "FIRST_NAME": ["Ann"] * subjects,
-                "SSN": ["999-00-0000"] * subjects,
-                "GENDER": ["F"] * subjects,
-            }
-        ),
-        patients,
-    )
-    return [dm, patients]
-
-
-def test_demo_study_loads_once_and_drops_identifiers(
-    sqlite_platform: Platform, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    module = types.ModuleType("datalibrary.demo_data")
-    module.generate_study = fake_generate_study  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "datalibrary.demo_data", module)
-    lines = list(load_demo_study(sqlite_platform.settings, subjects=12))
-    assert lines[0].startswith("Demo study loaded") and all("succeeded" in line for line in lines[1:])
+def test_demo_study_loads_once_and_drops_identifiers(sqlite_platform: Platform) -> None:
+    lines = list(load_demo_study(sqlite_platform.settings, subjects=6))
+    assert lines[0].startswith("Demo study loaded"), lines
+    assert len(lines) == 7 and all("succeeded" in line for line in lines[1:]), lines
     lake = open_lake(sqlite_platform.settings)
-    assert sorted(str(t) for t in lake.tables("demo")) == ["demo.dm", "demo.patients"]
-    from tests.lake_helpers import read_table
-
+    expected = study_tables(subjects=6)
+    assert sorted(str(t) for t in lake.tables("demo")) == sorted(f"demo.{name}" for name in expected)
+    for name, source in expected.items():
+        stored = read_table(sqlite_platform, f"demo.{name}")
+        assert stored.num_rows == source.num_rows, name
     patients = read_table(sqlite_platform, "demo.patients")
-    assert patients.column_names == ["Id", "GENDER"] and patients.num_rows == 12
+    assert not IDENTIFYING & set(patients.column_names)
+    assert {"patient_id", "usubjid", "sex"} <= set(patients.column_names)
+    with sqlite_platform.db.session() as session:
+        jobs = session.query(IngestJob).all()
+    assert {j.state for j in jobs} == {"succeeded"} and {j.policy_name for j in jobs} == {"demo-study"}
     assert list(load_demo_study(sqlite_platform.settings)) == [], "loaded once"
 
 

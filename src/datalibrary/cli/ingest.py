@@ -34,17 +34,32 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def ingest(
         paths: Annotated[list[Path], typer.Argument(help="Files to ingest.", exists=True, dir_okay=False)],
-        table_name: Annotated[str, typer.Option("--table", help="Target table NAMESPACE.TABLE.")],
+        table_name: Annotated[
+            str,
+            typer.Option(
+                "--table",
+                help="Target table NAMESPACE.TABLE, or NAMESPACE.* for a table per file "
+                "(archive member, FHIR resource type).",
+            ),
+        ],
         policy: Annotated[str, typer.Option(help="Policy name, or a policy YAML file to store and use.")],
         mode: Annotated[str, typer.Option(help="append or overwrite.")] = "append",
-        format: Annotated[str | None, typer.Option(help="File format (default: from the file name).")] = None,
+        format: Annotated[
+            str | None, typer.Option(help="File format (default: told from the content).")
+        ] = None,
+        define: Annotated[
+            Path | None,
+            typer.Option(
+                "--define", help="A define.xml whose labels the SAS files get.", exists=True, dir_okay=False
+            ),
+        ] = None,
         queue: Annotated[bool, typer.Option("--queue", help="Only queue the jobs for workers.")] = False,
         as_json: JsonOption = False,
     ) -> None:
         """Ingest files into a lake table through the full pipeline (one snapshot per file)."""
         from datalibrary.ingest.jobs import job_dict, submit_file
         from datalibrary.ingest.models import IngestJob
-        from datalibrary.ingest.worker import run_one, worker_name
+        from datalibrary.ingest.worker import worker_name
 
         config = settings()
         database = Database(str(config.database_url))
@@ -63,12 +78,15 @@ def register(app: typer.Typer) -> None:
                             policy=policy_name,
                             mode=mode,
                             format=format,
+                            define=define,
                         )
                         job_ids.append(job.id)
                 if not queue:
                     name = worker_name("cli")
+                    ran = []
                     for job_id, path in zip(job_ids, paths, strict=True):
-                        _run_with_progress(config, database, name, job_id, path, run_one, show=not as_json)
+                        ran += _run_with_progress(config, database, name, job_id, path, show=not as_json)
+                    job_ids = [job_id for job_id, _ in ran]
                 with database.session() as session:
                     results = [job_dict(session.get(IngestJob, job_id)) for job_id in job_ids]
         finally:
@@ -80,7 +98,9 @@ def register(app: typer.Typer) -> None:
                     row["state"], "red"
                 )
                 line = f"[{colour}]{row['state']}[/{colour}] {row['source_name']} -> {row['table']}"
-                if row["state"] == "succeeded":
+                if row["children"]:
+                    line = f"[cyan]unpacked[/cyan] {row['source_name']} into {len(row['children'])} job(s)"
+                elif row["state"] == "succeeded":
                     line += f" ({row['rows_written']} rows, snapshot {row['snapshot_id']})"
                 if row["reason"]:
                     line += f": {row['reason'].get('message')}"
@@ -177,12 +197,14 @@ def register(app: typer.Typer) -> None:
         emit(data, as_json, lambda d: console.print(f"job {d['id']} queued again"))
 
 
-def _run_with_progress(config, database, name, job_id, path, run_one, show: bool) -> None:  # type: ignore[no-untyped-def]
-    """Run one job here; a Rich progress bar follows the bytes read when stdout is a terminal."""
+def _run_with_progress(config, database, name, job_id, path, show: bool) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """Run one job here, then the jobs it fanned out into; a Rich progress bar follows the bytes
+    read when stdout is a terminal. Returns (job id, state) of every job run."""
+    from datalibrary.ingest.worker import run_tree
+
     size = max(path.stat().st_size, 1)
     if not (show and console.is_terminal):
-        run_one(config, database, name, job_id)
-        return
+        return run_tree(config, database, name, job_id)
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(
@@ -198,8 +220,9 @@ def _run_with_progress(config, database, name, job_id, path, run_one, show: bool
             if "progress_bytes" in values:
                 progress.update(task, completed=min(values["progress_bytes"], size))
 
-        run_one(config, database, name, job_id, on_progress=update)
+        done = run_tree(config, database, name, job_id, on_progress=update)
         progress.update(task, completed=size)
+    return done
 
 
 __all__ = ["fail", "jobs_app", "register"]

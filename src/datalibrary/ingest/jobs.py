@@ -20,17 +20,34 @@ from datalibrary.config import Settings
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound
 from datalibrary.ingest import landing
+from datalibrary.ingest.fanout import ARCHIVES, WILDCARD, sniff, table_for_file
 from datalibrary.ingest.models import JOB_STATES, IngestJob
-from datalibrary.ingest.readers import detect_format, reader_class
-from datalibrary.lake.catalog import parse_table_name
+from datalibrary.ingest.readers import READERS, reader_class
+from datalibrary.ingest.readers.define_xml import define_labels
+from datalibrary.lake.catalog import TableName, check_name, parse_table_name
 from datalibrary.privacy.store import load_policy
 
 MODES = ("append", "overwrite")
-# Parallel submissions race for the audit chain's tail; each loser retries.
+FORMATS = (*READERS, *ARCHIVES)
 
 
 def new_job_id() -> str:
     return uuid.uuid4().hex
+
+
+def parse_target(text: str) -> TableName:
+    """``NS.TABLE``, or ``NS.*``: a table per file (from its name) or per FHIR resource type."""
+    namespace, dot, name = (text or "").strip().partition(".")
+    if dot and name.strip() == WILDCARD:
+        return TableName(check_name(namespace.lower(), "namespace"), WILDCARD)
+    return parse_table_name(text)
+
+
+def read_define(define: Path) -> dict[str, dict[str, str]]:
+    """Labels of a define.xml by dataset; refused early (at submission) when unreadable."""
+    if not Path(define).is_file():
+        raise InvalidInput(f"define.xml {define} is not a readable file")
+    return define_labels(Path(define))
 
 
 def submit_file(
@@ -46,20 +63,29 @@ def submit_file(
     via: str = "cli",
     format: str | None = None,
     move: bool = False,
+    define: Path | None = None,
 ) -> IngestJob:
-    """Land ``source`` in the private area and queue a job for it."""
+    """Land ``source`` in the private area and queue a job for it.
+
+    The format is told from the content when the job runs (``format`` forces one). ``table``
+    may be ``NS.*`` (table from the file name, or one per FHIR resource type); ``define``
+    (a define.xml) gives column labels to the SAS files of the delivery.
+    """
     require(principal, Permission.INGEST_RUN)
-    name = parse_table_name(table)
+    name = parse_target(table)
     if mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     display = landing.safe_filename(display_name or source.name)
-    if format is not None:
+    if format is not None and format not in ARCHIVES:
         reader_class(format)
-    else:
-        detect_format(display)
     stored = load_policy(session, policy)
     if not source.is_file():
         raise InvalidInput(f"{source} is not a readable file")
+    options: dict[str, object] = {}
+    if define is not None:
+        options["define_labels"] = read_define(define)
+    if name.name == WILDCARD and (format or sniff(source)) not in (*ARCHIVES, "fhir"):
+        name = TableName(name.namespace, table_for_file(display))
     job_id = new_job_id()
     raw, sha, size = landing.land(settings, job_id, source, display, move=move)
     job = IngestJob(
@@ -71,7 +97,7 @@ def submit_file(
         policy_version=stored.version,
         policy_hash=stored.sha256,
         format=format,
-        options={},
+        options=options,
         source_name=display,
         source_via=via,
         raw_path=str(raw),
@@ -91,6 +117,13 @@ def submit_file(
     )
     session.flush()
     return job
+
+
+def children_of(session: Session, job: IngestJob) -> list[IngestJob]:
+    """The jobs a delivery fanned out into (archive members, FHIR resource types), in order."""
+    ids = list((job.options or {}).get("children", []))
+    found = {j.id: j for j in session.scalars(select(IngestJob).where(IngestJob.id.in_(ids)))} if ids else {}
+    return [found[i] for i in ids if i in found]
 
 
 def claim(engine: Engine, worker: str, lease_seconds: float, job_id: str | None = None) -> str | None:
@@ -198,6 +231,9 @@ def job_dict(job: IngestJob) -> dict[str, object]:
         "source_name": job.source_name,
         "source_via": job.source_via,
         "format": job.format,
+        "parent": (job.options or {}).get("parent"),
+        "children": list((job.options or {}).get("children", [])),
+        "resource_type": (job.options or {}).get("resource_type"),
         "sha256": job.sha256,
         "size_bytes": job.size_bytes,
         "progress_bytes": job.progress_bytes,

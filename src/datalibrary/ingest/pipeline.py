@@ -10,10 +10,13 @@ not fit) moves the raw file to quarantine with a machine-readable reason.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import shutil
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +32,15 @@ from datalibrary.config import Settings
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
 from datalibrary.errors import InvalidInput
-from datalibrary.ingest import faults, jobs, landing
+from datalibrary.ingest import fanout, faults, jobs, landing
+from datalibrary.ingest.fanout import ARCHIVES, WILDCARD
 from datalibrary.ingest.models import IngestJob
 from datalibrary.ingest.normalize import conform, lake_schema
-from datalibrary.ingest.readers import ReadError, ReportsProgress, detect_format, open_reader
+from datalibrary.ingest.prefetch import prefetch
+from datalibrary.ingest.readers import ReadError, ReportsProgress, open_reader
+from datalibrary.ingest.readers.archive import extract
+from datalibrary.ingest.readers.detect import detect_format
+from datalibrary.ingest.readers.fhir import resource_types
 from datalibrary.lake import datasets
 from datalibrary.lake.catalog import Lake, TableName, open_lake
 from datalibrary.lake.tables import (
@@ -48,7 +56,6 @@ from datalibrary.privacy.policy import PolicyContext, PolicyStep
 from datalibrary.privacy.store import load_policy
 
 log = logging.getLogger(__name__)
-# Parallel jobs race for the audit chain's tail; each loser retries, so allow many rounds.
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -161,7 +168,7 @@ class JobRun:
     def _run(self) -> str:
         job = self.job
         faults.checkpoint("landed")
-        if self.lake.exists(self.name):
+        if job.table_name != WILDCARD and self.lake.exists(self.name):
             table = self.lake.load(self.name)
             verdict = _guard(job)(table)
             if verdict and verdict.startswith("committed:"):
@@ -173,10 +180,24 @@ class JobRun:
         if earlier is not None:
             return self._duplicate(earlier.snapshot_id)
         policy = load_policy_for(self.db, job)
-        fmt = job.format or detect_format(job.source_name)
-        reader = open_reader(self.raw, format=fmt, display_name=job.source_name, **(job.options or {}))
+        options = dict(job.options or {})
+        fmt = job.format or self._detect()
+        if fmt in ARCHIVES:
+            return self._fan_out_archive(fmt)
+        if fmt == "fhir" and not options.get("resource_type"):
+            return self._fan_out_fhir()
+        if job.table_name == WILDCARD:
+            raise Quarantine(
+                "invalid-input",
+                f"a {fmt} file needs a table name: submit it to NAMESPACE.TABLE",
+                file=job.source_name,
+            )
+        define = options.pop("define_labels", None) or {}
+        for key in ("parent", "children"):
+            options.pop(key, None)
+        reader = open_reader(self.raw, format=fmt, display_name=job.source_name, **options)
         self.progress(force=True, step="reading", format=fmt)
-        batches = iter(reader.batches())
+        batches = prefetch(iter(reader.batches()))
         first = next(batches, None)
         if first is None:
             raise Quarantine(
@@ -216,7 +237,7 @@ class JobRun:
         except BaseException:
             writer.abort()
             raise
-        labels = {k: v for k, v in reader.column_labels().items() if k in target.names}
+        labels = {k: v for k, v in _labels(reader, job, define).items() if k in target.names}
         self.progress(
             force=True,
             step="committing",
@@ -263,6 +284,89 @@ class JobRun:
         return self._succeeded(
             result.snapshot_id, rows=rows, labels=labels, bytes_written=writer.bytes_written
         )
+
+    def _detect(self) -> str:
+        assert self.raw is not None
+        try:
+            return detect_format(self.raw)
+        except ReadError as exc:  # name the delivered file, not the landed copy
+            raise ReadError(self.job.source_name, exc.reason) from exc
+
+    @contextlib.contextmanager
+    def _keep_lease(self) -> Iterator[None]:
+        """Heartbeats while a long step (extraction, the FHIR counting pass) reports nothing,
+        so that no other worker takes the job over meanwhile."""
+        lease = self.settings.ingest.job_lease_seconds
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(max(lease / 3, 0.5)):
+                try:
+                    jobs.heartbeat(self.db.engine, self.job_id, lease)
+                except Exception:
+                    log.warning("heartbeat of job %s failed", self.job_id, exc_info=True)
+
+        thread = threading.Thread(target=beat, name=f"lease-{self.job_id[:8]}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(5)
+
+    # fan-out ------------------------------------------------------------------------------
+
+    def _fan_out_archive(self, kind: str) -> str:
+        """Extract (with the archive limits) and queue one child job per contained file."""
+        job = self.job
+        assert self.raw is not None
+        scratch = fanout.extraction_dir(self.raw)
+        shutil.rmtree(scratch, ignore_errors=True)  # left by a worker killed while extracting
+        self.progress(force=True, step="extracting", format=kind)
+        try:
+            try:
+                with self._keep_lease():
+                    outputs = extract(self.raw, scratch)
+            except ReadError as exc:
+                code = "archive-refused" if fanout.is_hostile(exc) else "archive-unreadable"
+                raise Quarantine(code, exc.detail, file=job.source_name) from exc
+            outputs, define = fanout.split_define(outputs, job)
+            if not outputs:
+                raise Quarantine("empty", f"archive '{job.source_name}' holds no file", file=job.source_name)
+            planned = fanout.plan_members(job, [(p, p.relative_to(scratch).as_posix()) for p in outputs])
+            tables = [table for _, _, table in planned]
+            if job.mode == "overwrite" and len(set(tables)) < len(tables):
+                raise Quarantine(
+                    "overwrite-ambiguous",
+                    f"archive '{job.source_name}' holds {len(tables)} files for one table: an overwrite "
+                    "takes one file per table (deliver them one by one, or to NAMESPACE.* for a table "
+                    "per file)",
+                    file=job.source_name,
+                )
+            with self._keep_lease():
+                children = fanout.archive_children(self.settings, job, planned, define)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return self._fanned_out(children, kind)
+
+    def _fan_out_fhir(self) -> str:
+        """Count the resource types (a full parse: malformed JSON quarantines the whole file)."""
+        job = self.job
+        assert self.raw is not None
+        self.progress(force=True, step="scanning", format="fhir")
+        with self._keep_lease():
+            types = resource_types(self.raw, display_name=job.source_name)
+        if not types:
+            raise Quarantine(
+                "empty", f"file '{job.source_name}' holds no FHIR resource", file=job.source_name
+            )
+        return self._fanned_out(fanout.fhir_children(self.settings, job, self.raw, types), "fhir")
+
+    def _fanned_out(self, children: list[IngestJob], kind: str) -> str:
+        with self.db.session() as session:
+            fanout.commit_fan_out(session, self.job_id, children, kind)
+        landing.discard(self.raw)
+        return "succeeded"
 
     # final states -------------------------------------------------------------------------
 
@@ -394,6 +498,16 @@ class JobRun:
             )
             trace.ingestion_finished(session, job, "FAIL", reason=reason.get("code"))
         return "quarantined"
+
+
+def _labels(reader: Any, job: IngestJob, define: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The reader's labels, overridden by the define.xml's labels of the file's dataset (member
+    name of an XPT, else the file name's stem): the define.xml is the study's reviewed metadata."""
+    labels = dict(reader.column_labels())
+    if define:
+        dataset = getattr(reader, "table_name", None) or Path(job.source_name).name.split(".")[0]
+        labels.update(define.get(str(dataset).upper(), {}))
+    return labels
 
 
 def load_policy_for(db: Database, job: IngestJob):  # type: ignore[no-untyped-def]

@@ -76,6 +76,18 @@ async def add_chunk(
     return upload
 
 
+def _define_path(
+    session: Session, principal: Principal, settings: Settings, define_upload: str | None
+) -> Path | None:
+    """A define.xml sent as an upload of its own (not completed: it can serve several files)."""
+    if not define_upload:
+        return None
+    upload = get_upload(session, principal, define_upload)
+    if upload.completed_job_id:
+        raise Conflict(f"upload {define_upload} became a job; upload the define.xml on its own")
+    return _path(settings, upload.id)
+
+
 def complete_upload(
     session: Session,
     principal: Principal,
@@ -86,10 +98,12 @@ def complete_upload(
     policy: str,
     mode: str = "append",
     format: str | None = None,
+    define_upload: str | None = None,
 ) -> IngestJob:
     upload = get_upload(session, principal, upload_id)
     if upload.completed_job_id:
         raise Conflict(f"this upload already became job {upload.completed_job_id}")
+    define = _define_path(session, principal, settings, define_upload)
     job = submit_file(
         session,
         principal,
@@ -102,6 +116,7 @@ def complete_upload(
         via="upload",
         format=format,
         move=True,
+        define=define,
     )
     upload.completed_job_id = job.id
     return job
@@ -118,6 +133,7 @@ async def upload_file(
     policy: str,
     mode: str = "append",
     format: str | None = None,
+    define_upload: str | None = None,
 ) -> IngestJob:
     """One-request upload: stream the body to disk, then queue the job."""
     upload = start_upload(session, principal, settings, filename)
@@ -125,7 +141,15 @@ async def upload_file(
     try:
         upload.size_bytes = await _append(settings, path, stream, 0)
         return complete_upload(
-            session, principal, settings, upload.id, table=table, policy=policy, mode=mode, format=format
+            session,
+            principal,
+            settings,
+            upload.id,
+            table=table,
+            policy=policy,
+            mode=mode,
+            format=format,
+            define_upload=define_upload,
         )
     finally:
         path.unlink(missing_ok=True)

@@ -1,6 +1,11 @@
 """The watched landing folder: files dropped in ``<home>/landing/<namespace>/<table>/`` are
 ingested with the table's policy (its last one, or the name written in a ``POLICY`` file in
-that folder). A file is taken once its size and time stopped changing between two scans."""
+that folder). A file is taken once its size and time stopped changing between two scans.
+
+A ``define.xml`` in the table's folder (or, for a whole study, in the namespace's folder) is
+not ingested: it stays and gives its labels to the SAS files dropped next to it. A folder
+named ``_`` (``landing/<namespace>/_/``) means ``NAMESPACE.*``: a table per file name, or per
+FHIR resource type."""
 
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ from datalibrary.lake.models import Dataset
 log = logging.getLogger(__name__)
 WATCHER = Principal.system("landing")
 POLICY_FILE = "POLICY"
+DEFINE_FILE = "define.xml"
+PER_FILE_FOLDER = "_"
 
 
 class LandingWatcher:
@@ -47,12 +54,16 @@ class LandingWatcher:
         current: dict[Path, tuple[int, float]] = {}
         for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
             namespace, table = folder.parent.name, folder.name
-            if not (NAME_RE.match(namespace) and NAME_RE.match(table)):
+            if not (NAME_RE.match(namespace) and (NAME_RE.match(table) or table == PER_FILE_FOLDER)):
                 continue
+            target = f"{namespace}.{'*' if table == PER_FILE_FOLDER else table}"
+            define = next(
+                (d for d in (folder / DEFINE_FILE, folder.parent / DEFINE_FILE) if d.is_file()), None
+            )
             for path in sorted(folder.iterdir()):
                 if (
                     not path.is_file()
-                    or path.name == POLICY_FILE
+                    or path.name in (POLICY_FILE, DEFINE_FILE)
                     or path.name.startswith(".")
                     or path.suffix == ".part"
                 ):
@@ -83,10 +94,11 @@ class LandingWatcher:
                             WATCHER,
                             self.settings,
                             path,
-                            table=f"{namespace}.{table}",
+                            table=target,
                             policy=policy,
                             via="landing",
                             move=True,
+                            define=define,
                         )
                         queued.append(job.id)
                 except DataLibraryError as exc:

@@ -35,6 +35,29 @@ def run_one(
     return claimed, run_job(settings, db, claimed, on_progress)
 
 
+def run_tree(
+    settings: Settings,
+    db: Database,
+    name: str,
+    job_id: str,
+    on_progress: Progress | None = None,
+) -> list[tuple[str, str]]:
+    """Run a job here and then the jobs it fanned out into (archive members, FHIR resource
+    types), depth first; return (job id, final state) of every job run, the delivery first."""
+    from datalibrary.ingest.models import IngestJob
+
+    result = run_one(settings, db, name, job_id, on_progress)
+    if result is None:
+        return []
+    done = [result]
+    with db.session() as session:
+        job = session.get(IngestJob, job_id)
+        children = list((job.options or {}).get("children", [])) if job is not None else []
+    for child in children:
+        done.extend(run_tree(settings, db, name, child))
+    return done
+
+
 def run_pending(settings: Settings, db: Database, max_jobs: int | None = None) -> list[tuple[str, str]]:
     """Run claimable jobs until none is left (or ``max_jobs``); return (job id, final state)."""
     name = worker_name("once")

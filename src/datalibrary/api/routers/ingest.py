@@ -26,6 +26,11 @@ class JobOut(BaseModel):
     source_name: str
     source_via: str
     format: str | None
+    parent: str | None = Field(None, description="The delivery (archive, FHIR file) this job came from.")
+    children: list[str] = Field(
+        default_factory=list, description="Jobs this delivery fanned out into (archive members, FHIR types)."
+    )
+    resource_type: str | None = None
     sha256: str | None
     size_bytes: int
     progress_bytes: int
@@ -60,6 +65,9 @@ class UploadComplete(BaseModel):
     policy: str
     mode: str = "append"
     format: str | None = None
+    define_upload: str | None = Field(
+        None, description="An upload holding a define.xml: its labels go to the SAS files."
+    )
 
 
 class PolicyIn(BaseModel):
@@ -89,11 +97,12 @@ async def upload_file(
     principal: CurrentPrincipal,
     session: DbSession,
     settings: SettingsDep,
-    table: str = Query(description="NAMESPACE.TABLE"),
+    table: str = Query(description="NAMESPACE.TABLE, or NAMESPACE.* for a table per file / FHIR type"),
     policy: str = Query(),
     filename: str = Query(max_length=255),
     mode: str = "append",
     format: str | None = None,
+    define_upload: str | None = Query(None, description="An upload holding a define.xml"),
 ) -> JobOut:
     job = await uploads.upload_file(
         session,
@@ -105,6 +114,7 @@ async def upload_file(
         policy=policy,
         mode=mode,
         format=format,
+        define_upload=define_upload,
     )
     return _job(job)
 
@@ -171,6 +181,7 @@ def complete_upload(
         policy=body.policy,
         mode=body.mode,
         format=body.format,
+        define_upload=body.define_upload,
     )
     return _job(job)
 
