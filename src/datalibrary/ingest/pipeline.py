@@ -43,7 +43,9 @@ from datalibrary.lake.tables import (
     lineage,
     summary_of,
 )
-from datalibrary.privacy.policy import PolicyContext, PolicyStep
+from datalibrary.privacy.policy import PolicyStep
+from datalibrary.privacy.report import privacy_properties
+from datalibrary.privacy.service import policy_context
 from datalibrary.privacy.store import load_policy
 
 log = logging.getLogger(__name__)
@@ -70,10 +72,11 @@ def _reason_for(exc: InvalidInput) -> Quarantine:
             row=exc.row,
             column=exc.column,
         )
-    code = "policy-uncovered-columns" if exc.extra.get("columns") else "invalid-input"
-    return Quarantine(
-        code, exc.detail, **({"columns": exc.extra["columns"]} if "columns" in exc.extra else {})
+    code = exc.extra.get("code") or (
+        "policy-uncovered-columns" if exc.extra.get("columns") else "invalid-input"
     )
+    where = {key: exc.extra[key] for key in ("columns", "evidence") if key in exc.extra}
+    return Quarantine(code, exc.detail, **where)
 
 
 def _iceberg_schema(schema: pa.Schema):  # type: ignore[no-untyped-def]
@@ -180,8 +183,17 @@ class JobRun:
             raise Quarantine(
                 "empty", f"file '{job.source_name}' holds no table (no header, no rows)", file=job.source_name
             )
-        step = PolicyStep(policy, PolicyContext(job.namespace, job.table_name, job.id))
+        step = PolicyStep(
+            policy, policy_context(self.settings, self.db, job.namespace, job.table_name, job.id)
+        )
         stored_schema = lake_schema(step.plan(first))
+        if step.needs_prepass:  # suppress / scrub_text: a first streaming pass over the landed file
+            self.progress(force=True, step="counting")
+            first_pass = open_reader(
+                self.raw, format=fmt, display_name=job.source_name, **(job.options or {})
+            )
+            for batch in first_pass.batches():
+                step.observe(batch)
         if self.lake.exists(self.name):
             table = self.lake.load(self.name)
             target = file_schema(table)
@@ -214,6 +226,17 @@ class JobRun:
         except BaseException:
             writer.abort()
             raise
+        risk = step.risk()
+        if risk is not None and policy.tier == "shared" and not risk.meets(policy.risk_threshold):
+            writer.abort()
+            raise Quarantine(
+                "risk-above-threshold",
+                f"policy {policy.label} is tier 'shared' but the re-identification risk on "
+                f"{', '.join(risk.quasi_identifiers)} is {risk.max_risk:.3f} (k = {risk.k}) above "
+                f"{policy.risk_threshold}: generalize or suppress the quasi-identifiers, "
+                "or use tier 'internal'",
+                risk=risk.as_dict(),
+            )
         labels = {k: v for k, v in reader.column_labels().items() if k in target.names}
         self.progress(
             force=True,
@@ -239,6 +262,7 @@ class JobRun:
                     "policy": policy.name,
                     "policy-version": policy.version,
                     "policy-sha256": policy.sha256,
+                    **privacy_properties(step),
                     "mode": job.mode,
                     "actor": job.created_by,
                     "operation": "ingest",
