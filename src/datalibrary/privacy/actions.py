@@ -618,10 +618,10 @@ class ScrubText(_Base):
 
         def scrub(values: list[str | None]) -> list[str | None]:
             array = pa.array(values, type=STRING)
-            if names:
-                array = pc.replace_substring_regex(array, names, "[NAME]")
             for label, pattern in SCRUB_PATTERNS:
                 array = pc.replace_substring_regex(array, pattern, f"[{label}]")
+            if names:
+                array = pc.replace_substring_regex(array, names, "[NAME]")
             return array.to_pylist()
 
         return [map_distinct(_strings(column), scrub, STRING)]
