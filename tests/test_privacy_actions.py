@@ -12,7 +12,7 @@ import pytest
 
 from datalibrary.config import Settings
 from datalibrary.errors import Unavailable
-from datalibrary.privacy.actions import RESTRICTED_ZIP3, tokens_for
+from datalibrary.privacy.actions import RESTRICTED_ZIP3
 from datalibrary.privacy.builtin import BUILTIN
 from datalibrary.privacy.detect import scan_column
 from datalibrary.privacy.keys import derive_study_key, ensure_master_key_file, load_master_key

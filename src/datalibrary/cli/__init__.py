@@ -11,6 +11,7 @@ from datalibrary.cli import (
     datasets,
     groups,
     ingest,
+    keys,
     lake,
     policies,
     projects,
@@ -40,6 +41,7 @@ app.add_typer(ingest.jobs_app, name="jobs")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(lake.app, name="lake")
 app.add_typer(policies.app, name="policies")
+app.add_typer(keys.app, name="keys")
 
 
 def main() -> None:
