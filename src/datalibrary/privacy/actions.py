@@ -134,7 +134,10 @@ class Pseudonymize(_Base):
         return [None if v is None else ("" if v == "" else self._cache[v]) for v in values]
 
     def apply(self, column: pa.Array, field: pa.Field) -> pa.Array:
-        return map_distinct(normalize(column, self.how), self._tokens, STRING)
+        # encode first, normalize only the distinct values
+        encoded = pc.dictionary_encode(_strings(column))
+        tokens = self._tokens(normalize(encoded.dictionary, self.how).to_pylist())
+        return pa.array(tokens, type=STRING).take(encoded.indices)
 
 
 @register_action
@@ -177,13 +180,28 @@ _PARTIAL_FILL = {4: "-07-01", 7: "-15"}
 
 
 def subject_offsets(
-    key: StudyKey, subjects: pa.Array | None, rows: int, min_days: int, max_days: int
+    key: StudyKey,
+    subjects: pa.Array | None,
+    rows: int,
+    min_days: int,
+    max_days: int,
+    cache: dict[str, int] | None = None,
 ) -> pa.Array:
     """Days to shift each row: one offset per subject, from the keyed subject pseudonym."""
     span = max_days - min_days + 1
+    cache = {} if cache is None else cache
 
     def offsets(values: list[str | None]) -> list[int]:
-        present = ["" if v is None else v for v in values]
+        wanted = ["" if v is None else v for v in values]
+        todo = [v for v in dict.fromkeys(wanted) if v not in cache]
+        if todo:
+            if len(cache) > 1_000_000:
+                cache.clear()
+            for value, offset in zip(todo, compute(todo), strict=True):
+                cache[value] = offset
+        return [cache[v] for v in wanted]
+
+    def compute(present: list[str]) -> list[int]:
         tokens = tokens_for(key, present, length=52)
         digests = key.mac(
             "date-shift", [("study" if v == "" else t).encode() for v, t in zip(present, tokens, strict=True)]
@@ -195,9 +213,12 @@ def subject_offsets(
             out.append(magnitude if number & 1 else -magnitude)
         return out
 
+    study = offsets([None])[0]
     if subjects is None:
-        return pa.array(offsets([None]) * rows, type=pa.int32())
-    return map_distinct(pc.fill_null(normalize(subjects), ""), offsets, pa.int32())
+        return pa.array([study] * rows, type=pa.int32())
+    encoded = pc.dictionary_encode(_strings(subjects))
+    per_subject = pa.array(offsets(normalize(encoded.dictionary).to_pylist()), type=pa.int32())
+    return pc.fill_null(per_subject.take(encoded.indices), study)
 
 
 def shift_iso_strings(text: pa.Array, offsets: pa.Array) -> pa.Array:
@@ -234,6 +255,25 @@ def shift_iso_strings(text: pa.Array, offsets: pa.Array) -> pa.Array:
     return pc.if_else(blank, text, out)
 
 
+_PAIR = 8192  # > 2 * the largest offset (3650) + 1
+
+
+def _shift_distinct_pairs(column: pa.Array, offsets: pa.Array) -> pa.Array:
+    """Text dates shifted once per distinct (date, offset) pair, then taken back to the rows.
+
+    A subject has few distinct dates and many rows per date (LB: one date per visit for
+    every test), so the string kernels run on a small fraction of the rows."""
+    dates = pc.dictionary_encode(_strings(column))
+    key = pc.add(
+        pc.multiply(dates.indices.cast(pa.int64()), _PAIR), pc.add(offsets.cast(pa.int64()), _PAIR // 2)
+    )
+    pairs = pc.dictionary_encode(key)
+    date_index = pc.divide(pairs.dictionary, _PAIR)
+    pair_offsets = pc.subtract(pc.subtract(pairs.dictionary, pc.multiply(date_index, _PAIR)), _PAIR // 2)
+    shifted = shift_iso_strings(dates.dictionary.take(date_index), pair_offsets)
+    return shifted.take(pairs.indices)
+
+
 def shift_column(column: pa.Array, offsets: pa.Array) -> pa.Array:
     kind = column.type
     if pa.types.is_date32(kind):
@@ -244,7 +284,7 @@ def shift_column(column: pa.Array, offsets: pa.Array) -> pa.Array:
         per_day = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}[kind.unit]
         return pc.add(column.cast(pa.int64()), pc.multiply(offsets.cast(pa.int64()), per_day)).cast(kind)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind):
-        return shift_iso_strings(column, offsets)
+        return _shift_distinct_pairs(column, offsets)
     raise PolicyError(f"date_shift cannot shift a column of type {kind}: use it on dates or ISO 8601 text")
 
 
@@ -273,14 +313,17 @@ class DateShift(_Base):
         self.subject = next((c for c in wanted if c in columns), None)
         self.min_days = int(params.get("min_days", 1))
         self.max_days = int(params.get("max_days", 365))
-        self._batch_offsets: tuple[int, pa.Array] | None = None
+        self._batch_offsets: tuple[pa.RecordBatch, pa.Array] | None = None  # holds the batch: no id reuse
+        self._offsets: dict[str, int] = {}
 
     def offsets(self, batch: pa.RecordBatch) -> pa.Array:
-        if self._batch_offsets is None or self._batch_offsets[0] != id(batch):
+        if self._batch_offsets is None or self._batch_offsets[0] is not batch:
             subjects = batch.column(batch.schema.get_field_index(self.subject)) if self.subject else None
             self._batch_offsets = (
-                id(batch),
-                subject_offsets(self.key, subjects, batch.num_rows, self.min_days, self.max_days),
+                batch,
+                subject_offsets(
+                    self.key, subjects, batch.num_rows, self.min_days, self.max_days, self._offsets
+                ),
             )
         return self._batch_offsets[1]
 

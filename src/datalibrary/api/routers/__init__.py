@@ -9,6 +9,7 @@ from datalibrary.api.routers import (
     identity,
     ingest,
     lake,
+    privacy,
     query,
     system,
 )
@@ -22,6 +23,7 @@ API_ROUTERS = [
     datasets.router,
     ingest.router,
     ingest.policies_router,
+    privacy.router,
     lake.router,
     access.router,
     query.router,
