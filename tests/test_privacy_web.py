@@ -6,8 +6,8 @@ from pathlib import Path
 
 from datalibrary.privacy.builtin import BUILTIN
 from tests.helpers import PASSWORD, Platform
-from tests.test_web import sign_in
 from tests.lake_helpers import ingest, write_csv
+from tests.test_web import sign_in
 
 
 def test_validate_and_preview_api(platform: Platform) -> None:
