@@ -87,14 +87,16 @@ def test_pseudonyms_normalize_are_stable_keyed_and_not_plain_hashes() -> None:
 
 
 def test_pseudonymize_runs_hmac_once_per_distinct_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datalibrary.privacy import actions
+
     calls: list[int] = []
-    real = type(KEY).mac
+    real = actions._token_step
 
-    def counting(self, purpose, values):  # type: ignore[no-untyped-def]
+    def counting(secret, scope, values, length):  # type: ignore[no-untyped-def]
         calls.append(len(values))
-        return real(self, purpose, values)
+        return real(secret, scope, values, length)
 
-    monkeypatch.setattr(type(KEY), "mac", counting)
+    monkeypatch.setattr(actions, "_token_step", counting)
     run(policy("  ID: pseudonymize\n"), {"ID": ["a", "b"] * 50_000})
     assert sum(calls) == 2
 

@@ -7,6 +7,8 @@ rows, so keyed hashing runs once per value or subject, never per row in Python.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import re
 import secrets
 from collections import Counter
@@ -63,10 +65,44 @@ def study_key(context: PolicyContext) -> StudyKey:
     return key
 
 
+def _token_step(secret: bytes, scope: str, values: list[str], length: int) -> list[str]:
+    base = hmac.new(secret, ("pseudonym:" + scope).encode() + b"\x00", hashlib.sha256)
+    out = []
+    for value in values:
+        h = base.copy()
+        h.update(value.encode())
+        out.append(base64.b32encode(h.digest()).decode().lower()[:length])
+    return out
+
+
 def tokens_for(key: StudyKey, values: list[str], *, scope: str = "", length: int = 16) -> list[str]:
-    """Keyed pseudonyms: base32(HMAC-SHA256(study key, scope || value)) cut to ``length``."""
-    digests = key.mac("pseudonym:" + scope, [v.encode() for v in values])
-    return [base64.b32encode(d).decode().lower()[:length] for d in digests]
+    """Keyed pseudonyms: base32(HMAC-SHA256(study key, scope || value)) cut to ``length``.
+
+    After a key rotation (generation g), the token of generation g is the HMAC under key g of
+    the token of generation g-1, so stored tables can be re-keyed from their tokens alone."""
+    tokens = values
+    for secret in key.chain:
+        tokens = _token_step(secret, scope, tokens, length)
+    return tokens
+
+
+def rekey_tokens(key: StudyKey, tokens: list[str], *, scope: str = "", length: int = 16) -> list[str]:
+    """Tokens of the previous generation -> tokens under ``key`` (its newest generation)."""
+    return _token_step(key.secret, scope, tokens, length)
+
+
+def offset_for_tokens(secret: bytes, subject_tokens: list[str], min_days: int, max_days: int) -> list[int]:
+    """Date offsets from stored-form subject pseudonyms (16 characters, scope ''); '' = study."""
+    span = max_days - min_days + 1
+    base = hmac.new(secret, b"date-shift\x00", hashlib.sha256)
+    out = []
+    for token in subject_tokens:
+        h = base.copy()
+        h.update(b"study" if token == "" else token.encode())
+        number = int.from_bytes(h.digest()[:8], "big")
+        magnitude = min_days + (number >> 1) % span
+        out.append(magnitude if number & 1 else -magnitude)
+    return out
 
 
 def _param_list(value: Any) -> list[str]:
@@ -188,7 +224,6 @@ def subject_offsets(
     cache: dict[str, int] | None = None,
 ) -> pa.Array:
     """Days to shift each row: one offset per subject, from the keyed subject pseudonym."""
-    span = max_days - min_days + 1
     cache = {} if cache is None else cache
 
     def offsets(values: list[str | None]) -> list[int]:
@@ -202,16 +237,13 @@ def subject_offsets(
         return [cache[v] for v in wanted]
 
     def compute(present: list[str]) -> list[int]:
-        tokens = tokens_for(key, present, length=52)
-        digests = key.mac(
-            "date-shift", [("study" if v == "" else t).encode() for v, t in zip(present, tokens, strict=True)]
+        tokens = tokens_for(key, present, length=16)
+        return offset_for_tokens(
+            key.secret,
+            ["" if v == "" else t for v, t in zip(present, tokens, strict=True)],
+            min_days,
+            max_days,
         )
-        out = []
-        for d in digests:
-            number = int.from_bytes(d[:8], "big")
-            magnitude = min_days + (number >> 1) % span
-            out.append(magnitude if number & 1 else -magnitude)
-        return out
 
     study = offsets([None])[0]
     if subjects is None:

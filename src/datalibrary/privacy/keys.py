@@ -98,6 +98,12 @@ class StudyKey:
     generation: int
     key_id: str
     secret: bytes = field(repr=False)
+    # secrets of generations 1 .. generation-1: pseudonyms chain through them (key rotation)
+    earlier: tuple[bytes, ...] = field(default=(), repr=False)
+
+    @property
+    def chain(self) -> tuple[bytes, ...]:
+        return (*self.earlier, self.secret)
 
     def mac(self, purpose: str, values: list[bytes]) -> list[bytes]:
         """HMAC-SHA256 of each value under this key, separated by purpose."""
@@ -110,13 +116,20 @@ class StudyKey:
         return out
 
 
-def derive_study_key(master: bytes, namespace: str, generation: int = 1) -> StudyKey:
-    """HKDF-SHA256(master, info = study + generation): one independent key per study."""
-    secret = HKDF(
+def _hkdf(master: bytes, namespace: str, generation: int) -> bytes:
+    return HKDF(
         algorithm=hashes.SHA256(),
         length=32,
         salt=b"datalibrary-study-key-v1",
         info=f"{namespace}\x00{generation}".encode(),
     ).derive(master)
+
+
+def derive_study_key(master: bytes, namespace: str, generation: int = 1) -> StudyKey:
+    """HKDF-SHA256(master, info = study + generation): one independent key per study and generation."""
+    if generation < 1:
+        raise ValueError("key generations start at 1")
+    secret = _hkdf(master, namespace, generation)
+    earlier = tuple(_hkdf(master, namespace, g) for g in range(1, generation))
     key_id = hmac.new(secret, b"key-id", hashlib.sha256).hexdigest()[:16]
-    return StudyKey(namespace, generation, key_id, secret)
+    return StudyKey(namespace, generation, key_id, secret, earlier)
