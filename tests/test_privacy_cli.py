@@ -55,3 +55,63 @@ def test_validate_preview_and_key_id(cli_env: Platform, tmp_path: Path) -> None:
     assert key["generation"] == 1 and len(key["key_id"]) == 16
     secret = load_master_key(cli_env.settings)
     assert secret.hex() not in json.dumps(key) and secret.hex() not in run_cli("config", "show")
+
+
+def test_keys_rotate_repseudonymizes_and_deletes_old_files(cli_env: Platform, tmp_path: Path) -> None:
+    from datalibrary.lake.catalog import open_lake
+    from datalibrary.lake.files import avro_payload
+    from tests.lake_helpers import ingest, read_table
+
+    platform = cli_env
+    dm = write_csv(
+        tmp_path / "dm.csv",
+        {
+            "USUBJID": ["S-1", "S-2", "S-3"],
+            "AGE": [40, 95, 50],
+            "SEX": ["F", "M", "F"],
+            "RFSTDTC": ["2014-03-05", "2014-03-05", "2014"],
+            "DMDY": [1, 1, 1],
+        },
+    )
+    ae = write_csv(
+        tmp_path / "ae.csv",
+        {"USUBJID": ["S-1", "S-2"], "AESTDTC": ["2014-03-15", "2014-04-01T10:00"], "AESTDY": [11, 28]},
+    )
+    assert ingest(platform, dm, "rot.dm", policy="sdtm")[1] == "succeeded"
+    assert ingest(platform, ae, "rot.ae", policy="sdtm")[1] == "succeeded"
+    before_dm = read_table(platform, "rot.dm")
+    lake = open_lake(platform.settings)
+    old_files = {p for p in (Path(platform.settings.home) / "lake").rglob("*") if p.is_file()}
+    result = json.loads(run_cli("keys", "rotate", "--namespace", "rot", "--json"))
+    assert result["generation"] == 2 and len(result["tables"]) == 2
+    after_dm, after_ae = read_table(platform, "rot.dm"), read_table(platform, "rot.ae")
+    old_tokens = set(before_dm.column("USUBJID").to_pylist())
+    new_tokens = set(after_dm.column("USUBJID").to_pylist())
+    assert len(new_tokens) == 3 and not old_tokens & new_tokens
+    assert set(after_ae.column("USUBJID").to_pylist()) <= new_tokens, "joins survive the rotation"
+    assert after_dm.column("DMDY").to_pylist() == [1, 1, 1]
+    assert after_dm.column("AGE").to_pylist() == before_dm.column("AGE").to_pylist()
+    # a file ingested after the rotation gets the same tokens and the same offsets
+    assert ingest(platform, ae, "rot.ae2", policy="sdtm")[1] == "succeeded"
+    fresh = read_table(platform, "rot.ae2")
+    assert fresh.column("USUBJID").to_pylist() == after_ae.column("USUBJID").to_pylist()
+    assert fresh.column("AESTDTC").to_pylist() == after_ae.column("AESTDTC").to_pylist()
+    # the old tokens are gone from every lake file (data, manifests) of the rotated tables
+    remaining = [p for p in (Path(platform.settings.home) / "lake").rglob("*") if p.is_file()]
+    survivors = {p.name for p in old_files & set(remaining)}
+    assert not {n for n in survivors if not n.endswith(".metadata.json")}, survivors
+    for path in remaining:
+        data = path.read_bytes()
+        data = avro_payload(data) if path.suffix == ".avro" else data
+        text = data.decode("latin-1")
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            text += json.dumps(pq.read_table(path).to_pylist(), default=str)
+        assert not any(token in text for token in old_tokens), path
+    table = lake.load(lake.tables("rot")[0])
+    assert len(table.metadata.snapshots) == 1
+    summary = table.current_snapshot().summary.additional_properties
+    assert summary["datalibrary.study-key-id"] == result["key_id"] and summary["datalibrary.policy"] == "sdtm"
+    again = json.loads(run_cli("keys", "rotate", "--namespace", "rot", "--json"))
+    assert again["generation"] == 3, "a rotated namespace can rotate again"

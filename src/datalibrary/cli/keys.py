@@ -27,3 +27,31 @@ def show(
         as_json,
         lambda d: console.print(f"{d['namespace']}: key {d['key_id']} (generation {d['generation']})"),
     )
+
+
+@app.command("rotate")
+def rotate(
+    namespace: Annotated[
+        str, typer.Option(help="The study (namespace) whose key moves to a new generation.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Re-key a study: new key generation, every table re-pseudonymized, old snapshots deleted."""
+    from datalibrary.cli.ingest import OPERATOR
+    from datalibrary.cli.output import handle_errors, table
+    from datalibrary.db import Database
+    from datalibrary.privacy.rotation import rotate_namespace
+
+    config = settings()
+    database = Database(str(config.database_url))
+    try:
+        with handle_errors():
+            data = rotate_namespace(config, database, OPERATOR, namespace)
+    finally:
+        database.dispose()
+
+    def human(d: dict) -> None:
+        console.print(f"{d['namespace']}: key {d['key_id']} (generation {d['generation']})")
+        table(d["tables"], ["table", "rows", "pseudonyms", "dates"])
+
+    emit(data, as_json, human)
