@@ -115,3 +115,32 @@ def test_keys_rotate_repseudonymizes_and_deletes_old_files(cli_env: Platform, tm
     assert summary["datalibrary.study-key-id"] == result["key_id"] and summary["datalibrary.policy"] == "sdtm"
     again = json.loads(run_cli("keys", "rotate", "--namespace", "rot", "--json"))
     assert again["generation"] == 3, "a rotated namespace can rotate again"
+
+
+def test_shared_tier_quarantines_above_threshold_unless_overridden(cli_env: Platform, tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from datalibrary.audit.models import AuditEvent
+    from datalibrary.ingest.models import IngestJob
+    from tests.lake_helpers import add_policy, ingest, read_table
+
+    platform = cli_env
+    add_policy(
+        platform,
+        "name: share\nversion: 1\nquasi_identifiers: [AGE, SEX]\ntier: shared\n"
+        "columns:\n  AGE: {action: generalize, method: age_band, width: 10}\n  SEX: keep\n",
+    )
+    rows = {"AGE": [30 + i % 10 for i in range(40)] + [85], "SEX": ["F"] * 41}
+    job_id, state = ingest(platform, write_csv(tmp_path / "s.csv", rows), "shr.t", policy="share")
+    assert state == "quarantined"
+    with platform.db.session() as session:
+        reason = session.get(IngestJob, job_id).reason
+    assert reason["code"] == "risk-above-threshold" and reason["risk"]["k"] == 1
+    assert read_table(platform, "shr.t").num_rows == 0, "no snapshot was committed"
+    run_cli("policies", "override-risk", "--table", "shr.t", "--reason", "too short", code=2)
+    run_cli("policies", "override-risk", "--table", "shr.t", "--reason", "aggregate release approved by DAC")
+    assert ingest(platform, tmp_path / "s.csv", "shr.t", policy="share")[1] == "succeeded"
+    assert read_table(platform, "shr.t").num_rows == 41
+    with platform.db.session() as session:
+        actions = set(session.scalars(select(AuditEvent.action)))
+    assert {"privacy.risk-override", "privacy.risk-override-used"} <= actions

@@ -117,3 +117,18 @@ def preview(
             console.print(f"risk on {', '.join(r['quasi_identifiers'])}: k={r['k']} max={r['max_risk']:.3f}")
 
     emit(data, as_json, human)
+
+
+@app.command("override-risk")
+def override_risk(
+    table_name: Annotated[str, typer.Option("--table", help="namespace.table")],
+    reason: Annotated[str, typer.Option(help="Why the risk is acceptable (audited).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Let a 'shared'-tier table be stored above the risk threshold (audited); then submit the file again."""
+    from datalibrary.privacy.overrides import grant_override
+
+    with db_session() as session:
+        found = grant_override(session, OPERATOR, table_name, reason)
+        data = {"id": found.id, "table": table_name, "granted_by": found.granted_by}
+    emit(data, as_json, lambda d: console.print(f"override {d['id']} recorded for {d['table']}"))

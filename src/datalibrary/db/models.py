@@ -21,7 +21,7 @@ from datalibrary.db.base import Base
 from datalibrary.ingest.models import IngestJob, Upload
 from datalibrary.lake.models import Dataset, LakeLock, MaintenanceRun
 from datalibrary.lineage.models import LineageEdge, LineageEvent
-from datalibrary.privacy.models import StoredPolicy, StudyKeyRecord, Surrogate
+from datalibrary.privacy.models import RiskOverride, StoredPolicy, StudyKeyRecord, Surrogate
 from datalibrary.query.models import QueryRecord
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "Project",
     "ProjectMember",
     "QueryRecord",
+    "RiskOverride",
     "StoredPolicy",
     "StudyKeyRecord",
     "Surrogate",

@@ -227,7 +227,15 @@ class JobRun:
             writer.abort()
             raise
         risk = step.risk()
+        overridden = None
         if risk is not None and policy.tier == "shared" and not risk.meets(policy.risk_threshold):
+            overridden = risk_override(self.db, job)
+        if (
+            overridden is None
+            and risk is not None
+            and policy.tier == "shared"
+            and not risk.meets(policy.risk_threshold)
+        ):
             writer.abort()
             raise Quarantine(
                 "risk-above-threshold",
@@ -263,6 +271,7 @@ class JobRun:
                     "policy-version": policy.version,
                     "policy-sha256": policy.sha256,
                     **privacy_properties(step),
+                    **({"risk-override": overridden} if overridden else {}),
                     "mode": job.mode,
                     "actor": job.created_by,
                     "operation": "ingest",
@@ -404,6 +413,24 @@ class JobRun:
                 },
             )
         return "quarantined"
+
+
+def risk_override(db: Database, job: IngestJob) -> str | None:
+    """The id of a steward's override for this table (its use is audited), else None."""
+    from datalibrary.privacy.overrides import override_for
+
+    with db.session() as session:
+        found = override_for(session, job.namespace, job.table_name)
+        if found is None:
+            return None
+        record(
+            session,
+            actor=job.created_by,
+            action="privacy.risk-override-used",
+            target=f"table:{job.namespace}.{job.table_name}",
+            details={"job": job.id, "override": found.id, "granted_by": found.granted_by},
+        )
+        return str(found.id)
 
 
 def load_policy_for(db: Database, job: IngestJob):  # type: ignore[no-untyped-def]

@@ -56,3 +56,16 @@ class Surrogate(Base):
     token: Mapped[str] = mapped_column(String(64))
     sealed: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RiskOverride(Base):
+    """A steward's audited decision to store a ``shared`` table above the risk threshold."""
+
+    __tablename__ = "privacy_risk_overrides"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(200))
+    table_name: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    granted_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
