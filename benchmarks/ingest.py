@@ -71,7 +71,7 @@ def run_pipeline(path: Path, out: Path, policy: str = "keep-all") -> dict:
     from datalibrary.ingest.worker import run_one
     from datalibrary.privacy.store import save_policy
 
-    home = out.parent / f"home-{out.stem}"
+    home = out.parent / f"home-{out.stem}-{os.getpid()}"  # one installation per run
     settings = Settings(home=home, database_url=f"sqlite:///{home}.db")
     db = Database(str(settings.database_url))
     initialize(settings, db)
