@@ -44,10 +44,15 @@ def study_key_for(settings: Settings, session: Session, namespace: str, *, recor
         )
         is None
     ):
-        session.add(
-            StudyKeyRecord(namespace=namespace, generation=generation, key_id=key.key_id, created_by="system")
-        )
-        session.flush()
+        try:
+            with session.begin_nested():  # a parallel first job may record it at the same moment
+                session.add(
+                    StudyKeyRecord(
+                        namespace=namespace, generation=generation, key_id=key.key_id, created_by="system"
+                    )
+                )
+        except IntegrityError:
+            pass
     return key
 
 
