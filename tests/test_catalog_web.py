@@ -39,7 +39,8 @@ def test_catalog_list_search_dataset_page_and_quarantine(sqlite_platform: Platfo
     client = sign_in(sqlite_platform, "admin", sqlite_platform.admin_password)
     page = client.get("/catalog").text
     assert "cdisc.dm" in page and "cdisc.vs" in page and "Demographics" in page
-    assert "Quarantine (1)" in page and "policy-uncovered-columns" in page and "SSN" in page
+    # SSN looks identifying: quarantined with that evidence (#5)
+    assert "Quarantine (1)" in page and "policy-identifying-column" in page and "SSN" in page
     searched = client.get("/catalog", params={"q": "demog"}).text
     assert 'href="/catalog/cdisc/dm"' in searched and 'href="/catalog/cdisc/vs"' not in searched
     tagged = client.get("/catalog", params={"tag": "pilot"}).text

@@ -140,4 +140,5 @@ def test_policies_over_the_api(sqlite_platform: Platform) -> None:
         "/api/v1/policies", json={"document": "name: p\nversion: 2\ncolumns:\n  A: shred\n"}
     )
     assert invalid.status_code == 422 and "unknown action 'shred'" in invalid.json()["detail"]
-    assert [p["name"] for p in client.get("/api/v1/policies").json()] == ["p"]
+    # the built-in policies (sdtm, ehr; #5) are stored by init
+    assert [p["name"] for p in client.get("/api/v1/policies").json()] == ["ehr", "p", "sdtm"]

@@ -52,7 +52,7 @@ def test_cli_ingest_catalog_jobs_and_quarantine(platform: Platform, cli_env: dic
     )
     assert quarantined[0]["state"] == "quarantined"
     listed = json.loads(run_cli("jobs", "list", "--state", "quarantined", "--json"))
-    assert [j["reason"]["code"] for j in listed] == ["policy-uncovered-columns"]
+    assert [j["reason"]["code"] for j in listed] == ["policy-identifying-column"]  # SSN looks identifying
     assert "SSN" in listed[0]["reason"]["message"]
     datasets = json.loads(run_cli("datasets", "list", "--json"))
     assert [d["name"] for d in datasets] == ["demo.vs"] and datasets[0]["row_count"] == 2
@@ -69,7 +69,7 @@ def test_cli_ingest_catalog_jobs_and_quarantine(platform: Platform, cli_env: dic
     assert report["errors"] == 0
     erased = json.loads(run_cli("lake", "erase", "--namespace", "demo", "--subject", "S1", "--json"))
     assert erased["ok"] and erased["rows_removed"] == 1
-    assert json.loads(run_cli("policies", "list", "--json"))[0]["name"] == "vitals"
+    assert "vitals" in [p["name"] for p in json.loads(run_cli("policies", "list", "--json"))]
 
 
 def test_cli_rejects_bad_arguments_clearly(platform: Platform, cli_env: dict, tmp_path: Path) -> None:

@@ -99,8 +99,10 @@ def test_policy_drops_columns_and_uncovered_columns_quarantine(
     assert state == "quarantined"
     with platform.db.session() as session:
         job = session.get(IngestJob, job_id)
-        assert job.reason["code"] == "policy-uncovered-columns"
+        # PHONE and EMAIL look identifying by name: quarantined with the evidence (#5)
+        assert job.reason["code"] == "policy-identifying-column"
         assert job.reason["columns"] == ["PHONE", "EMAIL"]
+        assert set(job.reason["evidence"]) == {"PHONE", "EMAIL"}
         assert "PHONE" in job.reason["message"]
         assert Path(job.raw_path).exists() and "quarantine" in job.raw_path
         actions = session.scalars(select(AuditEvent.action).where(AuditEvent.outcome == "failure")).all()

@@ -21,11 +21,18 @@ def initialize(settings: Settings, database: Database | None = None) -> InitResu
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.home.chmod(0o700)
     ensure_secret_key(settings.home)
+    if settings.master_key is None:
+        from datalibrary.privacy.keys import default_key_file, ensure_master_key_file
+
+        ensure_master_key_file(default_key_file(settings))
     db = database or Database(str(settings.database_url))
     try:
         upgrade(db.engine)
         with db.session() as session:
             password = auth_service.ensure_first_admin(session)
+            from datalibrary.privacy.store import ensure_builtin_policies
+
+            ensure_builtin_policies(session)
     finally:
         if database is None:
             db.dispose()

@@ -186,6 +186,10 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=default_home)
     database_url: str | None = None
     secret_key: SecretStr | None = None
+    # Anonymization master key (hex/base64, >= 32 bytes), or the file holding it
+    # (default <home>/master.key, created by 'datalibrary init' with mode 0600).
+    master_key: SecretStr | None = None
+    master_key_file: Path | None = None
     server: ServerSettings = ServerSettings()
     log: LogSettings = LogSettings()
     auth: AuthSettings = AuthSettings()

@@ -11,6 +11,7 @@ from datalibrary.cli import (
     datasets,
     groups,
     ingest,
+    keys,
     lake,
     lineage,
     policies,
@@ -45,6 +46,7 @@ app.add_typer(policies.app, name="policies")
 app.add_typer(workspaces.app, name="workspaces")
 app.add_typer(lineage.lineage_app, name="lineage")
 app.add_typer(lineage.exports_app, name="exports")
+app.add_typer(keys.app, name="keys")
 
 
 def main() -> None:

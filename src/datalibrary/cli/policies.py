@@ -66,3 +66,69 @@ def show(
         "document": policy.document,
     }
     emit(data, as_json, lambda d: console.print(d["document"], highlight=False))
+
+
+@app.command("validate")
+def validate(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Policy YAML file.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Check a policy document (syntax, actions, parameters) without storing it."""
+    from datalibrary.cli.output import handle_errors
+    from datalibrary.privacy.policy import parse_policy
+    from datalibrary.privacy.preview import describe
+
+    with handle_errors():
+        data = describe(parse_policy(file.read_text()))
+    emit(
+        data,
+        as_json,
+        lambda d: console.print(f"policy {d['name']}@{d['version']} is valid: {len(d['rules'])} rule(s)"),
+    )
+
+
+@app.command("preview")
+def preview(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Policy YAML file.")],
+    sample: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A data file to try it on.")],
+    namespace: Annotated[str, typer.Option(help="Study whose key the preview uses.")] = "preview",
+    rows: Annotated[int, typer.Option(min=1, max=1000, help="Rows to show.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Apply a policy to the first rows of a data file and print the result (nothing is stored)."""
+    from datalibrary.cli.output import handle_errors, settings
+    from datalibrary.db import Database
+    from datalibrary.privacy.preview import preview_file
+
+    config = settings()
+    database = Database(str(config.database_url))
+    try:
+        with handle_errors():
+            data = preview_file(
+                config, database, OPERATOR, file.read_text(), sample, namespace=namespace, rows=rows
+            )
+    finally:
+        database.dispose()
+
+    def human(d: dict) -> None:
+        table(d["rows"], d["columns"])
+        if d["risk"]:
+            r = d["risk"]
+            console.print(f"risk on {', '.join(r['quasi_identifiers'])}: k={r['k']} max={r['max_risk']:.3f}")
+
+    emit(data, as_json, human)
+
+
+@app.command("override-risk")
+def override_risk(
+    table_name: Annotated[str, typer.Option("--table", help="namespace.table")],
+    reason: Annotated[str, typer.Option(help="Why the risk is acceptable (audited).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Let a 'shared'-tier table be stored above the risk threshold (audited); then submit the file again."""
+    from datalibrary.privacy.overrides import grant_override
+
+    with db_session() as session:
+        found = grant_override(session, OPERATOR, table_name, reason)
+        data = {"id": found.id, "table": table_name, "granted_by": found.granted_by}
+    emit(data, as_json, lambda d: console.print(f"override {d['id']} recorded for {d['table']}"))

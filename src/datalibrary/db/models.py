@@ -21,7 +21,7 @@ from datalibrary.db.base import Base
 from datalibrary.ingest.models import IngestJob, Upload
 from datalibrary.lake.models import Dataset, LakeLock, MaintenanceRun
 from datalibrary.lineage.models import ExportRequest, LineageEdge, LineageEvent, LineageForwarding
-from datalibrary.privacy.models import StoredPolicy
+from datalibrary.privacy.models import RiskOverride, StoredPolicy, StudyKeyRecord, Surrogate
 from datalibrary.query.models import QueryRecord
 from datalibrary.workspaces.models import Workspace, WorkspaceAdminAccess, WorkspaceUsage
 
@@ -46,7 +46,10 @@ __all__ = [
     "Project",
     "ProjectMember",
     "QueryRecord",
+    "RiskOverride",
     "StoredPolicy",
+    "StudyKeyRecord",
+    "Surrogate",
     "Upload",
     "User",
     "UserRole",

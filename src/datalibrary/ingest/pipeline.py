@@ -52,7 +52,9 @@ from datalibrary.lake.tables import (
     summary_of,
 )
 from datalibrary.lineage import ingestion as trace
-from datalibrary.privacy.policy import PolicyContext, PolicyStep
+from datalibrary.privacy.policy import PolicyStep
+from datalibrary.privacy.report import privacy_properties
+from datalibrary.privacy.service import policy_context
 from datalibrary.privacy.store import load_policy
 
 log = logging.getLogger(__name__)
@@ -78,10 +80,11 @@ def _reason_for(exc: InvalidInput) -> Quarantine:
             row=exc.row,
             column=exc.column,
         )
-    code = "policy-uncovered-columns" if exc.extra.get("columns") else "invalid-input"
-    return Quarantine(
-        code, exc.detail, **({"columns": exc.extra["columns"]} if "columns" in exc.extra else {})
+    code = exc.extra.get("code") or (
+        "policy-uncovered-columns" if exc.extra.get("columns") else "invalid-input"
     )
+    where = {key: exc.extra[key] for key in ("columns", "evidence") if key in exc.extra}
+    return Quarantine(code, exc.detail, **where)
 
 
 def _iceberg_schema(schema: pa.Schema):  # type: ignore[no-untyped-def]
@@ -203,8 +206,17 @@ class JobRun:
             raise Quarantine(
                 "empty", f"file '{job.source_name}' holds no table (no header, no rows)", file=job.source_name
             )
-        step = PolicyStep(policy, PolicyContext(job.namespace, job.table_name, job.id))
+        step = PolicyStep(
+            policy, policy_context(self.settings, self.db, job.namespace, job.table_name, job.id)
+        )
         stored_schema = lake_schema(step.plan(first))
+        if step.needs_prepass:  # suppress / scrub_text: a first streaming pass over the landed file
+            self.progress(force=True, step="counting")
+            first_pass = open_reader(
+                self.raw, format=fmt, display_name=job.source_name, **(job.options or {})
+            )
+            for batch in first_pass.batches():
+                step.observe(batch)
         if self.lake.exists(self.name):
             table = self.lake.load(self.name)
             target = file_schema(table)
@@ -237,6 +249,25 @@ class JobRun:
         except BaseException:
             writer.abort()
             raise
+        risk = step.risk()
+        overridden = None
+        if risk is not None and policy.tier == "shared" and not risk.meets(policy.risk_threshold):
+            overridden = risk_override(self.db, job)
+        if (
+            overridden is None
+            and risk is not None
+            and policy.tier == "shared"
+            and not risk.meets(policy.risk_threshold)
+        ):
+            writer.abort()
+            raise Quarantine(
+                "risk-above-threshold",
+                f"policy {policy.label} is tier 'shared' but the re-identification risk on "
+                f"{', '.join(risk.quasi_identifiers)} is {risk.max_risk:.3f} (k = {risk.k}) above "
+                f"{policy.risk_threshold}: generalize or suppress the quasi-identifiers, "
+                "or use tier 'internal'",
+                risk=risk.as_dict(),
+            )
         labels = {k: v for k, v in _labels(reader, job, define).items() if k in target.names}
         self.progress(
             force=True,
@@ -262,6 +293,8 @@ class JobRun:
                     "policy": policy.name,
                     "policy-version": policy.version,
                     "policy-sha256": policy.sha256,
+                    **privacy_properties(step),
+                    **({"risk-override": overridden} if overridden else {}),
                     "mode": job.mode,
                     "actor": job.created_by,
                     "operation": "ingest",
@@ -508,6 +541,24 @@ def _labels(reader: Any, job: IngestJob, define: dict[str, dict[str, str]]) -> d
         dataset = getattr(reader, "table_name", None) or Path(job.source_name).name.split(".")[0]
         labels.update(define.get(str(dataset).upper(), {}))
     return labels
+
+
+def risk_override(db: Database, job: IngestJob) -> str | None:
+    """The id of a steward's override for this table (its use is audited), else None."""
+    from datalibrary.privacy.overrides import override_for
+
+    with db.session() as session:
+        found = override_for(session, job.namespace, job.table_name)
+        if found is None:
+            return None
+        record(
+            session,
+            actor=job.created_by,
+            action="privacy.risk-override-used",
+            target=f"table:{job.namespace}.{job.table_name}",
+            details={"job": job.id, "override": found.id, "granted_by": found.granted_by},
+        )
+        return str(found.id)
 
 
 def load_policy_for(db: Database, job: IngestJob):  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ from datalibrary.lake.catalog import Lake, TableName, parse_table_name
 from datalibrary.lake.models import Dataset
 from datalibrary.lake.planning import plan_table
 from datalibrary.lake.tables import summary_of
+from datalibrary.privacy.report import risk_from_summary
 
 SENSITIVITY = ("public", "internal", "confidential", "restricted")
 EDITABLE = (
@@ -148,6 +149,10 @@ def show_dataset(
         for f in iceberg.schema().fields
     ]
     entry["snapshots"] = history(iceberg)
+    current = iceberg.metadata.current_snapshot_id
+    entry["risk"] = next(
+        (s["risk"] for s in entry["snapshots"] if s["snapshot_id"] == current and s["risk"]), None
+    )
     entry["profile"] = column_profile(session, lake, name, dataset) if profile else None
     recent = session.scalars(
         select(IngestJob)
@@ -180,6 +185,9 @@ def history(iceberg) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
                 "policy": summary.get("datalibrary.policy"),
                 "policy_version": summary.get("datalibrary.policy-version"),
                 "policy_sha256": summary.get("datalibrary.policy-sha256"),
+                "study_key_id": summary.get("datalibrary.study-key-id"),
+                "tier": summary.get("datalibrary.policy-tier"),
+                "risk": risk_from_summary(summary),
                 "added_rows": int(summary.get("added-records", 0)),
                 "total_rows": int(summary.get("total-records", 0)),
             }

@@ -21,3 +21,51 @@ class StoredPolicy(Base):
     document: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class StudyKeyRecord(Base):
+    """The current key generation of a study; the key itself is derived, never stored."""
+
+    __tablename__ = "privacy_study_keys"
+    __table_args__ = (UniqueConstraint("namespace", "generation", name="uq_privacy_study_keys_ns_gen"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(200), index=True)
+    generation: Mapped[int] = mapped_column(Integer)
+    key_id: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Surrogate(Base):
+    """Crosswalk of the ``surrogate`` action: a random token per value, in the database only.
+
+    The value is kept encrypted (AES-GCM under a key derived from the master key) and found
+    by its keyed digest, so the table never holds an identifier in clear."""
+
+    __tablename__ = "privacy_surrogates"
+    __table_args__ = (
+        UniqueConstraint("namespace", "scope", "digest", name="uq_privacy_surrogates_digest"),
+        UniqueConstraint("namespace", "scope", "token", name="uq_privacy_surrogates_token"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(String(100))
+    digest: Mapped[str] = mapped_column(String(64))
+    token: Mapped[str] = mapped_column(String(64))
+    sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RiskOverride(Base):
+    """A steward's audited decision to store a ``shared`` table above the risk threshold."""
+
+    __tablename__ = "privacy_risk_overrides"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(200))
+    table_name: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    granted_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

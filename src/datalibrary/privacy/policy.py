@@ -119,6 +119,9 @@ class Rule(BaseModel):
         return re.fullmatch(self.match[3:], column) is not None
 
 
+TIERS = ("internal", "shared")
+
+
 class Policy(BaseModel):
     """A parsed policy; ``sha256`` identifies the exact document it came from."""
 
@@ -126,6 +129,12 @@ class Policy(BaseModel):
     version: str
     description: str = ""
     rules: list[Rule]
+    # Columns naming the data subject, first present wins (date shifting, names to scrub).
+    subject: list[str] = Field(default_factory=list)
+    # Output columns on which the risk report computes equivalence classes.
+    quasi_identifiers: list[str] = Field(default_factory=list)
+    tier: str = "internal"
+    risk_threshold: float = Field(0.09, gt=0, le=1)
     sha256: str = ""
     document: str = ""
 
@@ -155,7 +164,16 @@ def parse_policy(yaml_text: str) -> Policy:
         raise PolicyError(f"the policy is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise PolicyError("a policy is a YAML mapping with name, version and columns")
-    unknown = set(data) - {"name", "version", "description", "columns"}
+    unknown = set(data) - {
+        "name",
+        "version",
+        "description",
+        "columns",
+        "subject",
+        "quasi_identifiers",
+        "tier",
+        "risk_threshold",
+    }
     if unknown:
         raise PolicyError(f"unknown policy keys: {', '.join(sorted(map(str, unknown)))}")
     columns = data.get("columns")
@@ -183,12 +201,32 @@ def parse_policy(yaml_text: str) -> Policy:
         rules.append(Rule(match=str(match), action=action, params=params))
     if data.get("version") is None:
         raise PolicyError("the policy must have a version")
+    subject = data.get("subject") or []
+    subject = [subject] if isinstance(subject, str) else subject
+    qis = data.get("quasi_identifiers") or []
+    if not isinstance(subject, list) or not all(isinstance(c, str) for c in subject):
+        raise PolicyError("'subject' is a column name or a list of column names")
+    if not isinstance(qis, list) or not all(isinstance(c, str) for c in qis):
+        raise PolicyError("'quasi_identifiers' is a list of (output) column names")
+    tier = str(data.get("tier") or "internal")
+    if tier not in TIERS:
+        raise PolicyError(f"'tier' is one of {', '.join(TIERS)}, not {tier!r}")
+    for rule in rules:
+        check = getattr(ACTIONS[rule.action], "check_params", None)
+        if check is not None:
+            problem = check(rule.params)
+            if problem:
+                raise PolicyError(f"column {rule.match!r}: {problem}")
     try:
         return Policy(
             name=str(data.get("name") or ""),
             version=str(data["version"]),
             description=str(data.get("description") or ""),
             rules=rules,
+            subject=subject,
+            quasi_identifiers=qis,
+            tier=tier,
+            risk_threshold=data.get("risk_threshold", 0.09),
             sha256=hashlib.sha256(yaml_text.encode()).hexdigest(),
             document=yaml_text,
         )
@@ -197,51 +235,134 @@ def parse_policy(yaml_text: str) -> Policy:
 
 
 class PolicyStep:
-    """Applies a policy to record batches: ``plan`` once, then ``apply`` every batch."""
+    """Applies a policy to record batches: ``plan`` once, then ``apply`` every batch.
+
+    Actions that need to see the whole file first (``suppress`` counts class sizes,
+    ``scrub_text`` collects the dataset's names) implement ``observe``; the pipeline then
+    makes a first pass over the landed file calling ``observe`` on every batch
+    (``needs_prepass``), so both passes stream and memory holds only per-value counts.
+    When ``quasi_identifiers`` are declared, ``apply`` also counts equivalence classes for
+    the risk report.
+    """
 
     def __init__(self, policy: Policy, context: PolicyContext) -> None:
         self.policy = policy
         self.context = context
-        self._plan: list[tuple[str, ColumnAction, pa.Field, pa.Field]] = []
+        self._plan: list[tuple[str, Any, pa.Field, list[pa.Field]]] = []
         self.schema: pa.Schema | None = None
+        self.classes: RiskCounter | None = None
 
     def plan(self, first_batch: pa.RecordBatch) -> pa.Schema:
-        """Resolve every column's action; raise naming each column no rule covers."""
+        """Resolve every column's action; refuse (naming the columns) when any is uncovered."""
         uncovered = [name for name in first_batch.schema.names if self.policy.rule_for(name) is None]
         if uncovered:
-            raise PolicyError(
-                f"policy {self.policy.label} names no action for column(s) {', '.join(uncovered)}: "
-                "add a rule (keep, drop, ...) for each one",
-                columns=uncovered,
-            )
+            raise uncovered_error(self.policy, first_batch, uncovered)
+        context = PolicyContext(
+            self.context.namespace,
+            self.context.table,
+            self.context.job_id,
+            {**self.context.extra, "policy": self.policy, "columns": first_batch.schema.names},
+        )
         self._plan = []
-        fields = []
+        fields: list[pa.Field] = []
         for input_field in first_batch.schema:
             rule = self.policy.rule_for(input_field.name)
             assert rule is not None
-            action = ACTIONS[rule.action](rule.params, self.context)
-            output = action.output_field(input_field)
-            if output is not None:
-                self._plan.append((input_field.name, action, input_field, output))
-                fields.append(output)
+            action = ACTIONS[rule.action](rule.params, context)
+            outputs = action.outputs(input_field) if hasattr(action, "outputs") else None
+            if outputs is None:
+                single = action.output_field(input_field)
+                outputs = [] if single is None else [single]
+            if outputs:
+                self._plan.append((input_field.name, action, input_field, outputs))
+                fields.extend(outputs)
         if not fields:
             raise PolicyError(f"policy {self.policy.label} drops every column: nothing would be stored")
+        names = [f.name for f in fields]
+        if len(set(names)) != len(names):
+            raise PolicyError(f"policy {self.policy.label} produces a column twice: {sorted(names)}")
         self.schema = pa.schema(fields)
+        missing = [q for q in self.policy.quasi_identifiers if q not in names]
+        if self.policy.quasi_identifiers and not missing:
+            self.classes = RiskCounter(self.policy.quasi_identifiers)
         return self.schema
+
+    @property
+    def needs_prepass(self) -> bool:
+        return any(hasattr(action, "observe") for _, action, _, _ in self._plan)
+
+    def observe(self, batch: pa.RecordBatch) -> None:
+        """First pass: let actions that need the whole file count what they need."""
+        for name, action, input_field, _ in self._plan:
+            if hasattr(action, "observe"):
+                action.observe(_column(batch, name), input_field, batch)
 
     def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if self.schema is None:
             self.plan(batch)
         assert self.schema is not None
-        arrays = []
-        for name, action, input_field, _ in self._plan:
-            index = batch.schema.get_field_index(name)
-            if index < 0:
-                raise PolicyError(f"column {name!r} disappeared from the input after the first batch")
-            arrays.append(action.apply(batch.column(index), input_field))
-        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        arrays: list[pa.Array] = []
+        for name, action, input_field, outputs in self._plan:
+            column = _column(batch, name)
+            if hasattr(action, "transform"):
+                produced = action.transform(column, input_field, batch)
+            else:
+                produced = [action.apply(column, input_field)]
+            for array, out_field in zip(produced, outputs, strict=True):
+                arrays.append(array if array.type == out_field.type else array.cast(out_field.type))
+        out = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        if self.classes is not None:
+            self.classes.add(out)
+        return out
 
     def actions(self) -> dict[str, str]:
         """Column -> action name, for reports."""
-        assert self.schema is not None or not self._plan
         return {name: action.name for name, action, _, _ in self._plan}
+
+    @property
+    def key_id(self) -> str | None:
+        """The id of the study key the actions used (None when no action needed one)."""
+        provider = self.context.extra.get("key_provider")
+        key = getattr(provider, "used", None) or self.context.extra.get("key")
+        return key.key_id if key is not None else None
+
+    def risk(self) -> RiskReport | None:
+        """The risk report of everything applied so far (None without quasi-identifiers)."""
+        if self.classes is None:
+            return None
+        return self.classes.report(self.policy.risk_threshold)
+
+
+def _column(batch: pa.RecordBatch, name: str) -> pa.Array:
+    index = batch.schema.get_field_index(name)
+    if index < 0:
+        raise PolicyError(f"column {name!r} disappeared from the input after the first batch")
+    return batch.column(index)
+
+
+def uncovered_error(policy: Policy, batch: pa.RecordBatch, uncovered: list[str]) -> PolicyError:
+    """Fail closed: identifying-looking columns quarantine with evidence, others ask for a rule."""
+    evidence = {
+        name: scan_column(name, batch.column(batch.schema.get_field_index(name))) for name in uncovered
+    }
+    identifying = {name: found for name, found in evidence.items() if found}
+    if identifying:
+        described = "; ".join(f"{name}: {', '.join(found)}" for name, found in identifying.items())
+        return PolicyError(
+            f"column(s) {', '.join(identifying)} look identifying and policy {policy.label} has no rule for "
+            f"them ({described}): add a rule (drop, pseudonymize, ...) and submit the file again",
+            columns=uncovered,
+            code="policy-identifying-column",
+            evidence=identifying,
+        )
+    return PolicyError(
+        f"policy {policy.label} names no action for column(s) {', '.join(uncovered)}: "
+        "add a rule (keep, drop, ...) for each one",
+        columns=uncovered,
+        code="policy-uncovered-columns",
+    )
+
+
+from datalibrary.privacy import actions as _actions  # noqa: E402,F401  (registers the actions)
+from datalibrary.privacy.detect import scan_column  # noqa: E402
+from datalibrary.privacy.risk import RiskCounter, RiskReport  # noqa: E402

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from datalibrary.audit.service import record
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.errors import Conflict, NotFound
+from datalibrary.privacy.builtin import BUILTIN
 from datalibrary.privacy.models import StoredPolicy
 from datalibrary.privacy.policy import Policy, parse_policy
 
@@ -51,6 +52,9 @@ def load_policy(session: Session, name: str, version: str | None = None) -> Poli
     if version is not None:
         query = query.where(StoredPolicy.version == version)
     rows = list(session.scalars(query))
+    if not rows and name in BUILTIN:
+        ensure_builtin_policies(session)
+        rows = list(session.scalars(query))
     if not rows:
         raise NotFound(f"no policy named {name!r}" + (f" version {version}" if version else ""))
     row = max(rows, key=lambda r: (_version_key(r.version), r.id))
@@ -65,3 +69,26 @@ def list_policies(session: Session, principal: Principal) -> list[StoredPolicy]:
 def _version_key(version: str) -> tuple:
     parts = version.split(".")
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
+
+
+def ensure_builtin_policies(session: Session) -> list[str]:
+    """Store the built-in policies (``sdtm``, ``ehr``) that are not stored yet; their names."""
+    added = []
+    for name, text in BUILTIN.items():
+        policy = parse_policy(text)
+        exists = session.scalar(
+            select(StoredPolicy.id).where(StoredPolicy.name == name, StoredPolicy.version == policy.version)
+        )
+        if exists is None:
+            session.add(
+                StoredPolicy(
+                    name=name,
+                    version=policy.version,
+                    sha256=policy.sha256,
+                    document=text,
+                    created_by="builtin",
+                )
+            )
+            added.append(name)
+    session.flush()
+    return added

@@ -1,12 +1,24 @@
 """The console's page routers. A domain adds its page router to ``PAGE_ROUTERS``;
 placeholders for unbuilt sections come last so real pages take precedence."""
 
-from datalibrary.web import access, account, admin, catalog, lineage, pages, placeholders, query, workspaces
+from datalibrary.web import (
+    access,
+    account,
+    admin,
+    catalog,
+    lineage,
+    pages,
+    placeholders,
+    policies,
+    query,
+    workspaces,
+)
 
 PAGE_ROUTERS = [
     pages.router,
     account.router,
     admin.router,
+    policies.router,
     catalog.router,
     access.router,
     query.router,

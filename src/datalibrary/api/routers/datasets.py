@@ -50,6 +50,19 @@ class ColumnOut(BaseModel):
     required: bool
 
 
+class RiskOut(BaseModel):
+    """Re-identification risk (prosecutor model) on the policy's quasi-identifiers."""
+
+    quasi_identifiers: list[str]
+    records: int
+    classes: int
+    k: int
+    max_risk: float
+    average_risk: float
+    threshold: float
+    share_above_threshold: float
+
+
 class SnapshotOut(BaseModel):
     snapshot_id: int
     parent_id: int | None
@@ -63,6 +76,9 @@ class SnapshotOut(BaseModel):
     policy: str | None
     policy_version: str | None
     policy_sha256: str | None
+    study_key_id: str | None = None
+    tier: str | None = None
+    risk: RiskOut | None = None
     added_rows: int
     total_rows: int
 
@@ -79,6 +95,7 @@ class DatasetDetail(DatasetSummary):
     columns: list[ColumnOut]
     snapshots: list[SnapshotOut]
     profile: list[ProfileOut] | None
+    risk: RiskOut | None = Field(None, description="Risk report of the current snapshot's ingested file.")
     jobs: list[dict[str, Any]] = Field(description="Recent ingestion jobs (for callers who may ingest).")
 
 

@@ -1,0 +1,107 @@
+"""Privacy: validate a policy and preview it on sample rows (nothing stored)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from datalibrary.api.deps import CurrentPrincipal, DatabaseDep, DbSession, Requires, SettingsDep
+from datalibrary.auth.permissions import Permission, require
+from datalibrary.errors import InvalidInput
+from datalibrary.privacy import store
+from datalibrary.privacy.policy import parse_policy
+from datalibrary.privacy.preview import describe
+
+router = APIRouter(prefix="/policies", tags=["policies"])
+
+
+class PolicyDocument(BaseModel):
+    document: str = Field(min_length=1, max_length=200_000, description="The policy YAML.")
+
+
+class RuleOut(BaseModel):
+    match: str
+    kind: str
+    action: str
+    params: dict[str, Any]
+
+
+class PolicyDescription(BaseModel):
+    name: str
+    version: str
+    sha256: str
+    subject: list[str]
+    quasi_identifiers: list[str]
+    tier: str
+    risk_threshold: float
+    rules: list[RuleOut]
+
+
+class PreviewIn(PolicyDocument):
+    sample_csv: str = Field(min_length=1, max_length=200_000, description="Sample rows as CSV with a header.")
+    namespace: str = Field(
+        "preview", pattern=r"^[a-z][a-z0-9_]{0,62}$", description="Study whose key is used."
+    )
+    rows: int = Field(20, ge=1, le=200)
+
+
+class PreviewOut(BaseModel):
+    actions: dict[str, str]
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    risk: dict[str, Any] | None
+
+
+class PolicyText(BaseModel):
+    name: str
+    version: str
+    sha256: str
+    document: str
+
+
+@router.post(
+    "/validate", summary="Check a policy document", dependencies=[Requires(Permission.POLICIES_MANAGE)]
+)
+def validate_policy(body: PolicyDocument, principal: CurrentPrincipal) -> PolicyDescription:
+    require(principal, Permission.POLICIES_MANAGE)
+    return PolicyDescription.model_validate(describe(parse_policy(body.document)))
+
+
+@router.post(
+    "/preview",
+    summary="Apply a policy to sample rows (nothing stored)",
+    dependencies=[Requires(Permission.POLICIES_MANAGE)],
+)
+def preview_policy(
+    body: PreviewIn, principal: CurrentPrincipal, settings: SettingsDep, database: DatabaseDep
+) -> PreviewOut:
+    from datalibrary.privacy.preview import preview_batch
+
+    require(principal, Permission.POLICIES_MANAGE)
+    policy = parse_policy(body.document)
+    try:
+        table = pacsv.read_csv(io.BytesIO(body.sample_csv.encode()))
+    except (pa.ArrowInvalid, UnicodeError) as exc:
+        raise InvalidInput(f"the sample is not CSV with a header row: {str(exc)[:200]}") from None
+    if table.num_rows == 0:
+        raise InvalidInput("the sample has a header but no rows")
+    batch = table.slice(0, body.rows).combine_chunks().to_batches()[0]
+    return PreviewOut.model_validate(preview_batch(settings, database, policy, batch, body.namespace))
+
+
+@router.get(
+    "/{name}",
+    summary="A stored policy document (latest version)",
+    dependencies=[Requires(Permission.CATALOG_READ)],
+)
+def show_policy(name: str, principal: CurrentPrincipal, session: DbSession) -> PolicyText:
+    require(principal, Permission.CATALOG_READ)
+    policy = store.load_policy(session, name)
+    return PolicyText(
+        name=policy.name, version=policy.version, sha256=policy.sha256, document=policy.document
+    )
