@@ -99,6 +99,7 @@ def run_query(
         planner=request.app.state.planner,
         limits=settings.query.limits(),
         project=body.project,
+        settings=settings,
     )
     record = result.record
     stats = QueryStats(
