@@ -13,6 +13,7 @@ from datalibrary import __version__
 from datalibrary.api import middleware, problems
 from datalibrary.api.routers import API_ROUTERS, ROOT_ROUTERS
 from datalibrary.config import Settings, load_settings
+from datalibrary.costs import background as cost_background
 from datalibrary.db import Database
 from datalibrary.query.lake_planner import LakePlanner
 from datalibrary.web.routers import FALLBACK_ROUTERS, PAGE_ROUTERS
@@ -32,7 +33,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
         background = Background(settings, db)
         background.start()
-        async with workspace_background.running(db, settings):
+        async with workspace_background.running(db, settings), cost_background.running(db, settings):
             yield
         background.stop()
         if database is None:

@@ -8,6 +8,7 @@ from datalibrary.cli import (
     access,
     audit,
     core,
+    costs,
     datasets,
     groups,
     ingest,
@@ -42,6 +43,7 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(lake.app, name="lake")
 app.add_typer(policies.app, name="policies")
 app.add_typer(workspaces.app, name="workspaces")
+app.add_typer(costs.app, name="costs")
 
 
 def main() -> None:

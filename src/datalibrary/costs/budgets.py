@@ -155,6 +155,15 @@ def visible(
     return [status(session, settings, b, now) for b in rows]
 
 
+def own(
+    session: Session, principal: Principal, settings: Settings, now: datetime | None = None
+) -> list[Status]:
+    """The caller's own budget and those of their projects."""
+    require(principal, Permission.COSTS_READ_OWN)
+    rows = budgets_of(session, principal.name, set(principal.projects))
+    return [status(session, settings, b, now) for b in rows]
+
+
 def set_budget(
     session: Session,
     principal: Principal,

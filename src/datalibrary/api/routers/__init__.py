@@ -4,6 +4,7 @@ from datalibrary.api.routers import (
     access,
     audit,
     auth,
+    costs,
     datasets,
     health,
     identity,
@@ -28,4 +29,5 @@ API_ROUTERS = [
     access.router,
     query.router,
     workspaces.router,
+    costs.router,
 ]
