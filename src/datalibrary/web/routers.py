@@ -1,7 +1,7 @@
 """The console's page routers. A domain adds its page router to ``PAGE_ROUTERS``;
 placeholders for unbuilt sections come last so real pages take precedence."""
 
-from datalibrary.web import access, account, admin, catalog, pages, placeholders, query, workspaces
+from datalibrary.web import access, account, admin, catalog, costs, pages, placeholders, query, workspaces
 
 PAGE_ROUTERS = [
     pages.router,
@@ -11,5 +11,6 @@ PAGE_ROUTERS = [
     access.router,
     query.router,
     workspaces.router,
+    costs.router,
 ]
 FALLBACK_ROUTERS = [placeholders.router]
