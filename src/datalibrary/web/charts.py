@@ -83,7 +83,8 @@ def bars(items: dict[str, Decimal], currency: str, title: str, name: str) -> Mar
         w = float(value / peak) * (width - label_w - 80)
         parts.append(
             f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end" font-size="12">{escape(key[:22])}</text>'
-            f'<rect class="bar" x="{label_w}" y="{y + 3}" width="{max(w, 1):.1f}" height="{row_h - 8}" fill="{BAR}">'
+            f'<rect class="bar" x="{label_w}" y="{y + 3}" width="{max(w, 1):.1f}" '
+            f'height="{row_h - 8}" fill="{BAR}">'
             f"<title>{escape(key)}: {_fmt(value)} {escape(currency)}</title></rect>"
             f'<text x="{label_w + max(w, 1) + 4:.1f}" y="{y + 16}" '
             f'font-size="12">{_fmt(value)}</text>'
