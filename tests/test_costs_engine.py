@@ -34,7 +34,9 @@ def t(day: int, hour: int, minute: int = 0) -> datetime:
 
 
 def cents(value: F) -> str:
-    return str((Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal("0.01"), ROUND_HALF_UP))
+    return str(
+        (Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    )
 
 
 # --- hand-computed amounts (EUR) -------------------------------------------------------------
@@ -135,10 +137,18 @@ def _report(platform: Platform, by: str, **kwargs: object) -> dict[str, str]:
 def test_report_equals_hand_computed_amounts(platform: Platform) -> None:
     _setup(platform)
     assert _report(platform, "user") == {
-        "alice": cents(ALICE), "bob": cents(BOB), "carol": cents(CAROL), "TOTAL": cents(ALICE + BOB + CAROL)
+        "alice": cents(ALICE),
+        "bob": cents(BOB),
+        "carol": cents(CAROL),
+        "TOTAL": cents(ALICE + BOB + CAROL),
     }
     # the same to the cent, written out
-    assert (cents(ALICE), cents(BOB), cents(CAROL), cents(ALICE + BOB + CAROL)) == ("6.47", "0.99", "1.92", "9.38")
+    assert (cents(ALICE), cents(BOB), cents(CAROL), cents(ALICE + BOB + CAROL)) == (
+        "6.47",
+        "0.99",
+        "1.92",
+        "9.38",
+    )
     onco = ALICE_WS1 + ALICE_QUERY + BOB
     cardio = ALICE_WS4 + CAROL
     assert _report(platform, "project") == {"onco": cents(onco), "cardio": cents(cardio), "TOTAL": "9.38"}
@@ -158,7 +168,9 @@ def test_report_equals_hand_computed_amounts(platform: Platform) -> None:
     assert _report(platform, "day") == {"2026-02-28": cents(feb), "2026-03-01": cents(march), "TOTAL": "9.38"}
     # one project, one user
     assert _report(platform, "user", project="cardio") == {
-        "alice": cents(ALICE_WS4), "carol": cents(CAROL), "TOTAL": cents(cardio)
+        "alice": cents(ALICE_WS4),
+        "carol": cents(CAROL),
+        "TOTAL": cents(cardio),
     }
     assert _report(platform, "category", user="bob")["TOTAL"] == cents(BOB)
 

@@ -94,7 +94,7 @@ def _month(now: datetime) -> str:
 
 
 def status(session: Session, settings: Settings, budget: Budget, now: datetime | None = None) -> Status:
-    now = (now or utcnow()).replace(microsecond=0)
+    now = now or utcnow()
     spent = spend(
         session, settings, now=now,
         user=budget.name if budget.scope == "user" else None,
@@ -186,7 +186,7 @@ def set_budget(
         from datalibrary.auth.projects import get_project
 
         get_project(session, name)
-    now = (now or utcnow()).replace(microsecond=0)
+    now = now or utcnow()
     budget = _find(session, scope, name)
     previous = budget.amount_cents if budget else None
     if budget is None:
@@ -295,7 +295,7 @@ def check_all(session: Session, settings: Settings, now: datetime | None = None)
     """One pass: raise alerts, and request a stop for workspaces of budgets past their grace.
 
     Returns the ids of workspaces moved to ``stopping`` (the caller executes the stops)."""
-    now = (now or utcnow()).replace(microsecond=0)
+    now = now or utcnow()
     month = _month(now)
     to_stop: list[int] = []
     for budget in list(session.scalars(select(Budget).order_by(Budget.id))):

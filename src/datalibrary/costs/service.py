@@ -48,7 +48,7 @@ def cost_lines(
     scope = Scope(
         start=start,
         end=end,
-        now=(now or utcnow()).replace(microsecond=0),
+        now=now or utcnow(),
         users=frozenset(users) if users is not None else None,
         projects=frozenset(projects) if projects is not None else None,
     )
@@ -110,7 +110,7 @@ def report(
     if by not in GROUPS:
         raise InvalidInput(f"--by must be one of {', '.join(GROUPS)}", field="by")
     users, projects = _filters(principal, user, project)
-    now = (now or utcnow()).replace(microsecond=0)
+    now = now or utcnow()
     a, b = period(start, end, now)
     found, book = cost_lines(session, settings, a, b, now=now, users=users, projects=projects)
     grouped = engine.group(found, by)
@@ -139,7 +139,7 @@ def spend(
     now: datetime | None = None,
 ) -> Decimal:
     """This month's spend so far (exact) of one user or one project, running workspaces included."""
-    now = (now or utcnow()).replace(microsecond=0)
+    now = now or utcnow()
     a, b = month_bounds(now)
     found, _ = cost_lines(
         session, settings, a, b, now=now,
@@ -153,7 +153,7 @@ def my_month(
 ) -> dict[str, Any]:  # noqa: E501
     """The caller's spend this month so far: total, by category, by day (every day so far)."""
     require(principal, Permission.COSTS_READ_OWN)
-    now = (now or utcnow()).replace(microsecond=0)
+    now = now or utcnow()
     a, b = month_bounds(now)
     found, book = cost_lines(session, settings, a, b, now=now, users={principal.name})
     by_day = engine.group(found, "day")
@@ -221,7 +221,7 @@ def estimate(
 ) -> dict[str, Any]:
     """The price of a query scanning ``bytes_scanned`` at today's prices (minimum applied)."""
     book = pricebook.load(session, settings)
-    prices = book.at((now or utcnow()).replace(microsecond=0))
+    prices = book.at(now or utcnow())
     charged = max(bytes_scanned, prices.query_min_bytes)
     return {
         "bytes_scanned": bytes_scanned,
@@ -238,7 +238,7 @@ def launch_prices(
 ) -> dict[str, dict[str, str]]:  # noqa: E501
     """Per instance type: the price per hour now and for a typical working day."""
     book = pricebook.load(session, settings)
-    moment = (now or utcnow()).replace(microsecond=0)
+    moment = now or utcnow()
     hours = Decimal(str(settings.costs.working_day_hours))
     found = {}
     for name in sorted({*book.fallback, *book.at(moment).compute_per_hour}):
