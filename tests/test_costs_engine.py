@@ -92,19 +92,22 @@ def _setup(platform: Platform) -> None:
             session.flush()
             for state, start, end in states:
                 session.add(WorkspaceUsage(workspace_id=w.id, user_id=ids[owner], project=project,
-                                           instance_type=itype, state=state, started_at=start, ended_at=end))  # fmt: skip
+                                           instance_type=itype, state=state, started_at=start,
+                                           ended_at=end))  # fmt: skip
             return w.id
 
         workspace("alice", "onco", "python-notebook", "m5.large",
                   [("starting", t(28, 17, 59), t(28, 18)), ("running", t(28, 18), t(1, 2)),
                    ("stopped", t(1, 2), None)])  # no home measured: no storage cost  # fmt: skip
         bob = workspace("bob", "onco", "python-notebook", "m5.2xlarge",
-                        [("running", t(28, 19, 30), t(28, 21, 15)), ("stopped", t(28, 21, 15), None)])  # fmt: skip
+                        [("running", t(28, 19, 30), t(28, 21, 15)),
+                         ("stopped", t(28, 21, 15), None)])  # fmt: skip
         carol = workspace("carol", "cardio", "r-notebook", "t3.medium",
                           [("running", t(28, 10), t(28, 16)), ("paused", t(28, 16), t(1, 4)),
                            ("running", t(1, 4), None)])  # fmt: skip
         workspace("alice", "cardio", "gpu-notebook", "g4dn.xlarge",
-                  [("running", datetime(2026, 2, 27, 23, tzinfo=UTC), t(28, 1)), ("stopped", t(28, 1), None)])  # fmt: skip
+                  [("running", datetime(2026, 2, 27, 23, tzinfo=UTC), t(28, 1)),
+                   ("stopped", t(28, 1), None)])  # fmt: skip
         for kind, resource, day, user, project, size in (
             ("home", f"workspace:{bob}", date(2026, 2, 28), "bob", "onco", 50 * GIB),
             ("home", f"workspace:{bob}", date(2026, 3, 1), "bob", "onco", 100 * GIB),
