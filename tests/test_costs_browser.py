@@ -61,8 +61,10 @@ def test_dashboard_charts_and_csv_export(browser, live_platform) -> None:  # typ
     _login(page, url, "aud", "/costs")
     daily = page.locator('svg[data-chart="daily"]').first
     assert daily.is_visible()
-    series = {page.locator(f'#dash-title ~ figure svg[data-chart="daily"] rect.bar[data-series="{s}"]').count()
-              for s in ("compute", "storage", "query")}  # fmt: skip
+    chart = '#dash-title ~ figure svg[data-chart="daily"]'
+    series = {
+        page.locator(f'{chart} rect.bar[data-series="{s}"]').count() for s in ("compute", "storage", "query")
+    }
     assert 0 not in series  # each category drew its bar today
     for name in ("users", "projects", "products"):
         assert page.locator(f'svg[data-chart="{name}"] rect.bar').count() >= 1
