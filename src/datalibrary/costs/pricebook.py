@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from datalibrary.audit import service as audit
@@ -151,15 +152,18 @@ def ensure_seeded(session: Session, settings: Settings) -> None:
     if session.scalar(select(PriceVersion.id).limit(1)) is not None:
         return
     prices = with_catalog_defaults(load_yaml(settings.costs.price_book), settings)
-    session.add(
-        PriceVersion(
-            effective_from=BEGINNING,
-            prices=prices.as_json(),
-            note="seeded from the price book YAML",
-            created_by="system:costs",
-        )
-    )
-    session.flush()
+    try:
+        with session.begin_nested():  # a concurrent first use may seed it too: theirs wins
+            session.add(
+                PriceVersion(
+                    effective_from=BEGINNING,
+                    prices=prices.as_json(),
+                    note="seeded from the price book YAML",
+                    created_by="system:costs",
+                )
+            )
+    except IntegrityError:
+        pass
 
 
 def load(session: Session, settings: Settings) -> PriceBook:
