@@ -223,6 +223,14 @@ def test_reports_prices_and_csv(sqlite_platform: Platform) -> None:
     bad = auditor.get("/api/v1/costs/report", params={"from": "2026-02-01", "to": "2026-01-01"})
     assert bad.status_code == 422
     assert auditor.get("/api/v1/costs/report", params={"from": "yesterday"}).status_code == 422
+    lines = auditor.get("/api/v1/costs/lines").json()
+    assert {(ln["user"], ln["category"], ln["unit"], ln["amount"]) for ln in lines} == {
+        ("alice", "query", "TB", "10.000000"),
+        ("bob", "query", "TB", "2.500000"),
+    }
+    assert [ln["user"] for ln in alice.get("/api/v1/costs/lines").json()] == ["alice"]
+    assert auditor.get("/api/v1/costs/lines", params={"limit": 0}).status_code == 422
+    assert auditor.get("/api/v1/costs/report", params={"user": "x" * 65}).status_code == 422
     dash = auditor.get("/api/v1/costs/dashboard").json()
     assert dash["top_users"] == {"alice": "10.00", "bob": "2.50"} and dash["by_category"]["query"] == "12.50"
     assert alice.get("/api/v1/costs/dashboard").status_code == 403

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.auth.permissions import Permission, require
@@ -46,13 +46,48 @@ class PriceVersionOut(BaseModel):
 
 
 class ReportOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
     currency: str
     from_: date = Field(alias="from")
     to: date
     by: str
-    rows: list[dict[str, str]]
-    total: str
+    rows: list[dict[str, str]] = Field(description="key and amount, largest first")
+    total: str = Field(description="The exact sum of every line, rounded once to cents")
     generated_at: datetime
+
+
+class DashboardOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    currency: str
+    from_: date = Field(alias="from")
+    to: date
+    total: str
+    daily: list[dict[str, str]] = Field(description="day and the amount of each category")
+    by_category: dict[str, str]
+    top_users: dict[str, str]
+    top_projects: dict[str, str]
+    by_product: dict[str, str]
+
+
+class CompareOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    currency: str
+    from_: date = Field(alias="from")
+    to: date
+    days: int
+    compute_hours: str
+    on_demand: str
+    dedicated: str
+    purchase_price: str
+    lifetime_months: int
+    dedicated_per_month: str
+    average_rate_per_hour: str
+    break_even_hours_per_month: str | None
+    cheaper: str
+    as_of: datetime
 
 
 class BudgetIn(BaseModel):
@@ -71,6 +106,19 @@ class BudgetOut(BaseModel):
     currency: str
     enforce_after: datetime | None
     enforced_at: datetime | None
+
+
+class MonthOut(BaseModel):
+    currency: str
+    month: str
+    as_of: datetime
+    total: str
+    by_category: dict[str, str]
+    by_day: list[dict[str, str]]
+    by_project: dict[str, str]
+    running: list[str] = Field(description="Resources counted up to now (running workspaces)")
+    budgets: list[BudgetOut]
+    notices: list[str]
 
 
 class EstimateIn(BaseModel):
@@ -114,11 +162,11 @@ def add_prices(
 
 @router.get("/costs/me", summary="Your spend this month so far (live), by category and by day",
             dependencies=[Requires(Permission.COSTS_READ_OWN)])  # fmt: skip
-def me(principal: CurrentPrincipal, session: DbSession, settings: SettingsDep) -> dict[str, Any]:
+def me(principal: CurrentPrincipal, session: DbSession, settings: SettingsDep) -> MonthOut:
     data = service.my_month(session, principal, settings)
     data["budgets"] = [s.as_json() for s in budgets.own(session, principal, settings)]
     data["notices"] = budgets.notices(session, principal)
-    return data
+    return MonthOut.model_validate(data)
 
 
 def _report(
@@ -141,8 +189,56 @@ def report(
     end: date | None = Query(None, alias="to", description="Last day, included; default: today"),
     user: str | None = Query(None, max_length=64, description="Only this user (costs.read_all for others)"),
     project: str | None = Query(None, max_length=64, description="Only this project (costs.read_all)"),
-) -> dict[str, Any]:
-    return _report(principal, session, settings, by, start, end, user, project).as_json()
+) -> ReportOut:
+    return ReportOut.model_validate(
+        _report(principal, session, settings, by, start, end, user, project).as_json()
+    )
+
+
+class CostLineOut(BaseModel):
+    user: str
+    project: str | None
+    category: str
+    product: str
+    resource: str
+    start: datetime
+    end: datetime
+    quantity: str
+    unit: str
+    rate: str
+    amount: str = Field(description="This line's amount to 6 decimals; sums are exact, then rounded")
+
+
+@router.get("/costs/lines", summary="The cost lines of a period (first 5,000), oldest first",
+            dependencies=[Requires(Permission.COSTS_READ_OWN)])  # fmt: skip
+def lines(
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
+    start: date | None = Query(None, alias="from"),
+    end: date | None = Query(None, alias="to"),
+    user: str | None = Query(None, max_length=64),
+    project: str | None = Query(None, max_length=64),
+    limit: int = Query(1000, ge=1, le=5000),
+) -> list[CostLineOut]:
+    found = _report(principal, session, settings, "category", start, end, user, project).lines[:limit]
+    six = Decimal("0.000001")
+    return [
+        CostLineOut(
+            user=ln.user,
+            project=ln.project,
+            category=ln.category,
+            product=ln.product,
+            resource=ln.resource,
+            start=ln.start,
+            end=ln.end,
+            quantity=str(ln.quantity.quantize(six)),
+            unit=ln.unit,
+            rate=str(ln.rate),
+            amount=str(ln.amount.quantize(six)),
+        )  # fmt: skip
+        for ln in found
+    ]
 
 
 def report_csv_text(found: service.Report) -> str:
@@ -187,9 +283,9 @@ def dashboard(
     end: date | None = Query(None, alias="to"),
     user: str | None = Query(None, max_length=64),
     project: str | None = Query(None, max_length=64),
-) -> dict[str, Any]:
+) -> DashboardOut:
     data = service.dashboard(session, principal, settings, start=start, end=end, user=user, project=project)
-    return _jsonable(data)
+    return DashboardOut.model_validate(_jsonable(data))
 
 
 def _jsonable(value: Any) -> Any:
@@ -215,11 +311,12 @@ def compare(
     project: str | None = Query(None, max_length=64),
     purchase_price: Decimal | None = Query(None, ge=0, le=10**9),
     lifetime_months: int | None = Query(None, ge=1, le=240),
-) -> dict[str, Any]:
-    return service.compare(
+) -> CompareOut:
+    found = service.compare(
         session, principal, settings, start=start, end=end, project=project,
         purchase_price=purchase_price, lifetime_months=lifetime_months,
     )  # fmt: skip
+    return CompareOut.model_validate(found)
 
 
 @router.get("/costs/budgets", summary="Budgets you may see, with spend and what remains this month",
