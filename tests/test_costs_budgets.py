@@ -133,10 +133,11 @@ def test_budget_warns_refuses_and_can_be_raised(sqlite_platform: Platform, webho
     assert raised.json()["state"] == "ok" and raised.json()["remaining"] == "9.50"
     set_events = events(platform, "costs.budget_set")
     assert set_events[-1].details["raised"] is True and set_events[-1].details["cleared_alerts"] == [80, 100]
+    platform.settings.workspaces.max_per_user = 0  # the check after the budget's refuses instead
     again = alice.post(
         "/api/v1/workspaces", json={"product": "python-notebook", "instance_type": "t3.medium"}
     )
-    assert again.status_code != 402
+    assert again.status_code == 409 and "quota" in again.json()["detail"]
     assert alice.get("/api/v1/costs/me").json()["notices"] == []
 
 
