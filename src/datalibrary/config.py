@@ -173,6 +173,31 @@ class LineageSettings(BaseModel):
     export_max_mb: int = Field(512, ge=1)
 
 
+class CostSettings(BaseModel):
+    """Price book, budgets and their enforcement, the dedicated-machine comparison."""
+
+    # YAML price book seeding the first price version; empty = the built-in default.
+    price_book: Path | None = None
+    # Percent of a monthly budget at which owners and stewards are warned.
+    warn_percent: int = Field(80, ge=1, le=99)
+    # Once a budget is exhausted: queries scanning more than this are refused.
+    block_queries_above_bytes: int = Field(100 * 1000**2, ge=0)
+    # Running workspaces of an exhausted budget are stopped this long after the warning.
+    enforce_after_minutes: float = Field(15, ge=0)
+    enforce_interval_seconds: float = Field(60, gt=0)
+    # How often the server checks that today's storage measurement exists.
+    measure_interval_seconds: float = Field(3600, gt=0)
+    # Budget warnings are also POSTed (JSON) here; empty = no webhook.
+    webhook_url: str | None = None
+    # Queries estimated above this many bytes show their price before they run (Query page).
+    estimate_above_bytes: int = Field(1000**3, ge=0)
+    # "A typical working day" in the price shown before a launch.
+    working_day_hours: float = Field(8, gt=0, le=24)
+    # The comparison page: an equivalent dedicated machine, bought and written off.
+    dedicated_machine_price: float = Field(6000, ge=0)
+    dedicated_machine_lifetime_months: int = Field(36, ge=1)
+
+
 class Settings(BaseSettings):
     """Effective configuration of one DataLibrary installation."""
 
@@ -198,6 +223,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     workspaces: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
     lineage: LineageSettings = LineageSettings()
+    costs: CostSettings = Field(default_factory=CostSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -50,6 +50,14 @@ class Conflict(DataLibraryError):
     title = "Conflict"
 
 
+class BudgetExceeded(DataLibraryError):
+    """A monthly budget is spent: launches and large queries wait until an admin raises it."""
+
+    slug = "budget-exceeded"
+    status = 402
+    title = "Budget exceeded"
+
+
 class TooLarge(DataLibraryError):
     slug = "too-large"
     status = 413
@@ -75,6 +83,7 @@ ALL_ERRORS: tuple[type[DataLibraryError], ...] = (
     PermissionDenied,
     NotFound,
     Conflict,
+    BudgetExceeded,
     TooLarge,
     TooManyRequests,
     Unavailable,

@@ -13,6 +13,7 @@ from datalibrary import __version__
 from datalibrary.api import middleware, problems
 from datalibrary.api.routers import API_ROUTERS, ROOT_ROUTERS
 from datalibrary.config import Settings, load_settings
+from datalibrary.costs import background as cost_background
 from datalibrary.db import Database
 from datalibrary.query.lake_planner import LakePlanner
 from datalibrary.web.routers import FALLBACK_ROUTERS, PAGE_ROUTERS
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         background.start()
         lineage_worker = LineageWorker(db, settings.lineage)
         lineage_worker.start()
-        async with workspace_background.running(db, settings):
+        async with workspace_background.running(db, settings), cost_background.running(db, settings):
             yield
         lineage_worker.stop()
         background.stop()

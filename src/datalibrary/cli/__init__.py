@@ -8,6 +8,7 @@ from datalibrary.cli import (
     access,
     audit,
     core,
+    costs,
     datasets,
     groups,
     ingest,
@@ -47,6 +48,7 @@ app.add_typer(workspaces.app, name="workspaces")
 app.add_typer(lineage.lineage_app, name="lineage")
 app.add_typer(lineage.exports_app, name="exports")
 app.add_typer(keys.app, name="keys")
+app.add_typer(costs.app, name="costs")
 
 
 def main() -> None:

@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
                 planner=LakePlanner(config),
                 limits=config.query.limits(),
                 project=project,
+                settings=config,
             )
             stats = {
                 "run_id": result.record.run_id,

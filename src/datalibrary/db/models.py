@@ -17,6 +17,7 @@ from datalibrary.auth.models import (
     UserRole,
     WebSession,
 )
+from datalibrary.costs.models import Budget, BudgetAlert, PriceVersion, StorageMeasurement
 from datalibrary.db.base import Base
 from datalibrary.ingest.models import IngestJob, Upload
 from datalibrary.lake.models import Dataset, LakeLock, MaintenanceRun
@@ -30,6 +31,8 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "Base",
+    "Budget",
+    "BudgetAlert",
     "Dataset",
     "ExportRequest",
     "Grant",
@@ -43,10 +46,12 @@ __all__ = [
     "LineageForwarding",
     "LoginThrottle",
     "MaintenanceRun",
+    "PriceVersion",
     "Project",
     "ProjectMember",
     "QueryRecord",
     "RiskOverride",
+    "StorageMeasurement",
     "StoredPolicy",
     "StudyKeyRecord",
     "Surrogate",

@@ -21,6 +21,8 @@ from datalibrary.access import service as access
 from datalibrary.access.rowfilter import MASK_NULL
 from datalibrary.audit import service as audit
 from datalibrary.auth.permissions import Permission, Principal, require
+from datalibrary.config import Settings
+from datalibrary.costs import checks as costs_checks
 from datalibrary.db.base import utcnow
 from datalibrary.errors import DataLibraryError, InvalidInput, NotFound
 from datalibrary.lineage import service as lineage
@@ -105,6 +107,30 @@ def charged_project(principal: Principal, project: str | None) -> str | None:
     return project
 
 
+def estimate_bytes(
+    session: Session, principal: Principal, sql: str, *, planner: TablePlanner
+) -> tuple[int, list[str]]:
+    """Guard, grants, planning and metering without executing: (bytes scanned, table names)."""
+    require(principal, Permission.QUERY_RUN)
+    guarded = guard.check(sql)
+    total = 0
+    for ref in guarded.refs:
+        grant = access.effective_access(session, principal, ref.namespace, ref.table)
+        if grant is None:
+            raise NotFound(f"table {ref.name} does not exist or you have no grant on it")
+        planned = planner.plan(
+            ref.namespace,
+            ref.table,
+            snapshot_id=ref.snapshot_id,
+            as_of=_parse_as_of(ref.as_of),
+            row_filter=grant.row_filter,
+            pushdown=_unqualified(guarded.pushdown(ref)),
+        )
+        view = build_view(planned, grant)
+        total += metering.bytes_scanned(view.files, _scanned_columns(guarded, view))
+    return total, [ref.name for ref in guarded.refs]
+
+
 def run_query(
     session: Session,
     principal: Principal,
@@ -114,6 +140,7 @@ def run_query(
     limits: engine.EngineLimits,
     project: str | None = None,
     via: str | None = None,
+    settings: Settings | None = None,
 ) -> QueryResult:
     require(principal, Permission.QUERY_RUN)
     project = charged_project(principal, project)
@@ -151,6 +178,8 @@ def run_query(
         record.bytes_scanned = sum(
             metering.bytes_scanned(view.files, _scanned_columns(guarded, view)) for view in views.values()
         )
+        if settings is not None:  # budgets: an exhausted one refuses large queries
+            costs_checks.check_query(session, settings, principal.name, project, record.bytes_scanned)
         rendered = guarded.render({ref: view.name for ref, view in views.items()})
         result = engine.run(rendered, list(views.values()), limits)
     except DataLibraryError as exc:

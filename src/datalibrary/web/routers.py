@@ -6,6 +6,7 @@ from datalibrary.web import (
     account,
     admin,
     catalog,
+    costs,
     lineage,
     pages,
     placeholders,
@@ -24,5 +25,6 @@ PAGE_ROUTERS = [
     query.router,
     workspaces.router,
     lineage.router,
+    costs.router,
 ]
 FALLBACK_ROUTERS = [placeholders.router]

@@ -11,6 +11,7 @@ from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
 from datalibrary.api.routers.workspaces import catalog as catalog_view
 from datalibrary.api.routers.workspaces import workspace_out
 from datalibrary.auth.permissions import Permission
+from datalibrary.costs import budgets
 from datalibrary.web.pages import login_redirect, page_for, page_with
 from datalibrary.web.rendering import render
 from datalibrary.workspaces import service
@@ -30,6 +31,7 @@ def workspaces_page(
         return render(
             request, "error.html", page_with(page, detail="Your roles do not include workspaces."), 403
         )
+    page.notice = " ".join(budgets.notices(session, principal))
     rows = service.list_workspaces(session, principal)
     owners = service.owner_names(session, rows)
     return render(
@@ -37,7 +39,7 @@ def workspaces_page(
         "workspaces.html",
         page_with(
             page,
-            catalog=catalog_view(principal, settings),
+            catalog=catalog_view(principal, settings, session),
             workspaces=[workspace_out(w, owners.get(w.owner_id, "?"), settings) for w in rows],
         ),
     )

@@ -26,6 +26,7 @@ from datalibrary.auth import service as auth_service
 from datalibrary.auth.models import ApiToken, User
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
+from datalibrary.costs import checks as costs_checks
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -141,6 +142,7 @@ def request_create(
         projects = getattr(owner_principal, "projects", None)
         if projects and project not in projects and not principal.is_admin:
             raise PermissionDenied(f"'{owner.name}' is not a member of project '{project}'")
+    costs_checks.check_launch(session, settings, owner.name, project)
     backend = resolve_name(settings.workspaces.provisioner)
     required = list(chosen.requires) + (["gpu"] if itype.gpu else [])
     missing = provisioner_class(backend).capabilities.missing(required)
@@ -207,6 +209,9 @@ def request(
         return workspace  # already on its way: idempotent
     if workspace.state not in allowed:
         raise Conflict(f"workspace {workspace.id} is {workspace.state}; it cannot {verb} now")
+    if verb in ("start", "resume"):  # a spent budget refuses new running time
+        owner = session.get(User, workspace.owner_id)
+        costs_checks.check_launch(session, None, owner.name if owner else None, workspace.project)
     if verb in ("pause", "resume") and not issubclass(_provisioner_type(workspace), Pausable):
         raise Conflict(f"the '{workspace.provisioner}' provisioner cannot {verb}")
     _transition(session, workspace, transitional, reason or f"{verb} by {principal.name}")

@@ -4,6 +4,7 @@ from datalibrary.api.routers import (
     access,
     audit,
     auth,
+    costs,
     datasets,
     health,
     identity,
@@ -33,4 +34,5 @@ API_ROUTERS = [
     workspaces.router,
     lineage.router,
     lineage.exports_router,
+    costs.router,
 ]

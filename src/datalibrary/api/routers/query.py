@@ -104,6 +104,7 @@ def run_query(
         limits=settings.query.limits(),
         project=body.project,
         via=body.client or principal.via,
+        settings=settings,
     )
     record = result.record
     stats = QueryStats(

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.auth.permissions import Permission
+from datalibrary.costs import service as cost_service
 from datalibrary.workspaces import access, idle, paths, reconcile, service
 from datalibrary.workspaces.catalog import Environment, InstanceType, Product
 from datalibrary.workspaces.models import Workspace, WorkspaceUsage
@@ -34,6 +35,8 @@ class CatalogOut(BaseModel):
     instance_types: list[InstanceType]
     environments: list[Environment]
     products: list[ProductOut]
+    # per instance type: price_per_hour and working_day (decimal strings) from the price book
+    launch_prices: dict[str, dict[str, str]] = {}
 
 
 class CreateIn(BaseModel):
@@ -127,7 +130,7 @@ def _out(session, workspace: Workspace, settings) -> WorkspaceOut:  # type: igno
 
 @router.get("/catalog", summary="Instance types, environments and the products you may launch",
             dependencies=[Requires(Permission.WORKSPACES_OWN)])  # fmt: skip
-def catalog(principal: CurrentPrincipal, settings: SettingsDep) -> CatalogOut:
+def catalog(principal: CurrentPrincipal, settings: SettingsDep, session: DbSession) -> CatalogOut:
     data = service.catalog_of(settings)
     backend = resolve_name(settings.workspaces.provisioner)
     cls = provisioner_class(backend)
@@ -152,6 +155,7 @@ def catalog(principal: CurrentPrincipal, settings: SettingsDep) -> CatalogOut:
         instance_types=data.instance_types,
         environments=data.environments,
         products=products,
+        launch_prices=cost_service.launch_prices(session, settings),
     )
 
 

@@ -37,10 +37,34 @@ function renderTable(columns, rows) {
   $("results").replaceChildren(table);
 }
 
+let confirmed = "";  // the query whose estimated price the user has seen
+
+// Large queries show their estimated bytes and price first; a second Run confirms.
+async function priceShown(sql) {
+  const key = `${$("project").value}\n${sql}`;
+  if (key === confirmed) return false;
+  let estimate;
+  try {
+    estimate = await api("/query/estimate", { method: "POST", body: { sql, project: $("project").value || null } });
+  } catch {
+    return false;  // the run itself reports what is wrong with the query
+  }
+  if (!estimate.large && !estimate.refused_because) return false;
+  confirmed = key;
+  $("estimate").textContent = estimate.refused_because
+    ? `This query would be refused: ${estimate.refused_because}`
+    : `Estimated: ${humanBytes(estimate.bytes_scanned)} scanned, about ${estimate.price} ${estimate.currency}. ` +
+      "Press Run again to run it.";
+  $("estimate").hidden = false;
+  return true;
+}
+
 async function run(newOffset = 0) {
   const sql = $("sql").value.trim();
   if (!sql) { showError("Write a query first."); return; }
   showError("");
+  if (newOffset === 0 && (await priceShown(sql))) return;
+  $("estimate").hidden = true;
   $("run").disabled = true;
   $("stats").textContent = "Running…";
   try {

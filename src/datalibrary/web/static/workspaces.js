@@ -102,7 +102,10 @@ function syncTypes() {
   }
   if (typeSelect.selectedOptions[0]?.disabled && first) typeSelect.value = first.value;
   const price = typeSelect.selectedOptions[0]?.dataset.price;
-  priceLine.textContent = price ? `Price while running: ${Number(price).toFixed(2)} ${currency} per hour.` : "";
+  const day = typeSelect.selectedOptions[0]?.dataset.day;
+  const hours = typeSelect.selectedOptions[0]?.dataset.dayHours;
+  const perDay = day ? ` A typical working day (${hours} h): ${day} ${currency}.` : "";
+  priceLine.textContent = price ? `Price while running: ${price} ${currency} per hour.${perDay}` : "";
 }
 
 productSelect.addEventListener("change", syncTypes);

@@ -1,0 +1,159 @@
+"""``costs``: reports, the price book, budgets, storage measurement and the enforcer (as the operator)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, settings, table
+from datalibrary.cli.users import OPERATOR
+from datalibrary.costs import budgets, pricebook, service, storage
+
+app = typer.Typer(help="Cost reports, the price book and budgets.", no_args_is_help=True)
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} takes a date such as 2026-03-01", code=2)
+        raise
+
+
+@app.command("report")
+def report(
+    by: Annotated[str, typer.Option(help="user, project, category, product, day or resource.")] = "category",
+    start: Annotated[str | None, typer.Option("--from", help="First day (UTC); default: this month.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day, included; default: today.")] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user.")] = None,
+    project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Costs of a period grouped by user, project, category, product, day or resource."""
+    config = settings()
+    with db_session() as session:
+        found = service.report(
+            session, OPERATOR, config, by=by, start=_day(start, "--from"), end=_day(end, "--to"),
+            user=user, project=project,
+        ).as_json()  # fmt: skip
+
+    def human(data: dict[str, Any]) -> None:
+        rows = [{by: r["key"], "amount": r["amount"]} for r in data["rows"]]
+        table(rows, [by, "amount"], title=f"Costs {data['from']} to {data['to']} ({data['currency']})")
+        console.print(f"total: {data['total']} {data['currency']}")
+
+    emit(found, as_json, human)
+
+
+@app.command("prices")
+def prices(as_json: JsonOption = False) -> None:
+    """List the price book's versions with the date each applies from."""
+    config = settings()
+    with db_session() as session:
+        rows = [
+            {"id": v.id, "effective_from": v.effective_from.isoformat(), "created_by": v.created_by,
+             "note": v.note, **v.prices}
+            for v in pricebook.versions(session, OPERATOR, config)
+        ]  # fmt: skip
+    emit(rows, as_json, lambda r: table(r, ["id", "effective_from", "currency", "query_per_tb", "note"]))
+
+
+@app.command("prices-set")
+def prices_set(
+    path: Annotated[Path, typer.Argument(help="A price book YAML file (see the default for its keys).")],
+    effective_from: Annotated[
+        datetime | None, typer.Option("--from", help="When it applies (UTC); default now, never the past.")
+    ] = None,
+    note: Annotated[str, typer.Option(help="Why the prices change.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Add a price version from a YAML file, applying from now or a future date."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        fail(f"cannot read {path}: {exc}", code=2)
+    config = settings()
+    with db_session() as session:
+        version = pricebook.add_version(
+            session, OPERATOR, config, data, effective_from=effective_from, note=note
+        )
+        found = {"id": version.id, "effective_from": version.effective_from.isoformat(), **version.prices}
+    emit(
+        found, as_json, lambda d: console.print(f"price version {d['id']} applies from {d['effective_from']}")
+    )
+
+
+@app.command("budgets")
+def list_budgets(as_json: JsonOption = False) -> None:
+    """List budgets with this month's spend and what remains."""
+    config = settings()
+    with db_session() as session:
+        rows = [s.as_json() for s in budgets.visible(session, OPERATOR, config)]
+    emit(
+        rows,
+        as_json,
+        lambda r: table(r, ["scope", "name", "budget", "spent", "remaining", "percent", "state"]),
+    )
+
+
+@app.command("budget-set")
+def budget_set(
+    amount: Annotated[str, typer.Argument(help="Monthly amount in the price book's currency, e.g. 250.00.")],
+    user: Annotated[str | None, typer.Option(help="The user whose budget it is.")] = None,
+    project: Annotated[str | None, typer.Option(help="The project whose budget it is.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set or raise the monthly budget of a user or a project (audited)."""
+    if (user is None) == (project is None):
+        fail("name exactly one of --user or --project", code=2)
+    try:
+        value = Decimal(amount)
+    except InvalidOperation:
+        fail(f"'{amount}' is not an amount", code=2)
+        raise
+    config = settings()
+    with db_session() as session:
+        found = budgets.set_budget(
+            session, OPERATOR, config, scope="user" if user else "project", name=user or project or "",
+            amount=value,
+        ).as_json()  # fmt: skip
+    emit(
+        found,
+        as_json,
+        lambda d: console.print(f"budget of {d['scope']} '{d['name']}': {d['budget']} {d['currency']}"),
+    )  # noqa: E501
+
+
+@app.command("measure")
+def measure(as_json: JsonOption = False) -> None:
+    """Measure lake and workspace home storage for today now (the server does it daily)."""
+    config = settings()
+    with db_session() as session:
+        count = storage.measure(session, config)
+    emit({"measured": count}, as_json, lambda d: console.print(f"measured {d['measured']} resources"))
+
+
+@app.command("enforce")
+def enforce(as_json: JsonOption = False) -> None:
+    """Check every budget now: warn, and stop workspaces of spent budgets past their grace."""
+    from datalibrary.db import Database
+    from datalibrary.workspaces.sync import run_sync
+
+    config = settings()
+    db = Database(str(config.database_url))
+    try:
+        stopped = run_sync(budgets.enforce(db, config))
+    finally:
+        db.dispose()
+    emit(
+        {"stopped": stopped},
+        as_json,
+        lambda d: console.print(f"stopped workspaces: {d['stopped'] or 'none'}"),
+    )

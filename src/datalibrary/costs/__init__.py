@@ -1,0 +1,1 @@
+"""Cost tracking: price book, metering from usage records, reports, budgets that act."""
