@@ -12,11 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import select, update
 
+from datalibrary.access import service as access_service
 from datalibrary.access.models import Grant
 from datalibrary.audit.models import AuditEvent
 from datalibrary.db.base import utcnow
 from datalibrary.lineage.models import LineageEdge, LineageEvent
+from datalibrary.query import engine
 from datalibrary.query.models import QueryRecord
+from datalibrary.query.service import build_view
 from tests.helpers import ApiClient, Platform
 from tests.lake_helpers import add_policy, ingest, write_csv
 
@@ -218,6 +221,9 @@ def test_files_proven_by_statistics_skip_the_filter_and_stay_correct(
     )
     planned = platform.app.state.planner.plan("cdisc", "vs", row_filter="siteid IN ('S701', 'S703')")
     assert len(planned.files) == 3 and len(planned.unfiltered) == 2  # 702's file pruned, mixed file kept
+    grant = access_service.Access(columns=None, row_filter="siteid IN ('S701', 'S703')")
+    view_sql = engine._view_sql(build_view(planned, grant))
+    assert view_sql.count("WHERE") == 1 and "UNION ALL" in view_sql  # only the mixed file is filtered
     rows = query(platform.as_user("ada"), "SELECT usubjid FROM cdisc.vs ORDER BY 1")["rows"]
     assert [r[0] for r in rows] == ["S701-1", "S701-2", "S701-9", "S703-1", "S703-2"]
 

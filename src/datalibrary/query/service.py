@@ -64,6 +64,7 @@ def build_view(planned: PlannedTable, grant: access.Access) -> engine.ViewSpec:
         schema=planned.schema,
         columns=columns,
         row_filter=grant.row_filter,
+        unfiltered=planned.unfiltered,
     )
     return dataclasses.replace(view, name=engine.view_name(view))
 
