@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -108,16 +109,13 @@ def charged_project(principal: Principal, project: str | None) -> str | None:
     return project
 
 
-def estimate_bytes(
-    session: Session, principal: Principal, sql: str, *, planner: TablePlanner
-) -> tuple[int, list[str]]:
-    """Guard, grants, planning and metering without executing: (bytes scanned, table names)."""
-    require(principal, Permission.QUERY_RUN)
-    guarded = guard.check(sql)
-    total = 0
+def _views(
+    session: Session, principal: Principal, guarded: guard.GuardedQuery, planner: TablePlanner
+) -> Iterator[tuple[guard.TableRef, PlannedTable, engine.ViewSpec]]:
+    """The caller's restricted view of each table the query names, planned at its snapshot."""
     for ref in guarded.refs:
         grant = access.effective_access(session, principal, ref.namespace, ref.table)
-        if grant is None:
+        if grant is None:  # same answer as for a missing table: existence is not revealed
             raise NotFound(f"table {ref.name} does not exist or you have no grant on it")
         planned = planner.plan(
             ref.namespace,
@@ -127,8 +125,19 @@ def estimate_bytes(
             row_filter=grant.row_filter,
             pushdown=_unqualified(guarded.pushdown(ref)),
         )
-        view = build_view(planned, grant)
-        total += metering.bytes_scanned(view.files, _scanned_columns(guarded, view))
+        yield ref, planned, build_view(planned, grant)
+
+
+def estimate_bytes(
+    session: Session, principal: Principal, sql: str, *, planner: TablePlanner
+) -> tuple[int, list[str]]:
+    """Guard, grants, planning and metering without executing: (bytes scanned, table names)."""
+    require(principal, Permission.QUERY_RUN)
+    guarded = guard.check(sql)
+    total = sum(
+        metering.bytes_scanned(view.files, _scanned_columns(guarded, view))
+        for _, _, view in _views(session, principal, guarded, planner)
+    )
     return total, [ref.name for ref in guarded.refs]
 
 
@@ -161,19 +170,8 @@ def run_query(
     try:
         guarded = guard.check(sql)
         views: dict[guard.TableRef, engine.ViewSpec] = {}
-        for ref in guarded.refs:
-            grant = access.effective_access(session, principal, ref.namespace, ref.table)
-            if grant is None:  # same answer as for a missing table: existence is not revealed
-                raise NotFound(f"table {ref.name} does not exist or you have no grant on it")
-            planned = planner.plan(
-                ref.namespace,
-                ref.table,
-                snapshot_id=ref.snapshot_id,
-                as_of=_parse_as_of(ref.as_of),
-                row_filter=grant.row_filter,
-                pushdown=_unqualified(guarded.pushdown(ref)),
-            )
-            views[ref] = build_view(planned, grant)
+        for ref, planned, view in _views(session, principal, guarded, planner):
+            views[ref] = view
             record.tables = [*record.tables, {"name": ref.name, "snapshot_id": planned.snapshot_id}]
             inputs.append(lineage.DatasetRef(ref.name))
         record.bytes_scanned = sum(
