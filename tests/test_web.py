@@ -109,3 +109,12 @@ def test_problem_type_pages_exist(sqlite_platform: Platform) -> None:
     client = sqlite_platform.anonymous
     assert client.get("/problems/permission-denied").status_code == 200
     assert client.get("/problems/made-up").status_code == 404
+
+
+def test_browsers_get_an_html_page_for_unknown_addresses(sqlite_platform: Platform) -> None:
+    client = sqlite_platform.anonymous
+    page = client.get("/no/such/page", headers={"Accept": "text/html"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "There is no page at this address." in page.text
+    api = client.get("/api/v1/no/such", headers={"Accept": "text/html"})
+    assert api.headers["content-type"].startswith("application/problem+json")

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from datalibrary.errors import DataLibraryError
@@ -54,10 +54,21 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status, exc.slug, exc.title, exc.detail, request, **exc.extra)
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+def wants_html(request: Request) -> bool:
+    """A person's browser asking for a page (not an API client)."""
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     slug = HTTP_SLUGS.get(exc.status_code, "error")
     title = slug.replace("-", " ").capitalize()
+    if wants_html(request):
+        from datalibrary.web.rendering import PageContext, render
+
+        detail = "There is no page at this address." if exc.status_code == 404 else str(exc.detail)
+        page = PageContext(title=title, data={"detail": detail})
+        return render(request, "error.html", page, status_code=exc.status_code)
     return problem(exc.status_code, slug, title, str(exc.detail), request)
 
 
