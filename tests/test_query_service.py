@@ -198,7 +198,7 @@ def test_project_must_be_the_callers(lake: Platform) -> None:
     response = lake.as_user("ada").post(
         "/api/v1/query", json={"sql": "SELECT 1 FROM cdisc.dm", "project": "x"}
     )
-    assert response.status_code == 422 and "not a member of project" in response.json()["detail"]
+    assert response.status_code == 403 and "not a member of project" in response.json()["detail"]
 
 
 def test_files_proven_by_statistics_skip_the_filter_and_stay_correct(

@@ -208,7 +208,7 @@ def request_access(
         raise InvalidInput("say why you need the data (at least 10 characters)", field="justification")
     projects = getattr(actor, "projects", None)
     if project and projects is not None and project not in projects:
-        raise InvalidInput(f"you are not a member of project '{project}'", field="project")
+        raise PermissionDenied(f"you are not a member of project '{project}'", field="project")
     duplicate = session.scalar(
         select(AccessRequest.id).where(
             AccessRequest.requester == actor.name,

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from datalibrary import __version__
-from datalibrary.api import middleware, problems
+from datalibrary.api import middleware, openapi, problems
 from datalibrary.api.routers import API_ROUTERS, ROOT_ROUTERS
 from datalibrary.config import Settings, load_settings
 from datalibrary.costs import background as cost_background
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.planner = LakePlanner(settings)
     app.state.metrics = middleware.Metrics()
     problems.install(app)
+    openapi.install(app)
     middleware.install(app, app.state.metrics)
     for router in ROOT_ROUTERS:
         app.include_router(router)

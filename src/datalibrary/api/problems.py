@@ -6,6 +6,9 @@ docs/reference/problems.md); a stack trace never leaves the server.
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -33,7 +36,15 @@ HTTP_SLUGS = {
 }
 
 
-def problem(status: int, slug: str, title: str, detail: str, request: Request, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    request: Request,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body = {
         "type": f"/problems/{slug}",
         "title": title,
@@ -43,10 +54,12 @@ def problem(status: int, slug: str, title: str, detail: str, request: Request, *
         "request_id": request_id_var.get(),
         **extra,
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     if status == 429 and "retry_after" in extra:
-        headers = {"Retry-After": str(extra["retry_after"])}
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+        headers["Retry-After"] = str(extra["retry_after"])
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers or None)
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
@@ -59,8 +72,50 @@ def wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 
+def _framework_detail(request: Request, exc: StarletteHTTPException) -> str:
+    """Say what went wrong: the framework's detail is often just the status phrase again."""
+    if exc.status_code == 404:
+        return f"there is nothing at {request.url.path}; the API's operations are listed at /api/docs"
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        return f"{request.method} is not allowed on {request.url.path}; allowed: {allowed or 'none'}"
+    detail = str(exc.detail)
+    if detail == HTTPStatus(exc.status_code).phrase:
+        return f"the request was refused ({exc.status_code} {detail})"
+    return detail
+
+
+def allowed_methods(request: Request, fallback: str) -> str:
+    """Every method the API serves at this path. The router stops at the first route whose
+    path matches, so its own 405 names only that route's methods; RFC 9110 wants them all,
+    and the OpenAPI document (which clients trust) lists them per path."""
+    matches = [
+        (template.count("{"), item)
+        for template, item in request.app.openapi().get("paths", {}).items()
+        if _template_regex(template).fullmatch(request.url.path)
+    ]
+    if not matches:
+        return fallback
+    fewest = min(params for params, _ in matches)  # a literal segment wins over a parameter
+    methods = {
+        m.upper() for params, item in matches if params == fewest for m in item if m.upper() in HTTP_METHODS
+    }
+    return ", ".join(sorted(methods))
+
+
+HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
+
+
+@lru_cache(maxsize=1024)
+def _template_regex(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)))
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        fallback = (exc.headers or {}).get("Allow", "")
+        exc.headers = {**(exc.headers or {}), "Allow": allowed_methods(request, fallback)}
     slug = HTTP_SLUGS.get(exc.status_code, "error")
     title = slug.replace("-", " ").capitalize()
     if wants_html(request):
@@ -68,17 +123,31 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
         detail = "There is no page at this address." if exc.status_code == 404 else str(exc.detail)
         page = PageContext(title=title, data={"detail": detail})
-        return render(request, "error.html", page, status_code=exc.status_code)
-    return problem(exc.status_code, slug, title, str(exc.detail), request)
+        response = render(request, "error.html", page, status_code=exc.status_code)
+        response.headers.update(exc.headers or {})
+        return response
+    return problem(exc.status_code, slug, title, _framework_detail(request, exc), request, exc.headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"field": ".".join(str(part) for part in err["loc"]), "message": err["msg"]} for err in exc.errors()
-    ]
+    errors = [{"field": _field(err), "message": _message(err)} for err in exc.errors()]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return problem(422, "invalid-input", "Invalid input", detail, request, errors=errors)
+
+
+def _field(error: dict[str, Any]) -> str:
+    """``("body", "name")`` -> ``body.name``; malformed JSON is about the body as a whole."""
+    if error.get("type") == "json_invalid":
+        return "body"
+    return ".".join(str(part) for part in error["loc"])
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "")
+        return f"the request body is not valid JSON ({reason})" if reason else "the body is not valid JSON"
+    return str(error["msg"])
 
 
 def internal_error(request: Request) -> JSONResponse:

@@ -15,7 +15,7 @@ from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.auth.service import USER_NAME, create_user
 from datalibrary.config import LdapGroupMapping, LdapSettings
 from datalibrary.db.base import utcnow
-from datalibrary.errors import InvalidInput
+from datalibrary.errors import Conflict
 
 SYNC = Principal.system("ldap-sync")
 
@@ -82,9 +82,9 @@ def reconcile(session: Session, actor: Principal, settings: LdapSettings) -> dic
     tokens stop at once) and re-sync the groups of the others. Returns name -> what happened."""
     require(actor, Permission.USERS_MANAGE)
     if not settings.enabled:
-        raise InvalidInput("LDAP is not enabled (auth.ldap.enabled)", field="auth.ldap.enabled")
+        raise Conflict("LDAP is not enabled (auth.ldap.enabled)", field="auth.ldap.enabled")
     if not settings.bind_dn:
-        raise InvalidInput(
+        raise Conflict(
             "reconciling LDAP accounts needs a service account: set auth.ldap.bind_dn and bind_password",
             field="auth.ldap.bind_dn",
         )

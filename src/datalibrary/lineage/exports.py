@@ -119,7 +119,7 @@ def request_export(
     if format not in FORMATS:
         raise InvalidInput(f"format must be one of {', '.join(FORMATS)}", field="format")
     if project is not None and principal.via != "system" and project not in principal.projects:
-        raise InvalidInput(f"you are not a member of project '{project}'", field="project")
+        raise PermissionDenied(f"you are not a member of project '{project}'", field="project")
     export = ExportRequest(
         run_id=new_run_id(),
         requester=principal.name,

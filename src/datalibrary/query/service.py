@@ -25,7 +25,7 @@ from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.costs import checks as costs_checks
 from datalibrary.db.base import utcnow
-from datalibrary.errors import DataLibraryError, InvalidInput, NotFound
+from datalibrary.errors import DataLibraryError, InvalidInput, NotFound, PermissionDenied
 from datalibrary.lineage import service as lineage
 from datalibrary.query import engine, guard, metering
 from datalibrary.query.models import QueryRecord
@@ -105,7 +105,7 @@ def charged_project(principal: Principal, project: str | None) -> str | None:
     if project is None:
         return principal.default_project
     if principal.via != "system" and project not in principal.projects:
-        raise InvalidInput(f"you are not a member of project '{project}'", field="project")
+        raise PermissionDenied(f"you are not a member of project '{project}'", field="project")
     return project
 
 

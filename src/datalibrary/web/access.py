@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from datalibrary.access import service
 from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
 from datalibrary.auth.permissions import Permission, Principal
+from datalibrary.bounds import RecordId
 from datalibrary.errors import InvalidInput
 from datalibrary.web.forms import attempt, form_page, guard
 from datalibrary.web.pages import page_with
@@ -119,7 +120,7 @@ def create_request(
 
 @router.post("/access/requests/{request_id}/decision")
 def decide(
-    request_id: int,
+    request_id: RecordId,
     request: Request,
     session: DbSession,
     principal: OptionalPrincipal,
@@ -211,7 +212,11 @@ def add_grant(
 
 @router.post("/access/grants/{grant_id}/revoke")
 def revoke_grant(
-    grant_id: int, request: Request, session: DbSession, principal: OptionalPrincipal, csrf_token: Text = ""
+    grant_id: RecordId,
+    request: Request,
+    session: DbSession,
+    principal: OptionalPrincipal,
+    csrf_token: Text = "",
 ) -> Response:
     if (stop := guard(request, session, principal, Permission.GRANTS_MANAGE)) is not None:
         return stop

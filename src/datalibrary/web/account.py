@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from datalibrary.api.deps import DbSession, OptionalPrincipal
 from datalibrary.auth import service
 from datalibrary.auth.permissions import Permission, Principal
+from datalibrary.bounds import RecordId
 from datalibrary.web.forms import attempt, guard
 from datalibrary.web.pages import page_for, page_with
 from datalibrary.web.rendering import render
@@ -81,7 +82,7 @@ def revoke_token(
     request: Request,
     session: DbSession,
     principal: OptionalPrincipal,
-    token_id: int,
+    token_id: RecordId,
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     if (stop := guard(request, session, principal, Permission.TOKENS_OWN)) is not None:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
 from datalibrary.auth.permissions import Permission
+from datalibrary.bounds import RecordId
 from datalibrary.db.base import utcnow
 from datalibrary.errors import DataLibraryError, InvalidInput
 from datalibrary.lake.models import Dataset
@@ -177,7 +178,7 @@ def _runner(request: Request, settings) -> exports.QueryRunner:  # type: ignore[
 @router.get("/exports/{export_id}")
 def export_review(
     request: Request,
-    export_id: int,
+    export_id: RecordId,
     session: DbSession,
     principal: OptionalPrincipal,
     settings: SettingsDep,
@@ -206,7 +207,7 @@ def export_review(
 @router.post("/exports/{export_id}/decision")
 def export_decision(
     request: Request,
-    export_id: int,
+    export_id: RecordId,
     session: DbSession,
     principal: OptionalPrincipal,
     settings: SettingsDep,
@@ -239,7 +240,11 @@ def export_decision(
 
 @router.post("/exports/{export_id}/download")
 def export_download(
-    request: Request, export_id: int, session: DbSession, principal: OptionalPrincipal, csrf_token: Text = ""
+    request: Request,
+    export_id: RecordId,
+    session: DbSession,
+    principal: OptionalPrincipal,
+    csrf_token: Text = "",
 ) -> Response:
     if (stop := guard(request, session, principal, Permission.EXPORTS_REQUEST)) is not None:
         return stop

@@ -11,14 +11,16 @@ from pydantic import BaseModel, Field
 from datalibrary.access import service
 from datalibrary.access.models import AccessRequest, Grant
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
+from datalibrary.api.fields import AccountName, Grantee, Justification, TableOrNamespace
 from datalibrary.auth.permissions import Permission
+from datalibrary.bounds import RecordId
 
 router = APIRouter(tags=["access"])
 
 
 class GrantIn(BaseModel):
-    principal: str = Field(description="user:NAME or group:NAME", examples=["user:ada"])
-    table: str = Field(description="NS.TABLE, or NS for every table of a namespace", examples=["cdisc.lb"])
+    principal: Grantee = Field(description="user:NAME or group:NAME")
+    table: TableOrNamespace = Field(description="NS.TABLE, or NS for every table of a namespace")
     columns: list[str] | None = Field(None, description="Visible columns; omit for all")
     masks: dict[str, str] = Field(default_factory=dict, description="column -> 'null' or 'const:TEXT'")
     row_filter: str | None = Field(None, examples=["SITEID IN ('701','703')"])
@@ -44,9 +46,9 @@ class GrantOut(BaseModel):
 
 
 class RequestIn(BaseModel):
-    table: str = Field(description="NS.TABLE, or NS for a whole namespace")
-    justification: str = Field(min_length=1, max_length=4000)
-    project: str | None = None
+    table: TableOrNamespace = Field(description="NS.TABLE, or NS for a whole namespace")
+    justification: Justification
+    project: AccountName | None = None
 
 
 class DecisionIn(BaseModel):
@@ -116,7 +118,7 @@ def add_grant(
 @router.delete(
     "/grants/{grant_id}", summary="Revoke a grant", dependencies=[Requires(Permission.GRANTS_MANAGE)]
 )
-def revoke_grant(grant_id: int, principal: CurrentPrincipal, session: DbSession) -> GrantOut:
+def revoke_grant(grant_id: RecordId, principal: CurrentPrincipal, session: DbSession) -> GrantOut:
     return GrantOut.of(service.revoke_grant(session, principal, grant_id))
 
 
@@ -150,7 +152,11 @@ def request_access(
     dependencies=[Requires(Permission.ACCESS_REVIEW)],
 )  # fmt: skip
 def decide(
-    request_id: int, body: DecisionIn, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
+    request_id: RecordId,
+    body: DecisionIn,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
 ) -> RequestOut:
     request = service.decide_request(
         session, principal, request_id, approve=body.decision == "approve", note=body.note,

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, client_address
 from datalibrary.audit import export, service
 from datalibrary.auth.permissions import Permission
+from datalibrary.bounds import MAX_OFFSET
 
 router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[Requires(Permission.AUDIT_READ)])
 
@@ -44,7 +45,7 @@ def events(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> list[AuditEventOut]:
     rows = service.search(
         session,

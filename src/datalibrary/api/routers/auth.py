@@ -19,6 +19,7 @@ from datalibrary.auth import login as login_service
 from datalibrary.auth import service
 from datalibrary.auth.models import ApiToken
 from datalibrary.auth.permissions import Permission
+from datalibrary.bounds import RecordId
 
 router = APIRouter(tags=["auth"])
 
@@ -112,5 +113,5 @@ def create_token(body: TokenIn, principal: CurrentPrincipal, session: DbSession)
     summary="Revoke an API token",
     dependencies=[Requires(Permission.TOKENS_OWN)],
 )
-def revoke_token(token_id: int, principal: CurrentPrincipal, session: DbSession) -> TokenOut:
+def revoke_token(token_id: RecordId, principal: CurrentPrincipal, session: DbSession) -> TokenOut:
     return TokenOut.of(service.revoke_token(session, principal, token_id))

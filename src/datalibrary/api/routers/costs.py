@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
+from datalibrary.api.fields import AccountName
 from datalibrary.auth.permissions import Permission, require
 from datalibrary.costs import budgets, pricebook, service, storage
 from datalibrary.query import service as query_service
@@ -91,7 +92,11 @@ class CompareOut(BaseModel):
 
 
 class BudgetIn(BaseModel):
-    amount: str = Field(pattern=r"^\d{1,9}(\.\d{1,2})?$", description="Monthly amount", examples=["250.00"])
+    amount: str = Field(
+        pattern=r"^(\d{1,8}(\.\d{1,2})?|100000000(\.0{1,2})?)$",
+        description="Monthly amount, at most 100,000,000",
+        examples=["250.00"],
+    )
 
 
 class BudgetOut(BaseModel):
@@ -123,7 +128,7 @@ class MonthOut(BaseModel):
 
 class EstimateIn(BaseModel):
     sql: str = Field(min_length=1, max_length=100_000)
-    project: str | None = None
+    project: AccountName | None = None
 
 
 class EstimateOut(BaseModel):
@@ -188,7 +193,7 @@ def report(
     start: date | None = Query(None, alias="from", description="First day (UTC); default: this month"),
     end: date | None = Query(None, alias="to", description="Last day, included; default: today"),
     user: str | None = Query(None, max_length=64, description="Only this user (costs.read_all for others)"),
-    project: str | None = Query(None, max_length=64, description="Only this project (costs.read_all)"),
+    project: AccountName | None = Query(None, description="Only this project (costs.read_all)"),
 ) -> ReportOut:
     return ReportOut.model_validate(
         _report(principal, session, settings, by, start, end, user, project).as_json()
@@ -218,7 +223,7 @@ def lines(
     start: date | None = Query(None, alias="from"),
     end: date | None = Query(None, alias="to"),
     user: str | None = Query(None, max_length=64),
-    project: str | None = Query(None, max_length=64),
+    project: AccountName | None = Query(None),
     limit: int = Query(1000, ge=1, le=5000),
 ) -> list[CostLineOut]:
     found = _report(principal, session, settings, "category", start, end, user, project).lines[:limit]
@@ -262,7 +267,7 @@ def report_csv(
     start: date | None = Query(None, alias="from"),
     end: date | None = Query(None, alias="to"),
     user: str | None = Query(None, max_length=64),
-    project: str | None = Query(None, max_length=64),
+    project: AccountName | None = Query(None),
 ) -> Response:
     found = _report(principal, session, settings, by, start, end, user, project)
     name = f"datalibrary-costs-{found.by}-{found.start}-{found.end}.csv"
@@ -282,7 +287,7 @@ def dashboard(
     start: date | None = Query(None, alias="from"),
     end: date | None = Query(None, alias="to"),
     user: str | None = Query(None, max_length=64),
-    project: str | None = Query(None, max_length=64),
+    project: AccountName | None = Query(None),
 ) -> DashboardOut:
     data = service.dashboard(session, principal, settings, start=start, end=end, user=user, project=project)
     return DashboardOut.model_validate(_jsonable(data))
@@ -308,7 +313,7 @@ def compare(
     settings: SettingsDep,
     start: date | None = Query(None, alias="from"),
     end: date | None = Query(None, alias="to"),
-    project: str | None = Query(None, max_length=64),
+    project: AccountName | None = Query(None),
     purchase_price: Decimal | None = Query(None, ge=0, le=10**9),
     lifetime_months: int | None = Query(None, ge=1, le=240),
 ) -> CompareOut:
@@ -344,7 +349,7 @@ def set_budget(
 @router.delete("/costs/budgets/{scope}/{name}", summary="Remove a budget (audited)", status_code=204,
                dependencies=[Requires(Permission.COSTS_MANAGE)])  # fmt: skip
 def delete_budget(
-    scope: Literal["user", "project"], name: str, principal: CurrentPrincipal, session: DbSession
+    scope: Literal["user", "project"], name: AccountName, principal: CurrentPrincipal, session: DbSession
 ) -> Response:
     budgets.delete_budget(session, principal, scope, name)
     return Response(status_code=204)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
+from datalibrary.api.fields import Namespace
 from datalibrary.auth.permissions import Permission
 from datalibrary.lake import datasets
 from datalibrary.lake.catalog import open_lake
@@ -128,8 +129,8 @@ def list_datasets(
     dependencies=[Requires(Permission.CATALOG_READ)],
 )
 def show_dataset(
-    namespace: str,
-    table: str,
+    namespace: Namespace,
+    table: Namespace,
     principal: CurrentPrincipal,
     session: DbSession,
     settings: SettingsDep,
@@ -147,8 +148,8 @@ def show_dataset(
     dependencies=[Requires(Permission.DATASETS_MANAGE)],
 )
 def update_dataset(
-    namespace: str,
-    table: str,
+    namespace: Namespace,
+    table: Namespace,
     body: DatasetUpdate,
     principal: CurrentPrincipal,
     session: DbSession,

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
+from datalibrary.api.fields import AccountName, Role
 from datalibrary.auth import accounts, groups, ldap_sync, projects, service
 from datalibrary.auth.models import Group, Project, User
 from datalibrary.auth.permissions import Permission
@@ -49,16 +50,16 @@ class UserOut(BaseModel):
 
 
 class UserIn(BaseModel):
-    name: str = NAME
-    roles: list[str] = []
+    name: AccountName
+    roles: list[Role] = []
     password: str | None = Field(None, max_length=1024, description="Checked against the password policy")
     display_name: str = Field("", max_length=200)
     email: str | None = Field(None, max_length=320)
-    projects: list[str] = Field([], description="Projects to join; the first becomes the default")
+    projects: list[AccountName] = Field([], description="Projects to join; the first becomes the default")
 
 
 class RolesIn(BaseModel):
-    roles: list[str]
+    roles: list[Role]
 
 
 class PasswordIn(BaseModel):
@@ -84,9 +85,9 @@ class GroupOut(BaseModel):
 
 
 class GroupIn(BaseModel):
-    name: str = NAME
+    name: AccountName
     description: str = Field("", max_length=500)
-    roles: list[str] = []
+    roles: list[Role] = []
 
 
 class ProjectMemberOut(BaseModel):
@@ -114,7 +115,7 @@ class ProjectOut(BaseModel):
 
 
 class ProjectIn(BaseModel):
-    name: str = NAME
+    name: AccountName
     description: str = Field("", max_length=500)
 
 

@@ -9,7 +9,9 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
+from datalibrary.api.fields import FileFormat, IngestMode, IngestTarget, JobState, PolicyName
 from datalibrary.auth.permissions import Permission
+from datalibrary.bounds import MAX_INT, MAX_OFFSET
 from datalibrary.ingest import jobs, uploads
 from datalibrary.privacy import store
 
@@ -61,10 +63,10 @@ class UploadStart(BaseModel):
 
 
 class UploadComplete(BaseModel):
-    table: str = Field(description="NAMESPACE.TABLE")
-    policy: str
-    mode: str = "append"
-    format: str | None = None
+    table: IngestTarget
+    policy: PolicyName
+    mode: IngestMode = "append"
+    format: FileFormat | None = None
     define_upload: str | None = Field(
         None, description="An upload holding a define.xml: its labels go to the SAS files."
     )
@@ -97,11 +99,11 @@ async def upload_file(
     principal: CurrentPrincipal,
     session: DbSession,
     settings: SettingsDep,
-    table: str = Query(description="NAMESPACE.TABLE, or NAMESPACE.* for a table per file / FHIR type"),
-    policy: str = Query(),
-    filename: str = Query(max_length=255),
-    mode: str = "append",
-    format: str | None = None,
+    table: IngestTarget,
+    policy: PolicyName,
+    filename: str = Query(min_length=1, max_length=255),
+    mode: IngestMode = "append",
+    format: FileFormat | None = None,
     define_upload: str | None = Query(None, description="An upload holding a define.xml"),
 ) -> JobOut:
     job = await uploads.upload_file(
@@ -153,7 +155,7 @@ async def add_chunk(
     principal: CurrentPrincipal,
     session: DbSession,
     settings: SettingsDep,
-    offset: int = Query(ge=0),
+    offset: int = Query(ge=0, le=MAX_INT),
 ) -> UploadOut:
     upload = await uploads.add_chunk(session, principal, settings, upload_id, offset, request.stream())
     return UploadOut.model_validate(upload, from_attributes=True)
@@ -190,10 +192,10 @@ def complete_upload(
 def list_jobs(
     principal: CurrentPrincipal,
     session: DbSession,
-    state: str | None = None,
-    table: str | None = None,
+    state: JobState | None = None,
+    table: IngestTarget | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> list[JobOut]:
     return [
         _job(j)

@@ -8,7 +8,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
+from datalibrary.api.fields import Namespace, TableRef
 from datalibrary.auth.permissions import Permission
+from datalibrary.bounds import MAX_HOURS
 from datalibrary.lake.catalog import open_lake
 from datalibrary.lake.erasure import erase_subject
 from datalibrary.lake.maintenance import maintain
@@ -17,13 +19,13 @@ router = APIRouter(prefix="/lake", tags=["lake"], dependencies=[Requires(Permiss
 
 
 class MaintainIn(BaseModel):
-    table: str | None = Field(None, description="Only this NAMESPACE.TABLE.")
-    retention_hours: float | None = Field(None, ge=0)
-    grace_minutes: float | None = Field(None, ge=0)
+    table: TableRef | None = Field(None, description="Only this NAMESPACE.TABLE.")
+    retention_hours: float | None = Field(None, ge=0, le=MAX_HOURS)
+    grace_minutes: float | None = Field(None, ge=0, le=MAX_HOURS * 60)
 
 
 class EraseIn(BaseModel):
-    namespace: str
+    namespace: Namespace
     subject: str = Field(min_length=1, max_length=200)
 
 

@@ -4,16 +4,20 @@ exports airlock."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
+from datalibrary.api.fields import AccountName, Destination, Purpose
 from datalibrary.auth.permissions import Permission
+from datalibrary.bounds import RecordId
 from datalibrary.db.base import utcnow
 from datalibrary.lineage import exports, forward, graph, report
+from datalibrary.lineage.graph import DATASET_RE, USER_RE
+from datalibrary.lineage.report import SCOPE_RE
 
 router = APIRouter(tags=["lineage"])
 exports_router = APIRouter(tags=["exports"])
@@ -52,7 +56,10 @@ class ReportOut(BaseModel):
     dependencies=[Requires(Permission.LINEAGE_READ)],
 )
 def dataset_lineage(
-    name: str, principal: CurrentPrincipal, session: DbSession, limit: int = Query(100, ge=1, le=1000)
+    name: Annotated[str, Path(pattern=DATASET_RE.pattern)],
+    principal: CurrentPrincipal,
+    session: DbSession,
+    limit: int = Query(100, ge=1, le=1000),
 ) -> DatasetLineageOut:
     return DatasetLineageOut(**graph.dataset_lineage(session, principal, name, limit=limit))
 
@@ -63,7 +70,10 @@ def dataset_lineage(
     dependencies=[Requires(Permission.CONSOLE_VIEW)],
 )
 def user_lineage(
-    name: str, principal: CurrentPrincipal, session: DbSession, limit: int = Query(100, ge=1, le=1000)
+    name: Annotated[str, Path(pattern=USER_RE.pattern)],
+    principal: CurrentPrincipal,
+    session: DbSession,
+    limit: int = Query(100, ge=1, le=1000),
 ) -> UserLineageOut:
     return UserLineageOut(**graph.user_lineage(session, principal, name, limit=limit))
 
@@ -76,11 +86,12 @@ def _default_start() -> datetime:
     "/lineage/report",
     summary="Compliance report for a dataset or namespace over a period (JSON or CSV)",
     dependencies=[Requires(Permission.LINEAGE_READ)],
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def compliance_report(
     principal: CurrentPrincipal,
     session: DbSession,
-    scope: str = Query(description="NAMESPACE.TABLE or NAMESPACE"),
+    scope: str = Query(description="NAMESPACE.TABLE or NAMESPACE", pattern=SCOPE_RE.pattern),
     start: datetime | None = None,
     end: datetime | None = None,
     format: Literal["json", "csv"] = "json",
@@ -118,10 +129,10 @@ def forwarding(session: DbSession, settings: SettingsDep) -> dict[str, Any]:
 class ExportIn(BaseModel):
     sql: str | None = Field(None, max_length=100_000, description="A query run with your grants")
     path: str | None = Field(None, max_length=1000, description="A file relative to your workspace home")
-    purpose: str = Field(min_length=1, max_length=2000)
-    destination: str = Field(min_length=1, max_length=500)
+    purpose: Purpose
+    destination: Destination
     format: Literal["csv", "parquet"] = "csv"
-    project: str | None = None
+    project: AccountName | None = None
 
 
 class ExportOut(BaseModel):
@@ -207,7 +218,7 @@ def all_exports(principal: CurrentPrincipal, session: DbSession, state: str | No
     dependencies=[Requires(Permission.EXPORTS_REVIEW)],
 )
 def summary(
-    export_id: int,
+    export_id: RecordId,
     request: Request,
     principal: CurrentPrincipal,
     session: DbSession,
@@ -223,7 +234,7 @@ def summary(
     dependencies=[Requires(Permission.EXPORTS_REVIEW)],
 )
 def decide(
-    export_id: int,
+    export_id: RecordId,
     body: ReviewIn,
     request: Request,
     principal: CurrentPrincipal,
@@ -248,7 +259,7 @@ def decide(
     summary="Download an approved export (once; the file is then deleted)",
     dependencies=[Requires(Permission.EXPORTS_REQUEST)],
 )
-def download(export_id: int, principal: CurrentPrincipal, session: DbSession) -> Response:
+def download(export_id: RecordId, principal: CurrentPrincipal, session: DbSession) -> Response:
     content, filename = exports.download(session, principal, export_id)
     return Response(
         content,

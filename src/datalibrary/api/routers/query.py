@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.auth.permissions import Permission, require
+from datalibrary.bounds import MAX_OFFSET
 from datalibrary.lineage import events as downloads
 from datalibrary.query import catalog, service
 from datalibrary.query.models import QueryRecord
@@ -34,7 +35,7 @@ class QueryIn(BaseModel):
     project: str | None = Field(None, description="The project charged for the query")
     format: Literal["json", "csv", "parquet", "arrow"] = "json"
     limit: int = Field(1000, ge=1, le=100_000, description="Rows per JSON page")
-    offset: int = Field(0, ge=0, description="First row of the JSON page")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="First row of the JSON page")
     client: Literal["console", "sdk", "cli", "workspace"] | None = Field(
         None, description="Which client sent the query (recorded in its lineage)"
     )
@@ -92,7 +93,15 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-@router.post("/query", summary="Run a read-only SQL query", dependencies=[Requires(Permission.QUERY_RUN)])
+@router.post(
+    "/query",
+    summary="Run a read-only SQL query",
+    dependencies=[Requires(Permission.QUERY_RUN)],
+    response_model=QueryOut,
+    responses={200: {"description": "A page of rows as JSON, or the whole result as a file (`format`).",
+                     "content": {media: {"schema": {"type": "string", "format": "binary"}}
+                                 for media in MEDIA.values()}}},
+)  # fmt: skip
 def run_query(
     body: QueryIn, request: Request, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
 ) -> Any:

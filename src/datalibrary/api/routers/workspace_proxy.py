@@ -17,6 +17,7 @@ from websockets.asyncio.client import unix_connect
 from websockets.exceptions import ConnectionClosed
 
 from datalibrary.api.deps import SESSION_COOKIE, authenticate
+from datalibrary.bounds import RecordId
 from datalibrary.errors import Conflict, DataLibraryError, NotAuthenticated, Unavailable
 from datalibrary.workspaces import access, paths
 
@@ -61,7 +62,7 @@ def _upstream(app, workspace_id: int) -> httpx.AsyncClient:  # type: ignore[no-u
 
 
 @router.api_route("/workspaces/{workspace_id}/{path:path}", methods=METHODS)
-async def proxy_http(workspace_id: int, path: str, request: Request) -> Response:
+async def proxy_http(workspace_id: RecordId, path: str, request: Request) -> Response:
     try:
         workspace, token = _target(request, workspace_id)
     except NotAuthenticated:
@@ -94,7 +95,7 @@ async def proxy_http(workspace_id: int, path: str, request: Request) -> Response
 
 
 @router.websocket("/workspaces/{workspace_id}/{path:path}")
-async def proxy_websocket(websocket: WebSocket, workspace_id: int, path: str) -> None:
+async def proxy_websocket(websocket: WebSocket, workspace_id: RecordId, path: str) -> None:
     try:
         workspace, token = _target(websocket, workspace_id)
     except DataLibraryError:

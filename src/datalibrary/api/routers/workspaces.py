@@ -12,7 +12,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
+from datalibrary.api.fields import AccountName
 from datalibrary.auth.permissions import Permission
+from datalibrary.bounds import RecordId
 from datalibrary.costs import service as cost_service
 from datalibrary.workspaces import access, idle, paths, reconcile, service
 from datalibrary.workspaces.catalog import Environment, InstanceType, Product
@@ -45,7 +47,7 @@ class CreateIn(BaseModel):
     user: str | None = Field(
         None, max_length=64, description="Owner; others than yourself need workspaces.admin"
     )
-    project: str | None = Field(None, max_length=64)
+    project: AccountName | None = None
 
 
 class WorkspaceOut(BaseModel):
@@ -190,19 +192,19 @@ def create(
 
 
 @router.get(
-    "/{workspace_id}",
+    "/{workspace_id:int}",
     summary="One workspace and its state",
     dependencies=[Requires(Permission.WORKSPACES_OWN)],
 )
 def get_workspace(
-    workspace_id: int, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
+    workspace_id: RecordId, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
 ) -> WorkspaceOut:
     return _out(session, service.get(session, principal, workspace_id), settings)
 
 
 def _verb_route(verb: str, summary: str) -> None:
     def act(
-        workspace_id: int,
+        workspace_id: RecordId,
         principal: CurrentPrincipal,
         session: DbSession,
         settings: SettingsDep,
@@ -231,7 +233,7 @@ _verb_route("terminate", "Terminate a workspace: its home is archived (if config
 
 @router.get("/{workspace_id}/usage", summary="State intervals of a workspace, for cost tracking",
             dependencies=[Requires(Permission.WORKSPACES_OWN)])  # fmt: skip
-def usage(workspace_id: int, principal: CurrentPrincipal, session: DbSession) -> list[UsageOut]:
+def usage(workspace_id: RecordId, principal: CurrentPrincipal, session: DbSession) -> list[UsageOut]:
     service.get(session, principal, workspace_id)
     rows = session.scalars(
         select(WorkspaceUsage).where(WorkspaceUsage.workspace_id == workspace_id).order_by(WorkspaceUsage.id)
@@ -253,7 +255,7 @@ def usage(workspace_id: int, principal: CurrentPrincipal, session: DbSession) ->
 @router.post("/{workspace_id}/admin-access", summary="Administrators: state why you open someone's workspace",
              dependencies=[Requires(Permission.WORKSPACES_ADMIN)])  # fmt: skip
 def admin_access(
-    workspace_id: int, body: AdminAccessIn, principal: CurrentPrincipal, session: DbSession
+    workspace_id: RecordId, body: AdminAccessIn, principal: CurrentPrincipal, session: DbSession
 ) -> AdminAccessOut:
     grant = access.grant_admin_access(session, principal, workspace_id, body.reason)
     return AdminAccessOut(

@@ -1,0 +1,54 @@
+"""Request field types that state the domain's real rules in the OpenAPI document.
+
+A schema looser than the service misleads generated clients (they send what the document
+allows and get 422); each type here reuses the domain's own pattern, so the two cannot
+drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from datalibrary.access.service import PRINCIPAL
+from datalibrary.auth.permissions import ROLES
+from datalibrary.auth.service import USER_NAME
+from datalibrary.ingest.jobs import MODES
+from datalibrary.ingest.models import JOB_STATES
+from datalibrary.ingest.readers import READERS
+from datalibrary.lake.catalog import NAME_RE
+from datalibrary.privacy.policy import POLICY_NAME_RE
+
+_LAKE_NAME = NAME_RE.pattern.strip("^$")
+
+# Users, groups and projects share one naming rule (auth.service.USER_NAME).
+AccountName = Annotated[str, StringConstraints(pattern=USER_NAME.pattern)]
+Namespace = Annotated[str, StringConstraints(pattern=NAME_RE.pattern)]
+TableRef = Annotated[
+    str, StringConstraints(pattern=rf"^{_LAKE_NAME}\.{_LAKE_NAME}$"), Field(examples=["cdisc.lb"])
+]
+TableOrNamespace = Annotated[
+    str, StringConstraints(pattern=rf"^{_LAKE_NAME}(\.{_LAKE_NAME})?$"), Field(examples=["cdisc.lb", "cdisc"])
+]
+IngestTarget = Annotated[
+    str,
+    StringConstraints(pattern=rf"^{_LAKE_NAME}\.({_LAKE_NAME}|\*)$"),
+    Field(description="NAMESPACE.TABLE, or NAMESPACE.* for a table per file / FHIR type"),
+]
+FileFormat = Literal[tuple(sorted(READERS))]  # type: ignore[valid-type]
+IngestMode = Literal[MODES]  # type: ignore[valid-type]
+JobState = Literal[JOB_STATES]  # type: ignore[valid-type]
+PolicyName = Annotated[str, StringConstraints(pattern=POLICY_NAME_RE.pattern)]
+Role = Literal[ROLES]  # type: ignore[valid-type]
+Grantee = Annotated[str, StringConstraints(pattern=PRINCIPAL.pattern), Field(examples=["user:ada"])]
+
+
+def _reason(minimum: int, maximum: int) -> StringConstraints:
+    """Free text that must say something: at least ``minimum`` characters once trimmed."""
+    return StringConstraints(pattern=rf"^\s*\S[\s\S]{{{minimum - 2},}}\S\s*$", max_length=maximum)
+
+
+Justification = Annotated[str, _reason(10, 4000)]
+Destination = Annotated[str, _reason(3, 500)]
+Purpose = Annotated[str, _reason(10, 2000)]
