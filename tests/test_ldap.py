@@ -227,4 +227,4 @@ def test_reconcile_disables_users_who_left_the_directory(platform: Platform, sla
     # without a service account, reconciling is refused with a clear message
     no_service = ldap_app(platform, ldap_settings(slapd, bind_dn=None, bind_password=None))
     response = ApiClient(no_service, platform.as_user("admin").token).post("/api/v1/users/sync-ldap")
-    assert response.status_code == 422 and "service account" in response.json()["detail"]
+    assert response.status_code == 409 and "service account" in response.json()["detail"]

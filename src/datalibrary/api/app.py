@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from datalibrary import __version__
 from datalibrary.api import middleware, openapi, problems
+from datalibrary.api.domain_metrics import DomainCollector
 from datalibrary.api.routers import API_ROUTERS, ROOT_ROUTERS
 from datalibrary.config import Settings, load_settings
 from datalibrary.costs import background as cost_background
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.db = db
     app.state.planner = LakePlanner(settings)
     app.state.metrics = middleware.Metrics()
+    app.state.metrics.registry.register(DomainCollector(db))
     problems.install(app)
     openapi.install(app)
     middleware.install(app, app.state.metrics)
