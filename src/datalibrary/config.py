@@ -117,6 +117,7 @@ class LakeSettings(BaseModel):
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
     target_file_mb: int = Field(256, ge=1)
+    row_group_mb: int = Field(128, ge=1, le=4096)
     small_file_mb: int = Field(32, ge=1)
     snapshot_retention_hours: float = Field(168, ge=0)
     orphan_grace_minutes: float = Field(60, ge=0)

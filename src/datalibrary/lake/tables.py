@@ -37,34 +37,74 @@ def file_schema(table: Table) -> pa.Schema:
     return schema_to_pyarrow(table.schema(), include_field_ids=False)
 
 
-class FileWriter:
-    """Streams record batches into Parquet files of about ``target_bytes`` each."""
+def _with_field_ids(schema: pa.Schema, table: Table) -> pa.Schema:
+    """``schema`` carrying the Iceberg field ids as Parquet field ids, as the Iceberg spec asks
+    of data files (readers then resolve columns by id, not by the name-mapping fallback)."""
+    with_ids = schema_to_pyarrow(table.schema(), include_field_ids=True)
+    if with_ids.names != schema.names:
+        return schema
+    return pa.schema(
+        [field.with_metadata(with_ids.field(field.name).metadata) for field in schema], schema.metadata
+    )
 
-    def __init__(self, lake: Lake, table: Table, tag: str, schema: pa.Schema, target_bytes: int) -> None:
+
+class FileWriter:
+    """Streams record batches into Parquet files of about ``target_bytes`` each.
+
+    Batches are gathered into row groups of about ``row_group_bytes`` (uncompressed, never more
+    than a file), so row groups follow data size rather than the readers' batch size; every file
+    carries Iceberg field ids, column statistics and a page index."""
+
+    def __init__(
+        self,
+        lake: Lake,
+        table: Table,
+        tag: str,
+        schema: pa.Schema,
+        target_bytes: int,
+        row_group_bytes: int | None = None,
+    ) -> None:
         self.lake = lake
         self.directory = f"{table.location()}/data/{tag}"
         self.schema = schema
         self.target_bytes = target_bytes
+        configured = row_group_bytes or lake.settings.lake.row_group_mb << 20
+        self.row_group_bytes = min(configured, target_bytes)
         self.files: list[str] = []
         self.rows = 0
         self.bytes_written = 0
+        self._write_schema = _with_field_ids(schema, table)
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_bytes = 0
         self._stream = None
         self._writer: pq.ParquetWriter | None = None
 
     def _open(self) -> None:
         uri = f"{self.directory}/part-{len(self.files):05d}-{uuid.uuid4().hex[:8]}.parquet"
         self._stream = self.lake.storage.open_output(uri)
-        self._writer = pq.ParquetWriter(self._stream, self.schema, compression="zstd", compression_level=3)
+        self._writer = pq.ParquetWriter(
+            self._stream, self._write_schema, compression="zstd", compression_level=3, write_page_index=True
+        )
         self.files.append(uri)
 
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
+        self._pending.append(batch)
+        self._pending_bytes += batch.nbytes
+        self.rows += batch.num_rows
+        if self._pending_bytes >= self.row_group_bytes:
+            self._flush_row_group()
+
+    def _flush_row_group(self) -> None:
+        if not self._pending:
+            return
         if self._writer is None:
             self._open()
         assert self._writer is not None and self._stream is not None
-        self._writer.write_batch(batch, row_group_size=max(batch.num_rows, 1))
-        self.rows += batch.num_rows
+        group = pa.Table.from_batches(self._pending)
+        self._writer.write_table(group, row_group_size=group.num_rows)
+        self._pending, self._pending_bytes = [], 0
         if self._stream.tell() >= self.target_bytes:
             self._finish()
 
@@ -76,10 +116,12 @@ class FileWriter:
         self._writer = self._stream = None
 
     def close(self) -> list[str]:
+        self._flush_row_group()
         self._finish()
         return self.files
 
     def abort(self) -> None:
+        self._pending, self._pending_bytes = [], 0
         try:
             self._finish()
         finally:
