@@ -62,3 +62,49 @@ def test_invalid_values_are_refused(tmp_path: Path) -> None:
 
 def test_redact_url_handles_non_sqlalchemy_urls() -> None:
     assert "pw" not in redact_url("s3://key:pw@bucket/prefix")
+
+
+def test_unknown_keys_are_refused_not_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo must not fall back silently to a default (a local lake instead of S3)."""
+    monkeypatch.setenv("DATALIBRARY_LAKE__WAREHOUSEE", "s3://bucket/lake")
+    with pytest.raises(ValueError, match="warehousee"):
+        Settings(home=tmp_path)
+    monkeypatch.delenv("DATALIBRARY_LAKE__WAREHOUSEE")
+    (tmp_path / "datalibrary.toml").write_text('[query]\nmemory_limitt = "1GB"\n')
+    with pytest.raises(ValueError, match="memory_limitt"):
+        Settings(home=tmp_path)
+
+
+def test_a_misspelled_top_level_variable_names_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATALIBRARY_DATABASE_URLL", "postgresql://db/x")
+    with pytest.raises(ValueError, match="did you mean DATALIBRARY_DATABASE_URL"):
+        Settings(home=tmp_path)
+
+
+def test_other_programs_variables_are_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK's and the test suite's variables share the prefix and are not settings."""
+    for name in ("URL", "TOKEN", "USER", "WORKSPACE_ID", "TEST_POSTGRES_URL", "TEST_SHARED_DATA"):
+        monkeypatch.setenv(f"DATALIBRARY_{name}", "x")
+    assert Settings(home=tmp_path).home == tmp_path.absolute()
+
+
+def test_every_credential_bearing_setting_is_redacted_by_type(tmp_path: Path) -> None:
+    """Secrets are hidden because of their type, so a new one cannot be forgotten in a list."""
+    settings = Settings(
+        home=tmp_path,
+        secret_key="k" * 40,
+        master_key="m" * 64,
+        database_url="postgresql://app:dbpass@db/x",
+        auth={"ldap": {"url": "ldaps://svc:ldappass@dir", "bind_password": "bindpass"}},
+        lake={"s3_endpoint": "http://ak:s3pass@127.0.0.1:9000", "s3_secret_access_key": "s3secret"},
+        workspaces={"index_url": "https://u:indexpass@mirror/simple"},
+        lineage={"forward_url": "https://marquez.example/api/v1/lineage?api_key=fwdtoken"},
+        costs={"webhook_url": "https://hooks.example/services/T0/B1/hooktoken"},
+    )
+    shown = str(settings.redacted())
+    for secret in ("k" * 40, "m" * 64, "dbpass", "ldappass", "bindpass", "s3pass", "s3secret", "indexpass",
+                   "fwdtoken", "hooktoken"):  # fmt: skip
+        assert secret not in shown, secret
+    assert "hooks.example" in shown and "marquez.example" in shown  # where it points stays visible

@@ -14,6 +14,8 @@ from tests.helpers import Platform
 def test_json_logs_carry_the_request_id(
     sqlite_platform: Platform, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
     configure_logging("INFO", "json")
     try:
         app = sqlite_platform.app
@@ -28,5 +30,6 @@ def test_json_logs_carry_the_request_id(
         record = next(line for line in lines if line["message"] == "hello")
         assert record["request_id"] == "req-abcdef12"
         assert record["level"] == "INFO" and record["rows"] == 3
-    finally:
-        logging.getLogger().handlers.clear()
+    finally:  # give pytest back its own capture handlers
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)

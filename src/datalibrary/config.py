@@ -6,12 +6,16 @@ The state directory is resolved first because the TOML file lives inside it.
 
 from __future__ import annotations
 
+import difflib
 import os
 import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +24,7 @@ from pydantic_settings import (
 )
 
 CONFIG_FILE_NAME = "datalibrary.toml"
+ENV_PREFIX = "DATALIBRARY_"
 SECRET_KEY_FILE_NAME = "secret.key"  # noqa: S105 - a file name
 
 
@@ -28,19 +33,44 @@ def default_home() -> Path:
     return Path(os.environ.get("DATALIBRARY_HOME", ".datalibrary")).expanduser().absolute()
 
 
-class ServerSettings(BaseModel):
+MASK = "**********"
+
+
+@dataclass(frozen=True)
+class Redacted:
+    """Field marker: how to show this value in the effective configuration."""
+
+    show: Callable[[str], str]
+
+
+def origin_only(url: str) -> str:
+    """``https://hooks.example/T0/B1/secret?x=1`` -> ``https://hooks.example/**********``."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}/{MASK}" if parts.scheme else MASK
+
+
+class Section(BaseModel):
+    """A group of settings. Unknown keys are refused: a typo such as ``LAKE__WAREHOUSEE``
+    must not fall back silently to a default (a local lake instead of S3)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     # Marks session cookies Secure; set when served behind HTTPS.
     https: bool = False
 
 
-class LogSettings(BaseModel):
+class LogSettings(Section):
     level: str = "INFO"
     format: Literal["text", "json"] = "text"
 
 
-class LdapGroupMapping(BaseModel):
+class LdapGroupMapping(Section):
     """Where members of one LDAP group land: a DataLibrary group, and the roles it grants."""
 
     group: str = Field(pattern=r"^[a-z][a-z0-9._-]{1,63}$")
@@ -57,11 +87,11 @@ class LdapGroupMapping(BaseModel):
         return roles
 
 
-class LdapSettings(BaseModel):
+class LdapSettings(Section):
     """LDAP / Active Directory sign-in (docs/how-to/ldap.md)."""
 
     enabled: bool = False
-    url: str = "ldap://127.0.0.1:389"
+    url: Annotated[str, Redacted(lambda url: redact_url(url))] = "ldap://127.0.0.1:389"
     start_tls: bool = False
     ca_file: Path | None = None
     timeout_seconds: int = Field(5, ge=1, le=120)
@@ -83,7 +113,7 @@ class LdapSettings(BaseModel):
     group_map: dict[str, LdapGroupMapping] = {}
 
 
-class AuthSettings(BaseModel):
+class AuthSettings(Section):
     session_idle_minutes: int = Field(60, ge=1)
     session_absolute_hours: int = Field(12, ge=1)
     token_default_days: int = Field(90, ge=1)
@@ -95,7 +125,7 @@ class AuthSettings(BaseModel):
     ldap: LdapSettings = LdapSettings()
 
 
-class QuerySettings(BaseModel):
+class QuerySettings(Section):
     memory_limit: str = "2GB"
     threads: int = Field(2, ge=1, le=256)
     timeout_seconds: float = Field(120.0, gt=0)
@@ -107,12 +137,12 @@ class QuerySettings(BaseModel):
         return EngineLimits(self.memory_limit, self.threads, self.timeout_seconds, self.max_result_rows)
 
 
-class LakeSettings(BaseModel):
+class LakeSettings(Section):
     """Where the lake's files live and how it is maintained."""
 
     # A local directory (default: <home>/lake) or s3://bucket/prefix.
     warehouse: str | None = None
-    s3_endpoint: str | None = None
+    s3_endpoint: Annotated[str | None, Redacted(lambda url: redact_url(url))] = None
     s3_region: str = "us-east-1"
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
@@ -126,7 +156,7 @@ class LakeSettings(BaseModel):
     lock_timeout_seconds: float = Field(300, gt=0)
 
 
-class IngestSettings(BaseModel):
+class IngestSettings(Section):
     """The ingestion pipeline: workers, uploads, the watched landing folder."""
 
     workers: int = Field(2, ge=0)
@@ -136,7 +166,7 @@ class IngestSettings(BaseModel):
     watch_landing: bool = True
 
 
-class WorkspaceSettings(BaseModel):
+class WorkspaceSettings(Section):
     """Self-service workspaces: catalog, provisioner, quotas, idle stop, environments."""
 
     # YAML catalog of instance types, environments and products; empty = the built-in default.
@@ -147,7 +177,7 @@ class WorkspaceSettings(BaseModel):
     # Where environments are built once and shared read-only; empty = <home>/environments.
     environments_dir: Path | None = None
     # Package index for building environments (a local mirror works); empty = uv's default.
-    index_url: str | None = None
+    index_url: Annotated[str | None, Redacted(lambda url: redact_url(url))] = None
     python: str = "/usr/bin/python3"
     start_timeout_seconds: int = Field(60, ge=5)
     # Transitional states older than this are repaired by the reconciler.
@@ -161,11 +191,11 @@ class WorkspaceSettings(BaseModel):
     archive_on_terminate: bool = True
 
 
-class LineageSettings(BaseModel):
+class LineageSettings(Section):
     """Forwarding of lineage events to an external OpenLineage endpoint; the exports airlock."""
 
     # e.g. http://marquez:5000/api/v1/lineage; empty = events stay in the database only.
-    forward_url: str | None = None
+    forward_url: Annotated[str | None, Redacted(origin_only)] = None
     forward_batch: int = Field(100, ge=1, le=10_000)
     forward_interval_seconds: float = Field(5.0, gt=0)
     forward_timeout_seconds: float = Field(10.0, gt=0)
@@ -174,7 +204,7 @@ class LineageSettings(BaseModel):
     export_max_mb: int = Field(512, ge=1)
 
 
-class CostSettings(BaseModel):
+class CostSettings(Section):
     """Price book, budgets and their enforcement, the dedicated-machine comparison."""
 
     # YAML price book seeding the first price version; empty = the built-in default.
@@ -189,7 +219,7 @@ class CostSettings(BaseModel):
     # How often the server checks that today's storage measurement exists.
     measure_interval_seconds: float = Field(3600, gt=0)
     # Budget warnings are also POSTed (JSON) here; empty = no webhook.
-    webhook_url: str | None = None
+    webhook_url: Annotated[str | None, Redacted(origin_only)] = None
     # Queries estimated above this many bytes show their price before they run (Query page).
     estimate_above_bytes: int = Field(1000**3, ge=0)
     # "A typical working day" in the price shown before a launch.
@@ -203,14 +233,14 @@ class Settings(BaseSettings):
     """Effective configuration of one DataLibrary installation."""
 
     model_config = SettingsConfigDict(
-        env_prefix="DATALIBRARY_",
+        env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         extra="ignore",
     )
 
     environment: Literal["development", "production"] = "development"
     home: Path = Field(default_factory=default_home)
-    database_url: str | None = None
+    database_url: Annotated[str | None, Redacted(lambda url: redact_url(url))] = None
     secret_key: SecretStr | None = None
     # Anonymization master key (hex/base64, >= 32 bytes), or the file holding it
     # (default <home>/master.key, created by 'datalibrary init' with mode 0600).
@@ -242,6 +272,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _resolve(self) -> Settings:
+        _refuse_misspelled_environment(os.environ)
         self.home = self.home.expanduser().absolute()
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.home / 'datalibrary.db'}"
@@ -273,14 +304,44 @@ class Settings(BaseSettings):
         return str(self.database_url).startswith("sqlite")
 
     def redacted(self) -> dict[str, Any]:
-        """The configuration as JSON-ready data with every secret hidden."""
-        data = self.model_dump(mode="json")
-        data["secret_key"] = "**********" if self.secret_key else None
-        data["database_url"] = redact_url(str(self.database_url))
-        if self.auth.ldap.bind_password is not None:
-            data["auth"]["ldap"]["bind_password"] = "**********"  # noqa: S105 - the mask
-        data["lake"]["s3_secret_access_key"] = "**********" if self.lake.s3_secret_access_key else None
-        return data
+        """The configuration as JSON-ready data with every secret hidden.
+
+        Hidden by type, so a new secret cannot be forgotten here: every ``SecretStr``, and every
+        field annotated ``Redacted(...)`` (URLs that carry credentials or tokens)."""
+        return _redact(self, self.model_dump(mode="json"))
+
+
+def _redact(model: BaseModel, data: dict[str, Any]) -> dict[str, Any]:
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            data[name] = MASK
+        elif isinstance(value, BaseModel):
+            data[name] = _redact(value, data[name])
+        else:
+            marker = next((m for m in info.metadata if isinstance(m, Redacted)), None)
+            if marker is not None:
+                data[name] = marker.show(str(value))
+    return data
+
+
+def _refuse_misspelled_environment(environ: Mapping[str, str]) -> None:
+    """A top-level ``DATALIBRARY_*`` variable that is no setting but nearly spells one is a typo.
+
+    (Sections refuse unknown keys themselves; names far from any setting, such as the SDK's
+    ``DATALIBRARY_URL`` or the test suite's ``DATALIBRARY_TEST_*``, are other programs' own.)"""
+    known = [name.upper() for name in Settings.model_fields]
+    for variable in environ:
+        if not variable.startswith(ENV_PREFIX) or "__" in variable:
+            continue
+        name = variable.removeprefix(ENV_PREFIX)
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+        if close:
+            raise ValueError(f"unknown setting {variable}: did you mean {ENV_PREFIX}{close[0]}?")
 
 
 def redact_url(url: str) -> str:
