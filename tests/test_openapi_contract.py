@@ -57,6 +57,27 @@ def test_errors_are_documented_as_problems(live_platform: tuple[Platform, str]) 
                 assert list(response["content"]) == ["application/problem+json"], f"{method} {path} {status}"
 
 
+def test_problems_carry_only_declared_members(live_platform: tuple[Platform, str]) -> None:
+    """An error may carry a refused value for the server's own records; a client never sees it."""
+    from fastapi import APIRouter
+
+    from datalibrary.errors import InvalidInput
+
+    platform, _ = live_platform
+    router = APIRouter()
+
+    @router.get("/api/v1/test-leaky-error")
+    def leaky() -> None:
+        raise InvalidInput("a value is not a date", field="BRTHDTC", row=7, value="1950-03-12 SMITH")
+
+    platform.app.include_router(router)
+    body = platform.anonymous.get("/api/v1/test-leaky-error").json()
+    assert body["field"] == "BRTHDTC" and body["row"] == 7
+    assert "value" not in body and "SMITH" not in str(body)
+    document = platform.anonymous.get("/api/openapi.json").json()
+    assert document["components"]["schemas"]["Problem"]["additionalProperties"] is False
+
+
 def test_every_input_number_is_bounded(live_platform: tuple[Platform, str]) -> None:
     """Unbounded integers reached the database driver and overflowed (500): every integer and
     number a client may send has a minimum and a maximum that 64-bit storage can hold."""

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from datalibrary.api.problems import MEDIA_TYPE
+from datalibrary.api.problems import MEDIA_TYPE, PUBLIC_EXTRAS
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
@@ -23,6 +23,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "in the server's logs.",
     "type": "object",
     "required": ["type", "title", "status", "detail"],
+    "additionalProperties": False,
     "properties": {
         "type": {"type": "string", "pattern": "^/problems/[a-z0-9-]+$"},
         "title": {"type": "string"},
@@ -32,6 +33,10 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "request_id": {"type": ["string", "null"]},
         "field": {"type": "string", "description": "The input field the problem is about."},
         "retry_after": {"type": "integer", "minimum": 0, "description": "Seconds to wait (429)."},
+        "reason": {"type": "string", "description": "A machine-readable cause, where one is defined."},
+        "permission": {"type": "string", "description": "The permission the caller lacks (403)."},
+        "row": {"type": "integer", "minimum": 0, "description": "The input row the problem is about."},
+        "column": {"type": "string", "description": "The input column the problem is about."},
         "errors": {
             "type": "array",
             "description": "One entry per invalid input (422).",
@@ -83,6 +88,15 @@ def _error_statuses(method: str, path: str, operation: dict[str, Any]) -> list[s
 
 def describe_problems(document: dict[str, Any]) -> dict[str, Any]:
     """Rewrite ``document`` in place so every operation documents its problem responses."""
+    declared = set(PROBLEM_SCHEMA["properties"]) - {
+        "type",
+        "title",
+        "status",
+        "detail",
+        "instance",
+        "request_id",
+    }
+    assert declared == PUBLIC_EXTRAS, "the Problem schema and api.problems.PUBLIC_EXTRAS must agree"
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for name in FASTAPI_ERROR_SCHEMAS:
         schemas.pop(name, None)

@@ -62,9 +62,15 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers or None)
 
 
+# The members of a problem besides RFC 9457's own. Errors carry more for the server's use
+# (a refused value, a file's evidence), which must not reach a client: only these are sent.
+PUBLIC_EXTRAS = frozenset({"field", "errors", "retry_after", "reason", "permission", "row", "column"})
+
+
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DataLibraryError)
-    return problem(exc.status, exc.slug, exc.title, exc.detail, request, **exc.extra)
+    extra = {key: value for key, value in exc.extra.items() if key in PUBLIC_EXTRAS}
+    return problem(exc.status, exc.slug, exc.title, exc.detail, request, **extra)
 
 
 def wants_html(request: Request) -> bool:
