@@ -118,9 +118,12 @@ def forwarding(session: DbSession, settings: SettingsDep) -> dict[str, Any]:
 class ExportIn(BaseModel):
     sql: str | None = Field(None, max_length=100_000, description="A query run with your grants")
     path: str | None = Field(None, max_length=1000, description="A file relative to your workspace home")
+    workspace: int | None = Field(
+        None, description="The workspace whose home holds `path` (default: the one of yours that has it)"
+    )
     purpose: str = Field(min_length=1, max_length=2000)
     destination: str = Field(min_length=1, max_length=500)
-    format: Literal["csv", "parquet"] = "csv"
+    format: Literal["csv", "parquet", "arrow"] = "csv"
     project: str | None = None
 
 
@@ -132,6 +135,7 @@ class ExportOut(BaseModel):
     kind: str
     sql: str | None
     path: str | None
+    workspace_id: int | None
     format: str
     purpose: str
     destination: str
@@ -142,6 +146,7 @@ class ExportOut(BaseModel):
     reviewer: str | None
     decided_at: datetime | None
     decision_note: str | None
+    override_reason: str | None = Field(description="Why content failing the risk check was approved")
     file_bytes: int | None
     file_sha256: str | None
     expires_at: datetime | None
@@ -152,6 +157,12 @@ class ReviewIn(BaseModel):
     decision: Literal["approve", "deny"]
     note: str | None = Field(None, max_length=2000)
     quasi_identifiers: list[str] = Field(default_factory=list, max_length=50)
+    count_column: str | None = Field(
+        None, max_length=200, description="The column holding each row's count (an aggregate table)"
+    )
+    override_reason: str | None = Field(
+        None, max_length=2000, description="Required to approve content that fails the risk check"
+    )
 
 
 def _runner(request: Request, settings: SettingsDep) -> exports.QueryRunner:
@@ -169,7 +180,7 @@ def _out(export: Any) -> ExportOut:
     dependencies=[Requires(Permission.EXPORTS_REQUEST)],
 )
 def request_export(
-    body: ExportIn, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
+    body: ExportIn, request: Request, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
 ) -> ExportOut:
     export = exports.request_export(
         session,
@@ -179,8 +190,10 @@ def request_export(
         destination=body.destination,
         sql=body.sql,
         path=body.path,
+        workspace=body.workspace,
         format=body.format,
         project=body.project,
+        runner=_runner(request, settings),
     )
     return _out(export)
 
@@ -203,7 +216,7 @@ def all_exports(principal: CurrentPrincipal, session: DbSession, state: str | No
 
 @exports_router.get(
     "/exports/{export_id}/summary",
-    summary="Content summary and re-identification risk (reviewers)",
+    summary="The pinned content: first rows, column summary, risk or smallest cell (reviewers)",
     dependencies=[Requires(Permission.EXPORTS_REVIEW)],
 )
 def summary(
@@ -213,8 +226,9 @@ def summary(
     session: DbSession,
     settings: SettingsDep,
     qi: list[str] = Query(default_factory=list, description="Quasi-identifier columns"),
+    count_column: str | None = Query(None, description="The column holding each row's count"),
 ) -> dict[str, Any]:
-    return exports.summarize(session, principal, settings, export_id, _runner(request, settings), qi)
+    return exports.summarize(session, principal, settings, export_id, qi, count_column)
 
 
 @exports_router.post(
@@ -239,13 +253,15 @@ def decide(
         runner=_runner(request, settings),
         note=body.note or "",
         quasi_identifiers=body.quasi_identifiers,
+        count_column=body.count_column,
+        override_reason=body.override_reason,
     )
     return _out(export)
 
 
 @exports_router.post(
     "/exports/{export_id}/download",
-    summary="Download an approved export (once; the file is then deleted)",
+    summary="Download an approved export: exactly the reviewed bytes, once (then deleted)",
     dependencies=[Requires(Permission.EXPORTS_REQUEST)],
 )
 def download(export_id: int, principal: CurrentPrincipal, session: DbSession) -> Response:
