@@ -432,6 +432,7 @@ class JobRun:
         resumed: bool = False,
     ) -> str:
         job = self.job
+        subjects = _policy_subjects(self.db, job)
         with self.db.session() as session:
             row = session.get(IngestJob, self.job_id)
             assert row is not None
@@ -452,6 +453,7 @@ class JobRun:
                 source_bytes=job.size_bytes,
                 overwrite=job.mode == "overwrite",
                 columns=file_schema(self.lake.load(self.name)).names,
+                subject_columns=subjects,
             )
             trace.ingestion_finished(
                 session,
@@ -559,6 +561,16 @@ def risk_override(db: Database, job: IngestJob) -> str | None:
             details={"job": job.id, "override": found.id, "granted_by": found.granted_by},
         )
         return str(found.id)
+
+
+def _policy_subjects(db: Database, job: IngestJob) -> tuple[str, ...]:
+    """The policy's subject columns: the catalog records the one the table has, for erasure."""
+    if not job.policy_name:
+        return ()
+    try:
+        return tuple(load_policy_for(db, job).subject)
+    except Exception:  # the table is committed: a policy lookup problem must not fail the job
+        return ()
 
 
 def load_policy_for(db: Database, job: IngestJob):  # type: ignore[no-untyped-def]

@@ -47,13 +47,19 @@ def record_ingestion(
     source_bytes: int,
     overwrite: bool,
     columns: list[str],
+    subject_columns: tuple[str, ...] = (),
 ) -> Dataset:
-    """Create or update the dataset row after a successful ingestion (inside its transaction)."""
+    """Create or update the dataset row after a successful ingestion (inside its transaction).
+
+    The subject column (what erasure looks for) is the first of the policy's ``subject``
+    columns the table has, else a standard one (USUBJID); a steward may change it."""
     dataset = session.scalar(
         select(Dataset).where(Dataset.namespace == name.namespace, Dataset.name == name.name)
     )
+    subject = next((c for c in (*subject_columns, *DEFAULT_SUBJECT_COLUMNS) if c in columns), None)
+    if dataset is not None and not dataset.subject_column:
+        dataset.subject_column = subject
     if dataset is None:
-        subject = next((c for c in DEFAULT_SUBJECT_COLUMNS if c in columns), None)
         dataset = Dataset(
             namespace=name.namespace,
             name=name.name,
