@@ -48,6 +48,11 @@ def lake(platform: Platform, tmp_path: Path) -> Platform:
         "/api/v1/grants", json={"principal": "user:ada", "table": "study.dm"}
     )
     assert response.status_code == 201, response.text
+    # public: its downloads go directly (the download policy is tested in test_download_policy.py)
+    public = platform.as_user("stew").request(
+        "PATCH", "/api/v1/datasets/study/dm", json={"sensitivity": "public"}
+    )
+    assert public.status_code == 200, public.text
     return platform
 
 

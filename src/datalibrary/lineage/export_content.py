@@ -32,7 +32,7 @@ BATCH_ROWS = 8_192
 SAMPLE_ROWS = 20
 SAMPLE_CELL_CHARS = 200
 DISTINCT_CAP = 10_000
-TABULAR = {"csv": "csv", "tsv": "tsv", "parquet": "parquet"}
+TABULAR = {"csv": "csv", "tsv": "tsv", "parquet": "parquet", "arrows": "arrow"}
 
 
 def exports_dir(settings: Settings) -> Path:
@@ -124,12 +124,17 @@ def _batches(path: Path, fmt: str) -> Iterator[pa.RecordBatch]:
     if fmt == "parquet":
         yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS)
         return
+    if fmt == "arrow":  # an Arrow IPC stream, read batch by batch from a memory map
+        yield from pa.ipc.open_stream(pa.memory_map(str(path)))
+        return
     yield from _csv_reader(path, fmt)
 
 
 def schema_of(path: Path, fmt: str) -> pa.Schema:
     if fmt == "parquet":
         return pq.ParquetFile(path).schema_arrow
+    if fmt == "arrow":
+        return pa.ipc.open_stream(pa.memory_map(str(path))).schema
     return _csv_reader(path, fmt).schema
 
 

@@ -360,8 +360,6 @@ def _summary_of(
     path = Path(export.file_path or "")
     content_store.verify(path, export.file_sha256)
     fmt = export.format if export.format in content_store.TABULAR.values() else None
-    if fmt is None and export.format == "arrow":
-        fmt = "arrow"
     if fmt is None:
         return content_store.summarize_opaque(path, export.path or "")
     if aggregate_cells is None and not quasi_identifiers and not count_column:
@@ -593,8 +591,11 @@ def expire_exports(session: Session) -> int:
     return len(due)
 
 
-def export_dict(export: ExportRequest) -> dict[str, Any]:
-    summary = {k: v for k, v in (export.summary or {}).items() if k != "aggregate_cells"} or None
+def export_dict(export: ExportRequest, *, reviewer: bool = False) -> dict[str, Any]:
+    """The request as the front ends show it; the rows sample only to reviewers (the
+    requester's copy of the data leaves only through the download)."""
+    hidden = {"aggregate_cells"} if reviewer else {"aggregate_cells", "sample"}
+    summary = {k: v for k, v in (export.summary or {}).items() if k not in hidden} or None
     return {
         "id": export.id,
         "run_id": export.run_id,

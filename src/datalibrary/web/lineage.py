@@ -199,7 +199,7 @@ def _review_page(  # type: ignore[no-untyped-def]
         summary = (
             exports.summarize(session, principal, settings, export_id, quasi, counted)
             if export.state == "pending"
-            else exports.export_dict(export)["summary"]
+            else exports.export_dict(export, reviewer=True)["summary"]
         )
     except DataLibraryError as exc:
         session.rollback()

@@ -169,8 +169,8 @@ def _runner(request: Request, settings: SettingsDep) -> exports.QueryRunner:
     return exports.QueryRunner(request.app.state.planner, settings.query.limits())
 
 
-def _out(export: Any) -> ExportOut:
-    return ExportOut(**exports.export_dict(export))
+def _out(export: Any, reviewer: bool = False) -> ExportOut:
+    return ExportOut(**exports.export_dict(export, reviewer=reviewer))
 
 
 @exports_router.post(
@@ -211,7 +211,7 @@ def my_exports(principal: CurrentPrincipal, session: DbSession) -> list[ExportOu
     dependencies=[Requires(Permission.EXPORTS_REVIEW)],
 )
 def all_exports(principal: CurrentPrincipal, session: DbSession, state: str | None = None) -> list[ExportOut]:
-    return [_out(x) for x in exports.list_exports(session, principal, everyone=True, state=state)]
+    return [_out(x, True) for x in exports.list_exports(session, principal, everyone=True, state=state)]
 
 
 @exports_router.get(
@@ -256,7 +256,7 @@ def decide(
         count_column=body.count_column,
         override_reason=body.override_reason,
     )
-    return _out(export)
+    return _out(export, True)
 
 
 @exports_router.post(
