@@ -38,7 +38,8 @@ class DatasetSummary(BaseModel):
     data_files: int
     size_bytes: int
     source_bytes: int
-    compression_ratio: float | None
+    compression_ratio: float | None = Field(description="Source bytes / stored bytes (below 1: larger)")
+    compression: str | None = Field(None, description="The ratio in words, in the right direction")
     snapshot_id: int | None
     updated_at: datetime | None
 
@@ -87,6 +88,7 @@ class ProfileOut(BaseModel):
     name: str
     null_share: float | None
     distinct: int | None
+    distinct_exact: bool | None = Field(None, description="False: a HyperLogLog estimate (large tables)")
     min: str | None
     max: str | None
 
