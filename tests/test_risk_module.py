@@ -108,3 +108,24 @@ def test_gate_refuses_k_11_and_airlock_refuses_it_too(tmp_path: Path) -> None:
     assert summarize_file(path, "parquet", quasi_identifiers=["SEX"])["risk"]["passes"] is False
     assert smallest_cell([11, 40], column="n")["passes"] is False
     assert smallest_cell([12, 40], column="n")["passes"] is True
+
+
+def test_an_append_is_judged_on_the_table_it_makes(sqlite_platform, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A small delivery appended to a large table is not "every record at risk": the risk of
+    the snapshot is the table's after the append (stored rows + the new file)."""
+    from datalibrary.lake.catalog import open_lake, parse_table_name
+    from datalibrary.lake.datasets import history
+    from tests.lake_helpers import add_policy, ingest, write_csv
+
+    add_policy(
+        sqlite_platform,
+        "name: shared-dm\nversion: 1\nquasi_identifiers: [SEX, AGEGR]\ntier: shared\ncolumns:\n  '*': keep\n",
+    )
+    first = write_csv(tmp_path / "a.csv", {"SEX": ["M"] * 15 + ["F"] * 15, "AGEGR": ["40-49"] * 30})
+    assert ingest(sqlite_platform, first, "s.dm", policy="shared-dm")[1] == "succeeded"
+    more = write_csv(tmp_path / "b.csv", {"SEX": ["M", "F", "F"], "AGEGR": ["40-49"] * 3})
+    assert ingest(sqlite_platform, more, "s.dm", policy="shared-dm")[1] == "succeeded"
+    risk = history(open_lake(sqlite_platform.settings).load(parse_table_name("s.dm")))[0]["risk"]
+    assert risk["records"] == 33 and risk["k"] == 16 and risk["share_above_threshold"] == 0
+    lone = write_csv(tmp_path / "c.csv", {"SEX": ["X"], "AGEGR": ["90+"]})
+    assert ingest(sqlite_platform, lone, "s.dm", policy="shared-dm")[1] == "quarantined"

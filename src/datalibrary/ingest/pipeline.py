@@ -220,6 +220,8 @@ class JobRun:
         if self.lake.exists(self.name):
             table = self.lake.load(self.name)
             target = file_schema(table)
+            if job.mode != "overwrite":
+                _count_stored_classes(self.lake, self.name, step)
             if job.mode == "overwrite" and set(target.names) != set(stored_schema.names):
                 raise Quarantine(
                     "schema-mismatch",
@@ -561,6 +563,26 @@ def risk_override(db: Database, job: IngestJob) -> str | None:
             details={"job": job.id, "override": found.id, "granted_by": found.granted_by},
         )
         return str(found.id)
+
+
+def _count_stored_classes(lake, name, step: PolicyStep) -> None:  # type: ignore[no-untyped-def]
+    """An append's risk is the table's after the append: count the classes of the rows already
+    stored (their quasi-identifier columns only, streamed), then the new file's on top."""
+    import pyarrow.dataset as pads
+
+    from datalibrary.lake.planning import plan_table
+
+    counter = step.classes
+    if counter is None:
+        return
+    plan = plan_table(lake, name)
+    if not plan.files or any(q not in plan.schema.names for q in counter.qis):
+        return
+    stored = pads.dataset(
+        [f.path for f in plan.files], format="parquet", filesystem=lake.storage.fs, schema=plan.schema
+    )
+    for batch in stored.to_batches(columns=counter.qis, batch_size=65_536):
+        counter.add(batch)
 
 
 def _policy_subjects(db: Database, job: IngestJob) -> tuple[str, ...]:

@@ -61,7 +61,9 @@ class RiskOut(BaseModel):
     max_risk: float
     average_risk: float
     threshold: float
-    share_above_threshold: float
+    share_above_threshold: float = Field(description="Share of records in classes under min_class_size")
+    min_class_size: int | None = Field(None, description="Smallest class within the threshold (0.09: 12)")
+    records_at_risk: int | None = None
 
 
 class SnapshotOut(BaseModel):
