@@ -257,3 +257,22 @@ def test_compliance_report_csv_neutralizes_formula_cells(lake: Platform) -> None
             assert not cell.lstrip(" ").startswith(("=", "+", "-", "@")), row
         assert row["purpose"].startswith("'")
     assert "\"'=HYPERLINK" in text
+
+
+def test_a_broken_table_file_is_reviewed_as_an_opaque_file(lake: Platform) -> None:
+    lake.as_user("ada")
+    _, home = workspace_home(lake, "ada")
+    (home / "broken.parquet").write_bytes(b"not parquet at all")
+    ada, stew = lake.as_user("ada"), lake.as_user("stew")
+    made = ada.post("/api/v1/exports", json=BASE | {"path": "broken.parquet"})
+    assert made.status_code == 201, made.text
+    summary = stew.get(f"/api/v1/exports/{made.json()['id']}/summary").json()
+    assert summary["tabular"] is False and "cannot be read as a table" in summary["note"]
+    refused = stew.post(f"/api/v1/exports/{made.json()['id']}/decision", json={"decision": "approve"})
+    assert refused.status_code == 422  # the risk of an opaque file is unknown: override needed
+    approved = stew.post(
+        f"/api/v1/exports/{made.json()['id']}/decision",
+        json={"decision": "approve", "override_reason": "a model file, no rows of data in it"},
+    )
+    assert approved.status_code == 200, approved.text
+    assert ada.post(f"/api/v1/exports/{made.json()['id']}/download").content == b"not parquet at all"

@@ -364,13 +364,21 @@ def _summary_of(
         return content_store.summarize_opaque(path, export.path or "")
     if aggregate_cells is None and not quasi_identifiers and not count_column:
         aggregate_cells = (export.summary or {}).get("aggregate_cells")
-    return content_store.summarize_file(
-        path,
-        fmt,
-        quasi_identifiers=quasi_identifiers,
-        count_column=count_column,
-        aggregate_cells=aggregate_cells,
-    )
+    try:
+        return content_store.summarize_file(
+            path,
+            fmt,
+            quasi_identifiers=quasi_identifiers,
+            count_column=count_column,
+            aggregate_cells=aggregate_cells,
+        )
+    except InvalidInput as exc:
+        if export.kind != "file" or exc.extra.get("field"):
+            raise
+        # a file named like a table that does not read as one: reviewed as an opaque file
+        opaque = content_store.summarize_opaque(path, export.path or "")
+        opaque["note"] = f"{opaque['note']} ({exc.detail})"
+        return opaque
 
 
 def summarize(
@@ -387,7 +395,8 @@ def summarize(
     require(principal, Permission.EXPORTS_REVIEW)
     export = get_export(session, export_id)
     if not quasi_identifiers and not count_column and export.summary:
-        content_store.verify(Path(export.file_path or ""), export.file_sha256)
+        if export.state in LIVE_STATES:  # the content handed out must still be what is shown
+            content_store.verify(Path(export.file_path or ""), export.file_sha256)
         return {k: v for k, v in export.summary.items() if k != "aggregate_cells"}
     if export.state not in LIVE_STATES:
         raise Conflict(f"export request {export_id} is {export.state}: its content is gone")
