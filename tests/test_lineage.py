@@ -19,7 +19,7 @@ from datalibrary.audit.models import AuditEvent
 from datalibrary.config import LineageSettings
 from datalibrary.lineage import forward
 from datalibrary.lineage.models import ExportRequest, LineageEvent
-from datalibrary.lineage.risk import k_anonymity
+from datalibrary.privacy.risk import k_anonymity
 from tests.helpers import Platform
 from tests.lake_helpers import add_policy, ingest, write_csv
 from tests.openlineage_check import validate_event
@@ -48,6 +48,11 @@ def lake(platform: Platform, tmp_path: Path) -> Platform:
         "/api/v1/grants", json={"principal": "user:ada", "table": "study.dm"}
     )
     assert response.status_code == 201, response.text
+    # public: its downloads go directly (the download policy is tested in test_download_policy.py)
+    public = platform.as_user("stew").request(
+        "PATCH", "/api/v1/datasets/study/dm", json={"sensitivity": "public"}
+    )
+    assert public.status_code == 200, public.text
     return platform
 
 
@@ -188,7 +193,10 @@ def test_export_airlock_query_flow(lake: Platform) -> None:
 
 
 def test_export_of_a_workspace_file_refuses_traversal_and_can_be_denied(lake: Platform) -> None:
-    home = lake.settings.home / "workspaces" / "homes" / "ada"
+    from tests.test_exports_airlock import workspace_home
+
+    lake.as_user("ada")
+    _, home = workspace_home(lake, "ada")  # homes are homes/<workspace id>
     (home / "out").mkdir(parents=True)
     (home / "out" / "table.csv").write_text("AGE,SEX\n30,M\n31,F\n")
     (lake.settings.home / "secret.txt").write_text("no")
@@ -295,7 +303,8 @@ def test_k_anonymity_counts_classes() -> None:
     import pyarrow as pa
 
     table = pa.table({"AGE": [30] * 11 + [40] * 2 + [None], "SEX": ["M"] * 11 + ["F"] * 3})
-    report = k_anonymity(table, ["age", "sex", "zip"])
+    report = k_anonymity(table, ["age", "sex", "zip"], threshold=0.091)  # 0.091: k >= 11
+    assert report["threshold_k"] == 11 and k_anonymity(table, ["age"])["threshold_k"] == 12
     assert report["k"] == 1 and report["classes"] == 3 and report["missing"] == ["zip"]
     assert report["rows_at_risk"] == 3 and report["max_risk"] == 1.0
     assert k_anonymity(table, [])["k"] is None

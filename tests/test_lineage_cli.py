@@ -60,7 +60,12 @@ def test_lineage_and_exports_commands(
         run_cli("exports", "review", str(made["id"]), "--as", "stew", "--qi", "SITEID", "--json")
     )
     assert summary["risk"]["k"] == 10
-    run_cli("exports", "review", str(made["id"]), "--as", "stew", "--approve", "--json")
+    # k = 10 fails the check (k >= 12): approving needs an explicit, audited override
+    run_cli("exports", "review", str(made["id"]), "--as", "stew", "--approve", "--json", code=2)
+    run_cli(
+        "exports", "review", str(made["id"]), "--as", "stew", "--approve",
+        "--override-reason", "site counts for a poster, agreed with the DPO", "--json",
+    )  # fmt: skip
     assert json.loads(run_cli("exports", "list", "--json"))[0]["state"] == "approved"
     out = tmp_path / "out.csv"
     got = json.loads(

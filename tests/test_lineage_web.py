@@ -73,9 +73,21 @@ def test_exports_pages_request_review_download_once(sqlite_platform: Platform, t
     export_id = re.search(r'href="/exports/(\d+)"', listing.text).group(1)
     review = stew.get(f"/exports/{export_id}", params={"qi": "AGE"})
     assert review.status_code == 200 and "30 rows" in review.text and "does not pass" in review.text
-    decided = stew.post(
+    assert "First rows" in review.text and "Row-level data" in review.text
+    refused = stew.post(
         f"/exports/{export_id}/decision",
         data={"decision": "approve", "qi": "AGE", "csrf_token": page_csrf(review.text)},
+        follow_redirects=False,
+    )  # a failed check is approved only with an explicit override and its reason
+    assert refused.status_code == 422 and "override" in refused.text
+    decided = stew.post(
+        f"/exports/{export_id}/decision",
+        data={
+            "decision": "approve",
+            "qi": "AGE",
+            "override_reason": "ages only, for the congress poster",
+            "csrf_token": page_csrf(review.text),
+        },
         follow_redirects=False,
     )
     assert decided.status_code == 303

@@ -53,6 +53,11 @@ def lake(platform: Platform, tmp_path: Path) -> Platform:
     assert ingest(platform, tmp_path / "lb.csv", "cdisc.lb")[1] == "succeeded"
     platform.add_user("stew", "steward")
     platform.add_user("ada", "scientist")
+    for table in ("dm", "lb"):  # public: downloads go directly (policy: test_download_policy.py)
+        public = platform.as_user("stew").request(
+            "PATCH", f"/api/v1/datasets/cdisc/{table}", json={"sensitivity": "public"}
+        )
+        assert public.status_code == 200, public.text
     return platform
 
 

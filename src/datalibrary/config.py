@@ -202,6 +202,12 @@ class LineageSettings(Section):
     forward_max_backoff_seconds: float = Field(300.0, gt=0)
     export_ttl_hours: float = Field(72.0, gt=0)
     export_max_mb: int = Field(512, ge=1)
+    # Download policy: row-level downloads (POST /query as csv/parquet/arrow, the Query page's
+    # Download buttons) of datasets with these sensitivities become export requests; aggregate
+    # results whose smallest cell meets the risk threshold go directly.
+    download_review: list[str] = Field(default_factory=lambda: ["internal", "confidential", "restricted"])
+    # The maximum re-identification risk of released data (0.09 -> cells/classes of 12 or more).
+    export_max_risk: float = Field(0.09, gt=0, le=1)
 
 
 class CostSettings(Section):

@@ -27,6 +27,9 @@ WEB_STATIC = Path(__file__).parent.parent / "web" / "static"
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or load_settings()
     db = database or Database(str(settings.database_url))
+    from datalibrary.wiring import register_handlers
+
+    register_handlers()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]

@@ -60,7 +60,9 @@ def erase(
     """Remove every row of a subject from a namespace and prove no file keeps it."""
     from datalibrary.lake.catalog import open_lake
     from datalibrary.lake.erasure import erase_subject
+    from datalibrary.wiring import register_handlers
 
+    register_handlers()
     config = settings()
     with db_session() as session:
         report = erase_subject(session, OPERATOR, open_lake(config), namespace=namespace, subject=subject)

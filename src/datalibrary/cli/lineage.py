@@ -171,11 +171,14 @@ def request(
     destination: Annotated[str, typer.Option(help="Where it goes.")],
     sql: Annotated[str | None, typer.Option(help="A query, run with the user's grants.")] = None,
     path: Annotated[str | None, typer.Option(help="A file relative to the user's workspace home.")] = None,
-    format: Annotated[str, typer.Option(help="csv or parquet (query exports).")] = "csv",
+    workspace: Annotated[
+        int | None, typer.Option(help="The workspace whose home holds --path (default: the one that has it).")
+    ] = None,
+    format: Annotated[str, typer.Option(help="csv, parquet or arrow (query exports).")] = "csv",
     project: Annotated[str | None, typer.Option(help="The project the export serves.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Request an export for a steward to review."""
+    """Request an export for a steward to review (its content is pinned now)."""
     from datalibrary.lineage.exports import export_dict, request_export
 
     with db_session() as session:
@@ -187,8 +190,10 @@ def request(
             destination=destination,
             sql=sql,
             path=path,
+            workspace=workspace,
             format=format,
             project=project,
+            runner=_runner() if sql else None,
         )
         data = export_dict(export)
     emit(data, as_json, lambda d: console.print(f"export request #{d['id']} is pending review"))
@@ -223,7 +228,13 @@ def review(
         bool | None, typer.Option("--approve/--deny", help="Decide; omit to only see the summary.")
     ] = None,
     qi: Annotated[list[str] | None, typer.Option("--qi", help="A quasi-identifier column (repeat).")] = None,
+    count_column: Annotated[
+        str | None, typer.Option(help="An aggregate table's count column (smallest-cell check).")
+    ] = None,
     note: Annotated[str, typer.Option(help="Note to the requester.")] = "",
+    override_reason: Annotated[
+        str | None, typer.Option(help="Required to approve content that fails the risk check (audited).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show an export's content summary and risk report; with --approve/--deny, decide."""
@@ -233,7 +244,7 @@ def review(
     with db_session() as session:
         principal = _principal(session, as_user)
         if approve is None:
-            data = summarize(session, principal, config, export_id, _runner(), qi or [])
+            data = summarize(session, principal, config, export_id, qi or [], count_column)
         else:
             data = export_dict(
                 decide(
@@ -242,9 +253,10 @@ def review(
                     config,
                     export_id,
                     approve=approve,
-                    runner=_runner(),
                     note=note,
                     quasi_identifiers=qi or [],
+                    count_column=count_column,
+                    override_reason=override_reason,
                 )
             )
     emit(data, as_json, lambda d: console.print(d))

@@ -51,6 +51,18 @@ def register(app: typer.Typer) -> None:
                 project=project,
                 settings=config,
             )
+            routed = None
+            if fmt in ("csv", "parquet", "arrow"):  # a download: the airlock policy applies
+                from datalibrary.lineage import downloads, exports
+
+                decision, export = downloads.route(
+                    session, principal, config, sql=sql,
+                    datasets=sorted({str(t.get("name")) for t in result.record.tables if t.get("name")}),
+                    table=result.table, format=fmt,
+                    runner=exports.QueryRunner(LakePlanner(config), config.query.limits()),
+                    project=result.record.project,
+                )  # fmt: skip
+                routed = downloads.routed_body(decision, export)["detail"] if export else None
             stats = {
                 "run_id": result.record.run_id,
                 "bytes_scanned": result.record.bytes_scanned,
@@ -58,6 +70,9 @@ def register(app: typer.Typer) -> None:
                 "duration_ms": result.record.duration_ms,
                 "truncated": result.truncated,
             }
+        if routed:
+            console.print(routed, highlight=False)
+            raise typer.Exit(3)
         if fmt in ("csv", "parquet", "arrow"):
             data = encode(result.table, fmt)
             if output:

@@ -220,6 +220,8 @@ class JobRun:
         if self.lake.exists(self.name):
             table = self.lake.load(self.name)
             target = file_schema(table)
+            if job.mode != "overwrite":
+                _count_stored_classes(self.lake, self.name, step)
             if job.mode == "overwrite" and set(target.names) != set(stored_schema.names):
                 raise Quarantine(
                     "schema-mismatch",
@@ -432,6 +434,7 @@ class JobRun:
         resumed: bool = False,
     ) -> str:
         job = self.job
+        subjects = _policy_subjects(self.db, job)
         with self.db.session() as session:
             row = session.get(IngestJob, self.job_id)
             assert row is not None
@@ -452,6 +455,7 @@ class JobRun:
                 source_bytes=job.size_bytes,
                 overwrite=job.mode == "overwrite",
                 columns=file_schema(self.lake.load(self.name)).names,
+                subject_columns=subjects,
             )
             trace.ingestion_finished(
                 session,
@@ -559,6 +563,36 @@ def risk_override(db: Database, job: IngestJob) -> str | None:
             details={"job": job.id, "override": found.id, "granted_by": found.granted_by},
         )
         return str(found.id)
+
+
+def _count_stored_classes(lake, name, step: PolicyStep) -> None:  # type: ignore[no-untyped-def]
+    """An append's risk is the table's after the append: count the classes of the rows already
+    stored (their quasi-identifier columns only, streamed), then the new file's on top."""
+    import pyarrow.dataset as pads
+
+    from datalibrary.lake.planning import plan_table
+
+    counter = step.classes
+    if counter is None:
+        return
+    plan = plan_table(lake, name)
+    if not plan.files or any(q not in plan.schema.names for q in counter.qis):
+        return
+    stored = pads.dataset(
+        [f.path for f in plan.files], format="parquet", filesystem=lake.storage.fs, schema=plan.schema
+    )
+    for batch in stored.to_batches(columns=counter.qis, batch_size=65_536):
+        counter.add(batch)
+
+
+def _policy_subjects(db: Database, job: IngestJob) -> tuple[str, ...]:
+    """The policy's subject columns: the catalog records the one the table has, for erasure."""
+    if not job.policy_name:
+        return ()
+    try:
+        return tuple(load_policy_for(db, job).subject)
+    except Exception:  # the table is committed: a policy lookup problem must not fail the job
+        return ()
 
 
 def load_policy_for(db: Database, job: IngestJob):  # type: ignore[no-untyped-def]

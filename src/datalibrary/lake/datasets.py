@@ -34,6 +34,8 @@ EDITABLE = (
     "column_labels",
 )
 DEFAULT_SUBJECT_COLUMNS = ("USUBJID",)
+EXACT_DISTINCT_ROWS = 10_000_000
+PROFILE_METHOD = 2  # bump when the profile's definition changes: cached profiles are recomputed
 
 
 def record_ingestion(
@@ -47,13 +49,19 @@ def record_ingestion(
     source_bytes: int,
     overwrite: bool,
     columns: list[str],
+    subject_columns: tuple[str, ...] = (),
 ) -> Dataset:
-    """Create or update the dataset row after a successful ingestion (inside its transaction)."""
+    """Create or update the dataset row after a successful ingestion (inside its transaction).
+
+    The subject column (what erasure looks for) is the first of the policy's ``subject``
+    columns the table has, else a standard one (USUBJID); a steward may change it."""
     dataset = session.scalar(
         select(Dataset).where(Dataset.namespace == name.namespace, Dataset.name == name.name)
     )
+    subject = next((c for c in (*subject_columns, *DEFAULT_SUBJECT_COLUMNS) if c in columns), None)
+    if dataset is not None and not dataset.subject_column:
+        dataset.subject_column = subject
     if dataset is None:
-        subject = next((c for c in DEFAULT_SUBJECT_COLUMNS if c in columns), None)
         dataset = Dataset(
             namespace=name.namespace,
             name=name.name,
@@ -129,9 +137,22 @@ def _summary(lake: Lake, name: TableName, dataset: Dataset | None) -> dict[str, 
         "size_bytes": size,
         "source_bytes": dataset.source_bytes if dataset else 0,
         "compression_ratio": round(dataset.source_bytes / size, 2) if dataset and size else None,
+        "compression": compression_text(dataset.source_bytes if dataset else 0, size),
         "snapshot_id": snapshot.snapshot_id if snapshot else None,
         "updated_at": datetime.fromtimestamp(snapshot.timestamp_ms / 1000, UTC) if snapshot else None,
     }
+
+
+def compression_text(source_bytes: int, stored_bytes: int) -> str | None:
+    """How the stored size compares with the delivered files', in the right direction."""
+    if not source_bytes or not stored_bytes:
+        return None
+    if stored_bytes <= source_bytes:
+        return f"{source_bytes / stored_bytes:.2f}× smaller than the source"
+    return (
+        f"{stored_bytes / source_bytes:.2f}× larger than the source "
+        "(small tables: Parquet's per-file metadata outweighs the compression)"
+    )
 
 
 def show_dataset(
@@ -198,15 +219,22 @@ def history(iceberg) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
 def column_profile(
     session: Session, lake: Lake, name: TableName, dataset: Dataset | None
 ) -> list[dict[str, Any]]:
-    """Null share, distinct count (approximate), and min/max of numeric and temporal columns,
-    computed by DuckDB over the current snapshot's Parquet files and cached per snapshot."""
+    """Null share, distinct count, and min/max of numeric and temporal columns, computed by
+    DuckDB over the current snapshot's Parquet files and cached per snapshot.
+
+    Distinct counts are exact (``count(DISTINCT)``) for tables up to ``EXACT_DISTINCT_ROWS``
+    rows and always for the subject column; beyond that other columns get DuckDB's
+    HyperLogLog estimate, flagged ``distinct_exact: false`` and shown as approximate."""
     plan = plan_table(lake, name)
     if (
         dataset is not None
         and dataset.profile_snapshot_id == plan.snapshot_id
         and dataset.profile is not None
+        and dataset.profile.get("method") == PROFILE_METHOD
     ):
         return dataset.profile.get("columns", [])
+    subject = dataset.subject_column if dataset else None
+    exact_all = plan.row_count <= EXACT_DISTINCT_ROWS
     columns: list[dict[str, Any]] = []
     if plan.files:
         data = pads.dataset(
@@ -225,7 +253,9 @@ def column_profile(
                 text = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
                 ranged = comparable and not text and not pa.types.is_boolean(field.type)
                 minmax = f"min({quoted})::VARCHAR, max({quoted})::VARCHAR" if ranged else "NULL, NULL"
-                distinct = f"approx_count_distinct({quoted})" if comparable else "NULL"
+                exact = exact_all or field.name == subject
+                counter = "count(DISTINCT {})" if exact else "approx_count_distinct({})"
+                distinct = counter.format(quoted) if comparable else "NULL"
                 total, nulls, count_distinct, low, high = con.execute(
                     f"SELECT count(*), count(*) - count({quoted}), {distinct}, {minmax} FROM profiled"
                 ).fetchone()
@@ -234,6 +264,7 @@ def column_profile(
                         "name": field.name,
                         "null_share": round(nulls / total, 4) if total else None,
                         "distinct": count_distinct,
+                        "distinct_exact": exact if comparable else None,
                         "min": None if low is None else str(low)[:64],
                         "max": None if high is None else str(high)[:64],
                     }
@@ -241,7 +272,7 @@ def column_profile(
         finally:
             con.close()
     if dataset is not None:
-        dataset.profile = {"columns": columns}
+        dataset.profile = {"columns": columns, "method": PROFILE_METHOD}
         dataset.profile_snapshot_id = plan.snapshot_id
     return columns
 

@@ -24,7 +24,7 @@ from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.db.base import utcnow
 from datalibrary.errors import InvalidInput, NotFound
 from datalibrary.ingest.models import IngestJob
-from datalibrary.lake import locks
+from datalibrary.lake import copies, locks
 from datalibrary.lake.catalog import Lake, TableName, check_name
 from datalibrary.lake.files import avro_payload, contains_token, metadata_files
 from datalibrary.lake.maintenance import expire_and_delete, remove_orphans
@@ -179,10 +179,12 @@ def erase_subject(
     rows = {d.name: d for d in session.scalars(select(Dataset).where(Dataset.namespace == namespace))}
     settings = lake.settings.lake
     tables = []
+    removed: set[str] = set()
     for name in names:
         dataset = rows.get(name.name)
         column = dataset.subject_column if dataset else None
         entry: dict[str, Any] = {"table": str(name), "subject_column": column}
+        before = {item.uri for item in lake.storage.list(lake.load(name).location())}
         with locks.lease(
             lake.catalog.engine,
             f"table:{name}",
@@ -202,17 +204,33 @@ def erase_subject(
             entry["orphans_deleted"] = remove_orphans(lake, name, session, timedelta(0))["orphans_deleted"]
             entry["metadata_deleted"] = _delete_old_metadata(lake, name)
             table = lake.load(name)
-            entry["files"] = [
-                check_file(lake, item.uri, subject) for item in lake.storage.list(table.location())
-            ]
+            after = list(lake.storage.list(table.location()))
+            entry["files"] = [check_file(lake, item.uri, subject) for item in after]
+        removed |= before - {item.uri for item in after}
         tables.append(entry)
     # DB writes come last: an open write transaction would block the lease rows on SQLite.
     for dataset in rows.values():
         dataset.profile, dataset.profile_snapshot_id = None, None  # cached min/max may name the subject
     scrubbed = _scrub_jobs(session, namespace, subject)
-    quarantine = _erase_quarantine(session, lake, namespace, subject)
-    files_checked = sum(len(t["files"]) for t in tables)
+    quarantine, quarantine_files = _erase_quarantine(session, lake, namespace, subject)
+    scope = copies.ErasureScope(lake.settings, session, namespace, subject, removed)
+    locations: dict[str, list[dict[str, Any]]] = {"quarantine": quarantine_files}
+    for location, scan in sorted(copies.scanners().items()):
+        locations[location] = scan(scope)
+    files_checked = sum(len(t["files"]) for t in tables) + sum(len(v) for v in locations.values())
     dirty = [f["uri"] for t in tables for f in t["files"] if f["contains_subject"]]
+    dirty += [f["uri"] for found in locations.values() for f in found if f["contains_subject"]]
+    checked = [
+        {"location": "lake tables", "files": sum(len(t["files"]) for t in tables), "removed": len(removed)},
+        *(
+            {
+                "location": location,
+                "files": len(found),
+                "removed": sum(1 for f in found if f["found_in"] and not f["contains_subject"]),
+            }
+            for location, found in locations.items()
+        ),
+    ]
     report = {
         "request": request,
         "namespace": namespace,
@@ -222,10 +240,12 @@ def erase_subject(
         "files_containing_subject": dirty,
         "job_reasons_scrubbed": scrubbed,
         "quarantined_files_deleted": quarantine,
+        "locations": checked,
+        "copies": locations,
         "ok": not dirty,
         "checked_at": utcnow(),
     }
-    summary = {k: v for k, v in report.items() if k not in ("tables", "checked_at")}
+    summary = {k: v for k, v in report.items() if k not in ("tables", "checked_at", "copies")}
     summary["tables"] = [{k: v for k, v in t.items() if k != "files"} for t in tables]
     outcome = "success" if report["ok"] else "failure"
     run = MaintenanceRun(
@@ -269,11 +289,15 @@ def _scrub_jobs(session: Session, namespace: str, subject: str) -> int:
     return count
 
 
-def _erase_quarantine(session: Session, lake: Lake, namespace: str, subject: str) -> int:
-    """Quarantined raw files of the namespace that mention the subject are deleted."""
+def _erase_quarantine(
+    session: Session, lake: Lake, namespace: str, subject: str
+) -> tuple[int, list[dict[str, Any]]]:
+    """Quarantined raw files of the namespace that mention the subject are deleted; every
+    quarantined file of the namespace is listed in the proof."""
     from pathlib import Path
 
     count = 0
+    checked: list[dict[str, Any]] = []
     jobs = session.scalars(
         select(IngestJob).where(IngestJob.namespace == namespace, IngestJob.state == "quarantined")
     )
@@ -281,8 +305,13 @@ def _erase_quarantine(session: Session, lake: Lake, namespace: str, subject: str
         if not job.raw_path:
             continue
         path = Path(job.raw_path)
-        if path.is_file() and contains_token(path.read_bytes(), subject.encode()):
+        if not path.is_file():
+            continue
+        size = path.stat().st_size
+        found = copies.file_mentions(path, subject)
+        if found:
             path.unlink()
             job.raw_path = None
             count += 1
-    return count
+        checked.append(copies.entry("quarantine", path, found, "deleted" if found else "kept", size))
+    return count, checked

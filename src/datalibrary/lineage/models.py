@@ -78,10 +78,11 @@ class ExportRequest(Base):
     kind: Mapped[str] = mapped_column(String(8))  # query | file
     sql: Mapped[str | None] = mapped_column(Text)
     path: Mapped[str | None] = mapped_column(String(1024))  # relative to the requester's workspace home
+    workspace_id: Mapped[int | None] = mapped_column(Integer)  # whose home ``path`` is in
     format: Mapped[str] = mapped_column(String(16), default="csv")
     purpose: Mapped[str] = mapped_column(Text)
     destination: Mapped[str] = mapped_column(String(500))
-    # pending | approved | denied | downloaded | expired
+    # pending | approved | denied | downloaded | expired | failed (content changed after review)
     state: Mapped[str] = mapped_column(String(16), index=True, default="pending")
     datasets: Mapped[list[str]] = mapped_column(JSON, default=list)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -89,6 +90,9 @@ class ExportRequest(Base):
     reviewer: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     decision_note: Mapped[str | None] = mapped_column(Text)
+    # Why a steward approved content that failed the risk check (audited as export.override).
+    override_reason: Mapped[str | None] = mapped_column(Text)
+    # The content-addressed snapshot pinned at request time (exports/objects/<sha256>).
     file_path: Mapped[str | None] = mapped_column(String(1024))
     file_sha256: Mapped[str | None] = mapped_column(String(64))
     file_bytes: Mapped[int | None] = mapped_column(BigInteger)

@@ -163,12 +163,29 @@ def _justifications(session: Session, namespace: str) -> dict[tuple[str, str | N
 
 
 CSV_COLUMNS = ["section", "at", "user", "kind", "dataset", "project", "purpose", "outcome", "detail"]
+# A cell starting with one of these is a formula to spreadsheets (OWASP "CSV injection"),
+# including the full-width forms some spreadsheets also accept.
+FORMULA_START = tuple("=+-@\t\r\n|%") + ("\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def neutralize(value: Any) -> Any:
+    """Text a spreadsheet shows as text: a leading formula character gets a ``'`` before it."""
+    if isinstance(value, str) and value.lstrip(" ").startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+class _SafeWriter(csv.DictWriter):
+    """A DictWriter whose every cell is neutralized: purposes, names and SQL are user text."""
+
+    def writerow(self, rowdict):  # type: ignore[no-untyped-def,override]
+        return super().writerow({k: neutralize(v) for k, v in rowdict.items()})
 
 
 def to_csv(report: dict[str, Any]) -> str:
     """One flat CSV an inspector can filter: a ``section`` column tells the row's kind."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore")
+    writer = _SafeWriter(out, CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
 
     def iso(value: Any) -> str:

@@ -7,7 +7,6 @@ warehouse are read through a local cache of immutable Parquet files under the st
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -25,6 +24,7 @@ from sqlglot import exp
 
 from datalibrary.config import Settings
 from datalibrary.lake.catalog import TableName, open_lake
+from datalibrary.lake.copies import cache_name, query_cache_dir
 from datalibrary.lake.planning import TablePlan, plan_table
 from datalibrary.query.planning import PlannedTable
 
@@ -70,7 +70,7 @@ class LakePlanner:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.cache_dir = settings.home / "cache" / "s3"
+        self.cache_dir = query_cache_dir(settings)  # erasure finds and purges copies here
         self._plans: OrderedDict[tuple[object, ...], PlannedTable] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -129,7 +129,7 @@ class LakePlanner:
         self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         local = []
         for planned in plan.files:
-            target = self.cache_dir / (hashlib.sha256(planned.uri.encode()).hexdigest() + ".parquet")
+            target = self.cache_dir / cache_name(planned.uri)
             if not target.exists():
                 partial = target.with_suffix(f".{os.getpid()}.part")
                 filesystem: pafs.FileSystem = lake.storage.fs

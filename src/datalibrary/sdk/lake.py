@@ -6,6 +6,7 @@ when asked for, so the SDK itself stays standard-library only.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,12 @@ class Query:
         import pyarrow as pa
 
         raw, headers = self.client.request_bytes("POST", "/query", self._body(format="arrow"))
+        if headers.get("content-type", "").startswith("application/json"):
+            # 202: outside a workspace, the download policy sent this result to the airlock
+            from datalibrary.sdk.client import SdkError
+
+            routed = json.loads(raw)
+            raise SdkError(202, str(routed.get("detail", "the download needs review")), routed)
         self.stats = {
             "bytes_scanned": int(headers.get("x-bytes-scanned", 0)),
             "rows": int(headers.get("x-rows", 0)),

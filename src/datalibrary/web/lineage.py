@@ -147,6 +147,7 @@ def exports_request(
     purpose: Text = "",
     destination: Text = "",
     format: Text = "csv",
+    workspace: Text = "",
 ) -> Response:
     if (stop := guard(request, session, principal, Permission.EXPORTS_REQUEST)) is not None:
         return stop
@@ -162,17 +163,61 @@ def exports_request(
             destination=destination,
             sql=sql if kind == "query" else None,
             path=path if kind == "file" else None,
+            workspace=int(workspace) if workspace.strip().isdigit() else None,
             format=format,
+            runner=_runner(request, settings),
         )
 
     if attempt(session, principal, csrf_token, create, errors) is not None:
         return RedirectResponse("/exports?sent=1", status_code=303)
-    form = {"kind": kind, "sql": sql, "path": path, "purpose": purpose, "destination": destination}
+    form = {
+        "kind": kind, "sql": sql, "path": path, "purpose": purpose, "destination": destination,
+        "workspace": workspace,
+    }  # fmt: skip
     return _exports_page(request, session, principal, 422, errors=errors, form=form)
 
 
 def _runner(request: Request, settings) -> exports.QueryRunner:  # type: ignore[no-untyped-def]
     return exports.QueryRunner(request.app.state.planner, settings.query.limits())
+
+
+def _review_page(  # type: ignore[no-untyped-def]
+    request: Request,
+    session,
+    principal,
+    settings,
+    export_id: int,
+    quasi: list[str],
+    counted: str | None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    override_reason: str = "",
+) -> Response:
+    page = page_for(request, session, principal, f"Export #{export_id}", active="exports")
+    page.errors = errors or {}
+    try:
+        export = exports.get_export(session, export_id)
+        summary = (
+            exports.summarize(session, principal, settings, export_id, quasi, counted)
+            if export.state == "pending"
+            else exports.export_dict(export, reviewer=True)["summary"]
+        )
+    except DataLibraryError as exc:
+        session.rollback()
+        return _error(request, page, exc.status, exc.detail)
+    return render(
+        request,
+        "exports/review.html",
+        page_with(
+            page,
+            x=export,
+            summary=summary,
+            qi=", ".join(quasi),
+            count_column=counted or "",
+            override_reason=override_reason,
+        ),  # fmt: skip
+        status_code=status,
+    )
 
 
 @router.get("/exports/{export_id}")
@@ -183,24 +228,13 @@ def export_review(
     principal: OptionalPrincipal,
     settings: SettingsDep,
     qi: str = "",
+    count_column: str = "",
 ) -> Response:
     if (stop := guard(request, session, principal, Permission.EXPORTS_REVIEW)) is not None:
         return stop
-    assert principal is not None
-    page = page_for(request, session, principal, f"Export #{export_id}", active="exports")
     quasi = [q.strip() for q in qi.split(",") if q.strip()][:50]
-    try:
-        export = exports.get_export(session, export_id)
-        summary = (
-            exports.summarize(session, principal, settings, export_id, _runner(request, settings), quasi)
-            if export.state == "pending"
-            else export.summary
-        )
-    except DataLibraryError as exc:
-        session.rollback()
-        return _error(request, page, exc.status, exc.detail)
-    return render(
-        request, "exports/review.html", page_with(page, x=export, summary=summary, qi=", ".join(quasi))
+    return _review_page(
+        request, session, principal, settings, export_id, quasi, count_column.strip()[:200] or None
     )
 
 
@@ -215,11 +249,15 @@ def export_decision(
     decision: Text = "",
     note: Text = "",
     qi: Text = "",
+    count_column: Text = "",
+    override_reason: Text = "",
 ) -> Response:
     if (stop := guard(request, session, principal, Permission.EXPORTS_REVIEW)) is not None:
         return stop
     assert principal is not None
     errors: dict[str, str] = {}
+    quasi = [q.strip() for q in qi.split(",") if q.strip()][:50]
+    counted = count_column.strip()[:200] or None
 
     def run():  # type: ignore[no-untyped-def]
         return exports.decide(
@@ -228,14 +266,18 @@ def export_decision(
             settings,
             export_id,
             approve=decision == "approve",
-            runner=_runner(request, settings),
             note=note,
-            quasi_identifiers=[q.strip() for q in qi.split(",") if q.strip()],
+            quasi_identifiers=quasi,
+            count_column=counted,
+            override_reason=override_reason,
         )
 
-    if attempt(session, principal, csrf_token, run, errors) is not None:
-        return RedirectResponse("/exports", status_code=303)
-    return _exports_page(request, session, principal, 422, errors=errors)
+    done = attempt(session, principal, csrf_token, run, errors)
+    if done is not None:
+        return RedirectResponse(f"/exports?decided={export_id}&state={done.state}", status_code=303)
+    return _review_page(
+        request, session, principal, settings, export_id, quasi, counted, errors, 422, override_reason
+    )
 
 
 @router.post("/exports/{export_id}/download")

@@ -39,7 +39,8 @@ class DatasetSummary(BaseModel):
     data_files: int
     size_bytes: int
     source_bytes: int
-    compression_ratio: float | None
+    compression_ratio: float | None = Field(description="Source bytes / stored bytes (below 1: larger)")
+    compression: str | None = Field(None, description="The ratio in words, in the right direction")
     snapshot_id: int | None
     updated_at: datetime | None
 
@@ -61,7 +62,9 @@ class RiskOut(BaseModel):
     max_risk: float
     average_risk: float
     threshold: float
-    share_above_threshold: float
+    share_above_threshold: float = Field(description="Share of records in classes under min_class_size")
+    min_class_size: int | None = Field(None, description="Smallest class within the threshold (0.09: 12)")
+    records_at_risk: int | None = None
 
 
 class SnapshotOut(BaseModel):
@@ -88,6 +91,7 @@ class ProfileOut(BaseModel):
     name: str
     null_share: float | None
     distinct: int | None
+    distinct_exact: bool | None = Field(None, description="False: a HyperLogLog estimate (large tables)")
     min: str | None
     max: str | None
 

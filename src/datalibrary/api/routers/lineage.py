@@ -129,9 +129,12 @@ def forwarding(session: DbSession, settings: SettingsDep) -> dict[str, Any]:
 class ExportIn(BaseModel):
     sql: str | None = Field(None, max_length=100_000, description="A query run with your grants")
     path: str | None = Field(None, max_length=1000, description="A file relative to your workspace home")
+    workspace: RecordId | None = Field(
+        None, description="The workspace whose home holds `path` (default: the one of yours that has it)"
+    )
     purpose: Purpose
     destination: Destination
-    format: Literal["csv", "parquet"] = "csv"
+    format: Literal["csv", "parquet", "arrow"] = "csv"
     project: AccountName | None = None
 
 
@@ -143,6 +146,7 @@ class ExportOut(BaseModel):
     kind: str
     sql: str | None
     path: str | None
+    workspace_id: int | None
     format: str
     purpose: str
     destination: str
@@ -153,6 +157,7 @@ class ExportOut(BaseModel):
     reviewer: str | None
     decided_at: datetime | None
     decision_note: str | None
+    override_reason: str | None = Field(description="Why content failing the risk check was approved")
     file_bytes: int | None
     file_sha256: str | None
     expires_at: datetime | None
@@ -163,14 +168,20 @@ class ReviewIn(BaseModel):
     decision: Literal["approve", "deny"]
     note: str | None = Field(None, max_length=2000)
     quasi_identifiers: list[str] = Field(default_factory=list, max_length=50)
+    count_column: str | None = Field(
+        None, max_length=200, description="The column holding each row's count (an aggregate table)"
+    )
+    override_reason: str | None = Field(
+        None, max_length=2000, description="Required to approve content that fails the risk check"
+    )
 
 
 def _runner(request: Request, settings: SettingsDep) -> exports.QueryRunner:
     return exports.QueryRunner(request.app.state.planner, settings.query.limits())
 
 
-def _out(export: Any) -> ExportOut:
-    return ExportOut(**exports.export_dict(export))
+def _out(export: Any, reviewer: bool = False) -> ExportOut:
+    return ExportOut(**exports.export_dict(export, reviewer=reviewer))
 
 
 @exports_router.post(
@@ -180,7 +191,7 @@ def _out(export: Any) -> ExportOut:
     dependencies=[Requires(Permission.EXPORTS_REQUEST)],
 )
 def request_export(
-    body: ExportIn, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
+    body: ExportIn, request: Request, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
 ) -> ExportOut:
     export = exports.request_export(
         session,
@@ -190,8 +201,10 @@ def request_export(
         destination=body.destination,
         sql=body.sql,
         path=body.path,
+        workspace=body.workspace,
         format=body.format,
         project=body.project,
+        runner=_runner(request, settings),
     )
     return _out(export)
 
@@ -209,12 +222,12 @@ def my_exports(principal: CurrentPrincipal, session: DbSession) -> list[ExportOu
     dependencies=[Requires(Permission.EXPORTS_REVIEW)],
 )
 def all_exports(principal: CurrentPrincipal, session: DbSession, state: str | None = None) -> list[ExportOut]:
-    return [_out(x) for x in exports.list_exports(session, principal, everyone=True, state=state)]
+    return [_out(x, True) for x in exports.list_exports(session, principal, everyone=True, state=state)]
 
 
 @exports_router.get(
     "/exports/{export_id}/summary",
-    summary="Content summary and re-identification risk (reviewers)",
+    summary="The pinned content: first rows, column summary, risk or smallest cell (reviewers)",
     dependencies=[Requires(Permission.EXPORTS_REVIEW)],
 )
 def summary(
@@ -224,8 +237,9 @@ def summary(
     session: DbSession,
     settings: SettingsDep,
     qi: list[str] = Query(default_factory=list, description="Quasi-identifier columns"),
+    count_column: str | None = Query(None, description="The column holding each row's count"),
 ) -> dict[str, Any]:
-    return exports.summarize(session, principal, settings, export_id, _runner(request, settings), qi)
+    return exports.summarize(session, principal, settings, export_id, qi, count_column)
 
 
 @exports_router.post(
@@ -250,13 +264,15 @@ def decide(
         runner=_runner(request, settings),
         note=body.note or "",
         quasi_identifiers=body.quasi_identifiers,
+        count_column=body.count_column,
+        override_reason=body.override_reason,
     )
-    return _out(export)
+    return _out(export, True)
 
 
 @exports_router.post(
     "/exports/{export_id}/download",
-    summary="Download an approved export (once; the file is then deleted)",
+    summary="Download an approved export: exactly the reviewed bytes, once (then deleted)",
     dependencies=[Requires(Permission.EXPORTS_REQUEST)],
 )
 def download(export_id: RecordId, principal: CurrentPrincipal, session: DbSession) -> Response:

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -38,6 +39,12 @@ class QueryIn(BaseModel):
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="First row of the JSON page")
     client: Literal["console", "sdk", "cli", "workspace"] | None = Field(
         None, description="Which client sent the query (recorded in its lineage)"
+    )
+    purpose: str | None = Field(
+        None, max_length=2000, description="Why the download is needed (if it is routed to the airlock)"
+    )
+    destination: str | None = Field(
+        None, max_length=500, description="Where the download goes (if it is routed to the airlock)"
     )
 
 
@@ -85,6 +92,28 @@ def encode(table: pa.Table, fmt: str) -> bytes:
     return sink.getvalue()
 
 
+def _airlock_route(session, principal, settings, request, body, result, record) -> JSONResponse | None:  # type: ignore[no-untyped-def]
+    """The download policy hook: 202 + the export request when the download needs review."""
+    from datalibrary.lineage import downloads, exports
+
+    decision, export = downloads.route(
+        session,
+        principal,
+        settings,
+        sql=body.sql,
+        datasets=sorted({str(t.get("name")) for t in record.tables if t.get("name")}),
+        table=result.table,
+        format=body.format,
+        runner=exports.QueryRunner(request.app.state.planner, settings.query.limits()),
+        project=record.project,
+        purpose=body.purpose,
+        destination=body.destination,
+    )
+    if export is None:
+        return None
+    return JSONResponse(jsonable_encoder(downloads.routed_body(decision, export)), status_code=202)
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray)):
         return value.hex()
@@ -98,10 +127,18 @@ def _json_value(value: Any) -> Any:
     summary="Run a read-only SQL query",
     dependencies=[Requires(Permission.QUERY_RUN)],
     response_model=QueryOut,
-    responses={200: {"description": "A page of rows as JSON, or the whole result as a file (`format`).",
-                     "content": {media: {"schema": {"type": "string", "format": "binary"}}
-                                 for media in MEDIA.values()}}},
-)  # fmt: skip
+    responses={
+        200: {
+            "description": "A page of rows as JSON, or the whole result as a file (`format`).",
+            "content": {m: {"schema": {"type": "string", "format": "binary"}} for m in MEDIA.values()},
+        },
+        202: {
+            "description": "A csv/parquet/arrow download the download policy sends to the airlock: "
+            "the body names the export request holding the result",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    },
+)
 def run_query(
     body: QueryIn, request: Request, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
 ) -> Any:
@@ -124,6 +161,9 @@ def run_query(
         tables=record.tables,
     )
     if body.format != "json":
+        routed = _airlock_route(session, principal, settings, request, body, result, record)
+        if routed is not None:
+            return routed
         filename = f"query-{record.run_id[:8]}.{'arrows' if body.format == 'arrow' else body.format}"
         content = encode(result.table, body.format)
         downloads.record_download(

@@ -102,6 +102,11 @@ async function download(format) {
     body: JSON.stringify({ sql: $("sql").value, project: $("project").value || null, format }),
   });
   if (!response.ok) { showError((await response.json()).detail); return; }
+  if (response.status === 202) {  // the download policy sent it to the airlock
+    const routed = await response.json();
+    window.location.assign(`/exports?routed=${routed.export.id}`);
+    return;
+  }
   const url = URL.createObjectURL(await response.blob());
   const link = document.createElement("a");
   link.href = url;

@@ -1,0 +1,13 @@
+"""Startup wiring of reactions that flow upward: the lower layers offer registries, the
+front ends (API app, CLI commands) call :func:`register_handlers` once at start."""
+
+from __future__ import annotations
+
+
+def register_handlers() -> None:
+    """Erasure's copy scanners of the upper layers (exports, workspaces); idempotent."""
+    from datalibrary.lineage import export_erasure
+    from datalibrary.workspaces import erasure_copies
+
+    export_erasure.register()
+    erasure_copies.register()
