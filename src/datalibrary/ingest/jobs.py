@@ -79,6 +79,8 @@ def submit_file(
     if format is not None and format not in ARCHIVES:
         reader_class(format)
     stored = load_policy(session, policy)
+    if move and source.is_symlink():
+        raise InvalidInput(f"{display} is a symbolic link: only plain files are taken over")
     if not source.is_file():
         raise InvalidInput(f"{source} is not a readable file")
     options: dict[str, object] = {}
@@ -167,13 +169,64 @@ def claim(engine: Engine, worker: str, lease_seconds: float, job_id: str | None 
 
 
 def heartbeat(engine: Engine, job_id: str, lease_seconds: float, **progress: object) -> None:
+    """Progress and a longer lease, for a job still running (a cancel request is kept)."""
     with Session(engine) as session:
         session.execute(
             update(IngestJob)
-            .where(IngestJob.id == job_id)
+            .where(IngestJob.id == job_id, IngestJob.state == "running")
             .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds), **progress)
         )
         session.commit()
+
+
+def renew_lease(engine: Engine, job_id: str, worker: str, lease_seconds: float) -> str:
+    """The worker's heartbeat, fenced on its claim: ``ok``; ``cancel`` when someone asked to
+    cancel the job; ``lost`` when another worker holds it now."""
+    with Session(engine) as session:
+        result = session.execute(
+            update(IngestJob)
+            .where(IngestJob.id == job_id, IngestJob.state == "running", IngestJob.worker == worker[:200])
+            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        )
+        session.commit()
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            return "ok"
+        state = session.scalar(select(IngestJob.state).where(IngestJob.id == job_id))
+    return "cancel" if state == "cancelling" else "lost"
+
+
+def abandoned(engine: Engine, max_attempts: int) -> list[str]:
+    """Running jobs whose lease expired after ``max_attempts`` claims: their worker stopped
+    each time (a file that kills its reader, or a crashing host); they are not retried again."""
+    with Session(engine) as session:
+        return list(
+            session.scalars(
+                select(IngestJob.id).where(
+                    IngestJob.state.in_(("running", "cancelling")),
+                    IngestJob.lease_expires_at < utcnow(),
+                    IngestJob.attempts >= max_attempts,
+                )
+            )
+        )
+
+
+def cancel_job(session: Session, principal: Principal, settings: Settings, job_id: str) -> IngestJob:
+    """Cancel a queued job now, or ask the worker running it to stop (``cancelling``: the
+    worker ends its reader and the job ends ``cancelled``; its raw file is kept in quarantine
+    so it can be retried or deleted)."""
+    job = get_job(session, principal, job_id)
+    if job.state == "queued":
+        moved = landing.quarantine(settings, job.id, Path(job.raw_path) if job.raw_path else None)
+        job.state, job.finished_at, job.step = "cancelled", utcnow(), None
+        job.raw_path = str(moved) if moved else job.raw_path
+        job.reason = {"code": "cancelled", "message": f"cancelled by {principal.name} before it started"}
+    elif job.state == "running":
+        job.state = "cancelling"
+    elif job.state != "cancelling":
+        raise Conflict(f"job {job_id} is {job.state}: only queued or running jobs can be cancelled")
+    record(session, actor=principal.name, action="ingest.cancel", target=f"job:{job_id}")
+    session.flush()
+    return job
 
 
 def get_job(session: Session, principal: Principal, job_id: str) -> IngestJob:
@@ -211,8 +264,8 @@ def retry_job(session: Session, principal: Principal, job_id: str) -> IngestJob:
     """Queue a failed job again (its raw file is still in the landing area)."""
     require(principal, Permission.INGEST_RUN)
     job = get_job(session, principal, job_id)
-    if job.state != "failed":
-        raise Conflict(f"job {job_id} is {job.state}: only failed jobs can be retried")
+    if job.state not in ("failed", "cancelled"):
+        raise Conflict(f"job {job_id} is {job.state}: only failed or cancelled jobs can be retried")
     if not job.raw_path or not Path(job.raw_path).exists():
         raise Conflict(f"job {job_id} has no raw file left to retry; submit the file again")
     job.state, job.reason, job.finished_at = "queued", None, None

@@ -35,7 +35,7 @@ from datalibrary.errors import InvalidInput
 from datalibrary.ingest import fanout, faults, jobs, landing
 from datalibrary.ingest.fanout import ARCHIVES, WILDCARD
 from datalibrary.ingest.models import IngestJob
-from datalibrary.ingest.normalize import conform, lake_schema
+from datalibrary.ingest.normalize import check_columns, conform, lake_schema
 from datalibrary.ingest.prefetch import prefetch
 from datalibrary.ingest.readers import ReadError, ReportsProgress, open_reader
 from datalibrary.ingest.readers.archive import extract
@@ -59,6 +59,38 @@ from datalibrary.privacy.store import load_policy
 
 log = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
+
+
+class InputFault(Exception):
+    """A reader failed on the file's content with an error that is not a ``ReadError`` (deep
+    recursion, undecodable text, an integer too long to convert...): bad input, not a fault
+    of the platform, so the job is quarantined (the traceback goes to the log)."""
+
+    def __init__(self, file: str, exc: BaseException) -> None:
+        detail = f"{type(exc).__name__}: {str(exc)[:200]}"
+        super().__init__(detail)
+        self.reason = {
+            "code": "unreadable",
+            "message": f"file '{file}' could not be parsed ({detail})",
+            "file": file,
+        }
+
+
+_CONTENT_ERRORS = (RecursionError, UnicodeError, OverflowError, ValueError, TypeError, KeyError, IndexError)
+
+
+def guarded(file: str, batches: Iterator[Any]) -> Iterator[Any]:
+    """The reader's batches; content-caused exceptions become ``InputFault``."""
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except InvalidInput:
+            raise
+        except _CONTENT_ERRORS as exc:
+            raise InputFault(file, exc) from exc
+        yield batch
 
 
 class Quarantine(Exception):
@@ -138,6 +170,7 @@ class JobRun:
         self.job_id = job_id
         self.on_progress = on_progress
         self._last_beat = 0.0
+        self._created: Any = None
         with db.session() as session:
             job = session.get(IngestJob, job_id)
             assert job is not None, job_id
@@ -155,6 +188,39 @@ class JobRun:
             jobs.heartbeat(self.db.engine, self.job_id, self.settings.ingest.job_lease_seconds, **values)
 
     def run(self) -> str:
+        """Run to a final state; a table this job created but did not commit to is removed."""
+        try:
+            state = self._run_guarded()
+        except BaseException:
+            self._drop_created()
+            raise
+        if state != "succeeded":
+            self._drop_created()
+        return state
+
+    def _limits(self) -> dict[str, int]:
+        """Per-file limits every reader takes (columns, record size)."""
+        limits = self.settings.ingest
+        return {"max_columns": limits.max_columns, "max_record_bytes": limits.max_record_mb << 20}
+
+    def _drop_created(self) -> None:
+        """A first delivery that did not commit leaves no table behind (nor its metadata)."""
+        created, self._created = self._created, None
+        if created is None:
+            return
+        try:
+            table = self.lake.load(self.name)
+            if table.metadata.table_uuid != created or table.metadata.snapshots:
+                return  # another job committed to it meanwhile: it is theirs now
+            location = table.location()
+            self.lake.catalog.drop_table(self.name.ident)
+            self.lake.storage.delete_dir(location)
+        except Exception:
+            log.warning(
+                "could not remove the empty table %s of job %s", self.name, self.job_id, exc_info=True
+            )
+
+    def _run_guarded(self) -> str:
         try:
             trace.ingestion_started(self.db, self.job)
             return self._run()
@@ -162,6 +228,20 @@ class JobRun:
             return self._quarantine(bad.reason)
         except InvalidInput as exc:
             return self._quarantine(_reason_for(exc).reason)
+        except MemoryError:
+            return self._quarantine(
+                {
+                    "code": "resource-limit",
+                    "message": f"reading file '{self.job.source_name}' needed more memory than a job "
+                    f"may use ({self.settings.ingest.job_memory_mb} MB): the file is refused",
+                    "file": self.job.source_name,
+                }
+            )
+        except InputFault as exc:
+            log.warning(
+                "ingestion job %s: the reader failed on the file's content", self.job_id, exc_info=True
+            )
+            return self._quarantine(exc.reason)
         except Exception as exc:
             log.exception("ingestion job %s failed", self.job_id)
             return self._finish(
@@ -198,14 +278,21 @@ class JobRun:
         define = options.pop("define_labels", None) or {}
         for key in ("parent", "children"):
             options.pop(key, None)
-        reader = open_reader(self.raw, format=fmt, display_name=job.source_name, **options)
+        limits = self._limits()
+        try:
+            reader = open_reader(self.raw, format=fmt, display_name=job.source_name, **limits, **options)
+        except InvalidInput:
+            raise
+        except _CONTENT_ERRORS as exc:
+            raise InputFault(job.source_name, exc) from exc
         self.progress(force=True, step="reading", format=fmt)
-        batches = prefetch(iter(reader.batches()))
+        batches = prefetch(guarded(job.source_name, iter(reader.batches())))
         first = next(batches, None)
         if first is None:
             raise Quarantine(
                 "empty", f"file '{job.source_name}' holds no table (no header, no rows)", file=job.source_name
             )
+        check_columns(first.schema.names, file=job.source_name, limit=self.settings.ingest.max_columns)
         step = PolicyStep(
             policy, policy_context(self.settings, self.db, job.namespace, job.table_name, job.id)
         )
@@ -213,9 +300,9 @@ class JobRun:
         if step.needs_prepass:  # suppress / scrub_text: a first streaming pass over the landed file
             self.progress(force=True, step="counting")
             first_pass = open_reader(
-                self.raw, format=fmt, display_name=job.source_name, **(job.options or {})
+                self.raw, format=fmt, display_name=job.source_name, **limits, **(job.options or {})
             )
-            for batch in first_pass.batches():
+            for batch in guarded(job.source_name, iter(first_pass.batches())):
                 step.observe(batch)
         if self.lake.exists(self.name):
             table = self.lake.load(self.name)
@@ -228,6 +315,7 @@ class JobRun:
                 )
         else:
             table = self.lake.create(self.name, _iceberg_schema(stored_schema))
+            self._created = table.metadata.table_uuid
             target = file_schema(table)
         writer = FileWriter(
             self.lake, table, f"job-{job.id}", target, self.settings.lake.target_file_mb << 20
@@ -507,30 +595,60 @@ class JobRun:
         landing.discard(self.raw)
         return "duplicate"
 
-    def _quarantine(self, reason: dict[str, Any]) -> str:
+    def _quarantine(self, reason: dict[str, Any], state: str = "quarantined") -> str:
+        """End the job ``quarantined`` (or ``cancelled``): the raw file moves to quarantine."""
         moved = landing.quarantine(self.settings, self.job_id, self.raw)
         job = self.job
-        with self.db.session() as session:
-            row = session.get(IngestJob, self.job_id)
-            assert row is not None
-            row.state, row.finished_at, row.lease_expires_at, row.step = "quarantined", utcnow(), None, None
-            row.reason = reason
-            row.raw_path = str(moved) if moved else None
-            record_now(
-                session,
-                actor=job.created_by,
-                action="ingest.quarantine",
-                target=f"table:{self.name}",
-                outcome="failure",
-                details={
-                    "job": job.id,
-                    "file": job.source_name,
-                    "sha256": job.sha256,
-                    "code": reason.get("code"),
-                },
-            )
-            trace.ingestion_finished(session, job, "FAIL", reason=reason.get("code"))
-        return "quarantined"
+
+        def write() -> None:
+            with self.db.session() as session:
+                row = session.get(IngestJob, self.job_id)
+                assert row is not None
+                row.state, row.finished_at, row.lease_expires_at, row.step = state, utcnow(), None, None
+                row.reason = reason
+                row.raw_path = str(moved) if moved else None
+                record_now(
+                    session,
+                    actor=job.created_by,
+                    action="ingest.quarantine" if state == "quarantined" else "ingest.cancelled",
+                    target=f"table:{self.name}",
+                    outcome="failure",
+                    details={
+                        "job": job.id,
+                        "file": job.source_name,
+                        "sha256": job.sha256,
+                        "code": reason.get("code"),
+                    },
+                )
+                trace.ingestion_finished(session, job, "FAIL", reason=reason.get("code"))
+
+        retry_locked(write)
+        return state
+
+
+def retry_locked(write: Callable[[], None], attempts: int = 8) -> None:
+    """A final-state write retried while SQLite says "database is locked" (a busy fan-out or
+    audit burst): a job must never stay ``running`` because its last write lost a race."""
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            write()
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(min(0.1 * 2**attempt, 5.0))
+
+
+def finish_abandoned(
+    settings: Settings, db: Database, job_id: str, state: str, reason: dict[str, Any] | None
+) -> str:
+    """End a job whose reader did not come back (killed at a limit, cancelled, abandoned)."""
+    run = JobRun(settings, db, job_id)
+    if reason is None:
+        reason = {"code": "cancelled", "message": "the job was cancelled while it ran"}
+    return run._quarantine(reason, state)
 
 
 def _labels(reader: Any, job: IngestJob, define: dict[str, dict[str, str]]) -> dict[str, str]:
