@@ -34,7 +34,17 @@ from datalibrary.ingest.readers.detect import detect_format
 WILDCARD = "*"
 ARCHIVES = ("zip", "gzip")
 # Refusals of readers.archive that mean a hostile (or absurd) archive, not a damaged one.
-_HOSTILE = ("zip bomb", "escapes", "absolute", "symbolic link", "nested more", "more than", "size limit")
+_HOSTILE = (
+    "zip bomb",
+    "escapes",
+    "absolute",
+    "symbolic link",
+    "nested more",
+    "more than",
+    "size limit",
+    "same entry twice",
+    "collides",
+)
 
 
 def table_for_file(name: str) -> str:

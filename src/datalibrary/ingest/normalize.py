@@ -52,8 +52,8 @@ def lake_type(kind: pa.DataType) -> pa.DataType:
 # Letters of other scripts that render like Latin ones (Unicode confusables, the common part):
 # a column named with a Cyrillic "А" must not pass for "AGE".
 _CONFUSABLE = str.maketrans(
-    "АВЕЗІЈКМНОРСТУХЅԁаеорсухіјѕԛԝӏ" "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοιν",
-    "ABE3IJKMHOPCTYXSdaeopcyxijsqwl" "ABEZHIKMNOPTYXaoiv",
+    "АВЕЗІЈКМНОРСТУХЅԁаеорсухіјѕԛԝӏΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοιν",
+    "ABE3IJKMHOPCTYXSdaeopcyxijsqwlABEZHIKMNOPTYXaoiv",
 )
 
 

@@ -38,7 +38,7 @@ from datalibrary.ingest.models import IngestJob
 from datalibrary.ingest.normalize import check_columns, conform, lake_schema
 from datalibrary.ingest.prefetch import prefetch
 from datalibrary.ingest.readers import ReadError, ReportsProgress, open_reader
-from datalibrary.ingest.readers.archive import extract
+from datalibrary.ingest.readers.archive import ArchiveLimits, extract
 from datalibrary.ingest.readers.detect import detect_format
 from datalibrary.ingest.readers.fhir import resource_types
 from datalibrary.lake import datasets
@@ -447,7 +447,9 @@ class JobRun:
         try:
             try:
                 with self._keep_lease():
-                    outputs = extract(self.raw, scratch)
+                    outputs = extract(
+                        self.raw, scratch, limits=ArchiveLimits(max_entries=self.settings.ingest.max_children)
+                    )
             except ReadError as exc:
                 code = "archive-refused" if fanout.is_hostile(exc) else "archive-unreadable"
                 raise Quarantine(code, exc.detail, file=job.source_name) from exc
@@ -476,7 +478,12 @@ class JobRun:
         assert self.raw is not None
         self.progress(force=True, step="scanning", format="fhir")
         with self._keep_lease():
-            types = resource_types(self.raw, display_name=job.source_name)
+            types = resource_types(
+                self.raw,
+                display_name=job.source_name,
+                max_types=self.settings.ingest.max_children,
+                max_record_bytes=self.settings.ingest.max_record_mb << 20,
+            )
         if not types:
             raise Quarantine(
                 "empty", f"file '{job.source_name}' holds no FHIR resource", file=job.source_name
