@@ -142,6 +142,8 @@ class IngestSettings(BaseModel):
     max_columns: int = Field(4096, ge=1)  # columns per file (also flattened JSON keys)
     max_record_mb: int = Field(64, ge=1)  # one JSON record / NDJSON line / CSV field
     max_children: int = Field(500, ge=1)  # jobs one delivery fans out into (members, FHIR types)
+    upload_expiry_hours: float = Field(48, gt=0)  # an unfinished chunked upload is deleted after
+    quarantine_retention_days: float = Field(90, ge=0)  # quarantined files deleted after; 0 = kept
 
 
 class WorkspaceSettings(BaseModel):
@@ -255,6 +257,9 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.home / 'datalibrary.db'}"
         if self.workspaces.environments_dir is None:
             self.workspaces.environments_dir = self.home / "environments"
+        from datalibrary.audit.anchors import register
+
+        register(str(self.database_url), self.home)  # the audit key and anchors of this database
         if self.secret_key is None:
             key_file = self.home / SECRET_KEY_FILE_NAME
             if key_file.exists():

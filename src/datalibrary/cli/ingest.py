@@ -193,8 +193,21 @@ def register(app: typer.Typer) -> None:
         from datalibrary.ingest.jobs import job_dict, retry_job
 
         with db_session() as session:
-            data = job_dict(retry_job(session, OPERATOR, job_id))
+            data = job_dict(retry_job(session, OPERATOR, job_id, settings()))
         emit(data, as_json, lambda d: console.print(f"job {d['id']} queued again"))
+
+    _register_cancel(jobs_app)
+
+
+def _register_cancel(jobs_app) -> None:  # type: ignore[no-untyped-def]
+    @jobs_app.command("cancel")
+    def jobs_cancel(job_id: str, as_json: JsonOption = False) -> None:
+        """Cancel a queued job, or ask the worker running it to stop (it ends 'cancelled')."""
+        from datalibrary.ingest.jobs import cancel_job, job_dict
+
+        with db_session() as session:
+            data = job_dict(cancel_job(session, OPERATOR, settings(), job_id))
+        emit(data, as_json, lambda d: console.print(f"job {d['id']} is {d['state']}"))
 
 
 def _run_with_progress(config, database, name, job_id, path, show: bool) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]

@@ -7,9 +7,11 @@ and the server's memory stays flat. The parent keeps the job's lease alive while
 runs (a heartbeat fenced on this worker's claim), watches for a cancel request and ends the
 child when one arrives.
 
-Children come from a ``forkserver`` (a clean single-threaded process with the pipeline
-imported once), never from a fork of the threaded server. A child dies with its worker
-(``PR_SET_PDEATHSIG``), so a killed worker leaves no orphan that goes on writing.
+In the threaded server, children come from a ``forkserver`` (a clean single-threaded process
+with the pipeline imported once), never from a fork of the server itself; a single-threaded
+caller (the CLI, ``datalibrary worker --once``) forks directly, which costs no second import.
+A child dies with its worker (``PR_SET_PDEATHSIG``), so a killed worker leaves no orphan that
+goes on writing.
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ _PRELOAD = ["datalibrary.ingest.pipeline", "pyarrow.csv", "pyarrow.json", "pyrea
 _context_lock = threading.Lock()
 _context: Any = None
 PR_SET_PDEATHSIG = 1
+
+
+def _starter() -> Any:
+    """``fork`` for a single-threaded caller, else the shared forkserver."""
+    if threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return _forkserver()
 
 
 def _forkserver() -> Any:
@@ -64,8 +73,10 @@ def apply_limits(memory_mb: int, cpu_seconds: int) -> None:
 
 
 def _child(settings: Settings, job_id: str) -> None:  # pragma: no cover - runs in the child
+    from datalibrary.audit.anchors import register
     from datalibrary.ingest.pipeline import run_job
 
+    register(str(settings.database_url), settings.home)
     apply_limits(settings.ingest.job_memory_mb, settings.ingest.job_cpu_seconds)
     db = Database(str(settings.database_url))
     try:
@@ -106,7 +117,7 @@ def run_isolated(settings: Settings, db: Database, job_id: str, worker: str, on_
     from datalibrary.ingest.models import FINAL_STATES, IngestJob
     from datalibrary.ingest.pipeline import finish_abandoned
 
-    process = _forkserver().Process(target=_child, args=(settings, job_id), name=f"ingest-{job_id[:8]}")
+    process = _starter().Process(target=_child, args=(settings, job_id), name=f"ingest-{job_id[:8]}")
     process.start()
     lease = settings.ingest.job_lease_seconds
     beat = max(min(lease / 3, 5.0), 0.2)
@@ -120,6 +131,9 @@ def run_isolated(settings: Settings, db: Database, job_id: str, worker: str, on_
         except Exception:  # a busy database: the next beat tries again
             log.warning("lease renewal of job %s failed", job_id, exc_info=True)
             verdict = "ok"
+        if verdict == "done":  # the child finished between two beats
+            process.join()
+            break
         if verdict != "ok":  # cancelled, or (after a long stall) taken over: stop parsing now
             process.kill()
             process.join()

@@ -19,9 +19,9 @@ from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound
-from datalibrary.ingest import landing
+from datalibrary.ingest import landing, quarantine
 from datalibrary.ingest.fanout import ARCHIVES, WILDCARD, sniff, table_for_file
-from datalibrary.ingest.models import JOB_STATES, IngestJob
+from datalibrary.ingest.models import FINAL_STATES, JOB_STATES, IngestJob
 from datalibrary.ingest.readers import READERS, reader_class
 from datalibrary.ingest.readers.define_xml import define_labels
 from datalibrary.lake.catalog import TableName, check_name, parse_table_name
@@ -181,7 +181,8 @@ def heartbeat(engine: Engine, job_id: str, lease_seconds: float, **progress: obj
 
 def renew_lease(engine: Engine, job_id: str, worker: str, lease_seconds: float) -> str:
     """The worker's heartbeat, fenced on its claim: ``ok``; ``cancel`` when someone asked to
-    cancel the job; ``lost`` when another worker holds it now."""
+    cancel the job; ``done`` when it already reached a final state; ``lost`` when another
+    worker holds it now."""
     with Session(engine) as session:
         result = session.execute(
             update(IngestJob)
@@ -192,7 +193,9 @@ def renew_lease(engine: Engine, job_id: str, worker: str, lease_seconds: float) 
         if result.rowcount == 1:  # type: ignore[attr-defined]
             return "ok"
         state = session.scalar(select(IngestJob.state).where(IngestJob.id == job_id))
-    return "cancel" if state == "cancelling" else "lost"
+    if state == "cancelling":
+        return "cancel"
+    return "done" if state in FINAL_STATES else "lost"
 
 
 def abandoned(engine: Engine, max_attempts: int) -> list[str]:
@@ -216,7 +219,7 @@ def cancel_job(session: Session, principal: Principal, settings: Settings, job_i
     so it can be retried or deleted)."""
     job = get_job(session, principal, job_id)
     if job.state == "queued":
-        moved = landing.quarantine(settings, job.id, Path(job.raw_path) if job.raw_path else None)
+        moved = quarantine.store(settings, job.id, Path(job.raw_path) if job.raw_path else None)
         job.state, job.finished_at, job.step = "cancelled", utcnow(), None
         job.raw_path = str(moved) if moved else job.raw_path
         job.reason = {"code": "cancelled", "message": f"cancelled by {principal.name} before it started"}
@@ -260,7 +263,9 @@ def list_jobs(
     return list(session.scalars(query))
 
 
-def retry_job(session: Session, principal: Principal, job_id: str) -> IngestJob:
+def retry_job(
+    session: Session, principal: Principal, job_id: str, settings: Settings | None = None
+) -> IngestJob:
     """Queue a failed job again (its raw file is still in the landing area)."""
     require(principal, Permission.INGEST_RUN)
     job = get_job(session, principal, job_id)
@@ -268,6 +273,10 @@ def retry_job(session: Session, principal: Principal, job_id: str) -> IngestJob:
         raise Conflict(f"job {job_id} is {job.state}: only failed or cancelled jobs can be retried")
     if not job.raw_path or not Path(job.raw_path).exists():
         raise Conflict(f"job {job_id} has no raw file left to retry; submit the file again")
+    if job.raw_path.endswith(quarantine.SUFFIX):
+        if settings is None:
+            raise Conflict(f"job {job_id}'s file is in quarantine: retry it through the API or CLI")
+        job.raw_path = str(quarantine.restore(settings, job))
     job.state, job.reason, job.finished_at = "queued", None, None
     record(session, actor=principal.name, action="ingest.retry", target=f"job:{job_id}")
     return job

@@ -132,18 +132,6 @@ def land(
     return target, digest.hexdigest(), size
 
 
-def quarantine(settings: Settings, job_id: str, raw: Path | None) -> Path | None:
-    """Move the job's raw file to quarantine; return its new path."""
-    if raw is None or not raw.exists():
-        return None
-    directory = ingest_dir(settings, "quarantine") / job_id
-    directory.mkdir(mode=0o700, exist_ok=True)
-    target = directory / raw.name
-    os.replace(raw, target)
-    _remove_empty(raw.parent)
-    return target
-
-
 def discard(raw: Path | None) -> None:
     """Delete the job's raw file (after its rows are committed, or it was a duplicate)."""
     if raw is None:

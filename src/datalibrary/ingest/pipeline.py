@@ -32,7 +32,7 @@ from datalibrary.config import Settings
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
 from datalibrary.errors import InvalidInput
-from datalibrary.ingest import fanout, faults, jobs, landing
+from datalibrary.ingest import fanout, faults, jobs, landing, quarantine
 from datalibrary.ingest.fanout import ARCHIVES, WILDCARD
 from datalibrary.ingest.models import IngestJob
 from datalibrary.ingest.normalize import check_columns, conform, lake_schema
@@ -604,7 +604,7 @@ class JobRun:
 
     def _quarantine(self, reason: dict[str, Any], state: str = "quarantined") -> str:
         """End the job ``quarantined`` (or ``cancelled``): the raw file moves to quarantine."""
-        moved = landing.quarantine(self.settings, self.job_id, self.raw)
+        moved = quarantine.store(self.settings, self.job_id, self.raw)
         job = self.job
 
         def write() -> None:
