@@ -254,3 +254,85 @@ def test_fhir_fan_out_is_bounded(sqlite_platform: Platform, tmp_path: Path) -> N
     assert run_one(settings, platform.db, "w", job_id) == (job_id, "quarantined")
     job = _job(platform, job_id)
     assert "fan-out limit" in job.reason["message"] and not (job.options or {}).get("children")
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_delivery_manifest_is_verified(sqlite_platform: Platform, tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    from datalibrary.ingest.worker import run_tree
+    from tests.lake_helpers import read_table
+
+    platform = sqlite_platform
+    add_policy(platform)
+    dm, ae = b"ID,AGE\na,40\nb,50\n", b"ID,TERM\na,headache\n"
+
+    def manifest(rows_dm: int, sha_ae: str) -> bytes:
+        files = [
+            {"name": "dm.csv", "sha256": hashlib.sha256(dm).hexdigest(), "rows": rows_dm},
+            {"name": "ae.csv", "sha256": sha_ae, "rows": 1},
+        ]
+        return json.dumps({"files": files}).encode()
+
+    good = _zip(
+        tmp_path / "good.zip",
+        {"dm.csv": dm, "ae.csv": ae, "manifest.json": manifest(2, hashlib.sha256(ae).hexdigest())},
+    )
+    job_id = _submit(platform, platform.settings, good, "m.*")
+    states = run_tree(platform.settings, platform.db, "w", job_id)
+    assert [s for _, s in states] == ["succeeded"] * 3, states
+    assert read_table(platform, "m.dm").num_rows == 2
+
+    wrong_sha = _zip(
+        tmp_path / "sha.zip",
+        {"dm.csv": dm, "ae.csv": ae + b"b,x\n", "manifest.json": manifest(2, hashlib.sha256(ae).hexdigest())},
+    )
+    job_id = _submit(platform, platform.settings, wrong_sha, "n.*")
+    assert run_tree(platform.settings, platform.db, "w", job_id) == [(job_id, "quarantined")]
+    reason = _job(platform, job_id).reason
+    assert reason["code"] == "manifest-mismatch" and "ae.csv" in reason["message"]
+
+    missing = _zip(
+        tmp_path / "missing.zip", {"dm.csv": dm, "manifest.json": manifest(2, hashlib.sha256(ae).hexdigest())}
+    )
+    job_id = _submit(platform, platform.settings, missing, "n.*")
+    assert run_tree(platform.settings, platform.db, "w", job_id) == [(job_id, "quarantined")]
+    assert "not in the delivery" in _job(platform, job_id).reason["message"]
+
+    rows = _zip(
+        tmp_path / "rows.zip",
+        {"dm.csv": dm, "ae.csv": ae, "manifest.json": manifest(3, hashlib.sha256(ae).hexdigest())},
+    )
+    job_id = _submit(platform, platform.settings, rows, "r.*")
+    done = dict(run_tree(platform.settings, platform.db, "w", job_id))
+    children = _job(platform, job_id).options["children"]
+    reasons = [_job(platform, c).reason for c in children if done[c] == "quarantined"]
+    assert len(reasons) == 1 and "its manifest says 3" in reasons[0]["message"]
+
+
+def test_single_file_manifest_row_count(sqlite_platform: Platform, tmp_path: Path) -> None:
+    from datalibrary.ingest.jobs import submit_file
+    from datalibrary.ingest.worker import run_one
+    from tests.lake_helpers import SYSTEM
+
+    platform = sqlite_platform
+    add_policy(platform)
+    path = tmp_path / "lb.csv"
+    path.write_text("ID,V\na,1\nb,2\n")
+    listing = tmp_path / "manifest.csv"
+    listing.write_text("name,sha256,rows\nlb.csv,,5\n")
+    with platform.db.session() as session:
+        job_id = submit_file(
+            session, SYSTEM, platform.settings, path, table="s.lb", policy="keep-all", manifest_file=listing
+        ).id
+    assert run_one(platform.settings, platform.db, "w", job_id) == (job_id, "quarantined")
+    assert _job(platform, job_id).reason["code"] == "manifest-mismatch"

@@ -53,6 +53,15 @@ def register(app: typer.Typer) -> None:
                 "--define", help="A define.xml whose labels the SAS files get.", exists=True, dir_okay=False
             ),
         ] = None,
+        manifest_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--manifest",
+                help="A delivery manifest (JSON or CSV: name, sha256, rows) the files must match.",
+                exists=True,
+                dir_okay=False,
+            ),
+        ] = None,
         queue: Annotated[bool, typer.Option("--queue", help="Only queue the jobs for workers.")] = False,
         as_json: JsonOption = False,
     ) -> None:
@@ -79,6 +88,7 @@ def register(app: typer.Typer) -> None:
                             mode=mode,
                             format=format,
                             define=define,
+                            manifest_file=manifest_file,
                         )
                         job_ids.append(job.id)
                 if not queue:

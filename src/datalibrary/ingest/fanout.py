@@ -126,6 +126,7 @@ def archive_children(
     parent: IngestJob,
     planned: list[tuple[Path, str, str]],
     define: dict[str, dict[str, str]] | None = None,
+    expected: dict[str, dict[str, Any]] | None = None,
 ) -> list[IngestJob]:
     """Land each extracted member (moved, hashed) as a queued child job; not yet in the database."""
     from datalibrary.ingest.jobs import new_job_id
@@ -142,7 +143,11 @@ def archive_children(
                 id=job_id,
                 table_name=table,
                 format=None,
-                options={**inherited, "parent": parent.id},
+                options={
+                    **inherited,
+                    "parent": parent.id,
+                    **({"manifest": expected[relative]} if expected and relative in expected else {}),
+                },
                 source_name=display,
                 raw_path=str(raw),
                 sha256=sha,

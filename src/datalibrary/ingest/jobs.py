@@ -19,7 +19,7 @@ from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound
-from datalibrary.ingest import landing, quarantine
+from datalibrary.ingest import landing, manifest, quarantine
 from datalibrary.ingest.fanout import ARCHIVES, WILDCARD, sniff, table_for_file
 from datalibrary.ingest.models import FINAL_STATES, JOB_STATES, IngestJob
 from datalibrary.ingest.readers import READERS, reader_class
@@ -64,6 +64,7 @@ def submit_file(
     format: str | None = None,
     move: bool = False,
     define: Path | None = None,
+    manifest_file: Path | None = None,
 ) -> IngestJob:
     """Land ``source`` in the private area and queue a job for it.
 
@@ -86,6 +87,8 @@ def submit_file(
     options: dict[str, object] = {}
     if define is not None:
         options["define_labels"] = read_define(define)
+    if manifest_file is not None:
+        options.update(_manifest_options(manifest_file, display, format or sniff(source)))
     if name.name == WILDCARD and (format or sniff(source)) not in (*ARCHIVES, "fhir"):
         name = TableName(name.namespace, table_for_file(display))
     job_id = new_job_id()
@@ -119,6 +122,17 @@ def submit_file(
     )
     session.flush()
     return job
+
+
+def _manifest_options(path: Path, display: str, kind: str | None) -> dict[str, object]:
+    """A manifest given with a file: its own entry, or (an archive) the entries of its members."""
+    entries = manifest.load(Path(path))
+    own = manifest.entry_for(entries, display)
+    if own is not None:
+        return {"manifest": own}
+    if kind in ARCHIVES:
+        return {"manifest_entries": entries}
+    raise InvalidInput(f"the manifest does not list '{display}'")
 
 
 def children_of(session: Session, job: IngestJob) -> list[IngestJob]:

@@ -32,7 +32,7 @@ from datalibrary.config import Settings
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
 from datalibrary.errors import InvalidInput
-from datalibrary.ingest import fanout, faults, jobs, landing, quarantine
+from datalibrary.ingest import fanout, faults, jobs, landing, manifest, quarantine
 from datalibrary.ingest.fanout import ARCHIVES, WILDCARD
 from datalibrary.ingest.models import IngestJob
 from datalibrary.ingest.normalize import check_columns, conform, lake_schema
@@ -276,8 +276,15 @@ class JobRun:
                 file=job.source_name,
             )
         define = options.pop("define_labels", None) or {}
-        for key in ("parent", "children"):
+        expected = options.pop("manifest", None) or {}
+        for key in ("parent", "children", "manifest_entries"):
             options.pop(key, None)
+        if expected.get("sha256") and expected["sha256"] != job.sha256:
+            raise Quarantine(
+                "manifest-mismatch",
+                f"file '{job.source_name}' has another SHA-256 than its manifest says",
+                file=job.source_name,
+            )
         limits = self._limits()
         try:
             reader = open_reader(self.raw, format=fmt, display_name=job.source_name, **limits, **options)
@@ -337,6 +344,13 @@ class JobRun:
         except BaseException:
             writer.abort()
             raise
+        if expected.get("rows") is not None and rows != expected["rows"]:
+            writer.abort()
+            raise Quarantine(
+                "manifest-mismatch",
+                f"file '{job.source_name}' holds {rows} rows; its manifest says {expected['rows']}",
+                file=job.source_name,
+            )
         risk = step.risk()
         overridden = None
         if risk is not None and policy.tier == "shared" and not risk.meets(policy.risk_threshold):
@@ -454,9 +468,17 @@ class JobRun:
                 code = "archive-refused" if fanout.is_hostile(exc) else "archive-unreadable"
                 raise Quarantine(code, exc.detail, file=job.source_name) from exc
             outputs, define = fanout.split_define(outputs, job)
+            outputs, entries = self._manifest_of(outputs)
             if not outputs:
                 raise Quarantine("empty", f"archive '{job.source_name}' holds no file", file=job.source_name)
-            planned = fanout.plan_members(job, [(p, p.relative_to(scratch).as_posix()) for p in outputs])
+            members = [(p, p.relative_to(scratch).as_posix()) for p in outputs]
+            expected: dict[str, dict[str, Any]] = {}
+            if entries is not None:
+                try:
+                    expected = manifest.check_members(entries, members, job.source_name)
+                except ReadError as exc:
+                    raise Quarantine("manifest-mismatch", exc.detail, file=job.source_name) from exc
+            planned = fanout.plan_members(job, members)
             tables = [table for _, _, table in planned]
             if job.mode == "overwrite" and len(set(tables)) < len(tables):
                 raise Quarantine(
@@ -467,10 +489,28 @@ class JobRun:
                     file=job.source_name,
                 )
             with self._keep_lease():
-                children = fanout.archive_children(self.settings, job, planned, define)
+                children = fanout.archive_children(self.settings, job, planned, define, expected)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return self._fanned_out(children, kind)
+
+    def _manifest_of(self, outputs: list[Path]) -> tuple[list[Path], dict[str, dict[str, Any]] | None]:
+        """The manifest inside the archive (or given with it), and the data files without it."""
+        inside = [p for p in outputs if manifest.is_manifest(p)]
+        data = [p for p in outputs if p not in inside]
+        given = (self.job.options or {}).get("manifest_entries")
+        if given is not None:
+            return data, given
+        if not inside:
+            return data, None
+        if len(inside) > 1:
+            raise Quarantine(
+                "manifest-mismatch", "the archive holds more than one manifest", file=self.job.source_name
+            )
+        try:
+            return data, manifest.load(inside[0], f"{self.job.source_name}/{inside[0].name}")
+        except ReadError as exc:
+            raise Quarantine("manifest-mismatch", exc.detail, file=self.job.source_name) from exc
 
     def _fan_out_fhir(self) -> str:
         """Count the resource types (a full parse: malformed JSON quarantines the whole file)."""
