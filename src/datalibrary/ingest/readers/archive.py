@@ -165,7 +165,19 @@ def _after(target: Path, dest: Path, budget: _Budget, depth: int, name: str) -> 
     budget.outputs.append(target)
 
 
+_DAMAGED = (OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zlib.error, zipfile.BadZipFile)
+
+
 def _extract(path: Path, dest: Path, budget: _Budget, depth: int, name: str) -> None:
+    try:
+        _extract_checked(path, dest, budget, depth, name)
+    except ReadError:
+        raise
+    except _DAMAGED as exc:  # a damaged header the zip/gzip modules trip over
+        raise ReadError(name, f"the archive is damaged or uses an unsupported feature: {exc}") from exc
+
+
+def _extract_checked(path: Path, dest: Path, budget: _Budget, depth: int, name: str) -> None:
     kind = detect_format(path)
     if kind == "zip":
         _unzip(path, dest, budget, depth, name)

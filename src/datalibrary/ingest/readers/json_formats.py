@@ -145,7 +145,7 @@ class NdjsonReader:
                         f"the lines have {leaves} fields, more than the limit of {self.max_columns} "
                         "columns (ingest.max_columns)",
                     )
-            except (pa.ArrowInvalid, OSError) as exc:
+            except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
                 raise self._explain(exc, 0) from exc
         return self._schema
 
@@ -156,7 +156,7 @@ class NdjsonReader:
             for batch in self._open(schema):
                 done += batch.num_rows
                 yield from _flatten_structs(batch).to_batches(max_chunksize=batch_rows)
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
             raise self._explain(exc, done) from exc
 
     def _explain(self, exc: Exception, done: int) -> ReadError:
@@ -173,7 +173,9 @@ class NdjsonReader:
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
+                    record = json.loads(line.decode("utf-8"))
+                except UnicodeDecodeError:
+                    return ReadError(self.name, "the line is not UTF-8 text", row=number)
                 except (ValueError, RecursionError) as err:
                     return ReadError(self.name, f"line is not valid JSON: {err}", row=number)
                 if not isinstance(record, dict):
