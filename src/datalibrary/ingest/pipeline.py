@@ -531,8 +531,11 @@ class JobRun:
         return self._fanned_out(fanout.fhir_children(self.settings, job, self.raw, types), "fhir")
 
     def _fanned_out(self, children: list[IngestJob], kind: str) -> str:
-        with self.db.session() as session:
-            fanout.commit_fan_out(session, self.job_id, children, kind)
+        def write() -> None:
+            with self.db.session() as session:
+                fanout.commit_fan_out(session, self.job_id, children, kind)
+
+        retry_locked(write)  # one transaction, many rows: the likeliest to meet a busy SQLite
         landing.discard(self.raw)
         return "succeeded"
 
