@@ -53,9 +53,11 @@ class Case:
 
 
 def _write(data: bytes | str, suffix: str) -> Maker:
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+
     def make(folder: Path) -> Path:
-        path = folder / f"{hashlib.sha1(str(data)[:200].encode()).hexdigest()[:10]}{suffix}"  # noqa: S324
-        path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass"))
+        path = folder / f"{hashlib.sha256(raw).hexdigest()[:12]}{suffix}"
+        path.write_bytes(raw)
         return path
 
     return make

@@ -543,21 +543,25 @@ class JobRun:
 
     def _finish(self, state: str, **values: Any) -> str:
         """End the job in ``failed`` (keeping the raw file for a retry)."""
-        with self.db.session() as session:
-            job = session.get(IngestJob, self.job_id)
-            assert job is not None
-            job.state, job.finished_at, job.lease_expires_at, job.step = state, utcnow(), None, None
-            for key, value in values.items():
-                setattr(job, key, value)
-            record(
-                session,
-                actor=job.created_by,
-                action="ingest.fail",
-                target=f"table:{self.name}",
-                outcome="failure",
-                details={"job": job.id, "file": job.source_name, "code": (job.reason or {}).get("code")},
-            )
-            trace.ingestion_finished(session, job, "FAIL", reason=(job.reason or {}).get("code"))
+
+        def write() -> None:
+            with self.db.session() as session:
+                job = session.get(IngestJob, self.job_id)
+                assert job is not None
+                job.state, job.finished_at, job.lease_expires_at, job.step = state, utcnow(), None, None
+                for key, value in values.items():
+                    setattr(job, key, value)
+                record(
+                    session,
+                    actor=job.created_by,
+                    action="ingest.fail",
+                    target=f"table:{self.name}",
+                    outcome="failure",
+                    details={"job": job.id, "file": job.source_name, "code": (job.reason or {}).get("code")},
+                )
+                trace.ingestion_finished(session, job, "FAIL", reason=(job.reason or {}).get("code"))
+
+        retry_locked(write)
         return state
 
     def _succeeded(
@@ -570,78 +574,88 @@ class JobRun:
         resumed: bool = False,
     ) -> str:
         job = self.job
-        with self.db.session() as session:
-            row = session.get(IngestJob, self.job_id)
-            assert row is not None
-            row.state, row.finished_at, row.lease_expires_at, row.step = "succeeded", utcnow(), None, None
-            row.snapshot_id = snapshot_id
-            if rows is not None:
-                row.rows_read = row.rows_written = rows
-            if bytes_written is not None:
-                row.bytes_written = bytes_written
-            row.progress_bytes = row.size_bytes
-            datasets.record_ingestion(
-                session,
-                TableName(job.namespace, job.table_name),
-                owner=job.created_by,
-                source=job.source_via,
-                policy=(job.policy_name, job.policy_version, job.policy_hash),
-                labels=labels or {},
-                source_bytes=job.size_bytes,
-                overwrite=job.mode == "overwrite",
-                columns=file_schema(self.lake.load(self.name)).names,
-            )
-            trace.ingestion_finished(
-                session,
-                job,
-                "COMPLETE",
-                snapshot_id=snapshot_id,
-                rows=row.rows_written,
-                bytes_written=row.bytes_written,
-                schema=file_schema(self.lake.load(self.name)),
-            )
-            record(
-                session,
-                actor=job.created_by,
-                action="ingest.commit",
-                target=f"table:{self.name}",
-                details={
-                    "job": job.id,
-                    "file": job.source_name,
-                    "sha256": job.sha256,
-                    "snapshot": snapshot_id,
-                    "rows": row.rows_written,
-                    "policy": f"{job.policy_name}@{job.policy_version}",
-                    "resumed": resumed,
-                },
-            )
+
+        def write() -> None:
+            with self.db.session() as session:
+                row = session.get(IngestJob, self.job_id)
+                assert row is not None
+                row.state, row.finished_at, row.lease_expires_at, row.step = "succeeded", utcnow(), None, None
+                row.snapshot_id = snapshot_id
+                if rows is not None:
+                    row.rows_read = row.rows_written = rows
+                if bytes_written is not None:
+                    row.bytes_written = bytes_written
+                row.progress_bytes = row.size_bytes
+                datasets.record_ingestion(
+                    session,
+                    TableName(job.namespace, job.table_name),
+                    owner=job.created_by,
+                    source=job.source_via,
+                    policy=(job.policy_name, job.policy_version, job.policy_hash),
+                    labels=labels or {},
+                    source_bytes=job.size_bytes,
+                    overwrite=job.mode == "overwrite",
+                    columns=file_schema(self.lake.load(self.name)).names,
+                )
+                trace.ingestion_finished(
+                    session,
+                    job,
+                    "COMPLETE",
+                    snapshot_id=snapshot_id,
+                    rows=row.rows_written,
+                    bytes_written=row.bytes_written,
+                    schema=file_schema(self.lake.load(self.name)),
+                )
+                record(
+                    session,
+                    actor=job.created_by,
+                    action="ingest.commit",
+                    target=f"table:{self.name}",
+                    details={
+                        "job": job.id,
+                        "file": job.source_name,
+                        "sha256": job.sha256,
+                        "snapshot": snapshot_id,
+                        "rows": row.rows_written,
+                        "policy": f"{job.policy_name}@{job.policy_version}",
+                        "resumed": resumed,
+                    },
+                )
+
+        retry_locked(write)
         landing.discard(self.raw)
         return "succeeded"
 
     def _duplicate(self, snapshot_id: int | None) -> str:
         job = self.job
-        with self.db.session() as session:
-            row = session.get(IngestJob, self.job_id)
-            assert row is not None
-            row.state, row.finished_at, row.lease_expires_at, row.step = "duplicate", utcnow(), None, None
-            row.snapshot_id = snapshot_id
-            row.reason = {
-                "code": "duplicate",
-                "message": f"table {self.name} already holds this file's content (sha256 {job.sha256})",
-            }
-            record(
-                session,
-                actor=job.created_by,
-                action="ingest.duplicate",
-                target=f"table:{self.name}",
-                details={
-                    "job": job.id,
-                    "file": job.source_name,
-                    "sha256": job.sha256,
-                    "snapshot": snapshot_id,
-                },
-            )
-            trace.ingestion_finished(session, job, "COMPLETE", snapshot_id=snapshot_id, reason="duplicate")
+
+        def write() -> None:
+            with self.db.session() as session:
+                row = session.get(IngestJob, self.job_id)
+                assert row is not None
+                row.state, row.finished_at, row.lease_expires_at, row.step = "duplicate", utcnow(), None, None
+                row.snapshot_id = snapshot_id
+                row.reason = {
+                    "code": "duplicate",
+                    "message": f"table {self.name} already holds this file's content (sha256 {job.sha256})",
+                }
+                record(
+                    session,
+                    actor=job.created_by,
+                    action="ingest.duplicate",
+                    target=f"table:{self.name}",
+                    details={
+                        "job": job.id,
+                        "file": job.source_name,
+                        "sha256": job.sha256,
+                        "snapshot": snapshot_id,
+                    },
+                )
+                trace.ingestion_finished(
+                    session, job, "COMPLETE", snapshot_id=snapshot_id, reason="duplicate"
+                )
+
+        retry_locked(write)
         landing.discard(self.raw)
         return "duplicate"
 
