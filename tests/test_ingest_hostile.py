@@ -336,3 +336,20 @@ def test_single_file_manifest_row_count(sqlite_platform: Platform, tmp_path: Pat
         ).id
     assert run_one(platform.settings, platform.db, "w", job_id) == (job_id, "quarantined")
     assert _job(platform, job_id).reason["code"] == "manifest-mismatch"
+
+
+def test_a_file_too_slow_to_read_is_stopped_at_the_cpu_limit(
+    sqlite_platform: Platform, tmp_path: Path
+) -> None:
+    from datalibrary.ingest.worker import run_one
+    from tests.lake_helpers import write_csv
+
+    platform = sqlite_platform
+    add_policy(platform)
+    settings = _with(platform, job_cpu_seconds=1)
+    rows = 3_000_000
+    big = write_csv(tmp_path / "slow.csv", {"ID": [f"r{i}" for i in range(rows)], "N": list(range(rows))})
+    job_id = _submit(platform, settings, big, "h.slow")
+    assert run_one(settings, platform.db, "w", job_id) == (job_id, "quarantined")
+    reason = _job(platform, job_id).reason
+    assert reason["code"] == "resource-limit" and "CPU" in reason["message"], reason
