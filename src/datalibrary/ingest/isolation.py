@@ -153,4 +153,8 @@ def run_isolated(settings: Settings, db: Database, job_id: str, worker: str, on_
         return state
     if cancelled or state == "cancelling":
         return finish_abandoned(settings, db, job_id, "cancelled", None)
+    if process.exitcode is not None and process.exitcode > 0:  # a Python error outside the job's
+        # own handling (e.g. the database went away): a platform fault, kept for a retry
+        reason = {"code": "internal", "message": f"the job's process exited with status {process.exitcode}"}
+        return finish_abandoned(settings, db, job_id, "failed", reason)
     return finish_abandoned(settings, db, job_id, "quarantined", _explain(process.exitcode, settings))

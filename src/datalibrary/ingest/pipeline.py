@@ -710,6 +710,8 @@ def finish_abandoned(
 ) -> str:
     """End a job whose reader did not come back (killed at a limit, cancelled, abandoned)."""
     run = JobRun(settings, db, job_id)
+    if state == "failed":
+        return run._finish("failed", reason=reason)
     if reason is None:
         reason = {"code": "cancelled", "message": "the job was cancelled while it ran"}
     return run._quarantine(reason, state)
