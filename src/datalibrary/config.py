@@ -164,6 +164,17 @@ class IngestSettings(Section):
     job_lease_seconds: float = Field(120, gt=0)
     poll_seconds: float = Field(2.0, gt=0)
     watch_landing: bool = True
+    # Each job parses in a child process ("process") with these limits; "inline" runs it in
+    # the worker itself (no limits: for debugging only).
+    isolation: Literal["process", "inline"] = "process"
+    job_memory_mb: int = Field(4096, ge=0)  # address space a job may add to its child; 0 = none
+    job_cpu_seconds: int = Field(7200, ge=0)  # CPU seconds of one job's child; 0 = none
+    max_attempts: int = Field(3, ge=1)  # claims of a job whose worker stopped, before quarantine
+    max_columns: int = Field(4096, ge=1)  # columns per file (also flattened JSON keys)
+    max_record_mb: int = Field(64, ge=1)  # one JSON record / NDJSON line / CSV field
+    max_children: int = Field(500, ge=1)  # jobs one delivery fans out into (members, FHIR types)
+    upload_expiry_hours: float = Field(48, gt=0)  # an unfinished chunked upload is deleted after
+    quarantine_retention_days: float = Field(90, ge=0)  # quarantined files deleted after; 0 = kept
 
 
 class WorkspaceSettings(Section):
@@ -284,6 +295,9 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.home / 'datalibrary.db'}"
         if self.workspaces.environments_dir is None:
             self.workspaces.environments_dir = self.home / "environments"
+        from datalibrary.audit.anchors import register
+
+        register(str(self.database_url), self.home)  # the audit key and anchors of this database
         if self.secret_key is None:
             key_file = self.home / SECRET_KEY_FILE_NAME
             if key_file.exists():

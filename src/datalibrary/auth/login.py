@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,7 +17,15 @@ from datalibrary.auth.permissions import Principal
 from datalibrary.config import Settings
 from datalibrary.errors import NotAuthenticated, TooManyRequests
 
-NOT_MAPPED = "your directory account is not in a group that may use DataLibrary; ask an administrator"
+# Every refused sign-in gets this one answer (the cause goes to the audit log only): a reply
+# that differed for a right password ("not in a group") would tell a guesser it was right.
+NOT_MAPPED = WRONG
+
+
+def normalize_login(name: str) -> str:
+    """A login name as the directory compares it: NFKC (fullwidth ``ａlice`` is ``alice``) and
+    case folded, so throttling counts one account however its name is typed."""
+    return unicodedata.normalize("NFKC", name or "").strip().casefold()
 
 
 def _ldap_login(session: Session, settings: Settings, name: str, password: str) -> User:
@@ -49,7 +59,7 @@ def authenticate(session: Session, settings: Settings, name: str, password: str)
 def password_login(
     session: Session, settings: Settings, name: str, password: str, *, client: str | None
 ) -> service.IssuedSession:
-    name = name.strip().lower()  # user names are lower-case; "Ada" signs in as "ada"
+    name = normalize_login(name)  # user names are lower-case; "Ada" and "Ａda" sign in as "ada"
     failure = {"actor": name[:64], "action": "auth.login", "target": f"user:{name[:64]}", "client": client}
     try:
         throttle.check(session, name, client)
@@ -63,7 +73,7 @@ def password_login(
             session, **failure, outcome="failure", details={"reason": exc.extra.get("reason", "credentials")}
         )
         throttle.record_failure(session, settings.auth, name, client)
-        raise NotAuthenticated(exc.detail) from exc
+        raise NotAuthenticated(WRONG) from exc
     throttle.clear_account(session, name)
     issued = service.create_session(session, user, settings.auth)
     audit.record(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import unicodedata
 from datetime import timedelta
 
 from sqlalchemy import delete, select
@@ -26,7 +27,8 @@ CLIENT = "client"
 
 
 def _key(kind: str, value: str) -> str:
-    return hashlib.sha256(f"{kind}:{value.strip().lower()}".encode()).hexdigest()
+    folded = unicodedata.normalize("NFKC", value).strip().casefold()
+    return hashlib.sha256(f"{kind}:{folded}".encode()).hexdigest()
 
 
 def _keys(name: str, client: str | None) -> list[tuple[str, str]]:

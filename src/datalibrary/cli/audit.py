@@ -22,6 +22,10 @@ def verify(as_json: JsonOption = False) -> None:
         result = service.verify(session).as_dict()
 
     def human(data: dict) -> None:  # type: ignore[type-arg]
+        anchors = data.get("anchors") or {}
+        if anchors.get("last_anchor"):
+            last = anchors["last_anchor"]
+            console.print(f"last anchor {last['at']}: {last['count']} entries, head {last['hash']}")
         if data["ok"]:
             console.print(f"[green]audit chain intact[/green]: {data['entries']} entries")
         else:
@@ -31,6 +35,20 @@ def verify(as_json: JsonOption = False) -> None:
     emit(result, as_json, human)
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+@app.command("anchor")
+def anchor(as_json: JsonOption = False) -> None:
+    """Write an anchor (entry count and head hash) outside the database, for later verifies."""
+    with db_session() as session:
+        line = service.anchor(session)
+    emit(
+        line or {},
+        as_json,
+        lambda d: console.print(
+            f"anchored {d['count']} entries, head {d['hash']}" if d else "nothing to anchor"
+        ),
+    )
 
 
 def _search(session, actor, action, target, since, limit):  # type: ignore[no-untyped-def]

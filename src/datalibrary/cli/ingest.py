@@ -53,6 +53,15 @@ def register(app: typer.Typer) -> None:
                 "--define", help="A define.xml whose labels the SAS files get.", exists=True, dir_okay=False
             ),
         ] = None,
+        manifest_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--manifest",
+                help="A delivery manifest (JSON or CSV: name, sha256, rows) the files must match.",
+                exists=True,
+                dir_okay=False,
+            ),
+        ] = None,
         queue: Annotated[bool, typer.Option("--queue", help="Only queue the jobs for workers.")] = False,
         as_json: JsonOption = False,
     ) -> None:
@@ -79,6 +88,7 @@ def register(app: typer.Typer) -> None:
                             mode=mode,
                             format=format,
                             define=define,
+                            manifest_file=manifest_file,
                         )
                         job_ids.append(job.id)
                 if not queue:
@@ -193,8 +203,21 @@ def register(app: typer.Typer) -> None:
         from datalibrary.ingest.jobs import job_dict, retry_job
 
         with db_session() as session:
-            data = job_dict(retry_job(session, OPERATOR, job_id))
+            data = job_dict(retry_job(session, OPERATOR, job_id, settings()))
         emit(data, as_json, lambda d: console.print(f"job {d['id']} queued again"))
+
+    _register_cancel(jobs_app)
+
+
+def _register_cancel(jobs_app) -> None:  # type: ignore[no-untyped-def]
+    @jobs_app.command("cancel")
+    def jobs_cancel(job_id: str, as_json: JsonOption = False) -> None:
+        """Cancel a queued job, or ask the worker running it to stop (it ends 'cancelled')."""
+        from datalibrary.ingest.jobs import cancel_job, job_dict
+
+        with db_session() as session:
+            data = job_dict(cancel_job(session, OPERATOR, settings(), job_id))
+        emit(data, as_json, lambda d: console.print(f"job {d['id']} is {d['state']}"))
 
 
 def _run_with_progress(config, database, name, job_id, path, show: bool) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]

@@ -16,6 +16,18 @@ log = logging.getLogger(__name__)
 SCHEDULER_CHECK_SECONDS = 300
 
 
+def housekeeping(settings: Settings, db: Database) -> None:
+    """Periodic: an audit anchor outside the database, expiry of abandoned uploads, the
+    quarantine retention policy."""
+    from datalibrary.audit.service import anchor
+    from datalibrary.ingest import quarantine, uploads
+
+    with db.session() as session:
+        anchor(session)
+    uploads.expire_uploads(settings, db)
+    quarantine.apply_retention(settings, db)
+
+
 class Background:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
@@ -49,6 +61,10 @@ class Background:
                 run_if_due(self.settings, self.db)
             except Exception:
                 log.exception("scheduled lake maintenance failed")
+            try:
+                housekeeping(self.settings, self.db)
+            except Exception:
+                log.exception("ingest housekeeping failed")
 
     def stop(self) -> None:
         self.stopping.set()

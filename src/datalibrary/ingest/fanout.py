@@ -34,7 +34,17 @@ from datalibrary.ingest.readers.detect import detect_format
 WILDCARD = "*"
 ARCHIVES = ("zip", "gzip")
 # Refusals of readers.archive that mean a hostile (or absurd) archive, not a damaged one.
-_HOSTILE = ("zip bomb", "escapes", "absolute", "symbolic link", "nested more", "more than", "size limit")
+_HOSTILE = (
+    "zip bomb",
+    "escapes",
+    "absolute",
+    "symbolic link",
+    "nested more",
+    "more than",
+    "size limit",
+    "same entry twice",
+    "collides",
+)
 
 
 def table_for_file(name: str) -> str:
@@ -116,6 +126,7 @@ def archive_children(
     parent: IngestJob,
     planned: list[tuple[Path, str, str]],
     define: dict[str, dict[str, str]] | None = None,
+    expected: dict[str, dict[str, Any]] | None = None,
 ) -> list[IngestJob]:
     """Land each extracted member (moved, hashed) as a queued child job; not yet in the database."""
     from datalibrary.ingest.jobs import new_job_id
@@ -132,7 +143,11 @@ def archive_children(
                 id=job_id,
                 table_name=table,
                 format=None,
-                options={**inherited, "parent": parent.id},
+                options={
+                    **inherited,
+                    "parent": parent.id,
+                    **({"manifest": expected[relative]} if expected and relative in expected else {}),
+                },
                 source_name=display,
                 raw_path=str(raw),
                 sha256=sha,

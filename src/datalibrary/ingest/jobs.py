@@ -19,9 +19,9 @@ from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound
-from datalibrary.ingest import landing
+from datalibrary.ingest import landing, manifest, quarantine
 from datalibrary.ingest.fanout import ARCHIVES, WILDCARD, sniff, table_for_file
-from datalibrary.ingest.models import JOB_STATES, IngestJob
+from datalibrary.ingest.models import FINAL_STATES, JOB_STATES, IngestJob
 from datalibrary.ingest.readers import READERS, reader_class
 from datalibrary.ingest.readers.define_xml import define_labels
 from datalibrary.lake.catalog import TableName, check_name, parse_table_name
@@ -64,6 +64,7 @@ def submit_file(
     format: str | None = None,
     move: bool = False,
     define: Path | None = None,
+    manifest_file: Path | None = None,
 ) -> IngestJob:
     """Land ``source`` in the private area and queue a job for it.
 
@@ -79,11 +80,15 @@ def submit_file(
     if format is not None and format not in ARCHIVES:
         reader_class(format)
     stored = load_policy(session, policy)
+    if move and source.is_symlink():
+        raise InvalidInput(f"{display} is a symbolic link: only plain files are taken over")
     if not source.is_file():
         raise InvalidInput(f"{source} is not a readable file")
     options: dict[str, object] = {}
     if define is not None:
         options["define_labels"] = read_define(define)
+    if manifest_file is not None:
+        options.update(_manifest_options(manifest_file, display, format or sniff(source)))
     if name.name == WILDCARD and (format or sniff(source)) not in (*ARCHIVES, "fhir"):
         name = TableName(name.namespace, table_for_file(display))
     job_id = new_job_id()
@@ -117,6 +122,17 @@ def submit_file(
     )
     session.flush()
     return job
+
+
+def _manifest_options(path: Path, display: str, kind: str | None) -> dict[str, object]:
+    """A manifest given with a file: its own entry, or (an archive) the entries of its members."""
+    entries = manifest.load(Path(path))
+    own = manifest.entry_for(entries, display)
+    if own is not None:
+        return {"manifest": own}
+    if kind in ARCHIVES:
+        return {"manifest_entries": entries}
+    raise InvalidInput(f"the manifest does not list '{display}'")
 
 
 def children_of(session: Session, job: IngestJob) -> list[IngestJob]:
@@ -167,13 +183,67 @@ def claim(engine: Engine, worker: str, lease_seconds: float, job_id: str | None 
 
 
 def heartbeat(engine: Engine, job_id: str, lease_seconds: float, **progress: object) -> None:
+    """Progress and a longer lease, for a job still running (a cancel request is kept)."""
     with Session(engine) as session:
         session.execute(
             update(IngestJob)
-            .where(IngestJob.id == job_id)
+            .where(IngestJob.id == job_id, IngestJob.state == "running")
             .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds), **progress)
         )
         session.commit()
+
+
+def renew_lease(engine: Engine, job_id: str, worker: str, lease_seconds: float) -> str:
+    """The worker's heartbeat, fenced on its claim: ``ok``; ``cancel`` when someone asked to
+    cancel the job; ``done`` when it already reached a final state; ``lost`` when another
+    worker holds it now."""
+    with Session(engine) as session:
+        result = session.execute(
+            update(IngestJob)
+            .where(IngestJob.id == job_id, IngestJob.state == "running", IngestJob.worker == worker[:200])
+            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        )
+        session.commit()
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            return "ok"
+        state = session.scalar(select(IngestJob.state).where(IngestJob.id == job_id))
+    if state == "cancelling":
+        return "cancel"
+    return "done" if state in FINAL_STATES else "lost"
+
+
+def abandoned(engine: Engine, max_attempts: int) -> list[str]:
+    """Running jobs whose lease expired after ``max_attempts`` claims: their worker stopped
+    each time (a file that kills its reader, or a crashing host); they are not retried again."""
+    with Session(engine) as session:
+        return list(
+            session.scalars(
+                select(IngestJob.id).where(
+                    IngestJob.state.in_(("running", "cancelling")),
+                    IngestJob.lease_expires_at < utcnow(),
+                    IngestJob.attempts >= max_attempts,
+                )
+            )
+        )
+
+
+def cancel_job(session: Session, principal: Principal, settings: Settings, job_id: str) -> IngestJob:
+    """Cancel a queued job now, or ask the worker running it to stop (``cancelling``: the
+    worker ends its reader and the job ends ``cancelled``; its raw file is kept in quarantine
+    so it can be retried or deleted)."""
+    job = get_job(session, principal, job_id)
+    if job.state == "queued":
+        moved = quarantine.store(settings, job.id, Path(job.raw_path) if job.raw_path else None)
+        job.state, job.finished_at, job.step = "cancelled", utcnow(), None
+        job.raw_path = str(moved) if moved else job.raw_path
+        job.reason = {"code": "cancelled", "message": f"cancelled by {principal.name} before it started"}
+    elif job.state == "running":
+        job.state = "cancelling"
+    elif job.state != "cancelling":
+        raise Conflict(f"job {job_id} is {job.state}: only queued or running jobs can be cancelled")
+    record(session, actor=principal.name, action="ingest.cancel", target=f"job:{job_id}")
+    session.flush()
+    return job
 
 
 def get_job(session: Session, principal: Principal, job_id: str) -> IngestJob:
@@ -207,14 +277,20 @@ def list_jobs(
     return list(session.scalars(query))
 
 
-def retry_job(session: Session, principal: Principal, job_id: str) -> IngestJob:
+def retry_job(
+    session: Session, principal: Principal, job_id: str, settings: Settings | None = None
+) -> IngestJob:
     """Queue a failed job again (its raw file is still in the landing area)."""
     require(principal, Permission.INGEST_RUN)
     job = get_job(session, principal, job_id)
-    if job.state != "failed":
-        raise Conflict(f"job {job_id} is {job.state}: only failed jobs can be retried")
+    if job.state not in ("failed", "cancelled"):
+        raise Conflict(f"job {job_id} is {job.state}: only failed or cancelled jobs can be retried")
     if not job.raw_path or not Path(job.raw_path).exists():
         raise Conflict(f"job {job_id} has no raw file left to retry; submit the file again")
+    if job.raw_path.endswith(quarantine.SUFFIX):
+        if settings is None:
+            raise Conflict(f"job {job_id}'s file is in quarantine: retry it through the API or CLI")
+        job.raw_path = str(quarantine.restore(settings, job))
     job.state, job.reason, job.finished_at = "queued", None, None
     record(session, actor=principal.name, action="ingest.retry", target=f"job:{job_id}")
     return job

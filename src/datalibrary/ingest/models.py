@@ -10,8 +10,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from datalibrary.db.base import Base, UTCDateTime, utcnow
 
-JOB_STATES = ("queued", "running", "succeeded", "failed", "quarantined", "duplicate")
-FINAL_STATES = ("succeeded", "failed", "quarantined", "duplicate")
+JOB_STATES = (
+    "queued",
+    "running",
+    "cancelling",
+    "succeeded",
+    "failed",
+    "quarantined",
+    "duplicate",
+    "cancelled",
+)
+FINAL_STATES = ("succeeded", "failed", "quarantined", "duplicate", "cancelled")
 
 
 class IngestJob(Base):

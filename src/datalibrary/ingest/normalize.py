@@ -8,6 +8,8 @@ fit, names the file, row, column and value.
 
 from __future__ import annotations
 
+import unicodedata
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -47,14 +49,54 @@ def lake_type(kind: pa.DataType) -> pa.DataType:
     return kind
 
 
+# Letters of other scripts that render like Latin ones (Unicode confusables, the common part):
+# a column named with a Cyrillic "А" must not pass for "AGE".
+_CONFUSABLE = str.maketrans(
+    "АВЕЗІЈКМНОРСТУХЅԁаеорсухіјѕԛԝӏΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοιν",
+    "ABE3IJKMHOPCTYXSdaeopcyxijsqwlABEZHIKMNOPTYXaoiv",
+)
+
+
+def column_key(name: str) -> str:
+    """What a column name means to a reader of the catalog or a SQL query: NFKC (fullwidth
+    letters), case folded, invisible characters (format, control) removed, look-alike letters
+    of other scripts mapped to Latin."""
+    text = unicodedata.normalize("NFKC", name)
+    text = "".join(c for c in text if unicodedata.category(c) not in ("Cf", "Cc", "Mn", "Zs"))
+    return text.translate(_CONFUSABLE).casefold()
+
+
+def check_columns(names: list[str], *, file: str, limit: int) -> None:
+    """Refuse a file with more than ``limit`` columns, or two names that look the same
+    (``AGE``, ``ＡＧＥ``, Cyrillic ``АGE``, ``A\u200dGE``): a policy rule or a query would
+    silently pick one of them. Linear in the number of columns."""
+    if len(names) > limit:
+        raise ReadError(
+            file, f"the file has {len(names)} columns, more than the limit of {limit} (ingest.max_columns)"
+        )
+    seen: dict[str, str] = {}
+    for name in names:
+        key = column_key(name)
+        if not key:
+            raise ReadError(file, "a column name is empty or made of invisible characters", column=repr(name))
+        if key in seen:
+            raise ReadError(
+                file,
+                f"columns {seen[key]!r} and {name!r} look the same (they differ only in case, width, "
+                "invisible characters or look-alike letters): rename one",
+            )
+        seen[key] = name
+
+
 def lake_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema([pa.field(f.name, lake_type(f.type), nullable=True) for f in schema])
 
 
 def conform(batch: pa.RecordBatch, schema: pa.Schema, *, file: str, first_row: int) -> pa.RecordBatch:
     """Cast ``batch`` to ``schema`` (by column name). ``first_row`` is the 1-based row of its first row."""
-    missing = [name for name in schema.names if name not in batch.schema.names]
-    extra = [name for name in batch.schema.names if name not in schema.names]
+    have, want = set(batch.schema.names), set(schema.names)
+    missing = [name for name in schema.names if name not in have]
+    extra = [name for name in batch.schema.names if name not in want]
     if missing or extra:
         parts = []
         if missing:
@@ -63,8 +105,9 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, *, file: str, first_row: i
             parts.append(f"unexpected column(s) {', '.join(extra)}")
         raise ReadError(file, "the columns differ from the table's schema: " + "; ".join(parts))
     arrays = []
+    positions = {name: index for index, name in enumerate(batch.schema.names)}
     for field in schema:
-        column = batch.column(batch.schema.get_field_index(field.name))
+        column = batch.column(positions[field.name])
         if column.type.equals(field.type):
             arrays.append(column)
             continue

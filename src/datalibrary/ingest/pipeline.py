@@ -32,13 +32,13 @@ from datalibrary.config import Settings
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
 from datalibrary.errors import InvalidInput
-from datalibrary.ingest import fanout, faults, jobs, landing
+from datalibrary.ingest import fanout, faults, jobs, landing, manifest, quarantine
 from datalibrary.ingest.fanout import ARCHIVES, WILDCARD
 from datalibrary.ingest.models import IngestJob
-from datalibrary.ingest.normalize import conform, lake_schema
+from datalibrary.ingest.normalize import check_columns, conform, lake_schema
 from datalibrary.ingest.prefetch import prefetch
 from datalibrary.ingest.readers import ReadError, ReportsProgress, open_reader
-from datalibrary.ingest.readers.archive import extract
+from datalibrary.ingest.readers.archive import ArchiveLimits, extract
 from datalibrary.ingest.readers.detect import detect_format
 from datalibrary.ingest.readers.fhir import resource_types
 from datalibrary.lake import datasets
@@ -59,6 +59,38 @@ from datalibrary.privacy.store import load_policy
 
 log = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
+
+
+class InputFault(Exception):
+    """A reader failed on the file's content with an error that is not a ``ReadError`` (deep
+    recursion, undecodable text, an integer too long to convert...): bad input, not a fault
+    of the platform, so the job is quarantined (the traceback goes to the log)."""
+
+    def __init__(self, file: str, exc: BaseException) -> None:
+        detail = f"{type(exc).__name__}: {str(exc)[:200]}"
+        super().__init__(detail)
+        self.reason = {
+            "code": "unreadable",
+            "message": f"file '{file}' could not be parsed ({detail})",
+            "file": file,
+        }
+
+
+_CONTENT_ERRORS = (RecursionError, UnicodeError, OverflowError, ValueError, TypeError, KeyError, IndexError)
+
+
+def guarded(file: str, batches: Iterator[Any]) -> Iterator[Any]:
+    """The reader's batches; content-caused exceptions become ``InputFault``."""
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except InvalidInput:
+            raise
+        except _CONTENT_ERRORS as exc:
+            raise InputFault(file, exc) from exc
+        yield batch
 
 
 class Quarantine(Exception):
@@ -138,6 +170,7 @@ class JobRun:
         self.job_id = job_id
         self.on_progress = on_progress
         self._last_beat = 0.0
+        self._created: Any = None
         with db.session() as session:
             job = session.get(IngestJob, job_id)
             assert job is not None, job_id
@@ -155,6 +188,39 @@ class JobRun:
             jobs.heartbeat(self.db.engine, self.job_id, self.settings.ingest.job_lease_seconds, **values)
 
     def run(self) -> str:
+        """Run to a final state; a table this job created but did not commit to is removed."""
+        try:
+            state = self._run_guarded()
+        except BaseException:
+            self._drop_created()
+            raise
+        if state != "succeeded":
+            self._drop_created()
+        return state
+
+    def _limits(self) -> dict[str, int]:
+        """Per-file limits every reader takes (columns, record size)."""
+        limits = self.settings.ingest
+        return {"max_columns": limits.max_columns, "max_record_bytes": limits.max_record_mb << 20}
+
+    def _drop_created(self) -> None:
+        """A first delivery that did not commit leaves no table behind (nor its metadata)."""
+        created, self._created = self._created, None
+        if created is None:
+            return
+        try:
+            table = self.lake.load(self.name)
+            if table.metadata.table_uuid != created or table.metadata.snapshots:
+                return  # another job committed to it meanwhile: it is theirs now
+            location = table.location()
+            self.lake.catalog.drop_table(self.name.ident)
+            self.lake.storage.delete_dir(location)
+        except Exception:
+            log.warning(
+                "could not remove the empty table %s of job %s", self.name, self.job_id, exc_info=True
+            )
+
+    def _run_guarded(self) -> str:
         try:
             trace.ingestion_started(self.db, self.job)
             return self._run()
@@ -162,6 +228,20 @@ class JobRun:
             return self._quarantine(bad.reason)
         except InvalidInput as exc:
             return self._quarantine(_reason_for(exc).reason)
+        except MemoryError:
+            return self._quarantine(
+                {
+                    "code": "resource-limit",
+                    "message": f"reading file '{self.job.source_name}' needed more memory than a job "
+                    f"may use ({self.settings.ingest.job_memory_mb} MB): the file is refused",
+                    "file": self.job.source_name,
+                }
+            )
+        except InputFault as exc:
+            log.warning(
+                "ingestion job %s: the reader failed on the file's content", self.job_id, exc_info=True
+            )
+            return self._quarantine(exc.reason)
         except Exception as exc:
             log.exception("ingestion job %s failed", self.job_id)
             return self._finish(
@@ -196,16 +276,30 @@ class JobRun:
                 file=job.source_name,
             )
         define = options.pop("define_labels", None) or {}
-        for key in ("parent", "children"):
+        expected = options.pop("manifest", None) or {}
+        for key in ("parent", "children", "manifest_entries"):
             options.pop(key, None)
-        reader = open_reader(self.raw, format=fmt, display_name=job.source_name, **options)
+        if expected.get("sha256") and expected["sha256"] != job.sha256:
+            raise Quarantine(
+                "manifest-mismatch",
+                f"file '{job.source_name}' has another SHA-256 than its manifest says",
+                file=job.source_name,
+            )
+        limits = self._limits()
+        try:
+            reader = open_reader(self.raw, format=fmt, display_name=job.source_name, **limits, **options)
+        except InvalidInput:
+            raise
+        except _CONTENT_ERRORS as exc:
+            raise InputFault(job.source_name, exc) from exc
         self.progress(force=True, step="reading", format=fmt)
-        batches = prefetch(iter(reader.batches()))
+        batches = prefetch(guarded(job.source_name, iter(reader.batches())))
         first = next(batches, None)
         if first is None:
             raise Quarantine(
                 "empty", f"file '{job.source_name}' holds no table (no header, no rows)", file=job.source_name
             )
+        check_columns(first.schema.names, file=job.source_name, limit=self.settings.ingest.max_columns)
         step = PolicyStep(
             policy, policy_context(self.settings, self.db, job.namespace, job.table_name, job.id)
         )
@@ -213,9 +307,9 @@ class JobRun:
         if step.needs_prepass:  # suppress / scrub_text: a first streaming pass over the landed file
             self.progress(force=True, step="counting")
             first_pass = open_reader(
-                self.raw, format=fmt, display_name=job.source_name, **(job.options or {})
+                self.raw, format=fmt, display_name=job.source_name, **limits, **(job.options or {})
             )
-            for batch in first_pass.batches():
+            for batch in guarded(job.source_name, iter(first_pass.batches())):
                 step.observe(batch)
         if self.lake.exists(self.name):
             table = self.lake.load(self.name)
@@ -230,6 +324,7 @@ class JobRun:
                 )
         else:
             table = self.lake.create(self.name, _iceberg_schema(stored_schema))
+            self._created = table.metadata.table_uuid
             target = file_schema(table)
         writer = FileWriter(
             self.lake, table, f"job-{job.id}", target, self.settings.lake.target_file_mb << 20
@@ -251,6 +346,13 @@ class JobRun:
         except BaseException:
             writer.abort()
             raise
+        if expected.get("rows") is not None and rows != expected["rows"]:
+            writer.abort()
+            raise Quarantine(
+                "manifest-mismatch",
+                f"file '{job.source_name}' holds {rows} rows; its manifest says {expected['rows']}",
+                file=job.source_name,
+            )
         risk = step.risk()
         overridden = None
         if risk is not None and policy.tier == "shared" and not risk.meets(policy.risk_threshold):
@@ -361,14 +463,24 @@ class JobRun:
         try:
             try:
                 with self._keep_lease():
-                    outputs = extract(self.raw, scratch)
+                    outputs = extract(
+                        self.raw, scratch, limits=ArchiveLimits(max_entries=self.settings.ingest.max_children)
+                    )
             except ReadError as exc:
                 code = "archive-refused" if fanout.is_hostile(exc) else "archive-unreadable"
                 raise Quarantine(code, exc.detail, file=job.source_name) from exc
             outputs, define = fanout.split_define(outputs, job)
+            outputs, entries = self._manifest_of(outputs)
             if not outputs:
                 raise Quarantine("empty", f"archive '{job.source_name}' holds no file", file=job.source_name)
-            planned = fanout.plan_members(job, [(p, p.relative_to(scratch).as_posix()) for p in outputs])
+            members = [(p, p.relative_to(scratch).as_posix()) for p in outputs]
+            expected: dict[str, dict[str, Any]] = {}
+            if entries is not None:
+                try:
+                    expected = manifest.check_members(entries, members, job.source_name)
+                except ReadError as exc:
+                    raise Quarantine("manifest-mismatch", exc.detail, file=job.source_name) from exc
+            planned = fanout.plan_members(job, members)
             tables = [table for _, _, table in planned]
             if job.mode == "overwrite" and len(set(tables)) < len(tables):
                 raise Quarantine(
@@ -379,10 +491,28 @@ class JobRun:
                     file=job.source_name,
                 )
             with self._keep_lease():
-                children = fanout.archive_children(self.settings, job, planned, define)
+                children = fanout.archive_children(self.settings, job, planned, define, expected)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return self._fanned_out(children, kind)
+
+    def _manifest_of(self, outputs: list[Path]) -> tuple[list[Path], dict[str, dict[str, Any]] | None]:
+        """The manifest inside the archive (or given with it), and the data files without it."""
+        inside = [p for p in outputs if manifest.is_manifest(p)]
+        data = [p for p in outputs if p not in inside]
+        given = (self.job.options or {}).get("manifest_entries")
+        if given is not None:
+            return data, given
+        if not inside:
+            return data, None
+        if len(inside) > 1:
+            raise Quarantine(
+                "manifest-mismatch", "the archive holds more than one manifest", file=self.job.source_name
+            )
+        try:
+            return data, manifest.load(inside[0], f"{self.job.source_name}/{inside[0].name}")
+        except ReadError as exc:
+            raise Quarantine("manifest-mismatch", exc.detail, file=self.job.source_name) from exc
 
     def _fan_out_fhir(self) -> str:
         """Count the resource types (a full parse: malformed JSON quarantines the whole file)."""
@@ -390,7 +520,12 @@ class JobRun:
         assert self.raw is not None
         self.progress(force=True, step="scanning", format="fhir")
         with self._keep_lease():
-            types = resource_types(self.raw, display_name=job.source_name)
+            types = resource_types(
+                self.raw,
+                display_name=job.source_name,
+                max_types=self.settings.ingest.max_children,
+                max_record_bytes=self.settings.ingest.max_record_mb << 20,
+            )
         if not types:
             raise Quarantine(
                 "empty", f"file '{job.source_name}' holds no FHIR resource", file=job.source_name
@@ -398,8 +533,11 @@ class JobRun:
         return self._fanned_out(fanout.fhir_children(self.settings, job, self.raw, types), "fhir")
 
     def _fanned_out(self, children: list[IngestJob], kind: str) -> str:
-        with self.db.session() as session:
-            fanout.commit_fan_out(session, self.job_id, children, kind)
+        def write() -> None:
+            with self.db.session() as session:
+                fanout.commit_fan_out(session, self.job_id, children, kind)
+
+        retry_locked(write)  # one transaction, many rows: the likeliest to meet a busy SQLite
         landing.discard(self.raw)
         return "succeeded"
 
@@ -407,21 +545,25 @@ class JobRun:
 
     def _finish(self, state: str, **values: Any) -> str:
         """End the job in ``failed`` (keeping the raw file for a retry)."""
-        with self.db.session() as session:
-            job = session.get(IngestJob, self.job_id)
-            assert job is not None
-            job.state, job.finished_at, job.lease_expires_at, job.step = state, utcnow(), None, None
-            for key, value in values.items():
-                setattr(job, key, value)
-            record(
-                session,
-                actor=job.created_by,
-                action="ingest.fail",
-                target=f"table:{self.name}",
-                outcome="failure",
-                details={"job": job.id, "file": job.source_name, "code": (job.reason or {}).get("code")},
-            )
-            trace.ingestion_finished(session, job, "FAIL", reason=(job.reason or {}).get("code"))
+
+        def write() -> None:
+            with self.db.session() as session:
+                job = session.get(IngestJob, self.job_id)
+                assert job is not None
+                job.state, job.finished_at, job.lease_expires_at, job.step = state, utcnow(), None, None
+                for key, value in values.items():
+                    setattr(job, key, value)
+                record(
+                    session,
+                    actor=job.created_by,
+                    action="ingest.fail",
+                    target=f"table:{self.name}",
+                    outcome="failure",
+                    details={"job": job.id, "file": job.source_name, "code": (job.reason or {}).get("code")},
+                )
+                trace.ingestion_finished(session, job, "FAIL", reason=(job.reason or {}).get("code"))
+
+        retry_locked(write)
         return state
 
     def _succeeded(
@@ -435,106 +577,148 @@ class JobRun:
     ) -> str:
         job = self.job
         subjects = _policy_subjects(self.db, job)
-        with self.db.session() as session:
-            row = session.get(IngestJob, self.job_id)
-            assert row is not None
-            row.state, row.finished_at, row.lease_expires_at, row.step = "succeeded", utcnow(), None, None
-            row.snapshot_id = snapshot_id
-            if rows is not None:
-                row.rows_read = row.rows_written = rows
-            if bytes_written is not None:
-                row.bytes_written = bytes_written
-            row.progress_bytes = row.size_bytes
-            datasets.record_ingestion(
-                session,
-                TableName(job.namespace, job.table_name),
-                owner=job.created_by,
-                source=job.source_via,
-                policy=(job.policy_name, job.policy_version, job.policy_hash),
-                labels=labels or {},
-                source_bytes=job.size_bytes,
-                overwrite=job.mode == "overwrite",
-                columns=file_schema(self.lake.load(self.name)).names,
-                subject_columns=subjects,
-            )
-            trace.ingestion_finished(
-                session,
-                job,
-                "COMPLETE",
-                snapshot_id=snapshot_id,
-                rows=row.rows_written,
-                bytes_written=row.bytes_written,
-                schema=file_schema(self.lake.load(self.name)),
-            )
-            record(
-                session,
-                actor=job.created_by,
-                action="ingest.commit",
-                target=f"table:{self.name}",
-                details={
-                    "job": job.id,
-                    "file": job.source_name,
-                    "sha256": job.sha256,
-                    "snapshot": snapshot_id,
-                    "rows": row.rows_written,
-                    "policy": f"{job.policy_name}@{job.policy_version}",
-                    "resumed": resumed,
-                },
-            )
+
+        def write() -> None:
+            with self.db.session() as session:
+                row = session.get(IngestJob, self.job_id)
+                assert row is not None
+                row.state, row.finished_at, row.lease_expires_at, row.step = "succeeded", utcnow(), None, None
+                row.snapshot_id = snapshot_id
+                if rows is not None:
+                    row.rows_read = row.rows_written = rows
+                if bytes_written is not None:
+                    row.bytes_written = bytes_written
+                row.progress_bytes = row.size_bytes
+                datasets.record_ingestion(
+                    session,
+                    TableName(job.namespace, job.table_name),
+                    owner=job.created_by,
+                    source=job.source_via,
+                    policy=(job.policy_name, job.policy_version, job.policy_hash),
+                    labels=labels or {},
+                    source_bytes=job.size_bytes,
+                    overwrite=job.mode == "overwrite",
+                    columns=file_schema(self.lake.load(self.name)).names,
+                    subject_columns=subjects,
+                )
+                trace.ingestion_finished(
+                    session,
+                    job,
+                    "COMPLETE",
+                    snapshot_id=snapshot_id,
+                    rows=row.rows_written,
+                    bytes_written=row.bytes_written,
+                    schema=file_schema(self.lake.load(self.name)),
+                )
+                record(
+                    session,
+                    actor=job.created_by,
+                    action="ingest.commit",
+                    target=f"table:{self.name}",
+                    details={
+                        "job": job.id,
+                        "file": job.source_name,
+                        "sha256": job.sha256,
+                        "snapshot": snapshot_id,
+                        "rows": row.rows_written,
+                        "policy": f"{job.policy_name}@{job.policy_version}",
+                        "resumed": resumed,
+                    },
+                )
+
+        retry_locked(write)
         landing.discard(self.raw)
         return "succeeded"
 
     def _duplicate(self, snapshot_id: int | None) -> str:
         job = self.job
-        with self.db.session() as session:
-            row = session.get(IngestJob, self.job_id)
-            assert row is not None
-            row.state, row.finished_at, row.lease_expires_at, row.step = "duplicate", utcnow(), None, None
-            row.snapshot_id = snapshot_id
-            row.reason = {
-                "code": "duplicate",
-                "message": f"table {self.name} already holds this file's content (sha256 {job.sha256})",
-            }
-            record(
-                session,
-                actor=job.created_by,
-                action="ingest.duplicate",
-                target=f"table:{self.name}",
-                details={
-                    "job": job.id,
-                    "file": job.source_name,
-                    "sha256": job.sha256,
-                    "snapshot": snapshot_id,
-                },
-            )
-            trace.ingestion_finished(session, job, "COMPLETE", snapshot_id=snapshot_id, reason="duplicate")
+
+        def write() -> None:
+            with self.db.session() as session:
+                row = session.get(IngestJob, self.job_id)
+                assert row is not None
+                row.state, row.finished_at, row.lease_expires_at, row.step = "duplicate", utcnow(), None, None
+                row.snapshot_id = snapshot_id
+                row.reason = {
+                    "code": "duplicate",
+                    "message": f"table {self.name} already holds this file's content (sha256 {job.sha256})",
+                }
+                record(
+                    session,
+                    actor=job.created_by,
+                    action="ingest.duplicate",
+                    target=f"table:{self.name}",
+                    details={
+                        "job": job.id,
+                        "file": job.source_name,
+                        "sha256": job.sha256,
+                        "snapshot": snapshot_id,
+                    },
+                )
+                trace.ingestion_finished(
+                    session, job, "COMPLETE", snapshot_id=snapshot_id, reason="duplicate"
+                )
+
+        retry_locked(write)
         landing.discard(self.raw)
         return "duplicate"
 
-    def _quarantine(self, reason: dict[str, Any]) -> str:
-        moved = landing.quarantine(self.settings, self.job_id, self.raw)
+    def _quarantine(self, reason: dict[str, Any], state: str = "quarantined") -> str:
+        """End the job ``quarantined`` (or ``cancelled``): the raw file moves to quarantine."""
+        moved = quarantine.store(self.settings, self.job_id, self.raw)
         job = self.job
-        with self.db.session() as session:
-            row = session.get(IngestJob, self.job_id)
-            assert row is not None
-            row.state, row.finished_at, row.lease_expires_at, row.step = "quarantined", utcnow(), None, None
-            row.reason = reason
-            row.raw_path = str(moved) if moved else None
-            record_now(
-                session,
-                actor=job.created_by,
-                action="ingest.quarantine",
-                target=f"table:{self.name}",
-                outcome="failure",
-                details={
-                    "job": job.id,
-                    "file": job.source_name,
-                    "sha256": job.sha256,
-                    "code": reason.get("code"),
-                },
-            )
-            trace.ingestion_finished(session, job, "FAIL", reason=reason.get("code"))
-        return "quarantined"
+
+        def write() -> None:
+            with self.db.session() as session:
+                row = session.get(IngestJob, self.job_id)
+                assert row is not None
+                row.state, row.finished_at, row.lease_expires_at, row.step = state, utcnow(), None, None
+                row.reason = reason
+                row.raw_path = str(moved) if moved else None
+                record_now(
+                    session,
+                    actor=job.created_by,
+                    action="ingest.quarantine" if state == "quarantined" else "ingest.cancelled",
+                    target=f"table:{self.name}",
+                    outcome="failure",
+                    details={
+                        "job": job.id,
+                        "file": job.source_name,
+                        "sha256": job.sha256,
+                        "code": reason.get("code"),
+                    },
+                )
+                trace.ingestion_finished(session, job, "FAIL", reason=reason.get("code"))
+
+        retry_locked(write)
+        return state
+
+
+def retry_locked(write: Callable[[], None], attempts: int = 8) -> None:
+    """A final-state write retried while SQLite says "database is locked" (a busy fan-out or
+    audit burst): a job must never stay ``running`` because its last write lost a race."""
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            write()
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(min(0.1 * 2**attempt, 5.0))
+
+
+def finish_abandoned(
+    settings: Settings, db: Database, job_id: str, state: str, reason: dict[str, Any] | None
+) -> str:
+    """End a job whose reader did not come back (killed at a limit, cancelled, abandoned)."""
+    run = JobRun(settings, db, job_id)
+    if state == "failed":
+        return run._finish("failed", reason=reason)
+    if reason is None:
+        reason = {"code": "cancelled", "message": "the job was cancelled while it ran"}
+    return run._quarantine(reason, state)
 
 
 def _labels(reader: Any, job: IngestJob, define: dict[str, dict[str, str]]) -> dict[str, str]:

@@ -3,19 +3,32 @@
 A chunked upload is created, receives chunks at increasing offsets (a client that lost its
 connection asks for the current size and continues), and is completed into a job. Sizes are
 capped by ``ingest.upload_max_mb``; nothing is ever held in memory whole.
+
+Each chunk is staged in a file of its own, then claimed with a compare-and-set on the
+recorded size (``size = offset + n WHERE size = offset``): of two requests at the same offset
+exactly one wins and writes its bytes at that offset; the other gets 409. Uploads left
+unfinished longer than ``ingest.upload_expiry_hours`` are deleted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
+from datalibrary.db import Database
+from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, NotFound, TooLarge
 from datalibrary.ingest import landing
 from datalibrary.ingest.jobs import submit_file
@@ -72,8 +85,55 @@ async def add_chunk(
             f"chunk offset {offset} does not continue the upload (it holds {upload.size_bytes} bytes)",
             size_bytes=upload.size_bytes,
         )
-    upload.size_bytes = await _append(settings, _path(settings, upload_id), stream, upload.size_bytes)
+    main = _path(settings, upload_id)
+    staged = main.with_name(f"{upload_id}.{uuid.uuid4().hex}.chunk")
+    os.close(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        end = await _append(settings, staged, stream, offset)
+        with Session(session.get_bind()) as own:  # the claim commits at once, visible to rivals
+            won = own.execute(
+                update(Upload)
+                .where(Upload.id == upload_id, Upload.size_bytes == offset, Upload.completed_job_id.is_(None))
+                .values(size_bytes=end)
+            ).rowcount  # type: ignore[attr-defined]
+            own.commit()
+        if won != 1:
+            raise Conflict(
+                f"another chunk at offset {offset} was stored first; ask for the upload's size and continue",
+                size_bytes=upload.size_bytes,
+            )
+        await anyio.to_thread.run_sync(_write_at, main, staged, offset)
+    finally:
+        staged.unlink(missing_ok=True)
+    set_committed_value(upload, "size_bytes", end)
     return upload
+
+
+def _write_at(main: Path, staged: Path, offset: int) -> None:
+    """The claimed chunk's bytes at their offset (never an append: order does not matter)."""
+    with open(main, "r+b") as out, open(staged, "rb") as source:
+        out.seek(offset)
+        shutil.copyfileobj(source, out, 1 << 20)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def expire_uploads(settings: Settings, db: Database) -> list[str]:
+    """Delete chunked uploads nobody completed within ``ingest.upload_expiry_hours``."""
+    cutoff = utcnow() - timedelta(hours=settings.ingest.upload_expiry_hours)
+    expired = []
+    with db.session() as session:
+        for upload in session.scalars(
+            select(Upload).where(Upload.completed_job_id.is_(None), Upload.created_at < cutoff)
+        ):
+            path = _path(settings, upload.id)
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime > cutoff.timestamp():
+                    continue  # still receiving chunks
+            path.unlink(missing_ok=True)
+            session.delete(upload)
+            expired.append(upload.id)
+    return expired
 
 
 def _define_path(

@@ -10,7 +10,9 @@ FHIR resource type."""
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import select
@@ -20,7 +22,7 @@ from datalibrary.config import Settings
 from datalibrary.db import Database
 from datalibrary.errors import DataLibraryError
 from datalibrary.ingest.jobs import submit_file
-from datalibrary.ingest.landing import watched_dir
+from datalibrary.ingest.landing import NotOurs, check_owned, open_nofollow, watched_dir
 from datalibrary.lake.catalog import NAME_RE
 from datalibrary.lake.models import Dataset
 
@@ -31,6 +33,40 @@ DEFINE_FILE = "define.xml"
 PER_FILE_FOLDER = "_"
 
 
+def _entries(folder: Path, *, dirs: bool) -> Iterator[os.DirEntry[str]]:
+    """Sub-folders or files of ``folder``, never following a symbolic link (a linked folder
+    or file may point anywhere on the machine: it is skipped, never moved or changed)."""
+    try:
+        with os.scandir(folder) as listing:
+            found = sorted(listing, key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in found:
+        if entry.is_symlink():
+            continue
+        if dirs and entry.is_dir(follow_symlinks=False) or not dirs and entry.is_file(follow_symlinks=False):
+            yield entry
+
+
+def read_small(path: Path, limit: int = 1 << 16) -> str | None:
+    """A marker file (POLICY) read without following links; None when absent or not ours."""
+    try:
+        fd = open_nofollow(path)
+    except (FileNotFoundError, NotOurs):
+        return None
+    try:
+        check_owned(fd, path.name)
+        return os.read(fd, limit).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _plain_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
+
+
 class LandingWatcher:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
@@ -39,9 +75,9 @@ class LandingWatcher:
         self.warned: set[Path] = set()
 
     def _policy(self, folder: Path, namespace: str, table: str) -> str | None:
-        marker = folder / POLICY_FILE
-        if marker.is_file():
-            return marker.read_text().strip() or None
+        text = read_small(folder / POLICY_FILE)
+        if text is not None:
+            return text.strip() or None
         with self.db.session() as session:
             return session.scalar(
                 select(Dataset.policy_name).where(Dataset.namespace == namespace, Dataset.name == table)
@@ -52,23 +88,33 @@ class LandingWatcher:
         root = watched_dir(self.settings)
         queued = []
         current: dict[Path, tuple[int, float]] = {}
-        for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
+        folders = [
+            Path(table.path)
+            for ns in _entries(root, dirs=True)
+            for table in _entries(Path(ns.path), dirs=True)
+        ]
+        for folder in folders:
             namespace, table = folder.parent.name, folder.name
             if not (NAME_RE.match(namespace) and (NAME_RE.match(table) or table == PER_FILE_FOLDER)):
                 continue
             target = f"{namespace}.{'*' if table == PER_FILE_FOLDER else table}"
             define = next(
-                (d for d in (folder / DEFINE_FILE, folder.parent / DEFINE_FILE) if d.is_file()), None
+                (d for d in (folder / DEFINE_FILE, folder.parent / DEFINE_FILE) if _plain_file(d)), None
             )
-            for path in sorted(folder.iterdir()):
+            for entry in _entries(folder, dirs=False):
+                path = Path(entry.path)
                 if (
-                    not path.is_file()
-                    or path.name in (POLICY_FILE, DEFINE_FILE)
+                    path.name in (POLICY_FILE, DEFINE_FILE)
                     or path.name.startswith(".")
                     or path.suffix == ".part"
                 ):
                     continue
-                stat = path.stat()
+                stat = entry.stat(follow_symlinks=False)
+                if stat.st_uid != os.geteuid() or stat.st_nlink > 1:
+                    if path not in self.warned:
+                        log.warning("landing file %s is skipped: not a file this service owns", path.name)
+                        self.warned.add(path)
+                    continue
                 state = (stat.st_size, stat.st_mtime)
                 current[path] = state
                 if (
@@ -101,6 +147,10 @@ class LandingWatcher:
                             define=define,
                         )
                         queued.append(job.id)
+                except NotOurs as exc:
+                    if path not in self.warned:
+                        log.warning("landing file %s is refused: %s", path.name, exc)
+                        self.warned.add(path)
                 except DataLibraryError as exc:
                     if path not in self.warned:
                         log.warning("landing file %s cannot be queued: %s", path.name, exc.detail)

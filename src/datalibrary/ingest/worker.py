@@ -11,8 +11,8 @@ import uuid
 
 from datalibrary.config import Settings
 from datalibrary.db import Database
-from datalibrary.ingest.jobs import claim
-from datalibrary.ingest.pipeline import Progress, run_job
+from datalibrary.ingest.jobs import abandoned, claim
+from datalibrary.ingest.pipeline import Progress, finish_abandoned, run_job
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +28,36 @@ def run_one(
     job_id: str | None = None,
     on_progress: Progress | None = None,
 ) -> tuple[str, str] | None:
-    """Claim and run one job (a given one or the oldest claimable); None when there is none."""
+    """Claim and run one job (a given one or the oldest claimable); None when there is none.
+
+    The job parses in a limited child process (``ingest.isolation``); jobs whose worker kept
+    dying are quarantined first instead of being claimed again."""
+    retire_abandoned(settings, db)
     claimed = claim(db.engine, name, settings.ingest.job_lease_seconds, job_id)
     if claimed is None:
         return None
-    return claimed, run_job(settings, db, claimed, on_progress)
+    if settings.ingest.isolation == "inline":
+        return claimed, run_job(settings, db, claimed, on_progress)
+    from datalibrary.ingest.isolation import run_isolated
+
+    return claimed, run_isolated(settings, db, claimed, name, on_progress)
+
+
+def retire_abandoned(settings: Settings, db: Database) -> list[str]:
+    """Quarantine the jobs claimed ``max_attempts`` times whose worker stopped each time."""
+    retired = []
+    for job_id in abandoned(db.engine, settings.ingest.max_attempts):
+        reason = {
+            "code": "abandoned",
+            "message": f"the job was started {settings.ingest.max_attempts} times and its worker "
+            "stopped each time before it finished; it is not retried again",
+        }
+        try:
+            finish_abandoned(settings, db, job_id, "quarantined", reason)
+            retired.append(job_id)
+        except Exception:
+            log.warning("could not retire abandoned job %s", job_id, exc_info=True)
+    return retired
 
 
 def run_tree(

@@ -211,8 +211,17 @@ def get_job(job_id: str, principal: CurrentPrincipal, session: DbSession) -> Job
 @router.post(
     "/jobs/{job_id}/retry", summary="Queue a failed job again", dependencies=[Requires(Permission.INGEST_RUN)]
 )
-def retry_job(job_id: str, principal: CurrentPrincipal, session: DbSession) -> JobOut:
-    return _job(jobs.retry_job(session, principal, job_id))
+def retry_job(job_id: str, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep) -> JobOut:
+    return _job(jobs.retry_job(session, principal, job_id, settings))
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    summary="Cancel a queued or running job (a running one stops within a few seconds)",
+    dependencies=[Requires(Permission.INGEST_RUN)],
+)
+def cancel_job(job_id: str, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep) -> JobOut:
+    return _job(jobs.cancel_job(session, principal, settings, job_id))
 
 
 @router.get(

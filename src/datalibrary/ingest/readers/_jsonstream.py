@@ -60,11 +60,16 @@ class JsonStream:
             )
         self.pos += 1
 
+    def _too_large(self, row: int | None) -> ReadError:
+        return ReadError(self.name, f"a JSON record is larger than {self.limit} bytes or malformed", row=row)
+
     def _value(self, row: int | None) -> Any:
         self._peek()  # raw_decode does not skip leading whitespace
         while True:
             try:
                 value, end = _decoder.raw_decode(self.buf, self.pos)
+                if end - self.pos > self.limit:  # valid, but larger than a record may be
+                    raise self._too_large(row)
                 if end < len(self.buf) or self.eof:
                     self.pos = end
                     return value
@@ -74,11 +79,11 @@ class JsonStream:
                 raise ReadError(self.name, f"JSON nested deeper than {MAX_DEPTH} levels", row=row) from exc
             except json.JSONDecodeError as exc:
                 if len(self.buf) - self.pos > self.limit:
-                    raise ReadError(
-                        self.name, f"a JSON record is larger than {self.limit} bytes or malformed", row=row
-                    ) from exc
+                    raise self._too_large(row) from exc
                 if not self._fill():
                     raise ReadError(self.name, f"invalid or truncated JSON: {exc.msg}", row=row) from exc
+            except ValueError as exc:  # e.g. an integer longer than Python converts (4300 digits)
+                raise ReadError(self.name, f"invalid JSON value: {str(exc)[:120]}", row=row) from exc
 
     def records(self, key: str | None = None) -> Iterator[Any]:
         first = self._peek()
@@ -152,6 +157,19 @@ def _as_text(value: Any) -> str | None:
     return json.dumps(value)
 
 
+def check_width(row: dict[str, Any], name: str, number: int, limit: int | None) -> None:
+    """A record with more (flattened) keys than the column limit is refused at once."""
+    if limit is not None and len(row) > limit:
+        raise ReadError(
+            name,
+            f"the record has {len(row)} fields, more than the limit of {limit} columns (ingest.max_columns)",
+            row=number,
+        )
+
+
+SURROGATE = "text holds an invalid character (a lone UTF-16 surrogate): the file is not valid Unicode"
+
+
 class BatchBuilder:
     """Rows (flat dicts) to record batches; the first batch fixes columns and types."""
 
@@ -168,7 +186,12 @@ class BatchBuilder:
         for column in columns:
             values = [row.get(column) for row in rows]
             try:
+                column.encode("utf-8")
                 kind = pa.array(values).type
+            except UnicodeEncodeError as exc:
+                raise ReadError(
+                    self.name, SURROGATE, column=column.encode("utf-8", "replace").decode()
+                ) from exc
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
                 kind = pa.string()
             if pa.types.is_null(kind) or not (
@@ -198,6 +221,8 @@ class BatchBuilder:
                 values = [_as_text(v) for v in values]
             try:
                 arrays.append(pa.array(values, type=field.type))
+            except UnicodeEncodeError as exc:
+                raise ReadError(self.name, SURROGATE, column=field.name) from exc
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
                 raise self._locate(field, values) from exc
         self.rows_done += len(rows)

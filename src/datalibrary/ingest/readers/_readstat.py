@@ -28,13 +28,26 @@ _KINDS = {
 
 
 PAGE_ROWS = 100_000
+PAGE_CELLS = 8_000_000  # readstat preallocates row_limit x columns values per page: ~64 MB
 
 
 class ReadstatFile:
     """Metadata first (cheap), then pages of rows with one fixed Arrow schema."""
 
-    def __init__(self, path: Path, name: str, function: Callable[..., Any], **options: Any) -> None:
+    def __init__(
+        self,
+        path: Path,
+        name: str,
+        function: Callable[..., Any],
+        *,
+        max_rows: int | None = None,
+        check_count: bool = False,
+        **options: Any,
+    ) -> None:
+        """``max_rows``: the rows the file's bytes can hold (no page asks for more);
+        ``check_count``: the declared row count must be what the pages deliver."""
         self.path, self.name, self.function, self.options = path, name, function, options
+        self.max_rows, self.check_count = max_rows, check_count
         try:
             _, self.meta = function(str(path), metadataonly=True, output_format="dict", **options)
         except Exception as exc:  # pyreadstat raises ReadstatError / PyreadstatError / OSError
@@ -64,10 +77,15 @@ class ReadstatFile:
         readstat reaches ``row_offset`` by parsing the rows before it, so each page costs its
         offset: large pages keep that quadratic term small, at a bounded memory cost.
         """
-        rows = max(batch_rows, page_rows)
+        columns = max(len(self.schema), 1)
+        rows = max(1, min(max(batch_rows, page_rows), PAGE_CELLS // columns))
         offset = 0
         total = self.meta.number_rows if self.meta.number_rows and self.meta.number_rows > 0 else None
+        if self.max_rows is not None:
+            total = self.max_rows if total is None else min(total, self.max_rows)
         while total is None or offset < total:
+            if total is not None:
+                rows = max(1, min(rows, total - offset))
             try:
                 data, _ = self.function(
                     str(self.path), row_offset=offset, row_limit=rows, output_format="dict", **self.options
@@ -94,6 +112,13 @@ class ReadstatFile:
             offset += count
             if count < rows:
                 break
+        declared = self.meta.number_rows
+        if self.check_count and declared and declared > 0 and offset != declared:
+            raise ReadError(
+                self.name,
+                f"the {self.kind} file declares {declared} rows but holds {offset}: "
+                "it is truncated or damaged",
+            )
 
     def _batch(self, data: dict[str, list[Any]], offset: int) -> pa.RecordBatch:
         arrays = []

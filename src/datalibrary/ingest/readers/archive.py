@@ -34,9 +34,12 @@ class ArchiveLimits:
 @dataclass
 class _Budget:
     limits: ArchiveLimits
+    source_bytes: int = 0  # the delivered archive's real size on disk: ratios use it, never a header
     written: int = 0
     entries: int = 0
     outputs: list[Path] = field(default_factory=list)
+    nested: set[Path] = field(default_factory=set)  # folders made for nested archives
+    names: set[str] = field(default_factory=set)  # every entry path, case folded
 
 
 def _safe_name(name: str, archive: str) -> PurePosixPath:
@@ -50,7 +53,11 @@ def _safe_name(name: str, archive: str) -> PurePosixPath:
 
 
 def _copy(source, target: Path, compressed: int, budget: _Budget, archive: str, entry: str) -> None:  # noqa: ANN001
+    """Stream one entry out, counting the bytes actually written: the per-entry ratio uses the
+    smaller of the declared compressed size and the archive's real size (a header that
+    over-declares buys nothing), and the total is held against the delivered file's size."""
     limits = budget.limits
+    compressed = max(min(compressed, budget.source_bytes or compressed), 1)
     written = 0
     with target.open("wb") as out:
         while True:
@@ -68,7 +75,10 @@ def _copy(source, target: Path, compressed: int, budget: _Budget, archive: str, 
                 raise ReadError(
                     archive, "archive expands beyond the size limit (possible zip bomb)", value=entry
                 )
-            if written > COPY_CHUNK and written > limits.max_ratio * max(compressed, 1):
+            if written > COPY_CHUNK and (
+                written > limits.max_ratio * compressed
+                or budget.written > limits.max_ratio * max(budget.source_bytes, 1)
+            ):
                 raise ReadError(
                     archive,
                     f"archive expands more than {limits.max_ratio:g}x (possible zip bomb)",
@@ -101,6 +111,11 @@ def _unzip(path: Path, dest: Path, budget: _Budget, depth: int, name: str) -> No
         raise ReadError(name, f"not a readable zip archive: {exc}") from exc
     with archive:
         infos = archive.infolist()
+        for info in infos:
+            key = f"{name}/{info.filename.replace(chr(92), '/')}".casefold()
+            if key in budget.names and not info.is_dir():
+                raise ReadError(name, "archive holds the same entry twice", value=info.filename)
+            budget.names.add(key)
         budget.entries += len(infos)
         if budget.entries > budget.limits.max_entries:
             raise ReadError(name, f"archive holds more than {budget.limits.max_entries} entries")
@@ -112,7 +127,12 @@ def _unzip(path: Path, dest: Path, budget: _Budget, depth: int, name: str) -> No
                 continue
             if info.file_size > budget.limits.max_entry_bytes:
                 raise ReadError(name, "archive entry is larger than the size limit", value=info.filename)
-            target = dest / _unique(dest, relative)
+            target = dest / Path(*relative.parts)
+            foreign = [f for f in budget.nested if f != dest and f not in dest.parents]
+            if target.exists() or any(target == f or f in target.parents for f in foreign):
+                raise ReadError(
+                    name, "archive entry collides with a nested archive's folder", value=info.filename
+                )
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 source = archive.open(info)
@@ -135,14 +155,29 @@ def _after(target: Path, dest: Path, budget: _Budget, depth: int, name: str) -> 
         if depth + 1 > budget.limits.max_depth:
             raise ReadError(name, f"archives nested more than {budget.limits.max_depth} levels deep")
         inner = target.with_name(target.name + ".d")
+        if inner.exists():
+            raise ReadError(name, "archive entry collides with a nested archive's folder", value=inner.name)
         inner.mkdir()
+        budget.nested.add(inner)
         _extract(target, inner, budget, depth + 1, f"{name}/{target.name}")
         target.unlink()
         return
     budget.outputs.append(target)
 
 
+_DAMAGED = (OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zlib.error, zipfile.BadZipFile)
+
+
 def _extract(path: Path, dest: Path, budget: _Budget, depth: int, name: str) -> None:
+    try:
+        _extract_checked(path, dest, budget, depth, name)
+    except ReadError:
+        raise
+    except _DAMAGED as exc:  # a damaged header the zip/gzip modules trip over
+        raise ReadError(name, f"the archive is damaged or uses an unsupported feature: {exc}") from exc
+
+
+def _extract_checked(path: Path, dest: Path, budget: _Budget, depth: int, name: str) -> None:
     kind = detect_format(path)
     if kind == "zip":
         _unzip(path, dest, budget, depth, name)
@@ -166,7 +201,7 @@ def extract(path: Path, dest: Path, *, limits: ArchiveLimits | None = None) -> l
     """
     path, dest = Path(path), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    budget = _Budget(limits or ArchiveLimits())
+    budget = _Budget(limits or ArchiveLimits(), source_bytes=path.stat().st_size)
     try:
         _extract(path, dest, budget, 1, path.name)
     except BaseException:

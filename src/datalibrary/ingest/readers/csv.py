@@ -52,6 +52,7 @@ class CsvReader:
         column_types: dict[str, pa.DataType] | None = None,
         null_values: list[str] | None = None,
         max_field_bytes: int = DEFAULT_MAX_FIELD,
+        max_columns: int | None = None,
         **_: Any,
     ) -> None:
         self.path = Path(path)
@@ -66,6 +67,12 @@ class CsvReader:
             self.sniffed: TextSniff = sniff(self.path, encoding=encoding, delimiter=delimiter)
         except (SniffError, LookupError) as exc:
             raise ReadError(self.name, str(exc)) from exc
+        width = len(self.sniffed.header)
+        if max_columns is not None and width > max_columns:
+            raise ReadError(
+                self.name,
+                f"the file has {width} columns, more than the limit of {max_columns} (ingest.max_columns)",
+            )
         if header:
             self.columns = self.sniffed.header
         else:

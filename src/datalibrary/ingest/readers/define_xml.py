@@ -1,14 +1,18 @@
 """Column labels from a CDISC define.xml (v1 and v2): ``{table: {column: label}}``.
 
-Parsed incrementally with a DTD-free parser: a define.xml that declares a DOCTYPE or
-entities is refused (no entity expansion, no external fetches).
+Parsed with defusedxml on the decoded text: a define.xml that declares a DOCTYPE or
+entities is refused whatever its encoding (UTF-16 included), so no entity expands and nothing
+is fetched. The file is bounded in size (a define.xml is metadata: a few MB).
 """
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET  # noqa: S405 - DOCTYPE refused below, expat never fetches
+import xml.etree.ElementTree as ET  # noqa: S405 - types only; parsing goes through defusedxml
 from functools import lru_cache
 from pathlib import Path
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import XMLParser
 
 from datalibrary.ingest.readers.base import ReadError
 
@@ -31,16 +35,22 @@ def _label_of(element: ET.Element) -> str | None:
     return None
 
 
-def _declares_dtd(path: Path) -> bool:
-    """A DOCTYPE or ENTITY anywhere in the file (chunks overlap so none is split unseen)."""
-    tail = b""
+MAX_BYTES = 64 << 20
+
+
+def _elements(path: Path):  # type: ignore[no-untyped-def]
+    """End events of the document, parsed by a hardened parser that forbids DTDs, entities
+    and external references (checked on what expat decoded, not on raw bytes)."""
+    if path.stat().st_size > MAX_BYTES:
+        raise ReadError(path.name, f"define.xml is larger than {MAX_BYTES >> 20} MB")
+    parser = XMLParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    pull = ET.XMLPullParser(events=("end",), _parser=parser)  # type: ignore[call-arg]
     with path.open("rb") as handle:
         while chunk := handle.read(1 << 20):
-            window = tail + chunk
-            if b"<!DOCTYPE" in window or b"<!ENTITY" in window:
-                return True
-            tail = window[-16:]
-    return False
+            pull.feed(chunk)
+            yield from pull.read_events()
+    pull.close()
+    yield from pull.read_events()
 
 
 def define_labels(path: Path) -> dict[str, dict[str, str]]:
@@ -50,12 +60,10 @@ def define_labels(path: Path) -> dict[str, dict[str, str]]:
 
 @lru_cache(maxsize=8)
 def _cached(path: Path, _mtime: int) -> dict[str, dict[str, str]]:
-    if _declares_dtd(path):
-        raise ReadError(path.name, "define.xml with a DOCTYPE or entity declarations is refused")
     groups: dict[str, list[str]] = {}
     items: dict[str, tuple[str, str | None]] = {}
     try:
-        for _, element in ET.iterparse(path, events=("end",)):  # noqa: S314 - see module docstring
+        for _, element in _elements(path):
             tag = _local(element.tag)
             if tag == "ItemGroupDef":
                 name = element.get("Name") or element.get("OID") or ""
@@ -65,6 +73,8 @@ def _cached(path: Path, _mtime: int) -> dict[str, dict[str, str]]:
             elif tag == "ItemDef":
                 items[element.get("OID", "")] = (element.get("Name", ""), _label_of(element))
                 element.clear()
+    except DefusedXmlException as exc:
+        raise ReadError(path.name, "define.xml with a DOCTYPE or entity declarations is refused") from exc
     except ET.ParseError as exc:
         raise ReadError(path.name, f"define.xml is not well-formed XML: {exc}") from exc
     labels: dict[str, dict[str, str]] = {}

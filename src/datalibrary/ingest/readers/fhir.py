@@ -19,7 +19,15 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from datalibrary.ingest.readers._jsonstream import BatchBuilder, JsonStream, flatten, open_text
+from datalibrary.ingest.readers._jsonstream import (
+    MAX_RECORD_BYTES,
+    SURROGATE,
+    BatchBuilder,
+    JsonStream,
+    check_width,
+    flatten,
+    open_text,
+)
 from datalibrary.ingest.readers.base import DEFAULT_BATCH_ROWS, ReadError
 
 S, F = pa.string(), pa.float64()
@@ -165,11 +173,18 @@ def _is_ndjson(path: Path) -> bool:
     return isinstance(record, dict) and record.get("resourceType") not in (None, "Bundle")
 
 
-def iter_resources(path: Path, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(record number, resource) for each resource of a Bundle, a single resource or an NDJSON file."""
+def iter_resources(
+    path: Path, name: str, max_record_bytes: int = MAX_RECORD_BYTES
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(record number, resource) for each resource of a Bundle, a single resource or an NDJSON
+    file; a line or entry longer than ``max_record_bytes`` is refused before it is decoded."""
     if _is_ndjson(path):
         with open_text(path, name) as handle:
-            for number, line in enumerate(handle, start=1):
+            number = 0
+            while line := handle.readline(max_record_bytes + 1):
+                number += 1
+                if len(line) > max_record_bytes:
+                    raise ReadError(name, f"a line is longer than {max_record_bytes} characters", row=number)
                 if not line.strip():
                     continue
                 try:
@@ -181,17 +196,37 @@ def iter_resources(path: Path, name: str) -> Iterator[tuple[int, dict[str, Any]]
                 yield number, resource
         return
     with open_text(path, name) as handle:
-        for number, entry in enumerate(JsonStream(handle, name).records("entry"), start=1):
+        stream = JsonStream(handle, name, max_record_bytes=max_record_bytes)
+        for number, entry in enumerate(stream.records("entry"), start=1):
             resource = entry.get("resource") if isinstance(entry, dict) else None
             if isinstance(resource, dict):
                 yield number, resource
 
 
-def resource_types(path: Path, *, display_name: str | None = None) -> dict[str, int]:
-    """How many resources of each type the file holds (one streaming pass)."""
+def resource_types(
+    path: Path,
+    *,
+    display_name: str | None = None,
+    max_types: int | None = None,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+) -> dict[str, int]:
+    """How many resources of each type the file holds (one streaming pass). More than
+    ``max_types`` distinct types (each would become a table and a job) is refused."""
     name = display_name or Path(path).name
-    counts = Counter(str(r.get("resourceType")) for _, r in iter_resources(Path(path), name))
-    counts.pop("None", None)
+    counts: Counter[str] = Counter()
+    for number, resource in iter_resources(Path(path), name, max_record_bytes):
+        kind = resource.get("resourceType")
+        if not isinstance(kind, str) or not re.fullmatch(r"[A-Z][A-Za-z]{1,63}", kind):
+            if kind is None:
+                continue
+            raise ReadError(name, "not a FHIR resource type", row=number, value=kind)
+        counts[kind] += 1
+        if max_types is not None and len(counts) > max_types:
+            raise ReadError(
+                name,
+                f"the file holds more than {max_types} FHIR resource types (each would become a "
+                "table): the fan-out limit (ingest.max_children) is exceeded",
+            )
     return dict(counts)
 
 
@@ -199,10 +234,18 @@ class FhirReader:
     format: ClassVar[str] = "fhir"
 
     def __init__(
-        self, path: Path, *, display_name: str | None = None, resource_type: str = "Patient", **_: Any
+        self,
+        path: Path,
+        *,
+        display_name: str | None = None,
+        resource_type: str = "Patient",
+        max_columns: int | None = None,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+        **_: Any,
     ) -> None:
         self.path = Path(path)
         self.name = display_name or self.path.name
+        self.max_columns, self.max_record_bytes = max_columns, max_record_bytes
         if not re.fullmatch(r"[A-Z][A-Za-z]{1,63}", resource_type):
             raise ReadError(self.name, f"not a FHIR resource type: {resource_type!r}")
         self.resource_type = resource_type
@@ -219,7 +262,9 @@ class FhirReader:
 
     def _row(self, resource: dict[str, Any], number: int) -> dict[str, Any]:
         if self.columns is None:
-            return flatten(resource, self.name, number)
+            row = flatten(resource, self.name, number)
+            check_width(row, self.name, number, self.max_columns)
+            return row
         row = {}
         for column, (steps, kind) in self.columns.items():
             value = extract(resource, steps)
@@ -232,7 +277,7 @@ class FhirReader:
         builder = BatchBuilder(self.name, self.schema())
         rows: list[dict[str, Any]] = []
         try:
-            for number, resource in iter_resources(self.path, self.name):
+            for number, resource in iter_resources(self.path, self.name, self.max_record_bytes):
                 if resource.get("resourceType") != self.resource_type:
                     continue
                 rows.append(self._row(resource, number))
@@ -241,6 +286,8 @@ class FhirReader:
                     rows = []
         except UnicodeDecodeError as exc:
             raise ReadError(self.name, f"FHIR JSON must be UTF-8 text: {exc.reason}") from exc
+        except UnicodeEncodeError as exc:
+            raise ReadError(self.name, SURROGATE) from exc
         if rows:
             yield builder.build(rows)
         elif builder.schema is not None and builder.rows_done == 0:

@@ -14,7 +14,15 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from datalibrary.ingest.readers._jsonstream import BatchBuilder, JsonStream, flatten, open_text
+from datalibrary.ingest.readers._jsonstream import (
+    MAX_RECORD_BYTES,
+    SURROGATE,
+    BatchBuilder,
+    JsonStream,
+    check_width,
+    flatten,
+    open_text,
+)
 from datalibrary.ingest.readers.base import DEFAULT_BATCH_ROWS, ReadError
 
 NDJSON_BLOCK = 4 << 20
@@ -24,11 +32,19 @@ class JsonReader:
     format: ClassVar[str] = "json"
 
     def __init__(
-        self, path: Path, *, display_name: str | None = None, records_key: str | None = None, **_: Any
+        self,
+        path: Path,
+        *,
+        display_name: str | None = None,
+        records_key: str | None = None,
+        max_columns: int | None = None,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+        **_: Any,
     ) -> None:
         self.path = Path(path)
         self.name = display_name or self.path.name
         self.records_key = records_key
+        self.max_columns, self.max_record_bytes = max_columns, max_record_bytes
 
     def column_labels(self) -> dict[str, str]:
         return {}
@@ -38,17 +54,22 @@ class JsonReader:
         rows: list[dict[str, Any]] = []
         try:
             with open_text(self.path, self.name) as handle:
-                for number, record in enumerate(JsonStream(handle, self.name).records(self.records_key), 1):
+                stream = JsonStream(handle, self.name, max_record_bytes=self.max_record_bytes)
+                for number, record in enumerate(stream.records(self.records_key), 1):
                     if not isinstance(record, dict):
                         raise ReadError(
                             self.name, "each record must be a JSON object", row=number, value=record
                         )
-                    rows.append(flatten(record, self.name, number))
+                    row = flatten(record, self.name, number)
+                    check_width(row, self.name, number, self.max_columns)
+                    rows.append(row)
                     if len(rows) >= batch_rows:
                         yield builder.build(rows)
                         rows = []
         except UnicodeDecodeError as exc:
             raise ReadError(self.name, f"JSON must be UTF-8 text: {exc.reason}") from exc
+        except UnicodeEncodeError as exc:
+            raise ReadError(self.name, SURROGATE) from exc
         if rows or builder.schema is None:
             if not rows:
                 raise ReadError(self.name, "the JSON holds no records")
@@ -78,12 +99,26 @@ def _stable(schema: pa.Schema) -> pa.Schema:
     return pa.schema([pa.field(f.name, fix(f.type)) for f in schema])
 
 
+def _leaf_count(schema: pa.Schema | pa.DataType) -> int:
+    fields = list(schema) if isinstance(schema, pa.Schema) else list(schema)
+    return sum(_leaf_count(f.type) if pa.types.is_struct(f.type) else 1 for f in fields)
+
+
 class NdjsonReader:
     format: ClassVar[str] = "ndjson"
 
-    def __init__(self, path: Path, *, display_name: str | None = None, **_: Any) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        display_name: str | None = None,
+        max_columns: int | None = None,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+        **_: Any,
+    ) -> None:
         self.path = Path(path)
         self.name = display_name or self.path.name
+        self.max_columns, self.max_record_bytes = max_columns, max_record_bytes
         self._schema: pa.Schema | None = None
 
     def column_labels(self) -> dict[str, str]:
@@ -103,7 +138,14 @@ class NdjsonReader:
                 reader = self._open(None)
                 self._schema = _stable(reader.schema)
                 reader.close()
-            except (pa.ArrowInvalid, OSError) as exc:
+                leaves = _leaf_count(self._schema)
+                if self.max_columns is not None and leaves > self.max_columns:
+                    raise ReadError(
+                        self.name,
+                        f"the lines have {leaves} fields, more than the limit of {self.max_columns} "
+                        "columns (ingest.max_columns)",
+                    )
+            except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
                 raise self._explain(exc, 0) from exc
         return self._schema
 
@@ -114,18 +156,26 @@ class NdjsonReader:
             for batch in self._open(schema):
                 done += batch.num_rows
                 yield from _flatten_structs(batch).to_batches(max_chunksize=batch_rows)
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
             raise self._explain(exc, done) from exc
 
     def _explain(self, exc: Exception, done: int) -> ReadError:
         """Find the first bad line again with Python's json (error path only)."""
         known = set(self._schema.names) if self._schema is not None else None
         with self.path.open("rb") as handle:
-            for number, line in enumerate(handle, start=1):
+            number = 0
+            while line := handle.readline(self.max_record_bytes + 1):
+                number += 1
+                if len(line) > self.max_record_bytes:
+                    return ReadError(
+                        self.name, f"a line is longer than {self.max_record_bytes} bytes", row=number
+                    )
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
+                    record = json.loads(line.decode("utf-8"))
+                except UnicodeDecodeError:
+                    return ReadError(self.name, "the line is not UTF-8 text", row=number)
                 except (ValueError, RecursionError) as err:
                     return ReadError(self.name, f"line is not valid JSON: {err}", row=number)
                 if not isinstance(record, dict):

@@ -13,6 +13,7 @@ import pyreadstat
 from datalibrary.ingest.readers._readstat import ReadstatFile
 from datalibrary.ingest.readers.base import DEFAULT_BATCH_ROWS, ReadError
 from datalibrary.ingest.readers.define_xml import define_labels
+from datalibrary.ingest.readers.structure import xpt_layout
 
 
 class XptReader:
@@ -25,15 +26,24 @@ class XptReader:
         display_name: str | None = None,
         define_xml: Path | None = None,
         encoding: str | None = None,
+        max_columns: int | None = None,
         **_: Any,
     ) -> None:
         self.path = Path(path)
         self.name = display_name or self.path.name
         options = {"encoding": encoding} if encoding else {}
-        size = self.path.stat().st_size
-        if size % 80:  # XPORT v5 and v8 are sequences of 80-byte records
-            raise ReadError(self.name, f"truncated SAS XPORT file: {size} bytes is not a multiple of 80")
-        self.file = ReadstatFile(self.path, self.name, pyreadstat.read_xport, **options)
+        # the layout is recomputed from the bytes first: truncation, a second member, an
+        # unnamed variable are refused before readstat reads (and allocates for) any row
+        self.layout = xpt_layout(self.path, self.name, max_columns=max_columns)
+        self.file = ReadstatFile(
+            self.path, self.name, pyreadstat.read_xport, max_rows=self.layout.rows, **options
+        )
+        if len(self.file.meta.column_names) != self.layout.variables:
+            raise ReadError(
+                self.name,
+                f"readstat sees {len(self.file.meta.column_names)} variables where the file "
+                f"describes {self.layout.variables}: the file is damaged",
+            )
         self.define_xml = Path(define_xml) if define_xml else None
 
     @property
