@@ -10,6 +10,7 @@ JSON) and checks that none contains the subject's identifier.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from datalibrary.audit.service import record
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.db.base import utcnow
 from datalibrary.errors import InvalidInput, NotFound
+from datalibrary.ingest import quarantine
 from datalibrary.ingest.models import IngestJob
 from datalibrary.lake import copies, locks
 from datalibrary.lake.catalog import Lake, TableName, check_name
@@ -289,6 +291,18 @@ def _scrub_jobs(session: Session, namespace: str, subject: str) -> int:
     return count
 
 
+def _stream_mentions(chunks: Iterable[bytes], subject: str) -> bool:
+    """Whether ``subject`` occurs in a stream of chunks (matches across chunk borders too)."""
+    needle = subject.encode()
+    tail = b""
+    for chunk in chunks:
+        window = tail + chunk
+        if needle in window:
+            return True
+        tail = window[-(len(needle) - 1) :] if len(needle) > 1 else b""
+    return False
+
+
 def _erase_quarantine(
     session: Session, lake: Lake, namespace: str, subject: str
 ) -> tuple[int, list[dict[str, Any]]]:
@@ -308,7 +322,12 @@ def _erase_quarantine(
         if not path.is_file():
             continue
         size = path.stat().st_size
-        found = copies.file_mentions(path, subject)
+        if path.suffix == quarantine.SUFFIX:  # encrypted at rest: search the decrypted stream
+            found = (
+                ["raw bytes"] if _stream_mentions(quarantine.iter_plain(lake.settings, path), subject) else []
+            )
+        else:
+            found = copies.file_mentions(path, subject)
         if found:
             path.unlink()
             job.raw_path = None
