@@ -198,6 +198,22 @@ class CostSettings(BaseModel):
     dedicated_machine_lifetime_months: int = Field(36, ge=1)
 
 
+class BackupSettings(BaseModel):
+    """Backups (docs/how-to/backup.md): where they are written, the passphrase that seals keys."""
+
+    # Where backups are written; empty = <home>/backups. Put it on other storage in production.
+    directory: Path | None = None
+    # File holding the passphrase that seals the master key into backups; empty = keys excluded.
+    passphrase_file: Path | None = None
+
+
+class HaSettings(BaseModel):
+    """Several replicas on one database (docs/how-to/high-availability.md)."""
+
+    # A background task's lease lasts this long; a dead replica's tasks move after it expires.
+    lease_seconds: float = Field(20, ge=2, le=600)
+
+
 class Settings(BaseSettings):
     """Effective configuration of one DataLibrary installation."""
 
@@ -224,6 +240,8 @@ class Settings(BaseSettings):
     workspaces: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
     lineage: LineageSettings = LineageSettings()
     costs: CostSettings = Field(default_factory=CostSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
+    ha: HaSettings = Field(default_factory=HaSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -7,6 +7,7 @@ import typer
 from datalibrary.cli import (
     access,
     audit,
+    backup,
     core,
     costs,
     datasets,
@@ -49,6 +50,7 @@ app.add_typer(lineage.lineage_app, name="lineage")
 app.add_typer(lineage.exports_app, name="exports")
 app.add_typer(keys.app, name="keys")
 app.add_typer(costs.app, name="costs")
+backup.register(app)
 
 
 def main() -> None:
