@@ -31,6 +31,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 core.register(app)
+core.register_replicas(app)
 query.register(app)
 app.add_typer(core.config_app, name="config")
 app.add_typer(users.app, name="users")
