@@ -94,7 +94,10 @@ def test_two_replicas_on_postgres_fail_over_within_30_seconds(
 ) -> None:
     url = postgres_server.new_database()
     env = shared_env(tmp_path, url, DATALIBRARY_HA__LEASE_SECONDS="6")
-    token = json.loads(cli(env, tmp_path / "a", "tokens", "create", "--user", "admin", "--json").stdout)
+    assert cli(env, tmp_path / "a", "init").returncode == 0
+    created = cli(env, tmp_path / "a", "tokens", "create", "--user", "admin", "--json")
+    assert created.returncode == 0, created.stderr
+    token = json.loads(created.stdout)
     headers = {"Authorization": f"Bearer {token['token']}"}
     replicas = [Replica(env, tmp_path / "a", "a")]
     try:

@@ -140,8 +140,12 @@ class WorkspaceSettings(BaseModel):
 
     # YAML catalog of instance types, environments and products; empty = the built-in default.
     catalog: Path | None = None
-    # sandbox (bubblewrap + cgroups), process (no isolation) or auto (sandbox when it can run).
-    provisioner: Literal["auto", "sandbox", "process"] = "auto"
+    # sandbox (bubblewrap + cgroups), process (no isolation), slurm (the sandbox as a Slurm
+    # job on a cluster node) or auto (sandbox when it can run, else process).
+    provisioner: Literal["auto", "sandbox", "process", "slurm"] = "auto"
+    # Slurm: the slurm.conf the commands use (empty = Slurm's default) and the partition.
+    slurm_conf: Path | None = None
+    slurm_partition: str | None = None
     max_per_user: int = Field(3, ge=0)
     # Where environments are built once and shared read-only; empty = <home>/environments.
     environments_dir: Path | None = None
@@ -158,6 +162,11 @@ class WorkspaceSettings(BaseModel):
     # The owner is warned this long before an idle stop.
     idle_warning_minutes: int = Field(10, ge=0)
     archive_on_terminate: bool = True
+
+    def backend_options(self) -> dict[str, str]:
+        """Settings handed to the provisioner (strings; unset ones left out)."""
+        options = {"slurm_conf": self.slurm_conf, "slurm_partition": self.slurm_partition}
+        return {key: str(value) for key, value in options.items() if value is not None}
 
 
 class LineageSettings(BaseModel):
