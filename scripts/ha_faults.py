@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import os
 import shutil
 import signal
@@ -35,8 +36,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import logging
 
 import httpx
 
@@ -171,6 +170,7 @@ defaults
     timeout connect 2s
     timeout client 60s
     timeout server 60s
+    timeout check 5s
     retries 3
     option redispatch 1
     retry-on conn-failure empty-response response-timeout 503
@@ -183,7 +183,7 @@ backend replicas
     balance roundrobin
     option httpchk GET /readyz
     http-check expect status 200
-    default-server inter 1s fall 2 rise 2 on-marked-down shutdown-sessions
+    default-server inter 1s fall 3 rise 2 on-marked-down shutdown-sessions
 {servers}
 """
 
@@ -326,7 +326,16 @@ def summarize(samples: list[Sample], start: float, end: float) -> dict[str, obje
         "p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
         "p95_ms": round(1000 * quantiles[18], 1) if quantiles else None,
         "rps": round(len(window) / max(end - start, 1e-9), 1),
+        "errors": _errors(failed),
     }
+
+
+def _errors(failed: list[Sample]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for sample in failed:
+        key = f"{sample.op}:{sample.status or 'no-response'}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def print_table(title: str, rows: dict[str, dict[str, object]]) -> None:
@@ -337,7 +346,7 @@ def print_table(title: str, rows: dict[str, dict[str, object]]) -> None:
     for phase, r in rows.items():
         print(
             f"{phase:<28}{r['sent']:>7}{r['failed']:>8}{r['failed_pct']:>8}{r['5xx']:>6}"
-            f"{r['p50_ms'] or '-':>9}{r['p95_ms'] or '-':>9}{r['rps']:>8}"
+            f"{r['p50_ms'] or '-':>9}{r['p95_ms'] or '-':>9}{r['rps']:>8}  {r['errors'] or ''}"
         )
 
 

@@ -4,6 +4,8 @@ restart the platform and re-adopt, stop, cancel; usage intervals from the job's 
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,12 +29,16 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
-    root = tmp_path_factory.mktemp("slurm")
+def slurm() -> Iterator[SlurmCluster]:
+    # not under pytest's private tmp: munged runs as user munge and must reach its directory
+    root = Path(tempfile.mkdtemp(prefix="dl-slurm-"))
     root.chmod(0o755)
-    cluster = SlurmCluster(root).start()
-    yield cluster
-    cluster.stop()
+    cluster = SlurmCluster(root)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -82,7 +88,9 @@ def test_slurm_workspace_lifecycle(slurm_platform: Platform, tmp_path: Path) -> 
     lab = client.get(f"/workspaces/{wid}/lab")
     assert lab.status_code == 200 and "JupyterLab" in lab.text
     code = "from datalibrary.sdk import connect\n"
-    code += "print(connect().sql('SELECT count(*) AS n FROM study.dm').to_arrow().column(0)[0].as_py())"
+    code += (
+        "print(connect().request('POST', '/query', {'sql': 'SELECT count(*) FROM study.dm'})['rows'][0][0])"
+    )
     out = execute(client, wid, code, timeout=120)
     assert out["error"] is None and out["stdout"].strip() == "12", out
 
