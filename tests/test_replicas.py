@@ -71,6 +71,7 @@ def test_background_loops_skip_rounds_they_do_not_own(sqlite_platform) -> None: 
     assert ran
 
 
+@pytest.mark.timeout(900)
 def test_up_refuses_a_second_replica_on_sqlite(tmp_path: Path) -> None:
     env = shared_env(tmp_path, f"sqlite:///{tmp_path / 'shared.db'}")
     first = Replica(env, tmp_path / "a", "a")
@@ -88,6 +89,7 @@ def test_up_refuses_a_second_replica_on_sqlite(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.timeout(900)  # two real server processes on a shared 2-core machine
 def test_two_replicas_on_postgres_fail_over_within_30_seconds(
     postgres_server,
     tmp_path: Path,  # type: ignore[no-untyped-def]
@@ -99,11 +101,10 @@ def test_two_replicas_on_postgres_fail_over_within_30_seconds(
     assert created.returncode == 0, created.stderr
     token = json.loads(created.stdout)
     headers = {"Authorization": f"Bearer {token['token']}"}
-    replicas = [Replica(env, tmp_path / "a", "a")]
+    replicas = [Replica(env, tmp_path / "a", "a"), Replica(env, tmp_path / "b", "b")]
     try:
-        replicas[0].wait_ready()
-        replicas.append(Replica(env, tmp_path / "b", "b"))
-        replicas[1].wait_ready()
+        for replica in replicas:  # started together: the schema is already current
+            replica.wait_ready()
         names = {}
         for replica in replicas:
             body = httpx.get(f"{replica.url}/api/v1/replicas", headers=headers, timeout=10).json()
