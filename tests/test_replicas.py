@@ -131,3 +131,21 @@ def test_two_replicas_on_postgres_fail_over_within_30_seconds(
     finally:
         for replica in replicas:
             replica.stop()
+
+
+def test_an_unreachable_database_is_a_503_to_retry(sqlite_platform) -> None:  # type: ignore[no-untyped-def]
+    """While PostgreSQL restarts, requests get 503 + Retry-After (retried by HAProxy and
+    clients), never a 500."""
+    from datalibrary.api import create_app
+    from tests.helpers import ApiClient, free_port_url
+
+    db = Database(free_port_url())
+    try:
+        client = ApiClient(create_app(sqlite_platform.settings, db), "dl_not_checked_before_the_database")
+        response = client.get("/api/v1/me")
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"] == "2"
+        assert response.json()["type"] == "/problems/unavailable"
+        assert client.get("/readyz").status_code == 503
+    finally:
+        db.dispose()
