@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 want=(bubblewrap r-base-core r-cran-irkernel)
 if [[ "${1:-}" == "--test" ]]; then
-  want+=(chromium slapd ldap-utils)
+  want+=(chromium slapd ldap-utils haproxy slurm-wlm munge postgresql postgresql-client)
 fi
 
 missing=()
@@ -25,6 +25,12 @@ if ((${#missing[@]})); then
   if [[ " ${missing[*]} " == *" slapd "* ]]; then
     "${sudo_cmd[@]}" service slapd stop >/dev/null 2>&1 || pkill -x slapd || true
   fi
+  # the same for haproxy, munge and slurm: the HA script and the Slurm tests start their own
+  for service in haproxy munge slurmctld slurmd; do
+    if [[ " ${missing[*]} " == *" ${service%d} "* || " ${missing[*]} " == *" slurm-wlm "* ]]; then
+      "${sudo_cmd[@]}" service "$service" stop >/dev/null 2>&1 || true
+    fi
+  done
 fi
 
 if ! command -v uv >/dev/null 2>&1; then

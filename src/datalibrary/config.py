@@ -182,8 +182,12 @@ class WorkspaceSettings(Section):
 
     # YAML catalog of instance types, environments and products; empty = the built-in default.
     catalog: Path | None = None
-    # sandbox (bubblewrap + cgroups), process (no isolation) or auto (sandbox when it can run).
-    provisioner: Literal["auto", "sandbox", "process"] = "auto"
+    # sandbox (bubblewrap + cgroups), process (no isolation), slurm (the sandbox as a Slurm
+    # job on a cluster node) or auto (sandbox when it can run, else process).
+    provisioner: Literal["auto", "sandbox", "process", "slurm"] = "auto"
+    # Slurm: the slurm.conf the commands use (empty = Slurm's default) and the partition.
+    slurm_conf: Path | None = None
+    slurm_partition: str | None = None
     max_per_user: int = Field(3, ge=0)
     # Where environments are built once and shared read-only; empty = <home>/environments.
     environments_dir: Path | None = None
@@ -200,6 +204,11 @@ class WorkspaceSettings(Section):
     # The owner is warned this long before an idle stop.
     idle_warning_minutes: int = Field(10, ge=0)
     archive_on_terminate: bool = True
+
+    def backend_options(self) -> dict[str, str]:
+        """Settings handed to the provisioner (strings; unset ones left out)."""
+        options = {"slurm_conf": self.slurm_conf, "slurm_partition": self.slurm_partition}
+        return {key: str(value) for key, value in options.items() if value is not None}
 
 
 class LineageSettings(Section):
@@ -246,6 +255,22 @@ class CostSettings(Section):
     dedicated_machine_lifetime_months: int = Field(36, ge=1)
 
 
+class BackupSettings(BaseModel):
+    """Backups (docs/how-to/backup.md): where they are written, the passphrase that seals keys."""
+
+    # Where backups are written; empty = <home>/backups. Put it on other storage in production.
+    directory: Path | None = None
+    # File holding the passphrase that seals the master key into backups; empty = keys excluded.
+    passphrase_file: Path | None = None
+
+
+class HaSettings(BaseModel):
+    """Several replicas on one database (docs/how-to/high-availability.md)."""
+
+    # A background task's lease lasts this long; a dead replica's tasks move after it expires.
+    lease_seconds: float = Field(20, ge=2, le=600)
+
+
 class Settings(BaseSettings):
     """Effective configuration of one DataLibrary installation."""
 
@@ -272,6 +297,8 @@ class Settings(BaseSettings):
     workspaces: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
     lineage: LineageSettings = LineageSettings()
     costs: CostSettings = Field(default_factory=CostSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
+    ha: HaSettings = Field(default_factory=HaSettings)
 
     @classmethod
     def settings_customise_sources(

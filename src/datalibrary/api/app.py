@@ -33,17 +33,25 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        from datalibrary.db.leases import LeaseKeeper
         from datalibrary.ingest.background import Background
         from datalibrary.lineage.forward import LineageWorker
 
-        background = Background(settings, db)
+        # each background task runs on exactly one replica: the one holding its lease
+        keeper = LeaseKeeper(db, settings.ha.lease_seconds).start()
+        app.state.leases = keeper
+        background = Background(settings, db, keeper.owns)
         background.start()
-        lineage_worker = LineageWorker(db, settings.lineage)
+        lineage_worker = LineageWorker(db, settings.lineage, keeper.owns)
         lineage_worker.start()
-        async with workspace_background.running(db, settings), cost_background.running(db, settings):
+        async with (
+            workspace_background.running(db, settings, keeper.owns),
+            cost_background.running(db, settings, keeper.owns),
+        ):
             yield
         lineage_worker.stop()
         background.stop()
+        keeper.stop()
         if database is None:
             db.dispose()
 

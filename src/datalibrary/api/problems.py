@@ -166,7 +166,24 @@ def internal_error(request: Request) -> JSONResponse:
     )
 
 
+async def _database_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    """The database went away (a restart, a failover): 503 with Retry-After, not a 500, so
+    load balancers and clients retry; the pool reconnects on its own (pool_pre_ping)."""
+    response = problem(
+        503,
+        "unavailable",
+        "Service unavailable",
+        "the database is unreachable at the moment; try again in a few seconds",
+        request,
+    )
+    response.headers["Retry-After"] = "2"
+    return response
+
+
 def install(app: FastAPI) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    app.add_exception_handler(OperationalError, _database_unreachable)
     app.add_exception_handler(DataLibraryError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

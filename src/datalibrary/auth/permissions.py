@@ -38,6 +38,7 @@ class Permission(StrEnum):
     LINEAGE_READ = "lineage.read"
     EXPORTS_REQUEST = "exports.request"
     EXPORTS_REVIEW = "exports.review"
+    BACKUPS_MANAGE = "backups.manage"
 
 
 P = Permission

@@ -7,6 +7,7 @@ import typer
 from datalibrary.cli import (
     access,
     audit,
+    backup,
     core,
     costs,
     datasets,
@@ -30,6 +31,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 core.register(app)
+core.register_replicas(app)
 query.register(app)
 app.add_typer(core.config_app, name="config")
 app.add_typer(users.app, name="users")
@@ -49,6 +51,7 @@ app.add_typer(lineage.lineage_app, name="lineage")
 app.add_typer(lineage.exports_app, name="exports")
 app.add_typer(keys.app, name="keys")
 app.add_typer(costs.app, name="costs")
+backup.register(app)
 
 
 def main() -> None:

@@ -52,13 +52,17 @@ def register(app: typer.Typer) -> None:
         from datalibrary.api import create_app
         from datalibrary.api.serve import serve
         from datalibrary.bootstrap import initialize
+        from datalibrary.db.leases import SqliteServerLock
         from datalibrary.demo import load_demo
         from datalibrary.logs import configure_logging
         from datalibrary.workspaces.paths import api_socket
 
         config = settings()
         configure_logging(config.log.level, config.log.format)
+        server_lock = SqliteServerLock(str(config.database_url)) if config.is_sqlite else None
         with handle_errors():
+            if server_lock is not None:
+                server_lock.acquire()  # refuses a second replica on SQLite
             result = initialize(config)
             _print_admin(result)
             if demo:
@@ -67,7 +71,11 @@ def register(app: typer.Typer) -> None:
         host = host or config.server.host
         port = port or config.server.port
         console.print(f"DataLibrary {__version__} on http://{host}:{port}  (Ctrl+C to stop)")
-        serve(create_app(config), host, port, api_socket(config))
+        try:
+            serve(create_app(config), host, port, api_socket(config))
+        finally:
+            if server_lock is not None:
+                server_lock.release()
 
     @config_app.command("show")
     def config_show(as_json: JsonOption = False) -> None:
@@ -79,3 +87,18 @@ def register(app: typer.Typer) -> None:
                 console.print(f"[bold]{key}[/bold] = {value}", highlight=False)
 
         emit(data, as_json, human)
+
+
+def register_replicas(app: typer.Typer) -> None:
+    @app.command("replicas")
+    def replicas(as_json: JsonOption = False) -> None:
+        """Background tasks and the replica that runs each (from the task leases)."""
+        from datalibrary.cli.output import table
+        from datalibrary.db import Database, leases
+
+        database = Database(str(settings().database_url))
+        try:
+            rows = leases.holders(database)
+        finally:
+            database.dispose()
+        emit(rows, as_json, lambda r: table(r, ["task", "holder", "acquired_at", "expires_at", "live"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from datalibrary.config import Settings
 from datalibrary.costs import budgets, storage
@@ -26,20 +26,33 @@ async def measure_today(db: Database, settings: Settings) -> None:
     await asyncio.to_thread(run)
 
 
-async def _every(seconds: float, job, *args) -> None:  # type: ignore[no-untyped-def]
+def _always(_task: str) -> bool:
+    return True
+
+
+async def _every(seconds: float, task: str, gate: Callable[[str], bool], job, *args) -> None:  # type: ignore[no-untyped-def]
     while True:
         try:
-            await job(*args)
+            if gate(task):
+                await job(*args)
         except Exception:
             log.exception("cost background job %s failed", getattr(job, "__name__", job))
         await asyncio.sleep(seconds)
 
 
 @contextlib.asynccontextmanager
-async def running(db: Database, settings: Settings) -> AsyncIterator[None]:
+async def running(
+    db: Database, settings: Settings, gate: Callable[[str], bool] = _always
+) -> AsyncIterator[None]:
+    """With several replicas each loop runs only where ``gate`` says this one holds its lease."""
+    costs = settings.costs
     tasks = [
-        asyncio.create_task(_every(settings.costs.enforce_interval_seconds, budgets.enforce, db, settings)),
-        asyncio.create_task(_every(settings.costs.measure_interval_seconds, measure_today, db, settings)),
+        asyncio.create_task(
+            _every(costs.enforce_interval_seconds, "costs.enforce", gate, budgets.enforce, db, settings)
+        ),
+        asyncio.create_task(
+            _every(costs.measure_interval_seconds, "costs.measure", gate, measure_today, db, settings)
+        ),
     ]
     try:
         yield

@@ -19,6 +19,7 @@ from datalibrary.auth.models import (
 )
 from datalibrary.costs.models import Budget, BudgetAlert, PriceVersion, StorageMeasurement
 from datalibrary.db.base import Base
+from datalibrary.db.leases import TaskLease
 from datalibrary.ingest.models import IngestJob, Upload
 from datalibrary.lake.models import Dataset, LakeLock, MaintenanceRun
 from datalibrary.lineage.models import ExportRequest, LineageEdge, LineageEvent, LineageForwarding
@@ -55,6 +56,7 @@ __all__ = [
     "StoredPolicy",
     "StudyKeyRecord",
     "Surrogate",
+    "TaskLease",
     "Upload",
     "User",
     "UserRole",

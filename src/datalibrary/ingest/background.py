@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from datalibrary.config import Settings
 from datalibrary.db import Database
@@ -29,9 +30,11 @@ def housekeeping(settings: Settings, db: Database) -> None:
 
 
 class Background:
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, gate: Callable[[str], bool] | None = None) -> None:
         self.settings = settings
         self.db = db
+        # with several replicas: does this one hold the task's lease (db.leases)?
+        self.gate = gate or (lambda _task: True)
         self.pool = WorkerPool(settings, db, settings.ingest.workers)
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -51,14 +54,16 @@ class Background:
         watcher = LandingWatcher(self.settings, self.db)
         while not self.stopping.wait(self.settings.ingest.poll_seconds):
             try:
-                watcher.scan()
+                if self.gate("ingest.watch_landing"):
+                    watcher.scan()
             except Exception:
                 log.exception("scanning the landing folder failed")
 
     def _schedule(self) -> None:
         while not self.stopping.wait(SCHEDULER_CHECK_SECONDS):
             try:
-                run_if_due(self.settings, self.db)
+                if self.gate("lake.maintenance"):
+                    run_if_due(self.settings, self.db)
             except Exception:
                 log.exception("scheduled lake maintenance failed")
             try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -120,8 +121,12 @@ class LineageWorker:
 
     EXPIRE_EVERY = 60.0
 
-    def __init__(self, db: Database, settings: LineageSettings) -> None:
+    def __init__(
+        self, db: Database, settings: LineageSettings, gate: Callable[[str], bool] | None = None
+    ) -> None:
         self.db, self.settings = db, settings
+        # with several replicas: does this one hold the task's lease (db.leases)?
+        self.gate = gate or (lambda _task: True)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="lineage-worker", daemon=True)
         self._expired_at = 0.0
@@ -137,7 +142,7 @@ class LineageWorker:
         from datalibrary.lineage.exports import expire_exports
 
         now = time.monotonic()
-        if now - self._expired_at >= self.EXPIRE_EVERY:
+        if now - self._expired_at >= self.EXPIRE_EVERY and self.gate("lineage.expire_exports"):
             self._expired_at = now
             with self.db.session() as session:
                 expire_exports(session)
@@ -148,7 +153,7 @@ class LineageWorker:
                 result: dict[str, Any] = {"sent": 0}
                 try:
                     self._expire()
-                    if self.settings.forward_url:
+                    if self.settings.forward_url and self.gate("lineage.forward"):
                         result = forward_once(self.db, self.settings, client)
                 except Exception:  # the database may be briefly unavailable: try again later
                     log.exception("lineage background round failed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from datalibrary.config import Settings
 from datalibrary.db import Database
@@ -14,24 +14,42 @@ from datalibrary.workspaces import idle, reconcile
 log = logging.getLogger(__name__)
 
 
-async def _every(seconds: float, job, *args) -> None:  # type: ignore[no-untyped-def]
+Gate = Callable[[str], bool]
+
+
+def _always(_task: str) -> bool:
+    return True
+
+
+async def _every(seconds: float, task: str, gate: Gate, job, *args) -> None:  # type: ignore[no-untyped-def]
+    """Run ``job`` every ``seconds`` while this replica holds the task's lease (``gate``)."""
     while True:
         try:
-            await job(*args)
+            if gate(task):
+                await job(*args)
         except Exception:
             log.exception("workspace background job %s failed", getattr(job, "__name__", job))
         await asyncio.sleep(seconds)
 
 
 @contextlib.asynccontextmanager
-async def running(db: Database, settings: Settings) -> AsyncIterator[None]:
-    """Run the reconciler (first pass immediately) and the idle stopper while the server runs."""
+async def running(db: Database, settings: Settings, gate: Gate = _always) -> AsyncIterator[None]:
+    """Run the reconciler (first pass immediately) and the idle stopper while the server runs;
+    with several replicas, only where ``gate`` says this replica holds the task's lease."""
+    interval = settings.workspaces
     tasks = [
         asyncio.create_task(
-            _every(settings.workspaces.reconcile_interval_seconds, reconcile.reconcile, db, settings)
+            _every(
+                interval.reconcile_interval_seconds,
+                "workspaces.reconcile",
+                gate,
+                reconcile.reconcile,
+                db,
+                settings,
+            )
         ),
         asyncio.create_task(
-            _every(settings.workspaces.idle_check_interval_seconds, idle.check, db, settings)
+            _every(interval.idle_check_interval_seconds, "workspaces.idle", gate, idle.check, db, settings)
         ),
     ]
     try:

@@ -63,6 +63,8 @@ class WorkspaceSpec:
     env: dict[str, str] = field(default_factory=dict)  # DATALIBRARY_* for the SDK
     # Distinguishes installations sharing a host (cgroup names, ...).
     installation: str = "default"
+    # Backend settings (e.g. slurm_conf, slurm_partition), strings only.
+    backend: dict[str, str] = field(default_factory=dict)
 
     @property
     def socket_path(self) -> Path:
@@ -117,8 +119,11 @@ class Pausable(Protocol):
 BACKENDS = {
     "sandbox": "datalibrary.workspaces.sandbox:SandboxProvisioner",
     "process": "datalibrary.workspaces.process:ProcessProvisioner",
+    "slurm": "datalibrary.workspaces.slurm:SlurmProvisioner",
 }
-PLANNED = {"kubernetes": "the Kubernetes provisioner is not available yet; use 'sandbox' or 'process'"}
+PLANNED = {
+    "kubernetes": "the Kubernetes provisioner is not available yet; use 'sandbox', 'process' or 'slurm'"
+}
 
 
 def provisioner_class(name: str) -> type[Provisioner]:

@@ -292,6 +292,7 @@ def build_provisioner(settings: Settings, workspace: Workspace, token: str | Non
         jupyter_token=paths.jupyter_token(settings, workspace),
         env=env,
         installation=paths.installation_id(settings),
+        backend=settings.workspaces.backend_options(),
     )
     provisioner = provisioner_class(workspace.provisioner)(spec)
     provisioner.load_state(dict(workspace.provisioner_state or {}))
@@ -390,6 +391,7 @@ def _finish(
         if final in ("stopped", "terminated", "failed"):
             _revoke_token(session, workspace)
         _transition(session, workspace, final, reason)
+        _align_usage(session, workspace, provisioner, final)
         audit_service.record(
             session,
             actor="system:workspaces",
@@ -398,6 +400,29 @@ def _finish(
             outcome="failure" if final == "failed" else "success",
         )
         return final
+
+
+def _align_usage(session: Session, workspace: Workspace, provisioner: Provisioner, final: str) -> None:
+    """Backends that know when the work really ran (a batch job's StartTime/EndTime) move the
+    boundary between the transitional interval and the new one to that time."""
+    times = getattr(provisioner, "run_times", None)
+    if times is None or final not in ("running", "stopped"):
+        return
+    started, ended = times()
+    at = started if final == "running" else ended
+    if at is None:
+        return
+    at = at.replace(microsecond=0)
+    rows = session.scalars(
+        select(WorkspaceUsage)
+        .where(WorkspaceUsage.workspace_id == workspace.id)
+        .order_by(WorkspaceUsage.id.desc())
+        .limit(2)
+    ).all()
+    session.flush()
+    if len(rows) == 2 and rows[0].state == final and rows[0].ended_at is None and rows[1].started_at <= at:
+        rows[1].ended_at = at
+        rows[0].started_at = at
 
 
 def _remove_home(settings: Settings, workspace: Workspace) -> None:

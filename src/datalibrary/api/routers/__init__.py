@@ -4,6 +4,7 @@ from datalibrary.api.routers import (
     access,
     audit,
     auth,
+    backups,
     costs,
     datasets,
     health,
@@ -35,4 +36,5 @@ API_ROUTERS = [
     lineage.router,
     lineage.exports_router,
     costs.router,
+    backups.router,
 ]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from datalibrary import __version__
-from datalibrary.api.deps import CurrentPrincipal, Requires, SettingsDep
+from datalibrary.api.deps import CurrentPrincipal, DatabaseDep, Requires, SettingsDep
 from datalibrary.auth.permissions import Permission
+from datalibrary.db import leases
 
 router = APIRouter(tags=["system"])
 
@@ -53,3 +54,31 @@ def me(principal: CurrentPrincipal) -> Me:
 )
 def config(settings: SettingsDep) -> dict[str, Any]:
     return settings.redacted()
+
+
+class TaskLeaseOut(BaseModel):
+    task: str
+    holder: str
+    acquired_at: str
+    expires_at: str
+    live: bool
+
+
+class Replicas(BaseModel):
+    this_replica: str | None
+    lease_seconds: float
+    leases: list[TaskLeaseOut]
+
+
+@router.get(
+    "/replicas",
+    summary="Background tasks and the replica that runs each (task leases)",
+    dependencies=[Requires(Permission.CONFIG_READ)],
+)
+def replicas(request: Request, settings: SettingsDep, db: DatabaseDep) -> Replicas:
+    keeper = getattr(request.app.state, "leases", None)
+    return Replicas(
+        this_replica=keeper.holder if keeper else None,
+        lease_seconds=settings.ha.lease_seconds,
+        leases=[TaskLeaseOut(**row) for row in leases.holders(db)],  # type: ignore[arg-type]
+    )
