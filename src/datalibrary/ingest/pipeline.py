@@ -83,7 +83,7 @@ def _reason_for(exc: InvalidInput) -> Quarantine:
     code = exc.extra.get("code") or (
         "policy-uncovered-columns" if exc.extra.get("columns") else "invalid-input"
     )
-    where = {key: exc.extra[key] for key in ("columns", "evidence") if key in exc.extra}
+    where = {key: exc.extra[key] for key in ("columns", "evidence", "row", "column") if key in exc.extra}
     return Quarantine(code, exc.detail, **where)
 
 

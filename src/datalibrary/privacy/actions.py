@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from datalibrary.privacy.isodates import DateValueError, shift_iso_strings
 from datalibrary.privacy.keys import StudyKey
 from datalibrary.privacy.policy import PolicyContext, PolicyError, register_action
 
@@ -212,8 +213,6 @@ class Surrogate(_Base):
 
 # date shifting -------------------------------------------------------------------------------
 
-_PARTIAL_FILL = {4: "-07-01", 7: "-15"}
-
 
 def subject_offsets(
     key: StudyKey,
@@ -253,40 +252,6 @@ def subject_offsets(
     return pc.fill_null(per_subject.take(encoded.indices), study)
 
 
-def shift_iso_strings(text: pa.Array, offsets: pa.Array) -> pa.Array:
-    """Shift ISO 8601 dates by whole days, keeping their precision and any time part.
-
-    ``2014`` and ``2014-03`` are shifted through a mid-point (July 1st, the 15th) and cut
-    back to their precision; unparseable non-empty values become null (fail closed)."""
-    text = _strings(text)
-    length = pc.utf8_length(text)
-    is_year = pc.and_(pc.equal(length, 4), pc.match_substring_regex(text, r"^\d{4}$"))
-    is_month = pc.and_(pc.equal(length, 7), pc.match_substring_regex(text, r"^\d{4}-\d{2}$"))
-    base = pc.if_else(
-        is_year,
-        pc.binary_join_element_wise(text, _PARTIAL_FILL[4], ""),
-        pc.if_else(
-            is_month,
-            pc.binary_join_element_wise(text, _PARTIAL_FILL[7], ""),
-            pc.utf8_slice_codeunits(text, 0, 10),
-        ),
-    )
-    parsed = pc.strptime(base, format="%Y-%m-%d", unit="s", error_is_null=True)
-    days = pc.divide(parsed.cast(pa.int64()), 86400)
-    shifted_days = pc.add(days, offsets.cast(pa.int64()))
-    shifted = pc.multiply(shifted_days, 86400).cast(pa.timestamp("s"))
-    formatted = pc.strftime(shifted, format="%Y-%m-%d")
-    rest = pc.utf8_slice_codeunits(text, 10, 1 << 20)
-    full = pc.binary_join_element_wise(formatted, rest, "")
-    out = pc.if_else(
-        is_year,
-        pc.utf8_slice_codeunits(formatted, 0, 4),
-        pc.if_else(is_month, pc.utf8_slice_codeunits(formatted, 0, 7), full),
-    )
-    blank = pc.equal(pc.utf8_trim_whitespace(text), "")
-    return pc.if_else(blank, text, out)
-
-
 _PAIR = 8192  # > 2 * the largest offset (3650) + 1
 
 
@@ -302,7 +267,12 @@ def _shift_distinct_pairs(column: pa.Array, offsets: pa.Array) -> pa.Array:
     pairs = pc.dictionary_encode(key)
     date_index = pc.divide(pairs.dictionary, _PAIR)
     pair_offsets = pc.subtract(pc.subtract(pairs.dictionary, pc.multiply(date_index, _PAIR)), _PAIR // 2)
-    shifted = shift_iso_strings(dates.dictionary.take(date_index), pair_offsets)
+    try:
+        shifted = shift_iso_strings(dates.dictionary.take(date_index), pair_offsets)
+    except DateValueError as exc:  # name the first row holding that (value, offset) pair
+        first = pc.index(pairs.indices, exc.extra["batch_row"]).as_py()
+        exc.extra["batch_row"] = first
+        raise
     return shifted.take(pairs.indices)
 
 
@@ -633,18 +603,50 @@ class Suppress(_Base):
 
 # free text -------------------------------------------------------------------------------------
 
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)"
+_MONTH_NAME = (
+    r"(?:january|february|march|april|may|june|july|august|september|october|november|december"
+    r"|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)"
+)
+_STREET = (
+    r"(?:street|st|avenue|ave|road|rd|lane|ln|drive|dr|boulevard|blvd|court|ct|way|place|pl|terrace"
+    r"|circle|cir|parkway|pkwy|highway|hwy|square|sq|trail|trl|fork|park|alley|crescent|close)"
+)
+# Order matters: earlier placeholders are not matched again by later patterns.
 SCRUB_PATTERNS: list[tuple[str, str]] = [
     ("URL", r"(?i)\b(?:https?://|www\.)[^\s<>\"]+"),
     ("EMAIL", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
     ("IP", r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}\b"),
-    ("SSN", r"\b\d{3}-\d{2}-\d{4}\b"),
+    ("SSN", r"\b\d{3}[- .]\d{2}[- .]\d{4}\b"),
     (
         "DATE",
-        r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?\b|\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b"
-        r"|\b\d{1,2} (?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* \d{4}\b",
+        # ISO (full, partial to the month, intervals), 2014/03/12, 03/12/2014, 12.03.14
+        r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?\b|\b\d{4}-\d{2}\b"
+        r"|\b\d{4}[/.]\d{1,2}[/.]\d{1,2}\b|\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b"
+        # 12MAR1950, 12-MAR-1950, 12 March 2014, MAR1950, March 12, 2014, Mar 12th 2014
+        rf"|(?i:\b\d{{1,2}}[ -]?{_MONTH}[a-z]*\.?[ -]?\d{{2,4}}\b)"
+        rf"|(?i:\b{_MONTH}[a-z]*\.?[ -]?\d{{4}}\b)"
+        rf"|(?i:\b{_MONTH_NAME}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{2,4}}\b)"
+        rf"|(?i:\b\d{{1,2}}(?:st|nd|rd|th)? (?:of )?{_MONTH_NAME}\b)",
     ),
-    ("PHONE", r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\b\d{3})[ .-]?\d{3}[ .-]\d{4}\b"),
+    (
+        "PHONE",
+        r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\) ?|\b\d{3}[ .-]?)\d{3}[ .-]\d{4}\b|\b\d{3}-\d{4}\b",
+    ),
     ("MRN", r"(?i)\b(?:MRN|MR#|medical record(?: number)?)[:#\s]*[A-Z0-9-]{4,}|\b[A-Z]{1,3}\d{6,10}\b"),
+    # numbers long enough to be an SSN, a phone or an account without separators
+    ("ID", r"\+?\b\d{7,}\b"),
+    (
+        "ADDRESS",
+        rf"(?i)\b\d{{1,6}}[A-Z]? (?:[A-Z0-9.'-]+ ){{0,3}}{_STREET}\b\.?"
+        r"|(?i)\b(?:p\.? ?o\.? box|apt\.?|apartment|suite) ?#? ?\d+[A-Z]?\b",
+    ),
+    # a title followed by one to three capitalized words: Dr. John Smith, MRS SMITH
+    (
+        "NAME",
+        r"(?:\b(?i:dr|mrs|ms|miss|prof|doctor|nurse|sister)\.?|\bM(?i:r)\.) ?"
+        r"(?:[A-Z][A-Za-z'-]+(?:,? [A-Z](?:\.|\b))?)(?: [A-Z][A-Za-z'-]+){0,2}",
+    ),
 ]
 _RE2_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}])")
 

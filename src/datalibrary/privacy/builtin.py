@@ -111,7 +111,7 @@ SDTM_SUFFIXES = [
 
 SDTM = f"""\
 name: sdtm
-version: 1
+version: 2
 description: >-
   CDISC SDTM domains (PhUSE de-identification): subjects pseudonymized with the study key,
   every --DTC shifted by one secret offset per subject (precision kept, --DY unchanged),
@@ -163,12 +163,12 @@ columns:
   TVENRL: keep
   SEUPDES: keep
   IDVAR: keep
-  IDVARVAL: keep
+  IDVARVAL: {{action: by_variable, key: IDVAR}}
   RELTYPE: keep
-  RELID: keep
+  RELID: pseudonymize
   QNAM: keep
-  QLABEL: keep
-  QVAL: scrub_text
+  QLABEL: scrub_text
+  QVAL: {{action: by_variable, key: QNAM}}
   QORIG: keep
   QEVAL: keep
   "*DTC": date_shift

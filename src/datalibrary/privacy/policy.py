@@ -251,6 +251,7 @@ class PolicyStep:
         self._plan: list[tuple[str, Any, pa.Field, list[pa.Field]]] = []
         self.schema: pa.Schema | None = None
         self.classes: RiskCounter | None = None
+        self.rows_applied = 0
 
     def plan(self, first_batch: pa.RecordBatch) -> pa.Schema:
         """Resolve every column's action; refuse (naming the columns) when any is uncovered."""
@@ -304,13 +305,22 @@ class PolicyStep:
         arrays: list[pa.Array] = []
         for name, action, input_field, outputs in self._plan:
             column = _column(batch, name)
-            if hasattr(action, "transform"):
-                produced = action.transform(column, input_field, batch)
-            else:
-                produced = [action.apply(column, input_field)]
+            try:
+                if hasattr(action, "transform"):
+                    produced = action.transform(column, input_field, batch)
+                else:
+                    produced = [action.apply(column, input_field)]
+            except InvalidInput as exc:  # name the value's position in the file (never the value)
+                if "batch_row" in exc.extra:
+                    row = self.rows_applied + int(exc.extra.pop("batch_row")) + 1
+                    exc.extra.update(row=row, column=name)
+                    exc.detail = f"column {name!r}, row {row}: {exc.detail}"
+                    exc.args = (exc.detail,)
+                raise
             for array, out_field in zip(produced, outputs, strict=True):
                 arrays.append(array if array.type == out_field.type else array.cast(out_field.type))
         out = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        self.rows_applied += batch.num_rows
         if self.classes is not None:
             self.classes.add(out)
         return out
@@ -364,5 +374,6 @@ def uncovered_error(policy: Policy, batch: pa.RecordBatch, uncovered: list[str])
 
 
 from datalibrary.privacy import actions as _actions  # noqa: E402,F401  (registers the actions)
+from datalibrary.privacy import pervariable as _pervariable  # noqa: E402,F401
 from datalibrary.privacy.detect import scan_column  # noqa: E402
 from datalibrary.privacy.risk import RiskCounter, RiskReport  # noqa: E402

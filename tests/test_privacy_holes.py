@@ -1,0 +1,219 @@
+"""Attack tests of #21 (anonymization holes) and #14 (free text): each one failed before its fix.
+
+Date shifting over the whole ISO 8601 grammar SDTM allows (an interval half left unshifted
+reveals the subject's offset), SUPPQUAL/RELREC handled per QNAM/IDVAR, other notations of
+identifiers in free text. Generated files only: no shared data needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyreadstat
+import pytest
+
+from datalibrary.ingest.models import IngestJob
+from datalibrary.privacy.actions import SCRUB_PATTERNS
+from datalibrary.privacy.isodates import DateValueError, shift_iso_strings, shift_value
+from tests.helpers import Platform
+from tests.lake_helpers import ingest, read_table
+
+# date grammar ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2014-01-03/2014-01-09", "2014-01-13/2014-01-19"),
+        ("2014-01-03T08:00/2014-01-09T09:30", "2014-01-13T08:00/2014-01-19T09:30"),
+        ("2014-01-03/P6D", "2014-01-13/P6D"),
+        ("P6D/2014-01-09", "P6D/2014-01-19"),
+        ("P3D", "P3D"),
+        ("PT2H30M", "PT2H30M"),
+        ("2014", "2014"),
+        ("2014-03", "2014-03"),
+        ("2014-03-05T10:30:15.5+01:00", "2014-03-15T10:30:15.5+01:00"),
+        ("2014---15", "2014"),
+        ("2014-03-15T-:30", "2014-03-25"),
+        ("2014-12-28", "2015-01-07"),
+    ],
+)
+def test_every_date_component_is_shifted(value: str, expected: str) -> None:
+    assert shift_value(value, 10) == expected
+    assert shift_iso_strings(pa.array([value]), pa.array([10], pa.int32())).to_pylist() == [expected]
+
+
+def test_interval_halves_keep_the_subjects_offset_secret() -> None:
+    """Both halves move by the same offset: their difference is the real interval, nothing more."""
+    dates = pa.array(["2014-01-03/2014-01-09", "2014-01-03", "2014-01-09"])
+    out = shift_iso_strings(dates, pa.array([-123] * 3, pa.int32())).to_pylist()
+    start, end = out[0].split("/")
+    assert start == out[1] and end == out[2]
+    assert "2014-01-03" not in out[0] and "2014-01-09" not in out[0]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "2014-01-03 extra text",
+        "12MAR1950",
+        "March 12, 2014",
+        "2014/03/12",
+        "2014-02-30",
+        "2014-13",
+        "P1D/P2D",
+        "2014-01-03/",
+        "UNKNOWN",
+    ],
+)
+def test_a_value_that_is_not_a_date_is_refused_with_its_position(bad: str) -> None:
+    with pytest.raises(DateValueError) as caught:
+        shift_iso_strings(pa.array(["2014-01-01", None, bad]), pa.array([5, 5, 5], pa.int32()))
+    assert caught.value.extra["batch_row"] == 2
+    assert bad not in caught.value.detail
+
+
+def _xpt(path: Path, frame: pd.DataFrame, name: str) -> Path:
+    pyreadstat.write_xport(frame, str(path), table_name=name)
+    return path
+
+
+def test_unparseable_date_quarantines_the_file_naming_row_and_column(
+    platform: Platform, tmp_path: Path
+) -> None:
+    frame = pd.DataFrame(
+        {
+            "STUDYID": ["S"] * 3,
+            "DOMAIN": ["AE"] * 3,
+            "USUBJID": ["S-1", "S-2", "S-3"],
+            "AESEQ": [1.0, 1.0, 1.0],
+            "AETERM": ["HEADACHE", "NAUSEA", "RASH"],
+            "AESTDTC": ["2014-01-03/2014-01-09", "2014-01-05", "12MAR1950 per patient"],
+        }
+    )
+    job_id, state = ingest(platform, _xpt(tmp_path / "ae.xpt", frame, "AE"), "study.ae", policy="sdtm")
+    assert state == "quarantined"
+    with platform.db.session() as session:
+        reason = session.get(IngestJob, job_id).reason
+    assert reason["code"] == "invalid-date"
+    assert reason["row"] == 3 and reason["column"] == "AESTDTC"
+    assert "12MAR1950" not in str(reason)
+
+
+# SUPPQUAL / RELREC -------------------------------------------------------------------------
+
+
+NAME_FORMS = ["Dr. John Smith", "SMITH, JOHN"]
+
+
+@pytest.fixture
+def study(platform: Platform, tmp_path: Path) -> Platform:
+    dm = pd.DataFrame(
+        {
+            "STUDYID": ["S"] * 2,
+            "DOMAIN": ["DM"] * 2,
+            "USUBJID": ["S-701-1015", "S-701-1023"],
+            "SUBJID": ["1015", "1023"],
+            "RFSTDTC": ["2014-01-02", "2013-08-05"],
+            "AGE": [63.0, 64.0],
+            "SEX": ["F", "M"],
+        }
+    )
+    supp = pd.DataFrame(
+        {
+            "STUDYID": ["S"] * 7,
+            "RDOMAIN": ["DM", "DM", "DM", "DM", "AE", "DM", "DM"],
+            "USUBJID": ["S-701-1015"] * 5 + ["S-701-1023"] * 2,
+            "IDVAR": ["", "", "", "", "USUBJID", "", "AESEQ"],
+            "IDVARVAL": ["", "", "", "", "S-701-1015", "", "3"],
+            "QNAM": ["INVNAM", "RFSTDTC", "COMMENT", "CONTACT", "AESOSP", "INVNAM", "RACEOTH"],
+            "QLABEL": ["Investigator Name", "Start", "Comment", "Contact", "Other", "Investigator", "Race"],
+            "QVAL": [
+                NAME_FORMS[0],
+                "2014-01-02",
+                "born 12MAR1950, seen March 12, 2014 and 2014/03/12",
+                "SSN 987654329 phone 6175550199 at 4242 Quackenbush Lane",
+                "FALL AT HOME",
+                NAME_FORMS[1],
+                "MIXED",
+            ],
+            "QORIG": ["CRF"] * 7,
+            "QEVAL": [""] * 7,
+        }
+    )
+    relrec = pd.DataFrame(
+        {
+            "STUDYID": ["S"] * 2,
+            "RDOMAIN": ["AE", "CM"],
+            "USUBJID": ["S-701-1015", "S-701-1015"],
+            "IDVAR": ["AESEQ", "CMSEQ"],
+            "IDVARVAL": ["1", "2"],
+            "RELTYPE": ["", ""],
+            "RELID": ["S-701-1015", "S-701-1015"],
+        }
+    )
+    for name, frame in [("dm", dm), ("suppdm", supp), ("relrec", relrec)]:
+        _, state = ingest(
+            platform, _xpt(tmp_path / f"{name}.xpt", frame, name.upper()), f"s.{name}", policy="sdtm"
+        )
+        assert state == "succeeded", name
+    return platform
+
+
+def test_suppqual_values_get_the_action_of_their_qnam(study: Platform) -> None:
+    supp = read_table(study, "s.suppdm").to_pylist()
+    dm = read_table(study, "s.dm").to_pylist()
+    by_qnam = {(r["QNAM"], r["USUBJID"]): r for r in supp}
+    token = dm[0]["USUBJID"]
+    # names dropped, whatever their form
+    assert by_qnam[("INVNAM", token)]["QVAL"] is None
+    assert by_qnam[("INVNAM", dm[1]["USUBJID"])]["QVAL"] is None
+    # a date shifted with the subject's own offset (the same as in DM)
+    assert by_qnam[("RFSTDTC", token)]["QVAL"] == dm[0]["RFSTDTC"] != "2014-01-02"
+    # free text scrubbed of other date notations, numbers without separators, addresses
+    comment = by_qnam[("COMMENT", token)]["QVAL"]
+    contact = by_qnam[("CONTACT", token)]["QVAL"]
+    for leaked in ["12MAR1950", "March 12", "2014/03/12", "987654329", "6175550199", "Quackenbush"]:
+        assert leaked not in comment + contact
+    # IDVARVAL per IDVAR: a USUBJID gets the parent's pseudonym, a sequence number stays
+    ae_row = by_qnam[("AESOSP", token)]
+    assert ae_row["IDVARVAL"] == token
+    assert by_qnam[("RACEOTH", dm[1]["USUBJID"])]["IDVARVAL"] == "3"
+    assert ae_row["QVAL"] == "FALL AT HOME"
+
+
+def test_relrec_relid_holds_no_subject_identifier(study: Platform) -> None:
+    relrec = read_table(study, "s.relrec")
+    dm = read_table(study, "s.dm")
+    assert "S-701-1015" not in relrec.column("RELID").to_pylist()
+    assert set(relrec.column("RELID").to_pylist()) <= set(dm.column("USUBJID").to_pylist())
+
+
+# free text: other notations ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "leaked"),
+    [
+        ("born 12MAR1950", "12MAR1950"),
+        ("born 12-MAR-1950", "MAR-1950"),
+        ("seen March 12, 2014", "March 12"),
+        ("seen on 2014/03/12", "2014/03/12"),
+        ("SSN 987654329", "987654329"),
+        ("SSN 987 65 4329", "987 65 4329"),
+        ("call 6175550199", "6175550199"),
+        ("call +1 617 555 0199", "555 0199"),
+        ("lives at 4242 Quackenbush Lane", "Quackenbush"),
+        ("PO Box 1234", "1234"),
+        ("seen by Dr. John Smith", "Smith"),
+        ("seen by DR SMITH", "SMITH"),
+    ],
+)
+def test_scrub_patterns_cover_other_notations(text: str, leaked: str) -> None:
+    array = pa.array([text])
+    for label, pattern in SCRUB_PATTERNS:
+        array = pc.replace_substring_regex(array, pattern, f"[{label}]")
+    assert leaked not in array.to_pylist()[0]
