@@ -217,3 +217,129 @@ def test_scrub_patterns_cover_other_notations(text: str, leaked: str) -> None:
     for label, pattern in SCRUB_PATTERNS:
         array = pc.replace_substring_regex(array, pattern, f"[{label}]")
     assert leaked not in array.to_pylist()[0]
+
+
+# names in free text, whatever the delivery order; names in labels and file names ------------
+
+FIRST, LAST, LABEL_SSN = "Zebulon", "Quackenbush", "987-65-4329"
+RESTRICTED_TABLES = {"ingest_jobs", "audit_events", "lineage_events", "lineage_edges", "lineage_outbox"}
+
+
+def _study_files(tmp_path: Path) -> dict[str, Path]:
+    dm = pd.DataFrame(
+        {
+            "STUDYID": ["S"] * 2,
+            "DOMAIN": ["DM"] * 2,
+            "USUBJID": ["S-1", "S-2"],
+            "INVNAM": [f"{LAST}, {FIRST}", "Jones, Ann"],
+            "AGE": [50.0, 60.0],
+            "SEX": ["F", "M"],
+        }
+    )
+    ae = pd.DataFrame(
+        {
+            "STUDYID": ["S"] * 2,
+            "DOMAIN": ["AE"] * 2,
+            "USUBJID": ["S-1", "S-2"],
+            "AESEQ": [1.0, 1.0],
+            "AETERM": [f"HEADACHE AFTER CALL FROM {FIRST.upper()} {LAST.upper()}", "NAUSEA"],
+            "AESTDTC": ["2014-01-03/2014-01-09", "2014-02-01"],
+        }
+    )
+    paths = {}
+    paths["dm"] = tmp_path / f"MRN1234567_{LAST.upper()}_{FIRST.upper()}_dm.xpt"
+    pyreadstat.write_xport(dm, str(paths["dm"]), table_name="DM")
+    paths["ae"] = tmp_path / "ae.xpt"
+    pyreadstat.write_xport(
+        ae,
+        str(paths["ae"]),
+        table_name="AE",
+        column_labels=["Study", "Domain", "Subject", "Seq", f"Term (SSN {LABEL_SSN})", "Start"],
+    )
+    return paths
+
+
+def _every_byte(platform: Platform) -> list[tuple[str, bytes]]:
+    import gzip
+    import json
+
+    import pyarrow.parquet as pq
+    from sqlalchemy import inspect, text
+
+    from datalibrary.lake.files import avro_payload
+
+    found = []
+    for path in sorted(p for p in Path(platform.settings.home).rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        found.append((str(path), data))
+        if path.suffix == ".parquet":
+            found.append(
+                (f"{path} values", json.dumps(pq.read_table(path).to_pylist(), default=str).encode())
+            )
+        elif path.suffix == ".avro":
+            found.append((f"{path} avro", avro_payload(data)))
+        elif path.name.endswith(".gz.metadata.json"):
+            found.append((f"{path} gunzip", gzip.decompress(data)))
+    with platform.db.engine.connect() as connection:
+        for table in inspect(connection).get_table_names():
+            if table in RESTRICTED_TABLES:
+                continue
+            rows = connection.execute(text(f'SELECT * FROM "{table}"')).fetchall()
+            found.append((f"db:{table}", "\n".join(map(repr, rows)).encode()))
+    return found
+
+
+@pytest.mark.parametrize("order", [("dm", "ae"), ("ae", "dm")])
+def test_a_name_from_one_domain_never_survives_in_free_text_of_another(
+    platform: Platform, tmp_path: Path, order: tuple[str, str]
+) -> None:
+    paths = _study_files(tmp_path)
+    for domain in order:
+        _, state = ingest(platform, paths[domain], f"study.{domain}", policy="sdtm")
+        assert state == "succeeded", domain
+    terms = read_table(platform, "study.ae").column("AETERM").to_pylist()
+    assert terms[0] == "HEADACHE AFTER CALL FROM [NAME] [NAME]"
+    assert terms[1] == "NAUSEA"
+    needles = {FIRST, LAST, "MRN1234567", LABEL_SSN}
+    needles |= {n.upper() for n in needles}
+    hits = [(where, n) for where, data in _every_byte(platform) for n in needles if n.encode() in data]
+    assert not hits, hits[:5]
+
+
+def test_column_actions_are_recorded_per_column(platform: Platform, tmp_path: Path) -> None:
+    from datalibrary.lake.catalog import open_lake, parse_table_name
+    from datalibrary.lake.tables import summary_of
+    from datalibrary.privacy.report import actions_from_summary
+
+    paths = _study_files(tmp_path)
+    ingest(platform, paths["dm"], "study.dm", policy="sdtm")
+    table = open_lake(platform.settings).load(parse_table_name("study.dm"))
+    actions = actions_from_summary(summary_of(table.current_snapshot()))
+    assert actions["INVNAM"] == "dropped" and actions["USUBJID"] == "pseudonymized"
+    assert actions["AGE"] == "generalized" and actions["SEX"] == "kept"
+
+
+def test_subject_column_is_declared_per_dataset_and_checked_on_every_delivery(
+    platform: Platform, tmp_path: Path
+) -> None:
+    from tests.lake_helpers import add_policy, write_csv
+
+    add_policy(
+        platform,
+        "name: visits\nversion: 1\nsubject: [PATIENT, Id]\ncolumns:\n"
+        "  're:^(Id|ID|PATIENT)$': pseudonymize\n  START: date_shift\n  CODE: keep\n",
+    )
+    first = write_csv(
+        tmp_path / "v1.csv", {"PATIENT": ["p1", "p2"], "START": ["2014-01-01"] * 2, "CODE": [1, 2]}
+    )
+    assert ingest(platform, first, "ehr.visits", policy="visits")[1] == "succeeded"
+    # the same data with the subject column spelled differently: refused, not study-wide shifted
+    second = write_csv(tmp_path / "v2.csv", {"ID": ["p1", "p2"], "START": ["2014-01-01"] * 2, "CODE": [1, 2]})
+    job_id, state = ingest(platform, second, "ehr.visits", policy="visits")
+    assert state == "quarantined"
+    with platform.db.session() as session:
+        reason = session.get(IngestJob, job_id).reason
+    assert reason["code"] == "subject-column-missing" and "PATIENT" in reason["message"]
+    # a first delivery with dates but no subject column at all is refused too
+    third = write_csv(tmp_path / "v3.csv", {"ID": ["p1"], "START": ["2014-01-01"], "CODE": [1]})
+    assert ingest(platform, third, "ehr.other", policy="visits")[1] == "quarantined"

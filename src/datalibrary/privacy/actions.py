@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from datalibrary.privacy.identifiers import scrub_known
 from datalibrary.privacy.isodates import DateValueError, shift_iso_strings
 from datalibrary.privacy.keys import StudyKey
 from datalibrary.privacy.policy import PolicyContext, PolicyError, register_action
@@ -310,7 +311,12 @@ class DateShift(_Base):
         super().__init__(params, context)
         self.key = study_key(context)
         policy = context.extra.get("policy")
-        wanted = _param_list(params.get("subject")) or (policy.subject if policy else [])
+        declared = context.extra.get("subject_column")
+        wanted = (
+            _param_list(params.get("subject"))
+            or ([declared] if declared else [])
+            or (policy.subject if policy else [])
+        )
         columns = context.extra.get("columns", [])
         self.subject = next((c for c in wanted if c in columns), None)
         self.min_days = int(params.get("min_days", 1))
@@ -674,6 +680,7 @@ class ScrubText(_Base):
         columns = context.extra.get("columns", [])
         self.name_columns = [c for c in _param_list(params.get("names_from")) if c in columns]
         self.names: set[str] = set()
+        self.dictionary = context.extra.get("identifier_dictionary")
 
     def output_field(self, field: pa.Field) -> pa.Field | None:
         return pa.field(field.name, STRING, nullable=True)
@@ -699,6 +706,9 @@ class ScrubText(_Base):
                 array = pc.replace_substring_regex(array, pattern, f"[{label}]")
             if names:
                 array = pc.replace_substring_regex(array, names, "[NAME]")
-            return array.to_pylist()
+            out = array.to_pylist()
+            if self.dictionary is not None:  # names seen in any identifying column of the study
+                out = scrub_known(out, self.dictionary.secret, self.dictionary.digests())
+            return out
 
         return [map_distinct(_strings(column), scrub, STRING)]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -252,17 +253,27 @@ class PolicyStep:
         self.schema: pa.Schema | None = None
         self.classes: RiskCounter | None = None
         self.rows_applied = 0
+        self.subject: str | None = None
+        self._observed = False
+        self._columns: list[str] = []
 
     def plan(self, first_batch: pa.RecordBatch) -> pa.Schema:
         """Resolve every column's action; refuse (naming the columns) when any is uncovered."""
         uncovered = [name for name in first_batch.schema.names if self.policy.rule_for(name) is None]
         if uncovered:
             raise uncovered_error(self.policy, first_batch, uncovered)
+        self.subject = self._subject(first_batch.schema.names)
+        self._columns = list(first_batch.schema.names)
         context = PolicyContext(
             self.context.namespace,
             self.context.table,
             self.context.job_id,
-            {**self.context.extra, "policy": self.policy, "columns": first_batch.schema.names},
+            {
+                **self.context.extra,
+                "policy": self.policy,
+                "columns": first_batch.schema.names,
+                "subject_column": self.subject,
+            },
         )
         self._plan = []
         fields: list[pa.Field] = []
@@ -288,12 +299,53 @@ class PolicyStep:
             self.classes = RiskCounter(self.policy.quasi_identifiers)
         return self.schema
 
+    def _subject(self, columns: list[str]) -> str | None:
+        """The dataset's declared subject column (checked), else the policy's first present.
+
+        A dataset whose subject column was declared (on its first delivery, or by its owner)
+        must carry it in every delivery: without it every row would get the study-wide date
+        offset and no subject list, so the file is refused."""
+        declared = self.context.extra.get("subject_column")
+        if declared:
+            if declared not in columns:
+                raise PolicyError(
+                    f"the dataset's subject column {declared!r} is not in this delivery (columns: "
+                    f"{', '.join(columns[:20])}): deliver it with that column, or change the "
+                    "dataset's subject column",
+                    code="subject-column-missing",
+                    column=declared,
+                )
+            return str(declared)
+        found = next((c for c in self.policy.subject if c in columns), None)
+        if found is None and self.policy.subject:
+            shifted = [c for c in columns if (r := self.policy.rule_for(c)) and r.action == "date_shift"]
+            if shifted:
+                raise PolicyError(
+                    f"no subject column ({' or '.join(self.policy.subject)}) in a file whose dates "
+                    f"{', '.join(shifted[:5])} are shifted per subject: declare the dataset's subject "
+                    "column, or deliver the file with it",
+                    code="subject-column-missing",
+                )
+        return found
+
+    def identifiers(self, batch: pa.RecordBatch) -> None:
+        """Feed the study-wide identifier dictionary with this batch's identifying values."""
+        dictionary = self.context.extra.get("identifier_dictionary")
+        if dictionary is None:
+            return
+        from datalibrary.privacy.identifiers import identifying_values
+
+        for values in identifying_values(self._plan, self.policy, batch, self.subject):
+            dictionary.collect(pc.unique(values.cast(pa.string())).to_pylist())
+
     @property
     def needs_prepass(self) -> bool:
         return any(hasattr(action, "observe") for _, action, _, _ in self._plan)
 
     def observe(self, batch: pa.RecordBatch) -> None:
         """First pass: let actions that need the whole file count what they need."""
+        self._observed = True
+        self.identifiers(batch)
         for name, action, input_field, _ in self._plan:
             if hasattr(action, "observe"):
                 action.observe(_column(batch, name), input_field, batch)
@@ -302,6 +354,8 @@ class PolicyStep:
         if self.schema is None:
             self.plan(batch)
         assert self.schema is not None
+        if not self._observed:
+            self.identifiers(batch)
         arrays: list[pa.Array] = []
         for name, action, input_field, outputs in self._plan:
             column = _column(batch, name)
@@ -326,8 +380,12 @@ class PolicyStep:
         return out
 
     def actions(self) -> dict[str, str]:
-        """Column -> action name, for reports."""
+        """Column -> action name, for reports (columns that are stored)."""
         return {name: action.name for name, action, _, _ in self._plan}
+
+    def all_actions(self) -> dict[str, str]:
+        """Every input column -> its rule's action, dropped columns included."""
+        return {name: rule.action for name in self._columns if (rule := self.policy.rule_for(name))}
 
     @property
     def key_id(self) -> str | None:
