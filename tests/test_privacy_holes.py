@@ -343,3 +343,23 @@ def test_subject_column_is_declared_per_dataset_and_checked_on_every_delivery(
     # a first delivery with dates but no subject column at all is refused too
     third = write_csv(tmp_path / "v3.csv", {"ID": ["p1"], "START": ["2014-01-01"], "CODE": [1]})
     assert ingest(platform, third, "ehr.other", policy="visits")[1] == "quarantined"
+
+
+def test_top_coded_age_keeps_no_field_that_implies_it() -> None:
+    from datalibrary.privacy.policy import PolicyContext, PolicyStep, parse_policy
+
+    policy = parse_policy(
+        "name: t\nversion: 1\ncolumns:\n"
+        "  AGE: {action: generalize, method: top_code, max: 89, to: 90}\n"
+        "  BRTHDTC: {action: generalize, method: year, age: AGE}\n"
+        "  AGEGR1: {action: generalize, method: age_group, age: AGE}\n"
+    )
+    batch = pa.RecordBatch.from_pydict(
+        {"AGE": [101.0, 64.0], "BRTHDTC": ["1912-05-01", "1950-02-03"], "AGEGR1": [">=100", "<65"]}
+    )
+    step = PolicyStep(policy, PolicyContext("s", "dm", "", {}))
+    step.plan(batch)
+    out = step.apply(batch).to_pydict()
+    assert out["AGE"] == [90.0, 64.0] and out["AGE_TOPCODED"] == [True, False]
+    assert out["BRTHDTC"] == [None, "1950"]
+    assert out["AGEGR1"] == [">89", "<65"]

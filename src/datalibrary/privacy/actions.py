@@ -426,7 +426,7 @@ for _name, _code in {
 }.items():
     CONTINENTS[_name] = CONTINENTS[_code]
 
-METHODS = ("top_code", "age_band", "year", "zip3", "continent", "band")
+METHODS = ("top_code", "age_band", "year", "zip3", "continent", "band", "age_group")
 
 
 def _numbers(column: pa.Array) -> pa.Array:
@@ -478,6 +478,13 @@ class Generalize(_Base):
         self.top = params.get("to", 90)
         self.flag = params.get("flag", True)
         self.width = params.get("width", 5)
+        # ``age: AGE``: rows whose age is top-coded get nothing that implies the real age
+        # (birth year -> null, age group -> the top code's label), consistently with AGE.
+        self.age_column = params.get("age")
+        self.age_max = float(params.get("age_max", 89))
+        columns = context.extra.get("columns")
+        if self.age_column is not None and columns is not None and self.age_column not in columns:
+            self.age_column = None
 
     def outputs(self, field: pa.Field) -> list[pa.Field]:
         name = field.name
@@ -498,7 +505,21 @@ class Generalize(_Base):
         return [pa.field(name, STRING, nullable=True)]
 
     def transform(self, column: pa.Array, field: pa.Field, batch: pa.RecordBatch) -> list[pa.Array]:
+        produced = self._transform(column, field, batch)
+        if self.age_column is None:
+            return produced
+        ages = _numbers(batch.column(batch.schema.get_field_index(self.age_column)))
+        over = pc.fill_null(pc.greater(ages, self.age_max), False)
+        first = produced[0]
+        if self.method == "age_group":
+            label = pa.scalar(f">{self.age_max:g}").cast(first.type)
+            return [pc.if_else(over, label, first), *produced[1:]]
+        return [pc.if_else(over, pa.nulls(len(first), first.type), first), *produced[1:]]
+
+    def _transform(self, column: pa.Array, field: pa.Field, batch: pa.RecordBatch) -> list[pa.Array]:
         method = self.method
+        if method == "age_group":  # the sponsor's grouping, kept unless the age is top-coded
+            return [_strings(column)]
         if method == "top_code":
             values = _numbers(column)
             over = pc.greater(values, self.max)

@@ -128,7 +128,7 @@ columns:
   SITEID: keep
   INVID: drop
   INVNAM: drop
-  BRTHDTC: {{action: generalize, method: year}}
+  BRTHDTC: {{action: generalize, method: year, age: AGE}}
   AGE: {{action: generalize, method: top_code, max: 89, to: 90}}
   AGEU: keep
   SEX: keep
