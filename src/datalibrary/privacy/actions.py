@@ -336,6 +336,12 @@ class DateShift(_Base):
         return self._batch_offsets[1]
 
     def transform(self, column: pa.Array, field: pa.Field, batch: pa.RecordBatch) -> list[pa.Array]:
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            # SAS numeric dates (ADaM *DT: days) and date-times (*DTM: seconds)
+            per_day = 86_400 if field.name.upper().endswith("DTM") else 1
+            delta = pc.multiply(self.offsets(batch).cast(pa.int64()), per_day)
+            return [pc.add(column, delta.cast(kind) if pa.types.is_floating(kind) else delta).cast(kind)]
         return [shift_column(column, self.offsets(batch))]
 
 

@@ -19,6 +19,7 @@ with ``register_action`` and receive the ``PolicyContext`` (study keys etc.).
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -147,20 +148,41 @@ class Policy(BaseModel):
         return value
 
     def rule_for(self, column: str) -> Rule | None:
-        for rule in self.rules:
-            if rule.kind == "exact" and rule.matches(column):
-                return rule
+        exact = self._exact()
+        if column in exact:
+            return exact[column]
         return next((rule for rule in self.rules if rule.kind != "exact" and rule.matches(column)), None)
+
+    def _exact(self) -> dict[str, Rule]:
+        index = self.__dict__.get("_exact_index")
+        if index is None:
+            index = {}
+            for rule in self.rules:
+                if rule.kind == "exact":
+                    index.setdefault(rule.match, rule)
+            self.__dict__["_exact_index"] = index
+        return index
 
     @property
     def label(self) -> str:
         return f"{self.name}@{self.version}"
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_policy(yaml_text: str) -> Policy:
-    """Parse and check a policy document; raises ``PolicyError`` saying what is wrong."""
+    """Parse and check a policy document; raises ``PolicyError`` saying what is wrong.
+
+    Parsed documents are cached by content (the built-in ``sdtm`` policy has thousands of
+    rules); each call returns its own copy."""
+    return _parse_cached(yaml_text).model_copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_cached(yaml_text: str) -> Policy:
     try:
-        data = yaml.safe_load(yaml_text)
+        data = yaml.load(yaml_text, Loader=_LOADER)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         raise PolicyError(f"the policy is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
