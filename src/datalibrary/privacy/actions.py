@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from datalibrary.privacy.identifiers import scrub_known
 from datalibrary.privacy.isodates import DateValueError, shift_iso_strings
 from datalibrary.privacy.keys import StudyKey
+from datalibrary.privacy.names import scrub_names
 from datalibrary.privacy.policy import PolicyContext, PolicyError, register_action
 
 STRING = pa.string()
@@ -677,7 +678,7 @@ SCRUB_PATTERNS: list[tuple[str, str]] = [
     # a title followed by one to three capitalized words: Dr. John Smith, MRS SMITH
     (
         "NAME",
-        r"(?:\b(?i:dr|mrs|ms|miss|prof|doctor|nurse|sister)\.?|\bM(?i:r)\.) ?"
+        r"(?:\b(?i:dr|mrs|ms|miss|prof|doctor|nurse|sister)(?:\. ?| )|\bM(?i:r)\. ?)"
         r"(?:[A-Z][A-Za-z'-]+(?:,? [A-Z](?:\.|\b))?)(?: [A-Z][A-Za-z'-]+){0,2}",
     ),
 ]
@@ -699,8 +700,10 @@ class ScrubText(_Base):
 
     @classmethod
     def check_params(cls, params: dict[str, Any]) -> str | None:
-        unknown = set(params) - {"names_from"}
-        return f"unknown parameter(s) {sorted(unknown)}" if unknown else None
+        unknown = set(params) - {"names_from", "recognizer"}
+        if unknown:
+            return f"unknown parameter(s) {sorted(unknown)}"
+        return None if isinstance(params.get("recognizer", True), bool) else "recognizer is true or false"
 
     def __init__(self, params: dict[str, Any], context: PolicyContext) -> None:
         super().__init__(params, context)
@@ -708,6 +711,7 @@ class ScrubText(_Base):
         self.name_columns = [c for c in _param_list(params.get("names_from")) if c in columns]
         self.names: set[str] = set()
         self.dictionary = context.extra.get("identifier_dictionary")
+        self.recognizer = bool(params.get("recognizer", True))
 
     def output_field(self, field: pa.Field) -> pa.Field | None:
         return pa.field(field.name, STRING, nullable=True)
@@ -736,6 +740,8 @@ class ScrubText(_Base):
             out = array.to_pylist()
             if self.dictionary is not None:  # names seen in any identifying column of the study
                 out = scrub_known(out, self.dictionary.secret, self.dictionary.digests())
+            if self.recognizer:  # names never seen in a column
+                out = scrub_names(out)
             return out
 
         return [map_distinct(_strings(column), scrub, STRING)]
