@@ -363,3 +363,20 @@ def test_top_coded_age_keeps_no_field_that_implies_it() -> None:
     assert out["AGE"] == [90.0, 64.0] and out["AGE_TOPCODED"] == [True, False]
     assert out["BRTHDTC"] == [None, "1950"]
     assert out["AGEGR1"] == [">89", "<65"]
+
+
+def test_dataset_page_shows_what_the_policy_did(platform: Platform, tmp_path: Path) -> None:
+    paths = _study_files(tmp_path)
+    ingest(platform, paths["dm"], "study.dm", policy="sdtm")
+    from tests.test_web import sign_in
+
+    client = sign_in(platform, "admin", platform.admin_password)
+    detail = platform.as_user("admin").get("/api/v1/datasets/study/dm").json()
+    actions = {c["name"]: c["policy_action"] for c in detail["columns"]}
+    assert actions["USUBJID"] == "pseudonymized" and actions["SEX"] == "kept"
+    assert actions["AGE"] == "generalized" and actions["AGE_TOPCODED"] == "generalized"
+    assert detail["dropped_columns"] == ["INVNAM"]
+    page = client.get("/catalog/study/dm").text
+    assert "pseudonymized" in page and "Dropped by the policy" in page
+    # the snapshot names the source file by a pseudonym, not its name
+    assert all(s["source_file"].startswith("file-") for s in detail["snapshots"])

@@ -34,6 +34,13 @@ CUES = frozenset(
     "FROM BY WITH CALLED NAMED NAME WIFE HUSBAND SON DAUGHTER MOTHER FATHER BROTHER SISTER FRIEND "  # noqa: SIM905
     "NEIGHBOR NEIGHBOUR PARTNER SPOUSE COUSIN UNCLE AUNT GRANDSON GRANDDAUGHTER".split()
 )
+# common words that are also names in the lexicon: never a name after a cue alone
+COMMON = frozenset(
+    "FROM TO THE AND FOR WITH AT ON IN BY OF AS IS IT BE WAS ARE HIS HER HIM SHE HE THEY THEM "  # noqa: SIM905
+    "THIS THAT THESE HOME WORK DAY DAYS WEEK NIGHT MORNING EVENING BED BACK LONG SHORT HIGH LOW "
+    "OFFICE CLINIC HOSPITAL DOCTOR NURSE PHONE CALL VISIT AGAIN ABOUT AFTER BEFORE OVER UNDER "
+    "URL EMAIL IP SSN DATE MRN ID ADDRESS NAME".split()
+)
 TOKEN = re.compile(r"[A-Za-z][A-Za-z'-]*|[^A-Za-z\s]+")
 PLACEHOLDER = "[NAME]"
 _lock = threading.Lock()
@@ -117,7 +124,13 @@ def find_names(text: str, first: frozenset[str], last: frozenset[str]) -> list[t
             continue
         nxt = words[i + 1] if i + 1 < len(words) else ""
         # CALL FROM SMITH: one lexicon word right after a cue
-        if words[i] in CUES and len(nxt) >= 3 and nxt in either and multiword(i + 1) is None:
+        if (
+            words[i] in CUES
+            and len(nxt) >= 3
+            and nxt in either
+            and nxt not in COMMON
+            and multiword(i + 1) is None
+        ):
             spans.append((tokens[i + 1][1], tokens[i + 1][2]))
             i += 2
             continue
