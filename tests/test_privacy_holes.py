@@ -380,3 +380,19 @@ def test_dataset_page_shows_what_the_policy_did(platform: Platform, tmp_path: Pa
     assert "pseudonymized" in page and "Dropped by the policy" in page
     # the snapshot names the source file by a pseudonym, not its name
     assert all(s["source_file"].startswith("file-") for s in detail["snapshots"])
+
+
+def test_table_names_come_from_the_declared_table_never_the_file_name(
+    platform: Platform, tmp_path: Path
+) -> None:
+    from datalibrary.errors import InvalidInput
+    from tests.lake_helpers import write_csv
+
+    paths = _study_files(tmp_path)  # dm.xpt is named MRN1234567_QUACKENBUSH_ZEBULON_dm.xpt
+    job_id, state = ingest(platform, paths["dm"], "study.*", policy="sdtm")
+    assert state == "succeeded"
+    with platform.db.session() as session:
+        assert session.get(IngestJob, job_id).table_name == "dm"
+    named = write_csv(tmp_path / "MRN1234567_SMITH_JOHN.csv", {"A": [1]})
+    with pytest.raises(InvalidInput, match="looks identifying"):
+        ingest(platform, named, "other.*", policy="sdtm")

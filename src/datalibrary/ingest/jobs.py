@@ -20,7 +20,7 @@ from datalibrary.config import Settings
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound
 from datalibrary.ingest import landing
-from datalibrary.ingest.fanout import ARCHIVES, WILDCARD, sniff, table_for_file
+from datalibrary.ingest.fanout import ARCHIVES, WILDCARD, declared_table, sniff
 from datalibrary.ingest.models import JOB_STATES, IngestJob
 from datalibrary.ingest.readers import READERS, reader_class
 from datalibrary.ingest.readers.define_xml import define_labels
@@ -85,7 +85,7 @@ def submit_file(
     if define is not None:
         options["define_labels"] = read_define(define)
     if name.name == WILDCARD and (format or sniff(source)) not in (*ARCHIVES, "fhir"):
-        name = TableName(name.namespace, table_for_file(display))
+        name = TableName(name.namespace, declared_table(source, display))
     job_id = new_job_id()
     raw, sha, size = landing.land(settings, job_id, source, display, move=move)
     job = IngestJob(

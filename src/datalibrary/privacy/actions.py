@@ -712,6 +712,7 @@ class ScrubText(_Base):
         self.names: set[str] = set()
         self.dictionary = context.extra.get("identifier_dictionary")
         self.recognizer = bool(params.get("recognizer", True))
+        self._cache: dict[str, str] = {}
 
     def output_field(self, field: pa.Field) -> pa.Field | None:
         return pa.field(field.name, STRING, nullable=True)
@@ -727,21 +728,33 @@ class ScrubText(_Base):
     def observe(self, column: pa.Array, field: pa.Field, batch: pa.RecordBatch) -> None:
         self._collect(batch)
 
+    def _patterns(self, values: list[str]) -> list[str]:
+        """Patterns and the names recognizer: they depend only on the value (cached)."""
+        todo = [v for v in values if v not in self._cache]
+        if todo:
+            array = pa.array(todo, type=STRING)
+            for label, pattern in SCRUB_PATTERNS:
+                array = pc.replace_substring_regex(array, pattern, f"[{label}]")
+            out = array.to_pylist()
+            if self.recognizer:  # names never seen in a column
+                out = scrub_names(out)
+            if len(self._cache) > 200_000:
+                self._cache.clear()
+            self._cache.update(zip(todo, out, strict=True))
+        return [self._cache[v] for v in values]
+
     def transform(self, column: pa.Array, field: pa.Field, batch: pa.RecordBatch) -> list[pa.Array]:
         self._collect(batch)
         names = _name_pattern(self.names)
 
         def scrub(values: list[str | None]) -> list[str | None]:
-            array = pa.array(values, type=STRING)
-            for label, pattern in SCRUB_PATTERNS:
-                array = pc.replace_substring_regex(array, pattern, f"[{label}]")
+            present = [v for v in values if v is not None]
+            cleaned = iter(self._patterns(present))
+            out: list[str | None] = [None if v is None else next(cleaned) for v in values]
             if names:
-                array = pc.replace_substring_regex(array, names, "[NAME]")
-            out = array.to_pylist()
+                out = pc.replace_substring_regex(pa.array(out, type=STRING), names, "[NAME]").to_pylist()
             if self.dictionary is not None:  # names seen in any identifying column of the study
                 out = scrub_known(out, self.dictionary.secret, self.dictionary.digests())
-            if self.recognizer:  # names never seen in a column
-                out = scrub_names(out)
             return out
 
         return [map_distinct(_strings(column), scrub, STRING)]

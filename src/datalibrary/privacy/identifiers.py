@@ -61,6 +61,7 @@ class IdentifierDictionary:
         self._known_loader = known
         self._known: set[str] | None = None
         self.collected: set[str] = set()
+        self._seen: set[str] = set()  # raw values already digested (memory only)
 
     @property
     def secret(self) -> bytes:
@@ -71,11 +72,19 @@ class IdentifierDictionary:
             self._known = set(self._known_loader()) if self._known_loader else set()
         return self._known
 
-    def collect(self, values: Iterable[str | None]) -> None:
+    def collect(self, values: Iterable[str | None], *, words: bool = True) -> None:
+        """Digest identifying values: their name-like words too (``words``), or only the
+        whole value (a subject identifier such as 01-701-1015)."""
+        fresh = [v for v in values if v and v not in self._seen]
+        if not fresh:
+            return
         secret = self.secret
-        for value in values:
-            if value:
+        for value in fresh:
+            self._seen.add(value)
+            if words:
                 self.collected.update(digest(secret, w) for w in words_of(str(value)))
+            elif WORD.fullmatch(whole := " ".join(str(value).split()).upper()) and len(whole) >= 4:
+                self.collected.add(digest(secret, whole))
 
     def digests(self) -> set[str]:
         return self.known() | self.collected
@@ -117,16 +126,19 @@ def identifying_values(
     policy: Any,
     batch: pa.RecordBatch,
     subject: str | None,
-) -> list[pa.Array]:
-    """The columns (or rows of a SUPPQUAL value column) whose values feed the dictionary."""
-    out: list[pa.Array] = []
+) -> list[tuple[pa.Array, bool]]:
+    """The columns (or rows of a SUPPQUAL value column) whose values feed the dictionary,
+    each with whether its words count (names, addresses) or only whole values (subject ids)."""
+    out: list[tuple[pa.Array, bool]] = []
     planned = {name for name, _, _, _ in plan}
     for field in batch.schema:
         rule = policy.rule_for(field.name)
         column = batch.column(batch.schema.get_field_index(field.name))
         is_text = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
-        if field.name == subject or (rule is not None and rule.action in IDENTIFYING_ACTIONS and is_text):
-            out.append(column)
+        if rule is not None and rule.action in IDENTIFYING_ACTIONS and is_text:
+            out.append((column, True))
+        elif field.name == subject:
+            out.append((column, False))
         elif rule is not None and rule.action == "by_variable" and field.name in planned:
             key = rule.params.get("key")
             if key not in batch.schema.names:
@@ -148,5 +160,5 @@ def identifying_values(
                     and any("free text" not in e for e in name_evidence(variable))
                 )
                 if dropped:
-                    out.append(column.filter(pc.equal(encoded.indices, index)))
+                    out.append((column.filter(pc.equal(encoded.indices, index)), True))
     return out

@@ -39,6 +39,16 @@ def scrub_label(step: PolicyStep, text: str) -> str:
     return str(out[0])
 
 
+def looks_identifying(text: str) -> bool:
+    """True when the scrubber would change ``text`` (patterns or the names recognizer)."""
+    from datalibrary.privacy.names import scrub_names
+
+    array = pa.array([text], type=pa.string())
+    for label, pattern in SCRUB_PATTERNS:
+        array = pc.replace_substring_regex(array, pattern, f"[{label}]")
+    return array.to_pylist()[0] != text or scrub_names([text])[0] != text
+
+
 def forget_profiles(session: Session, namespace: str, tables: list[str]) -> None:
     """Cached column profiles (min/max) of rewritten tables may quote a scrubbed name."""
     from datalibrary.lake.models import Dataset

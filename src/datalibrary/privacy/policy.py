@@ -357,12 +357,29 @@ class PolicyStep:
             return
         from datalibrary.privacy.identifiers import identifying_values
 
-        for values in identifying_values(self._plan, self.policy, batch, self.subject):
-            dictionary.collect(pc.unique(values.cast(pa.string())).to_pylist())
+        for values, words in identifying_values(self._plan, self.policy, batch, self.subject):
+            dictionary.collect(pc.unique(values.cast(pa.string())).to_pylist(), words=words)
 
     @property
     def needs_prepass(self) -> bool:
-        return any(hasattr(action, "observe") for _, action, _, _ in self._plan)
+        """A first pass over the file is needed when an action counts the whole file
+        (``suppress``, ``scrub_text`` with ``names_from``), or when free text must be scrubbed
+        of identifiers that other columns of the same file bring (a dropped name column, a
+        SUPPQUAL value whose variable is dropped). The subject column alone needs none: a
+        batch's subjects are collected before that batch is scrubbed."""
+        for _, action, _, _ in self._plan:
+            if not hasattr(action, "observe"):
+                continue
+            if action.name == "scrub_text" and not getattr(action, "name_columns", None):
+                continue
+            return True
+        actions = {name: action.name for name, action, _, _ in self._plan}
+        scrubs = any(a in ("scrub_text", "by_variable") for a in actions.values())
+        feeds = any(a == "by_variable" for a in actions.values()) or any(
+            (rule := self.policy.rule_for(name)) is not None and rule.action == "drop"
+            for name in self._columns
+        )
+        return scrubs and feeds
 
     def observe(self, batch: pa.RecordBatch) -> None:
         """First pass: let actions that need the whole file count what they need."""
