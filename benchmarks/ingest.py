@@ -11,6 +11,9 @@ catalog. Each measurement runs in its own subprocess so its peak RSS (``ru_maxrs
 
 ``pipeline+sdtm`` runs the file through the built-in ``sdtm`` policy (USUBJID pseudonymized,
 LBDTC shifted per subject); its ratio against the floor is the #5 target (>= 0.5x).
+``--text`` adds a free-text column (LBREASND, scrubbed: patterns, the study's identifier
+dictionary, the names recognizer) to the generated file, floor included (#14 target: >= 0.8x
+of the floor); ``benchmarks/scrub.py`` measures the scrubber alone (recall, rows/s).
 """
 
 from __future__ import annotations
@@ -141,6 +144,7 @@ def measure(case: str, path: Path, work: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=2000, help="size of the generated CSV")
+    parser.add_argument("--text", action="store_true", help="add a free-text column (LBREASND)")
     parser.add_argument("--floor-only", action="store_true", help="measure the floor and the reader only")
     parser.add_argument("--repeat", type=int, default=1, help="runs per case (the best is reported)")
     parser.add_argument("--cases", default=None, help="comma-separated subset of the cases")
@@ -157,7 +161,7 @@ def main() -> None:
         work = Path(tmp)
         csv_path = work / "lb.csv"
         started = time.perf_counter()
-        rows = write_lb_csv(csv_path, args.size_mb * 1_000_000)
+        rows = write_lb_csv(csv_path, args.size_mb * 1_000_000, text=args.text)
         size = csv_path.stat().st_size
         print(f"generated {size / 1e6:.0f} MB, {rows} rows in {time.perf_counter() - started:.1f} s")
         cases = ["floor", "reader", "reader+parquet"]

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from datalibrary.config import Settings
-from datalibrary.errors import Unavailable
+from datalibrary.errors import InvalidInput, Unavailable
 from datalibrary.privacy.actions import RESTRICTED_ZIP3
 from datalibrary.privacy.builtin import BUILTIN
 from datalibrary.privacy.detect import scan_column
@@ -106,12 +106,14 @@ def test_pseudonymize_runs_hmac_once_per_distinct_value(monkeypatch: pytest.Monk
 
 def test_date_shift_keeps_precision_time_and_intervals() -> None:
     text = policy("  USUBJID: keep\n  '*DTC': date_shift\n  '*DY': keep\n", "subject: USUBJID\n")
-    values = ["2014", "2014-03", "2014-03-05", "2014-03-05T10:00", "2014-03-09T10:00:30", "", None, "garbage"]
+    values = ["2014", "2014-03", "2014-03-05", "2014-03-05T10:00", "2014-03-09T10:00:30", "", None]
     out = run(text, {"USUBJID": ["S1"] * len(values), "AESTDTC": values, "AESTDY": list(range(len(values)))})
     shifted = out.column("AESTDTC").to_pylist()
     assert [len(v) if v is not None else None for v in shifted[:6]] == [4, 7, 10, 16, 19, 0]
     assert shifted[3].endswith("T10:00") and shifted[4].endswith("T10:00:30")
-    assert shifted[6] is None and shifted[7] is None, "unparseable dates are not kept"
+    assert shifted[6] is None
+    with pytest.raises(InvalidInput, match="row 2"):  # unparseable dates stop the file (#21)
+        run(text, {"USUBJID": ["S1", "S1"], "AESTDTC": ["2014", "garbage"], "AESTDY": [1, 2]})
     from datetime import date
 
     gap = date.fromisoformat(shifted[4][:10]) - date.fromisoformat(shifted[2][:10])

@@ -48,19 +48,38 @@ def generate_study(out_dir: Path, *, subjects: int = 50, seed: int = 0, study: s
 
 
 def write_lb_csv(
-    path: Path, target_bytes: int, *, seed: int = 0, study: str = "BENCH01", subjects_per_chunk: int = 2_000
+    path: Path,
+    target_bytes: int,
+    *,
+    seed: int = 0,
+    study: str = "BENCH01",
+    subjects_per_chunk: int = 2_000,
+    text: bool = False,
 ) -> int:
     """Stream LB-like rows into one CSV until it holds at least ``target_bytes``; returns rows.
 
-    Memory stays bounded: each chunk of subjects is generated, written and dropped.
+    Memory stays bounded: each chunk of subjects is generated, written and dropped. ``text``
+    adds ``LBREASND`` (free text, scrubbed by the ``sdtm`` policy): empty on most rows, a
+    reason on one in ten, some of which name a person or give a phone number.
     """
     rng = np.random.default_rng(seed)
     rows = 0
     first = 0
-    with pacsv.CSVWriter(path, sdtm.lb(rng, sdtm.make_subjects(rng, 1, study)).schema) as writer:
+
+    def chunk(people: sdtm.Subjects) -> pa.Table:
+        table = sdtm.lb(rng, people)
+        if text:
+            pick = rng.integers(0, len(sdtm.REASONS) * 10, table.num_rows)
+            reasons = pa.array(["", *sdtm.REASONS]).take(
+                pa.array(np.where(pick % 10 == 0, pick // 10 + 1, 0))
+            )
+            table = table.append_column("LBREASND", reasons)
+        return table
+
+    with pacsv.CSVWriter(path, chunk(sdtm.make_subjects(rng, 1, study)).schema) as writer:
         while Path(path).stat().st_size < target_bytes:
             people = sdtm.make_subjects(rng, subjects_per_chunk, study, first=first)
-            table = sdtm.lb(rng, people)
+            table = chunk(people)
             writer.write_table(table)
             rows += table.num_rows
             first += subjects_per_chunk

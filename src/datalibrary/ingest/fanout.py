@@ -53,6 +53,33 @@ def table_for_file(name: str) -> str:
     return stem if stem[0].isalpha() else f"t_{stem}"
 
 
+def declared_table(path: Path, display: str) -> str:
+    """The table a ``NS.*`` delivery goes to: the dataset name declared inside the file (XPT
+    member name, e.g. ``DM``), never the file name when the format declares one. Formats that
+    declare none (CSV, JSON, Parquet) use the file's stem only if it carries nothing that
+    looks identifying (``MRN1234567_SMITH_JOHN.csv`` is refused: give the table)."""
+    kind = sniff(path)
+    if kind in ("xpt", "sas7bdat"):
+        try:
+            from datalibrary.ingest.readers import open_reader
+
+            member = getattr(open_reader(path, format=kind, display_name=display), "table_name", None)
+        except (ReadError, OSError, ValueError):
+            member = None  # unreadable: the job's run quarantines it with the reason
+        if member:
+            return table_for_file(str(member))
+    stem = Path(display).name.split(".")[0]
+    from datalibrary.privacy.metadata import looks_identifying
+
+    if looks_identifying(stem.replace("_", " ").replace("-", " ")):
+        raise ReadError(
+            display,
+            "the file's name looks identifying and the file declares no table name: "
+            "deliver it to NAMESPACE.TABLE (a table name of your choice)",
+        )
+    return table_for_file(display)
+
+
 def table_for_resource(table: str, resource_type: str) -> str:
     """``Observation`` -> ``<table>_observation`` (or ``observation`` for ``NS.*``)."""
     snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", resource_type).lower()
@@ -114,7 +141,7 @@ def plan_members(parent: IngestJob, members: list[tuple[Path, str]]) -> list[tup
     for path, relative in members:
         kind = sniff(path)
         if parent.table_name == WILDCARD and kind != "fhir" and kind not in ARCHIVES:
-            table = table_for_file(relative)
+            table = declared_table(path, relative)
         else:
             table = parent.table_name
         planned.append((path, relative, table))

@@ -20,7 +20,7 @@ from datalibrary.config import Settings
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound
 from datalibrary.ingest import landing, manifest, quarantine
-from datalibrary.ingest.fanout import ARCHIVES, WILDCARD, sniff, table_for_file
+from datalibrary.ingest.fanout import ARCHIVES, WILDCARD, declared_table, sniff
 from datalibrary.ingest.models import FINAL_STATES, JOB_STATES, IngestJob
 from datalibrary.ingest.readers import READERS, reader_class
 from datalibrary.ingest.readers.define_xml import define_labels
@@ -90,7 +90,7 @@ def submit_file(
     if manifest_file is not None:
         options.update(_manifest_options(manifest_file, display, format or sniff(source)))
     if name.name == WILDCARD and (format or sniff(source)) not in (*ARCHIVES, "fhir"):
-        name = TableName(name.namespace, table_for_file(display))
+        name = TableName(name.namespace, declared_table(source, display))
     job_id = new_job_id()
     raw, sha, size = landing.land(settings, job_id, source, display, move=move)
     job = IngestJob(

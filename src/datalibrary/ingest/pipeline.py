@@ -52,9 +52,11 @@ from datalibrary.lake.tables import (
     summary_of,
 )
 from datalibrary.lineage import ingestion as trace
+from datalibrary.privacy.metadata import forget_profiles, scrub_label, source_pseudonym
 from datalibrary.privacy.policy import PolicyStep
 from datalibrary.privacy.report import privacy_properties
-from datalibrary.privacy.service import policy_context
+from datalibrary.privacy.rescrub import rescrub_namespace
+from datalibrary.privacy.service import policy_context, remember_digests
 from datalibrary.privacy.store import load_policy
 
 log = logging.getLogger(__name__)
@@ -115,7 +117,7 @@ def _reason_for(exc: InvalidInput) -> Quarantine:
     code = exc.extra.get("code") or (
         "policy-uncovered-columns" if exc.extra.get("columns") else "invalid-input"
     )
-    where = {key: exc.extra[key] for key in ("columns", "evidence") if key in exc.extra}
+    where = {key: exc.extra[key] for key in ("columns", "evidence", "row", "column") if key in exc.extra}
     return Quarantine(code, exc.detail, **where)
 
 
@@ -372,7 +374,9 @@ class JobRun:
                 "or use tier 'internal'",
                 risk=risk.as_dict(),
             )
-        labels = {k: v for k, v in _labels(reader, job, define).items() if k in target.names}
+        labels = {
+            k: scrub_label(step, v) for k, v in _labels(reader, job, define).items() if k in target.names
+        }
         self.progress(
             force=True,
             step="committing",
@@ -391,7 +395,7 @@ class JobRun:
                 remove=current_data_files if overwrite else None,
                 properties={
                     "job-id": job.id,
-                    "source-file": job.source_name,
+                    "source-file": source_pseudonym(step, job.source_name),
                     "source-sha256": job.sha256 or "",
                     "source-bytes": job.size_bytes,
                     "policy": policy.name,
@@ -418,9 +422,53 @@ class JobRun:
             if rows == 0 and not overwrite:
                 return self._succeeded(None, rows=0, labels=labels)
         faults.checkpoint("committed")
-        return self._succeeded(
+        state = self._succeeded(
             result.snapshot_id, rows=rows, labels=labels, bytes_written=writer.bytes_written
         )
+        self._rescrub(step)
+        return state
+
+    def _rescrub(self, step: PolicyStep) -> None:
+        """Remember this delivery's identifiers; scrub earlier tables of any that are new."""
+        dictionary = step.context.extra.get("identifier_dictionary")
+        if dictionary is None or not dictionary.collected:
+            return
+        try:
+            new = remember_digests(self.db, self.job.namespace, dictionary.collected)
+            rewritten = (
+                rescrub_namespace(
+                    self.lake,
+                    self.db,
+                    self.job.namespace,
+                    dictionary.secret,
+                    new,
+                    skip=self.job.table_name,
+                    actor=self.job.created_by,
+                )
+                if new
+                else []
+            )
+            if rewritten:
+                with self.db.session() as session:
+                    forget_profiles(session, self.job.namespace, rewritten)
+                    record(
+                        session,
+                        actor=self.job.created_by,
+                        action="privacy.rescrub",
+                        target=f"namespace:{self.job.namespace}",
+                        details={"job": self.job.id, "tables": rewritten, "new_identifiers": len(new)},
+                    )
+        except Exception:  # the delivery is committed; the steward must see the failure
+            log.exception("re-scrubbing namespace %s after job %s failed", self.job.namespace, self.job.id)
+            with self.db.session() as session:
+                record(
+                    session,
+                    actor=self.job.created_by,
+                    action="privacy.rescrub",
+                    target=f"namespace:{self.job.namespace}",
+                    outcome="failure",
+                    details={"job": self.job.id},
+                )
 
     def _detect(self) -> str:
         assert self.raw is not None

@@ -20,7 +20,7 @@ from datalibrary.lake.catalog import Lake, TableName, parse_table_name
 from datalibrary.lake.models import Dataset
 from datalibrary.lake.planning import plan_table
 from datalibrary.lake.tables import summary_of
-from datalibrary.privacy.report import risk_from_summary
+from datalibrary.privacy.report import actions_from_summary, risk_from_summary
 
 SENSITIVITY = ("public", "internal", "confidential", "restricted")
 EDITABLE = (
@@ -165,10 +165,21 @@ def show_dataset(
     iceberg = lake.load(name)
     entry = _summary(lake, name, dataset)
     labels = dataset.column_labels if dataset else {}
+    snapshot = iceberg.current_snapshot()
+    actions = actions_from_summary(summary_of(snapshot)) if snapshot else {}
     entry["columns"] = [
-        {"name": f.name, "type": str(f.field_type), "label": labels.get(f.name, ""), "required": f.required}
+        {
+            "name": f.name,
+            "type": str(f.field_type),
+            "label": labels.get(f.name, ""),
+            "required": f.required,
+            "policy_action": actions.get(f.name)
+            or (actions.get(f.name.removesuffix("_TOPCODED")) if f.name.endswith("_TOPCODED") else None),
+        }
         for f in iceberg.schema().fields
     ]
+    names = {f.name for f in iceberg.schema().fields}
+    entry["dropped_columns"] = sorted(c for c, a in actions.items() if a == "dropped" and c not in names)
     entry["snapshots"] = history(iceberg)
     current = iceberg.metadata.current_snapshot_id
     entry["risk"] = next(

@@ -17,7 +17,10 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from datalibrary.privacy.identifiers import scrub_known
+from datalibrary.privacy.isodates import DateValueError, shift_iso_strings
 from datalibrary.privacy.keys import StudyKey
+from datalibrary.privacy.names import scrub_names
 from datalibrary.privacy.policy import PolicyContext, PolicyError, register_action
 
 STRING = pa.string()
@@ -212,8 +215,6 @@ class Surrogate(_Base):
 
 # date shifting -------------------------------------------------------------------------------
 
-_PARTIAL_FILL = {4: "-07-01", 7: "-15"}
-
 
 def subject_offsets(
     key: StudyKey,
@@ -253,40 +254,6 @@ def subject_offsets(
     return pc.fill_null(per_subject.take(encoded.indices), study)
 
 
-def shift_iso_strings(text: pa.Array, offsets: pa.Array) -> pa.Array:
-    """Shift ISO 8601 dates by whole days, keeping their precision and any time part.
-
-    ``2014`` and ``2014-03`` are shifted through a mid-point (July 1st, the 15th) and cut
-    back to their precision; unparseable non-empty values become null (fail closed)."""
-    text = _strings(text)
-    length = pc.utf8_length(text)
-    is_year = pc.and_(pc.equal(length, 4), pc.match_substring_regex(text, r"^\d{4}$"))
-    is_month = pc.and_(pc.equal(length, 7), pc.match_substring_regex(text, r"^\d{4}-\d{2}$"))
-    base = pc.if_else(
-        is_year,
-        pc.binary_join_element_wise(text, _PARTIAL_FILL[4], ""),
-        pc.if_else(
-            is_month,
-            pc.binary_join_element_wise(text, _PARTIAL_FILL[7], ""),
-            pc.utf8_slice_codeunits(text, 0, 10),
-        ),
-    )
-    parsed = pc.strptime(base, format="%Y-%m-%d", unit="s", error_is_null=True)
-    days = pc.divide(parsed.cast(pa.int64()), 86400)
-    shifted_days = pc.add(days, offsets.cast(pa.int64()))
-    shifted = pc.multiply(shifted_days, 86400).cast(pa.timestamp("s"))
-    formatted = pc.strftime(shifted, format="%Y-%m-%d")
-    rest = pc.utf8_slice_codeunits(text, 10, 1 << 20)
-    full = pc.binary_join_element_wise(formatted, rest, "")
-    out = pc.if_else(
-        is_year,
-        pc.utf8_slice_codeunits(formatted, 0, 4),
-        pc.if_else(is_month, pc.utf8_slice_codeunits(formatted, 0, 7), full),
-    )
-    blank = pc.equal(pc.utf8_trim_whitespace(text), "")
-    return pc.if_else(blank, text, out)
-
-
 _PAIR = 8192  # > 2 * the largest offset (3650) + 1
 
 
@@ -302,7 +269,12 @@ def _shift_distinct_pairs(column: pa.Array, offsets: pa.Array) -> pa.Array:
     pairs = pc.dictionary_encode(key)
     date_index = pc.divide(pairs.dictionary, _PAIR)
     pair_offsets = pc.subtract(pc.subtract(pairs.dictionary, pc.multiply(date_index, _PAIR)), _PAIR // 2)
-    shifted = shift_iso_strings(dates.dictionary.take(date_index), pair_offsets)
+    try:
+        shifted = shift_iso_strings(dates.dictionary.take(date_index), pair_offsets)
+    except DateValueError as exc:  # name the first row holding that (value, offset) pair
+        first = pc.index(pairs.indices, exc.extra["batch_row"]).as_py()
+        exc.extra["batch_row"] = first
+        raise
     return shifted.take(pairs.indices)
 
 
@@ -340,7 +312,12 @@ class DateShift(_Base):
         super().__init__(params, context)
         self.key = study_key(context)
         policy = context.extra.get("policy")
-        wanted = _param_list(params.get("subject")) or (policy.subject if policy else [])
+        declared = context.extra.get("subject_column")
+        wanted = (
+            _param_list(params.get("subject"))
+            or ([declared] if declared else [])
+            or (policy.subject if policy else [])
+        )
         columns = context.extra.get("columns", [])
         self.subject = next((c for c in wanted if c in columns), None)
         self.min_days = int(params.get("min_days", 1))
@@ -360,6 +337,12 @@ class DateShift(_Base):
         return self._batch_offsets[1]
 
     def transform(self, column: pa.Array, field: pa.Field, batch: pa.RecordBatch) -> list[pa.Array]:
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            # SAS numeric dates (ADaM *DT: days) and date-times (*DTM: seconds)
+            per_day = 86_400 if field.name.upper().endswith("DTM") else 1
+            delta = pc.multiply(self.offsets(batch).cast(pa.int64()), per_day)
+            return [pc.add(column, delta.cast(kind) if pa.types.is_floating(kind) else delta).cast(kind)]
         return [shift_column(column, self.offsets(batch))]
 
 
@@ -450,7 +433,7 @@ for _name, _code in {
 }.items():
     CONTINENTS[_name] = CONTINENTS[_code]
 
-METHODS = ("top_code", "age_band", "year", "zip3", "continent", "band")
+METHODS = ("top_code", "age_band", "year", "zip3", "continent", "band", "age_group")
 
 
 def _numbers(column: pa.Array) -> pa.Array:
@@ -502,6 +485,13 @@ class Generalize(_Base):
         self.top = params.get("to", 90)
         self.flag = params.get("flag", True)
         self.width = params.get("width", 5)
+        # ``age: AGE``: rows whose age is top-coded get nothing that implies the real age
+        # (birth year -> null, age group -> the top code's label), consistently with AGE.
+        self.age_column = params.get("age")
+        self.age_max = float(params.get("age_max", 89))
+        columns = context.extra.get("columns")
+        if self.age_column is not None and columns is not None and self.age_column not in columns:
+            self.age_column = None
 
     def outputs(self, field: pa.Field) -> list[pa.Field]:
         name = field.name
@@ -522,7 +512,21 @@ class Generalize(_Base):
         return [pa.field(name, STRING, nullable=True)]
 
     def transform(self, column: pa.Array, field: pa.Field, batch: pa.RecordBatch) -> list[pa.Array]:
+        produced = self._transform(column, field, batch)
+        if self.age_column is None:
+            return produced
+        ages = _numbers(batch.column(batch.schema.get_field_index(self.age_column)))
+        over = pc.fill_null(pc.greater(ages, self.age_max), False)
+        first = produced[0]
+        if self.method == "age_group":
+            label = pa.scalar(f">{self.age_max:g}").cast(first.type)
+            return [pc.if_else(over, label, first), *produced[1:]]
+        return [pc.if_else(over, pa.nulls(len(first), first.type), first), *produced[1:]]
+
+    def _transform(self, column: pa.Array, field: pa.Field, batch: pa.RecordBatch) -> list[pa.Array]:
         method = self.method
+        if method == "age_group":  # the sponsor's grouping, kept unless the age is top-coded
+            return [_strings(column)]
         if method == "top_code":
             values = _numbers(column)
             over = pc.greater(values, self.max)
@@ -633,18 +637,50 @@ class Suppress(_Base):
 
 # free text -------------------------------------------------------------------------------------
 
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)"
+_MONTH_NAME = (
+    r"(?:january|february|march|april|may|june|july|august|september|october|november|december"
+    r"|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)"
+)
+_STREET = (
+    r"(?:street|st|avenue|ave|road|rd|lane|ln|drive|dr|boulevard|blvd|court|ct|way|place|pl|terrace"
+    r"|circle|cir|parkway|pkwy|highway|hwy|square|sq|trail|trl|fork|park|alley|crescent|close)"
+)
+# Order matters: earlier placeholders are not matched again by later patterns.
 SCRUB_PATTERNS: list[tuple[str, str]] = [
     ("URL", r"(?i)\b(?:https?://|www\.)[^\s<>\"]+"),
     ("EMAIL", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
     ("IP", r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}\b"),
-    ("SSN", r"\b\d{3}-\d{2}-\d{4}\b"),
+    ("SSN", r"\b\d{3}[- .]\d{2}[- .]\d{4}\b"),
     (
         "DATE",
-        r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?\b|\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b"
-        r"|\b\d{1,2} (?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* \d{4}\b",
+        # ISO (full, partial to the month, intervals), 2014/03/12, 03/12/2014, 12.03.14
+        r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?\b|\b\d{4}-\d{2}\b"
+        r"|\b\d{4}[/.]\d{1,2}[/.]\d{1,2}\b|\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b"
+        # 12MAR1950, 12-MAR-1950, 12 March 2014, MAR1950, March 12, 2014, Mar 12th 2014
+        rf"|(?i:\b\d{{1,2}}[ -]?{_MONTH}[a-z]*\.?[ -]?\d{{2,4}}\b)"
+        rf"|(?i:\b{_MONTH}[a-z]*\.?[ -]?\d{{4}}\b)"
+        rf"|(?i:\b{_MONTH_NAME}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{2,4}}\b)"
+        rf"|(?i:\b\d{{1,2}}(?:st|nd|rd|th)? (?:of )?{_MONTH_NAME}\b)",
     ),
-    ("PHONE", r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\b\d{3})[ .-]?\d{3}[ .-]\d{4}\b"),
+    (
+        "PHONE",
+        r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\) ?|\b\d{3}[ .-]?)\d{3}[ .-]\d{4}\b|\b\d{3}-\d{4}\b",
+    ),
     ("MRN", r"(?i)\b(?:MRN|MR#|medical record(?: number)?)[:#\s]*[A-Z0-9-]{4,}|\b[A-Z]{1,3}\d{6,10}\b"),
+    # numbers long enough to be an SSN, a phone or an account without separators
+    ("ID", r"\+?\b\d{7,}\b"),
+    (
+        "ADDRESS",
+        rf"(?i)\b\d{{1,6}}[A-Z]? (?:[A-Z0-9.'-]+ ){{0,3}}{_STREET}\b\.?"
+        r"|(?i)\b(?:p\.? ?o\.? box|apt\.?|apartment|suite) ?#? ?\d+[A-Z]?\b",
+    ),
+    # a title followed by one to three capitalized words: Dr. John Smith, MRS SMITH
+    (
+        "NAME",
+        r"(?:\b(?i:dr|mrs|ms|miss|prof|doctor|nurse|sister)(?:\. ?| )|\bM(?i:r)\. ?)"
+        r"(?:[A-Z][A-Za-z'-]+(?:,? [A-Z](?:\.|\b))?)(?: [A-Z][A-Za-z'-]+){0,2}",
+    ),
 ]
 _RE2_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}])")
 
@@ -664,14 +700,19 @@ class ScrubText(_Base):
 
     @classmethod
     def check_params(cls, params: dict[str, Any]) -> str | None:
-        unknown = set(params) - {"names_from"}
-        return f"unknown parameter(s) {sorted(unknown)}" if unknown else None
+        unknown = set(params) - {"names_from", "recognizer"}
+        if unknown:
+            return f"unknown parameter(s) {sorted(unknown)}"
+        return None if isinstance(params.get("recognizer", True), bool) else "recognizer is true or false"
 
     def __init__(self, params: dict[str, Any], context: PolicyContext) -> None:
         super().__init__(params, context)
         columns = context.extra.get("columns", [])
         self.name_columns = [c for c in _param_list(params.get("names_from")) if c in columns]
         self.names: set[str] = set()
+        self.dictionary = context.extra.get("identifier_dictionary")
+        self.recognizer = bool(params.get("recognizer", True))
+        self._cache: dict[str, str] = {}
 
     def output_field(self, field: pa.Field) -> pa.Field | None:
         return pa.field(field.name, STRING, nullable=True)
@@ -687,16 +728,33 @@ class ScrubText(_Base):
     def observe(self, column: pa.Array, field: pa.Field, batch: pa.RecordBatch) -> None:
         self._collect(batch)
 
+    def _patterns(self, values: list[str]) -> list[str]:
+        """Patterns and the names recognizer: they depend only on the value (cached)."""
+        todo = [v for v in values if v not in self._cache]
+        if todo:
+            array = pa.array(todo, type=STRING)
+            for label, pattern in SCRUB_PATTERNS:
+                array = pc.replace_substring_regex(array, pattern, f"[{label}]")
+            out = array.to_pylist()
+            if self.recognizer:  # names never seen in a column
+                out = scrub_names(out)
+            if len(self._cache) > 200_000:
+                self._cache.clear()
+            self._cache.update(zip(todo, out, strict=True))
+        return [self._cache[v] for v in values]
+
     def transform(self, column: pa.Array, field: pa.Field, batch: pa.RecordBatch) -> list[pa.Array]:
         self._collect(batch)
         names = _name_pattern(self.names)
 
         def scrub(values: list[str | None]) -> list[str | None]:
-            array = pa.array(values, type=STRING)
-            for label, pattern in SCRUB_PATTERNS:
-                array = pc.replace_substring_regex(array, pattern, f"[{label}]")
+            present = [v for v in values if v is not None]
+            cleaned = iter(self._patterns(present))
+            out: list[str | None] = [None if v is None else next(cleaned) for v in values]
             if names:
-                array = pc.replace_substring_regex(array, names, "[NAME]")
-            return array.to_pylist()
+                out = pc.replace_substring_regex(pa.array(out, type=STRING), names, "[NAME]").to_pylist()
+            if self.dictionary is not None:  # names seen in any identifying column of the study
+                out = scrub_known(out, self.dictionary.secret, self.dictionary.digests())
+            return out
 
         return [map_distinct(_strings(column), scrub, STRING)]

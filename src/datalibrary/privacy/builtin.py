@@ -8,174 +8,31 @@ a column they do not know stops the job (fail closed) instead of being kept.
 
 from __future__ import annotations
 
-SDTM_SUFFIXES = [
-    "SEQ",
-    "GRPID",
-    "REFID",
-    "SPID",
-    "LNKID",
-    "LNKGRP",
-    "TESTCD",
-    "TEST",
-    "CAT",
-    "SCAT",
-    "POS",
-    "ORRES",
-    "ORRESU",
-    "ORNRLO",
-    "ORNRHI",
-    "STRESC",
-    "STRESN",
-    "STRESU",
-    "STNRLO",
-    "STNRHI",
-    "STNRC",
-    "NRIND",
-    "STAT",
-    "REASND",
-    "NAM",
-    "SPEC",
-    "METHOD",
-    "BLFL",
-    "FAST",
-    "DRVFL",
-    "EVAL",
-    "TOX",
-    "TOXGR",
-    "SEV",
-    "SER",
-    "ACN",
-    "ACNOTH",
-    "REL",
-    "OUT",
-    "SCAN",
-    "SCONG",
-    "SDISAB",
-    "SDTH",
-    "SHOSP",
-    "SLIFE",
-    "SOD",
-    "SMIE",
-    "DECOD",
-    "LLT",
-    "LLTCD",
-    "PTCD",
-    "HLT",
-    "HLTCD",
-    "HLGT",
-    "HLGTCD",
-    "BODSYS",
-    "BDSYCD",
-    "SOC",
-    "SOCCD",
-    "MODIFY",
-    "INDC",
-    "CLAS",
-    "CLASCD",
-    "DOSE",
-    "DOSTXT",
-    "DOSU",
-    "DOSFRM",
-    "DOSFRQ",
-    "DOSTOT",
-    "DOSRGM",
-    "ROUTE",
-    "PRESP",
-    "OCCUR",
-    "STRF",
-    "ENRF",
-    "EVINTX",
-    "STRTPT",
-    "STTPT",
-    "ENRTPT",
-    "ENTPT",
-    "LOC",
-    "LAT",
-    "DIR",
-    "PORTOT",
-    "ELTM",
-    "TPT",
-    "TPTNUM",
-    "TPTREF",
-    "LOINC",
-    "CHRON",
-    "DISTR",
-    "RESCAT",
-    "DUR",
-    "ADJ",
-    "STINT",
-    "ENINT",
-    "CONTRT",
-    "PATT",
-]
+from datalibrary.privacy.vocabulary import policy_columns_yaml
 
-SDTM = f"""\
+SDTM = (
+    """\
 name: sdtm
-version: 1
+version: 2
 description: >-
-  CDISC SDTM domains (PhUSE de-identification): subjects pseudonymized with the study key,
-  every --DTC shifted by one secret offset per subject (precision kept, --DY unchanged),
-  birth dates to the year, ages over 89 top-coded, verbatim terms scrubbed.
+  CDISC SDTMIG 3.1.2-3.4 and ADaMIG 1.0-1.3 (ADSL, BDS, OCCDS) datasets: every standard
+  variable has a rule from the vocabulary table (privacy/data/cdisc_variables.csv):
+  subjects pseudonymized with the study key, every date shifted by one secret offset per
+  subject (whole ISO 8601 grammar, precision kept, --DY unchanged), birth dates to the year
+  (none when the age is top-coded), ages over 89 top-coded, names dropped, verbatim terms
+  and comments scrubbed, SUPPQUAL/RELREC values handled per QNAM/IDVAR. Sponsor-specific
+  variables have no rule and fail closed, except dates (*DTC, shifted) and study days (*DY).
 subject: [USUBJID]
 quasi_identifiers: [AGE, SEX, RACE, ETHNIC, COUNTRY]
 tier: internal
 columns:
-  STUDYID: keep
-  DOMAIN: keep
-  RDOMAIN: keep
-  USUBJID: pseudonymize
-  SUBJID: {{action: pseudonymize, scope: subjid}}
-  SITEID: keep
-  INVID: drop
-  INVNAM: drop
-  BRTHDTC: {{action: generalize, method: year}}
-  AGE: {{action: generalize, method: top_code, max: 89, to: 90}}
-  AGEU: keep
-  SEX: keep
-  RACE: keep
-  ETHNIC: keep
-  COUNTRY: keep
-  DTHFL: keep
-  ARMCD: keep
-  ARM: keep
-  ACTARMCD: keep
-  ACTARM: keep
-  VISITNUM: keep
-  VISIT: keep
-  VISITDY: keep
-  EPOCH: keep
-  ETCD: keep
-  ELEMENT: keep
-  TAETORD: keep
-  TABRANCH: keep
-  TATRANS: keep
-  TESTRL: keep
-  TEENRL: keep
-  TEDUR: keep
-  IETESTCD: keep
-  IETEST: keep
-  IECAT: keep
-  TIRL: keep
-  TSPARMCD: keep
-  TSPARM: keep
-  TSVAL: keep
-  TVSTRL: keep
-  TVENRL: keep
-  SEUPDES: keep
-  IDVAR: keep
-  IDVARVAL: keep
-  RELTYPE: keep
-  RELID: keep
-  QNAM: keep
-  QLABEL: keep
-  QVAL: scrub_text
-  QORIG: keep
-  QEVAL: keep
+"""
+    + policy_columns_yaml()
+    + """\
   "*DTC": date_shift
   "*DY": keep
-  "re:^[A-Z]{{2}}(TERM|TRT|COMMENT|COVAL)$": scrub_text
-  "re:^[A-Z]{{2}}({"|".join(SDTM_SUFFIXES)})$": keep
 """
+)
 
 EHR = """\
 name: ehr

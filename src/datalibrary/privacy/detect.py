@@ -40,9 +40,14 @@ CONTENT_PATTERNS: dict[str, str] = {
 }
 
 
+def name_evidence(name: str) -> list[str]:
+    """Evidence from a variable's name alone (also used for SUPPQUAL ``QNAM`` values)."""
+    return [f"name looks like {kind}" for kind, pattern in _NAME_RES.items() if pattern.search(name)]
+
+
 def scan_column(name: str, column: pa.Array) -> list[str]:
     """Evidence that a column holds identifiers, as short descriptions (no values)."""
-    evidence = [f"name looks like {kind}" for kind, pattern in _NAME_RES.items() if pattern.search(name)]
+    evidence = name_evidence(name)
     sample = column.slice(0, SAMPLE)
     if pa.types.is_dictionary(sample.type):
         sample = sample.cast(sample.type.value_type)

@@ -69,3 +69,19 @@ class RiskOverride(Base):
     reason: Mapped[str] = mapped_column(Text)
     granted_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class IdentifierDigest(Base):
+    """One word or value seen in an identifying column of a study, as a keyed digest.
+
+    The study-wide identifier dictionary: free text of every table of the namespace is
+    scrubbed of these words, whatever the order in which the tables were delivered. Only the
+    HMAC (study key) is stored, so the dictionary itself names no one."""
+
+    __tablename__ = "privacy_identifier_digests"
+    __table_args__ = (UniqueConstraint("namespace", "digest", name="uq_privacy_identifier_digests"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(200), index=True)
+    digest: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

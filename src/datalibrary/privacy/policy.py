@@ -19,12 +19,14 @@ with ``register_action`` and receive the ``PolicyContext`` (study keys etc.).
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -146,20 +148,41 @@ class Policy(BaseModel):
         return value
 
     def rule_for(self, column: str) -> Rule | None:
-        for rule in self.rules:
-            if rule.kind == "exact" and rule.matches(column):
-                return rule
+        exact = self._exact()
+        if column in exact:
+            return exact[column]
         return next((rule for rule in self.rules if rule.kind != "exact" and rule.matches(column)), None)
+
+    def _exact(self) -> dict[str, Rule]:
+        index = self.__dict__.get("_exact_index")
+        if index is None:
+            index = {}
+            for rule in self.rules:
+                if rule.kind == "exact":
+                    index.setdefault(rule.match, rule)
+            self.__dict__["_exact_index"] = index
+        return index
 
     @property
     def label(self) -> str:
         return f"{self.name}@{self.version}"
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_policy(yaml_text: str) -> Policy:
-    """Parse and check a policy document; raises ``PolicyError`` saying what is wrong."""
+    """Parse and check a policy document; raises ``PolicyError`` saying what is wrong.
+
+    Parsed documents are cached by content (the built-in ``sdtm`` policy has thousands of
+    rules); each call returns its own copy."""
+    return _parse_cached(yaml_text).model_copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_cached(yaml_text: str) -> Policy:
     try:
-        data = yaml.safe_load(yaml_text)
+        data = yaml.load(yaml_text, Loader=_LOADER)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         raise PolicyError(f"the policy is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -251,17 +274,28 @@ class PolicyStep:
         self._plan: list[tuple[str, Any, pa.Field, list[pa.Field]]] = []
         self.schema: pa.Schema | None = None
         self.classes: RiskCounter | None = None
+        self.rows_applied = 0
+        self.subject: str | None = None
+        self._observed = False
+        self._columns: list[str] = []
 
     def plan(self, first_batch: pa.RecordBatch) -> pa.Schema:
         """Resolve every column's action; refuse (naming the columns) when any is uncovered."""
         uncovered = [name for name in first_batch.schema.names if self.policy.rule_for(name) is None]
         if uncovered:
             raise uncovered_error(self.policy, first_batch, uncovered)
+        self.subject = self._subject(first_batch.schema.names)
+        self._columns = list(first_batch.schema.names)
         context = PolicyContext(
             self.context.namespace,
             self.context.table,
             self.context.job_id,
-            {**self.context.extra, "policy": self.policy, "columns": first_batch.schema.names},
+            {
+                **self.context.extra,
+                "policy": self.policy,
+                "columns": first_batch.schema.names,
+                "subject_column": self.subject,
+            },
         )
         self._plan = []
         fields: list[pa.Field] = []
@@ -287,12 +321,70 @@ class PolicyStep:
             self.classes = RiskCounter(self.policy.quasi_identifiers)
         return self.schema
 
+    def _subject(self, columns: list[str]) -> str | None:
+        """The dataset's declared subject column (checked), else the policy's first present.
+
+        A dataset whose subject column was declared (on its first delivery, or by its owner)
+        must carry it in every delivery: without it every row would get the study-wide date
+        offset and no subject list, so the file is refused."""
+        declared = self.context.extra.get("subject_column")
+        if declared:
+            if declared not in columns:
+                raise PolicyError(
+                    f"the dataset's subject column {declared!r} is not in this delivery (columns: "
+                    f"{', '.join(columns[:20])}): deliver it with that column, or change the "
+                    "dataset's subject column",
+                    code="subject-column-missing",
+                    column=declared,
+                )
+            return str(declared)
+        found = next((c for c in self.policy.subject if c in columns), None)
+        if found is None and self.policy.subject:
+            shifted = [c for c in columns if (r := self.policy.rule_for(c)) and r.action == "date_shift"]
+            if shifted:
+                raise PolicyError(
+                    f"no subject column ({' or '.join(self.policy.subject)}) in a file whose dates "
+                    f"{', '.join(shifted[:5])} are shifted per subject: declare the dataset's subject "
+                    "column, or deliver the file with it",
+                    code="subject-column-missing",
+                )
+        return found
+
+    def identifiers(self, batch: pa.RecordBatch) -> None:
+        """Feed the study-wide identifier dictionary with this batch's identifying values."""
+        dictionary = self.context.extra.get("identifier_dictionary")
+        if dictionary is None:
+            return
+        from datalibrary.privacy.identifiers import identifying_values
+
+        for values, words in identifying_values(self._plan, self.policy, batch, self.subject):
+            dictionary.collect(pc.unique(values.cast(pa.string())).to_pylist(), words=words)
+
     @property
     def needs_prepass(self) -> bool:
-        return any(hasattr(action, "observe") for _, action, _, _ in self._plan)
+        """A first pass over the file is needed when an action counts the whole file
+        (``suppress``, ``scrub_text`` with ``names_from``), or when free text must be scrubbed
+        of identifiers that other columns of the same file bring (a dropped name column, a
+        SUPPQUAL value whose variable is dropped). The subject column alone needs none: a
+        batch's subjects are collected before that batch is scrubbed."""
+        for _, action, _, _ in self._plan:
+            if not hasattr(action, "observe"):
+                continue
+            if action.name == "scrub_text" and not getattr(action, "name_columns", None):
+                continue
+            return True
+        actions = {name: action.name for name, action, _, _ in self._plan}
+        scrubs = any(a in ("scrub_text", "by_variable") for a in actions.values())
+        feeds = any(a == "by_variable" for a in actions.values()) or any(
+            (rule := self.policy.rule_for(name)) is not None and rule.action == "drop"
+            for name in self._columns
+        )
+        return scrubs and feeds
 
     def observe(self, batch: pa.RecordBatch) -> None:
         """First pass: let actions that need the whole file count what they need."""
+        self._observed = True
+        self.identifiers(batch)
         for name, action, input_field, _ in self._plan:
             if hasattr(action, "observe"):
                 action.observe(_column(batch, name), input_field, batch)
@@ -301,23 +393,38 @@ class PolicyStep:
         if self.schema is None:
             self.plan(batch)
         assert self.schema is not None
+        if not self._observed:
+            self.identifiers(batch)
         arrays: list[pa.Array] = []
         for name, action, input_field, outputs in self._plan:
             column = _column(batch, name)
-            if hasattr(action, "transform"):
-                produced = action.transform(column, input_field, batch)
-            else:
-                produced = [action.apply(column, input_field)]
+            try:
+                if hasattr(action, "transform"):
+                    produced = action.transform(column, input_field, batch)
+                else:
+                    produced = [action.apply(column, input_field)]
+            except InvalidInput as exc:  # name the value's position in the file (never the value)
+                if "batch_row" in exc.extra:
+                    row = self.rows_applied + int(exc.extra.pop("batch_row")) + 1
+                    exc.extra.update(row=row, column=name)
+                    exc.detail = f"column {name!r}, row {row}: {exc.detail}"
+                    exc.args = (exc.detail,)
+                raise
             for array, out_field in zip(produced, outputs, strict=True):
                 arrays.append(array if array.type == out_field.type else array.cast(out_field.type))
         out = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        self.rows_applied += batch.num_rows
         if self.classes is not None:
             self.classes.add(out)
         return out
 
     def actions(self) -> dict[str, str]:
-        """Column -> action name, for reports."""
+        """Column -> action name, for reports (columns that are stored)."""
         return {name: action.name for name, action, _, _ in self._plan}
+
+    def all_actions(self) -> dict[str, str]:
+        """Every input column -> its rule's action, dropped columns included."""
+        return {name: rule.action for name in self._columns if (rule := self.policy.rule_for(name))}
 
     @property
     def key_id(self) -> str | None:
@@ -364,5 +471,6 @@ def uncovered_error(policy: Policy, batch: pa.RecordBatch, uncovered: list[str])
 
 
 from datalibrary.privacy import actions as _actions  # noqa: E402,F401  (registers the actions)
+from datalibrary.privacy import pervariable as _pervariable  # noqa: E402,F401
 from datalibrary.privacy.detect import scan_column  # noqa: E402
 from datalibrary.privacy.risk import RiskCounter, RiskReport  # noqa: E402

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -16,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from datalibrary.config import Settings
 from datalibrary.db import Database
+from datalibrary.privacy.identifiers import IdentifierDictionary
 from datalibrary.privacy.keys import StudyKey, derive_study_key, load_master_key
-from datalibrary.privacy.models import StudyKeyRecord, Surrogate
+from datalibrary.privacy.models import IdentifierDigest, StudyKeyRecord, Surrogate
 from datalibrary.privacy.policy import PolicyContext
 
 
@@ -115,13 +117,51 @@ class SurrogateStore:
 def policy_context(
     settings: Settings, db: Database, namespace: str, table: str, job_id: str = ""
 ) -> PolicyContext:
-    """A context whose key is derived only when an action asks for it (keep/drop need none)."""
+    """A context whose key is derived only when an action asks for it (keep/drop need none).
+
+    It carries the dataset's declared subject column (checked on every delivery) and the
+    study-wide identifier dictionary (names seen in any table of the namespace)."""
+    from datalibrary.lake.models import Dataset
+
+    key = LazyKey(settings, db, namespace)
+    with db.session() as session:
+        subject = session.scalar(
+            select(Dataset.subject_column).where(Dataset.namespace == namespace, Dataset.name == table)
+        )
     return PolicyContext(
         namespace,
         table,
         job_id,
-        {"key_provider": LazyKey(settings, db, namespace), "surrogates_for": _surrogates(db)},
+        {
+            "key_provider": key,
+            "surrogates_for": _surrogates(db),
+            "subject_column": subject,
+            "identifier_dictionary": IdentifierDictionary(
+                lambda: key().secret, lambda: known_digests(db, namespace)
+            ),
+        },
     )
+
+
+def known_digests(db: Database, namespace: str) -> set[str]:
+    with db.session() as session:
+        return set(
+            session.scalars(select(IdentifierDigest.digest).where(IdentifierDigest.namespace == namespace))
+        )
+
+
+def remember_digests(db: Database, namespace: str, digests: set[str]) -> set[str]:
+    """Store digests the study did not hold yet; returns those that were new."""
+    new = digests - known_digests(db, namespace)
+    if new:
+        try:
+            with db.session() as session:
+                session.add_all(IdentifierDigest(namespace=namespace, digest=d) for d in sorted(new))
+        except IntegrityError:  # a parallel job stored some: store the rest one by one
+            for item in sorted(new):
+                with contextlib.suppress(IntegrityError), db.session() as session:
+                    session.add(IdentifierDigest(namespace=namespace, digest=item))
+    return new
 
 
 class LazyKey:

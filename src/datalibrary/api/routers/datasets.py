@@ -50,6 +50,7 @@ class ColumnOut(BaseModel):
     type: str
     label: str
     required: bool
+    policy_action: str | None = None  # what the policy did: kept, pseudonymized, shifted, ...
 
 
 class RiskOut(BaseModel):
@@ -98,6 +99,7 @@ class ProfileOut(BaseModel):
 
 class DatasetDetail(DatasetSummary):
     columns: list[ColumnOut]
+    dropped_columns: list[str] = Field(default_factory=list, description="Source columns the policy dropped.")
     snapshots: list[SnapshotOut]
     profile: list[ProfileOut] | None
     risk: RiskOut | None = Field(None, description="Risk report of the current snapshot's ingested file.")
