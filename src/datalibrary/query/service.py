@@ -28,6 +28,7 @@ from datalibrary.costs import checks as costs_checks
 from datalibrary.db.base import utcnow
 from datalibrary.errors import DataLibraryError, InvalidInput, NotFound
 from datalibrary.lineage import service as lineage
+from datalibrary.logs import request_id_var
 from datalibrary.query import engine, guard, metering
 from datalibrary.query.models import QueryRecord
 from datalibrary.query.planning import PlannedTable, TablePlanner
@@ -200,7 +201,8 @@ def run_query(
             record.outcome = "denied" if exc.status in (403, 404) else "failure"
             record.error = exc.detail
         else:
-            record.outcome, record.error = "error", "internal error (see the server log)"
+            request_id = request_id_var.get() or "-"
+            record.outcome, record.error = "failure", f"internal error (request id {request_id})"
         named = [t["name"] for t in record.tables] or named_tables(sql)
         record.tables = [{"name": name, "snapshot_id": None, "refused": True} for name in named]
         inputs = [lineage.DatasetRef(name) for name in named]
