@@ -250,3 +250,20 @@ def test_a_crash_is_a_500_problem_with_a_request_id_and_is_recorded(scores: Plat
         assert body["request_id"] in record.error and "fire" not in record.error
         audit = session.scalars(select(AuditEvent).where(AuditEvent.action == "query.run")).one()
         assert audit.outcome == "failure"
+
+
+def test_catalog_shows_nothing_without_a_grant_and_no_statistics_of_hidden_columns(scores: Platform) -> None:
+    ada = scores.as_user("ada")
+    hidden, missing = ada.get("/api/v1/datasets/cdisc/sc"), ada.get("/api/v1/datasets/cdisc/nope")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json()["detail"].replace("cdisc.sc", "X") == missing.json()["detail"].replace(
+        "cdisc.nope", "X"
+    )
+    assert "cdisc.sc" not in [d["name"] for d in ada.get("/api/v1/datasets").json()]
+    _grant(scores, columns=["pid", "site"], masks={"site": "null"})
+    assert "cdisc.sc" in [d["name"] for d in ada.get("/api/v1/datasets").json()]
+    detail = ada.get("/api/v1/datasets/cdisc/sc").json()
+    assert [c["name"].lower() for c in detail["columns"]] == ["pid", "site"]
+    assert [c["name"].lower() for c in detail["profile"]] == ["pid"]
+    steward = scores.as_user("stew").get("/api/v1/datasets/cdisc/sc").json()
+    assert {c["name"].lower() for c in steward["profile"]} == {"pid", "site", "score"}
