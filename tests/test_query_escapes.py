@@ -267,3 +267,24 @@ def test_catalog_shows_nothing_without_a_grant_and_no_statistics_of_hidden_colum
     assert [c["name"].lower() for c in detail["profile"]] == ["pid"]
     steward = scores.as_user("stew").get("/api/v1/datasets/cdisc/sc").json()
     assert {c["name"].lower() for c in steward["profile"]} == {"pid", "site", "score"}
+
+
+def test_a_query_cannot_exceed_its_memory_cap(restricted) -> None:
+    from datalibrary.errors import Unavailable
+
+    _, view = restricted
+    guarded = guard.check("SELECT string_agg(repeat(a.pid, 20000), ',') FROM s.t a, s.t b, s.t c")
+    limits = engine.EngineLimits(memory_limit="64MB", threads=1, timeout_seconds=60)
+    with pytest.raises(Unavailable, match="memory"):
+        engine.run(guarded.render({ref: view.name for ref in guarded.refs}), [view], limits)
+
+
+def test_csv_results_neutralize_formulas_and_stream(scores: Platform) -> None:
+    _grant(scores)
+    sql = "SELECT '=HYPERLINK(\"http://x\")' AS \"=cmd\", '-2+3' AS b, pid, -5 AS n FROM cdisc.sc LIMIT 2"
+    response = scores.as_user("ada").post("/api/v1/query", json={"sql": sql, "format": "csv"})
+    assert response.status_code == 200, response.text
+    lines = response.text.splitlines()
+    assert lines[0].startswith('"\'=cmd"')
+    assert "\"'=HYPERLINK" in lines[1] and '"\'-2+3"' in lines[1] and lines[1].endswith(",-5")
+    assert int(response.headers["Content-Length"]) == len(response.content)
