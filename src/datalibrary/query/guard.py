@@ -15,6 +15,7 @@ only, external access off, configuration locked) is the last wall.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ RESERVED_NAMESPACES = {"information_schema", "pg_catalog", "main", "temp", "syst
 ALLOWED_ROOTS = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery)
 REFUSED_NODES = (exp.DDL, exp.DML, exp.Command, exp.Set, exp.Pragma, exp.Use, exp.Transaction, exp.Into)
 CTE_PREFIX = "dl_cte_"
+# sqlglot warns about syntax it falls back on, quoting the SQL: user SQL stays out of the logs.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 
 def refuse(reason: str) -> InvalidInput:
@@ -110,7 +113,10 @@ class GuardedQuery:
                     _point(node, self._cte_names[self._cte_refs[id(original)]], original.name)
                 else:  # check() classified every table; this cannot happen
                     raise refuse(f"'{original.sql(dialect='duckdb')}' is not a table of this query")
-        sql = tree.sql(dialect="duckdb", comments=False)
+        try:
+            sql = tree.sql(dialect="duckdb", comments=False)
+        except (SqlglotError, ValueError, RecursionError) as exc:  # a tree sqlglot cannot write back
+            raise refuse(f"it uses syntax the guard cannot rewrite ({str(exc)[:120]})") from None
         duckdb_parse.check_sql(sql, {v.lower() for v in views.values()} | set(self._cte_names.values()))
         return f"EXPLAIN {sql}" if self.explain else sql
 
