@@ -288,3 +288,10 @@ def test_csv_results_neutralize_formulas_and_stream(scores: Platform) -> None:
     assert lines[0].startswith('"\'=cmd"')
     assert "\"'=HYPERLINK" in lines[1] and '"\'-2+3"' in lines[1] and lines[1].endswith(",-5")
     assert int(response.headers["Content-Length"]) == len(response.content)
+
+
+def test_errors_raised_while_results_stream_do_not_echo_values(restricted) -> None:
+    _, view = restricted
+    with pytest.raises(InvalidInput) as error:
+        run_as_caller("SELECT ROW(1, 'x') UNION ALL SELECT '{'': 42,'': secretvalue}'", view)
+    assert "secretvalue" not in error.value.detail

@@ -235,6 +235,8 @@ def run(sql: str, views: Sequence[ViewSpec], limits: EngineLimits) -> EngineResu
     except duckdb.Error as exc:
         healthy = True
         raise InvalidInput(safe_message(exc), field="sql") from None
+    except (pa.ArrowException, OSError) as exc:  # a DuckDB error raised while batches stream
+        raise streamed_error(str(exc), limits) from None
     finally:
         timer.cancel()
         if healthy:
@@ -261,6 +263,21 @@ def _spill(reader: pa.RecordBatchReader, max_rows: int) -> EngineResult:
     finally:
         os.unlink(path)  # the mapping keeps the data readable; nothing is left on disk
     return EngineResult(table=table, truncated=truncated)
+
+
+def streamed_error(message: str, limits: EngineLimits) -> InvalidInput | Unavailable:
+    """A DuckDB error that reached us through Arrow (only its kind is kept: the text may quote
+    a value the caller cannot see)."""
+    kind = message.split(":", 1)[0].strip()[:60]
+    if "Interrupt" in kind:
+        return Unavailable(f"the query ran longer than {limits.timeout_seconds:g} s and was stopped")
+    if "Out of Memory" in kind:
+        return Unavailable(f"the query needed more than {limits.memory_limit} of memory")
+    if "Conversion" in kind or "Invalid Input" in kind:
+        return InvalidInput(
+            "the query failed: a value could not be converted (use TRY_CAST to skip such values)", field="sql"
+        )
+    return InvalidInput(f"the query failed while it ran ({kind or 'error'})", field="sql")
 
 
 def safe_message(exc: duckdb.Error) -> str:
