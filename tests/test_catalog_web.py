@@ -56,6 +56,15 @@ def test_scientists_browse_but_see_no_jobs(sqlite_platform: Platform, tmp_path: 
     load_examples(sqlite_platform, tmp_path)
     sqlite_platform.add_user("sci", "scientist")
     client = sign_in(sqlite_platform, "sci", PASSWORD)
+    # without a grant a table is not in the catalog, and its page answers like a missing one
+    assert "cdisc.dm" not in client.get("/catalog").text
+    hidden, missing = client.get("/catalog/cdisc/dm"), client.get("/catalog/cdisc/nope")
+    assert hidden.status_code == missing.status_code == 404
+    sqlite_platform.add_user("stew", "steward")
+    granted = sqlite_platform.as_user("stew").post(
+        "/api/v1/grants", json={"principal": "user:sci", "table": "cdisc.dm"}
+    )
+    assert granted.status_code == 201, granted.text
     page = client.get("/catalog").text
     assert "cdisc.dm" in page and "Quarantine" not in page
     assert "Recent ingestion jobs" not in client.get("/catalog/cdisc/dm").text

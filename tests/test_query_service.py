@@ -12,14 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import select, update
 
-from datalibrary.access import service as access_service
 from datalibrary.access.models import Grant
 from datalibrary.audit.models import AuditEvent
 from datalibrary.db.base import utcnow
 from datalibrary.lineage.models import LineageEdge, LineageEvent
-from datalibrary.query import engine
 from datalibrary.query.models import QueryRecord
-from datalibrary.query.service import build_view
 from tests.helpers import ApiClient, Platform
 from tests.lake_helpers import add_policy, ingest, write_csv
 
@@ -206,11 +203,9 @@ def test_project_must_be_the_callers(lake: Platform) -> None:
     assert response.status_code == 403 and "not a member of project" in response.json()["detail"]
 
 
-def test_files_proven_by_statistics_skip_the_filter_and_stay_correct(
-    platform: Platform, tmp_path: Path
-) -> None:
-    """One delivery per site: files whose statistics prove the grant's filter are read
-    without it; a file mixing sites (or with a NULL site) is still filtered."""
+def test_grant_filters_prune_files_and_null_means_invisible(platform: Platform, tmp_path: Path) -> None:
+    """One delivery per site: the grant's filter prunes whole files by statistics, yet every
+    file kept is filtered row by row, and a NULL site passes no filter (not even ``<>``)."""
     add_policy(platform)
     for site in ("S701", "S702", "S703"):
         write_csv(tmp_path / f"{site}.csv", {"USUBJID": [f"{site}-1", f"{site}-2"], "SITEID": [site, site]})
@@ -219,18 +214,26 @@ def test_files_proven_by_statistics_skip_the_filter_and_stay_correct(
         tmp_path / "mixed.csv", {"USUBJID": ["S701-9", "S702-9", "x"], "SITEID": ["S701", "S702", None]}
     )
     ingest(platform, tmp_path / "mixed.csv", "cdisc.vs")
-    platform.add_user("stew", "steward")
-    platform.as_user("stew").post(
-        "/api/v1/grants",
-        json={"principal": "user:ada", "table": "cdisc.vs", "row_filter": "siteid IN ('S701', 'S703')"},
-    )
+    # statistics of this file "prove" siteid <> 'S702' by Iceberg's rules (NULLs ignored)
+    write_csv(tmp_path / "null.csv", {"USUBJID": ["S703-3", "y"], "SITEID": ["S703", None]})
+    ingest(platform, tmp_path / "null.csv", "cdisc.vs")
     planned = platform.app.state.planner.plan("cdisc", "vs", row_filter="siteid IN ('S701', 'S703')")
-    assert len(planned.files) == 3 and len(planned.unfiltered) == 2  # 702's file pruned, mixed file kept
-    grant = access_service.Access(columns=None, row_filter="siteid IN ('S701', 'S703')")
-    view_sql = engine._view_sql(build_view(planned, grant))
-    assert view_sql.count("WHERE") == 1 and "UNION ALL" in view_sql  # only the mixed file is filtered
-    rows = query(platform.as_user("ada"), "SELECT usubjid FROM cdisc.vs ORDER BY 1")["rows"]
-    assert [r[0] for r in rows] == ["S701-1", "S701-2", "S701-9", "S703-1", "S703-2"]
+    assert len(planned.files) == 4  # 702's file pruned, mixed files kept
+    platform.add_user("stew", "steward")
+    for row_filter, expected in [
+        ("siteid IN ('S701', 'S703')", ["S701-1", "S701-2", "S701-9", "S703-1", "S703-2", "S703-3"]),
+        ("siteid <> 'S702'", ["S701-1", "S701-2", "S701-9", "S703-1", "S703-2", "S703-3"]),
+        ("siteid NOT IN ('S702')", ["S701-1", "S701-2", "S701-9", "S703-1", "S703-2", "S703-3"]),
+        ("NOT (siteid = 'S702')", ["S701-1", "S701-2", "S701-9", "S703-1", "S703-2", "S703-3"]),
+    ]:
+        with platform.db.session() as session:
+            session.execute(update(Grant).values(revoked_at=utcnow()))
+        granted = platform.as_user("stew").post(
+            "/api/v1/grants", json={"principal": "user:ada", "table": "cdisc.vs", "row_filter": row_filter}
+        )
+        assert granted.status_code == 201, granted.text
+        rows = query(platform.as_user("ada"), "SELECT usubjid FROM cdisc.vs ORDER BY 1")["rows"]
+        assert [r[0] for r in rows] == expected, row_filter
 
 
 def test_a_filter_iceberg_cannot_read_is_still_applied(platform: Platform, tmp_path: Path) -> None:
@@ -245,5 +248,5 @@ def test_a_filter_iceberg_cannot_read_is_still_applied(platform: Platform, tmp_p
         json={"principal": "user:ada", "table": "cdisc.vs", "row_filter": "lower(siteid) = 's701'"},
     )
     planned = platform.app.state.planner.plan("cdisc", "vs", row_filter="lower(siteid) = 's701'")
-    assert planned.unfiltered == frozenset()
+    assert len(planned.files) == 2  # not translatable for pruning: nothing pruned
     assert query(platform.as_user("ada"), "SELECT usubjid FROM cdisc.vs")["rows"] == [["S701-1"]]

@@ -24,6 +24,7 @@ from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from datalibrary.lake.datasets import CatalogView, Visibility
 
 PRINCIPAL = re.compile(r"^(user|group):[A-Za-z0-9._-]{1,64}$")
 # Looks up a table's columns (lower-case) or raises NotFound; supplied by the lake.
@@ -52,6 +53,23 @@ def _active(now: datetime):  # type: ignore[no-untyped-def]
 def effective_access(session: Session, principal: Principal, namespace: str, table: str) -> Access | None:
     """The caller's combined access to ``namespace.table``; None means no access at all."""
     require(principal, Permission.QUERY_RUN)
+    return _combined(session, principal, namespace, table)
+
+
+def catalog_visibility(session: Session, principal: Principal) -> Visibility:
+    """What the catalog may show the caller of each table: its grants' columns and masks."""
+    require(principal, Permission.CATALOG_READ)
+
+    def visible(namespace: str, table: str) -> CatalogView | None:
+        access = _combined(session, principal, namespace, table)
+        if access is None:
+            return None
+        return CatalogView(columns=access.columns, masked=frozenset(access.masks))
+
+    return visible
+
+
+def _combined(session: Session, principal: Principal, namespace: str, table: str) -> Access | None:
     grants = session.scalars(
         select(Grant).where(
             Grant.principal.in_(principals_of(principal)),

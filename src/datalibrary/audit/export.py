@@ -11,14 +11,10 @@ import json
 from collections.abc import Iterable, Iterator
 
 from datalibrary.audit.models import AuditEvent
+from datalibrary.csvsafe import FORMULA_STARTS, neutralize
 
 COLUMNS = ("id", "at", "actor", "action", "target", "outcome", "client", "request_id", "details", "hash")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralize(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+__all__ = ["COLUMNS", "FORMULA_STARTS", "csv_lines", "neutralize"]
 
 
 def _row(event: AuditEvent) -> list[str]:

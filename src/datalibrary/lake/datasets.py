@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +38,34 @@ EDITABLE = (
 DEFAULT_SUBJECT_COLUMNS = ("USUBJID",)
 EXACT_DISTINCT_ROWS = 10_000_000
 PROFILE_METHOD = 2  # bump when the profile's definition changes: cached profiles are recomputed
+
+
+@dataclass(frozen=True)
+class CatalogView:
+    """What one caller may see of one table in the catalog (from their grants)."""
+
+    columns: frozenset[str] | None  # lower-case; None: every column
+    masked: frozenset[str] = frozenset()
+
+    def shows(self, column: str) -> bool:
+        return self.columns is None or column.lower() in self.columns
+
+    def profiles(self, column: str) -> bool:
+        """Statistics (null share, distinct count, min/max) only of visible, unmasked columns."""
+        return self.shows(column) and column.lower() not in self.masked
+
+
+# The grants' answer for (namespace, table): None means the caller has no grant on it.
+Visibility = Callable[[str, str], CatalogView | None]
+EVERYTHING = CatalogView(columns=None)
+
+
+def catalog_view(principal: Principal, visible: Visibility | None, name: TableName) -> CatalogView | None:
+    """Stewards and dataset managers see the whole catalog (they grant it); anyone else sees a
+    table only through a grant, and nothing without one (deny by default)."""
+    if principal.can(Permission.DATASETS_MANAGE) or principal.can(Permission.GRANTS_MANAGE):
+        return EVERYTHING
+    return visible(name.namespace, name.name) if visible is not None else None
 
 
 def record_ingestion(
@@ -89,14 +119,22 @@ def _dataset(session: Session, name: TableName) -> Dataset | None:
 
 
 def list_datasets(
-    session: Session, principal: Principal, lake: Lake, *, search: str | None = None, tag: str | None = None
+    session: Session,
+    principal: Principal,
+    lake: Lake,
+    *,
+    search: str | None = None,
+    tag: str | None = None,
+    visible: Visibility | None = None,
 ) -> list[dict[str, Any]]:
-    """Every table of the lake with its catalog facts, filtered by text and tag."""
+    """The tables the caller may see, with their catalog facts, filtered by text and tag."""
     require(principal, Permission.CATALOG_READ)
     rows = {d.full_name: d for d in session.scalars(select(Dataset))}
     found = []
     for namespace in lake.namespaces():
         for name in lake.tables(namespace):
+            if catalog_view(principal, visible, name) is None:
+                continue
             dataset = rows.get(str(name))
             entry = _summary(lake, name, dataset)
             text = " ".join(
@@ -156,11 +194,23 @@ def compression_text(source_bytes: int, stored_bytes: int) -> str | None:
 
 
 def show_dataset(
-    session: Session, principal: Principal, lake: Lake, table: str, *, profile: bool = True
+    session: Session,
+    principal: Principal,
+    lake: Lake,
+    table: str,
+    *,
+    profile: bool = True,
+    visible: Visibility | None = None,
 ) -> dict[str, Any]:
-    """Everything the dataset page shows: summary, schema with labels, history, profile, jobs."""
+    """Everything the dataset page shows: summary, schema with labels, history, profile, jobs.
+
+    A table the caller has no grant on answers exactly like a table that does not exist;
+    hidden columns are left out and masked ones get no statistics."""
     require(principal, Permission.CATALOG_READ)
     name = parse_table_name(table)
+    view = catalog_view(principal, visible, name)
+    if view is None:
+        raise NotFound(f"no table {name} in the lake")
     dataset = _dataset(session, name)
     iceberg = lake.load(name)
     entry = _summary(lake, name, dataset)
@@ -177,6 +227,7 @@ def show_dataset(
             or (actions.get(f.name.removesuffix("_TOPCODED")) if f.name.endswith("_TOPCODED") else None),
         }
         for f in iceberg.schema().fields
+        if view.shows(f.name)
     ]
     names = {f.name for f in iceberg.schema().fields}
     entry["dropped_columns"] = sorted(c for c, a in actions.items() if a == "dropped" and c not in names)
@@ -185,7 +236,8 @@ def show_dataset(
     entry["risk"] = next(
         (s["risk"] for s in entry["snapshots"] if s["snapshot_id"] == current and s["risk"]), None
     )
-    entry["profile"] = column_profile(session, lake, name, dataset) if profile else None
+    profiled = column_profile(session, lake, name, dataset) if profile else None
+    entry["profile"] = [c for c in profiled if view.profiles(c["name"])] if profiled is not None else None
     recent = session.scalars(
         select(IngestJob)
         .where(IngestJob.namespace == name.namespace, IngestJob.table_name == name.name)

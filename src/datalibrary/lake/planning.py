@@ -13,9 +13,6 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
-from pyiceberg.expressions.visitors import _StrictMetricsEvaluator
-from pyiceberg.manifest import DataFile
-from pyiceberg.schema import Schema
 
 from datalibrary.errors import NotFound
 from datalibrary.lake.catalog import Lake, TableName, parse_table_name
@@ -28,9 +25,6 @@ class PlannedFile:
     path: str  # local path, or bucket/key for S3 (what pyarrow.fs / DuckDB take)
     record_count: int
     file_size_in_bytes: int
-    # Every row satisfies ``strict_filter`` (from the file's column statistics): a reader may
-    # skip evaluating that filter on this file.
-    all_match: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,25 +41,13 @@ class TablePlan:
         return sum(f.record_count for f in self.files)
 
 
-def _strict_evaluator(schema: Schema, expression: BooleanExpression | None) -> Callable[[DataFile], bool]:
-    """Whether a file's statistics prove that all its rows satisfy ``expression``."""
-    if expression is None:
-        return lambda _: False
-    try:
-        evaluator = _StrictMetricsEvaluator(schema, expression, case_sensitive=False)
-    except (ValueError, TypeError):  # does not bind to this schema: prove nothing
-        return lambda _: False
-    return evaluator.eval
-
-
 def plan_table(
     lake: Lake,
     table: str | TableName,
     *,
     snapshot_id: int | None = None,
     as_of: datetime | None = None,
-    row_filter: BooleanExpression | str = AlwaysTrue(),
-    strict_filter: BooleanExpression | None = None,
+    row_filter: BooleanExpression | str | Callable[[pa.Schema], BooleanExpression] = AlwaysTrue(),
 ) -> TablePlan:
     """The data files and schema of ``table`` at a snapshot.
 
@@ -88,21 +70,21 @@ def plan_table(
     if snapshot is None:
         return TablePlan(str(name), None, None, file_schema(iceberg), [], lake.storage.is_s3)
     schema = iceberg.schemas().get(snapshot.schema_id) if snapshot.schema_id is not None else None
+    from pyiceberg.io.pyarrow import schema_to_pyarrow
+
+    arrow_schema = schema_to_pyarrow(schema, include_field_ids=False) if schema else file_schema(iceberg)
+    if callable(row_filter):
+        row_filter = row_filter(arrow_schema)
     scan = iceberg.scan(snapshot_id=snapshot.snapshot_id, row_filter=row_filter, case_sensitive=False)
-    all_match = _strict_evaluator(schema or iceberg.schema(), strict_filter)
     files = [
         PlannedFile(
             uri=task.file.file_path,
             path=lake.storage.path(task.file.file_path),
             record_count=task.file.record_count,
             file_size_in_bytes=task.file.file_size_in_bytes,
-            all_match=all_match(task.file),
         )
         for task in scan.plan_files()
     ]
-    from pyiceberg.io.pyarrow import schema_to_pyarrow
-
-    arrow_schema = schema_to_pyarrow(schema, include_field_ids=False) if schema else file_schema(iceberg)
     return TablePlan(
         str(name),
         snapshot.snapshot_id,

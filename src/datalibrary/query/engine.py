@@ -1,15 +1,27 @@
-"""Run a guarded query in a DuckDB connection that is locked down before the caller's SQL runs.
+"""Run a guarded query in a DuckDB database that holds nothing but the caller's Arrow data.
 
-Per query: a fresh in-memory connection; memory, threads and a timeout from settings; no
-extension install or autoload; the caller's restricted views created over exactly the
-planned Parquet files (``allowed_paths``), then external access turned off and the
-configuration locked. Column restrictions, masks and row filters live inside the views, so
-the optimizer still prunes and pushes down, and no SQL form can reach around them.
+Each database is built for one set of views: the planned Parquet files of each table are
+registered as a pyarrow dataset (DuckDB pushes projections and filters into it, so pruning
+and column selection still happen), restricted to the columns the view needs; hidden columns
+that no filter uses are not even in the dataset. Views on top apply masks and the row filter
+(``COALESCE(filter, FALSE)``: NULL means not visible). Before any user SQL runs: external
+access is off (no file, no URL, no ATTACH), Python replacement scans are off (no variable of
+this process can be named), extensions cannot be installed or loaded, and the configuration
+is locked. The only names the database knows are the views, one source per view under an
+unguessable name, and DuckDB's system catalog, which the guard never lets a query name.
+
+Opening a database costs ~40 ms, so databases are pooled by their views; each query checks
+one out for itself (one query at a time per database, so its memory limit is the query's).
+Results are written to an unlinked temporary Arrow IPC file and read back memory-mapped: the
+API process never holds a whole result on its heap.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -17,6 +29,9 @@ from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
+import sqlglot
+from sqlglot import exp
 
 from datalibrary.errors import InvalidInput, Unavailable
 
@@ -25,7 +40,10 @@ CONNECTION_CONFIG = {
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
     "allow_unsigned_extensions": False,
+    "enable_external_access": False,
+    "python_enable_replacements": False,
 }
+BATCH_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -37,9 +55,8 @@ class ViewSpec:
     schema: pa.Schema
     # output column -> SQL expression over the table's columns (masks are expressions)
     columns: dict[str, str]
+    # The grant's row filter (DuckDB SQL); rows where it is FALSE or NULL are not visible.
     row_filter: str | None = None
-    # Files whose statistics prove every row passes ``row_filter``: read without evaluating it.
-    unfiltered: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -52,9 +69,15 @@ class EngineLimits:
 
 @dataclass
 class EngineResult:
+    """A query's rows, memory-mapped from a spilled Arrow IPC file (or empty)."""
+
     table: pa.Table
     truncated: bool = False
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
 
 
 def quote(identifier: str) -> str:
@@ -65,126 +88,196 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _view_sql(view: ViewSpec) -> str:
-    select = ", ".join(f"{expr} AS {quote(name)}" for name, expr in view.columns.items())
-    if not view.files:  # an empty table at this snapshot: same columns, no rows
-        types = {f.name: f.type for f in view.schema}
-        empty = ", ".join(
-            f"CAST(NULL AS {duckdb_type(types[name]) if name in types else 'VARCHAR'}) AS {quote(name)}"
-            for name in view.columns
-        )
-        return f"CREATE VIEW {quote(view.name)} AS SELECT {empty} WHERE false"
-    # Files of one table share its schema (the lake writes them so), so binding reads one footer.
-    if not view.row_filter:
-        return f"CREATE VIEW {quote(view.name)} AS SELECT {select} FROM {_source(view.files)}"
-    checked = [f for f in view.files if f not in view.unfiltered]
-    parts = [f"SELECT {select} FROM {_source(checked)} WHERE {view.row_filter}"] if checked else []
-    proven = [f for f in view.files if f in view.unfiltered]
-    if proven:
-        parts.append(f"SELECT {select} FROM {_source(proven)}")
-    return f"CREATE VIEW {quote(view.name)} AS " + " UNION ALL ".join(parts)
-
-
-def _source(files: Sequence[str]) -> str:
-    return "read_parquet([" + ", ".join(sql_string(f) for f in files) + "])"
+def visible_predicate(row_filter: str | None) -> str:
+    """The view's WHERE: a row is visible only where the filter is TRUE (never NULL)."""
+    return "TRUE" if not row_filter else f"COALESCE(({row_filter}), FALSE)"
 
 
 def duckdb_type(arrow_type: pa.DataType) -> str:
     """The DuckDB type of an Arrow type, via an empty relation (no string mapping to maintain)."""
-    con = duckdb.connect()
-    try:
-        relation = con.from_arrow(pa.table({"c": pa.array([], type=arrow_type)}))
-        return str(relation.types[0])
-    finally:
-        con.close()
+    return _TYPES.get(arrow_type)
+
+
+class _TypeNames:
+    def __init__(self) -> None:
+        self._cache: dict[pa.DataType, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, arrow_type: pa.DataType) -> str:
+        with self._lock:
+            if arrow_type not in self._cache:
+                con = duckdb.connect()
+                try:
+                    relation = con.from_arrow(pa.table({"c": pa.array([], type=arrow_type)}))
+                    self._cache[arrow_type] = str(relation.types[0])
+                finally:
+                    con.close()
+            return self._cache[arrow_type]
+
+
+_TYPES = _TypeNames()
+
+
+def _source(view: ViewSpec) -> ds.Dataset:
+    """The view's data as a pyarrow dataset of only the columns the view reads."""
+    needed: set[str] = set()
+    if view.row_filter:
+        tree = sqlglot.parse_one(view.row_filter, read="duckdb")
+        needed |= {c.name.lower() for c in tree.find_all(exp.Column)}
+    exprs = " ".join(view.columns.values()).lower()
+    needed |= {f.name.lower() for f in view.schema if quote(f.name).lower() in exprs}
+    schema = pa.schema([f for f in view.schema if f.name.lower() in needed] or [view.schema.field(0)])
+    if not view.files:
+        return ds.dataset(schema.empty_table())
+    return ds.dataset(list(view.files), schema=schema, format="parquet")
 
 
 def open_locked(views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(":memory:", config=CONNECTION_CONFIG)
-    con.execute(f"SET memory_limit = {sql_string(limits.memory_limit)}")
-    con.execute(f"SET threads = {int(limits.threads)}")
-    paths = sorted({f for view in views for f in view.files})
-    if paths:
-        con.execute("SET allowed_paths = [" + ", ".join(sql_string(p) for p in paths) + "]")
-    for view in views:
-        con.execute(_view_sql(view))
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
+    """A fresh database with the views over Arrow data, locked before it is handed out."""
+    con = duckdb.connect(
+        ":memory:",
+        config=CONNECTION_CONFIG | {"memory_limit": limits.memory_limit, "threads": int(limits.threads)},
+    )
+    try:
+        for view in views:
+            source = "dl_src_" + secrets.token_hex(12)
+            con.register(source, _source(view))
+            select = ", ".join(f"{expr} AS {quote(name)}" for name, expr in view.columns.items())
+            con.execute(
+                f"CREATE TEMP VIEW {quote(view.name)} AS SELECT {select} FROM {quote(source)} "
+                f"WHERE {visible_predicate(view.row_filter)}"
+            )
+        con.execute("SET lock_configuration = true")
+    except duckdb.Error as exc:
+        con.close()
+        raise InvalidInput(safe_message(exc), field="sql") from None
     return con
 
 
 def view_key(view: ViewSpec) -> tuple[object, ...]:
-    return (tuple(view.files), view.schema, tuple(view.columns.items()), view.row_filter, view.unfiltered)
+    return (tuple(view.files), view.schema, tuple(view.columns.items()), view.row_filter)
 
 
 def view_name(view: ViewSpec) -> str:
-    """A name derived from what the view shows, so equal views share a locked database."""
+    """A name derived from what the view shows, so equal views share pooled databases."""
     return "dl_" + hashlib.sha256(repr(view_key(view)).encode()).hexdigest()[:16]
 
 
 class LockedDatabases:
-    """Locked in-memory DuckDB databases, one per set of views, reused across queries.
+    """Pools of locked databases, one pool per set of views, least recently used dropped.
 
-    Opening and locking a database costs more than most small queries. The views a caller
-    gets depend only on their grants and the planned files, so the same set of views is asked
-    for again and again; each query gets a fresh connection (a cursor) on the locked database.
-    A commit (new files) or a grant change yields other views, hence another database."""
+    A database serves one query at a time: it is checked out, used and given back (or
+    closed, if the query was interrupted or ran out of memory). A commit (new files) or a
+    grant change yields other views, hence another pool."""
 
-    def __init__(self, size: int = 32) -> None:
-        self.size = size
-        self._databases: OrderedDict[tuple[object, ...], duckdb.DuckDBPyConnection] = OrderedDict()
+    def __init__(self, keys: int = 32, per_key: int = 2) -> None:
+        self.keys, self.per_key = keys, per_key
+        self._idle: OrderedDict[tuple[object, ...], list[duckdb.DuckDBPyConnection]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def connect(self, views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckDBPyConnection:
-        key = (limits, tuple(sorted(view_key(v) + (v.name,) for v in views)))
+    @staticmethod
+    def key(views: Sequence[ViewSpec], limits: EngineLimits) -> tuple[object, ...]:
+        return (limits.memory_limit, limits.threads, tuple(sorted(view_key(v) + (v.name,) for v in views)))
+
+    def checkout(self, views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckDBPyConnection:
+        key = self.key(views, limits)
         with self._lock:
-            parent = self._databases.get(key)
-            if parent is None:
-                parent = self._databases[key] = open_locked(views, limits)
-                while len(self._databases) > self.size:
-                    self._databases.popitem(last=False)[1].close()
-            self._databases.move_to_end(key)
-            return parent.cursor()
+            idle = self._idle.get(key)
+            if idle:
+                self._idle.move_to_end(key)
+                return idle.pop()
+        return open_locked(views, limits)
+
+    def checkin(
+        self, views: Sequence[ViewSpec], limits: EngineLimits, con: duckdb.DuckDBPyConnection
+    ) -> None:
+        key = self.key(views, limits)
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            self._idle.move_to_end(key)
+            if len(idle) < self.per_key:
+                idle.append(con)
+                con = None  # type: ignore[assignment]
+            while len(self._idle) > self.keys:
+                for old in self._idle.popitem(last=False)[1]:
+                    old.close()
+        if con is not None:
+            con.close()
 
     def clear(self) -> None:
         with self._lock:
-            for con in self._databases.values():
-                con.close()
-            self._databases.clear()
+            for idle in self._idle.values():
+                for con in idle:
+                    con.close()
+            self._idle.clear()
 
 
 DATABASES = LockedDatabases()
 
 
 def run(sql: str, views: Sequence[ViewSpec], limits: EngineLimits) -> EngineResult:
-    """Execute ``sql`` (already guarded and rendered) and fetch at most ``max_rows`` rows."""
-    con = DATABASES.connect(views, limits)
+    """Execute ``sql`` (already guarded and rendered) and keep at most ``max_rows`` rows."""
+    con = DATABASES.checkout(views, limits)
+    healthy = False
     timer = threading.Timer(limits.timeout_seconds, con.interrupt)
     timer.start()
     try:
         relation = con.sql(sql)
         if relation is None:
             raise InvalidInput("only queries that return rows are allowed", field="sql")
-        reader = relation.to_arrow_reader(65_536)
-        batches, rows, truncated = [], 0, False
-        for batch in reader:
-            if rows + batch.num_rows > limits.max_rows:
-                batches.append(batch.slice(0, limits.max_rows - rows))
-                truncated = True
-                break
-            batches.append(batch)
-            rows += batch.num_rows
-        table = pa.Table.from_batches(batches, schema=reader.schema)
-        return EngineResult(table=table, truncated=truncated)
+        result = _spill(relation.to_arrow_reader(BATCH_ROWS), limits.max_rows)
+        healthy = True
+        return result
     except duckdb.InterruptException:
         raise Unavailable(f"the query ran longer than {limits.timeout_seconds:g} s and was stopped") from None
     except duckdb.OutOfMemoryException:
         raise Unavailable(f"the query needed more than {limits.memory_limit} of memory") from None
     except duckdb.Error as exc:
+        healthy = True
         raise InvalidInput(safe_message(exc), field="sql") from None
+    except (pa.ArrowException, OSError) as exc:  # a DuckDB error raised while batches stream
+        raise streamed_error(str(exc), limits) from None
     finally:
         timer.cancel()
-        con.close()
+        if healthy:
+            DATABASES.checkin(views, limits, con)
+        else:
+            con.close()
+
+
+def _spill(reader: pa.RecordBatchReader, max_rows: int) -> EngineResult:
+    """Write batches to an unlinked temporary IPC file and map it: bounded heap, any size."""
+    handle, path = tempfile.mkstemp(prefix="datalibrary-result-", suffix=".arrow")
+    os.close(handle)
+    try:
+        rows, truncated = 0, False
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
+            for batch in reader:
+                if rows + batch.num_rows > max_rows:
+                    writer.write_batch(batch.slice(0, max_rows - rows))
+                    truncated = True
+                    break
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        table = pa.ipc.open_file(pa.memory_map(path, "r")).read_all()
+    finally:
+        os.unlink(path)  # the mapping keeps the data readable; nothing is left on disk
+    return EngineResult(table=table, truncated=truncated)
+
+
+def streamed_error(message: str, limits: EngineLimits) -> InvalidInput | Unavailable:
+    """A DuckDB error that reached us through Arrow (only its kind is kept: the text may quote
+    a value the caller cannot see)."""
+    kind = message.split(":", 1)[0].strip()[:60]
+    if "Interrupt" in kind:
+        return Unavailable(f"the query ran longer than {limits.timeout_seconds:g} s and was stopped")
+    if "Out of Memory" in kind:
+        return Unavailable(f"the query needed more than {limits.memory_limit} of memory")
+    if "Conversion" in kind or "Invalid Input" in kind:
+        return InvalidInput(
+            "the query failed: a value could not be converted (use TRY_CAST to skip such values)", field="sql"
+        )
+    return InvalidInput(f"the query failed while it ran ({kind or 'error'})", field="sql")
 
 
 def safe_message(exc: duckdb.Error) -> str:

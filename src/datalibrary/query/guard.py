@@ -1,41 +1,43 @@
-"""The SQL guard: only read queries over catalog tables reach the engine.
+"""The SQL guard: only read queries over the caller's granted tables reach the engine.
 
 SQL is treated as code. We parse it with sqlglot (DuckDB dialect), accept a single
-SELECT / set operation / WITH (optionally under EXPLAIN), refuse DDL, DML, configuration,
-table functions and system catalogs, then *regenerate* the SQL from the tree with every
-table reference replaced by the caller's restricted view. Comments and anything sqlglot
-does not understand never reach DuckDB. The engine's lockdown is the second wall.
+SELECT / set operation / WITH (optionally under EXPLAIN), refuse DDL, DML, configuration and
+table functions (also under LATERAL), and resolve every table name *per scope* with sqlglot's
+scope analysis: a name is either a CTE visible in that scope or a two-part catalog table
+(``namespace.table``); anything else is refused. The SQL is then *regenerated* from the tree
+with each catalog table replaced by the caller's restricted view and each CTE renamed to a
+fresh name (``dl_cte_N``) that nothing in the engine's catalog carries, so a scope rule read
+differently by DuckDB binds to nothing rather than to a system view or a file. Finally DuckDB's
+own parser reads the rendered SQL and every table, function and clause it sees is checked
+against allow-lists (``duckdb_parse``). Comments never reach DuckDB. The engine (Arrow data
+only, external access off, configuration locked) is the last wall.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError, TokenError
+from sqlglot.errors import OptimizeError, ParseError, SqlglotError, TokenError
+from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from datalibrary.errors import InvalidInput
+from datalibrary.query import duckdb_parse
 
 MAX_SQL_CHARS = 100_000
 MAX_DEPTH = 150
 MAX_NODES = 50_000
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-
-# Function name prefixes and names that touch files, the catalog, settings or extensions.
-FORBIDDEN_FUNCTION_PREFIXES = (
-    "read_", "duckdb_", "pragma_", "parquet_", "iceberg_", "delta_", "sniff_", "glob", "sqlite_",
-    "postgres_", "mysql_", "json_execute", "arrow_scan", "python_", "pg_", "load_", "install_",
-)  # fmt: skip
-FORBIDDEN_FUNCTIONS = {
-    "query", "query_table", "getenv", "current_setting", "which_secret", "checkpoint",
-    "force_checkpoint", "enable_profiling", "export_database", "import_database", "test_all_types",
-    "summary", "repeat_row", "range", "generate_series", "unnest_table", "has_any_column_privilege",
-    "current_schema", "current_schemas", "current_database", "current_catalog", "version", "error",
-}  # fmt: skip
 RESERVED_NAMESPACES = {"information_schema", "pg_catalog", "main", "temp", "system", "memory"}
 ALLOWED_ROOTS = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery)
+REFUSED_NODES = (exp.DDL, exp.DML, exp.Command, exp.Set, exp.Pragma, exp.Use, exp.Transaction, exp.Into)
+CTE_PREFIX = "dl_cte_"
+# sqlglot warns about syntax it falls back on, quoting the SQL: user SQL stays out of the logs.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 
 def refuse(reason: str) -> InvalidInput:
@@ -66,12 +68,17 @@ class GuardedQuery:
     columns: set[str] = field(default_factory=set)
     star: bool = False
     _nodes: dict[TableRef, list[exp.Table]] = field(default_factory=dict)
+    # id(Table node naming a CTE) -> id(CTE definition); id(CTE definition) -> fresh name
+    _cte_refs: dict[int, int] = field(default_factory=dict)
+    _cte_names: dict[int, str] = field(default_factory=dict)
 
-    def pushdown(self, ref: TableRef) -> str | None:
+    def pushdown(self, ref: TableRef, visible: Callable[[str], bool] | None = None) -> str | None:
         """The query's simple predicates on ``ref`` (column vs literal, ANDed), for file pruning.
 
         Only when the table appears once, alone in its SELECT's FROM (no join), so a predicate
-        can never drop rows another reference to the table would need."""
+        can never drop rows another reference to the table would need; and only on
+        ``visible`` columns (lower-case; the caller's unmasked ones), so pruning never depends
+        on values the caller cannot see."""
         nodes = self._nodes.get(ref, [])
         if len(nodes) != 1:
             return None
@@ -84,21 +91,43 @@ class GuardedQuery:
             condition.sql(dialect="duckdb", comments=False)
             for condition in _conjuncts(select.args["where"].this)
             if _simple(condition, names)
+            and (visible is None or all(visible(c.name.lower()) for c in condition.find_all(exp.Column)))
         ]
         return " AND ".join(kept) or None
 
     def render(self, views: dict[TableRef, str]) -> str:
+        """The SQL DuckDB runs: views for catalog tables, fresh names for CTEs; checked by
+        DuckDB's parser against exactly those names."""
         tree = self.tree.copy()
         originals = {id(node): ref for ref, nodes in self._nodes.items() for node in nodes}
-        for original, node in zip(self.tree.find_all(exp.Table), tree.find_all(exp.Table), strict=True):
-            ref = originals.get(id(original))
-            if ref is None:
-                continue
-            alias = node.alias or ref.table
-            table = exp.Table(this=exp.to_identifier(views[ref], quoted=True))
-            node.replace(exp.alias_(table, alias, table=True))
-        sql = tree.sql(dialect="duckdb", comments=False)
+        pairs = list(zip(self.tree.walk(), tree.walk(), strict=True))
+        for original, node in pairs:
+            if isinstance(original, exp.CTE):
+                alias = node.args["alias"]
+                alias.set("this", exp.to_identifier(self._cte_names[id(original)], quoted=True))
+            elif isinstance(original, exp.Table):
+                if id(original) in originals:
+                    target = views[originals[id(original)]]
+                    _point(node, target, originals[id(original)].table)
+                elif id(original) in self._cte_refs:
+                    _point(node, self._cte_names[self._cte_refs[id(original)]], original.name)
+                else:  # check() classified every table; this cannot happen
+                    raise refuse(f"'{original.sql(dialect='duckdb')}' is not a table of this query")
+        try:
+            sql = tree.sql(dialect="duckdb", comments=False)
+        except (SqlglotError, ValueError, RecursionError) as exc:  # a tree sqlglot cannot write back
+            raise refuse(f"it uses syntax the guard cannot rewrite ({str(exc)[:120]})") from None
+        duckdb_parse.check_sql(sql, {v.lower() for v in views.values()} | set(self._cte_names.values()))
         return f"EXPLAIN {sql}" if self.explain else sql
+
+
+def _point(node: exp.Table, target: str, alias: str) -> None:
+    """Make the table node read ``target``, keeping the name the query uses for it."""
+    if not node.args.get("alias"):
+        node.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+    node.set("this", exp.to_identifier(target, quoted=True))
+    for arg in ("db", "catalog", "version", "when"):
+        node.set(arg, None)
 
 
 PUSHABLE = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
@@ -139,20 +168,6 @@ def _depth(node: exp.Expression) -> int:
             return deepest
         stack.extend((child, depth + 1) for child in current.iter_expressions())
     return deepest
-
-
-def _function_name(node: exp.Func) -> str:
-    if isinstance(node, exp.Anonymous):
-        return str(node.name).lower()
-    return node.sql_name().lower()
-
-
-def forbidden_function(node: exp.Expression) -> str | None:
-    """The name of a function call the guard refuses, or None."""
-    if not isinstance(node, exp.Func):
-        return None
-    name = _function_name(node)
-    return name if name in FORBIDDEN_FUNCTIONS or name.startswith(FORBIDDEN_FUNCTION_PREFIXES) else None
 
 
 def _snapshot(node: exp.Table) -> tuple[int | None, str | None]:
@@ -207,27 +222,67 @@ def check(sql: str) -> GuardedQuery:
         raise refuse("the query is too large")
 
     guarded = GuardedQuery(tree=tree, explain=explain)
-    cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     for node in nodes:
-        if isinstance(node, (exp.DDL, exp.DML, exp.Command, exp.Set, exp.Pragma, exp.Use, exp.Transaction)):
+        if isinstance(node, REFUSED_NODES):
             raise refuse(f"{node.key.upper()} is not allowed")
-        if name := forbidden_function(node):
-            raise refuse(f"the function {name}() is not allowed")
+        if isinstance(node, exp.Lateral) and not isinstance(node.this, (exp.Subquery, exp.Query)):
+            raise refuse("table functions are not allowed, also under LATERAL")
+        if isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier):
+            raise refuse("table functions are not allowed; name a catalog table as namespace.table")
         if isinstance(node, exp.Star) or (isinstance(node, exp.Column) and isinstance(node.this, exp.Star)):
             guarded.star = True
         elif isinstance(node, exp.Column):
             guarded.columns.add(node.name.lower())
-        if isinstance(node, exp.Table):
-            _check_table(node, cte_names, guarded)
+    _resolve(tree, guarded)
+    # DuckDB's parser checks the regenerated SQL (functions, tables, clauses) before anything runs.
+    guarded.render({ref: f"dl_check_{i}" for i, ref in enumerate(guarded.refs)})
     return guarded
 
 
-def _check_table(node: exp.Table, cte_names: set[str], guarded: GuardedQuery) -> None:
-    if not isinstance(node.this, exp.Identifier):
-        raise refuse("table functions are not allowed; name a catalog table as namespace.table")
+def _scopes(tree: exp.Expression) -> list[Scope]:
+    try:
+        return traverse_scope(tree)
+    except (OptimizeError, SqlglotError, RecursionError, KeyError, ValueError) as exc:
+        raise refuse(f"its table names cannot be resolved ({str(exc)[:160]})") from None
+
+
+def _resolve(tree: exp.Expression, guarded: GuardedQuery) -> None:
+    """Classify every table name in the scope where it appears: a CTE visible there, or a
+    catalog table. A name sqlglot's scopes do not cover is refused."""
+    for scope in _scopes(tree):
+        for table in scope.tables:
+            source = scope.sources.get(table.alias_or_name)
+            definition = _cte_definition(source) if isinstance(source, Scope) else None
+            if (
+                definition is not None
+                and len(table.parts) == 1
+                and table.name.lower() == definition.alias.lower()
+            ):
+                if table.args.get("version") or table.args.get("when"):
+                    raise refuse("time travel applies to catalog tables, not to CTEs")
+                guarded._cte_refs[id(table)] = id(definition)
+                guarded._cte_names.setdefault(id(definition), f"{CTE_PREFIX}{len(guarded._cte_names) + 1}")
+            else:
+                _check_table(table, guarded)
+    for cte in tree.find_all(exp.CTE):
+        guarded._cte_names.setdefault(id(cte), f"{CTE_PREFIX}{len(guarded._cte_names) + 1}")
+    classified = set(guarded._cte_refs) | {id(n) for nodes in guarded._nodes.values() for n in nodes}
+    for table in tree.find_all(exp.Table):
+        if id(table) not in classified:
+            raise refuse(f"'{table.sql(dialect='duckdb')}' does not name a table of the catalog or a CTE")
+
+
+def _cte_definition(scope: Scope) -> exp.CTE | None:
+    if not scope.is_cte:
+        return None
+    node: exp.Expression | None = scope.expression
+    while node is not None and not isinstance(node, exp.CTE):
+        node = node.parent
+    return node
+
+
+def _check_table(node: exp.Table, guarded: GuardedQuery) -> None:
     parts = [p.name for p in node.parts]
-    if len(parts) == 1 and parts[0].lower() in cte_names:
-        return
     if len(parts) != 2:
         raise refuse(f"'{'.'.join(parts)}' is not a catalog table; name tables as namespace.table")
     namespace, table = parts

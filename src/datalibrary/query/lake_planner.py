@@ -11,17 +11,17 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-import sqlglot
+import pyarrow as pa
 from pyarrow import fs as pafs
 from pyiceberg.catalog.sql import IcebergTables
-from pyiceberg.expressions import AlwaysTrue, BooleanExpression
-from pyiceberg.expressions.parser import parse as parse_iceberg_filter
+from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression
 from sqlalchemy import select
-from sqlglot import exp
 
+from datalibrary.access.rowsecurity import compile_filter
 from datalibrary.config import Settings
 from datalibrary.lake.catalog import TableName, open_lake
 from datalibrary.lake.copies import cache_name, query_cache_dir
@@ -31,35 +31,19 @@ from datalibrary.query.planning import PlannedTable
 log = logging.getLogger(__name__)
 
 
-def iceberg_filter(*predicates: str | None) -> BooleanExpression:
-    """The conjunction of the predicates pyiceberg can parse; the rest only skip pruning."""
-    expression: BooleanExpression = AlwaysTrue()
-    for predicate in predicates:
-        if not predicate:
-            continue
-        try:
-            parsed = parse_iceberg_filter(predicate)
-        except Exception:  # not every DuckDB predicate is an Iceberg one; pruning is optional
-            log.debug("predicate not usable for file pruning")
-            continue
-        expression = parsed if isinstance(expression, AlwaysTrue) else expression & parsed
-    return expression
+def pruning_filter(*predicates: str | None) -> Callable[[pa.Schema], BooleanExpression]:
+    """The conjunction of the predicates as an Iceberg pruning expression, built by the one
+    row-security compiler (sound for pruning: it never drops a file with a TRUE row)."""
+    compiled = [compile_filter(p) for p in predicates if p]
 
+    def build(schema: pa.Schema) -> BooleanExpression:
+        expression: BooleanExpression = AlwaysTrue()
+        for predicate in compiled:
+            if predicate is not None:
+                expression = And(expression, predicate.iceberg(schema))
+        return expression
 
-def exact_filter(predicate: str | None) -> BooleanExpression | None:
-    """The predicate as an Iceberg expression only if pyiceberg parses all of it. Used to
-    prove that every row of a file passes the grant's filter, so a partial or missing
-    translation must yield None (prove nothing), never AlwaysTrue."""
-    if not predicate:
-        return None
-    literals = sqlglot.parse_one(predicate, read="duckdb").find_all(exp.Literal)
-    if any(not (lit.is_string or lit.this.lstrip("-").isdigit()) for lit in literals):
-        return None  # decimals: a rounding difference between the two parsers must not leak a row
-    try:
-        return parse_iceberg_filter(predicate)
-    except Exception:  # not expressible in Iceberg's grammar: prove nothing
-        log.debug("grant filter not usable for statistics proofs")
-        return None
+    return build
 
 
 class LakePlanner:
@@ -109,14 +93,12 @@ class LakePlanner:
                 name,
                 snapshot_id=snapshot_id,
                 as_of=as_of,
-                row_filter=iceberg_filter(row_filter, pushdown),
-                strict_filter=exact_filter(row_filter),
+                row_filter=pruning_filter(row_filter, pushdown),
             )
         except (ValueError, TypeError):  # a predicate that does not bind to the table: plan without it
             plan = plan_table(lake, name, snapshot_id=snapshot_id, as_of=as_of)
         files = self._local_files(plan) if plan.is_s3 else [f.path for f in plan.files]
-        unfiltered = frozenset(local for local, f in zip(files, plan.files, strict=True) if f.all_match)
-        planned = PlannedTable(namespace, table, plan.schema, files, plan.snapshot_id, unfiltered)
+        planned = PlannedTable(namespace, table, plan.schema, files, plan.snapshot_id)
         with self._lock:
             self._plans[key] = planned
             while len(self._plans) > self.CACHE_SIZE:

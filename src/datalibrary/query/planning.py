@@ -20,8 +20,6 @@ class PlannedTable:
     schema: pa.Schema
     files: Sequence[str]  # local Parquet paths to read, after pruning
     snapshot_id: int | None  # None: the table has no snapshot yet
-    # Files whose statistics prove every row passes the caller's row filter (also in ``files``).
-    unfiltered: frozenset[str] = frozenset()
 
 
 class TablePlanner(Protocol):

@@ -7,6 +7,7 @@ OpenLineage START + COMPLETE/FAIL events naming the tables it read.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from datalibrary.costs import checks as costs_checks
 from datalibrary.db.base import utcnow
 from datalibrary.errors import DataLibraryError, InvalidInput, NotFound, PermissionDenied
 from datalibrary.lineage import service as lineage
+from datalibrary.logs import request_id_var
 from datalibrary.query import engine, guard, metering
 from datalibrary.query.models import QueryRecord
 from datalibrary.query.planning import PlannedTable, TablePlanner
@@ -65,9 +67,13 @@ def build_view(planned: PlannedTable, grant: access.Access) -> engine.ViewSpec:
         schema=planned.schema,
         columns=columns,
         row_filter=grant.row_filter,
-        unfiltered=planned.unfiltered,
     )
     return dataclasses.replace(view, name=engine.view_name(view))
+
+
+def shows_unmasked(grant: access.Access, column: str) -> bool:
+    """Whether the caller sees ``column`` (lower-case) with its real values."""
+    return (grant.columns is None or column in grant.columns) and column not in grant.masks
 
 
 def _unqualified(predicate: str | None) -> str | None:
@@ -117,13 +123,20 @@ def _views(
         grant = access.effective_access(session, principal, ref.namespace, ref.table)
         if grant is None:  # same answer as for a missing table: existence is not revealed
             raise NotFound(f"table {ref.name} does not exist or you have no grant on it")
+        pushdown = None
+        if grant.row_filter is None:
+            # The query's own predicates prune files only on columns the caller sees unmasked,
+            # and only without a row filter: file statistics also cover rows the caller cannot
+            # see, so with a row filter pruning (hence bytes scanned) would answer questions
+            # about hidden rows.
+            pushdown = _unqualified(guarded.pushdown(ref, functools.partial(shows_unmasked, grant)))
         planned = planner.plan(
             ref.namespace,
             ref.table,
             snapshot_id=ref.snapshot_id,
             as_of=_parse_as_of(ref.as_of),
             row_filter=grant.row_filter,
-            pushdown=_unqualified(guarded.pushdown(ref)),
+            pushdown=pushdown,
         )
         yield ref, planned, build_view(planned, grant)
 
@@ -181,9 +194,18 @@ def run_query(
             costs_checks.check_query(session, settings, principal.name, project, record.bytes_scanned)
         rendered = guarded.render({ref: view.name for ref, view in views.items()})
         result = engine.run(rendered, list(views.values()), limits)
-    except DataLibraryError as exc:
-        record.outcome = "denied" if exc.status in (403, 404) else "failure"
-        record.error = exc.detail
+    except Exception as exc:
+        # Refused, failed or crashed: the query still leaves its record, audit and lineage
+        # events, naming the tables it asked for (marked refused: none was read).
+        if isinstance(exc, DataLibraryError):
+            record.outcome = "denied" if exc.status in (403, 404) else "failure"
+            record.error = exc.detail
+        else:
+            request_id = request_id_var.get() or "-"
+            record.outcome, record.error = "failure", f"internal error (request id {request_id})"
+        named = [t["name"] for t in record.tables] or named_tables(sql)
+        record.tables = [{"name": name, "snapshot_id": None, "refused": True} for name in named]
+        inputs = [lineage.DatasetRef(name) for name in named]
         session.rollback()  # nothing of a failed query's transaction survives but its record
         _finish(session, principal, record, started, inputs, project, via)
         session.commit()
@@ -192,6 +214,20 @@ def run_query(
     record.rows_returned = result.table.num_rows
     _finish(session, principal, record, started, inputs, project, via)
     return QueryResult(record=record, table=result.table, truncated=result.truncated, tables=record.tables)
+
+
+def named_tables(sql: str) -> list[str]:
+    """The catalog tables a (possibly refused) query names, as far as it parses at all."""
+    try:
+        tree = sqlglot.parse_one(sql.strip().rstrip(";"), read="duckdb")
+    except (sqlglot.errors.SqlglotError, RecursionError, ValueError):
+        return []
+    names: list[str] = []
+    for table in tree.find_all(exp.Table) if tree is not None else []:
+        parts = [p.name.lower() for p in table.parts]
+        if len(parts) == 2 and all(guard.IDENTIFIER.match(p) for p in parts) and ".".join(parts) not in names:
+            names.append(".".join(parts))
+    return names[:20]
 
 
 def _finish(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from datalibrary.access.service import catalog_visibility
 from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
 from datalibrary.auth.permissions import Permission
 from datalibrary.errors import InvalidInput, NotFound
@@ -37,8 +38,10 @@ def catalog(
     if not principal.can(Permission.CATALOG_READ):
         return _refused(request, page, 403, "Your roles do not include access to the catalog.")
     q, tag = q.strip()[:200], tag.strip()[:40]
-    rows = list_datasets(session, principal, open_lake(settings), search=q or None, tag=tag or None)
-    every = list_datasets(session, principal, open_lake(settings)) if (q or tag) else rows
+    visible = catalog_visibility(session, principal)
+    lake = open_lake(settings)
+    rows = list_datasets(session, principal, lake, search=q or None, tag=tag or None, visible=visible)
+    every = list_datasets(session, principal, lake, visible=visible) if (q or tag) else rows
     tags = sorted({t for row in every for t in row["tags"]})
     can_ingest = principal.can(Permission.INGEST_RUN)
     jobs = [job_dict(j) for j in list_jobs(session, principal, limit=10)] if can_ingest else []
@@ -78,7 +81,8 @@ def dataset(
     if not principal.can(Permission.CATALOG_READ):
         return _refused(request, page, 403, "Your roles do not include access to the catalog.")
     try:
-        data = show_dataset(session, principal, open_lake(settings), f"{namespace}.{table}")
+        visible = catalog_visibility(session, principal)
+        data = show_dataset(session, principal, open_lake(settings), f"{namespace}.{table}", visible=visible)
     except (NotFound, InvalidInput) as exc:
         return _refused(request, page, 404, exc.detail)
     page.title = data["title"] or data["name"]

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from datalibrary.access import service as access
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.api.fields import Namespace
 from datalibrary.auth.permissions import Permission
@@ -125,7 +126,8 @@ def list_datasets(
     q: str | None = Query(None, max_length=200, description="Text in name, title, description or tags."),
     tag: str | None = Query(None, max_length=40),
 ) -> list[DatasetSummary]:
-    rows = datasets.list_datasets(session, principal, open_lake(settings), search=q, tag=tag)
+    visible = access.catalog_visibility(session, principal)
+    rows = datasets.list_datasets(session, principal, open_lake(settings), search=q, tag=tag, visible=visible)
     return [DatasetSummary.model_validate(row) for row in rows]
 
 
@@ -143,7 +145,12 @@ def show_dataset(
     profile: bool = True,
 ) -> DatasetDetail:
     data = datasets.show_dataset(
-        session, principal, open_lake(settings), f"{namespace}.{table}", profile=profile
+        session,
+        principal,
+        open_lake(settings),
+        f"{namespace}.{table}",
+        profile=profile,
+        visible=access.catalog_visibility(session, principal),
     )
     return DatasetDetail.model_validate(data)
 

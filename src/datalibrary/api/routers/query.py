@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import tempfile
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
 
@@ -11,10 +13,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from fastapi import APIRouter, Query, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from datalibrary import csvsafe
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.auth.permissions import Permission, require
 from datalibrary.bounds import MAX_OFFSET
@@ -23,6 +26,7 @@ from datalibrary.query import catalog, service
 from datalibrary.query.models import QueryRecord
 
 router = APIRouter(tags=["query"])
+BATCH_ROWS = 65_536
 
 MEDIA = {
     "csv": "text/csv; charset=utf-8",
@@ -80,15 +84,29 @@ class QueryRecordOut(BaseModel):
     started_at: datetime
 
 
-def encode(table: pa.Table, fmt: str) -> bytes:
-    sink = io.BytesIO()
+def write(table: pa.Table, fmt: str, sink: Any) -> None:
+    """Encode ``table`` batch by batch into ``sink`` (a file object): bounded memory for any
+    result size. CSV cells and headers that a spreadsheet would run as formulas are neutralized."""
+    batches = table.to_batches(max_chunksize=BATCH_ROWS)
     if fmt == "csv":
-        pacsv.write_csv(table, sink)
+        schema = pa.schema([f.with_name(csvsafe.neutralize(f.name)) for f in table.schema])
+        with pacsv.CSVWriter(sink, schema) as writer:
+            for batch in batches:
+                writer.write_batch(csvsafe.neutralize_batch(batch.rename_columns(schema.names)))
     elif fmt == "parquet":
-        pq.write_table(table, sink, compression="zstd")
+        with pq.ParquetWriter(sink, table.schema, compression="zstd") as writer:
+            for batch in batches:
+                writer.write_batch(batch)
     else:
         with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
+            for batch in batches:
+                writer.write_batch(batch)
+
+
+def encode(table: pa.Table, fmt: str) -> bytes:
+    """The whole encoded result (the CLI writes it to a file); the API streams instead."""
+    sink = io.BytesIO()
+    write(table, fmt, sink)
     return sink.getvalue()
 
 
@@ -112,6 +130,21 @@ def _airlock_route(session, principal, settings, request, body, result, record) 
     if export is None:
         return None
     return JSONResponse(jsonable_encoder(downloads.routed_body(decision, export)), status_code=202)
+def _spooled(table: pa.Table, fmt: str) -> tuple[Any, int]:
+    """The encoded result in a spooled temporary file (memory up to 8 MB, then disk) and its size."""
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 (closed by the stream)
+    write(table, fmt, spool)
+    size = spool.tell()
+    spool.seek(0)
+    return spool, size
+
+
+def _chunks(spool: Any) -> Iterator[bytes]:
+    try:
+        while chunk := spool.read(1024 * 1024):
+            yield chunk
+    finally:
+        spool.close()
 
 
 def _json_value(value: Any) -> Any:
@@ -165,20 +198,21 @@ def run_query(
         if routed is not None:
             return routed
         filename = f"query-{record.run_id[:8]}.{'arrows' if body.format == 'arrow' else body.format}"
-        content = encode(result.table, body.format)
+        spool, size = _spooled(result.table, body.format)
         downloads.record_download(
             session, user=principal.name, project=record.project, query_run_id=record.run_id,
-            tables=record.tables, fmt=body.format, rows=record.rows_returned, size=len(content),
+            tables=record.tables, fmt=body.format, rows=record.rows_returned, size=size,
             via=body.client or principal.via,
         )  # fmt: skip
-        return Response(
-            content,
+        return StreamingResponse(
+            _chunks(spool),
             media_type=MEDIA[body.format],
             headers={
                 "Content-Disposition": f'attachment; filename="{filename}"',
                 "X-Bytes-Scanned": str(record.bytes_scanned),
                 "X-Rows": str(record.rows_returned),
                 "X-Truncated": str(result.truncated).lower(),
+                "Content-Length": str(size),
             },
         )
     page = result.table.slice(body.offset, body.limit)

@@ -1,0 +1,181 @@
+"""One row-security compiler: a grant's filter parsed once, compiled to both of its uses.
+
+1. The DuckDB view predicate, ``COALESCE((filter), FALSE)``: a row whose filter is NULL
+   (``COUNTRY <> 'USA'`` on a NULL country) is not visible, as SQL's WHERE would decide.
+2. The Iceberg expression used to *prune* files. Pruning only ever skips files; it is sound
+   when every row SQL finds TRUE is also TRUE for the Iceberg expression. Leaves are
+   translated only where the two agree on every non-NULL value (column vs literal of the same
+   type family, IN lists, IS NULL, LIKE 'prefix%'); anything else becomes ``AlwaysTrue``
+   (no pruning). ``NOT`` is applied only to children translated exactly, since the negation
+   of an over-approximation would be an under-approximation. Iceberg treats ``NULL <> 'x'``
+   as a possible match, which only keeps more files.
+
+There is deliberately no "statistics prove the filter, read the file without it" shortcut:
+it needs Iceberg's strict evaluation to agree with SQL's three-valued logic, which it does not
+(NULLs), and evaluating the filter on Arrow batches costs little.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pyarrow as pa
+import sqlglot
+from pyiceberg.expressions import (
+    AlwaysFalse,
+    AlwaysTrue,
+    And,
+    BooleanExpression,
+    EqualTo,
+    GreaterThan,
+    GreaterThanOrEqual,
+    In,
+    IsNull,
+    LessThan,
+    LessThanOrEqual,
+    Not,
+    NotEqualTo,
+    Or,
+    StartsWith,
+)
+from sqlglot import exp
+
+COMPARISONS = {
+    exp.EQ: (EqualTo, EqualTo),
+    exp.NEQ: (NotEqualTo, NotEqualTo),
+    exp.GT: (GreaterThan, LessThan),
+    exp.GTE: (GreaterThanOrEqual, LessThanOrEqual),
+    exp.LT: (LessThan, GreaterThan),
+    exp.LTE: (LessThanOrEqual, GreaterThanOrEqual),
+}
+
+Types = dict[str, tuple[str, pa.DataType]]
+
+
+@dataclass(frozen=True)
+class RowSecurity:
+    """A row filter (DuckDB SQL over the table's columns), parsed once."""
+
+    source: str
+
+    @property
+    def tree(self) -> exp.Expression:
+        return _parse(self.source)
+
+    @property
+    def columns(self) -> frozenset[str]:
+        return frozenset(c.name.lower() for c in self.tree.find_all(exp.Column))
+
+    def view_predicate(self) -> str:
+        """The WHERE of the caller's view: visible only where the filter is TRUE."""
+        return f"COALESCE(({self.tree.sql(dialect='duckdb')}), FALSE)"
+
+    def iceberg(self, schema: pa.Schema) -> BooleanExpression:
+        """An Iceberg expression true for at least every row the filter is TRUE for."""
+        return iceberg_expression(self.tree, schema)
+
+
+@lru_cache(maxsize=1024)
+def _parse(source: str) -> exp.Expression:
+    return sqlglot.parse_one(source, read="duckdb")
+
+
+def compile_filter(source: str | None) -> RowSecurity | None:
+    return RowSecurity(source) if source else None
+
+
+def iceberg_expression(tree: exp.Expression, schema: pa.Schema) -> BooleanExpression:
+    types = {f.name.lower(): (f.name, f.type) for f in schema}
+    return _translate(tree, types)[0]
+
+
+def _translate(
+    node: exp.Expression, types: dict[str, tuple[str, pa.DataType]]
+) -> tuple[BooleanExpression, bool]:
+    """(expression, exact): exact means SQL TRUE implies Iceberg true and SQL FALSE implies
+    Iceberg false on every row; otherwise the expression only over-approximates SQL TRUE."""
+    if isinstance(node, exp.Paren):
+        return _translate(node.this, types)
+    if isinstance(node, exp.Boolean):
+        return (AlwaysTrue() if node.this else AlwaysFalse()), True
+    if isinstance(node, exp.And):
+        (left, lx), (right, rx) = _translate(node.left, types), _translate(node.right, types)
+        return And(left, right), lx and rx
+    if isinstance(node, exp.Or):
+        (left, lx), (right, rx) = _translate(node.left, types), _translate(node.right, types)
+        return Or(left, right), lx and rx
+    if isinstance(node, exp.Not):
+        child, exact = _translate(node.this, types)
+        return (Not(child), True) if exact else (AlwaysTrue(), False)
+    leaf = _leaf(node, types)
+    return (leaf, True) if leaf is not None else (AlwaysTrue(), False)
+
+
+def _leaf(node: exp.Expression, types: Types) -> BooleanExpression | None:
+    if type(node) in COMPARISONS:
+        forward, flipped = COMPARISONS[type(node)]
+        if isinstance(node.left, exp.Column) and isinstance(node.right, exp.Literal):
+            column, literal, make = node.left, node.right, forward
+        elif isinstance(node.right, exp.Column) and isinstance(node.left, exp.Literal):
+            column, literal, make = node.right, node.left, flipped
+        else:
+            return None
+        found = _column(column, types)
+        value = _value(literal, found[1]) if found else None
+        return make(found[0], value) if found and value is not None else None
+    if isinstance(node, exp.In) and not node.args.get("query") and not node.args.get("unnest"):
+        found = _column(node.this, types)
+        if not found or not node.expressions:
+            return None
+        values = [_value(e, found[1]) if isinstance(e, exp.Literal) else None for e in node.expressions]
+        return None if any(v is None for v in values) else In(found[0], values)
+    if isinstance(node, exp.Is) and isinstance(node.expression, exp.Null):
+        found = _column(node.this, types)
+        return IsNull(found[0]) if found else None
+    if isinstance(node, exp.Like) and isinstance(node.expression, exp.Literal) and node.expression.is_string:
+        found = _column(node.this, types)
+        pattern = node.expression.this
+        prefix = pattern[:-1]
+        if (
+            found
+            and _is_string(found[1])
+            and pattern.endswith("%")
+            and prefix
+            and not set(prefix) & {"%", "_", "\\"}
+        ):
+            return StartsWith(found[0], prefix)
+    return None
+
+
+def _column(
+    node: exp.Expression, types: dict[str, tuple[str, pa.DataType]]
+) -> tuple[str, pa.DataType] | None:
+    if not isinstance(node, exp.Column) or node.table:
+        return None
+    return types.get(node.name.lower())
+
+
+def _is_string(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
+def _value(literal: exp.Literal, arrow_type: pa.DataType) -> object | None:
+    """The literal's value if SQL and Iceberg compare it with the column in the same way."""
+    text = str(literal.this)
+    if _is_string(arrow_type):
+        return text if literal.is_string else None
+    if pa.types.is_integer(arrow_type):
+        return int(text) if not literal.is_string and text.lstrip("-").isdigit() else None
+    if pa.types.is_float64(arrow_type) and not literal.is_string:
+        try:
+            return float(text)
+        except ValueError:
+            return None
+    if pa.types.is_date(arrow_type) and literal.is_string:
+        try:
+            return dt.date.fromisoformat(text).isoformat() if len(text) == 10 else None
+        except ValueError:
+            return None
+    return None
