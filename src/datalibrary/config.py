@@ -198,6 +198,31 @@ class CostSettings(BaseModel):
     dedicated_machine_lifetime_months: int = Field(36, ge=1)
 
 
+class RepoSettings(BaseModel):
+    """Project Git: the data-leak guard every push passes."""
+
+    # Tabular data files (CSV, Parquet, XPT, ...) above this size are refused as lake extracts.
+    max_data_file_bytes: int = Field(1_000_000, ge=0)
+    # Any file above this size is refused.
+    max_file_bytes: int = Field(50_000_000, ge=1)
+    # A notebook output showing more table rows than this is refused.
+    notebook_max_rows: int = Field(50, ge=0)
+    # A file carrying this many distinct values of identifying/pseudonymized lake columns is refused.
+    identifying_min_values: int = Field(3, ge=1)
+
+
+class PackageSettings(BaseModel):
+    """The package mirror (devpi-server) serving pip/uv in workspaces."""
+
+    # The index devpi-server mirrors and caches (e.g. https://pypi.org/simple/); empty = offline,
+    # served from the cache and the internal index only.
+    upstream_url: str | None = None
+    # Where devpi-server keeps its cache and the internal index; default <home>/packages.
+    server_dir: Path | None = None
+    # How long a package's upstream page is trusted before asking the upstream again.
+    upstream_cache_seconds: int = Field(1800, ge=0)
+
+
 class Settings(BaseSettings):
     """Effective configuration of one DataLibrary installation."""
 
@@ -224,6 +249,8 @@ class Settings(BaseSettings):
     workspaces: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
     lineage: LineageSettings = LineageSettings()
     costs: CostSettings = Field(default_factory=CostSettings)
+    repos: RepoSettings = RepoSettings()
+    packages: PackageSettings = PackageSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -6,6 +6,7 @@ from datalibrary.api.routers import (
     auth,
     costs,
     datasets,
+    git_http,
     health,
     identity,
     ingest,
@@ -13,12 +14,13 @@ from datalibrary.api.routers import (
     lineage,
     privacy,
     query,
+    repos,
     system,
     workspace_proxy,
     workspaces,
 )
 
-ROOT_ROUTERS = [health.router, workspace_proxy.router]
+ROOT_ROUTERS = [health.router, workspace_proxy.router, git_http.router]
 API_ROUTERS = [
     system.router,
     auth.router,
@@ -35,4 +37,5 @@ API_ROUTERS = [
     lineage.router,
     lineage.exports_router,
     costs.router,
+    repos.router,
 ]
