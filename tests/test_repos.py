@@ -189,3 +189,28 @@ def test_push_of_lake_extracts_is_refused(git_platform, tmp_path: Path) -> None:
     commit_file(work, "explore.ipynb", json.dumps(notebook), "notebook, outputs cleared")
     git("push", "-q", "origin", "HEAD:main", cwd=work)
     assert os.path.exists(work / "explore.ipynb")
+
+
+def test_push_carrying_identifying_lake_values_is_refused(git_platform, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A small file is still an extract when it carries subjects' identifiers from the lake."""
+    from tests.lake_helpers import add_policy, ingest, write_csv
+
+    platform, base = git_platform
+    add_policy(platform)
+    subjects = [f"01-7{i:02d}-{1000 + i}" for i in range(40)]
+    source = write_csv(tmp_path / "dm.csv", {"USUBJID": subjects, "AGE": list(range(40))})
+    ingest(platform, source, "study.dm")
+    url = url_for(base, "alice", platform.tokens["alice"])
+    work = tmp_path / "work"
+    git("clone", "-q", url, str(work))
+    commit_file(work, "notes.md", "# Notes\nsubject 01-701-1001 looked odd\n", "one identifier is fine")
+    git("push", "-q", "origin", "HEAD:main", cwd=work)
+    table = "subject;age\n" + "".join(f"{s};{i}\n" for i, s in enumerate(subjects[:5]))
+    commit_file(work, "results/small.txt", table, "five subjects")
+    result = git("push", "origin", "HEAD:main", cwd=work, check=False)
+    assert result.returncode != 0
+    assert "results/small.txt" in result.stderr and "identifying" in result.stderr
+    # the fingerprints hold no identifier in clear
+    from datalibrary.repos.hooks import fingerprints_path
+
+    assert b"01-701" not in fingerprints_path(platform.settings).read_bytes()

@@ -67,14 +67,17 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.PACKAGES_INSTALL,
         }
     ),
-    "scientist": frozenset(_COMMON | {
+    "scientist": frozenset(
+        _COMMON
+        | {
             P.QUERY_RUN,
             P.ACCESS_REQUEST,
             P.WORKSPACES_OWN,
             P.EXPORTS_REQUEST,
             P.REPOS_USE,
             P.PACKAGES_INSTALL,
-        }),
+        }
+    ),
     "auditor": frozenset(_COMMON | {P.USERS_READ, P.AUDIT_READ, P.COSTS_READ_ALL, P.LINEAGE_READ}),
 }
 ROLES: tuple[str, ...] = tuple(ROLE_PERMISSIONS)

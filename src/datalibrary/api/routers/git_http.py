@@ -25,7 +25,7 @@ from starlette.background import BackgroundTask
 from datalibrary.auth import service as auth_service
 from datalibrary.auth.permissions import Principal
 from datalibrary.errors import DataLibraryError, NotAuthenticated
-from datalibrary.repos import backend, hooks, service, storage
+from datalibrary.repos import backend, fingerprints, hooks, service, storage
 from datalibrary.repos.storage import RepoFacts
 
 router = APIRouter(include_in_schema=False)
@@ -109,7 +109,7 @@ async def git_smart_http(project: str, repo_path: str, request: Request) -> Resp
         remote_user=principal.name,
         remote_addr=request.client.host if request.client else "",
         config={"core.hooksPath": str(hooks.hooks_dir(settings)), "receive.fsckObjects": "true"},
-        extra=hooks.guard_environment(settings, report) if access == "write" else {},
+        extra={},
     )
     record = None
     if request.method == "POST" and operation == "git-upload-pack":
@@ -125,6 +125,16 @@ async def git_smart_http(project: str, repo_path: str, request: Request) -> Resp
     else:
         stream = request.stream()
     if request.method == "POST" and operation == "git-receive-pack":
+        try:
+            await asyncio.to_thread(_refresh_fingerprints, request)
+        except Exception:  # fail closed: no push passes a guard that cannot see the lake
+            log.exception("the push guard could not read the lake's identifying values")
+            report.unlink(missing_ok=True)
+            return PlainTextResponse(
+                "the push guard cannot read the lake's identifying values right now; try again later\n",
+                status_code=503,
+            )
+        env.update(hooks.guard_environment(settings, report))
         before = await asyncio.to_thread(storage.refs, repo.path)
         record = _push_recorder(request, principal, repo, before, report, via)
     try:
@@ -146,6 +156,11 @@ async def git_smart_http(project: str, repo_path: str, request: Request) -> Resp
     return StreamingResponse(
         result.body, status_code=result.status, headers=headers, background=BackgroundTask(finish)
     )
+
+
+def _refresh_fingerprints(request: Request) -> None:
+    with request.app.state.db.session() as session:
+        fingerprints.refresh(request.app.state.settings, session)
 
 
 def _fetch_recorder(
