@@ -158,7 +158,9 @@ def test_push_of_lake_extracts_is_refused(git_platform, tmp_path: Path) -> None:
     commit_file(work, "ok.py", "print(1)\n", "fine")
     git("push", "-q", "origin", "HEAD:main", cwd=work)
     # a large CSV
-    rows = "".join(f"{i},{i * 3},value-{i}\n" for i in range(60_000))
+    random = __import__("random").Random(7)
+    # incompressible enough that git sends the pack in chunks (above http.postBuffer)
+    rows = "".join(f"{i},{random.random()},{random.getrandbits(64):x}\n" for i in range(60_000))
     commit_file(work, "data/extract.csv", "id,x,label\n" + rows, "add extract")
     result = git("push", "origin", "HEAD:main", cwd=work, check=False)
     assert result.returncode != 0

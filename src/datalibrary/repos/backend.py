@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
 CHUNK = 64 * 1024
@@ -72,29 +73,19 @@ def cgi_environment(
     return env
 
 
-async def run(env: dict[str, str], body: AsyncIterator[bytes]) -> CgiResponse:
-    """Start the backend, feed it ``body``, and return once its CGI headers are read."""
+async def run(env: dict[str, str], stdin: BinaryIO) -> CgiResponse:
+    """Start the backend on the spooled request body and return once its CGI headers are read.
+
+    The body is spooled first (to memory or a temporary file) because a streaming response
+    and a still-streaming request body cannot share the ASGI receive channel."""
     process = await asyncio.create_subprocess_exec(
         HTTP_BACKEND,
         env=env,
-        stdin=asyncio.subprocess.PIPE,
+        stdin=stdin,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    assert process.stdin and process.stdout and process.stderr
-
-    async def feed() -> None:
-        try:
-            async for chunk in body:
-                process.stdin.write(chunk)  # type: ignore[union-attr]
-                await process.stdin.drain()  # type: ignore[union-attr]
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        finally:
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                process.stdin.close()  # type: ignore[union-attr]
-
-    feeder = asyncio.ensure_future(feed())
+    assert process.stdout and process.stderr
     stderr_task = asyncio.ensure_future(process.stderr.read())
     raw = b""
     while b"\r\n\r\n" not in raw and b"\n\n" not in raw:
@@ -104,6 +95,10 @@ async def run(env: dict[str, str], body: AsyncIterator[bytes]) -> CgiResponse:
         raw += chunk
     separator = b"\r\n\r\n" if b"\r\n\r\n" in raw else b"\n\n"
     head, _, rest = raw.partition(separator)
+    if not head:
+        code = await process.wait()
+        stderr = (await stderr_task).decode(errors="replace")
+        raise RuntimeError(f"git http-backend failed ({code}): {stderr.strip()[:500]}")
     status = 200
     headers: list[tuple[str, str]] = []
     for line in head.decode("latin-1").splitlines():
@@ -112,29 +107,23 @@ async def run(env: dict[str, str], body: AsyncIterator[bytes]) -> CgiResponse:
             status = int(value.strip().split(" ", 1)[0] or 500)
         elif name:
             headers.append((name.strip(), value.strip()))
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[int] = loop.create_future()
+    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     async def stream() -> AsyncIterator[bytes]:
+        complete = False
         try:
             if rest:
                 yield rest
-            while True:
-                chunk = await process.stdout.read(CHUNK)  # type: ignore[union-attr]
-                if not chunk:
-                    break
+            while chunk := await process.stdout.read(CHUNK):  # type: ignore[union-attr]
                 yield chunk
+            complete = True
         finally:
-            await feeder
+            if not complete and process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()  # the client went away mid-response
             code = await process.wait()
-            stderr = await stderr_task
+            await stderr_task
             if not done.done():
                 done.set_result(code)
-            process.stderr_text = stderr.decode(errors="replace")  # type: ignore[attr-defined]
 
-    if not head and not rest:
-        await feeder
-        code = await process.wait()
-        stderr = (await stderr_task).decode(errors="replace")
-        raise RuntimeError(f"git http-backend failed ({code}): {stderr.strip()[:500]}")
     return CgiResponse(status, headers, stream(), done)

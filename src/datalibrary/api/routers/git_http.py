@@ -15,7 +15,6 @@ import json
 import logging
 import re
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -32,6 +31,7 @@ router = APIRouter(include_in_schema=False)
 log = logging.getLogger(__name__)
 REALM = 'Basic realm="DataLibrary Git", charset="UTF-8"'
 SERVICES = {"git-upload-pack": "read", "git-receive-pack": "write"}
+MAX_REQUEST_BYTES = 4 * 1024**3  # one push (its pack) at most
 WANT = re.compile(rb"want ([0-9a-f]{40})")
 
 
@@ -112,23 +112,30 @@ async def git_smart_http(project: str, repo_path: str, request: Request) -> Resp
         extra={},
     )
     record = None
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finish()
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            spool.close()
+            report.unlink(missing_ok=True)
+            return PlainTextResponse(f"a push is limited to {MAX_REQUEST_BYTES} bytes\n", status_code=413)
+        spool.write(chunk)
+    spool.seek(0)
     if request.method == "POST" and operation == "git-upload-pack":
-        body = await request.body()
+        body = spool.read()
+        spool.seek(0)
         wants, is_fetch, has_haves = _wants(body, request.headers.get("content-encoding"))
         if is_fetch:
             record = _fetch_recorder(request, principal, repo, wants, not has_haves, via)
-
-        async def replay() -> AsyncIterator[bytes]:
-            yield body
-
-        stream = replay()
-    else:
-        stream = request.stream()
+    if request.method == "POST":
+        env["CONTENT_LENGTH"] = str(size)  # chunked uploads are whole now
     if request.method == "POST" and operation == "git-receive-pack":
         try:
             await asyncio.to_thread(_refresh_fingerprints, request)
         except Exception:  # fail closed: no push passes a guard that cannot see the lake
             log.exception("the push guard could not read the lake's identifying values")
+            spool.close()
             report.unlink(missing_ok=True)
             return PlainTextResponse(
                 "the push guard cannot read the lake's identifying values right now; try again later\n",
@@ -138,9 +145,10 @@ async def git_smart_http(project: str, repo_path: str, request: Request) -> Resp
         before = await asyncio.to_thread(storage.refs, repo.path)
         record = _push_recorder(request, principal, repo, before, report, via)
     try:
-        result = await backend.run(env, stream)
+        result = await backend.run(env, spool)
     except RuntimeError:
         log.exception("git http-backend failed for %s/%s", project, repo.name)
+        spool.close()
         report.unlink(missing_ok=True)
         return PlainTextResponse("the Git service failed; try again\n", status_code=500)
 
@@ -150,6 +158,7 @@ async def git_smart_http(project: str, repo_path: str, request: Request) -> Resp
             if record is not None:
                 await record(code)
         finally:
+            spool.close()
             report.unlink(missing_ok=True)
 
     headers = {k: v for k, v in result.headers if k.lower() not in ("content-length",)}
