@@ -63,6 +63,9 @@ def prepare(spec: WorkspaceSpec, run: str, home: str, env_dir: str) -> dict[str,
         "PIP_INDEX_URL": index,
         "PIP_PREFIX": f"{home}/.local",
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_DEFAULT_TIMEOUT": "120",  # a first fetch goes to the mirror's upstream
+        "PIP_NO_CACHE_DIR": "1",  # every install goes through the mirror, so every install is recorded
+        "UV_NO_CACHE": "1",
         "UV_DEFAULT_INDEX": index,
         "UV_CONFIG_FILE": f"{run}/uv.toml",
         "VIRTUAL_ENV": f"{env_dir}/venv",

@@ -12,7 +12,9 @@ from datalibrary.api.routers import (
     ingest,
     lake,
     lineage,
+    packages,
     privacy,
+    pypi,
     query,
     repos,
     system,
@@ -20,7 +22,7 @@ from datalibrary.api.routers import (
     workspaces,
 )
 
-ROOT_ROUTERS = [health.router, workspace_proxy.router, git_http.router]
+ROOT_ROUTERS = [health.router, workspace_proxy.router, git_http.router, pypi.router]
 API_ROUTERS = [
     system.router,
     auth.router,
@@ -38,4 +40,5 @@ API_ROUTERS = [
     lineage.exports_router,
     costs.router,
     repos.router,
+    packages.router,
 ]

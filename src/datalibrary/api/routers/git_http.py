@@ -35,7 +35,7 @@ MAX_REQUEST_BYTES = 4 * 1024**3  # one push (its pack) at most
 WANT = re.compile(rb"want ([0-9a-f]{40})")
 
 
-def _principal(request: Request) -> Principal:
+def token_principal(request: Request) -> Principal:
     """Basic (any user name, a token as the password) or Bearer; cookies are ignored."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -90,7 +90,7 @@ async def git_smart_http(project: str, repo_path: str, request: Request) -> Resp
     settings = request.app.state.settings
     access = SERVICES[operation]
     try:
-        principal = _principal(request)
+        principal = token_principal(request)
         with request.app.state.db.session() as session:
             repo = service.authorize(session, settings, principal, project, name, access)  # type: ignore[arg-type]
     except DataLibraryError as error:
