@@ -147,20 +147,19 @@ def scan(updates: list[tuple[str, str, str]], config: GuardConfig) -> list[dict[
     findings: list[dict[str, str]] = []
     known = load_fingerprints(config.fingerprints)
     key = config.fingerprint_key.encode()
+    to_read: list[tuple[str, str]] = []
     for oid, path, size in new_blobs(updates):
         if size > config.max_file_bytes:
             findings.append(
                 {"path": path, "blob": oid, "reason": f"file of {size} bytes (limit {config.max_file_bytes})"}
             )
-            continue
-        if _is_data_file(path) and size > config.max_data_file_bytes:
+        elif _is_data_file(path) and size > config.max_data_file_bytes:
             limit = config.max_data_file_bytes
             reason = f"data file of {size} bytes (data files above {limit} bytes are lake extracts)"
             findings.append({"path": path, "blob": oid, "reason": reason})
-            continue
-        if size > config.scan_text_bytes:
-            continue
-        content = _git("cat-file", "blob", oid)
+        elif size <= config.scan_text_bytes and (known or path.lower().endswith(".ipynb")):
+            to_read.append((oid, path))
+    for (oid, path), content in zip(to_read, read_blobs([oid for oid, _ in to_read]), strict=True):
         if b"\0" in content[:8000]:
             continue  # binary: only the size rules apply
         text = content.decode(errors="replace")
@@ -174,11 +173,23 @@ def scan(updates: list[tuple[str, str, str]], config: GuardConfig) -> list[dict[
         if known:
             matches = identifying_matches(text, known, key)
             if matches >= config.identifying_min_values:
-                findings.append(
-                    {"path": path, "blob": oid,
-                     "reason": f"carries {matches} values of identifying or pseudonymized lake columns"}
-                )  # fmt: skip
+                reason = f"carries {matches} values of identifying or pseudonymized lake columns"
+                findings.append({"path": path, "blob": oid, "reason": reason})
     return findings
+
+
+def read_blobs(oids: list[str]) -> list[bytes]:
+    """Every blob's content from one ``git cat-file --batch`` (one process, not one per blob)."""
+    if not oids:
+        return []
+    raw = _git("cat-file", "--batch", input=("\n".join(oids) + "\n").encode())
+    contents, offset = [], 0
+    for _ in oids:
+        header_end = raw.index(b"\n", offset)
+        size = int(raw[offset:header_end].split()[2])
+        contents.append(raw[header_end + 1 : header_end + 1 + size])
+        offset = header_end + 1 + size + 1
+    return contents
 
 
 def main() -> int:
