@@ -255,7 +255,7 @@ class CostSettings(Section):
     dedicated_machine_lifetime_months: int = Field(36, ge=1)
 
 
-class BackupSettings(BaseModel):
+class BackupSettings(Section):
     """Backups (docs/how-to/backup.md): where they are written, the passphrase that seals keys."""
 
     # Where backups are written; empty = <home>/backups. Put it on other storage in production.
@@ -264,11 +264,34 @@ class BackupSettings(BaseModel):
     passphrase_file: Path | None = None
 
 
-class HaSettings(BaseModel):
+class HaSettings(Section):
     """Several replicas on one database (docs/how-to/high-availability.md)."""
 
     # A background task's lease lasts this long; a dead replica's tasks move after it expires.
     lease_seconds: float = Field(20, ge=2, le=600)
+class RepoSettings(Section):
+    """Project Git: the data-leak guard every push passes."""
+
+    # Tabular data files (CSV, Parquet, XPT, ...) above this size are refused as lake extracts.
+    max_data_file_bytes: int = Field(1_000_000, ge=0)
+    # Any file above this size is refused.
+    max_file_bytes: int = Field(50_000_000, ge=1)
+    # A notebook output showing more table rows than this is refused.
+    notebook_max_rows: int = Field(50, ge=0)
+    # A file carrying this many distinct values of identifying/pseudonymized lake columns is refused.
+    identifying_min_values: int = Field(3, ge=1)
+
+
+class PackageSettings(Section):
+    """The package mirror (devpi-server) serving pip/uv in workspaces."""
+
+    # The index devpi-server mirrors and caches (e.g. https://pypi.org/simple/); empty = offline,
+    # served from the cache and the internal index only.
+    upstream_url: Annotated[str | None, Redacted(lambda url: redact_url(url))] = None
+    # Where devpi-server keeps its cache and the internal index; default <home>/packages.
+    server_dir: Path | None = None
+    # How long a package's upstream page is trusted before asking the upstream again.
+    upstream_cache_seconds: int = Field(1800, ge=0)
 
 
 class Settings(BaseSettings):
@@ -299,6 +322,8 @@ class Settings(BaseSettings):
     costs: CostSettings = Field(default_factory=CostSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
     ha: HaSettings = Field(default_factory=HaSettings)
+    repos: RepoSettings = RepoSettings()
+    packages: PackageSettings = PackageSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -16,6 +16,7 @@ from datalibrary.api.routers import API_ROUTERS, ROOT_ROUTERS
 from datalibrary.config import Settings, load_settings
 from datalibrary.costs import background as cost_background
 from datalibrary.db import Database
+from datalibrary.packages import server as packages_server
 from datalibrary.query.lake_planner import LakePlanner
 from datalibrary.web.routers import FALLBACK_ROUTERS, PAGE_ROUTERS
 from datalibrary.workspaces import background as workspace_background
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         background.start()
         lineage_worker = LineageWorker(db, settings.lineage, keeper.owns)
         lineage_worker.start()
+        packages_server.start_in_background(settings)
         async with (
             workspace_background.running(db, settings, keeper.owns),
             cost_background.running(db, settings, keeper.owns),

@@ -39,6 +39,10 @@ class Permission(StrEnum):
     EXPORTS_REQUEST = "exports.request"
     EXPORTS_REVIEW = "exports.review"
     BACKUPS_MANAGE = "backups.manage"
+    REPOS_USE = "repos.use"
+    REPOS_MANAGE = "repos.manage"
+    PACKAGES_INSTALL = "packages.install"
+    PACKAGES_MANAGE = "packages.manage"
 
 
 P = Permission
@@ -59,9 +63,22 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.COSTS_READ_ALL,
             P.LINEAGE_READ,
             P.EXPORTS_REVIEW,
+            P.REPOS_USE,
+            P.REPOS_MANAGE,
+            P.PACKAGES_INSTALL,
         }
     ),
-    "scientist": frozenset(_COMMON | {P.QUERY_RUN, P.ACCESS_REQUEST, P.WORKSPACES_OWN, P.EXPORTS_REQUEST}),
+    "scientist": frozenset(
+        _COMMON
+        | {
+            P.QUERY_RUN,
+            P.ACCESS_REQUEST,
+            P.WORKSPACES_OWN,
+            P.EXPORTS_REQUEST,
+            P.REPOS_USE,
+            P.PACKAGES_INSTALL,
+        }
+    ),
     "auditor": frozenset(_COMMON | {P.USERS_READ, P.AUDIT_READ, P.COSTS_READ_ALL, P.LINEAGE_READ}),
 }
 ROLES: tuple[str, ...] = tuple(ROLE_PERMISSIONS)

@@ -19,6 +19,7 @@ from datalibrary.cli import (
     policies,
     projects,
     query,
+    repos,
     tokens,
     users,
     workspaces,
@@ -37,6 +38,8 @@ app.add_typer(core.config_app, name="config")
 app.add_typer(users.app, name="users")
 app.add_typer(groups.app, name="groups")
 app.add_typer(projects.app, name="projects")
+app.add_typer(repos.repos_app, name="repos")
+app.add_typer(repos.packages_app, name="packages")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(audit.app, name="audit")
 app.add_typer(access.grants_app, name="grants")

@@ -23,6 +23,7 @@ from datalibrary.db.leases import TaskLease
 from datalibrary.ingest.models import IngestJob, Upload
 from datalibrary.lake.models import Dataset, LakeLock, MaintenanceRun
 from datalibrary.lineage.models import ExportRequest, LineageEdge, LineageEvent, LineageForwarding
+from datalibrary.packages.models import PackagePolicy, PackageRule
 from datalibrary.privacy.models import RiskOverride, StoredPolicy, StudyKeyRecord, Surrogate
 from datalibrary.query.models import QueryRecord
 from datalibrary.workspaces.models import Workspace, WorkspaceAdminAccess, WorkspaceUsage
@@ -47,6 +48,8 @@ __all__ = [
     "LineageForwarding",
     "LoginThrottle",
     "MaintenanceRun",
+    "PackagePolicy",
+    "PackageRule",
     "PriceVersion",
     "Project",
     "ProjectMember",

@@ -23,7 +23,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from datalibrary.workspaces import jupyter, procs
+from datalibrary.workspaces import jupyter, platform_services, procs
 from datalibrary.workspaces.cgroups import CGroup, CGroupV1, CGroupV2, cgroup_for
 from datalibrary.workspaces.provisioners import Capabilities, Provisioner, Status
 
@@ -215,10 +215,14 @@ class SandboxProvisioner(Provisioner):
             # inside, the SDK reaches the platform through the mounted socket
             "DATALIBRARY_URL": f"unix://{API}/api.sock",
         }
+        env = platform_services.extend(env, spec, run=RUN, home=HOME, env_dir=ENV)
         for key, value in env.items():
             args += ["--setenv", key, value]
         args += [
             "--",
-            *jupyter.jupyter_command(f"{ENV}/venv/bin/python", f"{RUN}/jupyter.sock", spec.base_url, HOME),
+            *platform_services.wrap(
+                jupyter.jupyter_command(f"{ENV}/venv/bin/python", f"{RUN}/jupyter.sock", spec.base_url, HOME),
+                f"{ENV}/venv/bin/python",
+            ),
         ]
         return args

@@ -7,19 +7,23 @@ from datalibrary.api.routers import (
     backups,
     costs,
     datasets,
+    git_http,
     health,
     identity,
     ingest,
     lake,
     lineage,
+    packages,
     privacy,
+    pypi,
     query,
+    repos,
     system,
     workspace_proxy,
     workspaces,
 )
 
-ROOT_ROUTERS = [health.router, workspace_proxy.router]
+ROOT_ROUTERS = [health.router, workspace_proxy.router, git_http.router, pypi.router]
 API_ROUTERS = [
     system.router,
     auth.router,
@@ -37,4 +41,6 @@ API_ROUTERS = [
     lineage.exports_router,
     costs.router,
     backups.router,
+    repos.router,
+    packages.router,
 ]

@@ -1,0 +1,1 @@
+"""Package mirror: devpi-server behind DataLibrary's policy, audit and authentication."""

@@ -1,0 +1,1 @@
+"""Project Git: bare repositories in the state directory, served by ``git http-backend``."""

@@ -1,0 +1,218 @@
+"""The data-leak guard: Git's pre-receive hook for every project repository.
+
+``git receive-pack`` runs it after the pushed objects arrived (still in quarantine) and
+before any ref moves; a non-zero exit refuses the whole push and Git shows our message to
+the person pushing ("remote: ..."). Only the objects the push adds are scanned (``rev-list
+<new> --not --all``). A push is refused when it adds a lake extract:
+
+- a tabular data file (CSV, Parquet, XPT, ...) above ``max_data_file_bytes``, or any file
+  above ``max_file_bytes``;
+- a notebook whose outputs show more than ``notebook_max_rows`` rows of a table;
+- any text file carrying ``identifying_min_values`` or more distinct values of the lake's
+  identifying or pseudonymized columns (matched by keyed fingerprints, see
+  ``repos.fingerprints``; the values themselves are never stored here).
+
+Runs as ``python -m datalibrary.repos.guard`` with the standard library only; its settings
+come from ``DL_GUARD_CONFIG`` (JSON) and it writes what it refused to ``DL_GUARD_REPORT``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+ZERO = "0" * 40
+DATA_SUFFIXES = {
+    ".csv", ".tsv", ".txt.gz", ".csv.gz", ".parquet", ".pq", ".xpt", ".sas7bdat", ".feather",
+    ".arrow", ".ipc", ".orc", ".avro", ".xlsx", ".xls", ".dta", ".sav", ".rds", ".rdata", ".pkl",
+    ".pickle", ".h5", ".hdf5", ".db", ".sqlite", ".duckdb", ".jsonl", ".ndjson",
+}  # fmt: skip
+TOKEN_SPLIT = re.compile(r"[\s,;|\t\"'<>\[\]{}()=:]+")
+HTML_ROW = re.compile(r"<tr[\s>]", re.IGNORECASE)
+AIRLOCK = (
+    "Data from the lake leaves only through the export airlock: request an export of the result "
+    "(console: Exports; CLI: datalibrary exports request), which a steward reviews. Remove the "
+    "file(s) from your commits (git rm --cached FILE; git commit --amend, or rewrite the branch) "
+    "and push again."
+)
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    max_data_file_bytes: int = 1_000_000
+    max_file_bytes: int = 50_000_000
+    notebook_max_rows: int = 50
+    identifying_min_values: int = 3
+    scan_text_bytes: int = 20_000_000
+    fingerprints: str | None = None  # file of sorted 8-byte digests
+    fingerprint_key: str = ""
+
+    @classmethod
+    def from_env(cls) -> GuardConfig:
+        raw = os.environ.get("DL_GUARD_CONFIG")
+        return cls(**json.loads(raw)) if raw else cls()
+
+
+def fingerprint(key: bytes, value: str) -> bytes:
+    """8 bytes of a keyed BLAKE2b of the normalized value (case-folded, trimmed)."""
+    return hashlib.blake2b(value.strip().casefold().encode(), digest_size=8, key=key).digest()
+
+
+def load_fingerprints(path: str | None) -> set[bytes]:
+    if not path or not os.path.exists(path):
+        return set()
+    with open(path, "rb") as handle:
+        data = handle.read()
+    return {data[i : i + 8] for i in range(0, len(data) - len(data) % 8, 8)}
+
+
+def _git(*args: str, input: bytes | None = None) -> bytes:  # noqa: A002
+    return subprocess.run(["git", *args], input=input, capture_output=True, check=True).stdout  # noqa: S603, S607
+
+
+def new_blobs(updates: list[tuple[str, str, str]]) -> list[tuple[str, str, int]]:
+    """(blob id, path, size) of every blob the push adds, once per blob."""
+    tips = [new for _, new, _ in updates if new != ZERO]
+    if not tips:
+        return []
+    listing = _git("rev-list", "--objects", *tips, "--not", "--all").decode(errors="replace")
+    named: dict[str, str] = {}
+    for line in listing.splitlines():
+        oid, _, path = line.partition(" ")
+        if path and oid not in named:
+            named[oid] = path
+    if not named:
+        return []
+    checked = _git(
+        "cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)", input="\n".join(named).encode()
+    ).decode()
+    blobs = []
+    for line in checked.splitlines():
+        oid, kind, size = line.split(" ")
+        if kind == "blob":
+            blobs.append((oid, named[oid], int(size)))
+    return blobs
+
+
+def _is_data_file(path: str) -> bool:
+    name = PurePosixPath(path).name.lower()
+    return any(name.endswith(suffix) for suffix in DATA_SUFFIXES)
+
+
+def _text(value: object) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def notebook_rows(text: str) -> int:
+    """The largest number of table rows shown by one output of a notebook."""
+    try:
+        notebook = json.loads(text)
+    except ValueError:
+        return 0
+    largest = 0
+    for cell in notebook.get("cells", []) if isinstance(notebook, dict) else []:
+        for output in cell.get("outputs", []) if isinstance(cell, dict) else []:
+            data = output.get("data", {}) if isinstance(output, dict) else {}
+            rows = 0
+            html = data.get("text/html")
+            if html:
+                rows = max(rows, len(HTML_ROW.findall("".join(html) if isinstance(html, list) else html)) - 1)
+            resource = data.get("application/vnd.dataresource+json")
+            if isinstance(resource, dict):
+                rows = max(rows, len(resource.get("data", [])))
+            plain = data.get("text/plain")
+            if plain:
+                rows = max(rows, len(_text(plain).splitlines()) - 1)
+            if output.get("output_type") == "stream":  # print(df): count the lines that look tabular
+                rows = max(
+                    rows, sum(1 for ln in _text(output.get("text", "")).splitlines() if len(ln.split()) >= 3)
+                )
+            largest = max(largest, rows)
+    return largest
+
+
+def identifying_matches(text: str, known: set[bytes], key: bytes) -> int:
+    tokens = {token for token in TOKEN_SPLIT.split(text) if 2 < len(token) <= 128}
+    return sum(1 for token in tokens if fingerprint(key, token) in known)
+
+
+def scan(updates: list[tuple[str, str, str]], config: GuardConfig) -> list[dict[str, str]]:
+    """Every finding in the objects the push adds: path, blob and why."""
+    findings: list[dict[str, str]] = []
+    known = load_fingerprints(config.fingerprints)
+    key = config.fingerprint_key.encode()
+    to_read: list[tuple[str, str]] = []
+    for oid, path, size in new_blobs(updates):
+        if size > config.max_file_bytes:
+            findings.append(
+                {"path": path, "blob": oid, "reason": f"file of {size} bytes (limit {config.max_file_bytes})"}
+            )
+        elif _is_data_file(path) and size > config.max_data_file_bytes:
+            limit = config.max_data_file_bytes
+            reason = f"data file of {size} bytes (data files above {limit} bytes are lake extracts)"
+            findings.append({"path": path, "blob": oid, "reason": reason})
+        elif size <= config.scan_text_bytes and (known or path.lower().endswith(".ipynb")):
+            to_read.append((oid, path))
+    for (oid, path), content in zip(to_read, read_blobs([oid for oid, _ in to_read]), strict=True):
+        if b"\0" in content[:8000]:
+            continue  # binary: only the size rules apply
+        text = content.decode(errors="replace")
+        if path.lower().endswith(".ipynb"):
+            rows = notebook_rows(text)
+            if rows > config.notebook_max_rows:
+                limit = config.notebook_max_rows
+                reason = f"notebook output with {rows} rows of data (limit {limit}); clear the outputs"
+                findings.append({"path": path, "blob": oid, "reason": reason})
+                continue
+        if known:
+            matches = identifying_matches(text, known, key)
+            if matches >= config.identifying_min_values:
+                reason = f"carries {matches} values of identifying or pseudonymized lake columns"
+                findings.append({"path": path, "blob": oid, "reason": reason})
+    return findings
+
+
+def read_blobs(oids: list[str]) -> list[bytes]:
+    """Every blob's content from one ``git cat-file --batch`` (one process, not one per blob)."""
+    if not oids:
+        return []
+    raw = _git("cat-file", "--batch", input=("\n".join(oids) + "\n").encode())
+    contents, offset = [], 0
+    for _ in oids:
+        header_end = raw.index(b"\n", offset)
+        size = int(raw[offset:header_end].split()[2])
+        contents.append(raw[header_end + 1 : header_end + 1 + size])
+        offset = header_end + 1 + size + 1
+    return contents
+
+
+def main() -> int:
+    updates = []
+    for line in sys.stdin.read().splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            updates.append((parts[0], parts[1], parts[2]))
+    findings = scan(updates, GuardConfig.from_env())
+    report = os.environ.get("DL_GUARD_REPORT")
+    if report:
+        with open(report, "w") as handle:
+            json.dump({"findings": findings}, handle)
+    if not findings:
+        return 0
+    lines = ["", "DataLibrary refused this push: it adds what looks like a lake extract."]
+    lines += [f"  {f['path']}: {f['reason']}" for f in findings[:20]]
+    if len(findings) > 20:
+        lines.append(f"  ... and {len(findings) - 20} more")
+    lines += ["", AIRLOCK, ""]
+    sys.stderr.write("\n".join(lines) + "\n")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

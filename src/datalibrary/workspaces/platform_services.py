@@ -1,0 +1,88 @@
+"""What a sandboxed workspace needs to use the platform's Git and package mirror with no
+network and no typed credentials (kept apart from ``sandbox`` so that module stays small).
+
+- A loopback forwarder (``datalibrary.sdk.forward``) started beside JupyterLab inside the
+  sandbox's own network namespace: ``127.0.0.1:8790`` -> the platform's Unix socket.
+- Git: a system-level gitconfig (lowest precedence, so a user's own settings win) with a
+  credential helper that answers with the workspace's token from ``$DATALIBRARY_TOKEN``,
+  ``datalibrary:`` as a short URL prefix and a default identity.
+- pip and uv: the platform's index (``/pypi/simple/``) with the workspace's token, and a
+  writable prefix in the persistent home (``~/.local``), since the shared environment is
+  read-only; the prefix's site-packages is on ``PYTHONPATH`` so kernels import what was
+  installed there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datalibrary.workspaces.provisioners import WorkspaceSpec
+
+LOCAL_PORT = 8790
+LOCAL_URL = f"http://127.0.0.1:{LOCAL_PORT}"
+FORWARDER = "datalibrary.sdk.forward"
+LAUNCH = '"$1" -m ' + FORWARDER + ' & shift; exec "$@"'
+CREDENTIAL_HELPER = (
+    '!f() { test "$1" = get && echo username=workspace && echo "password=$DATALIBRARY_TOKEN"; }; f'
+)
+
+
+def gitconfig(spec: WorkspaceSpec) -> str:
+    helper = CREDENTIAL_HELPER.replace("\\", "\\\\").replace('"', '\\"')
+    return (
+        "# Written by DataLibrary at each start; your ~/.gitconfig overrides any of it.\n"
+        f'[credential "{LOCAL_URL}"]\n\thelper = "{helper}"\n'
+        f'[url "{LOCAL_URL}/git/"]\n\tinsteadOf = datalibrary:\n'
+        f"[user]\n\tname = workspace {spec.workspace_id}\n"
+        f"\temail = jovyan@workspace-{spec.workspace_id}.datalibrary\n"
+        "[init]\n\tdefaultBranch = main\n"
+    )
+
+
+def python_site(environment_dir: Path, home: str) -> str | None:
+    """``~/.local/lib/pythonX.Y/site-packages`` for the environment's Python version."""
+    found = sorted((environment_dir / "venv" / "lib").glob("python3*"))
+    return f"{home}/.local/lib/{found[0].name}/site-packages" if found else None
+
+
+def prepare(spec: WorkspaceSpec, run: str, home: str, env_dir: str) -> dict[str, str]:
+    """Write the workspace's gitconfig and uv config into its run directory; the environment
+    variables that point git, pip and uv at them."""
+    spec.run_dir.mkdir(parents=True, exist_ok=True)
+    (spec.run_dir / "gitconfig").write_text(gitconfig(spec))
+    (spec.run_dir / "uv.toml").write_text(f'[pip]\nprefix = "{home}/.local"\n')
+    token = spec.env.get("DATALIBRARY_TOKEN")
+    index = (
+        f"http://workspace:{token}@127.0.0.1:{LOCAL_PORT}/pypi/simple/"
+        if token
+        else f"{LOCAL_URL}/pypi/simple/"
+    )
+    env = {
+        "DATALIBRARY_LOCAL_URL": LOCAL_URL,
+        "GIT_CONFIG_SYSTEM": f"{run}/gitconfig",
+        "PIP_INDEX_URL": index,
+        "PIP_PREFIX": f"{home}/.local",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_DEFAULT_TIMEOUT": "120",  # a first fetch goes to the mirror's upstream
+        "PIP_NO_CACHE_DIR": "1",  # every install goes through the mirror, so every install is recorded
+        "UV_NO_CACHE": "1",
+        "UV_DEFAULT_INDEX": index,
+        "UV_CONFIG_FILE": f"{run}/uv.toml",
+        "VIRTUAL_ENV": f"{env_dir}/venv",
+    }
+    return env
+
+
+def extend(env: dict[str, str], spec: WorkspaceSpec, *, run: str, home: str, env_dir: str) -> dict[str, str]:
+    """``env`` plus the platform services' variables; ``~/.local`` first on PATH and PYTHONPATH."""
+    extended = {**env, **prepare(spec, run, home, env_dir)}
+    extended["PATH"] = f"{home}/.local/bin:{env.get('PATH', '/usr/bin:/bin')}"
+    site = python_site(spec.environment_dir, home)
+    if site:
+        extended["PYTHONPATH"] = ":".join(p for p in (env.get("PYTHONPATH"), site) if p)
+    return extended
+
+
+def wrap(command: list[str], python: str) -> list[str]:
+    """Start the forwarder in the background, then become ``command`` (JupyterLab)."""
+    return ["/bin/sh", "-c", LAUNCH, "sh", python, *command]

@@ -1,0 +1,162 @@
+"""The package mirror with real parts: devpi-server caching a local upstream index (started
+by the test, never the public one), the platform's policy in front, real pip clients."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from datalibrary.packages import server
+from tests.helpers import LiveServer, Platform
+from tests.package_helpers import StaticIndex, make_wheel, write_simple_index
+
+
+@pytest.fixture(scope="session")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StaticIndex, Path]]:
+    root = tmp_path_factory.mktemp("upstream")
+    for name, version in [("tinypkg", "1.0"), ("tinypkg", "2.0"), ("otherpkg", "1.0"), ("blockedpkg", "1.0")]:
+        make_wheel(root / "files", name, version)
+    write_simple_index(root)
+    with StaticIndex(root) as index:
+        yield index, root
+
+
+@pytest.fixture(scope="session")
+def mirror_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One devpi-server for the whole session (it takes a while to start on a busy machine)."""
+    directory = tmp_path_factory.mktemp("mirror")
+    yield directory
+    pid = directory / "devpi.pid"
+    if pid.exists():
+        os.kill(int(pid.read_text()), signal.SIGTERM)
+
+
+@pytest.fixture
+def mirror_platform(
+    upstream, mirror_dir: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[tuple[Platform, str]]:  # type: ignore[no-untyped-def]
+    index, _ = upstream
+    monkeypatch.setenv("DATALIBRARY_PACKAGES__SERVER_DIR", str(mirror_dir))
+    monkeypatch.setenv("DATALIBRARY_PACKAGES__UPSTREAM_URL", index.url)
+    monkeypatch.setenv("DATALIBRARY_PACKAGES__UPSTREAM_CACHE_SECONDS", "0")
+    platform: Platform = request.getfixturevalue("sqlite_platform")
+    server.ensure_running(platform.settings)  # as the server's startup does; pip's timeout is short
+    with LiveServer(platform.app) as live:
+        yield platform, live.url
+
+
+def pip_install(
+    base: str, user: str, token: str, target: Path, *requirements: str
+) -> subprocess.CompletedProcess[str]:
+    index = f"http://{user}:{token}@{base.removeprefix('http://')}/pypi/simple/"
+    return subprocess.run(
+        ["/usr/bin/python3", "-m", "pip", "--isolated", "install", "--no-cache-dir", "--retries", "0",
+         "--disable-pip-version-check", "--no-deps", "--target", str(target),
+         "--index-url", index, *requirements],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(target.parent), "LANG": "C.UTF-8"},
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def installed_version(target: Path, module: str) -> str:
+    return (target / module / "__init__.py").read_text().split("'")[1]
+
+
+def test_upstream_packages_are_cached_and_every_install_is_recorded(
+    mirror_platform, upstream, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    platform, base = mirror_platform
+    _, root = upstream
+    token = platform.as_user("alice").token
+    result = pip_install(base, "alice", token, tmp_path / "a", "tinypkg")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert installed_version(tmp_path / "a", "tinypkg") == "2.0"
+    # the upstream loses the file: the mirror still serves it from its cache
+    moved = root / "files" / "tinypkg-2.0-py3-none-any.whl"
+    moved.rename(root / "tinypkg-2.0.moved")
+    try:
+        again = pip_install(base, "alice", token, tmp_path / "b", "tinypkg==2.0")
+        assert again.returncode == 0, again.stdout + again.stderr
+    finally:
+        (root / "tinypkg-2.0.moved").rename(moved)
+    # admins see who installed what
+    platform.add_user("pat", "admin")
+    installs = platform.as_user("pat").get("/api/v1/packages/installs").json()
+    mine = [i for i in installs if i["user"] == "alice" and i["action"] == "package.install"]
+    assert {(i["package"], i["version"]) for i in mine} == {("tinypkg", "2.0")} and len(mine) == 2
+
+
+def test_policy_refusals_are_clear_inside_pip(mirror_platform, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    platform, base = mirror_platform
+    platform.add_user("pat", "admin")
+    admin = platform.as_user("pat")
+    token = platform.as_user("alice").token
+    assert (
+        admin.post(
+            "/api/v1/packages/rules", json={"kind": "deny", "name": "BlockedPkg", "note": "licence"}
+        ).status_code
+        == 201
+    )
+    result = pip_install(base, "alice", token, tmp_path / "a", "blockedpkg")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "Refused-by-the-DataLibrary-package-policy" in output and "deny-list" in output, output
+    # a denied version range: the other versions stay installable
+    assert (
+        admin.post(
+            "/api/v1/packages/rules", json={"kind": "deny", "name": "tinypkg", "specifier": ">=2"}
+        ).status_code
+        == 201
+    )
+    result = pip_install(base, "alice", token, tmp_path / "b", "tinypkg")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert installed_version(tmp_path / "b", "tinypkg") == "1.0"
+    # allow-list mode: only allowed names (and versions)
+    assert admin.put("/api/v1/packages/policy", json={"mode": "allowlist"}).status_code == 200
+    result = pip_install(base, "alice", token, tmp_path / "c", "otherpkg")
+    assert result.returncode != 0 and "allow-list" in result.stdout + result.stderr
+    assert admin.post("/api/v1/packages/rules", json={"kind": "allow", "name": "otherpkg"}).status_code == 201
+    result = pip_install(base, "alice", token, tmp_path / "d", "otherpkg")
+    assert result.returncode == 0, result.stdout + result.stderr
+    # scientists cannot change the policy; refusals are in the install log
+    assert platform.as_user("alice").put("/api/v1/packages/policy", json={"mode": "open"}).status_code == 403
+    refused = [i for i in admin.get("/api/v1/packages/installs").json() if i["action"] == "package.refused"]
+    assert {i["package"] for i in refused} >= {"blockedpkg", "otherpkg"}
+
+
+def test_internal_wheels_install_even_in_allowlist_mode(mirror_platform, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    platform, base = mirror_platform
+    platform.add_user("pat", "admin")
+    admin = platform.as_user("pat")
+    wheel = make_wheel(tmp_path / "build", "company-stats", "0.3.1")
+    response = admin.post("/api/v1/packages/internal", files={"file": (wheel.name, wheel.read_bytes())})
+    assert response.status_code == 201, response.text
+    assert admin.put("/api/v1/packages/policy", json={"mode": "allowlist"}).status_code == 200
+    result = pip_install(base, "alice", platform.as_user("alice").token, tmp_path / "a", "company-stats")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert installed_version(tmp_path / "a", "company_stats") == "0.3.1"
+    # only admins upload
+    other = make_wheel(tmp_path / "build2", "sneaky", "1.0")
+    assert (
+        platform.as_user("alice")
+        .post("/api/v1/packages/internal", files={"file": (other.name, other.read_bytes())})
+        .status_code
+        == 403
+    )
+
+
+def test_the_index_needs_a_token(mirror_platform) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    platform, base = mirror_platform
+    response = httpx.get(f"{base}/pypi/simple/tinypkg/")
+    assert response.status_code == 401 and response.headers["www-authenticate"].startswith("Basic")
+    platform.add_user("audrey", "auditor")
+    token = platform.as_user("audrey").token
+    assert httpx.get(f"{base}/pypi/simple/tinypkg/", auth=("audrey", token)).status_code == 403
+    assert httpx.get(f"{base}/pypi/files/../../etc/passwd", auth=("audrey", token)).status_code in (403, 404)
