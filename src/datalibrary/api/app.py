@@ -5,9 +5,9 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from openapi_ui_bundles import swagger_ui
 
 from datalibrary import __version__
 from datalibrary.api import middleware, problems
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.mount("/static", StaticFiles(directory=WEB_STATIC), name="static")
     app.mount(
         "/api/docs-static",
-        StaticFiles(directory=Path(swagger_ui_bundle.swagger_ui_path)),
+        StaticFiles(directory=Path(swagger_ui.static_path)),  # Swagger UI 5: OpenAPI 3.1
         name="docs-static",
     )
     return app
