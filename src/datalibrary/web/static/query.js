@@ -188,5 +188,8 @@ $("results").addEventListener("grid-select", () => {
   $("copy-cell").disabled = false;
   $("copy-row").disabled = false;
 });
+// /query?table=NS.TABLE (from the catalog) starts with that table's rows
+const preset = new URLSearchParams(window.location.search).get("table");
+if (preset && /^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$/.test(preset)) $("sql").value = `SELECT * FROM ${preset} LIMIT 100`;
 loadTables();
 loadHistory();
