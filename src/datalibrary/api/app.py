@@ -16,7 +16,7 @@ from datalibrary.config import Settings, load_settings
 from datalibrary.costs import background as cost_background
 from datalibrary.db import Database
 from datalibrary.query.lake_planner import LakePlanner
-from datalibrary.web.routers import FALLBACK_ROUTERS, PAGE_ROUTERS
+from datalibrary.web.routers import PAGE_ROUTERS
 from datalibrary.workspaces import background as workspace_background
 
 API_PREFIX = "/api/v1"
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.include_router(router)
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
-    for router in [*PAGE_ROUTERS, *FALLBACK_ROUTERS]:
+    for router in PAGE_ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=WEB_STATIC), name="static")
     app.mount(

@@ -30,7 +30,8 @@ def ready_block(url: str, users: list[tuple[str, str, str]]) -> str:
     rule = "=" * 72
     lines = [rule, f"  DataLibrary {__version__} is running at {url}   (Ctrl+C to stop)"]
     if users:
-        lines += ["", "  Users created now (one-time passwords, shown once: change them on the Account page):"]
+        heading = "Users created now (one-time passwords, shown once; change them on the Account page):"
+        lines += ["", f"  {heading}"]
         lines += ["  " + line for line in users_table(users)]
     else:
         lines += ["", "  Sign in with your account (passwords were shown on the first start)."]

@@ -1,5 +1,4 @@
-"""The console's page routers. A domain adds its page router to ``PAGE_ROUTERS``;
-placeholders for unbuilt sections come last so real pages take precedence."""
+"""The console's page routers. A domain adds its page router to ``PAGE_ROUTERS``."""
 
 from datalibrary.web import (
     access,
@@ -9,7 +8,6 @@ from datalibrary.web import (
     costs,
     lineage,
     pages,
-    placeholders,
     policies,
     query,
     workspaces,
@@ -27,4 +25,3 @@ PAGE_ROUTERS = [
     lineage.router,
     costs.router,
 ]
-FALLBACK_ROUTERS = [placeholders.router]
