@@ -35,7 +35,7 @@ fi
 
 if ! command -v uv >/dev/null 2>&1; then
   echo "bootstrap: installing uv"
-  python3 -m pip install --quiet uv
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore uv
 fi
 
 extras="."

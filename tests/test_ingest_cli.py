@@ -195,3 +195,35 @@ def test_cli_every_kind_of_delivery_with_define(
     assert [len(j["children"]) for j in out if j["children"]] == [2, 2]
     shown = json.loads(run_cli("datasets", "show", "mix.dm", "--json"))
     assert json.dumps(shown).count("Sex of the subject") >= 1
+
+
+def test_ingest_reports_every_job_while_a_server_worker_takes_some(
+    platform: Platform, cli_env: dict, tmp_path: Path
+) -> None:
+    """The server's worker pool claims queued jobs as the CLI submits them; the CLI still
+    waits for and reports every file it submitted (before, it dropped the ones it lost)."""
+    from datalibrary.ingest.worker import WorkerPool
+
+    add_policy(platform)
+    files = [
+        write_csv(tmp_path / f"part{i}.csv", {"ID": [f"p{i}r{j}" for j in range(200)], "N": list(range(200))})
+        for i in range(6)
+    ]
+    fast = platform.settings.model_copy(
+        update={"ingest": platform.settings.ingest.model_copy(update={"poll_seconds": 0.01})}
+    )
+    pool = WorkerPool(fast, platform.db, 2)
+    pool.start()
+    try:
+        out = json.loads(
+            run_cli("ingest", *map(str, files), "--table", "k.parts", "--policy", "keep-all", "--json")
+        )
+    finally:
+        pool.stop()
+    assert sorted(r["source_name"] for r in out) == sorted(f.name for f in files)
+    assert {r["state"] for r in out} == {"succeeded"}
+    assert sum(r["rows_written"] for r in out) == 1200
+    assert read_table(platform, "k.parts").num_rows == 1200
+    with platform.db.session() as session:
+        workers = {j.worker for j in session.query(IngestJob).filter(IngestJob.table_name == "parts")}
+    assert any(":pool" in w for w in workers), workers  # the race happened: the pool ran some

@@ -35,7 +35,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+# Libraries whose INFO lines say nothing an operator acts on (pyiceberg logs "Loaded FileIO"
+# on every table load): they speak from WARNING up unless DEBUG is asked for.
+CHATTY_LIBRARIES = ("pyiceberg", "alembic.runtime.migration", "httpx", "multipart")
+
+
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
     if fmt == "json":

@@ -5,9 +5,9 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from openapi_ui_bundles import swagger_ui
 
 from datalibrary import __version__
 from datalibrary.api import middleware, openapi, problems
@@ -18,7 +18,7 @@ from datalibrary.costs import background as cost_background
 from datalibrary.db import Database
 from datalibrary.packages import server as packages_server
 from datalibrary.query.lake_planner import LakePlanner
-from datalibrary.web.routers import FALLBACK_ROUTERS, PAGE_ROUTERS
+from datalibrary.web.routers import PAGE_ROUTERS
 from datalibrary.workspaces import background as workspace_background
 
 API_PREFIX = "/api/v1"
@@ -78,12 +78,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.include_router(router)
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
-    for router in [*PAGE_ROUTERS, *FALLBACK_ROUTERS]:
+    for router in PAGE_ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=WEB_STATIC), name="static")
     app.mount(
         "/api/docs-static",
-        StaticFiles(directory=Path(swagger_ui_bundle.swagger_ui_path)),
+        StaticFiles(directory=Path(swagger_ui.static_path)),  # Swagger UI 5: OpenAPI 3.1
         name="docs-static",
     )
     return app

@@ -1,60 +1,85 @@
-"""The ``datalibrary`` command: one Typer group per domain, each in its own module."""
+"""The ``datalibrary`` command: one Typer group per domain, each in its own module.
+
+Modules load lazily (see ``cli/lazy.py``): a new group is one line in ``COMMANDS``.
+"""
 
 from __future__ import annotations
 
 import typer
 
-from datalibrary.cli import (
-    access,
-    audit,
-    backup,
-    core,
-    costs,
-    datasets,
-    groups,
-    ingest,
-    keys,
-    lake,
-    lineage,
-    policies,
-    projects,
-    query,
-    repos,
-    tokens,
-    users,
-    workspaces,
-)
+from datalibrary.cli.lazy import Lazy, lazy_group
+
+COMMANDS: dict[str, Lazy] = {
+    "version": Lazy("datalibrary.cli.core:register", "Print the DataLibrary version."),
+    "init": Lazy(
+        "datalibrary.cli.core:register",
+        "Create the state directory, keys, database schema and first admin (idempotent).",
+    ),
+    "up": Lazy(
+        "datalibrary.cli.core:register",
+        "Initialize if needed, load demo data the first time, and run the server.",
+    ),
+    "query": Lazy("datalibrary.cli.query:register", "Run a query; prints rows and the bytes scanned."),
+    "ingest": Lazy(
+        "datalibrary.cli.ingest:register",
+        "Ingest files into a lake table through the full pipeline (one snapshot per file).",
+    ),
+    "worker": Lazy(
+        "datalibrary.cli.ingest:register",
+        "Run ingestion jobs claimed from the database (scale-out worker process).",
+    ),
+    "config": Lazy("datalibrary.cli.core:config_app", "Inspect the effective configuration."),
+    "users": Lazy("datalibrary.cli.users:app", "Manage user accounts."),
+    "groups": Lazy("datalibrary.cli.groups:app", "Manage groups and the roles they grant."),
+    "projects": Lazy("datalibrary.cli.projects:app", "Manage projects (cost centers) and their members."),
+    "tokens": Lazy("datalibrary.cli.tokens:app", "Manage API tokens."),
+    "audit": Lazy("datalibrary.cli.audit:app", "Inspect, export and verify the audit log."),
+    "grants": Lazy("datalibrary.cli.access:grants_app", "Manage data grants (table, column, row)."),
+    "access": Lazy("datalibrary.cli.access:access_app", "Request and review access to datasets."),
+    "jobs": Lazy("datalibrary.cli.ingest:jobs_app", "Follow ingestion jobs: list, show, retry."),
+    "datasets": Lazy("datalibrary.cli.datasets:app", "Browse and describe the datasets of the lake."),
+    "lake": Lazy("datalibrary.cli.lake:app", "Maintain the lake and erase subjects."),
+    "policies": Lazy("datalibrary.cli.policies:app", "Store and inspect dataset policies (YAML)."),
+    "workspaces": Lazy("datalibrary.cli.workspaces:app", "Launch and manage workspaces."),
+    "lineage": Lazy(
+        "datalibrary.cli.lineage:lineage_app", "Trace data from source files to the people who read it."
+    ),
+    "exports": Lazy(
+        "datalibrary.cli.lineage:exports_app", "The exports airlock: request, review and download exports."
+    ),
+    "keys": Lazy("datalibrary.cli.keys:app", "Anonymization keys: study key ids and generations."),
+    "costs": Lazy("datalibrary.cli.costs:app", "Cost reports, the price book and budgets."),
+    "replicas": Lazy(
+        "datalibrary.cli.core:register_replicas",
+        "Background tasks and the replica that runs each (from the task leases).",
+    ),
+    "backup": Lazy(
+        "datalibrary.cli.backup:register",
+        "Back up the database, the lake, Git repositories and workspace homes (keys only sealed).",
+    ),
+    "backups": Lazy(
+        "datalibrary.cli.backup:register", "List the complete backups in the backup directory, newest first."
+    ),
+    "restore": Lazy(
+        "datalibrary.cli.backup:register",
+        "Restore a backup into a new, empty installation and verify it (tables, audit chain).",
+    ),
+    "repos": Lazy("datalibrary.cli.repos:repos_app", "Project Git repositories."),
+    "packages": Lazy("datalibrary.cli.repos:packages_app", "The package mirror's policy and install log."),
+}
 
 app = typer.Typer(
     name="datalibrary",
-    help="DataLibrary: data science as a service for sensitive clinical data.",
+    cls=lazy_group(COMMANDS),
+    rich_markup_mode=None,  # plain help text: Rich and its Markdown renderer load only when needed
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-core.register(app)
-core.register_replicas(app)
-query.register(app)
-app.add_typer(core.config_app, name="config")
-app.add_typer(users.app, name="users")
-app.add_typer(groups.app, name="groups")
-app.add_typer(projects.app, name="projects")
-app.add_typer(repos.repos_app, name="repos")
-app.add_typer(repos.packages_app, name="packages")
-app.add_typer(tokens.app, name="tokens")
-app.add_typer(audit.app, name="audit")
-app.add_typer(access.grants_app, name="grants")
-app.add_typer(access.access_app, name="access")
-ingest.register(app)
-app.add_typer(ingest.jobs_app, name="jobs")
-app.add_typer(datasets.app, name="datasets")
-app.add_typer(lake.app, name="lake")
-app.add_typer(policies.app, name="policies")
-app.add_typer(workspaces.app, name="workspaces")
-app.add_typer(lineage.lineage_app, name="lineage")
-app.add_typer(lineage.exports_app, name="exports")
-app.add_typer(keys.app, name="keys")
-app.add_typer(costs.app, name="costs")
-backup.register(app)
+
+
+@app.callback()
+def root() -> None:
+    """DataLibrary: data science as a service for sensitive clinical data."""
 
 
 def main() -> None:

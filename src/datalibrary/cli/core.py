@@ -22,6 +22,23 @@ def _print_admin(result) -> None:  # type: ignore[no-untyped-def]
         )
 
 
+def ready_block(url: str, users: list[tuple[str, str, str]]) -> str:
+    """What ``up`` prints once ready: the address, then the users created by this start with
+    their one-time passwords (a table with headings), set apart from the log lines."""
+    from datalibrary.demo import users_table
+
+    rule = "=" * 72
+    lines = [rule, f"  DataLibrary {__version__} is running at {url}   (Ctrl+C to stop)"]
+    if users:
+        heading = "Users created now (one-time passwords, shown once; change them on the Account page):"
+        lines += ["", f"  {heading}"]
+        lines += ["  " + line for line in users_table(users)]
+    else:
+        lines += ["", "  Sign in with your account (passwords were shown on the first start)."]
+    lines.append(rule)
+    return "\n".join(lines)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def version(as_json: JsonOption = False) -> None:
@@ -49,30 +66,37 @@ def register(app: typer.Typer) -> None:
         demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Load demo data on first start.")] = True,
     ) -> None:
         """Initialize if needed, load demo data the first time, and run the server."""
-        from datalibrary.api import create_app
-        from datalibrary.api.serve import serve
         from datalibrary.bootstrap import initialize
         from datalibrary.db.leases import SqliteServerLock
-        from datalibrary.demo import load_demo
+        from datalibrary.demo import create_demo_users
         from datalibrary.logs import configure_logging
-        from datalibrary.workspaces.paths import api_socket
 
         config = settings()
         configure_logging(config.log.level, config.log.format)
         server_lock = SqliteServerLock(str(config.database_url)) if config.is_sqlite else None
+        users: list[tuple[str, str, str]] = []
         with handle_errors():
             if server_lock is not None:
                 server_lock.acquire()  # refuses a second replica on SQLite
             result = initialize(config)
-            _print_admin(result)
+            if result.admin_password:
+                users.append((result.admin_name, "admin", result.admin_password))
             if demo:
-                for line in load_demo(config):
-                    console.print(line, highlight=False)
+                from datalibrary.lake.demo import load_demo_study
+
+                users += create_demo_users(config)
+                for line in load_demo_study(config):
+                    console.print(f"[dim]{line}[/dim]", highlight=False)
+        from datalibrary.api import create_app
+        from datalibrary.api.serve import serve
+        from datalibrary.workspaces.paths import api_socket
+
         host = host or config.server.host
         port = port or config.server.port
-        console.print(f"DataLibrary {__version__} on http://{host}:{port}  (Ctrl+C to stop)")
+        app_ = create_app(config)
+        console.print(ready_block(f"http://{host}:{port}", users), highlight=False)
         try:
-            serve(create_app(config), host, port, api_socket(config))
+            serve(app_, host, port, api_socket(config))
         finally:
             if server_lock is not None:
                 server_lock.release()

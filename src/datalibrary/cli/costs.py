@@ -12,7 +12,6 @@ import yaml
 
 from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, settings, table
 from datalibrary.cli.users import OPERATOR
-from datalibrary.costs import budgets, pricebook, service, storage
 
 app = typer.Typer(help="Cost reports, the price book and budgets.", no_args_is_help=True)
 
@@ -37,6 +36,8 @@ def report(
     as_json: JsonOption = False,
 ) -> None:
     """Costs of a period grouped by user, project, category, product, day or resource."""
+    from datalibrary.costs import service
+
     config = settings()
     with db_session() as session:
         found = service.report(
@@ -55,6 +56,8 @@ def report(
 @app.command("prices")
 def prices(as_json: JsonOption = False) -> None:
     """List the price book's versions with the date each applies from."""
+    from datalibrary.costs import pricebook
+
     config = settings()
     with db_session() as session:
         rows = [
@@ -75,6 +78,8 @@ def prices_set(
     as_json: JsonOption = False,
 ) -> None:
     """Add a price version from a YAML file, applying from now or a future date."""
+    from datalibrary.costs import pricebook
+
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -93,6 +98,8 @@ def prices_set(
 @app.command("budgets")
 def list_budgets(as_json: JsonOption = False) -> None:
     """List budgets with this month's spend and what remains."""
+    from datalibrary.costs import budgets
+
     config = settings()
     with db_session() as session:
         rows = [s.as_json() for s in budgets.visible(session, OPERATOR, config)]
@@ -111,6 +118,8 @@ def budget_set(
     as_json: JsonOption = False,
 ) -> None:
     """Set or raise the monthly budget of a user or a project (audited)."""
+    from datalibrary.costs import budgets
+
     if (user is None) == (project is None):
         fail("name exactly one of --user or --project", code=2)
     try:
@@ -136,6 +145,8 @@ def measure(as_json: JsonOption = False) -> None:
     """Measure lake and workspace home storage for today now (the server does it daily)."""
     config = settings()
     with db_session() as session:
+        from datalibrary.costs import storage  # reads the lake: pyiceberg loads only here
+
         count = storage.measure(session, config)
     emit({"measured": count}, as_json, lambda d: console.print(f"measured {d['measured']} resources"))
 
@@ -143,6 +154,7 @@ def measure(as_json: JsonOption = False) -> None:
 @app.command("enforce")
 def enforce(as_json: JsonOption = False) -> None:
     """Check every budget now: warn, and stop workspaces of spent budgets past their grace."""
+    from datalibrary.costs import budgets
     from datalibrary.db import Database
     from datalibrary.workspaces.sync import run_sync
 

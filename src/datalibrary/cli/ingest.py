@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -63,6 +64,14 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         queue: Annotated[bool, typer.Option("--queue", help="Only queue the jobs for workers.")] = False,
+        wait_timeout: Annotated[
+            float,
+            typer.Option(
+                "--wait-timeout",
+                min=1,
+                help="Seconds to wait for jobs a server's worker took over before giving up.",
+            ),
+        ] = 3600,
         as_json: JsonOption = False,
     ) -> None:
         """Ingest files into a lake table through the full pipeline (one snapshot per file)."""
@@ -93,10 +102,9 @@ def register(app: typer.Typer) -> None:
                         job_ids.append(job.id)
                 if not queue:
                     name = worker_name("cli")
-                    ran = []
                     for job_id, path in zip(job_ids, paths, strict=True):
-                        ran += _run_with_progress(config, database, name, job_id, path, show=not as_json)
-                    job_ids = [job_id for job_id, _ in ran]
+                        _run_with_progress(config, database, name, job_id, path, show=not as_json)
+                    job_ids = _whole_delivery(config, database, name, job_ids, wait_timeout)
                 with database.session() as session:
                     results = [job_dict(session.get(IngestJob, job_id)) for job_id in job_ids]
         finally:
@@ -218,6 +226,44 @@ def _register_cancel(jobs_app) -> None:  # type: ignore[no-untyped-def]
         with db_session() as session:
             data = job_dict(cancel_job(session, OPERATOR, settings(), job_id))
         emit(data, as_json, lambda d: console.print(f"job {d['id']} is {d['state']}"))
+
+
+def _whole_delivery(config, database, name, roots: list[str], timeout: float) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every job of the delivery (the submitted ones and the jobs they fanned out into), each
+    in a final state, whoever ran it: a server's worker may claim some of the CLI's jobs
+    between submission and run. Queued jobs nobody took run here; jobs running elsewhere are
+    waited for. Deliveries first, then their children, depth first."""
+    from datalibrary.ingest.models import FINAL_STATES
+    from datalibrary.ingest.worker import run_tree
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with database.session() as session:
+            ordered = _tree(session, roots)
+            pending = [j.id for j in ordered if j.state not in FINAL_STATES]
+            ids = [j.id for j in ordered]
+        if not pending:
+            return ids
+        for job_id in pending:
+            run_tree(config, database, name, job_id)  # claims it only if nobody runs it
+        if time.monotonic() > deadline:
+            fail(f"jobs still running elsewhere after {timeout:.0f} s: {', '.join(pending)}")
+        time.sleep(0.2)
+
+
+def _tree(session, roots: list[str]) -> list:  # type: ignore[no-untyped-def, type-arg]
+    """The jobs of ``roots`` and their fanned-out children, depth first."""
+    from datalibrary.ingest.models import IngestJob
+
+    found: list[IngestJob] = []
+    stack = list(reversed(roots))
+    while stack:
+        job = session.get(IngestJob, stack.pop())
+        if job is None or job in found:
+            continue
+        found.append(job)
+        stack.extend(reversed((job.options or {}).get("children", [])))
+    return found
 
 
 def _run_with_progress(config, database, name, job_id, path, show: bool) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]

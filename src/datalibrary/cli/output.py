@@ -1,4 +1,9 @@
-"""Shared CLI plumbing: settings, database, JSON or Rich output, errors as exit codes."""
+"""Shared CLI plumbing: settings, database, JSON or Rich output, errors as exit codes.
+
+Imports stay light (SQLAlchemy, pydantic-settings and Rich tables load when a command uses
+them): every command module imports this one, and ``datalibrary version`` should not pay for
+an ORM. ``tests/test_cli_speed.py`` keeps it that way.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,17 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
-from sqlalchemy.orm import Session
 
-from datalibrary.config import Settings, load_settings
-from datalibrary.db import Database
 from datalibrary.errors import DataLibraryError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from datalibrary.config import Settings
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 console = Console()
@@ -23,6 +29,8 @@ err_console = Console(stderr=True)
 
 
 def settings() -> Settings:
+    from datalibrary.config import load_settings
+
     try:
         return load_settings()
     except ValueError as exc:
@@ -33,6 +41,8 @@ def settings() -> Settings:
 @contextmanager
 def db_session() -> Iterator[Session]:
     """A session on the configured database; domain errors become clean exits."""
+    from datalibrary.db import Database
+
     database = Database(str(settings().database_url))
     try:
         with handle_errors(), database.session() as session:
@@ -62,6 +72,8 @@ def emit(data: Any, as_json: bool, human: Callable[[Any], None] | None = None) -
 
 
 def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> None:
+    from rich.table import Table
+
     grid = Table(title=title)
     for column in columns:
         grid.add_column(column)

@@ -280,19 +280,32 @@ def list_jobs(
 def retry_job(
     session: Session, principal: Principal, job_id: str, settings: Settings | None = None
 ) -> IngestJob:
-    """Queue a failed job again (its raw file is still in the landing area)."""
+    """Queue a failed, cancelled or quarantined job again (its raw file is kept in the landing
+    area or, encrypted, in quarantine). A quarantined file is retried after a fix, usually of
+    its policy: the retry uses the policy's current version, and the audit entry names both."""
     require(principal, Permission.INGEST_RUN)
     job = get_job(session, principal, job_id)
-    if job.state not in ("failed", "cancelled"):
-        raise Conflict(f"job {job_id} is {job.state}: only failed or cancelled jobs can be retried")
+    if job.state not in ("failed", "cancelled", "quarantined"):
+        raise Conflict(
+            f"job {job_id} is {job.state}: only failed, cancelled or quarantined jobs can be retried"
+        )
     if not job.raw_path or not Path(job.raw_path).exists():
         raise Conflict(f"job {job_id} has no raw file left to retry; submit the file again")
+    before = f"{job.policy_name}@{job.policy_version}"
+    if job.state == "quarantined" and job.policy_name:
+        current = load_policy(session, job.policy_name)
+        job.policy_version, job.policy_hash = current.version, current.sha256
+    previous = job.state
     if job.raw_path.endswith(quarantine.SUFFIX):
         if settings is None:
             raise Conflict(f"job {job_id}'s file is in quarantine: retry it through the API or CLI")
         job.raw_path = str(quarantine.restore(settings, job))
     job.state, job.reason, job.finished_at = "queued", None, None
-    record(session, actor=principal.name, action="ingest.retry", target=f"job:{job_id}")
+    now = f"{job.policy_name}@{job.policy_version}"
+    record(
+        session, actor=principal.name, action="ingest.retry", target=f"job:{job_id}",
+        details={"was": previous, "policy_before": before, "policy": now},
+    )  # fmt: skip
     return job
 
 

@@ -7,7 +7,6 @@ WAL mode as the rest of the app.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
+from sqlalchemy.exc import IntegrityError
 
 from datalibrary.config import Settings
 from datalibrary.db.engine import make_engine, normalize_url
@@ -82,8 +82,15 @@ class Lake:
         self.catalog.engine = make_engine(url)
 
     def ensure_namespace(self, namespace: str) -> None:
-        with contextlib.suppress(NamespaceAlreadyExistsError):
+        """Create ``namespace`` unless it exists. pyiceberg checks, then inserts: when two
+        workers create it at once the loser gets the database's unique violation instead."""
+        try:
             self.catalog.create_namespace(namespace)
+        except NamespaceAlreadyExistsError:
+            return
+        except IntegrityError:
+            if not self.catalog.namespace_exists(namespace):
+                raise
 
     def namespaces(self) -> list[str]:
         return sorted(".".join(ns) for ns in self.catalog.list_namespaces())

@@ -27,6 +27,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from datalibrary.errors import InvalidInput
 from datalibrary.query import duckdb_parse
+from datalibrary.query.sql_errors import describe
 
 MAX_SQL_CHARS = 100_000
 MAX_DEPTH = 150
@@ -207,7 +208,7 @@ def check(sql: str) -> GuardedQuery:
     try:
         statements = [s for s in sqlglot.parse(text, read="duckdb") if s is not None]
     except (ParseError, TokenError) as exc:
-        raise refuse(f"it is not valid SQL ({str(exc).splitlines()[0][:200]})") from None
+        raise refuse(f"it is not valid SQL: {describe(exc)}") from None
     except RecursionError:
         raise refuse("the query is nested too deeply") from None
     if len(statements) != 1:

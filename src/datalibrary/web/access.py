@@ -146,7 +146,8 @@ def decide(
         )  # fmt: skip
 
     if attempt(session, principal, csrf_token, run, errors) is not None:
-        return RedirectResponse("/access", status_code=303)
+        outcome = "approved" if decision == "approve" else "denied"
+        return RedirectResponse(f"/access?decided={request_id}&outcome={outcome}", status_code=303)
     errors = {f"{request_id}-{k}": v for k, v in errors.items()}
     return _requests_page(request, session, principal, 422, errors=errors)
 
@@ -202,7 +203,7 @@ def add_grant(
         )  # fmt: skip
 
     if attempt(session, principal, csrf_token, run, errors) is not None:
-        return RedirectResponse("/access/grants", status_code=303)
+        return RedirectResponse("/access/grants?done=granted", status_code=303)
     form = {
         "principal": grantee, "table": table, "columns": columns, "masks": masks,
         "row_filter": row_filter, "expires": expires,
@@ -225,5 +226,5 @@ def revoke_grant(
     if attempt(
         session, principal, csrf_token, lambda: service.revoke_grant(session, principal, grant_id), errors
     ):
-        return RedirectResponse("/access/grants", status_code=303)
+        return RedirectResponse("/access/grants?done=revoked", status_code=303)
     return _grants_page(request, session, principal, 422, errors=errors)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from datalibrary.access import service as access
 from datalibrary.access.service import catalog_visibility
 from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
-from datalibrary.auth.permissions import Permission
+from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.errors import InvalidInput, NotFound
 from datalibrary.ingest.jobs import job_dict, list_jobs
 from datalibrary.lake.catalog import open_lake
@@ -56,6 +57,8 @@ def catalog(
         page_with(
             page,
             datasets=rows,
+            granted=_granted(session, principal, rows),
+            can_request=principal.can(Permission.ACCESS_REQUEST),
             tags=tags,
             q=q,
             tag=tag,
@@ -86,4 +89,21 @@ def dataset(
     except (NotFound, InvalidInput) as exc:
         return _refused(request, page, 404, exc.detail)
     page.title = data["title"] or data["name"]
-    return render(request, "dataset.html", page_with(page, d=data))
+    granted = _granted(session, principal, [data])
+    return render(
+        request,
+        "dataset.html",
+        page_with(page, d=data, granted=granted, can_request=principal.can(Permission.ACCESS_REQUEST)),
+    )
+
+
+def _granted(session: DbSession, principal: Principal, rows: list[dict]) -> set[str]:  # type: ignore[type-arg]
+    """The datasets among ``rows`` the caller may already query (no "Request access" for those)."""
+    found: set[str] = set()
+    if not principal.can(Permission.QUERY_RUN):
+        return found
+    for row in rows:
+        namespace, _, table = row["name"].partition(".")
+        if access.effective_access(session, principal, namespace, table) is not None:
+            found.add(row["name"])
+    return found

@@ -32,8 +32,8 @@ def stacked_days(
         f'aria-label="{escape(title)}" preserveAspectRatio="xMidYMid meet">',
         f"<title>{escape(title)}</title>",
         f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 4}" y2="{top + plot_h}" stroke="#888"/>',
-        f'<text x="{left - 6}" y="{top + 8}" text-anchor="end" font-size="11">{_fmt(peak)}</text>',
-        f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end" font-size="11">0</text>',
+        f'<text x="{left - 6}" y="{top + 8}" text-anchor="end" font-size="13">{_fmt(peak)}</text>',
+        f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end" font-size="13">0</text>',
     ]
     for i, day in enumerate(days):
         x = left + i * step + (step - bar_w) / 2
@@ -53,13 +53,13 @@ def stacked_days(
             label = str(day["day"])[5:]
             parts.append(
                 f'<text x="{x + bar_w / 2:.1f}" y="{height - 10}" text-anchor="middle" '
-                f'font-size="10">{label}</text>'
+                f'font-size="13">{label}</text>'
             )
     for j, name in enumerate(series):
         parts.append(
             f'<rect x="{left + j * 110}" y="{height + 8}" width="12" height="12" '
             f'fill="{COLORS.get(name, BAR)}"/>'
-            f'<text x="{left + j * 110 + 16}" y="{height + 18}" font-size="12">{name}</text>'
+            f'<text x="{left + j * 110 + 16}" y="{height + 18}" font-size="14">{name}</text>'
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every text above is escaped or a number
@@ -77,17 +77,17 @@ def bars(items: dict[str, Decimal], currency: str, title: str, name: str) -> Mar
         f"<title>{escape(title)}</title>",
     ]
     if not rows:
-        parts.append('<text x="4" y="18" font-size="12">No costs in this period.</text>')
+        parts.append('<text x="4" y="18" font-size="14">No costs in this period.</text>')
     for i, (key, value) in enumerate(rows):
         y = 4 + i * row_h
         w = float(value / peak) * (width - label_w - 80)
         parts.append(
-            f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end" font-size="12">{escape(key[:22])}</text>'
+            f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end" font-size="14">{escape(key[:22])}</text>'
             f'<rect class="bar" x="{label_w}" y="{y + 3}" width="{max(w, 1):.1f}" '
             f'height="{row_h - 8}" fill="{BAR}">'
             f"<title>{escape(key)}: {_fmt(value)} {escape(currency)}</title></rect>"
             f'<text x="{label_w + max(w, 1) + 4:.1f}" y="{y + 16}" '
-            f'font-size="12">{_fmt(value)}</text>'
+            f'font-size="14">{_fmt(value)}</text>'
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every text above is escaped or a number

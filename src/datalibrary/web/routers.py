@@ -1,5 +1,4 @@
-"""The console's page routers. A domain adds its page router to ``PAGE_ROUTERS``;
-placeholders for unbuilt sections come last so real pages take precedence."""
+"""The console's page routers. A domain adds its page router to ``PAGE_ROUTERS``."""
 
 from datalibrary.web import (
     access,
@@ -8,9 +7,9 @@ from datalibrary.web import (
     backups,
     catalog,
     costs,
+    ingest,
     lineage,
     pages,
-    placeholders,
     policies,
     query,
     workspaces,
@@ -22,6 +21,7 @@ PAGE_ROUTERS = [
     admin.router,
     backups.router,
     policies.router,
+    ingest.router,
     catalog.router,
     access.router,
     query.router,
@@ -29,4 +29,3 @@ PAGE_ROUTERS = [
     lineage.router,
     costs.router,
 ]
-FALLBACK_ROUTERS = [placeholders.router]

@@ -15,7 +15,8 @@ router = APIRouter(tags=["health"])
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>DataLibrary API</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="/api/docs-static/swagger-ui.css"></head>
+<link rel="stylesheet" href="/api/docs-static/swagger-ui.css">
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml"></head>
 <body><div id="swagger-ui"></div>
 <script src="/api/docs-static/swagger-ui-bundle.js"></script>
 <script src="/static/api-docs.js"></script></body></html>"""

@@ -232,6 +232,7 @@ class ColumnOut(BaseModel):
     name: str
     type: str
     masked: bool
+    label: str = Field("", description="The column's label (SAS label or define.xml)")
 
 
 class TableOut(BaseModel):

@@ -1,12 +1,14 @@
 // Query page: run SQL through the API, page results, download, show history.
 import { api } from "/static/app.js";
+import { renderGrid, shortType } from "/static/grid.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 200;
 let offset = 0;
+const labels = new Map();  // column name -> label, from the table browser
 
 function humanBytes(n) {
-  const units = ["B", "KB", "MB", "GB", "TB"];
+  const units = ["B", "kB", "MB", "GB", "TB"];  // SI (powers of 1000), as everywhere in the console
   let i = 0;
   while (n >= 1000 && i < units.length - 1) { n /= 1000; i += 1; }
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
@@ -19,22 +21,14 @@ function showError(message) {
   $("sql").setAttribute("aria-invalid", message ? "true" : "false");
 }
 
-function renderTable(columns, rows) {
-  const table = document.createElement("table");
-  const head = table.createTHead().insertRow();
-  for (const c of columns) {
-    const th = document.createElement("th");
-    th.scope = "col";
-    th.textContent = c.name;
-    th.title = c.type;
-    head.appendChild(th);
-  }
-  const body = table.createTBody();
-  for (const row of rows) {
-    const tr = body.insertRow();
-    for (const value of row) tr.insertCell().textContent = value === null ? "NULL" : String(value);
-  }
-  $("results").replaceChildren(table);
+// A failed or new query never leaves the previous result on screen.
+function clearResults(message = "") {
+  $("results").replaceChildren();
+  $("stats").textContent = message;
+  $("prev").hidden = true;
+  $("next").hidden = true;
+  for (const id of ["download-csv", "download-parquet", "copy-cell", "copy-row"]) $(id).disabled = true;
+  $("copy-status").textContent = "";
 }
 
 let confirmed = "";  // the query whose estimated price the user has seen
@@ -66,17 +60,20 @@ async function run(newOffset = 0) {
   if (newOffset === 0 && (await priceShown(sql))) return;
   $("estimate").hidden = true;
   $("run").disabled = true;
-  $("stats").textContent = "Running…";
+  clearResults("Running…");
   try {
     const data = await api("/query", {
       method: "POST",
       body: { sql, project: $("project").value || null, limit: PAGE, offset: newOffset },
     });
     offset = newOffset;
-    renderTable(data.columns, data.rows);
+    const columns = data.columns.map((c) => ({ ...c, label: labels.get(c.name) ?? "" }));
+    renderGrid($("results"), columns, data.rows, { firstRow: offset + 1, status: $("copy-status") });
     const s = data.stats;
+    const shown = data.rows.length ? `rows ${offset + 1}–${offset + data.rows.length} of ` : "";
     $("stats").textContent =
-      `${s.rows_returned} rows · ${humanBytes(s.bytes_scanned)} scanned · ${s.duration_ms} ms` +
+      `${shown}${s.rows_returned.toLocaleString("en")} rows · ${data.columns.length} columns · ` +
+      `${humanBytes(s.bytes_scanned)} scanned · ${s.duration_ms} ms` +
       (data.truncated ? " · result capped by the server" : "");
     $("prev").hidden = offset === 0;
     $("next").hidden = data.next_offset === null;
@@ -84,7 +81,7 @@ async function run(newOffset = 0) {
     $("download-parquet").disabled = false;
     loadHistory();
   } catch (error) {
-    $("stats").textContent = "";
+    clearResults();
     showError(error.message);
   } finally {
     $("run").disabled = false;
@@ -115,24 +112,51 @@ async function download(format) {
   URL.revokeObjectURL(url);
 }
 
+// The table browser: each granted table with the columns you may see, their labels and types.
+function tableEntry(t) {
+  const li = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "link-button";
+  button.textContent = t.name;
+  button.addEventListener("click", () => {
+    $("sql").value = `SELECT * FROM ${t.name} LIMIT 100`;
+    $("sql").focus();
+  });
+  const details = document.createElement("details");
+  const summary = document.createElement("summary");
+  summary.textContent = `${t.columns.length} columns` + (t.row_filtered ? " · rows filtered" : "");
+  const list = document.createElement("table");
+  list.className = "columns";
+  const head = list.createTHead().insertRow();
+  for (const title of ["Column", "Type"]) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = title;
+    head.appendChild(th);
+  }
+  const body = list.createTBody();
+  for (const c of t.columns) {
+    const tr = body.insertRow();
+    const name = tr.insertCell();
+    const code = document.createElement("code");
+    code.textContent = c.name;
+    name.appendChild(code);
+    if (c.masked) name.append(" ", Object.assign(document.createElement("span"), { className: "badge", textContent: "masked" }));
+    if (c.label) name.appendChild(Object.assign(document.createElement("div"), { className: "muted label", textContent: c.label }));
+    tr.insertCell().textContent = shortType(c.type);
+  }
+  details.append(summary, list);
+  li.append(button, details);
+  return li;
+}
+
 async function loadTables() {
   try {
     const tables = await api("/query/tables");
     $("tables-empty").hidden = tables.length > 0;
-    $("table-list").replaceChildren(...tables.map((t) => {
-      const li = document.createElement("li");
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "link-button";
-      button.textContent = t.name;
-      button.title = t.columns.map((c) => c.name).join(", ");
-      button.addEventListener("click", () => {
-        $("sql").value = `SELECT * FROM ${t.name} LIMIT 100`;
-        $("sql").focus();
-      });
-      li.appendChild(button);
-      return li;
-    }));
+    for (const t of tables) for (const c of t.columns) if (c.label) labels.set(c.name, c.label);
+    $("table-list").replaceChildren(...tables.map(tableEntry));
   } catch (error) {
     $("tables-empty").hidden = false;
   }
@@ -163,5 +187,14 @@ $("next").addEventListener("click", () => run(offset + PAGE));
 $("prev").addEventListener("click", () => run(Math.max(0, offset - PAGE)));
 $("download-csv").addEventListener("click", () => download("csv"));
 $("download-parquet").addEventListener("click", () => download("parquet"));
+$("copy-cell").addEventListener("click", () => $("results").gridCopy?.("cell"));
+$("copy-row").addEventListener("click", () => $("results").gridCopy?.("row"));
+$("results").addEventListener("grid-select", () => {
+  $("copy-cell").disabled = false;
+  $("copy-row").disabled = false;
+});
+// /query?table=NS.TABLE (from the catalog) starts with that table's rows
+const preset = new URLSearchParams(window.location.search).get("table");
+if (preset && /^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$/.test(preset)) $("sql").value = `SELECT * FROM ${preset} LIMIT 100`;
 loadTables();
 loadHistory();
