@@ -65,7 +65,7 @@ def catalog_of(settings: Settings) -> Catalog:
 
 def _refuse_workspace_tokens(principal: Principal) -> None:
     """A notebook's own token must not launch or control workspaces."""
-    if (principal.token_scope or "").startswith(TOKEN_SCOPE_PREFIX):
+    if principal.token_scope is not None:
         raise PermissionDenied(
             "a workspace's token cannot manage workspaces; use the console or your own token"
         )
@@ -78,8 +78,11 @@ def get(session: Session, principal: Principal, workspace_id: int) -> Workspace:
     """A workspace its owner (or a workspaces admin) may see; others get 'not found'."""
     require(principal, Permission.WORKSPACES_OWN)
     workspace = session.get(Workspace, workspace_id)
-    if workspace is None or (
-        workspace.owner_id != principal.user_id and not principal.can(Permission.WORKSPACES_ADMIN)
+    scope = principal.workspace_scope
+    if (
+        workspace is None
+        or (scope is not None and scope != workspace_id)  # a notebook's token sees its own only
+        or (workspace.owner_id != principal.user_id and not principal.can(Permission.WORKSPACES_ADMIN))
     ):
         raise NotFound(f"no workspace with id {workspace_id}")
     return workspace
@@ -90,6 +93,8 @@ def list_workspaces(
 ) -> list[Workspace]:
     require(principal, Permission.WORKSPACES_OWN)
     query = select(Workspace).order_by(Workspace.id)
+    if principal.workspace_scope is not None:
+        query = query.where(Workspace.id == principal.workspace_scope)
     if everyone:
         require(principal, Permission.WORKSPACES_ADMIN)
     else:
