@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from datalibrary import __version__
 from datalibrary.api import middleware, problems
-from datalibrary.api.routers import API_ROUTERS, ROOT_ROUTERS
+from datalibrary.api.routers import API_ROUTERS, ROOT_ROUTERS, workspace_proxy
 from datalibrary.config import Settings, load_settings
 from datalibrary.costs import background as cost_background
 from datalibrary.db import Database
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.planner = LakePlanner(settings)
     app.state.metrics = middleware.Metrics()
     problems.install(app)
+    workspace_proxy.install(app)  # workspace origins: dispatched on the Host header
     middleware.install(app, app.state.metrics)
     for router in ROOT_ROUTERS:
         app.include_router(router)

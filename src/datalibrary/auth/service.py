@@ -234,7 +234,12 @@ def create_session(session: Session, user: User, settings: AuthSettings) -> Issu
 
 def principal_from_session(session: Session, secret: str, settings: AuthSettings) -> Principal:
     """Resolve a cookie; enforce idle and absolute timeouts and slide the idle window."""
-    record = session.get(WebSession, _sha256(secret))
+    return principal_from_session_id(session, _sha256(secret), settings)
+
+
+def principal_from_session_id(session: Session, session_id: str, settings: AuthSettings) -> Principal:
+    """The same, from the session's id (a workspace origin's cookie is bound to one)."""
+    record = session.get(WebSession, session_id)
     now = utcnow()
     if (
         record is None

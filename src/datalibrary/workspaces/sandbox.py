@@ -210,7 +210,7 @@ class SandboxProvisioner(Provisioner):
             "PATH": f"{ENV}/venv/bin:/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
             "PYTHONPATH": SDK,
-            "JUPYTER_TOKEN": spec.jupyter_token,
+            jupyter.SECRET_ENV: spec.jupyter_token,
             **spec.env,
             # inside, the SDK reaches the platform through the mounted socket
             "DATALIBRARY_URL": f"unix://{API}/api.sock",
