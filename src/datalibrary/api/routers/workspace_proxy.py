@@ -330,7 +330,7 @@ async def proxy_websocket(websocket: WebSocket, workspace_id: int, path: str) ->
         try:
             upstream = await unix_connect(
                 pinned.address, uri, additional_headers=headers, subprotocols=offered or None,
-                max_size=None, open_timeout=10, compression=None,
+                max_size=None, open_timeout=60, compression=None,
             )  # fmt: skip
         finally:
             pinned.close()
