@@ -23,7 +23,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from datalibrary.audit import service as audit_service
 from datalibrary.auth import service as auth_service
-from datalibrary.auth.models import ApiToken, User
+from datalibrary.auth.models import ApiToken, Project, User
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.costs import checks as costs_checks
@@ -144,8 +144,10 @@ def request_create(
         project = project.strip()
         if not project or len(project) > 64:
             raise InvalidInput("a project name has 1-64 characters", field="project")
-        projects = getattr(owner_principal, "projects", None)
-        if projects and project not in projects and not principal.is_admin:
+        # for everyone, administrators included: usage is billed to the project
+        if session.scalar(select(Project.id).where(Project.name == project)) is None:
+            raise InvalidInput(f"no project named '{project}'", field="project")
+        if project not in owner_principal.projects:
             raise PermissionDenied(f"'{owner.name}' is not a member of project '{project}'")
     costs_checks.check_launch(session, settings, owner.name, project)
     backend = resolve_name(settings.workspaces.provisioner)
@@ -224,6 +226,25 @@ def request(
         session, actor=principal.name, action=f"workspace.{verb}", target=f"workspace:{workspace.id}"
     )
     return workspace
+
+
+def stop_disabled_owners(session: Session) -> list[int]:
+    """Workspaces of disabled users stop (homes kept): they must not keep running and billing.
+    Called right after a user is disabled and by every reconciler pass (the catch-all)."""
+    rows = session.scalars(
+        select(Workspace)
+        .join(User, User.id == Workspace.owner_id)
+        .where(User.is_active.is_(False), Workspace.state.in_(VERBS["stop"][0]))
+    ).all()
+    stopped = []
+    for workspace in rows:
+        _transition(session, workspace, "stopping", "owner disabled")
+        audit_service.record(
+            session, actor="system:workspaces", action="workspace.stop", target=f"workspace:{workspace.id}",
+            details={"reason": "owner disabled"},
+        )  # fmt: skip
+        stopped.append(workspace.id)
+    return stopped
 
 
 def _provisioner_type(workspace: Workspace) -> type[Provisioner]:
