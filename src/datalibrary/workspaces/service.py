@@ -315,7 +315,8 @@ def build_provisioner(settings: Settings, workspace: Workspace, token: str | Non
         sdk_dir=paths.staged_sdk(settings),
         api_socket_dir=paths.api_socket_dir(settings),
         base_url=paths.base_url(workspace.id),
-        jupyter_token=paths.jupyter_token(settings, workspace),
+        # needed to start and to talk to JupyterLab; stopping works without (no key, no token)
+        jupyter_token=paths.jupyter_token(settings, workspace) if settings.secret_key else "",
         env=env,
         installation=paths.installation_id(settings),
     )
@@ -355,7 +356,12 @@ async def execute(db: Database, settings: Settings, workspace_id: int) -> str:
         return "in-flight"
     _in_flight.add(workspace_id)
     try:
-        return await _execute(db, settings, workspace_id)
+        result = await _execute(db, settings, workspace_id)
+        for _ in range(3):  # moved meanwhile (a stop requested while starting): carry that out too
+            if result not in TRANSITIONAL:
+                break
+            result = await _execute(db, settings, workspace_id)
+        return result
     finally:
         _in_flight.discard(workspace_id)
 
@@ -367,10 +373,16 @@ async def _execute(db: Database, settings: Settings, workspace_id: int) -> str:
             return workspace.state if workspace else "missing"
         state = workspace.state
         token = _issue_token(session, workspace) if state == "starting" else None
-    provisioner = build_provisioner(settings, workspace, token)
+    try:
+        provisioner = build_provisioner(settings, workspace, token)
+    except Exception as exc:  # a broken catalog or configuration: say so, never stay transitional
+        detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
+        log.warning("workspace %s: %s failed: %s", workspace_id, state, detail)
+        return _finish(db, workspace_id, state, "failed", f"{state} failed: {detail}", None)
     catalog = catalog_of(settings)
     try:
         if state == "starting":
+            paths.jupyter_token(settings, workspace)  # no secret key: a clear reason, at once
             environment = catalog.environment(workspace.environment)
             await asyncio.to_thread(
                 environments.build,
@@ -404,7 +416,7 @@ async def _execute(db: Database, settings: Settings, workspace_id: int) -> str:
 
 
 def _finish(
-    db: Database, workspace_id: int, state: str, final: str, reason: str, provisioner: Provisioner
+    db: Database, workspace_id: int, state: str, final: str, reason: str, provisioner: Provisioner | None
 ) -> str:
     with db.session() as session:
         workspace = session.get(Workspace, workspace_id)
@@ -412,7 +424,8 @@ def _finish(
             return "missing"
         if workspace.state != state:  # someone else moved it meanwhile; theirs wins
             return workspace.state
-        workspace.provisioner_state = provisioner.get_state()
+        if provisioner is not None:
+            workspace.provisioner_state = provisioner.get_state()
         if final in ("stopped", "terminated", "failed"):
             _revoke_token(session, workspace)
         _transition(session, workspace, final, reason)
