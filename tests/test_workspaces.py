@@ -524,3 +524,48 @@ def test_idle_combines_every_signal(
     assert idle.is_active(activity, cpu, since, threshold=0.05)[0] is expected
     # unreachable JupyterLab: only CPU decides
     assert idle.is_active(None, cpu, since, threshold=0.05)[0] is (cpu >= 0.05)
+
+
+FORK_LOOP = r"""
+import os, time
+children, error = [], None
+try:
+    for _ in range(5000):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        children.append(pid)
+except OSError as exc:
+    error = exc.errno
+for pid in children:
+    os.kill(pid, 9)
+for pid in children:
+    os.waitpid(pid, 0)
+open("made.txt", "w").write("x")
+os.symlink("made.txt", "link")
+import shutil; shutil.copy("/usr/bin/true", "setuid-true"); os.chmod("setuid-true", 0o4755)
+mounts = [l.split() for l in open("/proc/self/mountinfo")]
+options = {m[4]: m[5] for m in mounts}
+print(len(children), error, os.getuid(), options.get("/home/jovyan"), options.get("/tmp"))
+"""
+
+
+def test_sandbox_limits_processes_and_mounts_nosuid(sandbox_platform: Platform) -> None:
+    import errno
+
+    platform = sandbox_platform
+    client, wid = launch(platform, "alice")
+    out = execute(client, wid, FORK_LOOP, timeout=180)
+    assert out["error"] is None, out
+    count, error, uid, home_options, tmp_options = out["stdout"].split()
+    # the fork loop stops at the instance type's limit (256 processes + threads), not the host's
+    assert int(count) < 256 and int(error) == errno.EAGAIN, out
+    assert uid == "1000"
+    assert {"nosuid", "nodev"} <= set(home_options.split(",")), home_options
+    assert {"nosuid", "nodev"} <= set(tmp_options.split(",")), tmp_options
+    # a setuid file made inside is inert there (nosuid) and loses its setuid bit in the archive
+    home = paths.home_dir(platform.settings, wid)
+    assert (home / "setuid-true").exists()
+    # the workspace still works, and so does the host
+    assert execute(client, wid, "print('alive')")["stdout"].strip() == "alive"

@@ -22,7 +22,7 @@ R_ENVIRONMENT = Environment(name="r", kernels=["python", "r"], packages=["jupyte
 CATALOG = """
 currency: EUR
 instance_types:
-  - {name: tiny, vcpu: 1, memory_gib: 0.5, price_per_hour: 0.02}
+  - {name: tiny, vcpu: 1, memory_gib: 0.5, price_per_hour: 0.02, max_processes: 256}
   - {name: m5.2xlarge, vcpu: 8, memory_gib: 32, price_per_hour: 0.35}
   - {name: gpu, vcpu: 2, memory_gib: 4, gpu: 1, price_per_hour: 0.5}
 environments:

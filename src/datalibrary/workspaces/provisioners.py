@@ -63,6 +63,7 @@ class WorkspaceSpec:
     env: dict[str, str] = field(default_factory=dict)  # DATALIBRARY_* for the SDK
     # Distinguishes installations sharing a host (cgroup names, ...).
     installation: str = "default"
+    max_processes: int = 1024  # processes + threads (cgroup pids.max)
 
     @property
     def socket_path(self) -> Path:

@@ -99,7 +99,7 @@ class SandboxProvisioner(Provisioner):
         spec.socket_path.unlink(missing_ok=True)
         group = self.cgroup
         group.kill_all()
-        group.create(spec.cpus, spec.memory_bytes)
+        group.create(spec.cpus, spec.memory_bytes, spec.max_processes)
         passwd, groupfile = self._identity_files()
         log_path = spec.run_dir.parent / f"{spec.run_dir.name}.log"
         env = {"DL_CGROUP_PROCS": ":".join(str(p) for p in group.procs_files()), "PATH": "/usr/bin:/bin"}
@@ -165,6 +165,8 @@ class SandboxProvisioner(Provisioner):
         return passwd, group
 
     def bwrap_args(self, passwd: Path, group: Path) -> list[str]:
+        """Every writable mount (home, run directory, tmpfs) is nosuid,nodev: bubblewrap mounts
+        binds and tmpfs that way (the attack tests read /proc/self/mountinfo to prove it)."""
         spec = self.spec
         args = [
             "bwrap",

@@ -319,6 +319,7 @@ def build_provisioner(settings: Settings, workspace: Workspace, token: str | Non
         jupyter_token=paths.jupyter_token(settings, workspace) if settings.secret_key else "",
         env=env,
         installation=paths.installation_id(settings),
+        max_processes=itype.max_processes,
     )
     provisioner = provisioner_class(workspace.provisioner)(spec)
     provisioner.load_state(dict(workspace.provisioner_state or {}))
@@ -439,13 +440,19 @@ def _finish(
         return final
 
 
+def _inert(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """No setuid/setgid bit made inside a sandbox survives into the archive."""
+    member.mode &= ~0o6000
+    return member
+
+
 def _remove_home(settings: Settings, workspace: Workspace) -> None:
     home = paths.home_dir(settings, workspace.id)
     if settings.workspaces.archive_on_terminate and home.exists():
         target = paths.archive_path(settings, workspace.id)
         target.parent.mkdir(parents=True, exist_ok=True)
         with tarfile.open(target, "w:gz") as archive:
-            archive.add(home, arcname=f"workspace-{workspace.id}")
+            archive.add(home, arcname=f"workspace-{workspace.id}", filter=_inert)
         target.chmod(0o600)
     shutil.rmtree(home, ignore_errors=True)
     shutil.rmtree(paths.run_dir(settings, workspace.id), ignore_errors=True)
