@@ -73,3 +73,24 @@ def test_a_workspace_token_sees_only_its_own_workspace(sqlite_platform: Platform
     assert client.get("/api/v1/workspaces").json() == []
     assert client.get("/api/v1/workspaces/4").status_code == 404
     assert client.get("/api/v1/workspaces?all=true").status_code in (403, 404)
+
+
+def test_sign_in_over_the_unix_socket_is_throttled_as_a_client(sqlite_platform: Platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Sandboxes reach the API over a Unix socket, where there is no client address: guessing
+    passwords for many accounts from there still hits the per-client limit."""
+    import httpx
+
+    from tests.workspace_helpers import UnixServer
+
+    platform = sqlite_platform
+    limit = platform.settings.auth.lockout_client_failures
+    with UnixServer(platform.app, tmp_path / "api.sock"):
+        http = httpx.Client(
+            transport=httpx.HTTPTransport(uds=str(tmp_path / "api.sock")), base_url="http://x"
+        )
+        statuses = [
+            http.post("/api/v1/auth/login", json={"name": f"user{i}", "password": "wrong"}).status_code
+            for i in range(limit + 1)
+        ]
+    assert statuses[:limit] == [401] * limit
+    assert statuses[limit] == 429
