@@ -92,7 +92,7 @@ def open_lab(context, page):  # type: ignore[no-untyped-def]
     with context.expect_page() as opened:
         page.locator(".workspace").first.locator("a", has_text="Open JupyterLab").click()
     lab = opened.value
-    lab.wait_for_selector(".jp-Launcher", timeout=120_000)
+    lab.wait_for_selector(".jp-Launcher", timeout=240_000)
     return lab
 
 
