@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want=(bubblewrap r-base-core r-cran-irkernel)
+want=(bubblewrap r-base-core r-cran-irkernel r-cran-curl r-cran-jsonlite)
 if [[ "${1:-}" == "--test" ]]; then
   want+=(chromium slapd ldap-utils)
 fi
