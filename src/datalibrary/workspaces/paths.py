@@ -14,6 +14,7 @@ from datalibrary.workspaces.models import Workspace
 
 SDK_SOURCE = Path(__file__).resolve().parent.parent / "sdk"
 INSIDE_SOURCE = Path(__file__).resolve().parent / "inside"  # JupyterLab's identity provider
+R_CLIENT_SOURCE = INSIDE_SOURCE / "r" / "datalibrary"  # the R client package
 API_SOCKET_NAME = "api.sock"
 
 
@@ -72,7 +73,8 @@ def staged_sdk(settings: Settings) -> Path:
     digest = hashlib.sha256()
     files = sorted(SDK_SOURCE.glob("*.py"))
     inside = sorted(p for p in INSIDE_SOURCE.glob("*.py") if p.name != "__init__.py")
-    for file in files + inside:
+    r_files = sorted(p for p in R_CLIENT_SOURCE.rglob("*") if p.is_file())
+    for file in files + inside + r_files:
         digest.update(file.name.encode() + file.read_bytes())
     target = root(settings) / "sdk" / digest.hexdigest()[:12]
     if not (target / "datalibrary" / "sdk" / "__init__.py").exists():
@@ -85,7 +87,21 @@ def staged_sdk(settings: Settings) -> Path:
             shutil.copy(file, package / "sdk" / file.name)
         for file in inside:
             shutil.copy(file, target / file.name)
+    _install_r_client(target / "rlib")
     return target
+
+
+def _install_r_client(library: Path) -> None:
+    """``library(datalibrary)`` for R kernels (R_LIBS_USER points here); skipped without R."""
+    import subprocess
+
+    if (library / "datalibrary" / "DESCRIPTION").exists() or not shutil.which("R"):
+        return
+    library.mkdir(parents=True, exist_ok=True)
+    subprocess.run(  # noqa: S603
+        ["R", "CMD", "INSTALL", "--no-test-load", "-l", str(library), str(R_CLIENT_SOURCE)],  # noqa: S607
+        capture_output=True, check=False, timeout=300,
+    )  # fmt: skip
 
 
 class PinnedSocket:
