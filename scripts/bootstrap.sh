@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want=(bubblewrap r-base-core r-cran-irkernel git)  # git: http-backend serves project repositories
+want=(bubblewrap r-base-core r-cran-irkernel r-cran-curl r-cran-jsonlite git)  # git: http-backend serves project repositories
 if [[ "${1:-}" == "--test" ]]; then
   want+=(chromium slapd ldap-utils haproxy slurm-wlm munge postgresql postgresql-client)
 fi

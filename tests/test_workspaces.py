@@ -30,6 +30,7 @@ from tests.workspace_helpers import (
     execute,
     handshake,
     kernel_socket,
+    on_workspace,
     run_in_kernel,
     send_execute,
     wait_state,
@@ -197,17 +198,33 @@ def test_gpu_types_are_refused_by_backends_without_gpus(sandbox_platform: Platfo
 # --- lifecycle (every backend) ----------------------------------------------------------
 
 
+def _row(platform: Platform, workspace_id: int) -> Workspace:
+    with platform.db.session() as session:
+        row = session.get(Workspace, workspace_id)
+        session.expunge(row)
+        return row
+
+
 def test_lifecycle_through_the_proxy(ws_platform: Platform) -> None:
     platform = ws_platform
     client, wid = launch(platform)
     # JupyterLab opens through the authenticated proxy
-    lab = client.get(f"/workspaces/{wid}/lab")
+    lab = on_workspace(client, wid).get(f"/workspaces/{wid}/lab")
     assert lab.status_code == 200 and "JupyterLab" in lab.text, (lab.status_code, lab.text[:300])
+    # JupyterLab has no token of its own, so none reaches the page; the proxy secret never does
+    assert '"token": ""' in lab.text
+    assert paths.jupyter_token(platform.settings, _row(platform, wid)) not in lab.text
+    # ... and JupyterLab is not served on the console's origin
+    assert client.get(f"/workspaces/{wid}/api/status").status_code != 200
     # a cell runs over the kernel WebSocket and writes to the persistent home
     out = execute(client, wid, "open('kept.txt', 'w').write('hello'); print(6 * 7)")
     assert out["error"] is None and out["stdout"].strip() == "42"
     # the SDK inside reaches the platform's API over the Unix socket with the workspace token
-    kernel = client.post(f"/workspaces/{wid}/api/kernels", json={"name": "python3"}).json()["id"]
+    kernel = (
+        on_workspace(client, wid)
+        .post(f"/workspaces/{wid}/api/kernels", json={"name": "python3"})
+        .json()["id"]
+    )
     sdk_me = "from datalibrary.sdk import connect; me = connect().me(); print(me['name'], me['via'])"
     out = run_in_kernel(client, wid, kernel, sdk_me)
     assert out["stdout"].split() == ["alice", "token"], out
@@ -218,7 +235,7 @@ def test_lifecycle_through_the_proxy(ws_platform: Platform) -> None:
     # stop keeps the home; start wakes it
     assert client.post(f"/api/v1/workspaces/{wid}/stop").status_code == 202
     assert wait_state(client, wid, "stopped")["state"] == "stopped"
-    assert client.get(f"/workspaces/{wid}/lab").status_code == 409
+    assert on_workspace(client, wid).get(f"/workspaces/{wid}/lab").status_code == 409
     assert client.post(f"/api/v1/workspaces/{wid}/start").status_code == 202
     wait_state(client, wid, "running")
     out = execute(client, wid, "print(open('kept.txt').read())")
@@ -229,7 +246,7 @@ def test_lifecycle_through_the_proxy(ws_platform: Platform) -> None:
     assert client.post(f"/api/v1/workspaces/{wid}/pause").status_code == 409
     assert client.post(f"/api/v1/workspaces/{wid}/resume").status_code == 202
     wait_state(client, wid, "running")
-    assert client.get(f"/workspaces/{wid}/api/status").status_code == 200
+    assert on_workspace(client, wid).get(f"/workspaces/{wid}/api/status").status_code == 200
     # usage: one interval per state, closed as the state changed
     usage = client.get(f"/api/v1/workspaces/{wid}/usage").json()
     states = [u["state"] for u in usage]
@@ -240,7 +257,7 @@ def test_lifecycle_through_the_proxy(ws_platform: Platform) -> None:
     wait_state(client, wid, "terminated")
     assert not paths.home_dir(platform.settings, wid).exists()
     assert paths.archive_path(platform.settings, wid).exists()
-    assert client.get(f"/workspaces/{wid}/lab").status_code == 404
+    assert on_workspace(client, wid).get(f"/workspaces/{wid}/lab").status_code == 404
     assert client.get("/api/v1/workspaces").json() == []
 
 
@@ -248,30 +265,28 @@ def test_only_the_owner_opens_a_workspace(sandbox_platform: Platform) -> None:
     platform = sandbox_platform
     owner, wid = launch(platform, "alice")
     intruder = client_of(platform, "mallory")
-    assert intruder.get(f"/workspaces/{wid}/lab").status_code == 404
+    assert on_workspace(intruder, wid).get(f"/workspaces/{wid}/lab").status_code == 404
     assert intruder.get(f"/api/v1/workspaces/{wid}").status_code == 404
     assert intruder.post(f"/api/v1/workspaces/{wid}/stop").status_code == 404
-    assert (
-        platform.anonymous.get(
-            f"/workspaces/{wid}/lab", headers={"Accept": "text/html"}, follow_redirects=False
-        ).status_code
-        == 303
+    anonymous = on_workspace(platform.anonymous, wid)
+    assert anonymous.get(f"/workspaces/{wid}/lab", headers={"Accept": "text/html"}).status_code == 401
+    assert anonymous.get(f"/workspaces/{wid}/api/status").status_code == 401
+    kernel = (
+        on_workspace(owner, wid).post(f"/workspaces/{wid}/api/kernels", json={"name": "python3"}).json()["id"]
     )
-    assert platform.anonymous.get(f"/workspaces/{wid}/api/status").status_code == 401
-    kernel = owner.post(f"/workspaces/{wid}/api/kernels", json={"name": "python3"}).json()["id"]
     with pytest.raises(Exception):  # noqa: B017, SIM117 - the WebSocket is refused
         with kernel_socket(intruder, wid, kernel) as ws:
             ws.recv(timeout=5)
     # an administrator needs an audited reason
     platform.add_user("root-admin", "admin")
     admin = platform.as_user("root-admin")
-    assert admin.get(f"/workspaces/{wid}/api/status").status_code == 403
+    assert on_workspace(admin, wid).get(f"/workspaces/{wid}/api/status").status_code == 403
     assert admin.post(f"/api/v1/workspaces/{wid}/admin-access", json={"reason": "short"}).status_code == 422
     granted = admin.post(
         f"/api/v1/workspaces/{wid}/admin-access", json={"reason": "ticket 42: user asked for help"}
     )
     assert granted.status_code == 200
-    assert admin.get(f"/workspaces/{wid}/api/status").status_code == 200
+    assert on_workspace(admin, wid).get(f"/workspaces/{wid}/api/status").status_code == 200
     events = admin.get("/api/v1/audit/events", params={"action": "workspace.admin_access"}).json()
     assert events and events[0]["details"]["reason"].startswith("ticket 42")
     # the workspace's own token cannot drive workspaces
@@ -339,7 +354,7 @@ def test_sandbox_isolation(sandbox_platform: Platform, tmp_path: Path) -> None:
     plant = "import os; os.rename('/run/workspace/jupyter.sock', '/run/workspace/moved.sock'); "
     plant += "os.symlink('/run/postgresql/.s.PGSQL.5432', '/run/workspace/jupyter.sock'); print('planted')"
     assert execute(client, wid, plant)["stdout"].strip() == "planted"
-    assert client.get(f"/workspaces/{wid}/api/status").status_code == 503
+    assert on_workspace(client, wid).get(f"/workspaces/{wid}/api/status").status_code == 503
 
 
 # --- reconciler and idle stop ------------------------------------------------------------
@@ -361,7 +376,7 @@ def test_reconciler_readopts_and_repairs(sandbox_platform: Platform, make_ws_pla
         report = run_sync(reconcile.reconcile(database, settings))
         assert wid in report.adopted
         restarted = ApiClient(create_app(settings, database), platform.tokens["alice"])
-        assert restarted.get(f"/workspaces/{wid}/api/status").status_code == 200
+        assert on_workspace(restarted, wid).get(f"/workspaces/{wid}/api/status").status_code == 200
     finally:
         database.dispose()
     # stuck in "stopping" (the platform died mid-way): the reconciler finishes the job
@@ -388,7 +403,11 @@ def test_busy_kernel_without_browser_is_not_idle(sandbox_platform: Platform) -> 
 
     platform = sandbox_platform
     client, wid = launch(platform)
-    kernel = client.post(f"/workspaces/{wid}/api/kernels", json={"name": "python3"}).json()["id"]
+    kernel = (
+        on_workspace(client, wid)
+        .post(f"/workspaces/{wid}/api/kernels", json={"name": "python3"})
+        .json()["id"]
+    )
     run_in_kernel(client, wid, kernel, "x = 1")
     # start a long computation and close the browser's connection
     with kernel_socket(client, wid, kernel) as ws:
@@ -409,7 +428,7 @@ def test_busy_kernel_without_browser_is_not_idle(sandbox_platform: Platform) -> 
     assert verdict.active and verdict.signals["busy_kernels"] == 1 and verdict.signals["connections"] == 0
     assert verdict.action == "none"
     # once the kernel is done and nobody is connected, the owner is warned, then it stops
-    client.post(f"/workspaces/{wid}/api/kernels/{kernel}/interrupt")
+    on_workspace(client, wid).post(f"/workspaces/{wid}/api/kernels/{kernel}/interrupt")
     time.sleep(0.5)
     timeout = timedelta(minutes=60)
     warning_time = later + timeout - timedelta(minutes=5)
@@ -467,7 +486,7 @@ def test_r_kernel_in_a_sandbox(sandbox_platform: Platform, r_environment_dir: Pa
     assert response.status_code == 202, response.text
     wid = response.json()["id"]
     assert wait_state(client, wid, "running", "failed")["state"] == "running"
-    specs = client.get(f"/workspaces/{wid}/api/kernelspecs").json()["kernelspecs"]
+    specs = on_workspace(client, wid).get(f"/workspaces/{wid}/api/kernelspecs").json()["kernelspecs"]
     assert {"ir", "python3"} <= set(specs)
     out = execute(client, wid, "cat(6 * 7, R.version$major, '\\n')", kernel_name="ir")
     assert out["error"] is None and out["stdout"].split()[0] == "42", out
@@ -505,3 +524,48 @@ def test_idle_combines_every_signal(
     assert idle.is_active(activity, cpu, since, threshold=0.05)[0] is expected
     # unreachable JupyterLab: only CPU decides
     assert idle.is_active(None, cpu, since, threshold=0.05)[0] is (cpu >= 0.05)
+
+
+FORK_LOOP = r"""
+import os, time
+children, error = [], None
+try:
+    for _ in range(5000):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        children.append(pid)
+except OSError as exc:
+    error = exc.errno
+for pid in children:
+    os.kill(pid, 9)
+for pid in children:
+    os.waitpid(pid, 0)
+open("made.txt", "w").write("x")
+os.symlink("made.txt", "link")
+import shutil; shutil.copy("/usr/bin/true", "setuid-true"); os.chmod("setuid-true", 0o4755)
+mounts = [l.split() for l in open("/proc/self/mountinfo")]
+options = {m[4]: m[5] for m in mounts}
+print(len(children), error, os.getuid(), options.get("/home/jovyan"), options.get("/tmp"))
+"""
+
+
+def test_sandbox_limits_processes_and_mounts_nosuid(sandbox_platform: Platform) -> None:
+    import errno
+
+    platform = sandbox_platform
+    client, wid = launch(platform, "alice")
+    out = execute(client, wid, FORK_LOOP, timeout=180)
+    assert out["error"] is None, out
+    count, error, uid, home_options, tmp_options = out["stdout"].split()
+    # the fork loop stops at the instance type's limit (256 processes + threads), not the host's
+    assert int(count) < 256 and int(error) == errno.EAGAIN, out
+    assert uid == "1000"
+    assert {"nosuid", "nodev"} <= set(home_options.split(",")), home_options
+    assert {"nosuid", "nodev"} <= set(tmp_options.split(",")), tmp_options
+    # a setuid file made inside is inert there (nosuid) and loses its setuid bit in the archive
+    home = paths.home_dir(platform.settings, wid)
+    assert (home / "setuid-true").exists()
+    # the workspace still works, and so does the host
+    assert execute(client, wid, "print('alive')")["stdout"].strip() == "alive"

@@ -35,6 +35,11 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-unt
 
 
 def test_workspace_commands(cli) -> None:  # type: ignore[no-untyped-def]
+    # usage is billed to a project: it must exist and the owner must be a member (#21)
+    cli("workspaces", "create", "--product", "open-notebook", "--type", "tiny", "--user", "alice",
+        "--project", "onco", "--json", code=2)  # fmt: skip
+    cli("projects", "add", "onco")
+    cli("projects", "add-member", "onco", "alice")
     created = json.loads(cli("workspaces", "create", "--product", "open-notebook", "--type", "tiny",
                              "--user", "alice", "--project", "onco", "--json"))  # fmt: skip
     wid = str(created["id"])

@@ -22,7 +22,7 @@ R_ENVIRONMENT = Environment(name="r", kernels=["python", "r"], packages=["jupyte
 CATALOG = """
 currency: EUR
 instance_types:
-  - {name: tiny, vcpu: 1, memory_gib: 0.5, price_per_hour: 0.02}
+  - {name: tiny, vcpu: 1, memory_gib: 0.5, price_per_hour: 0.02, max_processes: 256}
   - {name: m5.2xlarge, vcpu: 8, memory_gib: 32, price_per_hour: 0.35}
   - {name: gpu, vcpu: 2, memory_gib: 4, gpu: 1, price_per_hour: 0.5}
 environments:
@@ -64,6 +64,36 @@ class UnixServer:
         self.thread.join(timeout=10)
 
 
+def workspace_host(workspace_id: int, port: int | None = None) -> str:
+    """The Host of workspace ``workspace_id``'s own origin (the default ``*.localhost`` domain)."""
+    return f"ws-{workspace_id}.localhost" + (f":{port}" if port else "")
+
+
+class OnWorkspace:
+    """``client`` talking to a workspace's origin (Host: ws-N.localhost) instead of the console."""
+
+    def __init__(self, client, workspace_id: int) -> None:  # type: ignore[no-untyped-def]
+        self.client = client
+        self.workspace_id = workspace_id
+
+    def request(self, method: str, path: str, **kwargs):  # type: ignore[no-untyped-def]
+        headers = {"Host": workspace_host(self.workspace_id), **dict(kwargs.pop("headers", None) or {})}
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs):  # type: ignore[no-untyped-def]
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs):  # type: ignore[no-untyped-def]
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs):  # type: ignore[no-untyped-def]
+        return self.request("PUT", path, **kwargs)
+
+
+def on_workspace(client, workspace_id: int) -> OnWorkspace:  # type: ignore[no-untyped-def]
+    return OnWorkspace(client, workspace_id)
+
+
 def wait_state(client, workspace_id: int, *states: str, timeout: float = 90) -> dict:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while True:
@@ -76,7 +106,9 @@ def wait_state(client, workspace_id: int, *states: str, timeout: float = 90) -> 
 
 def execute(http, workspace_id: int, code: str, timeout: float = 60, kernel_name: str = "python3") -> dict:  # type: ignore[no-untyped-def]
     """Start a kernel through the proxy and run ``code`` over its WebSocket; return outputs."""
-    kernel = http.post(f"/workspaces/{workspace_id}/api/kernels", json={"name": kernel_name})
+    kernel = on_workspace(http, workspace_id).post(
+        f"/workspaces/{workspace_id}/api/kernels", json={"name": kernel_name}
+    )
     assert kernel.status_code == 201, kernel.text
     kernel_id = kernel.json()["id"]
     return run_in_kernel(http, workspace_id, kernel_id, code, timeout)
@@ -92,15 +124,19 @@ def _message(msg_type: str, content: dict) -> dict:
 
 def kernel_socket(http, workspace_id: int, kernel_id: str):  # type: ignore[no-untyped-def]
     """A WebSocket to the kernel through the proxy of the live server (``http.live_url``)."""
+    import socket
+    from urllib.parse import urlsplit
+
     from websockets.sync.client import connect
 
-    url = (
-        http.live_url.replace("http://", "ws://")
-        + f"/workspaces/{workspace_id}/api/kernels/{kernel_id}/channels"
-    )
+    live = urlsplit(http.live_url)
+    host = workspace_host(workspace_id, live.port)
+    url = f"ws://{host}/workspaces/{workspace_id}/api/kernels/{kernel_id}/channels"
+    sock = socket.create_connection((live.hostname, live.port))  # *.localhost need not resolve here
     return connect(
-        url, additional_headers={"Authorization": f"Bearer {http.token}"}, open_timeout=15, max_size=None
-    )
+        url, sock=sock, additional_headers={"Authorization": f"Bearer {http.token}"},
+        open_timeout=15, max_size=None,
+    )  # fmt: skip
 
 
 def handshake(ws, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 from datalibrary.auth import service as auth_service
 from datalibrary.config import Settings, ensure_secret_key
 from datalibrary.db import Database, upgrade
@@ -20,7 +22,11 @@ class InitResult:
 def initialize(settings: Settings, database: Database | None = None) -> InitResult:
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.home.chmod(0o700)
-    ensure_secret_key(settings.home)
+    key = ensure_secret_key(settings.home)
+    if settings.secret_key is None:
+        # the settings were loaded before the key existed (a first run): everything built from
+        # them afterwards (the app, its workspaces) must see the key now, not after a restart
+        settings.secret_key = SecretStr(key)
     if settings.master_key is None:
         from datalibrary.privacy.keys import default_key_file, ensure_master_key_file
 

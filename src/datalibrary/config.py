@@ -204,6 +204,12 @@ class WorkspaceSettings(Section):
     # The owner is warned this long before an idle stop.
     idle_warning_minutes: int = Field(10, ge=0)
     archive_on_terminate: bool = True
+    # Workspace N is served on its own origin, ws-N.<app_domain>. "localhost" works on one
+    # machine without DNS (browsers resolve *.localhost to loopback); elsewhere use a wildcard
+    # DNS name of a registrable domain other than the console's (like githubusercontent.com).
+    app_domain: str = Field("localhost", pattern=r"^[A-Za-z0-9.-]+$")
+    # Port of the workspace origins; empty = the port the console is reached on.
+    app_port: int | None = Field(None, ge=1, le=65535)
 
     def backend_options(self) -> dict[str, str]:
         """Settings handed to the provisioner (strings; unset ones left out)."""

@@ -12,7 +12,7 @@ from openapi_ui_bundles import swagger_ui
 from datalibrary import __version__
 from datalibrary.api import middleware, openapi, problems
 from datalibrary.api.domain_metrics import DomainCollector
-from datalibrary.api.routers import API_ROUTERS, ROOT_ROUTERS
+from datalibrary.api.routers import API_ROUTERS, ROOT_ROUTERS, workspace_proxy
 from datalibrary.config import Settings, load_settings
 from datalibrary.costs import background as cost_background
 from datalibrary.db import Database
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.metrics.registry.register(DomainCollector(db))
     problems.install(app)
     openapi.install(app)
+    workspace_proxy.install(app)  # workspace origins: dispatched on the Host header
     middleware.install(app, app.state.metrics)
     for router in ROOT_ROUTERS:
         app.include_router(router)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from datalibrary.audit import service as audit
 from datalibrary.auth import throttle
-from datalibrary.auth.models import User, UserRole, WebSession
+from datalibrary.auth.models import ApiToken, User, UserRole, WebSession
 from datalibrary.auth.passwords import check_policy, hash_password
 from datalibrary.auth.permissions import ROLES, Permission, Principal, require
 from datalibrary.auth.service import get_user
@@ -47,6 +47,16 @@ def _end_sessions(session: Session, user: User) -> None:
     )
 
 
+def _revoke_tokens(session: Session, user: User) -> None:
+    """Every token of the user, workspace-scoped ones included: enabling the account again
+    must not bring old secrets back."""
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
 def set_active(session: Session, actor: Principal, name: str, active: bool) -> User:
     """Disable or enable an account. A disabled user's sessions end and tokens stop working at once
     (every request re-reads ``is_active``); enabling also lifts a sign-in lockout."""
@@ -61,6 +71,7 @@ def set_active(session: Session, actor: Principal, name: str, active: bool) -> U
     user.is_active = active
     if not active:
         _end_sessions(session, user)
+        _revoke_tokens(session, user)
     audit.record(
         session, actor=actor.name, action="user.enable" if active else "user.disable", target=f"user:{name}"
     )

@@ -83,6 +83,19 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
 }
 ROLES: tuple[str, ...] = tuple(ROLE_PERMISSIONS)
 
+# What a token limited to a scope may do, whatever its owner's roles (deny by default: a scope
+# not listed here grants nothing). A workspace's token is what notebooks use: query the lake,
+# list tables, see its own identity and its own workspace; it never mints tokens, manages
+# users, launches or opens workspaces.
+SCOPE_PERMISSIONS: dict[str, frozenset[Permission]] = {
+    "workspace": frozenset({P.CATALOG_READ, P.QUERY_RUN, P.WORKSPACES_OWN}),
+}
+
+
+def scope_kind(scope: str | None) -> str | None:
+    """``workspace:12`` -> ``workspace``; None for an unscoped token or a session."""
+    return scope.split(":", 1)[0] if scope else None
+
 
 def permissions_for(roles: set[str] | frozenset[str]) -> frozenset[Permission]:
     granted: set[Permission] = set()
@@ -118,11 +131,15 @@ class Principal:
         **kwargs: object,
     ) -> Principal:
         """``roles`` are the effective roles (own + groups'); build it via ``auth.service.principal_for``."""
+        permissions = permissions_for(roles)
+        scope = kwargs.get("token_scope")
+        if scope:
+            permissions &= SCOPE_PERMISSIONS.get(scope_kind(scope) or "", frozenset())  # type: ignore[arg-type]
         return cls(
             user_id,
             name,
             frozenset(roles),
-            permissions_for(roles),
+            permissions,
             groups=frozenset(groups),
             projects=frozenset(projects),
             **kwargs,  # type: ignore[arg-type]
@@ -135,6 +152,16 @@ class Principal:
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
+
+    @property
+    def workspace_scope(self) -> int | None:
+        """The workspace a workspace-scoped token belongs to; None for any other caller."""
+        if scope_kind(self.token_scope) != "workspace":
+            return None
+        try:
+            return int((self.token_scope or "").split(":", 1)[1])
+        except (IndexError, ValueError):
+            return -1  # malformed: matches no workspace
 
     @property
     def is_admin(self) -> bool:

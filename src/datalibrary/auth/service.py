@@ -22,7 +22,7 @@ from datalibrary.auth.passwords import check_policy, generate_password, hash_pas
 from datalibrary.auth.permissions import ROLES, Permission, Principal, require
 from datalibrary.config import AuthSettings
 from datalibrary.db.base import utcnow
-from datalibrary.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from datalibrary.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 
 TOKEN_PREFIX = "dl_"  # noqa: S105 - a public marker, not a secret
 USER_NAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
@@ -146,6 +146,9 @@ def create_token(
     expires_days: int | None = 90,
     scope: str | None = None,
 ) -> IssuedToken:
+    if actor.token_scope is not None:
+        # a scoped token (a workspace's) must never turn itself into a broader, longer-lived one
+        raise PermissionDenied("a scoped token cannot create tokens; use the console or your own token")
     user = get_user(session, user_name)
     if user.id != actor.user_id:
         require(actor, Permission.USERS_MANAGE)
@@ -231,7 +234,12 @@ def create_session(session: Session, user: User, settings: AuthSettings) -> Issu
 
 def principal_from_session(session: Session, secret: str, settings: AuthSettings) -> Principal:
     """Resolve a cookie; enforce idle and absolute timeouts and slide the idle window."""
-    record = session.get(WebSession, _sha256(secret))
+    return principal_from_session_id(session, _sha256(secret), settings)
+
+
+def principal_from_session_id(session: Session, session_id: str, settings: AuthSettings) -> Principal:
+    """The same, from the session's id (a workspace origin's cookie is bound to one)."""
+    record = session.get(WebSession, session_id)
     now = utcnow()
     if (
         record is None

@@ -10,7 +10,10 @@ import typer
 from datalibrary.auth import accounts, projects, service
 from datalibrary.auth.models import User
 from datalibrary.auth.permissions import ROLES, Principal
-from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, table
+from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, settings, table
+from datalibrary.db import Database
+from datalibrary.workspaces import service as workspace_service
+from datalibrary.workspaces.sync import run_sync
 
 app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 OPERATOR = Principal.system("cli")
@@ -97,7 +100,22 @@ def _change(data_of, as_json: bool, message: str) -> None:  # type: ignore[no-un
 @app.command("disable")
 def disable(name: str, as_json: JsonOption = False) -> None:
     """Disable a user: their sessions and API tokens stop working at once."""
-    _change(lambda s: accounts.set_active(s, OPERATOR, name, False), as_json, "disabled {name}")
+    stopping: list[int] = []
+
+    def disable_and_stop(session):  # type: ignore[no-untyped-def]
+        user = accounts.set_active(session, OPERATOR, name, False)
+        stopping.extend(workspace_service.stop_disabled_owners(session))  # homes are kept
+        return user
+
+    _change(disable_and_stop, as_json, "disabled {name}")
+    if stopping:
+        config = settings()
+        database = Database(str(config.database_url))
+        try:
+            for workspace_id in stopping:
+                run_sync(workspace_service.execute(database, config, workspace_id))
+        finally:
+            database.dispose()
 
 
 @app.command("enable")

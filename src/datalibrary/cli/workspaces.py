@@ -29,7 +29,7 @@ def _dict(workspace: Workspace, owner: str) -> dict[str, Any]:
         "provisioner": workspace.provisioner,
         "state": workspace.state,
         "state_reason": workspace.state_reason,
-        "url": f"/workspaces/{workspace.id}/lab",
+        "url": f"/workspaces/{workspace.id}/open",
     }
 
 

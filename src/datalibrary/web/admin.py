@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
@@ -22,6 +22,7 @@ from datalibrary.auth.permissions import ROLES, Permission, Principal
 from datalibrary.web.forms import attempt, form_page, guard
 from datalibrary.web.pages import page_with
 from datalibrary.web.rendering import render
+from datalibrary.workspaces import service as workspace_service
 
 router = APIRouter(include_in_schema=False)
 AUDIT_PAGE_SIZE = 50
@@ -170,13 +171,21 @@ def user_active(
     session: DbSession,
     principal: OptionalPrincipal,
     name: str,
+    background: BackgroundTasks,
     csrf_token: Csrf = "",
     active: Annotated[str, Form()] = "",
 ) -> Response:
-    return _user_action(
-        request, session, principal, name, csrf_token,
-        lambda: accounts.set_active(session, principal, name, active == "true"),  # type: ignore[arg-type]
-    )  # fmt: skip
+    def change():  # type: ignore[no-untyped-def]
+        user = accounts.set_active(session, principal, name, active == "true")  # type: ignore[arg-type]
+        for workspace_id in workspace_service.stop_disabled_owners(session):  # homes are kept
+            background.add_task(
+                workspace_service.execute, request.app.state.db, request.app.state.settings, workspace_id
+            )
+        return user
+
+    response = _user_action(request, session, principal, name, csrf_token, change)
+    response.background = background
+    return response
 
 
 @router.post("/admin/users/{name}/password")

@@ -4,17 +4,20 @@ for state changes (and idle-stop warnings)."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
 from datalibrary.api.routers.workspaces import catalog as catalog_view
 from datalibrary.api.routers.workspaces import workspace_out
 from datalibrary.auth.permissions import Permission
 from datalibrary.costs import budgets
+from datalibrary.errors import PermissionDenied
 from datalibrary.web.pages import login_redirect, page_for, page_with
 from datalibrary.web.rendering import render
-from datalibrary.workspaces import service
+from datalibrary.workspaces import access, origin, service
 
 router = APIRouter(include_in_schema=False)
 
@@ -43,3 +46,30 @@ def workspaces_page(
             workspaces=[workspace_out(w, owners.get(w.owner_id, "?"), settings) for w in rows],
         ),
     )
+
+
+@router.get("/workspaces/{workspace_id}/open")
+@router.get("/workspaces/{workspace_id}/lab")
+def open_workspace(
+    workspace_id: int,
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    principal: OptionalPrincipal,
+) -> Response:
+    """Enter a workspace on its own origin. A signed-in browser gets a one-time grant (60 s,
+    this workspace, this console session) and is sent to the workspace origin, which swaps it
+    for its own cookie; an API client gets the address to call with its token."""
+    if principal is None:
+        return login_redirect(request)
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        raise PermissionDenied("open workspaces from the console")
+    workspace = access.can_open(session, principal, workspace_id)
+    base = origin.workspace_origin(settings, workspace.id, request.url.port)
+    if principal.via != "session" or principal.session_id is None:
+        return JSONResponse(
+            {"workspace_id": workspace.id, "origin": base, "url": f"{base}/workspaces/{workspace.id}/lab"}
+        )
+    grant = origin.mint_grant(settings, workspace.id, principal.session_id)
+    target = f"{base}{origin.ENTER_PATH}?{urlencode({'grant': grant})}"
+    return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})

@@ -20,7 +20,7 @@ ADMIN_ACCESS_MINUTES = 60
 def can_open(session: Session, principal: Principal, workspace_id: int) -> Workspace:
     """The workspace if ``principal`` may open it; otherwise an error (404 hides others' ids)."""
     require(principal, Permission.WORKSPACES_OWN)
-    if (principal.token_scope or "").startswith("workspace:"):
+    if principal.token_scope is not None:
         raise PermissionDenied("a workspace's token cannot open workspaces")
     workspace = session.get(Workspace, workspace_id)
     if workspace is None or workspace.state == "terminated":

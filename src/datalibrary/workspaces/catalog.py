@@ -29,6 +29,8 @@ class InstanceType(BaseModel):
     memory_gib: float = Field(gt=0, le=4096)
     gpu: int = Field(0, ge=0, le=16)
     price_per_hour: float = Field(ge=0)
+    # processes + threads in the workspace (cgroup pids.max): a fork loop stops here
+    max_processes: int = Field(1024, ge=64, le=1_000_000)
 
     @property
     def memory_bytes(self) -> int:

@@ -30,7 +30,7 @@ class CGroup(ABC):
         self.name = name
 
     @abstractmethod
-    def create(self, cpus: float, memory_bytes: int) -> None: ...
+    def create(self, cpus: float, memory_bytes: int, max_processes: int = 1024) -> None: ...
 
     @abstractmethod
     def procs_files(self) -> list[Path]:
@@ -91,9 +91,11 @@ class CGroupV1(CGroup):
         # cpu and cpuacct are often one hierarchy mounted twice (cpu,cpuacct)
         return base / PARENT / self.name
 
-    def create(self, cpus: float, memory_bytes: int) -> None:
+    def create(self, cpus: float, memory_bytes: int, max_processes: int = 1024) -> None:
         for controller in self.CONTROLLERS:
             self._dir(controller).mkdir(parents=True, exist_ok=True)
+        # processes and threads: a fork loop stops here instead of exhausting the host's PIDs
+        _write(self._dir("pids") / "pids.max", str(max_processes))
         memory = self._dir("memory")
         _write(memory / "memory.limit_in_bytes", str(memory_bytes))
         swap_limit = memory / "memory.memsw.limit_in_bytes"
@@ -148,7 +150,7 @@ class CGroupV2(CGroup):
     def _dir(self) -> Path:
         return ROOT / PARENT / self.name
 
-    def create(self, cpus: float, memory_bytes: int) -> None:
+    def create(self, cpus: float, memory_bytes: int, max_processes: int = 1024) -> None:
         parent = ROOT / PARENT
         parent.mkdir(exist_ok=True)
         _write(ROOT / "cgroup.subtree_control", "+cpu +memory +pids")
@@ -159,6 +161,7 @@ class CGroupV2(CGroup):
         if swap.exists():
             _write(swap, "0")
         _write(self._dir / "cpu.max", f"{int(cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}")
+        _write(self._dir / "pids.max", str(max_processes))
 
     def procs_files(self) -> list[Path]:
         return [self._dir / "cgroup.procs"]

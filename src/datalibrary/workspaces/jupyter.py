@@ -14,12 +14,26 @@ from typing import Any
 import httpx
 
 from datalibrary.errors import Unavailable
+from datalibrary.workspaces import paths
+
+# JupyterLab trusts requests carrying this secret (the platform's proxy); see
+# inside/datalibrary_jupyter.py. The secret goes in through this environment variable.
+SECRET_ENV = "DATALIBRARY_PROXY_SECRET"  # noqa: S105 - a name, not a secret
+SECRET_HEADER = "X-DataLibrary-Proxy"  # noqa: S105 - a name, not a secret
+VIA_HEADER = "X-DataLibrary-Via"
+IDENTITY_PROVIDER = "datalibrary_jupyter.ProxyIdentityProvider"
+
+
+def proxy_headers(secret: str, via: str) -> dict[str, str]:
+    """What the platform adds to every request it forwards: ``via`` is browser or token."""
+    return {SECRET_HEADER: secret, VIA_HEADER: via}
 
 
 def jupyter_command(
     python: str, socket: str, base_url: str, root_dir: str, allow_root: bool = False
 ) -> list[str]:
-    """JupyterLab on a Unix socket only (no TCP port); the token comes from JUPYTER_TOKEN."""
+    """JupyterLab on a Unix socket only (no TCP port), with no token of its own: it trusts the
+    platform's proxy secret (from ``DATALIBRARY_PROXY_SECRET``) and nothing else."""
     return [
         python,
         "-m",
@@ -29,8 +43,9 @@ def jupyter_command(
         "--ServerApp.sock_mode=0600",
         f"--ServerApp.base_url={base_url}",
         f"--ServerApp.root_dir={root_dir}",
-        # reached only through the platform's authenticated proxy, which sends the token
+        # reached only through the platform's authenticated proxy, which sends the secret
         "--ServerApp.allow_remote_access=True",
+        f"--ServerApp.identity_provider_class={IDENTITY_PROVIDER}",
         "--ServerApp.shutdown_no_activity_timeout=0",
         "--LanguageServerManager.autodetect=False",
         "--LabApp.news_url=",
@@ -40,12 +55,17 @@ def jupyter_command(
 
 
 def client(socket: Path, token: str, timeout: float = 5.0) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.AsyncHTTPTransport(uds=str(socket)),
+    """A client of the JupyterLab behind ``socket``: connects through a pinned, symlink-safe
+    handle (``paths.PinnedSocket``), so a link planted by the sandbox is never followed."""
+    pinned = paths.PinnedSocket(socket)
+    http = httpx.AsyncClient(
+        transport=httpx.AsyncHTTPTransport(uds=pinned.address),
         base_url="http://workspace",
-        headers={"Authorization": f"token {token}"},
+        headers=proxy_headers(token, "token"),
         timeout=timeout,
     )
+    http._pinned = pinned  # type: ignore[attr-defined]  # kept open as long as the client
+    return http
 
 
 async def wait_ready(
@@ -62,14 +82,13 @@ async def wait_ready(
     while time.monotonic() < deadline:
         if not alive():
             raise Unavailable(f"the workspace exited while starting{_tail(log)}")
-        if socket.exists() and not socket.is_symlink():
-            try:
-                async with client(socket, token, timeout=2) as http:
-                    response = await http.get(f"{base_url}api/status")
-                if response.status_code == 200:
-                    return
-            except (httpx.TransportError, OSError):
-                pass
+        try:
+            async with client(socket, token, timeout=2) as http:
+                response = await http.get(f"{base_url}api/status")
+            if response.status_code == 200:
+                return
+        except (httpx.TransportError, OSError, Unavailable):
+            pass
         await asyncio.sleep(delay)
         delay = min(delay * 1.5, 0.25)
     raise Unavailable(f"JupyterLab did not become ready within {timeout:.0f} s{_tail(log)}")
@@ -111,14 +130,12 @@ def _parse_time(value: str | None) -> datetime | None:
 
 async def activity(socket: Path, base_url: str, token: str) -> Activity | None:
     """Kernel execution states, open connections, terminals and the last activity; None if unreachable."""
-    if not socket.exists() or socket.is_symlink():
-        return None
     try:
         async with client(socket, token) as http:
             status = (await http.get(f"{base_url}api/status")).json()
             kernels = (await http.get(f"{base_url}api/kernels")).json()
             terminals = (await http.get(f"{base_url}api/terminals")).json()
-    except (httpx.HTTPError, OSError, ValueError):
+    except (httpx.HTTPError, OSError, ValueError, Unavailable):
         return None
     times = [_parse_time(status.get("last_activity"))]
     times += [_parse_time(t.get("last_activity")) for t in terminals if isinstance(t, dict)]

@@ -13,6 +13,8 @@ from datalibrary.errors import Unavailable
 from datalibrary.workspaces.models import Workspace
 
 SDK_SOURCE = Path(__file__).resolve().parent.parent / "sdk"
+INSIDE_SOURCE = Path(__file__).resolve().parent / "inside"  # JupyterLab's identity provider
+R_CLIENT_SOURCE = INSIDE_SOURCE / "r" / "datalibrary"  # the R client package
 API_SOCKET_NAME = "api.sock"
 
 
@@ -70,7 +72,9 @@ def staged_sdk(settings: Settings) -> Path:
     """A copy of the SDK (stdlib only) to put on workspaces' PYTHONPATH as ``datalibrary.sdk``."""
     digest = hashlib.sha256()
     files = sorted(SDK_SOURCE.glob("*.py"))
-    for file in files:
+    inside = sorted(p for p in INSIDE_SOURCE.glob("*.py") if p.name != "__init__.py")
+    r_files = sorted(p for p in R_CLIENT_SOURCE.rglob("*") if p.is_file())
+    for file in files + inside + r_files:
         digest.update(file.name.encode() + file.read_bytes())
     target = root(settings) / "sdk" / digest.hexdigest()[:12]
     if not (target / "datalibrary" / "sdk" / "__init__.py").exists():
@@ -81,7 +85,65 @@ def staged_sdk(settings: Settings) -> Path:
         )
         for file in files:
             shutil.copy(file, package / "sdk" / file.name)
+        for file in inside:
+            shutil.copy(file, target / file.name)
+    _install_r_client(target / "rlib")
     return target
+
+
+def _install_r_client(library: Path) -> None:
+    """``library(datalibrary)`` for R kernels (R_LIBS_USER points here); skipped without R."""
+    import subprocess
+
+    if (library / "datalibrary" / "DESCRIPTION").exists() or not shutil.which("R"):
+        return
+    library.mkdir(parents=True, exist_ok=True)
+    subprocess.run(  # noqa: S603
+        ["R", "CMD", "INSTALL", "--no-test-load", "-l", str(library), str(R_CLIENT_SOURCE)],  # noqa: S607
+        capture_output=True, check=False, timeout=300,
+    )  # fmt: skip
+
+
+class PinnedSocket:
+    """A workspace's JupyterLab socket, opened without following links and pinned by inode.
+
+    The sandbox can write to the directory the socket lives in, so checking the path and then
+    connecting to it could be raced (swap in a symlink to another socket of the host between the
+    two). Instead the socket file itself is opened with ``O_PATH | O_NOFOLLOW``, checked with
+    ``fstat`` on that handle, and connections go to ``/proc/self/fd/N``, which is that inode and
+    nothing else, whatever happens to the path afterwards. The proxy and the idle checker both
+    connect this way."""
+
+    def __init__(self, path: Path) -> None:
+        import stat
+
+        self.fd: int | None = None
+        try:
+            fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError as exc:
+            raise Unavailable("the workspace is not listening (yet)") from exc
+        except OSError as exc:  # ELOOP: a symlink was planted there
+            raise Unavailable(
+                "the workspace's socket was replaced by something else; stop and start it"
+            ) from exc
+        info = os.fstat(fd)
+        if not stat.S_ISSOCK(info.st_mode):
+            os.close(fd)
+            raise Unavailable("the workspace's socket was replaced by something else; stop and start it")
+        self.fd = fd
+        self.identity = (info.st_dev, info.st_ino)
+
+    @property
+    def address(self) -> str:
+        return f"/proc/self/fd/{self.fd}"
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def checked_socket(path: Path) -> Path:

@@ -58,7 +58,8 @@ class ProcessProvisioner(Provisioner):
             "PATH": f"{spec.environment_dir / 'venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
             "PYTHONPATH": str(spec.sdk_dir),
-            "JUPYTER_TOKEN": spec.jupyter_token,
+            "R_LIBS_USER": str(spec.sdk_dir / "rlib"),
+            jupyter.SECRET_ENV: spec.jupyter_token,
             **spec.env,
         }
         log_path = spec.run_dir.parent / f"{spec.run_dir.name}.log"

@@ -65,6 +65,7 @@ class WorkspaceSpec:
     installation: str = "default"
     # Backend settings (e.g. slurm_conf, slurm_partition), strings only.
     backend: dict[str, str] = field(default_factory=dict)
+    max_processes: int = 1024  # processes + threads (cgroup pids.max)
 
     @property
     def socket_path(self) -> Path:

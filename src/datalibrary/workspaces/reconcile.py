@@ -43,6 +43,10 @@ async def reconcile(db: Database, settings: Settings, *, stuck_after_seconds: in
         stuck_after_seconds if stuck_after_seconds is not None else settings.workspaces.stuck_after_seconds
     )
     with db.session() as session:
+        disabled = service.stop_disabled_owners(session)
+    for workspace_id in disabled:
+        report.repaired[workspace_id] = await service.execute(db, settings, workspace_id)
+    with db.session() as session:
         rows = list(session.scalars(select(Workspace).where(Workspace.state != "terminated")))
     now = utcnow()
     for workspace in rows:

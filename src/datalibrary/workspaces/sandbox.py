@@ -99,7 +99,7 @@ class SandboxProvisioner(Provisioner):
         spec.socket_path.unlink(missing_ok=True)
         group = self.cgroup
         group.kill_all()
-        group.create(spec.cpus, spec.memory_bytes)
+        group.create(spec.cpus, spec.memory_bytes, spec.max_processes)
         passwd, groupfile = self._identity_files()
         log_path = spec.run_dir.parent / f"{spec.run_dir.name}.log"
         env = {"DL_CGROUP_PROCS": ":".join(str(p) for p in group.procs_files()), "PATH": "/usr/bin:/bin"}
@@ -165,6 +165,8 @@ class SandboxProvisioner(Provisioner):
         return passwd, group
 
     def bwrap_args(self, passwd: Path, group: Path) -> list[str]:
+        """Every writable mount (home, run directory, tmpfs) is nosuid,nodev: bubblewrap mounts
+        binds and tmpfs that way (the attack tests read /proc/self/mountinfo to prove it)."""
         spec = self.spec
         args = [
             "bwrap",
@@ -210,7 +212,8 @@ class SandboxProvisioner(Provisioner):
             "PATH": f"{ENV}/venv/bin:/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
             "PYTHONPATH": SDK,
-            "JUPYTER_TOKEN": spec.jupyter_token,
+            "R_LIBS_USER": f"{SDK}/rlib",  # library(datalibrary)
+            jupyter.SECRET_ENV: spec.jupyter_token,
             **spec.env,
             # inside, the SDK reaches the platform through the mounted socket
             "DATALIBRARY_URL": f"unix://{API}/api.sock",

@@ -23,7 +23,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from datalibrary.audit import service as audit_service
 from datalibrary.auth import service as auth_service
-from datalibrary.auth.models import ApiToken, User
+from datalibrary.auth.models import ApiToken, Project, User
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.costs import checks as costs_checks
@@ -65,7 +65,7 @@ def catalog_of(settings: Settings) -> Catalog:
 
 def _refuse_workspace_tokens(principal: Principal) -> None:
     """A notebook's own token must not launch or control workspaces."""
-    if (principal.token_scope or "").startswith(TOKEN_SCOPE_PREFIX):
+    if principal.token_scope is not None:
         raise PermissionDenied(
             "a workspace's token cannot manage workspaces; use the console or your own token"
         )
@@ -78,8 +78,11 @@ def get(session: Session, principal: Principal, workspace_id: int) -> Workspace:
     """A workspace its owner (or a workspaces admin) may see; others get 'not found'."""
     require(principal, Permission.WORKSPACES_OWN)
     workspace = session.get(Workspace, workspace_id)
-    if workspace is None or (
-        workspace.owner_id != principal.user_id and not principal.can(Permission.WORKSPACES_ADMIN)
+    scope = principal.workspace_scope
+    if (
+        workspace is None
+        or (scope is not None and scope != workspace_id)  # a notebook's token sees its own only
+        or (workspace.owner_id != principal.user_id and not principal.can(Permission.WORKSPACES_ADMIN))
     ):
         raise NotFound(f"no workspace with id {workspace_id}")
     return workspace
@@ -90,6 +93,8 @@ def list_workspaces(
 ) -> list[Workspace]:
     require(principal, Permission.WORKSPACES_OWN)
     query = select(Workspace).order_by(Workspace.id)
+    if principal.workspace_scope is not None:
+        query = query.where(Workspace.id == principal.workspace_scope)
     if everyone:
         require(principal, Permission.WORKSPACES_ADMIN)
     else:
@@ -139,8 +144,10 @@ def request_create(
         project = project.strip()
         if not project or len(project) > 64:
             raise InvalidInput("a project name has 1-64 characters", field="project")
-        projects = getattr(owner_principal, "projects", None)
-        if projects and project not in projects and not principal.is_admin:
+        # for everyone, administrators included: usage is billed to the project
+        if session.scalar(select(Project.id).where(Project.name == project)) is None:
+            raise InvalidInput(f"no project named '{project}'", field="project")
+        if project not in owner_principal.projects:
             raise PermissionDenied(f"'{owner.name}' is not a member of project '{project}'")
     costs_checks.check_launch(session, settings, owner.name, project)
     backend = resolve_name(settings.workspaces.provisioner)
@@ -221,6 +228,25 @@ def request(
     return workspace
 
 
+def stop_disabled_owners(session: Session) -> list[int]:
+    """Workspaces of disabled users stop (homes kept): they must not keep running and billing.
+    Called right after a user is disabled and by every reconciler pass (the catch-all)."""
+    rows = session.scalars(
+        select(Workspace)
+        .join(User, User.id == Workspace.owner_id)
+        .where(User.is_active.is_(False), Workspace.state.in_(VERBS["stop"][0]))
+    ).all()
+    stopped = []
+    for workspace in rows:
+        _transition(session, workspace, "stopping", "owner disabled")
+        audit_service.record(
+            session, actor="system:workspaces", action="workspace.stop", target=f"workspace:{workspace.id}",
+            details={"reason": "owner disabled"},
+        )  # fmt: skip
+        stopped.append(workspace.id)
+    return stopped
+
+
 def _provisioner_type(workspace: Workspace) -> type[Provisioner]:
     return provisioner_class(workspace.provisioner)
 
@@ -289,10 +315,12 @@ def build_provisioner(settings: Settings, workspace: Workspace, token: str | Non
         sdk_dir=paths.staged_sdk(settings),
         api_socket_dir=paths.api_socket_dir(settings),
         base_url=paths.base_url(workspace.id),
-        jupyter_token=paths.jupyter_token(settings, workspace),
+        # needed to start and to talk to JupyterLab; stopping works without (no key, no token)
+        jupyter_token=paths.jupyter_token(settings, workspace) if settings.secret_key else "",
         env=env,
         installation=paths.installation_id(settings),
         backend=settings.workspaces.backend_options(),
+        max_processes=itype.max_processes,
     )
     provisioner = provisioner_class(workspace.provisioner)(spec)
     provisioner.load_state(dict(workspace.provisioner_state or {}))
@@ -330,7 +358,12 @@ async def execute(db: Database, settings: Settings, workspace_id: int) -> str:
         return "in-flight"
     _in_flight.add(workspace_id)
     try:
-        return await _execute(db, settings, workspace_id)
+        result = await _execute(db, settings, workspace_id)
+        for _ in range(3):  # moved meanwhile (a stop requested while starting): carry that out too
+            if result not in TRANSITIONAL:
+                break
+            result = await _execute(db, settings, workspace_id)
+        return result
     finally:
         _in_flight.discard(workspace_id)
 
@@ -342,10 +375,16 @@ async def _execute(db: Database, settings: Settings, workspace_id: int) -> str:
             return workspace.state if workspace else "missing"
         state = workspace.state
         token = _issue_token(session, workspace) if state == "starting" else None
-    provisioner = build_provisioner(settings, workspace, token)
+    try:
+        provisioner = build_provisioner(settings, workspace, token)
+    except Exception as exc:  # a broken catalog or configuration: say so, never stay transitional
+        detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
+        log.warning("workspace %s: %s failed: %s", workspace_id, state, detail)
+        return _finish(db, workspace_id, state, "failed", f"{state} failed: {detail}", None)
     catalog = catalog_of(settings)
     try:
         if state == "starting":
+            paths.jupyter_token(settings, workspace)  # no secret key: a clear reason, at once
             environment = catalog.environment(workspace.environment)
             await asyncio.to_thread(
                 environments.build,
@@ -379,7 +418,7 @@ async def _execute(db: Database, settings: Settings, workspace_id: int) -> str:
 
 
 def _finish(
-    db: Database, workspace_id: int, state: str, final: str, reason: str, provisioner: Provisioner
+    db: Database, workspace_id: int, state: str, final: str, reason: str, provisioner: Provisioner | None
 ) -> str:
     with db.session() as session:
         workspace = session.get(Workspace, workspace_id)
@@ -387,7 +426,8 @@ def _finish(
             return "missing"
         if workspace.state != state:  # someone else moved it meanwhile; theirs wins
             return workspace.state
-        workspace.provisioner_state = provisioner.get_state()
+        if provisioner is not None:
+            workspace.provisioner_state = provisioner.get_state()
         if final in ("stopped", "terminated", "failed"):
             _revoke_token(session, workspace)
         _transition(session, workspace, final, reason)
@@ -423,6 +463,10 @@ def _align_usage(session: Session, workspace: Workspace, provisioner: Provisione
     if len(rows) == 2 and rows[0].state == final and rows[0].ended_at is None and rows[1].started_at <= at:
         rows[1].ended_at = at
         rows[0].started_at = at
+def _inert(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """No setuid/setgid bit made inside a sandbox survives into the archive."""
+    member.mode &= ~0o6000
+    return member
 
 
 def _remove_home(settings: Settings, workspace: Workspace) -> None:
@@ -431,7 +475,7 @@ def _remove_home(settings: Settings, workspace: Workspace) -> None:
         target = paths.archive_path(settings, workspace.id)
         target.parent.mkdir(parents=True, exist_ok=True)
         with tarfile.open(target, "w:gz") as archive:
-            archive.add(home, arcname=f"workspace-{workspace.id}")
+            archive.add(home, arcname=f"workspace-{workspace.id}", filter=_inert)
         target.chmod(0o600)
     shutil.rmtree(home, ignore_errors=True)
     shutil.rmtree(paths.run_dir(settings, workspace.id), ignore_errors=True)

@@ -23,7 +23,8 @@ from datalibrary.api.routers import (
     workspaces,
 )
 
-ROOT_ROUTERS = [health.router, workspace_proxy.router, git_http.router, pypi.router]
+ROOT_ROUTERS = [health.router, git_http.router, pypi.router]
+assert workspace_proxy  # served on the workspace origins (installed by the app factory)
 API_ROUTERS = [
     system.router,
     auth.router,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks, Request
 from pydantic import BaseModel, Field
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
@@ -12,6 +12,7 @@ from datalibrary.api.fields import AccountName, Role
 from datalibrary.auth import accounts, groups, ldap_sync, projects, service
 from datalibrary.auth.models import Group, Project, User
 from datalibrary.auth.permissions import Permission
+from datalibrary.workspaces import service as workspace_service
 
 router = APIRouter()
 READ = [Requires(Permission.USERS_READ)]
@@ -159,8 +160,17 @@ def read_user(name: str, principal: CurrentPrincipal, session: DbSession) -> Use
     summary="Disable a user: their sessions and tokens stop working at once",
     dependencies=MANAGE,
 )
-def disable_user(name: str, principal: CurrentPrincipal, session: DbSession) -> UserOut:
-    return UserOut.of(accounts.set_active(session, principal, name, False))
+def disable_user(
+    name: str, principal: CurrentPrincipal, session: DbSession, request: Request, background: BackgroundTasks
+) -> UserOut:
+    user = UserOut.of(accounts.set_active(session, principal, name, False))
+    stopping = workspace_service.stop_disabled_owners(session)  # homes are kept
+    session.commit()
+    for workspace_id in stopping:
+        background.add_task(
+            workspace_service.execute, request.app.state.db, request.app.state.settings, workspace_id
+        )
+    return user
 
 
 @router.post("/users/{name}/enable", tags=["users"], summary="Enable a disabled user", dependencies=MANAGE)

@@ -1,126 +1,339 @@
-"""The authenticated reverse proxy to workspaces: ``/workspaces/{id}/...`` (HTTP and
-WebSocket) to the workspace's JupyterLab Unix socket. Only the owner passes (an admin only
-with an audited reason); the platform's cookie and token never reach the workspace, which
-gets its own JupyterLab token instead. Not part of the API document."""
+"""The workspace origins: ``ws-N.<app_domain>`` serves workspace N's JupyterLab (HTTP and
+WebSocket) from its Unix socket, and nothing else; the console is never served there and
+JupyterLab is never served on the console's origin (see ``workspaces.origin``).
+
+Who passes: the person holding this origin's cookie (from a console grant; SameSite=Strict,
+so a cross-site request carries none) or an API client with a personal token (never a
+workspace's own token). Browser requests that change state must come from this origin
+(Origin header), and JupyterLab's own XSRF check stays on for them. API tokens cannot read or
+write files (files leave only through the export airlock); uploads are audited. JupyterLab has
+no token of its own: the proxy vouches for the caller with a secret header."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from urllib.parse import urlsplit
+import hashlib
+import html
+import json
+import re
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from fastapi import APIRouter, Request, WebSocket
-from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
+from starlette.types import ASGIApp, Receive, Scope, Send
 from websockets.asyncio.client import unix_connect
 from websockets.exceptions import ConnectionClosed
 
-from datalibrary.api.deps import SESSION_COOKIE, authenticate
-from datalibrary.bounds import RecordId
-from datalibrary.errors import Conflict, DataLibraryError, NotAuthenticated, Unavailable
-from datalibrary.workspaces import access, paths
+from datalibrary.api import problems
+from datalibrary.audit import service as audit_service
+from datalibrary.auth import service as auth_service
+from datalibrary.auth.permissions import Principal
+from datalibrary.config import Settings
+from datalibrary.errors import (
+    Conflict,
+    DataLibraryError,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
+from datalibrary.workspaces import access, jupyter, origin, paths
+from datalibrary.workspaces.models import Workspace
 
-router = APIRouter(include_in_schema=False)
 HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "transfer-encoding", "upgrade", "authorization", "cookie", "content-length",
+    jupyter.SECRET_HEADER.lower(), jupyter.VIA_HEADER.lower(),
 }  # fmt: skip
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+SAFE = {"GET", "HEAD", "OPTIONS"}
+# Routes that read or write files of the home: never for API tokens (#21).
+FILE_ROUTES = re.compile(r"^(files|view|nbconvert|api/contents)(/|$)")
+DOWNLOADS = re.compile(r"^(files|nbconvert)(/|$)")
+UPLOADS = re.compile(r"^api/contents(/|$)")
+# User content: may run its own scripts, but connect only to its own origin.
+WORKSPACE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self' data: blob: 'unsafe-inline' 'unsafe-eval'; connect-src 'self'; "
+        "frame-ancestors 'self'; form-action 'self'; base-uri 'self'; object-src 'none'"
+    ),
+    "X-Frame-Options": "SAMEORIGIN",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
 
 
-def _target(connection: Request | WebSocket, workspace_id: int):  # type: ignore[no-untyped-def]
-    """The workspace and its JupyterLab token, if the caller may open it."""
+class WorkspaceHosts:
+    """ASGI dispatch on the Host header: workspace origins go to the workspace app, every
+    other host to the console."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, workspace_app: ASGIApp) -> None:
+        self.app = app
+        self.settings = settings
+        self.workspace_app = workspace_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            workspace_id = origin.workspace_of_host(self.settings, host)
+            if workspace_id is not None:
+                scope = {**scope, "datalibrary.workspace": workspace_id}
+                await self.workspace_app(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def build_app(parent: FastAPI) -> FastAPI:
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.settings = parent.state.settings
+    app.state.db = parent.state.db
+    problems.install(app)
+    app.add_api_route(origin.ENTER_PATH, enter, methods=["GET"])
+    app.add_api_route("/workspaces/{workspace_id}/{path:path}", proxy_http, methods=METHODS)
+    app.add_api_websocket_route("/workspaces/{workspace_id}/{path:path}", proxy_websocket)
+    app.add_api_route("/{path:path}", not_here, methods=METHODS)
+    return app
+
+
+def install(parent: FastAPI) -> None:
+    parent.add_middleware(WorkspaceHosts, settings=parent.state.settings, workspace_app=build_app(parent))
+
+
+def _host_workspace(connection: Request | WebSocket) -> int:
+    return int(connection.scope["datalibrary.workspace"])
+
+
+def _with_headers(response: Response) -> Response:
+    for name, value in WORKSPACE_HEADERS.items():
+        response.headers[name] = value
+    return response
+
+
+def not_here(path: str, request: Request) -> Response:
+    wid = _host_workspace(request)
+    if request.method == "GET" and path in ("", "lab"):
+        return _with_headers(Response(status_code=303, headers={"Location": f"/workspaces/{wid}/lab"}))
+    raise NotFound("this is a workspace's address; the console is elsewhere")
+
+
+def enter(request: Request, grant: str = "") -> Response:
+    """Redeem a console grant for this origin's own cookie, then go to JupyterLab."""
+    settings = request.app.state.settings
+    wid = _host_workspace(request)
+    session_id = origin.redeem_grant(settings, wid, grant)
+    target = f"/workspaces/{wid}/lab"
+    # A same-origin page, not a redirect: the navigation that follows starts on this origin,
+    # so the SameSite=Strict cookie is sent with it.
+    page = (
+        '<!doctype html><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="0;url={html.escape(target)}">'
+        f"<title>Opening workspace {wid}</title><p>Opening workspace {wid}...</p>"
+    )
+    response = HTMLResponse(page, headers={"Cache-Control": "no-store"})
+    response.set_cookie(
+        origin.COOKIE,
+        origin.cookie_value(settings, wid, session_id),
+        max_age=origin.COOKIE_HOURS * 3600,
+        httponly=True,
+        samesite="strict",
+        secure=settings.server.https,
+        path="/",
+    )
+    return _with_headers(response)
+
+
+def _caller(connection: Request | WebSocket, workspace_id: int) -> tuple[Workspace, Principal, str, str]:
+    """The workspace, who calls, how (browser | token) and the proxy secret - or an error."""
     app = connection.app
+    settings: Settings = app.state.settings
+    if workspace_id != _host_workspace(connection):
+        raise NotFound(f"no workspace with id {workspace_id} here")
     with app.state.db.session() as session:
-        principal = authenticate(connection, session, app.state.settings)  # type: ignore[arg-type]
-        if principal is None:
-            raise NotAuthenticated("sign in to open a workspace")
+        header = connection.headers.get("authorization", "")
+        if header:
+            scheme, _, secret = header.partition(" ")
+            if scheme.lower() != "bearer" or not secret.strip():
+                raise NotAuthenticated("send 'Authorization: Bearer <personal API token>'")
+            principal, via = auth_service.principal_from_token(session, secret.strip()), "token"
+        else:
+            value = connection.cookies.get(origin.COOKIE)
+            if not value:
+                raise NotAuthenticated("open the workspace from the console")
+            entry = origin.read_cookie(settings, workspace_id, value)
+            principal = auth_service.principal_from_session_id(session, entry.session_id, settings.auth)
+            via = "browser"
         workspace = access.can_open(session, principal, workspace_id)
         if workspace.state != "running":
             raise Conflict(f"workspace {workspace_id} is {workspace.state}; start or resume it first")
-        return workspace, paths.jupyter_token(app.state.settings, workspace)
+        return workspace, principal, via, paths.jupyter_token(settings, workspace)
 
 
-def _cookies_without_ours(header: str | None) -> str | None:
-    if not header:
-        return None
-    kept = [part for part in header.split(";") if part.strip().split("=", 1)[0] != SESSION_COOKIE]
-    return ";".join(kept).strip() or None
+def _same_origin(connection: Request | WebSocket) -> bool:
+    source = connection.headers.get("origin")
+    host = connection.headers.get("host", "")
+    if not source or urlsplit(source).netloc != host:
+        return False
+    return connection.headers.get("sec-fetch-site", "same-origin") == "same-origin"
+
+
+def _record_upload(
+    request: Request, workspace: Workspace, principal: Principal, path: str, body: bytes
+) -> None:
+    """Files written into a workspace from outside are a path for identified data into the
+    platform: who, which file, how big, its SHA-256."""
+    details: dict[str, object] = {"path": path[len("api/contents/") :][:500], "bytes": len(body)}
+    try:
+        model = json.loads(body)
+        content = model.get("content") if isinstance(model, dict) else None
+        if isinstance(model, dict):
+            details |= {"type": model.get("type"), "format": model.get("format"), "chunk": model.get("chunk")}
+        data = content if isinstance(content, str) else json.dumps(content) if content is not None else ""
+        details["sha256"] = hashlib.sha256(data.encode()).hexdigest()
+    except (ValueError, TypeError):
+        details["sha256"] = hashlib.sha256(body).hexdigest()
+    with request.app.state.db.session() as session:
+        audit_service.record(
+            session, actor=principal.name, action="workspace.upload", target=f"workspace:{workspace.id}",
+            details=details,
+        )  # fmt: skip
 
 
 def _upstream(app, workspace_id: int) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
+    """One pooled client per workspace, connected through a pinned socket (re-pinned when
+    JupyterLab's socket is a new one, e.g. after a restart)."""
     clients = app.state.__dict__.setdefault("_workspace_clients", {})
-    client = clients.get(workspace_id)
-    if client is None or client.is_closed:
-        socket = paths.socket_path(app.state.settings, workspace_id)
-        client = httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=str(socket)), timeout=httpx.Timeout(60, connect=5)
-        )
-        clients[workspace_id] = client
+    current = paths.PinnedSocket(paths.socket_path(app.state.settings, workspace_id))
+    cached = clients.get(workspace_id)
+    if cached is not None and not cached[1].is_closed and cached[0].identity == current.identity:
+        current.close()
+        return cached[1]
+    if cached is not None:
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().create_task(cached[1].aclose())
+    client = httpx.AsyncClient(
+        transport=httpx.AsyncHTTPTransport(uds=current.address), timeout=httpx.Timeout(60, connect=5)
+    )
+    clients[workspace_id] = (current, client)
     return client
 
 
-@router.api_route("/workspaces/{workspace_id}/{path:path}", methods=METHODS)
-async def proxy_http(workspace_id: RecordId, path: str, request: Request) -> Response:
-    try:
-        workspace, token = _target(request, workspace_id)
-    except NotAuthenticated:
-        if "text/html" in request.headers.get("accept", ""):
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        raise
+async def proxy_http(workspace_id: int, path: str, request: Request) -> Response:
+    workspace, principal, via, secret = _caller(request, workspace_id)
+    if via == "token" and FILE_ROUTES.match(path):
+        raise PermissionDenied(
+            "API tokens cannot read or write a workspace's files; files leave a workspace only "
+            "through the export airlock (POST /api/v1/exports)"
+        )
+    if via == "browser" and request.method not in SAFE and not _same_origin(request):
+        raise PermissionDenied("cross-site request refused")
+    if via == "browser" and request.method == "GET" and DOWNLOADS.match(path) and _is_download(request):
+        return _airlock(request, workspace, principal, path)
+    body = await request.body()
+    if request.method in ("PUT", "POST", "PATCH") and UPLOADS.match(path) and body:
+        _record_upload(request, workspace, principal, path, body)
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
     cookies = _cookies_without_ours(request.headers.get("cookie"))
     if cookies:
         headers.append(("cookie", cookies))
-    headers.append(("authorization", f"token {token}"))
+    headers += list(jupyter.proxy_headers(secret, via).items())
     url = f"http://workspace{request.url.path}" + (f"?{request.url.query}" if request.url.query else "")
-    paths.checked_socket(paths.socket_path(request.app.state.settings, workspace.id))
     client = _upstream(request.app, workspace.id)
-    body = await request.body()
     try:
         upstream = await client.send(
             client.build_request(request.method, url, headers=headers, content=body), stream=True
         )
     except (httpx.TransportError, OSError) as exc:
         raise Unavailable(f"workspace {workspace_id} does not answer ({type(exc).__name__})") from exc
-    response_headers = [(k, v) for k, v in upstream.headers.multi_items() if k.lower() not in HOP_BY_HOP]
+    response_headers = [
+        (k, v) for k, v in upstream.headers.multi_items()
+        if k.lower() not in HOP_BY_HOP and k.lower() not in {h.lower() for h in WORKSPACE_HEADERS}
+    ]  # fmt: skip
     response = StreamingResponse(
         upstream.aiter_raw(), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose)
     )
     response.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers]
     if "cache-control" not in upstream.headers:
         response.raw_headers.append((b"cache-control", b"no-store"))
-    return response
+    return _with_headers(response)
 
 
-@router.websocket("/workspaces/{workspace_id}/{path:path}")
-async def proxy_websocket(websocket: WebSocket, workspace_id: RecordId, path: str) -> None:
+def _is_download(request: Request) -> bool:
+    """A file saved to the person's machine (JupyterLab's Download, a link opened as a page),
+    as opposed to an image shown inside JupyterLab."""
+    query = parse_qs(request.url.query)
+    return "download" in query or request.headers.get("sec-fetch-dest") in ("document", "iframe")
+
+
+def _airlock(request: Request, workspace: Workspace, principal: Principal, path: str) -> Response:
+    """Downloads follow the airlock: an export request instead of the bytes."""
+    from datalibrary.lineage import exports
+
+    relative = path.split("/", 1)[1] if "/" in path else ""
+    with request.app.state.db.session() as session:
+        try:
+            export = exports.request_export(
+                session, principal, request.app.state.settings,
+                purpose=f"download of '{relative}' from workspace {workspace.id} in the browser",
+                destination=f"browser download by {principal.name}",
+                path=relative, workspace=workspace.id, format="csv",
+            )  # fmt: skip
+            message = (
+                f"Files leave a workspace only through the export airlock. Export request "
+                f"#{export.id} for '{relative}' was created; a data steward reviews it, then you "
+                f"can download it from the console's Exports page."
+            )
+            status = 202
+        except DataLibraryError as exc:
+            audit_service.record(
+                session, actor=principal.name, action="workspace.download", outcome="denied",
+                target=f"workspace:{workspace.id}",
+                details={"path": relative[:500], "reason": exc.detail[:300]},
+            )  # fmt: skip
+            message = f"Files leave a workspace only through the export airlock: {exc.detail}"
+            status = 403
+    page = (
+        f'<!doctype html><meta charset="utf-8"><title>Export requested</title><p>{html.escape(message)}</p>'
+    )
+    return _with_headers(HTMLResponse(page, status_code=status))
+
+
+def _cookies_without_ours(header: str | None) -> str | None:
+    if not header:
+        return None
+    kept = [part for part in header.split(";") if part.strip().split("=", 1)[0] != origin.COOKIE]
+    return ";".join(kept).strip() or None
+
+
+async def proxy_websocket(websocket: WebSocket, workspace_id: int, path: str) -> None:
     try:
-        workspace, token = _target(websocket, workspace_id)
+        workspace, _, via, secret = _caller(websocket, workspace_id)
     except DataLibraryError:
         await websocket.close(code=1008)
         return
-    origin = websocket.headers.get("origin")
     host = websocket.headers.get("host", "")
-    if origin and urlsplit(origin).netloc != host:  # cross-site WebSocket hijacking
+    if via == "browser" and not _same_origin(websocket):  # cross-site WebSocket hijacking
         await websocket.close(code=1008)
         return
     query = websocket.url.query
     uri = f"ws://{host or 'workspace'}{websocket.url.path}" + (f"?{query}" if query else "")
-    headers = {"Authorization": f"token {token}"}
-    if origin:
-        headers["Origin"] = origin
+    headers = jupyter.proxy_headers(secret, via)
+    if websocket.headers.get("origin"):
+        headers["Origin"] = websocket.headers["origin"]
     cookies = _cookies_without_ours(websocket.headers.get("cookie"))
     if cookies:
         headers["Cookie"] = cookies
     offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
     try:
-        socket = paths.checked_socket(paths.socket_path(websocket.app.state.settings, workspace.id))
-        upstream = await unix_connect(
-            str(socket), uri, additional_headers=headers, subprotocols=offered or None,
-            max_size=None, open_timeout=10, compression=None,
-        )  # fmt: skip
+        pinned = paths.PinnedSocket(paths.socket_path(websocket.app.state.settings, workspace.id))
+        try:
+            upstream = await unix_connect(
+                pinned.address, uri, additional_headers=headers, subprotocols=offered or None,
+                max_size=None, open_timeout=60, compression=None,
+            )  # fmt: skip
+        finally:
+            pinned.close()
     except Exception:  # refused, gone or not a socket: the client sees a closed socket
         await websocket.close(code=1011)
         return

@@ -116,7 +116,7 @@ def workspace_out(workspace: Workspace, owner: str, settings) -> WorkspaceOut:  
         created_at=workspace.created_at,
         price_per_hour=price,
         currency=catalog.currency,
-        url=f"{paths.base_url(workspace.id)}lab",
+        url=f"{paths.base_url(workspace.id)}open",
         idle_timeout_minutes=workspace.idle_timeout_minutes,
         last_activity_at=workspace.last_activity_at,
         idle_warning_at=workspace.idle_warning_at,
@@ -259,7 +259,7 @@ def admin_access(
 ) -> AdminAccessOut:
     grant = access.grant_admin_access(session, principal, workspace_id, body.reason)
     return AdminAccessOut(
-        workspace_id=workspace_id, expires_at=grant.expires_at, url=f"{paths.base_url(workspace_id)}lab"
+        workspace_id=workspace_id, expires_at=grant.expires_at, url=f"{paths.base_url(workspace_id)}open"
     )
 
 

@@ -7,8 +7,12 @@ const ACTIONS = {
   running: ["open", "pause", "stop", "terminate"],
   paused: ["resume", "stop", "terminate"],
   stopped: ["start", "terminate"],
-  failed: ["start", "terminate"],
-  starting: ["stop"],
+  failed: ["start", "stop", "terminate"],
+  // transitional states keep a way out (the reconciler finishes whatever is left)
+  starting: ["stop", "terminate"],
+  pausing: ["stop", "terminate"],
+  resuming: ["stop", "terminate"],
+  stopping: ["terminate"],
 };
 
 function render(workspaces) {

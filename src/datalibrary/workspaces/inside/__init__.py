@@ -1,0 +1,1 @@
+"""Files copied into every workspace (not imported by the platform itself)."""
