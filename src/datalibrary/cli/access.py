@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
-from datalibrary.access import service
 from datalibrary.auth import service as auth_service
+from datalibrary.cli.lazy import LazyModule
 from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, settings, table
 from datalibrary.cli.users import OPERATOR
+
+service = LazyModule("datalibrary.access.service")  # loads the lake: only when a command runs
 
 grants_app = typer.Typer(help="Manage data grants (table, column, row).", no_args_is_help=True)
 access_app = typer.Typer(help="Request and review access to datasets.", no_args_is_help=True)

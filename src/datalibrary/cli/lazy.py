@@ -105,3 +105,14 @@ def lazy_group(commands: dict[str, Lazy]) -> type[TyperGroup]:
                 self.listing = False
 
     return LazyGroup
+
+
+class LazyModule:
+    """A module imported on first attribute access: a command module can name a service that
+    pulls in the lake (pyarrow, pyiceberg, duckdb) without ``--help`` paying for it."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(self._name), attribute)
