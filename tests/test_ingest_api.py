@@ -47,6 +47,9 @@ def test_upload_then_catalog_over_the_api(platform: Platform) -> None:
     )
     assert patched.status_code == 200, patched.text
     scientist = platform.as_user("sci")
+    assert scientist.get("/api/v1/datasets/study/dm").status_code == 404, "no grant: as if it did not exist"
+    granted = steward.post("/api/v1/grants", json={"principal": "user:sci", "table": "study.dm"})
+    assert granted.status_code == 201, granted.text
     detail = scientist.get("/api/v1/datasets/study/dm").json()
     assert detail["title"] == "Demographics" and detail["tags"] == ["sdtm"]
     assert detail["subject_column"] == "USUBJID"

@@ -37,6 +37,11 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "permission": {"type": "string", "description": "The permission the caller lacks (403)."},
         "row": {"type": "integer", "minimum": 0, "description": "The input row the problem is about."},
         "column": {"type": "string", "description": "The input column the problem is about."},
+        "size_bytes": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "An upload's recorded size: where a resumed upload continues (409).",
+        },
         "errors": {
             "type": "array",
             "description": "One entry per invalid input (422).",

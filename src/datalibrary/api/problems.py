@@ -64,7 +64,9 @@ def problem(
 
 # The members of a problem besides RFC 9457's own. Errors carry more for the server's use
 # (a refused value, a file's evidence), which must not reach a client: only these are sent.
-PUBLIC_EXTRAS = frozenset({"field", "errors", "retry_after", "reason", "permission", "row", "column"})
+PUBLIC_EXTRAS = frozenset(
+    {"field", "errors", "retry_after", "reason", "permission", "row", "column", "size_bytes"}
+)
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
