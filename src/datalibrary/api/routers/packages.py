@@ -6,11 +6,12 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, UploadFile
+from fastapi import APIRouter, Query, UploadFile
 from pydantic import BaseModel, Field
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.auth.permissions import Permission
+from datalibrary.bounds import RecordId
 from datalibrary.packages import policy, service
 from datalibrary.packages.models import PackageRule
 
@@ -82,7 +83,7 @@ def add_rule(body: RuleIn, principal: CurrentPrincipal, session: DbSession) -> R
 
 
 @router.delete("/rules/{rule_id}", summary="Delete a rule", status_code=204, dependencies=MANAGE)
-def delete_rule(rule_id: int, principal: CurrentPrincipal, session: DbSession) -> None:
+def delete_rule(rule_id: RecordId, principal: CurrentPrincipal, session: DbSession) -> None:
     policy.delete_rule(session, principal, rule_id)
 
 
@@ -106,5 +107,7 @@ async def upload(
 @router.get(
     "/installs", summary="Installs and refusals (user, workspace, package, version)", dependencies=MANAGE
 )
-def installs(principal: CurrentPrincipal, session: DbSession, limit: int = 200) -> list[dict[str, Any]]:
+def installs(
+    principal: CurrentPrincipal, session: DbSession, limit: int = Query(200, ge=1, le=5000)
+) -> list[dict[str, Any]]:
     return service.install_log(session, principal, limit)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
@@ -78,7 +78,7 @@ async def list_commits(
     session: DbSession,
     settings: SettingsDep,
     ref: str | None = None,
-    limit: int = 50,
+    limit: int = Query(50, ge=1, le=1000),
 ) -> CommitsOut:
     facts = service.get_repo(session, settings, principal, project, repo)
     found = await asyncio.to_thread(browse.commits, facts.path, ref, limit)
