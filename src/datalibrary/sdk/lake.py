@@ -19,6 +19,7 @@ class Column:
     name: str
     type: str
     masked: bool
+    label: str = ""  # the column's label (SAS label or define.xml), when the dataset has one
 
 
 @dataclass(frozen=True)
