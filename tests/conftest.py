@@ -139,9 +139,12 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's Chromium driven by Playwright (Playwright's own browsers cannot be downloaded)."""
+    """Debian's Chromium driven by Playwright (Playwright's own browsers cannot be downloaded).
+
+    Per module: Playwright's sync API keeps an event loop running on the main thread while it
+    is open, and later tests that call ``asyncio.run`` must not find one."""
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright

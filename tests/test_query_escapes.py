@@ -281,6 +281,11 @@ def test_a_query_cannot_exceed_its_memory_cap(restricted) -> None:
 
 def test_csv_results_neutralize_formulas_and_stream(scores: Platform) -> None:
     _grant(scores)
+    # a public table downloads directly; others go to the airlock (tests/test_download_policy.py)
+    public = scores.as_user("admin").request(
+        "PATCH", "/api/v1/datasets/cdisc/sc", json={"sensitivity": "public"}
+    )
+    assert public.status_code == 200, public.text
     sql = "SELECT '=HYPERLINK(\"http://x\")' AS \"=cmd\", '-2+3' AS b, pid, -5 AS n FROM cdisc.sc LIMIT 2"
     response = scores.as_user("ada").post("/api/v1/query", json={"sql": sql, "format": "csv"})
     assert response.status_code == 200, response.text
