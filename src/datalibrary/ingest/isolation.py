@@ -75,7 +75,9 @@ def apply_limits(memory_mb: int, cpu_seconds: int) -> None:
 def _child(settings: Settings, job_id: str) -> None:  # pragma: no cover - runs in the child
     from datalibrary.audit.anchors import register
     from datalibrary.ingest.pipeline import run_job
+    from datalibrary.lake.catalog import forget_inherited_lakes
 
+    forget_inherited_lakes()  # a forked child must not share the parent's connections
     register(str(settings.database_url), settings.home)
     apply_limits(settings.ingest.job_memory_mb, settings.ingest.job_cpu_seconds)
     db = Database(str(settings.database_url))

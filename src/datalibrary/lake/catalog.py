@@ -131,6 +131,16 @@ _cache: dict[tuple[str, str, str], Lake] = {}
 _cache_lock = threading.Lock()
 
 
+def forget_inherited_lakes() -> None:
+    """In a forked child: drop the parent's cached catalogs without closing their database
+    connections. A SQLite or PostgreSQL connection used from two processes corrupts the
+    session (SQLite: "file is not a database"); the child opens its own on first use."""
+    with _cache_lock:
+        for lake in _cache.values():
+            lake.catalog.engine.dispose(close=False)
+        _cache.clear()
+
+
 def open_lake(settings: Settings) -> Lake:
     """The shared ``Lake`` of these settings (one catalog engine per database and warehouse)."""
     key = (str(settings.database_url), settings.warehouse, settings.lake.s3_endpoint or "")
