@@ -324,7 +324,7 @@ def test_generalization_ages_and_zip(built: Built) -> None:
 
 @pytest.mark.xfail(
     strict=False,
-    reason='after earlier tests of this module the shared SQLite file reads as "not a database" (passes alone); under investigation, see the closing note',
+    reason='after earlier tests of this module the shared SQLite file reads as "not a database" (passes alone); under investigation, see the closing note',  # noqa: E501
 )
 def test_uncovered_identifying_column_is_quarantined_and_nothing_stored(built: Built, tmp_path: Path) -> None:
     import pyarrow.csv as pacsv
