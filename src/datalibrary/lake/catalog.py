@@ -15,7 +15,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from datalibrary.config import Settings
 from datalibrary.db.engine import make_engine, normalize_url
@@ -64,6 +64,26 @@ def parse_table_name(text: str) -> TableName:
     return TableName(check_name(namespace.lower(), "namespace"), check_name(name.lower(), "table name"))
 
 
+def _open_catalog(url: str, settings: Settings) -> SqlCatalog:
+    """pyiceberg creates its tables on first use by checking, then creating: two processes
+    doing it at once (ingestion children, workers) make the loser fail with "already exists"
+    (SQLite) or a unique violation (PostgreSQL). The loser opens the catalog again."""
+    for attempt in range(3):
+        try:
+            return SqlCatalog(
+                CATALOG_NAME,
+                uri=url,
+                warehouse=settings.warehouse,
+                init_catalog_tables="true",
+                **fileio_properties(settings),
+            )
+        except (OperationalError, ProgrammingError, IntegrityError) as exc:
+            text = str(exc).lower()
+            if attempt == 2 or ("already exists" not in text and "duplicate" not in text):
+                raise
+    raise AssertionError("unreachable")
+
+
 class Lake:
     """The catalog, the FileIO and the storage of one installation."""
 
@@ -71,13 +91,7 @@ class Lake:
         self.settings = settings
         self.storage = Storage(settings)
         url = normalize_url(str(settings.database_url))
-        self.catalog = SqlCatalog(
-            CATALOG_NAME,
-            uri=url,
-            warehouse=settings.warehouse,
-            init_catalog_tables="true",
-            **fileio_properties(settings),
-        )
+        self.catalog = _open_catalog(url, settings)
         self.catalog.engine.dispose()
         self.catalog.engine = make_engine(url)
 

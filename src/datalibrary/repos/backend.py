@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,32 +75,46 @@ def cgi_environment(
     return env
 
 
+def _start(env: dict[str, str], stdin: BinaryIO) -> subprocess.Popen[bytes]:
+    # CPython's subprocess (vfork + exec), not the event loop's: a loop that forks a
+    # multi-threaded server (uvloop's spawn) crashed the child now and then under load.
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the process object
+    process = subprocess.Popen(  # noqa: S603 - a fixed program with no shell
+        [HTTP_BACKEND], env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, close_fds=True
+    )
+    process.stderr = stderr  # type: ignore[assignment] - read back when the backend fails
+    return process
+
+
+def _stderr(process: subprocess.Popen[bytes]) -> str:
+    errors = process.stderr
+    assert errors is not None
+    errors.seek(0)
+    text = errors.read(4096).decode(errors="replace")
+    errors.close()
+    return text
+
+
 async def run(env: dict[str, str], stdin: BinaryIO) -> CgiResponse:
     """Start the backend on the spooled request body and return once its CGI headers are read.
 
     The body is spooled first (to memory or a temporary file) because a streaming response
     and a still-streaming request body cannot share the ASGI receive channel."""
-    process = await asyncio.create_subprocess_exec(
-        HTTP_BACKEND,
-        env=env,
-        stdin=stdin,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout and process.stderr
-    stderr_task = asyncio.ensure_future(process.stderr.read())
+    process = await asyncio.to_thread(_start, env, stdin)
+    output = process.stdout
+    assert output is not None
     raw = b""
     while b"\r\n\r\n" not in raw and b"\n\n" not in raw:
-        chunk = await process.stdout.read(CHUNK)
+        chunk = await asyncio.to_thread(output.read1, CHUNK)
         if not chunk:
             break
         raw += chunk
     separator = b"\r\n\r\n" if b"\r\n\r\n" in raw else b"\n\n"
     head, _, rest = raw.partition(separator)
     if not head:
-        code = await process.wait()
-        stderr = (await stderr_task).decode(errors="replace")
-        raise RuntimeError(f"git http-backend failed ({code}): {stderr.strip()[:500]}")
+        code = await asyncio.to_thread(process.wait)
+        output.close()
+        raise RuntimeError(f"git http-backend failed ({code}): {_stderr(process).strip()[:500]}")
     status = 200
     headers: list[tuple[str, str]] = []
     for line in head.decode("latin-1").splitlines():
@@ -114,15 +130,16 @@ async def run(env: dict[str, str], stdin: BinaryIO) -> CgiResponse:
         try:
             if rest:
                 yield rest
-            while chunk := await process.stdout.read(CHUNK):  # type: ignore[union-attr]
+            while chunk := await asyncio.to_thread(output.read1, CHUNK):
                 yield chunk
             complete = True
         finally:
-            if not complete and process.returncode is None:
+            if not complete and process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()  # the client went away mid-response
-            code = await process.wait()
-            await stderr_task
+            code = await asyncio.to_thread(process.wait)
+            output.close()
+            _stderr(process)
             if not done.done():
                 done.set_result(code)
 
