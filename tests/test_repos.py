@@ -30,9 +30,6 @@ GIT_ENV = {
 }
 
 
-# Under load, forking git-http-backend from the server thread (asyncio subprocess under uvloop)
-# sometimes segfaults in the child and the push fails; to fix next session (spawn without fork).
-pytestmark = pytest.mark.xfail(strict=False, reason="git-http-backend child crashes under load (see note)")
 
 
 def git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import logging
 import multiprocessing
 import resource
@@ -119,8 +120,19 @@ def run_isolated(settings: Settings, db: Database, job_id: str, worker: str, on_
     from datalibrary.ingest.models import FINAL_STATES, IngestJob
     from datalibrary.ingest.pipeline import finish_abandoned
 
-    process = _starter().Process(target=_child, args=(settings, job_id), name=f"ingest-{job_id[:8]}")
-    process.start()
+    starter = _starter()
+    process = starter.Process(target=_child, args=(settings, job_id), name=f"ingest-{job_id[:8]}")
+    if starter.get_start_method() == "fork":
+        # Objects the parent no longer uses but has not collected yet (an old engine and its
+        # SQLite connections) must not be collected, and so closed, in the child: frozen
+        # objects are never collected there.
+        gc.freeze()
+        try:
+            process.start()
+        finally:
+            gc.unfreeze()
+    else:
+        process.start()
     lease = settings.ingest.job_lease_seconds
     beat = max(min(lease / 3, 5.0), 0.2)
     cancelled = False

@@ -145,13 +145,16 @@ _cache: dict[tuple[str, str, str], Lake] = {}
 _cache_lock = threading.Lock()
 
 
+_inherited: list[Lake] = []
+
+
 def forget_inherited_lakes() -> None:
-    """In a forked child: drop the parent's cached catalogs without closing their database
-    connections. A SQLite or PostgreSQL connection used from two processes corrupts the
-    session (SQLite: "file is not a database"); the child opens its own on first use."""
+    """In a forked child: stop using the parent's cached catalogs, without closing (or letting
+    the garbage collector close) their database connections. Closing an inherited SQLite
+    connection in the child can checkpoint and delete the parent's WAL under it (the parent
+    then reads "file is not a database"); the child opens its own on first use."""
     with _cache_lock:
-        for lake in _cache.values():
-            lake.catalog.engine.dispose(close=False)
+        _inherited.extend(_cache.values())  # kept alive, never used, gone with the process
         _cache.clear()
 
 
