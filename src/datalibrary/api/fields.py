@@ -7,6 +7,7 @@ drift apart.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
@@ -19,6 +20,7 @@ from datalibrary.ingest.models import JOB_STATES
 from datalibrary.ingest.readers import READERS
 from datalibrary.lake.catalog import NAME_RE
 from datalibrary.privacy.policy import POLICY_NAME_RE
+from datalibrary.repos.storage import REPO_NAME_PATTERN
 
 _LAKE_NAME = NAME_RE.pattern.strip("^$")
 
@@ -52,3 +54,37 @@ def _reason(minimum: int, maximum: int) -> StringConstraints:
 Justification = Annotated[str, _reason(10, 4000)]
 Destination = Annotated[str, _reason(3, 500)]
 Purpose = Annotated[str, _reason(10, 2000)]
+
+# Project repositories (repos.storage.check_repo_name, repos.browse._ref/_path): the same rules,
+# written with look-aheads where the service tests "does not contain".
+RepoName = Annotated[str, StringConstraints(pattern=REPO_NAME_PATTERN), Field(examples=["analysis"])]
+GitRef = Annotated[
+    str,
+    StringConstraints(pattern=re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$")),
+    Field(description="a branch, a tag or a commit id", examples=["main"]),
+]
+_SEGMENT = r"(?!\.\.?(/|$))[^/\x00-\x1f\x7f]+"
+RepoPath = Annotated[
+    str,
+    StringConstraints(pattern=re.compile(rf"^/*({_SEGMENT}(/{_SEGMENT})*)?/*$"), max_length=4096),
+    Field(description="a path from the repository's root, without '.' or '..' segments"),
+]
+RepoFilePath = Annotated[
+    str,
+    StringConstraints(pattern=re.compile(rf"^/*{_SEGMENT}(/{_SEGMENT})*/*$"), max_length=4096),
+    Field(description="a file's path from the repository's root, without '.' or '..' segments"),
+]
+# Package rules (packages.policy.add_rule): a PEP 508 name and a PEP 440 version range. The
+# range pattern states the common forms (each accepted by packaging's SpecifierSet).
+PackageName = Annotated[
+    str,
+    StringConstraints(pattern=r"^\s*[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?\s*$", max_length=200),
+    Field(examples=["pandas"]),
+]
+_VERSION = r"[0-9]+(\.[0-9]+)*"
+_CLAUSE = rf"\s*((==|!=)\s*{_VERSION}(\.\*)?|(<=|>=|<|>)\s*{_VERSION}|~=\s*[0-9]+(\.[0-9]+)+)\s*"
+VersionRange = Annotated[
+    str,
+    StringConstraints(pattern=rf"^(\s*|{_CLAUSE}(,{_CLAUSE})*)$", max_length=200),
+    Field(description="a version range, e.g. '>=2,<3'; empty = every version", examples=[">=2,<3"]),
+]

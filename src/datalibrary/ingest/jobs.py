@@ -270,7 +270,9 @@ def list_jobs(
         if state not in JOB_STATES:
             raise InvalidInput(f"state must be one of {', '.join(JOB_STATES)}")
         query = query.where(IngestJob.state == state)
-    if table:
+    if table and table.endswith(".*"):  # every job of a namespace, as the target is written
+        query = query.where(IngestJob.namespace == check_name(table[:-2].lower(), "namespace"))
+    elif table:
         name = parse_table_name(table)
         query = query.where(IngestJob.namespace == name.namespace, IngestJob.table_name == name.name)
     query = query.order_by(IngestJob.created_at.desc(), IngestJob.id).limit(limit).offset(offset)

@@ -9,6 +9,7 @@ from pathlib import Path
 from datalibrary.errors import InvalidInput, NotFound, TooLarge
 from datalibrary.repos.storage import git
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # git takes paths as arguments: no NUL, no newline
 REF = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
 MAX_BLOB = 2_000_000
 FIELD = "\x1f"
@@ -41,7 +42,7 @@ def _ref(ref: str | None) -> str:
 
 def _path(path: str) -> str:
     path = path.strip("/")
-    if any(part in ("", ".", "..") for part in path.split("/")) and path:
+    if (any(part in ("", ".", "..") for part in path.split("/")) and path) or CONTROL.search(path):
         raise InvalidInput("paths are relative to the repository's root, without '..'", field="path")
     return path
 

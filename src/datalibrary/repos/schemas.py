@@ -5,11 +5,11 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from datalibrary.repos.browse import Commit, Entry
-from datalibrary.repos.storage import RepoFacts
+from datalibrary.repos.storage import REPO_NAME_PATTERN, RepoFacts
 
 
 class RepoIn(BaseModel):
-    name: str = Field(min_length=1, max_length=63, description="lower-case letters, digits, '.', '_', '-'")
+    name: str = Field(pattern=REPO_NAME_PATTERN, description="lower-case letters, digits, '.', '_', '-'")
     description: str = Field("", max_length=500)
 
 

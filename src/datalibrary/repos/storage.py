@@ -14,6 +14,8 @@ from datalibrary.config import Settings
 from datalibrary.errors import Conflict, InvalidInput, NotFound
 
 REPO_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+# The same rule as one pattern for request schemas (check_repo_name's ".git" and ".." included).
+REPO_NAME_PATTERN = re.compile(r"^(?!.*\.\.)[a-z0-9][a-z0-9._-]{0,62}(\.git)?$")
 PROJECT_NAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 GIT = "git"
 

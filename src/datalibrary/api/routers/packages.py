@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, UploadFile
 from pydantic import BaseModel, Field
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
+from datalibrary.api.fields import PackageName, VersionRange
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import RecordId
 from datalibrary.packages import policy, service
@@ -23,8 +24,8 @@ MAX_UPLOAD = 512 * 1024**2
 
 class RuleIn(BaseModel):
     kind: str = Field(pattern="^(allow|deny)$")
-    name: str = Field(min_length=1, max_length=200)
-    specifier: str = Field("", max_length=200, description="a version range, e.g. '>=2,<3'; empty = all")
+    name: PackageName
+    specifier: VersionRange = ""
     note: str = Field("", max_length=500)
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
+from datalibrary.api.fields import AccountName, GitRef, RepoFilePath, RepoName, RepoPath
 from datalibrary.auth.permissions import Permission
 from datalibrary.repos import browse, service
 from datalibrary.repos.schemas import BranchOut, CommitOut, CommitsOut, EntryOut, RepoIn, RepoOut
@@ -29,42 +30,58 @@ class FileOut(BaseModel):
 
 @router.get("", summary="List a project's repositories", dependencies=USE)
 def list_repos(
-    project: str, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
+    project: AccountName, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
 ) -> list[RepoOut]:
     return [RepoOut.of(r) for r in service.list_repos(session, settings, principal, project)]
 
 
 @router.post("", summary="Create a repository", status_code=201, dependencies=MANAGE)
 def create_repo(
-    project: str, body: RepoIn, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
+    project: AccountName, body: RepoIn, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
 ) -> RepoOut:
     return RepoOut.of(service.create_repo(session, settings, principal, project, body.name, body.description))
 
 
 @router.get("/{repo}", summary="One repository", dependencies=USE)
 def read_repo(
-    project: str, repo: str, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
+    project: AccountName,
+    repo: RepoName,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
 ) -> RepoOut:
     return RepoOut.of(service.get_repo(session, settings, principal, project, repo))
 
 
 @router.post("/{repo}/archive", summary="Archive a repository (read-only)", dependencies=MANAGE)
 def archive_repo(
-    project: str, repo: str, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
+    project: AccountName,
+    repo: RepoName,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
 ) -> RepoOut:
     return RepoOut.of(service.set_archived(session, settings, principal, project, repo, True))
 
 
 @router.post("/{repo}/unarchive", summary="Make an archived repository writable again", dependencies=MANAGE)
 def unarchive_repo(
-    project: str, repo: str, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
+    project: AccountName,
+    repo: RepoName,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
 ) -> RepoOut:
     return RepoOut.of(service.set_archived(session, settings, principal, project, repo, False))
 
 
 @router.get("/{repo}/branches", summary="Branches, most recently updated first", dependencies=USE)
 async def list_branches(
-    project: str, repo: str, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
+    project: AccountName,
+    repo: RepoName,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
 ) -> list[BranchOut]:
     facts = service.get_repo(session, settings, principal, project, repo)
     return [BranchOut(**b) for b in await asyncio.to_thread(browse.branches, facts.path)]
@@ -72,12 +89,12 @@ async def list_branches(
 
 @router.get("/{repo}/commits", summary="Commits reachable from a ref", dependencies=USE)
 async def list_commits(
-    project: str,
-    repo: str,
+    project: AccountName,
+    repo: RepoName,
     principal: CurrentPrincipal,
     session: DbSession,
     settings: SettingsDep,
-    ref: str | None = None,
+    ref: GitRef | None = None,
     limit: int = Query(50, ge=1, le=1000),
 ) -> CommitsOut:
     facts = service.get_repo(session, settings, principal, project, repo)
@@ -87,13 +104,13 @@ async def list_commits(
 
 @router.get("/{repo}/tree", summary="A directory's entries at a ref", dependencies=USE)
 async def list_tree(
-    project: str,
-    repo: str,
+    project: AccountName,
+    repo: RepoName,
     principal: CurrentPrincipal,
     session: DbSession,
     settings: SettingsDep,
-    ref: str | None = None,
-    path: str = "",
+    ref: GitRef | None = None,
+    path: RepoPath = "",
 ) -> list[EntryOut]:
     facts = service.get_repo(session, settings, principal, project, repo)
     return [EntryOut.of(e) for e in await asyncio.to_thread(browse.tree, facts.path, ref, path)]
@@ -101,13 +118,13 @@ async def list_tree(
 
 @router.get("/{repo}/file", summary="A file's content at a ref", dependencies=USE)
 async def read_file(
-    project: str,
-    repo: str,
-    path: str,
+    project: AccountName,
+    repo: RepoName,
+    path: RepoFilePath,
     principal: CurrentPrincipal,
     session: DbSession,
     settings: SettingsDep,
-    ref: str | None = None,
+    ref: GitRef | None = None,
 ) -> FileOut:
     facts = service.get_repo(session, settings, principal, project, repo)
     content = await asyncio.to_thread(browse.blob, facts.path, ref, path)
