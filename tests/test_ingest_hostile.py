@@ -350,6 +350,7 @@ def test_a_file_too_slow_to_read_is_stopped_at_the_cpu_limit(
     rows = 3_000_000
     big = write_csv(tmp_path / "slow.csv", {"ID": [f"r{i}" for i in range(rows)], "N": list(range(rows))})
     job_id = _submit(platform, settings, big, "h.slow")
-    assert run_one(settings, platform.db, "w", job_id) == (job_id, "quarantined")
+    outcome = run_one(settings, platform.db, "w", job_id)
     reason = _job(platform, job_id).reason
+    assert outcome == (job_id, "quarantined"), (outcome, reason)
     assert reason["code"] == "resource-limit" and "CPU" in reason["message"], reason
