@@ -40,7 +40,7 @@ from datalibrary.backup import database as dbdump
 from datalibrary.backup import keys as sealed
 from datalibrary.config import SECRET_KEY_FILE_NAME, Settings
 from datalibrary.db import Database, current_revisions
-from datalibrary.errors import InvalidInput, NotFound, Unavailable
+from datalibrary.errors import Conflict, InvalidInput, NotFound, Unavailable
 from datalibrary.lake import locks
 from datalibrary.lake.storage import Storage, fileio_properties
 
@@ -184,7 +184,9 @@ def create_backup(
     if mode not in ("copy", "reference"):
         raise InvalidInput(f"lake mode must be 'copy' or 'reference', not {mode!r}")
     if mode == "reference" and not storage.is_s3:
-        raise InvalidInput("a local warehouse has no versioning to refer to: use lake mode 'copy'")
+        raise Conflict(
+            "this installation's warehouse is local: it has no versioning to refer to; use lake mode 'copy'"
+        )
     passphrase = passphrase if passphrase is not None else _configured_passphrase(settings)
     if passphrase is not None:
         sealed.check_passphrase(passphrase)
