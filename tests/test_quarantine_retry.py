@@ -40,3 +40,45 @@ def test_quarantined_file_retried_after_policy_fix(platform: Platform, tmp_path:
         events = session.scalars(select(AuditEvent).where(AuditEvent.action == "ingest.retry")).all()
     assert [e.details["policy"] for e in events] == ["vitals@1", "vitals@2"]
     assert events[1].details["was"] == "quarantined" and events[1].actor == "stew"
+
+
+def test_a_steward_deletes_a_quarantined_file_and_the_record_stays(
+    platform: Platform, tmp_path: Path
+) -> None:
+    add_policy(platform, VITALS.format(v=1, extra=""))
+    bad = write_csv(tmp_path / "vs.csv", {"USUBJID": ["S1"], "VSORRES": [1], "SSN": ["123-45-6789"]})
+    job_id, state = ingest(platform, bad, "demo.vs", policy="vitals")
+    assert state == "quarantined"
+    platform.add_user("stew", "steward")
+    platform.add_user("sci", "scientist")
+    stew, sci = platform.as_user("stew"), platform.as_user("sci")
+    job = stew.get(f"/api/v1/ingest/jobs/{job_id}").json()
+    assert job["file_kept"] is True
+    with platform.db.session() as session:
+        from datalibrary.ingest.models import IngestJob
+
+        kept = Path(session.get(IngestJob, job_id).raw_path)
+    assert kept.exists() and b"123-45-6789" not in kept.read_bytes()  # encrypted in quarantine
+
+    denied = sci.post(
+        f"/api/v1/ingest/jobs/{job_id}/delete-file", json={"reason": "not a useful file at all"}
+    )
+    assert denied.status_code == 403
+    no_reason = stew.post(f"/api/v1/ingest/jobs/{job_id}/delete-file", json={"reason": "  "})
+    assert no_reason.status_code == 422
+    deleted = stew.post(
+        f"/api/v1/ingest/jobs/{job_id}/delete-file", json={"reason": "wrong study, sent by mistake"}
+    )
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["state"] == "quarantined" and deleted.json()["file_kept"] is False
+    assert deleted.json()["reason"]["code"] and deleted.json()["sha256"] == job["sha256"]
+    assert not kept.exists()
+    again = stew.post(
+        f"/api/v1/ingest/jobs/{job_id}/delete-file", json={"reason": "wrong study, sent by mistake"}
+    )
+    assert again.status_code == 409
+    retry = stew.post(f"/api/v1/ingest/jobs/{job_id}/retry")
+    assert retry.status_code == 409 and "submit the file again" in retry.json()["detail"]
+    with platform.db.session() as session:
+        events = session.scalars(select(AuditEvent).where(AuditEvent.action == "ingest.file-deleted")).all()
+    assert [(e.actor, e.details["reason"]) for e in events] == [("stew", "wrong study, sent by mistake")]
