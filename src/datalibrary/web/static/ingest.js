@@ -1,5 +1,5 @@
 // Ingestion page: chunked, resumable uploads (the upload API), live job progress (polling the
-// job API every second while something runs), quarantine actions (retry, reason report).
+// job API every second while something runs), quarantine actions (retry, reason report, delete file).
 import { api } from "/static/app.js";
 
 const $ = (id) => document.getElementById(id);
@@ -106,6 +106,24 @@ function actions(job) {
     report.textContent = "Reason report";
     report.addEventListener("click", () => reasonReport(job));
     cell.append(retry, " ", report);
+    retry.disabled = !job.file_kept;
+    if (job.file_kept) {
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "delete-file";
+      remove.textContent = "Delete file";
+      remove.title = "Delete the kept raw file (the job and its reason stay; audited)";
+      remove.addEventListener("click", async () => {
+        const reason = window.prompt(`Why is ${job.source_name} not worth a retry? (kept in the audit log)`);
+        if (!reason || !reason.trim()) return;
+        try {
+          await api(`/ingest/jobs/${job.id}/delete-file`, { method: "POST", body: { reason } });
+          done(`${job.source_name}: file deleted; the job and its reason stay.`);
+        } catch (error) { done(`${job.source_name}: ${error.message}`); }
+        refresh();
+      });
+      cell.append(" ", remove);
+    }
   }
   return cell;
 }
