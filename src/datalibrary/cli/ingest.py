@@ -227,19 +227,6 @@ def _register_cancel(jobs_app) -> None:  # type: ignore[no-untyped-def]
             data = job_dict(cancel_job(session, OPERATOR, settings(), job_id))
         emit(data, as_json, lambda d: console.print(f"job {d['id']} is {d['state']}"))
 
-    @jobs_app.command("delete-file")
-    def jobs_delete_file(
-        job_id: str,
-        reason: Annotated[str, typer.Option(help="Why the file is not worth a retry (audited).")],
-        as_json: JsonOption = False,
-    ) -> None:
-        """Delete the raw file a quarantined, failed or cancelled job kept (the job stays)."""
-        from datalibrary.ingest.jobs import delete_file, job_dict
-
-        with db_session() as session:
-            data = job_dict(delete_file(session, OPERATOR, job_id, reason))
-        emit(data, as_json, lambda d: console.print(f"job {d['id']}: file deleted ({d['state']} kept)"))
-
 
 def _whole_delivery(config, database, name, roots: list[str], timeout: float) -> list[str]:  # type: ignore[no-untyped-def]
     """Every job of the delivery (the submitted ones and the jobs they fanned out into), each

@@ -311,29 +311,6 @@ def retry_job(
     return job
 
 
-def delete_file(session: Session, principal: Principal, job_id: str, reason: str) -> IngestJob:
-    """Delete the raw file a finished, unsuccessful job kept (a steward decides a quarantined
-    delivery is not worth a retry). The job, its reason and its SHA-256 stay, for the record;
-    the deletion is audited with the steward's reason."""
-    require(principal, Permission.INGEST_RUN)
-    job = get_job(session, principal, job_id)
-    if job.state not in ("failed", "cancelled", "quarantined"):
-        raise Conflict(
-            f"job {job_id} is {job.state}: only a failed, cancelled or quarantined job's file can be deleted"
-        )
-    if not reason.strip():
-        raise InvalidInput("say why the file is deleted", field="reason")
-    if not job.raw_path:
-        raise Conflict(f"job {job_id}'s file is already deleted")
-    quarantine.delete_file(Path(job.raw_path))
-    job.raw_path = None
-    record(
-        session, actor=principal.name, action="ingest.file-deleted", target=f"job:{job_id}",
-        details={"state": job.state, "sha256": job.sha256, "reason": reason.strip()[:500]},
-    )  # fmt: skip
-    return job
-
-
 def job_dict(job: IngestJob) -> dict[str, object]:
     """The public view of a job (the raw file's location is not shown)."""
     return {
@@ -349,7 +326,6 @@ def job_dict(job: IngestJob) -> dict[str, object]:
         "children": list((job.options or {}).get("children", [])),
         "resource_type": (job.options or {}).get("resource_type"),
         "sha256": job.sha256,
-        "file_kept": bool(job.raw_path),
         "size_bytes": job.size_bytes,
         "progress_bytes": job.progress_bytes,
         "rows_read": job.rows_read,

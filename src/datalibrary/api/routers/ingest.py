@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
-from datalibrary.api.fields import FileFormat, IngestMode, IngestTarget, JobState, Justification, PolicyName
+from datalibrary.api.fields import FileFormat, IngestMode, IngestTarget, JobState, PolicyName
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import MAX_INT, MAX_OFFSET
 from datalibrary.ingest import jobs, uploads
@@ -34,9 +34,6 @@ class JobOut(BaseModel):
     )
     resource_type: str | None = None
     sha256: str | None
-    file_kept: bool = Field(
-        False, description="The raw file is still kept (landing area or encrypted quarantine) for a retry."
-    )
     size_bytes: int
     progress_bytes: int
     rows_read: int
@@ -225,21 +222,6 @@ def retry_job(job_id: str, principal: CurrentPrincipal, session: DbSession, sett
 )
 def cancel_job(job_id: str, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep) -> JobOut:
     return _job(jobs.cancel_job(session, principal, settings, job_id))
-
-
-class DeleteFileIn(BaseModel):
-    reason: Justification = Field(description="Why the file is not worth a retry (audited).")
-
-
-@router.post(
-    "/jobs/{job_id}/delete-file",
-    summary="Delete the raw file a quarantined, failed or cancelled job kept (the job stays)",
-    dependencies=[Requires(Permission.INGEST_RUN)],
-)
-def delete_job_file(
-    job_id: str, body: DeleteFileIn, principal: CurrentPrincipal, session: DbSession
-) -> JobOut:
-    return _job(jobs.delete_file(session, principal, job_id, body.reason))
 
 
 @router.get(
