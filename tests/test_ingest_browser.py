@@ -74,7 +74,7 @@ def test_upload_progress_retry_and_delete(browser, live_platform, tmp_path: Path
     assert [state for _, state in _run_queued(platform)] == ["quarantined"]
     row = page.locator("#jobs tr[data-state=quarantined]:has-text('stray.csv')")
     row.wait_for()
-    page.once("dialog", lambda dialog: dialog.accept("sent to us by mistake"))
+    page.once("dialog", lambda dialog: dialog.accept())
     row.locator("button.delete-file").click()
     page.wait_for_selector("#action-status:has-text('file deleted')")
     row.locator("button.retry[disabled]").wait_for()

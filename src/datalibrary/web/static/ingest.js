@@ -114,10 +114,9 @@ function actions(job) {
       remove.textContent = "Delete file";
       remove.title = "Delete the kept raw file (the job and its reason stay; audited)";
       remove.addEventListener("click", async () => {
-        const reason = window.prompt(`Why is ${job.source_name} not worth a retry? (kept in the audit log)`);
-        if (!reason || !reason.trim()) return;
+        if (!window.confirm(`Delete ${job.source_name} for good? The job and its reason stay (audited).`)) return;
         try {
-          await api(`/ingest/jobs/${job.id}/delete-file`, { method: "POST", body: { reason } });
+          await api(`/ingest/jobs/${job.id}/file`, { method: "DELETE" });
           done(`${job.source_name}: file deleted; the job and its reason stay.`);
         } catch (error) { done(`${job.source_name}: ${error.message}`); }
         refresh();
