@@ -296,7 +296,7 @@ def retry_job(
         current = load_policy(session, job.policy_name)
         job.policy_version, job.policy_hash = current.version, current.sha256
     previous = job.state
-    if job.raw_path.endswith(quarantine.SUFFIX):
+    if quarantine.holds(Path(job.raw_path)):
         if settings is None:
             raise Conflict(f"job {job_id}'s file is in quarantine: retry it through the API or CLI")
         job.raw_path = str(quarantine.restore(settings, job))
