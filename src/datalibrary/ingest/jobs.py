@@ -261,11 +261,16 @@ def list_jobs(
     *,
     state: str | None = None,
     table: str | None = None,
+    created_by: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[IngestJob]:
+    """Every job for those who ingest (landing-folder jobs belong to no person, and whoever is
+    on duty must be able to stop one); ``created_by`` narrows to one submitter's jobs."""
     require(principal, Permission.INGEST_RUN)
     query = select(IngestJob)
+    if created_by:
+        query = query.where(IngestJob.created_by == created_by)
     if state:
         if state not in JOB_STATES:
             raise InvalidInput(f"state must be one of {', '.join(JOB_STATES)}")

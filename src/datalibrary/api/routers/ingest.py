@@ -194,13 +194,16 @@ def list_jobs(
     session: DbSession,
     state: JobState | None = None,
     table: IngestTarget | None = None,
+    created_by: str | None = Query(
+        None, min_length=1, max_length=64, description="Only jobs this user (or system:landing) submitted."
+    ),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> list[JobOut]:
-    return [
-        _job(j)
-        for j in jobs.list_jobs(session, principal, state=state, table=table, limit=limit, offset=offset)
-    ]
+    found = jobs.list_jobs(
+        session, principal, state=state, table=table, created_by=created_by, limit=limit, offset=offset
+    )
+    return [_job(j) for j in found]
 
 
 @router.get("/jobs/{job_id}", summary="One ingestion job", dependencies=[Requires(Permission.INGEST_RUN)])
