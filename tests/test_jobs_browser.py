@@ -98,3 +98,24 @@ def test_jobs_page_and_filter_over_http(sqlite_platform, tmp_path: Path) -> None
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
     platform.add_user("ada", "scientist")
     assert platform.as_user("ada").get("/api/v1/ingest/jobs").status_code == 403
+    # the steward's review of a kept file ends with Delete file: gone, the job stays, audited
+    kept = client.get(f"/api/v1/ingest/jobs/{mine_id}").json()
+    assert kept["state"] == "cancelled" and kept["file_kept"] is True
+    with platform.db.session() as session:
+        stored = Path(session.get(IngestJob, mine_id).raw_path)
+    assert stored.exists()
+    assert platform.as_user("ada").delete(f"/api/v1/ingest/jobs/{mine_id}/file").status_code == 403
+    deleted = client.delete(f"/api/v1/ingest/jobs/{mine_id}/file")
+    assert deleted.status_code == 200 and deleted.json()["file_kept"] is False, deleted.text
+    assert not stored.exists() and deleted.json()["sha256"] == kept["sha256"]
+    assert client.delete(f"/api/v1/ingest/jobs/{mine_id}/file").status_code == 409
+    assert client.post(f"/api/v1/ingest/jobs/{mine_id}/retry").status_code == 409
+    queued = client.delete(f"/api/v1/ingest/jobs/{theirs_id}/file")
+    assert queued.status_code == 409, "a queued job: nothing to delete"
+    with platform.db.session() as session:
+        from sqlalchemy import select
+
+        from datalibrary.audit.models import AuditEvent
+
+        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "ingest.file-deleted")).one()
+        assert event.actor == "stew" and event.details["job"] == mine_id

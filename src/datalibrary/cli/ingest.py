@@ -229,6 +229,15 @@ def _register_cancel(jobs_app) -> None:  # type: ignore[no-untyped-def]
             data = job_dict(cancel_job(session, OPERATOR, settings(), job_id))
         emit(data, as_json, lambda d: console.print(f"job {d['id']} is {d['state']}"))
 
+    @jobs_app.command("discard")
+    def jobs_discard(job_id: str, as_json: JsonOption = False) -> None:
+        """Delete the file a quarantined, cancelled or failed job keeps (the job stays, audited)."""
+        from datalibrary.ingest.jobs import discard_file, job_dict
+
+        with db_session() as session:
+            data = job_dict(discard_file(session, OPERATOR, job_id))
+        emit(data, as_json, lambda d: console.print(f"job {d['id']}: its file is deleted"))
+
 
 def _whole_delivery(config, database, name, roots: list[str], timeout: float) -> list[str]:  # type: ignore[no-untyped-def]
     """Every job of the delivery (the submitted ones and the jobs they fanned out into), each

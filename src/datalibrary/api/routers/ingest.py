@@ -44,6 +44,9 @@ class JobOut(BaseModel):
     reason: dict[str, Any] | None = Field(
         description="Why the job was quarantined, failed or is a duplicate."
     )
+    file_kept: bool = Field(
+        False, description="The delivered file is still kept, encrypted (for a retry or a steward's review)."
+    )
     attempts: int
     created_by: str
     created_at: datetime
@@ -225,6 +228,15 @@ def retry_job(job_id: str, principal: CurrentPrincipal, session: DbSession, sett
 )
 def cancel_job(job_id: str, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep) -> JobOut:
     return _job(jobs.cancel_job(session, principal, settings, job_id))
+
+
+@router.delete(
+    "/jobs/{job_id}/file",
+    summary="Delete the file a quarantined, cancelled or failed job keeps (after a steward's review)",
+    dependencies=[Requires(Permission.INGEST_RUN)],
+)
+def discard_file(job_id: str, principal: CurrentPrincipal, session: DbSession) -> JobOut:
+    return _job(jobs.discard_file(session, principal, job_id))
 
 
 @router.get(

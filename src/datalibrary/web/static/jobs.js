@@ -40,10 +40,14 @@ function actions(job) {
         ? `${job.source_name}: stopping (the worker ends its reader within seconds).`
         : `${job.source_name}: cancelled.`;
     }));
-  } else if (["quarantined", "failed", "cancelled"].includes(job.state)) {
+  } else if (["quarantined", "failed", "cancelled"].includes(job.state) && job.file_kept) {
     cell.append(button("Retry", "retry", "Run the file again, with the policy's current version", async () => {
       await api(`/ingest/jobs/${job.id}/retry`, { method: "POST" });
       return `${job.source_name}: queued again.`;
+    }), " ", button("Delete file", "discard", "Delete the kept file now (the job and its reason stay)", async () => {
+      if (!window.confirm(`Delete the kept file of ${job.source_name}? It cannot be retried afterwards.`)) return "Nothing deleted.";
+      await api(`/ingest/jobs/${job.id}/file`, { method: "DELETE" });
+      return `${job.source_name}: its file is deleted.`;
     }));
   }
   return cell;
