@@ -3,7 +3,7 @@
 A quarantined file is raw, identified data that failed validation, so it is kept encrypted
 at rest in the format and under the key of ``ingest.sealed`` (the landing area uses the same:
 moving a file into quarantine and back for a retry is a rename, never a decryption). Reading
-back (erasure's search, a steward's download) goes through ``iter_plain``; ``delete`` and
+back (erasure's search) goes through ``iter_plain``; ``delete_file`` and
 ``apply_retention`` remove the files (the job and its reason stay, for the record).
 """
 
