@@ -268,3 +268,70 @@ def test_ehr_patients_have_a_subject_column_and_are_erased(backend: Platform, tm
     assert report["ok"] is True and report["rows_removed"] == 2
     assert pseudonym not in read_table(backend, "ehr.patients").column("Id").to_pylist()
     assert every_stored_copy(backend, pseudonym) == []
+
+
+def _stored_texts(platform: Platform) -> Iterator[tuple[str, bytes]]:
+    """Every file of the state dir (Parquet decoded to its values: the query cache holds Parquet)
+    and every database row."""
+    import json
+
+    import pyarrow.parquet as pq
+    from sqlalchemy import inspect, text
+
+    for path in sorted(p for p in platform.settings.home.rglob("*") if p.is_file() and not p.is_symlink()):
+        yield str(path), path.read_bytes()
+        if path.suffix == ".parquet":
+            values = pq.read_table(path).to_pylist()
+            yield f"{path} (values)", json.dumps(values, default=str).encode()
+    with platform.db.engine.connect() as connection:
+        for table in inspect(connection).get_table_names():
+            rows = connection.execute(text(f'SELECT * FROM "{table}"')).fetchall()
+            yield f"db:{table}", "\n".join(map(repr, rows)).encode()
+
+
+def test_canaries_stay_out_of_caches_logs_and_exports_after_queries(
+    backend: Platform, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue #21: the canary scan after queries. Planted identifiers (subject ids, SSNs, licence
+    and passport numbers, names) are ingested through the ``ehr`` policy; then a scientist
+    queries the table (a JSON page, a CSV download routed to the airlock, a query whose error
+    quotes a value), the steward approves the export and the scientist downloads it. No
+    planted value may be in any answer, any file of the state dir (the S3 query cache
+    included), any database row (query history, audit, lineage) or any log line."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    ids = ["6872def5-772f-427c-3053-de6e1c71ce0a", "a1b2c3d4-0000-1111-2222-333344445555"]
+    source = _patients(tmp_path / "patients.csv", ids)
+    assert ingest(backend, source, "ehr.patients", policy="ehr")[1] == "succeeded"
+    canaries = [*ids, "999-96-6820", "999966820", "S99991920", "X56583690X", "West0", "West1"]
+    assert all(c.encode() in source.read_bytes() for c in canaries if c != "999966820")
+    scientist_with_grant(backend, "ehr.patients")
+    ada, stew = backend.as_user("ada"), backend.as_user("stew")
+    answers: list[tuple[str, bytes]] = []
+    page = ada.post("/api/v1/query", json={"sql": "SELECT * FROM ehr.patients"})
+    assert page.status_code == 200 and len(page.json()["rows"]) == 2, page.text
+    answers.append(("page", page.content))
+    failed = ada.post("/api/v1/query", json={"sql": 'SELECT CAST("SSN" AS INTEGER) FROM ehr.patients'})
+    answers.append(("error", failed.content))
+    routed = ada.post("/api/v1/query", json={"sql": "SELECT * FROM ehr.patients", "format": "csv"})
+    assert routed.status_code == 202, routed.text
+    export_id = routed.json()["export"]["id"]
+    decided = stew.post(
+        f"/api/v1/exports/{export_id}/decision",
+        json={"decision": "approve", "override_reason": "canary test: every byte is checked"},
+    )
+    assert decided.status_code == 200, decided.text
+    download = ada.post(f"/api/v1/exports/{export_id}/download")
+    assert download.status_code == 200 and download.content.count(b"\n") == 3
+    answers += [("export", download.content), ("history", ada.get("/api/v1/queries").content)]
+    on_s3 = backend.settings.warehouse.startswith("s3://")
+    assert bool(list(query_cache_dir(backend.settings).glob("*.parquet"))) == on_s3, "the cache is scanned"
+    logs = "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records)
+    hits = [
+        (where, canary)
+        for where, data in [*answers, *_stored_texts(backend), ("logs", logs.encode())]
+        for canary in canaries
+        if canary.encode() in data or canary.lower().encode() in data
+    ]
+    assert not hits, hits[:10]

@@ -38,11 +38,13 @@ SDTM_DOMAINS = ["dm", "ae", "cm", "ds", "ex", "mh", "sv", "se", "sc", "suppdm", 
 SSN, FIRST, LAST = "987-65-4329", "Zebulon", "Quackenbush"
 EMAIL, PHONE, MRN = "zebulon.quackenbush@example.org", "(617) 555-0199", "MRN0049217733"
 ADDRESS, BIRTH = "4242 Quackenbush Lane", "1931-02-17"
-CANARIES = [SSN, FIRST, LAST, EMAIL, PHONE, MRN, ADDRESS, BIRTH]
+# an SDTM interval (its halves would reveal the subject's offset) and dates in other notations
+INTERVAL, NOTATIONS = "2014-01-03/2014-01-09", ["12MAR2014", "March 12, 2014", "2014/03/12"]
+CANARIES = [SSN, FIRST, LAST, EMAIL, PHONE, MRN, ADDRESS, BIRTH, INTERVAL, *NOTATIONS]
 NORMALIZED = ["987654329", "6175550199", "617-555-0199", "0049217733", "19310217", "1931-02"]
 NOTE = (
     f"Patient {FIRST} {LAST} ({MRN}) seen; SSN {SSN}; lives at {ADDRESS}; call {PHONE} or "
-    f"write to {EMAIL}; born {BIRTH}."
+    f"write to {EMAIL}; born {BIRTH}. Visits {NOTATIONS[0]}, {NOTATIONS[1]} and {NOTATIONS[2]}."
 )
 
 
@@ -108,11 +110,14 @@ def _write_sources(directory: Path) -> dict[str, Path]:
             "AGE": [95.0, 40.0, 89.0],
             "SEX": ["M", "F", "M"],
             "RFSTDTC": ["2014-03-05", "2014-03", "2014"],
+            "RFXSTDTC": [INTERVAL, "2014-03", "2014"],
             "DMDY": [1.0, 2.0, 3.0],
         }
     )
     paths["xpt"] = directory / "dm.xpt"
-    pyreadstat.write_xport(frame, str(paths["xpt"]), table_name="DM")
+    labels = list(frame.columns)  # a label that names the investigator and an SSN
+    labels[list(frame.columns).index("INVNAM")] = f"Investigator {FIRST} {LAST} SSN {SSN}"
+    pyreadstat.write_xport(frame, str(paths["xpt"]), table_name="DM", column_labels=labels)
     supp = pd.DataFrame(
         {
             "STUDYID": ["CANARY"],
@@ -129,6 +134,19 @@ def _write_sources(directory: Path) -> dict[str, Path]:
     )
     paths["suppxpt"] = directory / "suppdm.xpt"
     pyreadstat.write_xport(supp, str(paths["suppxpt"]), table_name="SUPPDM")
+    relrec = pd.DataFrame(  # RELID holding the subject's identifier: a pseudonym-to-identity map
+        {
+            "STUDYID": ["CANARY"],
+            "RDOMAIN": ["DM"],
+            "USUBJID": [MRN],
+            "IDVAR": ["USUBJID"],
+            "IDVARVAL": [MRN],
+            "RELTYPE": [""],
+            "RELID": [MRN],
+        }
+    )
+    paths["relxpt"] = directory / "relrec.xpt"
+    pyreadstat.write_xport(relrec, str(paths["relxpt"]), table_name="RELREC")
     return paths
 
 
@@ -214,8 +232,7 @@ def _written_texts(built: Built) -> Iterator[tuple[str, bytes]]:
 def test_canaries_never_reach_any_written_byte(built: Built) -> None:
     for name, (_, state) in built.jobs.items():
         assert state == "succeeded", name
-    needles = set(CANARIES + NORMALIZED)
-    needles |= {n.upper() for n in needles} | {n.lower() for n in needles}
+    needles = _needles()
     hits = []
     searched = 0
     for where, data in _written_texts(built):
@@ -229,6 +246,63 @@ def test_canaries_never_reach_any_written_byte(built: Built) -> None:
     notes = read_table(built.platform, "canary.csv").column("NOTES").to_pylist()
     assert notes[0].startswith("Patient [NAME] [NAME] ([MRN]) seen; SSN [SSN]")
     assert "[PHONE]" in notes[0] and "[EMAIL]" in notes[0] and "[DATE]" in notes[0]
+
+
+def _needles() -> set[str]:
+    needles = set(CANARIES + NORMALIZED)
+    return needles | {n.upper() for n in needles} | {n.lower() for n in needles}
+
+
+def test_canaries_never_leave_through_queries_caches_logs_and_exports(built: Built) -> None:
+    """After ingestion, every exit a scientist has: query results (JSON pages and file
+    downloads routed to the airlock), error messages, the query caches the engine writes, the
+    query history, audit and lineage rows, the logs, and exports approved and downloaded. No
+    planted identifier may appear in any of them (the rescan covers every byte written since;
+    the S3 query cache is covered in test_lake_behaviour, a local lake has none)."""
+    platform = built.platform
+    platform.add_user("canary-stew", "steward")
+    platform.add_user("canary-sci", "scientist")
+    stew, sci = platform.as_user("canary-stew"), platform.as_user("canary-sci")
+    tables = sorted(built.jobs)
+    for table in tables:
+        granted = stew.post("/api/v1/grants", json={"principal": "user:canary-sci", "table": table})
+        assert granted.status_code == 201, granted.text
+    seen: list[tuple[str, bytes]] = []
+    exports = []
+    for table in tables:
+        page = sci.post("/api/v1/query", json={"sql": f"SELECT * FROM {table}", "limit": 1000})
+        assert page.status_code == 200, (table, page.text)
+        seen.append((f"query {table}", page.content))
+        routed = sci.post("/api/v1/query", json={"sql": f"SELECT * FROM {table}", "format": "csv"})
+        assert routed.status_code == 202, (table, routed.text)
+        seen.append((f"routed {table}", routed.content))
+        exports.append(routed.json()["export"]["id"])
+        # an error that quotes a value (a failed cast) is an exit too: into the answer and the logs
+        columns = [c["name"] for c in page.json()["columns"]]
+        texts = [c for c in ("NOTES", "QVAL", "INVNAM", "USUBJID", "Id") if c in columns] or columns
+        cast = f'SELECT CAST("{texts[0]}" AS INTEGER) FROM {table}'
+        seen.append((f"error {table}", sci.post("/api/v1/query", json={"sql": cast}).content))
+    # an ungranted read is refused, and the refusal names the tables
+    outsider = platform.as_user("canary-outsider")
+    seen.append(("refused", outsider.post("/api/v1/query", json={"sql": "SELECT * FROM canary.csv"}).content))
+    for export_id in exports:
+        decided = stew.post(
+            f"/api/v1/exports/{export_id}/decision",
+            json={"decision": "approve", "override_reason": "canary test: every byte is checked"},
+        )
+        assert decided.status_code == 200, decided.text
+        got = sci.post(f"/api/v1/exports/{export_id}/download")
+        assert got.status_code == 200, got.text
+        seen.append((f"export {export_id}", got.content))
+    for path in ("/api/v1/queries", "/api/v1/exports"):
+        seen.append((path, sci.get(path).content))
+    seen.append(("review", stew.get("/api/v1/exports/review").content))
+    needles = _needles()
+    hits = []
+    for where, data in [*seen, *_written_texts(built)]:
+        hits += [(where, needle) for needle in needles if needle.encode() in data]
+    assert not hits, hits[:10]
+    assert any(b"[NAME]" in data for _, data in seen), "the canary rows were read, anonymized"
 
 
 # 2. pseudonyms -------------------------------------------------------------------------------

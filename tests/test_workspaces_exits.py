@@ -69,7 +69,7 @@ def test_files_leave_only_through_review(make_ws_platform) -> None:  # type: ign
     xsrf = lab.cookies.get("_xsrf") or re.search(r"_xsrf=([^;]+)", lab.headers.get("set-cookie", "")).group(1)  # type: ignore[union-attr]
     jar = {**cookies, "_xsrf": xsrf}
     here = f"http://{workspace_host(wid)}"
-    body = {"type": "file", "format": "base64", "content": base64.b64encode(b"NAME,SSN\nx,123\n").decode()}
+    body = {"type": "file", "format": "base64", "content": base64.b64encode(b"SITE,COUNT\nx,123\n").decode()}
     # cross-site (another origin, or none at all) is refused before JupyterLab sees it
     for headers in ({"Origin": "http://evil.example"}, {}, {"Origin": "http://127.0.0.1:8000"}):
         put = page.put(f"/workspaces/{wid}/api/contents/in.csv", json=body, cookies=jar, headers=headers)
@@ -142,3 +142,94 @@ def test_launch_checks_project_membership_for_everyone(make_ws_platform) -> None
     )
     with platform.db.session() as session:
         assert session.query(Workspace).count() == 0
+
+
+# Canaries planted in files brought into a workspace from outside (issue #21).
+CANARY_SSN, CANARY_MAIL, CANARY_MRN = "987-65-4329", "zebulon.quackenbush@example.org", "MRN0049217733"
+CANARY_NAME = "Dr. Zebulon Quackenbush"
+
+
+def _parquet_bytes(columns: dict[str, list[object]]) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    pq.write_table(pa.table(columns), sink)
+    return sink.getvalue()
+
+
+def _zip_bytes(name: str, data: bytes) -> bytes:
+    import io
+    import zipfile
+
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w") as archive:
+        archive.writestr(name, data)
+    return sink.getvalue()
+
+
+def test_uploads_are_scanned_like_ingestion(make_ws_platform) -> None:  # type: ignore[no-untyped-def]  # noqa: F811, E501
+    from sqlalchemy import select
+
+    from datalibrary.audit.models import AuditEvent
+
+    platform = served(make_ws_platform)
+    client, wid = launch(platform, "alice")
+    origin, cookies = browser_entry(platform, "alice", wid)
+    page = on_workspace(origin, wid)
+    lab = page.get(f"/workspaces/{wid}/lab", cookies=cookies)
+    xsrf = lab.cookies.get("_xsrf") or re.search(r"_xsrf=([^;]+)", lab.headers.get("set-cookie", "")).group(1)  # type: ignore[union-attr]
+    jar = {**cookies, "_xsrf": xsrf}
+    headers = {"Origin": f"http://{workspace_host(wid)}", "X-XSRFToken": xsrf}
+    home = paths.home_dir(platform.settings, wid)
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    rows = "".join(f"{i},{40 + i}\n" for i in range(200))
+    deep = b64(f"CODE,N\n{rows}{CANARY_SSN},1\n".encode())
+    table = b64(_parquet_bytes({"ID": ["a"], "V": [CANARY_SSN]}))
+    last_chunk = b64(f"{CANARY_SSN},2\n".encode())
+    attacks = {
+        # values that look identifying under an innocent header, deep in the file
+        "codes.csv": {"type": "file", "format": "base64", "content": deep},
+        # an identifying column name
+        "list.tsv": {"type": "file", "format": "text", "content": "PATIENT_NAME\tN\nx\t1\n"},
+        # a notebook (saved or uploaded) carrying an e-mail address and an MRN in its outputs
+        "nb.ipynb": {
+            "type": "notebook", "format": "json",
+            "content": {"cells": [{"cell_type": "code", "source": "x", "metadata": {}, "execution_count": 1,
+                                   "outputs": [{"output_type": "stream", "name": "stdout",
+                                                "text": f"{CANARY_MAIL} {CANARY_MRN}\n"}]}],
+                        "metadata": {}, "nbformat": 4, "nbformat_minor": 5},
+        },  # fmt: skip
+        # a person's name in plain text
+        "notes.md": {"type": "file", "format": "text", "content": f"{CANARY_NAME} called\n"},
+        # a binary table: read with ingestion's readers
+        "t.parquet": {"type": "file", "format": "base64", "content": table},
+        # an archive cannot be scanned: refused whatever it holds
+        "in.zip": {"type": "file", "format": "base64", "content": b64(_zip_bytes("x.csv", b"A\n1\n"))},
+        # a chunked upload whose last chunk carries the canary
+        "big.csv": {"type": "file", "format": "base64", "chunk": -1, "content": last_chunk},
+    }  # fmt: skip
+    for name, body in attacks.items():
+        put = page.put(f"/workspaces/{wid}/api/contents/{name}", json=body, cookies=jar, headers=headers)
+        assert put.status_code == 403, (name, put.status_code, put.text)
+        assert "identified data" in put.json()["detail"], name
+        assert not (home / name).exists(), f"{name} reached the workspace"
+    benign = {"type": "file", "format": "base64", "content": b64(b"SITE,COUNT\nx,123\n")}
+    put = page.put(f"/workspaces/{wid}/api/contents/ok.csv", json=benign, cookies=jar, headers=headers)
+    assert put.status_code in (200, 201), put.text
+    assert (home / "ok.csv").exists()
+    with platform.db.session() as session:
+        events = session.scalars(select(AuditEvent).where(AuditEvent.action == "workspace.upload")).all()
+        denied = {e.details["path"]: e for e in events if e.outcome == "denied"}
+        assert set(denied) == set(attacks), sorted(denied)
+        assert all(e.actor == "alice" and e.details["evidence"] for e in denied.values())
+        recorded = repr([(e.details, e.target) for e in events])
+    for canary in (CANARY_SSN, CANARY_MAIL, CANARY_MRN, "Quackenbush"):
+        assert canary not in recorded, "the audit entry repeats no identifier"
+    for server in reversed(platform._servers):  # type: ignore[attr-defined]
+        server.__exit__(None, None, None)

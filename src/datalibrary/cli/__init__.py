@@ -36,7 +36,7 @@ COMMANDS: dict[str, Lazy] = {
     "audit": Lazy("datalibrary.cli.audit:app", "Inspect, export and verify the audit log."),
     "grants": Lazy("datalibrary.cli.access:grants_app", "Manage data grants (table, column, row)."),
     "access": Lazy("datalibrary.cli.access:access_app", "Request and review access to datasets."),
-    "jobs": Lazy("datalibrary.cli.ingest:jobs_app", "Follow ingestion jobs: list, show, retry."),
+    "jobs": Lazy("datalibrary.cli.ingest:jobs_app", "Follow ingestion jobs: list, show, retry, cancel."),
     "datasets": Lazy("datalibrary.cli.datasets:app", "Browse and describe the datasets of the lake."),
     "lake": Lazy("datalibrary.cli.lake:app", "Maintain the lake and erase subjects."),
     "policies": Lazy("datalibrary.cli.policies:app", "Store and inspect dataset policies (YAML)."),

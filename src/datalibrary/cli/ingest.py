@@ -15,7 +15,7 @@ from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, 
 from datalibrary.db import Database
 
 OPERATOR = Principal.system("cli")
-jobs_app = typer.Typer(help="Follow ingestion jobs: list, show, retry.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Follow ingestion jobs: list, show, retry, cancel.", no_args_is_help=True)
 JOB_COLUMNS = ["id", "table", "state", "source_name", "rows_written", "created_at"]
 
 
@@ -174,6 +174,9 @@ def register(app: typer.Typer) -> None:
         table_name: Annotated[
             str | None, typer.Option("--table", help="Only jobs of NAMESPACE.TABLE.")
         ] = None,
+        by: Annotated[
+            str | None, typer.Option("--by", help="Only jobs submitted by this user (or system:landing).")
+        ] = None,
         limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
         as_json: JsonOption = False,
     ) -> None:
@@ -181,9 +184,8 @@ def register(app: typer.Typer) -> None:
         from datalibrary.ingest.jobs import job_dict, list_jobs
 
         with db_session() as session:
-            rows = [
-                job_dict(j) for j in list_jobs(session, OPERATOR, state=state, table=table_name, limit=limit)
-            ]
+            found = list_jobs(session, OPERATOR, state=state, table=table_name, created_by=by, limit=limit)
+            rows = [job_dict(j) for j in found]
 
         def human(data: list[dict]) -> None:  # type: ignore[type-arg]
             for row in data:
@@ -226,6 +228,15 @@ def _register_cancel(jobs_app) -> None:  # type: ignore[no-untyped-def]
         with db_session() as session:
             data = job_dict(cancel_job(session, OPERATOR, settings(), job_id))
         emit(data, as_json, lambda d: console.print(f"job {d['id']} is {d['state']}"))
+
+    @jobs_app.command("discard")
+    def jobs_discard(job_id: str, as_json: JsonOption = False) -> None:
+        """Delete the file a quarantined, cancelled or failed job keeps (the job stays, audited)."""
+        from datalibrary.ingest.jobs import discard_file, job_dict
+
+        with db_session() as session:
+            data = job_dict(discard_file(session, OPERATOR, job_id))
+        emit(data, as_json, lambda d: console.print(f"job {d['id']}: its file is deleted"))
 
 
 def _whole_delivery(config, database, name, roots: list[str], timeout: float) -> list[str]:  # type: ignore[no-untyped-def]

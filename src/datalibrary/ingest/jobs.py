@@ -246,6 +246,25 @@ def cancel_job(session: Session, principal: Principal, settings: Settings, job_i
     return job
 
 
+def discard_file(session: Session, principal: Principal, job_id: str) -> IngestJob:
+    """End a steward's review of a kept file now: the quarantined (or cancelled, or failed)
+    job's file is deleted before retention would delete it; the job, its reason and SHA-256
+    stay, for the record. Audited as ``ingest.file-deleted``."""
+    job = get_job(session, principal, job_id)
+    if job.state not in ("quarantined", "cancelled", "failed"):
+        raise Conflict(f"job {job_id} is {job.state}: only quarantined, cancelled or failed jobs keep a file")
+    if not job.raw_path:
+        raise Conflict(f"job {job_id} keeps no file any more")
+    quarantine.delete_file(Path(job.raw_path))
+    job.raw_path = None
+    record(
+        session, actor=principal.name, action="ingest.file-deleted", target=f"job:{job_id}",
+        details={"job": job_id, "file": job.source_name, "sha256": job.sha256, "state": job.state},
+    )  # fmt: skip
+    session.flush()
+    return job
+
+
 def get_job(session: Session, principal: Principal, job_id: str) -> IngestJob:
     """Jobs are for those who ingest: quarantine reasons may quote a value of the file."""
     require(principal, Permission.INGEST_RUN)
@@ -261,20 +280,25 @@ def list_jobs(
     *,
     state: str | None = None,
     table: str | None = None,
+    created_by: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[IngestJob]:
+    """Every job for those who ingest (landing-folder jobs belong to no person, and whoever is
+    on duty must be able to stop one); ``created_by`` narrows to one submitter's jobs."""
     require(principal, Permission.INGEST_RUN)
     query = select(IngestJob)
+    if created_by:
+        query = query.where(IngestJob.created_by == created_by)
     if state:
         if state not in JOB_STATES:
             raise InvalidInput(f"state must be one of {', '.join(JOB_STATES)}")
         query = query.where(IngestJob.state == state)
-    if table and table.endswith(".*"):  # every job of a namespace, as the target is written
-        query = query.where(IngestJob.namespace == check_name(table[:-2].lower(), "namespace"))
-    elif table:
-        name = parse_table_name(table)
-        query = query.where(IngestJob.namespace == name.namespace, IngestJob.table_name == name.name)
+    if table:  # NS.TABLE, or NS.* for every job of the namespace
+        name = parse_target(table)
+        query = query.where(IngestJob.namespace == name.namespace)
+        if name.name != WILDCARD:
+            query = query.where(IngestJob.table_name == name.name)
     query = query.order_by(IngestJob.created_at.desc(), IngestJob.id).limit(limit).offset(offset)
     return list(session.scalars(query))
 
@@ -298,7 +322,7 @@ def retry_job(
         current = load_policy(session, job.policy_name)
         job.policy_version, job.policy_hash = current.version, current.sha256
     previous = job.state
-    if job.raw_path.endswith(quarantine.SUFFIX):
+    if quarantine.holds(Path(job.raw_path)):
         if settings is None:
             raise Conflict(f"job {job_id}'s file is in quarantine: retry it through the API or CLI")
         job.raw_path = str(quarantine.restore(settings, job))
@@ -334,6 +358,7 @@ def job_dict(job: IngestJob) -> dict[str, object]:
         "policy": {"name": job.policy_name, "version": job.policy_version, "sha256": job.policy_hash},
         "snapshot_id": job.snapshot_id,
         "reason": job.reason,
+        "file_kept": bool(job.raw_path),
         "attempts": job.attempts,
         "created_by": job.created_by,
         "created_at": job.created_at,

@@ -1,7 +1,10 @@
-"""The private landing area: raw files stored (0700) with their SHA-256, and quarantine.
+"""The private landing area: raw files stored (0700, sealed) with their SHA-256, and quarantine.
 
 Raw files never reach the lake: they wait here until their job commits (then they are
 deleted) or fails on bad input (then they move to quarantine with a machine-readable reason).
+They are raw, identified data, so they wait encrypted (``ingest.sealed``, the format and key
+of quarantine). A job reads its file through ``plain_view``: a decrypted working copy that has
+no name on disk and disappears with the process, even one the kernel kills.
 """
 
 from __future__ import annotations
@@ -11,16 +14,21 @@ import errno
 import hashlib
 import os
 import re
+import shutil
 import stat
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from datalibrary.config import Settings
+from datalibrary.ingest import sealed
 
-CHUNK = 1 << 20
+CHUNK = sealed.CHUNK
 
 
 def ingest_dir(settings: Settings, kind: str) -> Path:
-    """``raw``, ``quarantine`` or ``uploads`` under ``<home>/ingest`` (private)."""
+    """``raw``, ``quarantine``, ``uploads`` or ``work`` under ``<home>/ingest`` (private)."""
     path = settings.home / "ingest" / kind
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     for part in (settings.home / "ingest", path):
@@ -78,58 +86,100 @@ def _owned_copy_source(source: Path) -> Path:
     return source
 
 
+def _seal_hashed(settings: Settings, source: BinaryIO, target: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+
+    def count(chunk: bytes) -> None:
+        nonlocal size
+        digest.update(chunk)
+        size += len(chunk)
+
+    sealed.seal(settings, source, target, on_chunk=count)
+    return digest.hexdigest(), size
+
+
 def land(
     settings: Settings, job_id: str, source: Path, display_name: str, *, move: bool = False
 ) -> tuple[Path, str, int]:
-    """Store ``source`` as the job's raw file; return (path, sha256, size).
+    """Store ``source`` sealed as the job's raw file; return (path, sha256 of the plain bytes, size).
 
     ``move`` is for files in our own areas (the landing folder, uploads, extracted members):
-    the file is renamed, then opened without following links and checked to be a regular
-    file this account owns; anything else is put back where it was and refused. Nothing
-    outside the state dir is ever changed.
+    the file is renamed into the job's private directory, then opened without following links
+    and checked to be a regular file this account owns (anything else is put back where it was
+    and refused), sealed, and its plain copy deleted. Nothing outside the state dir is ever
+    changed.
     """
     directory = ingest_dir(settings, "raw") / job_id
     directory.mkdir(mode=0o700, exist_ok=True)
-    target = directory / safe_filename(display_name)
-    digest = hashlib.sha256()
-    size = 0
-    if move:
-        if source.is_symlink():
-            raise NotOurs(f"{source.name} is a symbolic link")
-        try:
-            os.replace(source, target)  # rename never follows a link: a swapped-in one moves as is
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            result = land(settings, job_id, _owned_copy_source(source), display_name)
-            source.unlink()
-            return result
-        try:
-            fd = open_nofollow(target)
-            try:
-                check_owned(fd, source.name)
-                os.fchmod(fd, 0o600)
-                with os.fdopen(fd, "rb", closefd=False) as handle:
-                    while chunk := handle.read(CHUNK):
-                        digest.update(chunk)
-                        size += len(chunk)
-            finally:
-                os.close(fd)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.replace(target, source)  # not ours: put it back untouched
-            _remove_empty(directory)
+    name = safe_filename(display_name)
+    target = directory / (name + sealed.SUFFIX)
+    if not move:
+        with open(source, "rb") as reader:
+            sha, size = _seal_hashed(settings, reader, target)
+        return target, sha, size
+    if source.is_symlink():
+        raise NotOurs(f"{source.name} is a symbolic link")
+    staged = directory / f"{name}.plain"
+    try:
+        os.replace(source, staged)  # rename never follows a link: a swapped-in one moves as is
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
             raise
-    else:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with open(source, "rb") as reader, os.fdopen(fd, "wb") as writer:
-            while chunk := reader.read(CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                writer.write(chunk)
-            writer.flush()
-            os.fsync(writer.fileno())
-    return target, digest.hexdigest(), size
+        result = land(settings, job_id, _owned_copy_source(source), display_name)
+        source.unlink()
+        return result
+    try:
+        fd = open_nofollow(staged)
+        try:
+            check_owned(fd, source.name)
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "rb", closefd=False) as handle:
+                sha, size = _seal_hashed(settings, handle, target)
+        finally:
+            os.close(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.replace(staged, source)  # not ours: put it back untouched
+        _remove_empty(directory)
+        raise
+    staged.unlink()
+    return target, sha, size
+
+
+def _unnamed_file(directory: Path) -> int:
+    """A read-write file with no name (``O_TMPFILE``; else created and unlinked at once)."""
+    with contextlib.suppress(OSError, AttributeError):
+        return os.open(directory, os.O_TMPFILE | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o600)
+    fd, name = tempfile.mkstemp(dir=directory)
+    os.unlink(name)
+    return fd
+
+
+@contextlib.contextmanager
+def plain_view(settings: Settings, raw: Path) -> Iterator[Path]:
+    """A path that reads the raw file's plain bytes while the block runs.
+
+    The decrypted copy has no name on disk: only this process holds it (``/proc/<pid>/fd``),
+    the path handed out is a link to it that keeps the file's name (readers use its suffix),
+    and a process killed mid-read leaves at most a dangling link. A file landed in plain by an
+    older version is read as it is.
+    """
+    if not sealed.is_sealed(raw):
+        yield raw
+        return
+    holder = Path(tempfile.mkdtemp(dir=ingest_dir(settings, "work")))
+    fd = _unnamed_file(holder)
+    try:
+        with os.fdopen(os.dup(fd), "wb") as out:
+            for chunk in sealed.iter_plain(settings, raw):
+                out.write(chunk)
+        link = holder / raw.name.removesuffix(sealed.SUFFIX)
+        os.symlink(f"/proc/{os.getpid()}/fd/{fd}", link)
+        yield link
+    finally:
+        os.close(fd)
+        shutil.rmtree(holder, ignore_errors=True)
 
 
 def discard(raw: Path | None) -> None:

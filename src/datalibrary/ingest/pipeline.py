@@ -180,6 +180,14 @@ class JobRun:
         self.job = job
         self.name = TableName(job.namespace, job.table_name)
         self.raw = Path(job.raw_path) if job.raw_path else None
+        self._views = contextlib.ExitStack()  # the decrypted view of the raw file, while running
+        self._plain: Path | None = None
+
+    @property
+    def plain(self) -> Path:
+        """The raw file's plain bytes (a view that ends with the run); see ``landing.plain_view``."""
+        assert self._plain is not None, "the raw file is opened once the job is past its checks"
+        return self._plain
 
     def progress(self, force: bool = False, **values: Any) -> None:
         now = time.monotonic()
@@ -192,7 +200,8 @@ class JobRun:
     def run(self) -> str:
         """Run to a final state; a table this job created but did not commit to is removed."""
         try:
-            state = self._run_guarded()
+            with self._views:
+                state = self._run_guarded()
         except BaseException:
             self._drop_created()
             raise
@@ -264,6 +273,7 @@ class JobRun:
             earlier = _duplicate_in_db(session, job)
         if earlier is not None:
             return self._duplicate(earlier.snapshot_id)
+        self._plain = self._views.enter_context(landing.plain_view(self.settings, self.raw))
         policy = load_policy_for(self.db, job)
         options = dict(job.options or {})
         fmt = job.format or self._detect()
@@ -289,7 +299,7 @@ class JobRun:
             )
         limits = self._limits()
         try:
-            reader = open_reader(self.raw, format=fmt, display_name=job.source_name, **limits, **options)
+            reader = open_reader(self.plain, format=fmt, display_name=job.source_name, **limits, **options)
         except InvalidInput:
             raise
         except _CONTENT_ERRORS as exc:
@@ -309,7 +319,7 @@ class JobRun:
         if step.needs_prepass:  # suppress / scrub_text: a first streaming pass over the landed file
             self.progress(force=True, step="counting")
             first_pass = open_reader(
-                self.raw, format=fmt, display_name=job.source_name, **limits, **(job.options or {})
+                self.plain, format=fmt, display_name=job.source_name, **limits, **(job.options or {})
             )
             for batch in guarded(job.source_name, iter(first_pass.batches())):
                 step.observe(batch)
@@ -471,9 +481,8 @@ class JobRun:
                 )
 
     def _detect(self) -> str:
-        assert self.raw is not None
         try:
-            return detect_format(self.raw)
+            return detect_format(self.plain)
         except ReadError as exc:  # name the delivered file, not the landed copy
             raise ReadError(self.job.source_name, exc.reason) from exc
 
@@ -512,7 +521,9 @@ class JobRun:
             try:
                 with self._keep_lease():
                     outputs = extract(
-                        self.raw, scratch, limits=ArchiveLimits(max_entries=self.settings.ingest.max_children)
+                        self.plain,
+                        scratch,
+                        limits=ArchiveLimits(max_entries=self.settings.ingest.max_children),
                     )
             except ReadError as exc:
                 code = "archive-refused" if fanout.is_hostile(exc) else "archive-unreadable"
@@ -569,7 +580,7 @@ class JobRun:
         self.progress(force=True, step="scanning", format="fhir")
         with self._keep_lease():
             types = resource_types(
-                self.raw,
+                self.plain,
                 display_name=job.source_name,
                 max_types=self.settings.ingest.max_children,
                 max_record_bytes=self.settings.ingest.max_record_mb << 20,

@@ -5,6 +5,7 @@ lease, so it never runs while a commit to that table does."""
 from __future__ import annotations
 
 import logging
+import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -107,7 +108,8 @@ def remove_orphans(lake: Lake, name: TableName, session: Session, grace: timedel
 
 
 def remove_stale_raw_files(lake: Lake, session: Session, grace: timedelta) -> int:
-    """Raw copies left by a process killed while landing a file (no job row was committed)."""
+    """Raw copies left by a process killed while landing a file (no job row was committed),
+    and the dangling links of decrypted views whose reader was killed (they hold no data)."""
     from datalibrary.ingest.landing import ingest_dir
 
     limit = datetime.now(UTC).timestamp() - grace.total_seconds()
@@ -120,6 +122,9 @@ def remove_stale_raw_files(lake: Lake, session: Session, grace: timedelta) -> in
                 item.unlink()
             directory.rmdir()
             removed += 1
+    for holder in ingest_dir(lake.settings, "work").iterdir():  # links left by killed readers
+        if holder.is_dir() and holder.stat().st_mtime <= limit:
+            shutil.rmtree(holder, ignore_errors=True)
     return removed
 
 

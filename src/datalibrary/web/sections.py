@@ -29,6 +29,13 @@ SECTIONS: tuple[Section, ...] = (
         # built: the catalog pages live in web/catalog.py (access requests come with their issue)
     ),
     Section(
+        "jobs",
+        "Jobs",
+        Permission.INGEST_RUN,
+        "Follow ingestion jobs: state, progress and reason; cancel a running one, retry one that ended.",
+        # built: web/jobs.py
+    ),
+    Section(
         "access",
         "Access",
         Permission.CATALOG_READ,

@@ -44,6 +44,9 @@ class JobOut(BaseModel):
     reason: dict[str, Any] | None = Field(
         description="Why the job was quarantined, failed or is a duplicate."
     )
+    file_kept: bool = Field(
+        False, description="The delivered file is still kept, encrypted (for a retry or a steward's review)."
+    )
     attempts: int
     created_by: str
     created_at: datetime
@@ -194,13 +197,16 @@ def list_jobs(
     session: DbSession,
     state: JobState | None = None,
     table: IngestTarget | None = None,
+    created_by: str | None = Query(
+        None, min_length=1, max_length=64, description="Only jobs this user (or system:landing) submitted."
+    ),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> list[JobOut]:
-    return [
-        _job(j)
-        for j in jobs.list_jobs(session, principal, state=state, table=table, limit=limit, offset=offset)
-    ]
+    found = jobs.list_jobs(
+        session, principal, state=state, table=table, created_by=created_by, limit=limit, offset=offset
+    )
+    return [_job(j) for j in found]
 
 
 @router.get("/jobs/{job_id}", summary="One ingestion job", dependencies=[Requires(Permission.INGEST_RUN)])
@@ -222,6 +228,15 @@ def retry_job(job_id: str, principal: CurrentPrincipal, session: DbSession, sett
 )
 def cancel_job(job_id: str, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep) -> JobOut:
     return _job(jobs.cancel_job(session, principal, settings, job_id))
+
+
+@router.delete(
+    "/jobs/{job_id}/file",
+    summary="Delete the file a quarantined, cancelled or failed job keeps (after a steward's review)",
+    dependencies=[Requires(Permission.INGEST_RUN)],
+)
+def discard_file(job_id: str, principal: CurrentPrincipal, session: DbSession) -> JobOut:
+    return _job(jobs.discard_file(session, principal, job_id))
 
 
 @router.get(

@@ -6,12 +6,14 @@ Who passes: the person holding this origin's cookie (from a console grant; SameS
 so a cross-site request carries none) or an API client with a personal token (never a
 workspace's own token). Browser requests that change state must come from this origin
 (Origin header), and JupyterLab's own XSRF check stays on for them. API tokens cannot read or
-write files (files leave only through the export airlock); uploads are audited. JupyterLab has
+write files (files leave only through the export airlock); uploads are audited and scanned. JupyterLab has
 no token of its own: the proxy vouches for the caller with a secret header."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import hashlib
 import html
@@ -178,26 +180,55 @@ def _same_origin(connection: Request | WebSocket) -> bool:
     return connection.headers.get("sec-fetch-site", "same-origin") == "same-origin"
 
 
-def _record_upload(
+def _upload_content(body: bytes) -> tuple[bytes, dict[str, object]]:
+    """The bytes a Contents API write carries (base64, text or a notebook's JSON) and its model."""
+    try:
+        model = json.loads(body)
+    except (ValueError, TypeError):
+        return body, {}
+    if not isinstance(model, dict):
+        return body, {}
+    content = model.get("content")
+    described = {"type": model.get("type"), "format": model.get("format"), "chunk": model.get("chunk")}
+    if content is None:
+        return b"", described
+    if model.get("format") == "base64" and isinstance(content, str):
+        try:
+            return base64.b64decode(content, validate=False), described
+        except (ValueError, binascii.Error):
+            return content.encode(), described
+    if isinstance(content, str):
+        return content.encode(), described
+    return json.dumps(content).encode(), described
+
+
+def _check_upload(
     request: Request, workspace: Workspace, principal: Principal, path: str, body: bytes
 ) -> None:
     """Files written into a workspace from outside are a path for identified data into the
-    platform: who, which file, how big, its SHA-256."""
-    details: dict[str, object] = {"path": path[len("api/contents/") :][:500], "bytes": len(body)}
-    try:
-        model = json.loads(body)
-        content = model.get("content") if isinstance(model, dict) else None
-        if isinstance(model, dict):
-            details |= {"type": model.get("type"), "format": model.get("format"), "chunk": model.get("chunk")}
-        data = content if isinstance(content, str) else json.dumps(content) if content is not None else ""
-        details["sha256"] = hashlib.sha256(data.encode()).hexdigest()
-    except (ValueError, TypeError):
-        details["sha256"] = hashlib.sha256(body).hexdigest()
+    platform: audited (who, which file, how big, its SHA-256) and scanned like ingestion
+    deliveries (``workspaces.inbound``); one that looks identified is refused, and the
+    refusal is audited with the evidence, never the values."""
+    from datalibrary.workspaces import inbound
+
+    relative = path[len("api/contents/") :][:500]
+    data, model = _upload_content(body)
+    details: dict[str, object] = {"path": relative, "bytes": len(body), **model}
+    details["sha256"] = hashlib.sha256(data).hexdigest()
+    found = inbound.evidence(relative, data, first_chunk=model.get("chunk") in (None, 1)) if data else []
+    details["scanned"] = True
+    if found:
+        details["evidence"] = found[:20]
     with request.app.state.db.session() as session:
         audit_service.record(
             session, actor=principal.name, action="workspace.upload", target=f"workspace:{workspace.id}",
-            details=details,
+            outcome="denied" if found else "success", details=details,
         )  # fmt: skip
+    if found:
+        raise PermissionDenied(
+            f"'{relative}' looks like identified data ({'; '.join(found[:5])}): identified data "
+            "enters the platform only through ingestion, which anonymizes it (ask a data steward)"
+        )
 
 
 def _upstream(app, workspace_id: int) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
@@ -232,7 +263,7 @@ async def proxy_http(workspace_id: int, path: str, request: Request) -> Response
         return _airlock(request, workspace, principal, path)
     body = await request.body()
     if request.method in ("PUT", "POST", "PATCH") and UPLOADS.match(path) and body:
-        _record_upload(request, workspace, principal, path, body)
+        _check_upload(request, workspace, principal, path, body)
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
     cookies = _cookies_without_ours(request.headers.get("cookie"))
     if cookies:

@@ -87,6 +87,21 @@ function done(message) {
 
 function actions(job) {
   const cell = document.createElement("td");
+  if (["queued", "running"].includes(job.state)) {
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "cancel";
+    cancel.textContent = "Cancel";
+    cancel.title = "Stop this job; its file is kept, encrypted, for a retry";
+    cancel.addEventListener("click", async () => {
+      try {
+        await api(`/ingest/jobs/${job.id}/cancel`, { method: "POST" });
+        done(`${job.source_name}: cancel requested.`);
+      } catch (error) { done(`${job.source_name}: ${error.message}`); }
+      refresh();
+    });
+    cell.append(cancel);
+  }
   if (["quarantined", "failed"].includes(job.state)) {
     const retry = document.createElement("button");
     retry.type = "button";
@@ -150,7 +165,7 @@ async function refresh() {
     return tr;
   }));
   $("jobs-updated").textContent = `· updated ${new Date().toLocaleTimeString()}`;
-  const busy = jobs.some((j) => ["queued", "running"].includes(j.state));
+  const busy = jobs.some((j) => ["queued", "running", "cancelling"].includes(j.state));
   timer = setTimeout(refresh, busy ? 1000 : 5000);
 }
 
