@@ -341,14 +341,23 @@ def test_single_file_manifest_row_count(sqlite_platform: Platform, tmp_path: Pat
 def test_a_file_too_slow_to_read_is_stopped_at_the_cpu_limit(
     sqlite_platform: Platform, tmp_path: Path
 ) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
     from datalibrary.ingest.worker import run_one
-    from tests.lake_helpers import write_csv
 
     platform = sqlite_platform
     add_policy(platform)
     settings = _with(platform, job_cpu_seconds=1)
-    rows = 3_000_000
-    big = write_csv(tmp_path / "slow.csv", {"ID": [f"r{i}" for i in range(rows)], "N": list(range(rows))})
+    # ~3 s of CPU to read and write on this machine (1.2 s for 3M rows): well above the 1 s
+    # limit on a faster one too, and the child is stopped at 1 s, so the test stays short
+    rows = 8_000_000
+    numbers = pa.array(np.arange(rows))
+    ids = pc.binary_join_element_wise("r", pc.cast(numbers, pa.string()), "")
+    big = tmp_path / "slow.csv"
+    pacsv.write_csv(pa.table({"ID": ids, "N": numbers}), big)
     job_id = _submit(platform, settings, big, "h.slow")
     outcome = run_one(settings, platform.db, "w", job_id)
     reason = _job(platform, job_id).reason

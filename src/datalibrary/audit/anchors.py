@@ -30,6 +30,7 @@ from typing import Any
 log = logging.getLogger("datalibrary.audit")
 KEY_FILE = "audit.key"
 _homes: dict[str, Path] = {}
+_pending: list[tuple[str, Path]] = []  # registered, not yet parsed (parsing loads SQLAlchemy)
 _keys: dict[Path, bytes] = {}
 _lock = threading.Lock()
 
@@ -44,7 +45,17 @@ def _url_key(url: str) -> str:
 def register(database_url: str, home: Path) -> None:
     """Tie a database to the state dir that holds its audit key and anchors."""
     with _lock:
-        _homes[_url_key(database_url)] = Path(home)
+        _pending.append((database_url, Path(home)))
+
+
+def _home_of(url: str) -> Path | None:
+    """The registered state dir of a database URL (settings register without parsing: loading
+    settings must stay light for the CLI; a database user has SQLAlchemy loaded anyway)."""
+    with _lock:
+        while _pending:
+            database_url, home = _pending.pop(0)
+            _homes[_url_key(database_url)] = home
+        return _homes.get(_url_key(url))
 
 
 @dataclass(frozen=True)
@@ -84,7 +95,7 @@ def keyring_for(bind: Any) -> Keyring | None:
     url = getattr(engine, "url", None)
     if url is None:
         return None
-    home = _homes.get(_url_key(url.render_as_string(hide_password=False)))
+    home = _home_of(url.render_as_string(hide_password=False))
     if home is None:
         return None
     return Keyring(home, _load_key(home))

@@ -10,10 +10,11 @@ import typer
 from datalibrary.auth import accounts, projects, service
 from datalibrary.auth.models import User
 from datalibrary.auth.permissions import ROLES, Principal
+from datalibrary.cli.lazy import LazyModule
 from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, settings, table
 from datalibrary.db import Database
-from datalibrary.workspaces import service as workspace_service
-from datalibrary.workspaces.sync import run_sync
+
+workspace_service = LazyModule("datalibrary.workspaces.service")  # only 'disable' stops workspaces
 
 app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 OPERATOR = Principal.system("cli")
@@ -113,6 +114,8 @@ def disable(name: str, as_json: JsonOption = False) -> None:
         database = Database(str(config.database_url))
         try:
             for workspace_id in stopping:
+                from datalibrary.workspaces.sync import run_sync
+
                 run_sync(workspace_service.execute(database, config, workspace_id))
         finally:
             database.dispose()
