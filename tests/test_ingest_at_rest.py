@@ -152,3 +152,20 @@ def test_a_tampered_waiting_file_is_not_read(sqlite_platform: Platform, tmp_path
     assert state == "failed"
     with platform.db.session() as session:
         assert session.get(IngestJob, job_id).reason["code"] == "internal"
+
+
+def test_members_left_by_a_killed_extraction_leave_with_the_file(
+    sqlite_platform: Platform, tmp_path: Path
+) -> None:
+    from datalibrary.ingest import quarantine
+
+    platform = sqlite_platform
+    source = tmp_path / "a.zip"
+    source.write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    raw, _, _ = landing.land(platform.settings, "killed1", source, "a.zip")
+    scratch = raw.parent / "extract"
+    scratch.mkdir()
+    (scratch / "member.csv").write_bytes(_csv())  # a worker killed mid-extraction left it
+    moved = quarantine.store(platform.settings, "killed1", raw)
+    assert moved is not None and sealed.is_sealed(moved)
+    assert not raw.parent.exists() and _files_with(platform.settings.home, MARKER.encode()) == []

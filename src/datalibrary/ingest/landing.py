@@ -187,7 +187,15 @@ def discard(raw: Path | None) -> None:
     if raw is None:
         return
     raw.unlink(missing_ok=True)
+    remove_scratch(raw.parent)
     _remove_empty(raw.parent)
+
+
+def remove_scratch(directory: Path) -> None:
+    """Members an archive job extracted in plain next to its raw file (``extract/``): a job
+    killed while extracting leaves them, so every way out of the landing area removes them."""
+    if directory.parent.name == "raw":
+        shutil.rmtree(directory / "extract", ignore_errors=True)
 
 
 def _remove_empty(directory: Path) -> None:

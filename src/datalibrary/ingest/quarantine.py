@@ -21,7 +21,7 @@ from datalibrary.audit.service import record
 from datalibrary.config import Settings
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
-from datalibrary.ingest.landing import ingest_dir
+from datalibrary.ingest.landing import ingest_dir, remove_scratch
 from datalibrary.ingest.models import IngestJob
 from datalibrary.ingest.sealed import MAGIC, SUFFIX, is_sealed, iter_plain, seal
 
@@ -50,6 +50,7 @@ def store(settings: Settings, job_id: str, raw: Path | None) -> Path | None:
         with raw.open("rb") as source:
             target = seal(settings, source, directory / (raw.name + SUFFIX))
         raw.unlink(missing_ok=True)
+    remove_scratch(raw.parent)
     with contextlib.suppress(OSError):
         raw.parent.rmdir()
     return target
