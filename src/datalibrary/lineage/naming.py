@@ -71,9 +71,9 @@ def default_namespace(database_url: str, home: Path) -> str:
 
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        return f"datalibrary://{socket.getfqdn()}{Path(home).absolute().as_posix()}"
+        return f"datalibrary://{socket.gethostname()}{Path(home).absolute().as_posix()}"
     host = url.host or ""
-    host = socket.getfqdn() if host in LOCAL_HOSTS else host
+    host = socket.gethostname() if host in LOCAL_HOSTS else host
     port = f":{url.port}" if url.port else ""
     return f"datalibrary://{host}{port}/{url.database or ''}"
 
