@@ -100,7 +100,10 @@ def test_every_credential_bearing_setting_is_redacted_by_type(tmp_path: Path) ->
         auth={"ldap": {"url": "ldaps://svc:ldappass@dir", "bind_password": "bindpass"}},
         lake={"s3_endpoint": "http://ak:s3pass@127.0.0.1:9000", "s3_secret_access_key": "s3secret"},
         workspaces={"index_url": "https://u:indexpass@mirror/simple"},
-        lineage={"forward_url": "https://marquez.example/api/v1/lineage?api_key=fwdtoken", "forward_token": "olkey"},
+        lineage={
+            "forward_url": "https://marquez.example/api/v1/lineage?api_key=fwdtoken",
+            "forward_token": "olkey",
+        },
         costs={"webhook_url": "https://hooks.example/services/T0/B1/hooktoken"},
     )
     shown = str(settings.redacted())

@@ -1,5 +1,5 @@
 """Lineage end to end: ingestion, query, download, export and erasure events (validated
-against the OpenLineage models), the dataset and user graphs over the API, the exports
+against the official OpenLineage JSON schemas), the dataset and user graphs over the API, the exports
 airlock, the compliance report and forwarding to a real HTTP endpoint."""
 
 from __future__ import annotations

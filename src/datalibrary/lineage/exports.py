@@ -455,7 +455,7 @@ def decide(
             session,
             export,
             RunState.FAIL,
-            error=f"denied by {principal.name}" + (f": {note}" if note else ""),
+            error=f"denied by {principal.name}",
         )
         audit.record(
             session,

@@ -32,7 +32,6 @@ from datalibrary.lineage.naming import FILE_NAMESPACE
 # Placeholder base of the custom facets' _schemaURL; emit() replaces it with this
 # installation's own URL (Naming.schema_url).
 FACETS_URL = "https://datalibrary.invalid/api/v1/lineage/facets"
-DATASET_NAMESPACE = "datalibrary"  # the namespace of catalog tables in events stored before 0.x naming
 
 
 @attr.define

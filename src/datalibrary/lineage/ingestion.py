@@ -101,8 +101,10 @@ def ingestion_finished(
             source_path(job), _column_actions(session, job, schema.names), label
         )
     ok = state == "COMPLETE"
-    detail = (job.reason or {}).get("message") if isinstance(job.reason, dict) else None
-    error = None if ok else "; ".join(str(p) for p in (reason, detail) if p) or None
+    # The reason code only: quarantine messages quote offending values (a subject's id),
+    # which erasure scrubs from the job but could never reach in an append-only,
+    # forwarded event.
+    error = None if ok else f"ingestion failed: {reason or 'unknown reason'}"
     output = table_ref(table, snapshot_id if ok else None, **output_facets)
     emit(
         session,
