@@ -338,7 +338,8 @@ def test_forwarding_authenticates_over_verified_tls(
     ours = [r.getMessage() for r in caplog.records if r.name.startswith("datalibrary")]
     assert ours and not any("secret-path" in m for m in ours)
     with sqlite_platform.db.session() as session:
-        assert "secret-path" not in (forward.status(session, url)["last_error"] or "")
+        state = forward.status(session, url)
+        assert "secret-path" not in (state["last_error"] or "") and "secret-path" not in state["endpoint"]
     shown = Settings(
         home=sqlite_platform.settings.home,
         database_url=sqlite_platform.settings.database_url,

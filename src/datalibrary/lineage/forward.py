@@ -143,7 +143,7 @@ def status(session: Session, endpoint: str | None) -> dict[str, Any]:
     newest = session.scalar(select(LineageEvent.id).order_by(LineageEvent.id.desc()).limit(1)) or 0
     return {
         "enabled": True,
-        "endpoint": endpoint,
+        "endpoint": origin_only(endpoint),  # its path may carry a secret (Redacted like the setting)
         "last_event_id": last,
         "backlog": max(newest - last, 0),
         "failures": state.failures if state else 0,
