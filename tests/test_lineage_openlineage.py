@@ -126,6 +126,7 @@ def test_query_runs_carry_sql_and_the_snapshots_read_and_failures_their_error(st
         assert payload["job"]["facets"]["sql"]["query"] == sql
         assert payload["job"]["facets"]["sql"]["dialect"] == "duckdb"
     assert complete["inputs"][0]["facets"]["version"]["datasetVersion"] == str(snapshot.snapshot_id)
+    assert [f["name"] for f in complete["inputs"][0]["facets"]["schema"]["fields"]] == ["USUBJID", "AGE"]
     assert "errorMessage" not in complete["run"]["facets"]
     bad = studied.as_user("ada").post("/api/v1/query", json={"sql": "SELECT no_such_column FROM study.dm"})
     assert bad.status_code >= 400

@@ -187,7 +187,10 @@ def run_query(
         for ref, planned, view in _views(session, principal, guarded, planner):
             views[ref] = view
             record.tables = [*record.tables, {"name": ref.name, "snapshot_id": planned.snapshot_id}]
-            inputs.append(lineage.table_ref(ref.name, planned.snapshot_id))
+            columns = [(f.name, str(f.type)) for f in planned.schema]
+            inputs.append(
+                lineage.table_ref(ref.name, planned.snapshot_id, schema=lineage_facets.schema_facet(columns))
+            )
         record.bytes_scanned = sum(
             metering.bytes_scanned(view.files, _scanned_columns(guarded, view)) for view in views.values()
         )
