@@ -100,11 +100,14 @@ def test_every_credential_bearing_setting_is_redacted_by_type(tmp_path: Path) ->
         auth={"ldap": {"url": "ldaps://svc:ldappass@dir", "bind_password": "bindpass"}},
         lake={"s3_endpoint": "http://ak:s3pass@127.0.0.1:9000", "s3_secret_access_key": "s3secret"},
         workspaces={"index_url": "https://u:indexpass@mirror/simple"},
-        lineage={"forward_url": "https://marquez.example/api/v1/lineage?api_key=fwdtoken"},
+        lineage={
+            "forward_url": "https://marquez.example/api/v1/lineage?api_key=fwdtoken",
+            "forward_token": "olkey",
+        },
         costs={"webhook_url": "https://hooks.example/services/T0/B1/hooktoken"},
     )
     shown = str(settings.redacted())
     for secret in ("k" * 40, "m" * 64, "dbpass", "ldappass", "bindpass", "s3pass", "s3secret", "indexpass",
-                   "fwdtoken", "hooktoken"):  # fmt: skip
+                   "fwdtoken", "olkey", "hooktoken"):  # fmt: skip
         assert secret not in shown, secret
     assert "hooks.example" in shown and "marquez.example" in shown  # where it points stays visible

@@ -1,5 +1,5 @@
 """Lineage end to end: ingestion, query, download, export and erasure events (validated
-against the OpenLineage models), the dataset and user graphs over the API, the exports
+against the official OpenLineage JSON schemas), the dataset and user graphs over the API, the exports
 airlock, the compliance report and forwarding to a real HTTP endpoint."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from datalibrary.audit.models import AuditEvent
 from datalibrary.config import LineageSettings
 from datalibrary.lineage import forward
 from datalibrary.lineage.models import ExportRequest, LineageEvent
+from datalibrary.lineage.naming import Naming, naming_for_url
 from datalibrary.privacy.risk import k_anonymity
 from tests.helpers import Platform
 from tests.lake_helpers import add_policy, ingest, write_csv
@@ -56,6 +57,10 @@ def lake(platform: Platform, tmp_path: Path) -> Platform:
     return platform
 
 
+def naming(platform: Platform) -> Naming:
+    return naming_for_url(str(platform.settings.database_url))
+
+
 def events(platform: Platform, job: str | None = None) -> list[LineageEvent]:
     with platform.db.session() as session:
         query = select(LineageEvent).order_by(LineageEvent.id)
@@ -81,8 +86,11 @@ def test_every_event_validates_and_ingestion_names_file_policy_and_masking(lake:
     assert (start.event_type, complete.event_type) == ("START", "COMPLETE")
     assert start.run_id == complete.run_id
     source = complete.payload["inputs"][0]
-    assert source["namespace"] == "file" and source["name"].startswith("sha256:")
+    # the file by its path (naming spec: namespace "file", name = path); the hash in a facet
+    job_path = complete.payload["inputs"][0]["name"]
+    assert source["namespace"] == "file" and job_path.startswith("/") and Path(job_path).name != ""
     file_facet = source["facets"]["datalibrary_sourceFile"]
+    assert len(file_facet["sha256"]) == 64 and file_facet["sha256"] not in job_path
     assert file_facet["fileName"] == "dm.csv" and file_facet["size"] > 0 and file_facet["deliveredAt"]
     output = complete.payload["outputs"][0]
     assert output["name"] == "study.dm"
@@ -187,7 +195,12 @@ def test_export_airlock_query_flow(lake: Platform) -> None:
     assert [e.event_type for e in trail] == ["START", "COMPLETE"]
     for event in trail:
         validate_event(event.payload)
-    assert trail[1].payload["outputs"][0]["name"] == f"export:{export['id']}"
+    # named where the data left: this installation's URL + the download path
+    left = trail[1].payload["outputs"][0]
+    assert (left["namespace"], left["name"]) == (
+        naming(lake).base_url,
+        f"/api/v1/exports/{export['id']}/download",
+    )
     mine = ada.get("/api/v1/exports").json()
     assert [x["id"] for x in mine] == [export["id"]]
 

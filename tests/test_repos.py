@@ -100,7 +100,7 @@ def test_member_clones_and_pushes_with_a_personal_token(git_platform, tmp_path: 
         lineage = session.scalars(select(LineageEvent).where(LineageEvent.job_name == "git.push")).all()
         assert lineage and lineage[-1].user == "alice"
         outputs = lineage[-1].payload["outputs"]
-        assert outputs[0]["name"] == "oncology/analysis"
+        assert outputs[0]["name"] == "/git/oncology/analysis.git"  # where it is served (naming spec)
         assert outputs[0]["facets"]["version"]["datasetVersion"] == head
 
 

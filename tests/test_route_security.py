@@ -12,7 +12,13 @@ from datalibrary.auth.permissions import ROLE_PERMISSIONS
 from tests.helpers import Platform
 
 # Operations anyone may call.
-PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("POST", "/api/v1/auth/login")}
+PUBLIC = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("POST", "/api/v1/auth/login"),
+    ("GET", "/api/v1/lineage/facets/{name}.json"),  # the _schemaURL of our facets: shape only
+}
 # Operations for any signed-in caller, whatever its roles.
 ANY_SIGNED_IN = {("GET", "/api/v1/me"), ("GET", "/api/v1/version"), ("POST", "/api/v1/auth/logout")}
 

@@ -222,6 +222,21 @@ class LineageSettings(Section):
 
     # e.g. http://marquez:5000/api/v1/lineage; empty = events stay in the database only.
     forward_url: Annotated[str | None, Redacted(origin_only)] = None
+    # Authentication to the endpoint: the secret is sent as "<header>: <scheme> <token>"
+    # (Bearer by default; e.g. header "X-API-Key" with an empty scheme for a raw API key).
+    forward_token: SecretStr | None = None
+    forward_auth_header: str = Field("Authorization", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    forward_auth_scheme: str = Field("Bearer", pattern=r"^[A-Za-z0-9_-]{0,32}$")
+    # TLS: verify the endpoint's certificate (against this CA bundle if given, else the
+    # system's). Turning verification off is refused in production.
+    forward_verify_tls: bool = True
+    forward_ca_bundle: Path | None = None
+    # The OpenLineage namespace of the catalog's tables; empty = derived from the database
+    # (datalibrary://<db host>[:port]/<db name>, or datalibrary://<host><home> with SQLite).
+    namespace: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://\S{1,400}$")
+    # Where clients reach this installation (facet schema URLs, names of what leaves over
+    # HTTP); empty = http(s)://<server.host>:<server.port>.
+    public_url: str | None = Field(None, pattern=r"^https?://\S{1,400}$")
     forward_batch: int = Field(100, ge=1, le=10_000)
     forward_interval_seconds: float = Field(5.0, gt=0)
     forward_timeout_seconds: float = Field(10.0, gt=0)
@@ -275,6 +290,8 @@ class HaSettings(Section):
 
     # A background task's lease lasts this long; a dead replica's tasks move after it expires.
     lease_seconds: float = Field(20, ge=2, le=600)
+
+
 class RepoSettings(Section):
     """Project Git: the data-leak guard every push passes."""
 
@@ -356,6 +373,7 @@ class Settings(BaseSettings):
         from datalibrary.audit.anchors import register
 
         register(str(self.database_url), self.home)  # the audit key and anchors of this database
+        self.register_lineage_naming()
         if self.secret_key is None:
             key_file = self.home / SECRET_KEY_FILE_NAME
             if key_file.exists():
@@ -366,6 +384,25 @@ class Settings(BaseSettings):
                     f"or run 'datalibrary init' to create {key_file}"
                 )
         return self
+
+    def register_lineage_naming(self) -> None:
+        """Tie this database to the installation's OpenLineage names (lineage.naming); a
+        process that receives pickled settings (an ingestion child) calls it again."""
+        from datalibrary.lineage import naming
+
+        if self.environment == "production" and not self.lineage.forward_verify_tls:
+            raise ValueError("lineage.forward_verify_tls = false is refused in production")
+        scheme = "https" if self.server.https else "http"
+        naming.register(
+            str(self.database_url),
+            naming.Naming(
+                namespace=self.lineage.namespace
+                or naming.default_namespace(str(self.database_url), self.home),
+                warehouse=self.warehouse,
+                base_url=self.lineage.public_url or f"{scheme}://{self.server.host}:{self.server.port}",
+                workspace_homes=str(self.home / "workspaces" / "homes"),
+            ),
+        )
 
     @property
     def warehouse(self) -> str:

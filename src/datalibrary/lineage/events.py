@@ -1,8 +1,9 @@
 """Lineage of the ways data leaves the lake besides queries: result downloads and erasures.
 
 A download is its own run (job ``download``) next to the query that produced it: its
-inputs are the tables the query read, its output the file handed to the caller
-(``download`` / ``download:<query run id>.<format>``) with its row and byte counts.
+inputs are the tables the query read (at the snapshots read), its output the response
+handed to the caller, named where it was served: ``<public URL>`` /
+``/api/v1/query#<query run id>.<format>``, with its row and byte counts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from datalibrary.lineage import facets
-from datalibrary.lineage.service import DatasetRef, RunState, emit, new_run_id
+from datalibrary.lineage.naming import naming_for
+from datalibrary.lineage.service import DatasetRef, RunState, emit, new_run_id, table_ref
 
 
 def _pair(
@@ -22,6 +24,7 @@ def _pair(
     started: datetime | None,
     rows: int | None = None,
     size: int | None = None,
+    error: str | None = None,
     **common: Any,
 ) -> str:
     run_id = new_run_id()
@@ -32,6 +35,7 @@ def _pair(
         run_id=run_id,
         rows=rows,
         size=size,
+        error=error,
         **common,
     )
     return run_id
@@ -50,13 +54,11 @@ def record_download(
     via: str | None = None,
 ) -> str:
     """START + COMPLETE of one result download; returns its run id."""
-    inputs = [
-        DatasetRef(str(t["name"]), facets={"version": facets.version_facet(t.get("snapshot_id"))})
-        for t in tables
-    ]
+    inputs = [table_ref(str(t["name"]), t.get("snapshot_id")) for t in tables]
+    namespace, path = naming_for(session.get_bind()).api(f"/api/v1/query#{query_run_id}.{fmt}")
     output = DatasetRef(
-        f"download:{query_run_id}.{fmt}",
-        namespace="download",
+        path,
+        namespace=namespace,
         io_facets={"outputStatistics": facets.output_stats(rows, size, 1)},
     )
     return _pair(
@@ -80,20 +82,14 @@ def record_erasure(
     """START + COMPLETE/FAIL of one erasure: every table rewritten, with its new snapshot.
 
     The subject's identifier is never part of the event (only the erasure request id)."""
-    datasets = [
-        DatasetRef(
-            str(t["table"]),
-            facets={"version": facets.version_facet(t.get("snapshot_id"))},
-        )
-        for t in tables
-    ]
     return _pair(
         session,
         ok,
         started,
         job_name="erasure",
         user=user,
-        inputs=[DatasetRef(d.name) for d in datasets],
-        outputs=datasets,
+        inputs=[table_ref(str(t["table"])) for t in tables],
+        outputs=[table_ref(str(t["table"]), t.get("snapshot_id")) for t in tables],
         purpose=f"erasure request {request}",
+        error=None if ok else f"erasure request {request}: files still containing the subject were found",
     )

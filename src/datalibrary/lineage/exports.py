@@ -36,6 +36,7 @@ from datalibrary.lineage import export_content as content_store
 from datalibrary.lineage import facets
 from datalibrary.lineage.export_content import exports_dir
 from datalibrary.lineage.models import ExportRequest
+from datalibrary.lineage.naming import FILE_NAMESPACE, naming_for
 from datalibrary.lineage.service import DatasetRef, RunState, emit, new_run_id
 
 FORMATS = ("csv", "parquet", "arrow")
@@ -122,9 +123,11 @@ def _datasets_of(sql: str) -> list[str]:
     return sorted({ref.name for ref in guard.check(sql).refs})
 
 
-def _inputs(export: ExportRequest) -> list[DatasetRef]:
+def _inputs(session: Session, export: ExportRequest) -> list[DatasetRef]:
+    """A workspace file by its path (``file``), else the catalog tables the query read."""
     if export.kind == "file":
-        return [DatasetRef(f"workspace:{export.requester}/{export.path}", namespace="workspace")]
+        homes = naming_for(session.get_bind()).workspace_homes
+        return [DatasetRef(f"{homes}/{export.workspace_id}/{export.path}", namespace=FILE_NAMESPACE)]
     return [DatasetRef(name) for name in export.datasets]
 
 
@@ -138,7 +141,7 @@ def _emit(session: Session, export: ExportRequest, state: RunState, **extra: Any
         project=export.project,
         purpose=export.purpose[:500],
         via="airlock",
-        inputs=_inputs(export),
+        inputs=_inputs(session, export),
         **extra,
     )
 
@@ -448,7 +451,12 @@ def decide(
         export.decision_note = (note or "")[:2000]
         export.state = "denied"
         _release(session, export)
-        _emit(session, export, RunState.FAIL)
+        _emit(
+            session,
+            export,
+            RunState.FAIL,
+            error=f"denied by {principal.name}",
+        )
         audit.record(
             session,
             actor=principal.name,
@@ -546,15 +554,16 @@ def download(session: Session, principal: Principal, export_id: int) -> tuple[by
     session.refresh(export)
     _release(session, export)
     rows = (export.summary or {}).get("rows")
+    base_url, download_path = naming_for(session.get_bind()).api(f"/api/v1/exports/{export.id}/download")
     _emit(
         session,
         export,
         RunState.COMPLETE,
         outputs=[
             DatasetRef(
-                f"export:{export.id}",
-                namespace="export",
-                facets={"dataSource": facets.datasource_facet("export destination", "datalibrary://exports")},
+                download_path,
+                namespace=base_url,
+                facets={"dataSource": facets.datasource_facet("DataLibrary exports", base_url)},
                 io_facets={"outputStatistics": facets.output_stats(rows, export.file_bytes, 1)},
             )
         ],

@@ -1,10 +1,11 @@
 """Facets DataLibrary attaches to its OpenLineage events.
 
-Standard facets come from openlineage-python (schema, data source, column lineage,
-input/output statistics, dataset version); the custom ones below carry what the standard
-has no place for (who acted and why, the source file's delivery, the policy in force).
-Each custom facet names a ``_schemaURL`` under ``datalibrary.dev``, as the spec asks of
-custom facets (they are prefixed ``datalibrary_`` in the facet maps).
+Standard facets come from openlineage-python (schema, data source, symlinks, column
+lineage, input/output statistics, dataset version, SQL, error message); the custom ones
+below carry what the standard has no place for (who acted and why, the source file's
+delivery, the policy in force). They are prefixed ``datalibrary_`` in the facet maps; their
+JSON schemas (``SCHEMAS``) are served by the app at ``/api/v1/lineage/facets/<Name>.json``
+and ``emit`` points each facet's ``_schemaURL`` there.
 """
 
 from __future__ import annotations
@@ -18,14 +19,19 @@ from openlineage.client.facet_v2 import (
     column_lineage_dataset,
     dataset_version_dataset,
     datasource_dataset,
+    error_message_run,
     input_statistics_input_dataset,
     output_statistics_output_dataset,
     schema_dataset,
+    sql_job,
+    symlinks_dataset,
 )
 
-FACETS_URL = "https://datalibrary.dev/spec/facets/1-0-0"
-DATASET_NAMESPACE = "datalibrary"
-FILE_NAMESPACE = "file"
+from datalibrary.lineage.naming import FILE_NAMESPACE
+
+# Placeholder base of the custom facets' _schemaURL; emit() replaces it with this
+# installation's own URL (Naming.schema_url).
+FACETS_URL = "https://datalibrary.invalid/api/v1/lineage/facets"
 
 
 @attr.define
@@ -39,7 +45,7 @@ class DataLibraryActorRunFacet(RunFacet):
 
     @staticmethod
     def _get_schema() -> str:
-        return f"{FACETS_URL}/DataLibraryActorRunFacet.json#/$defs/DataLibraryActorRunFacet"
+        return f"{FACETS_URL}/DataLibraryActorRunFacet.json"
 
 
 @attr.define
@@ -54,7 +60,7 @@ class DataLibrarySourceFileDatasetFacet(DatasetFacet):
 
     @staticmethod
     def _get_schema() -> str:
-        return f"{FACETS_URL}/DataLibrarySourceFileDatasetFacet.json#/$defs/DataLibrarySourceFileDatasetFacet"
+        return f"{FACETS_URL}/DataLibrarySourceFileDatasetFacet.json"
 
 
 @attr.define
@@ -67,7 +73,75 @@ class DataLibraryPolicyDatasetFacet(DatasetFacet):
 
     @staticmethod
     def _get_schema() -> str:
-        return f"{FACETS_URL}/DataLibraryPolicyDatasetFacet.json#/$defs/DataLibraryPolicyDatasetFacet"
+        return f"{FACETS_URL}/DataLibraryPolicyDatasetFacet.json"
+
+
+def _schema(name: str, base: str, description: str, properties: dict[str, Any], required: list[str]) -> Any:
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"{FACETS_URL}/{name}.json",
+        "title": name,
+        "description": description,
+        "allOf": [
+            {"$ref": f"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/{base}"},
+            {"type": "object", "properties": properties, "required": required},
+        ],
+        "type": "object",
+    }
+
+
+_TEXT = {"type": "string"}
+_MAYBE_TEXT = {"type": ["string", "null"]}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "DataLibraryActorRunFacet": _schema(
+        "DataLibraryActorRunFacet",
+        "RunFacet",
+        "Who ran the job, which project pays, how the caller came in and why.",
+        {"user": _TEXT, "project": _MAYBE_TEXT, "via": _MAYBE_TEXT, "purpose": _MAYBE_TEXT},
+        ["user"],
+    ),
+    "DataLibrarySourceFileDatasetFacet": _schema(
+        "DataLibrarySourceFileDatasetFacet",
+        "DatasetFacet",
+        "A delivered source file: content hash, size, original name, delivery time and channel.",
+        {
+            "sha256": {"type": "string", "pattern": "^([0-9a-f]{64})?$"},
+            "size": {"type": "integer", "minimum": 0},
+            "fileName": _TEXT,
+            "deliveredAt": {"type": ["string", "null"], "format": "date-time"},
+            "deliveredVia": _MAYBE_TEXT,
+        },
+        ["sha256", "size", "fileName"],
+    ),
+    "DataLibraryPolicyDatasetFacet": _schema(
+        "DataLibraryPolicyDatasetFacet",
+        "DatasetFacet",
+        "The anonymization policy applied when the dataset version was written.",
+        {"name": _TEXT, "version": _MAYBE_TEXT, "sha256": _MAYBE_TEXT},
+        ["name"],
+    ),
+}
+
+
+def published_schema(name: str, url: str) -> dict[str, Any] | None:
+    """The JSON schema of custom facet ``name`` with its ``$id`` at ``url``."""
+    found = SCHEMAS.get(name)
+    return None if found is None else {**found, "$id": url}
+
+
+def symlinks_facet(identifiers: list[tuple[str, str, str]]) -> symlinks_dataset.SymlinksDatasetFacet:
+    """(namespace, name, type) of other names of the same dataset (``LOCATION``, ``TABLE``)."""
+    return symlinks_dataset.SymlinksDatasetFacet(
+        identifiers=[symlinks_dataset.Identifier(namespace=ns, name=n, type=t) for ns, n, t in identifiers]
+    )
+
+
+def error_facet(message: str) -> error_message_run.ErrorMessageRunFacet:
+    return error_message_run.ErrorMessageRunFacet(message=message, programmingLanguage="PYTHON")
+
+
+def sql_facet(query: str) -> sql_job.SQLJobFacet:
+    return sql_job.SQLJobFacet(query=query, dialect="duckdb")
 
 
 def schema_facet(columns: list[tuple[str, str]]) -> schema_dataset.SchemaDatasetFacet:

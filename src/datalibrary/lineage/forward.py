@@ -5,11 +5,16 @@ endpoint, the id of the last event the endpoint acknowledged. A background threa
 next events in order (one POST each, as the OpenLineage HTTP transport does); on an error it
 stops, keeps the cursor and retries after an exponential backoff. Emitting never waits for
 the endpoint, so the platform keeps working while it is down. Delivery is at least once.
+
+Authentication (``forward_token``, sent as ``<forward_auth_header>: <scheme> <token>``) and
+TLS verification (on by default, against ``forward_ca_bundle`` when set) come from the
+settings; neither the token nor the endpoint's path is ever logged.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +25,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from datalibrary.config import LineageSettings
+from datalibrary.config import LineageSettings, origin_only
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
 from datalibrary.lineage.models import LineageEvent, LineageForwarding
@@ -35,6 +40,35 @@ def _state(session: Session, endpoint: str) -> LineageForwarding:
         session.add(state)
         session.flush()
     return state
+
+
+def auth_headers(settings: LineageSettings) -> dict[str, str]:
+    """The endpoint's authentication header, if a token is configured."""
+    if settings.forward_token is None:
+        return {}
+    token = settings.forward_token.get_secret_value()
+    scheme = settings.forward_auth_scheme.strip()
+    return {settings.forward_auth_header: f"{scheme} {token}" if scheme else token}
+
+
+def tls_verify(settings: LineageSettings) -> ssl.SSLContext | bool:
+    """Verify the endpoint's certificate: against the CA bundle if one is set, else the
+    system's trust store; ``False`` only when verification was turned off."""
+    if not settings.forward_verify_tls:
+        return False
+    if settings.forward_ca_bundle is not None:
+        return ssl.create_default_context(cafile=str(settings.forward_ca_bundle))
+    return True
+
+
+def make_client(settings: LineageSettings) -> httpx.Client:
+    """The HTTP client of the forwarder, with its authentication and TLS settings."""
+    return httpx.Client(
+        timeout=settings.forward_timeout_seconds,
+        headers=auth_headers(settings),
+        verify=tls_verify(settings),
+        follow_redirects=False,
+    )
 
 
 def forward_once(
@@ -57,7 +91,7 @@ def forward_once(
         ).all()
     sent, last, error = 0, cursor, None
     owns = client is None
-    http = client or httpx.Client(timeout=settings.forward_timeout_seconds)
+    http = client or make_client(settings)
     try:
         for event_id, payload in batch:
             try:
@@ -65,7 +99,7 @@ def forward_once(
                 if response.status_code >= 300:
                     error = f"HTTP {response.status_code}"
             except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"[:400]
+                error = f"{type(exc).__name__}: {exc}".replace(endpoint, origin_only(endpoint))[:400]
             if error:
                 break
             sent, last = sent + 1, event_id
@@ -95,7 +129,9 @@ def forward_once(
             .values(**values)
         )
     if error:
-        log.warning("lineage forwarding to %s paused after %d event(s): %s", endpoint, sent, error)
+        log.warning(
+            "lineage forwarding to %s paused after %d event(s): %s", origin_only(endpoint), sent, error
+        )
     return {"sent": sent, "error": error}
 
 
@@ -107,7 +143,7 @@ def status(session: Session, endpoint: str | None) -> dict[str, Any]:
     newest = session.scalar(select(LineageEvent.id).order_by(LineageEvent.id.desc()).limit(1)) or 0
     return {
         "enabled": True,
-        "endpoint": endpoint,
+        "endpoint": origin_only(endpoint),  # its path may carry a secret (Redacted like the setting)
         "last_event_id": last,
         "backlog": max(newest - last, 0),
         "failures": state.failures if state else 0,
@@ -148,7 +184,7 @@ class LineageWorker:
                 expire_exports(session)
 
     def _loop(self) -> None:
-        with httpx.Client(timeout=self.settings.forward_timeout_seconds) as client:
+        with make_client(self.settings) as client:
             while not self._stop.is_set():
                 result: dict[str, Any] = {"sent": 0}
                 try:

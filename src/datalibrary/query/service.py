@@ -27,6 +27,7 @@ from datalibrary.config import Settings
 from datalibrary.costs import checks as costs_checks
 from datalibrary.db.base import utcnow
 from datalibrary.errors import DataLibraryError, InvalidInput, NotFound, PermissionDenied
+from datalibrary.lineage import facets as lineage_facets
 from datalibrary.lineage import service as lineage
 from datalibrary.logs import request_id_var
 from datalibrary.query import engine, guard, metering
@@ -186,7 +187,10 @@ def run_query(
         for ref, planned, view in _views(session, principal, guarded, planner):
             views[ref] = view
             record.tables = [*record.tables, {"name": ref.name, "snapshot_id": planned.snapshot_id}]
-            inputs.append(lineage.DatasetRef(ref.name))
+            columns = [(f.name, str(f.type)) for f in planned.schema]
+            inputs.append(
+                lineage.table_ref(ref.name, planned.snapshot_id, schema=lineage_facets.schema_facet(columns))
+            )
         record.bytes_scanned = sum(
             metering.bytes_scanned(view.files, _scanned_columns(guarded, view)) for view in views.values()
         )
@@ -196,7 +200,8 @@ def run_query(
         result = engine.run(rendered, list(views.values()), limits)
     except Exception as exc:
         # Refused, failed or crashed: the query still leaves its record, audit and lineage
-        # events, naming the tables it asked for (marked refused: none was read).
+        # events, naming the tables it asked for (marked refused: none was read); lineage
+        # names only those that exist (a query naming a missing table creates no node).
         if isinstance(exc, DataLibraryError):
             record.outcome = "denied" if exc.status in (403, 404) else "failure"
             record.error = exc.detail
@@ -205,8 +210,8 @@ def run_query(
             record.outcome, record.error = "failure", f"internal error (request id {request_id})"
         named = [t["name"] for t in record.tables] or named_tables(sql)
         record.tables = [{"name": name, "snapshot_id": None, "refused": True} for name in named]
-        inputs = [lineage.DatasetRef(name) for name in named]
         session.rollback()  # nothing of a failed query's transaction survives but its record
+        inputs = [lineage.table_ref(name) for name in lineage.existing(session, named)]
         _finish(session, principal, record, started, inputs, project, via)
         session.commit()
         raise
@@ -249,11 +254,13 @@ def _finish(
         "user": principal.name,
         "project": project,
         "via": via or principal.via,
+        "job_facets": {"sql": lineage_facets.sql_facet(record.sql)},
     }
     lineage.emit(session, event_type=RunState.START, event_time=record.started_at, inputs=inputs, **common)
     lineage.emit(
         session,
         event_type=RunState.COMPLETE if record.outcome == "success" else RunState.FAIL,
+        error=f"{record.outcome}: {record.error}" if record.error else None,
         inputs=inputs,
         rows=record.rows_returned,
         size=record.bytes_scanned,

@@ -18,12 +18,12 @@ from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.auth.projects import get_project
 from datalibrary.config import Settings
 from datalibrary.errors import InvalidInput, NotFound, PermissionDenied
+from datalibrary.lineage.naming import naming_for
 from datalibrary.lineage.service import DatasetRef, RunState, emit, new_run_id
 from datalibrary.repos import storage
 from datalibrary.repos.storage import RepoFacts
 
 Access = Literal["read", "write"]
-LINEAGE_NAMESPACE = "git"
 
 
 def _may_browse_all(actor: Principal) -> bool:
@@ -112,9 +112,10 @@ def _lineage(
     inputs: bool,
 ) -> str:
     """One START + COMPLETE/FAIL run: a push writes the repository, a clone reads it."""
+    namespace, clone_path = naming_for(session.get_bind()).api(f"/git/{repo.project}/{repo.name}.git")
     dataset = DatasetRef(
-        f"{repo.project}/{repo.name}",
-        namespace=LINEAGE_NAMESPACE,
+        clone_path,
+        namespace=namespace,
         facets={"version": dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=commit or "")},
     )
     run_id = new_run_id()

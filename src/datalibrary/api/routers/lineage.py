@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
@@ -15,7 +15,8 @@ from datalibrary.api.fields import AccountName, Destination, Purpose
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import RecordId
 from datalibrary.db.base import utcnow
-from datalibrary.lineage import exports, forward, graph, report
+from datalibrary.errors import NotFound
+from datalibrary.lineage import exports, facets, forward, graph, naming, report
 from datalibrary.lineage.graph import DATASET_RE, USER_RE
 from datalibrary.lineage.report import SCOPE_RE
 
@@ -48,6 +49,31 @@ class ReportOut(BaseModel):
     policies: list[dict[str, Any]]
     audit_chain: dict[str, Any]
     truncated: bool
+
+
+FACET_NAME = r"^DataLibrary[A-Za-z]{1,60}Facet$"
+
+
+@router.get(
+    "/lineage/facets/{name}.json",
+    summary="JSON schema of a DataLibrary custom OpenLineage facet (the _schemaURL of our facets)",
+    description="Public, like this OpenAPI document: lineage consumers (Marquez, validators) "
+    "fetch the schema a facet's `_schemaURL` names without DataLibrary credentials. It "
+    "describes the facet's shape only, never data.",
+    response_class=JSONResponse,
+    responses={
+        200: {
+            "description": "A JSON Schema (draft 2020-12) extending OpenLineage's RunFacet or DatasetFacet",
+            "content": {"application/schema+json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+def facet_schema(name: Annotated[str, Path(pattern=FACET_NAME)], settings: SettingsDep) -> JSONResponse:
+    url = naming.naming_for_url(str(settings.database_url)).schema_url(name)
+    found = facets.published_schema(name, url)
+    if found is None:
+        raise NotFound(f"no DataLibrary facet named {name}")
+    return JSONResponse(found, media_type="application/schema+json")
 
 
 @router.get(
