@@ -12,8 +12,8 @@ unguessable name, and DuckDB's system catalog, which the guard never lets a quer
 
 Opening a database costs ~40 ms, so databases are pooled by their views; each query checks
 one out for itself (one query at a time per database, so its memory limit is the query's).
-Results are written to an unlinked temporary Arrow IPC file and read back memory-mapped: the
-API process never holds a whole result on its heap.
+Results up to 16 MB stay in memory; larger ones are written to an unlinked temporary Arrow IPC
+file and read back memory-mapped: the API process never holds a large result on its heap.
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ import secrets
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
-import sqlglot
-from sqlglot import exp
 
+from datalibrary.access.rowsecurity import compile_filter
 from datalibrary.errors import InvalidInput, Unavailable
+from datalibrary.query import metering
 
 CONNECTION_CONFIG = {
     "autoinstall_known_extensions": False,
@@ -44,6 +44,8 @@ CONNECTION_CONFIG = {
     "python_enable_replacements": False,
 }
 BATCH_ROWS = 65_536
+# Results up to this size stay on the heap; larger ones are spilled to a mapped file.
+SPILL_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -118,18 +120,55 @@ class _TypeNames:
 _TYPES = _TypeNames()
 
 
+def _is_string(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
 def _source(view: ViewSpec) -> ds.Dataset:
-    """The view's data as a pyarrow dataset of only the columns the view reads."""
+    """The view's data as a pyarrow dataset of only the columns the view reads; string columns
+    stored with a Parquet dictionary are read as Arrow dictionaries (no per-value decoding)."""
     needed: set[str] = set()
     if view.row_filter:
-        tree = sqlglot.parse_one(view.row_filter, read="duckdb")
-        needed |= {c.name.lower() for c in tree.find_all(exp.Column)}
+        needed |= set(compile_filter(view.row_filter).columns)  # type: ignore[union-attr]
     exprs = " ".join(view.columns.values()).lower()
     needed |= {f.name.lower() for f in view.schema if quote(f.name).lower() in exprs}
-    schema = pa.schema([f for f in view.schema if f.name.lower() in needed] or [view.schema.field(0)])
+    fields = [f for f in view.schema if f.name.lower() in needed] or [view.schema.field(0)]
     if not view.files:
-        return ds.dataset(schema.empty_table())
-    return ds.dataset(list(view.files), schema=schema, format="parquet")
+        return ds.dataset(pa.schema(fields).empty_table())
+    encoded = metering.dictionary_columns(view.files)
+    dictionary = [f.name for f in fields if f.name.lower() in encoded and _is_string(f.type)]
+    schema = pa.schema(
+        [f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in dictionary else f for f in fields]
+    )
+    file_format = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary))
+    return ds.dataset(list(view.files), schema=schema, format=file_format)
+
+
+try:  # DuckDB's scan sources (duckdb >= 2): a dataset can tell the optimizer its row count
+    from duckdb._sources.pyarrow import PyArrowDatasetSource
+except ImportError:  # pragma: no cover - older DuckDB: plain registration, no row count
+    PyArrowDatasetSource = object
+
+
+class _CountedDataset(PyArrowDatasetSource):  # type: ignore[misc,valid-type]
+    """A pyarrow dataset that tells DuckDB's optimizer how many rows it holds (from the Parquet
+    footers): without it a join builds its hash table on the large side."""
+
+    def __init__(self, dataset: ds.Dataset, rows: int) -> None:
+        super().__init__(dataset)
+        self._rows = rows
+
+    def rows(self) -> int | None:
+        return self._rows
+
+
+def _register(con: duckdb.DuckDBPyConnection, name: str, view: ViewSpec) -> None:
+    dataset = _source(view)
+    hook = getattr(con, "_register_arrow_source", None)  # DuckDB's hook for scan sources
+    if hook is None or PyArrowDatasetSource is object:
+        con.register(name, dataset)
+    else:
+        hook(name, _CountedDataset(dataset, metering.row_count(view.files)))
 
 
 def open_locked(views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckDBPyConnection:
@@ -141,7 +180,7 @@ def open_locked(views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckD
     try:
         for view in views:
             source = "dl_src_" + secrets.token_hex(12)
-            con.register(source, _source(view))
+            _register(con, source, view)
             select = ", ".join(f"{expr} AS {quote(name)}" for name, expr in view.columns.items())
             con.execute(
                 f"CREATE TEMP VIEW {quote(view.name)} AS SELECT {select} FROM {quote(source)} "
@@ -246,13 +285,36 @@ def run(sql: str, views: Sequence[ViewSpec], limits: EngineLimits) -> EngineResu
 
 
 def _spill(reader: pa.RecordBatchReader, max_rows: int) -> EngineResult:
-    """Write batches to an unlinked temporary IPC file and map it: bounded heap, any size."""
+    """Keep a small result in memory; past ``SPILL_BYTES`` write the batches to an unlinked
+    temporary IPC file and map it: bounded heap, any size, no file for the common small case."""
+    kept: list[pa.RecordBatch] = []
+    held, rows, truncated = 0, 0, False
+    batches = iter(reader)
+    for batch in batches:
+        if rows + batch.num_rows > max_rows:
+            kept.append(batch.slice(0, max_rows - rows))
+            truncated = True
+            break
+        kept.append(batch)
+        rows += batch.num_rows
+        held += batch.nbytes
+        if held > SPILL_BYTES:
+            return _to_file(reader.schema, kept, batches, rows, max_rows)
+    return EngineResult(table=pa.Table.from_batches(kept, schema=reader.schema), truncated=truncated)
+
+
+def _to_file(
+    schema: pa.Schema, kept: list[pa.RecordBatch], rest: Iterator[pa.RecordBatch], rows: int, max_rows: int
+) -> EngineResult:
     handle, path = tempfile.mkstemp(prefix="datalibrary-result-", suffix=".arrow")
     os.close(handle)
     try:
-        rows, truncated = 0, False
-        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
-            for batch in reader:
+        truncated = False
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            for batch in kept:
+                writer.write_batch(batch)
+            kept.clear()
+            for batch in rest:
                 if rows + batch.num_rows > max_rows:
                     writer.write_batch(batch.slice(0, max_rows - rows))
                     truncated = True

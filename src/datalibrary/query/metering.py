@@ -8,23 +8,51 @@ Footers are immutable with their files, so they are cached by path.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 
 import pyarrow.parquet as pq
 
 
+@dataclass(frozen=True)
+class FileFacts:
+    """What one Parquet footer says that queries need: bytes per column, dictionary columns."""
+
+    sizes: dict[str, int]  # compressed bytes per top-level column (lower-case)
+    dictionary: frozenset[str]  # top-level columns (lower-case) dictionary-encoded in every row group
+    rows: int
+
+
 @lru_cache(maxsize=4096)
-def column_bytes(path: str) -> dict[str, int]:
-    """Compressed bytes per top-level column of one Parquet file."""
+def file_facts(path: str) -> FileFacts:
     metadata = pq.read_metadata(path)
     sizes: dict[str, int] = {}
+    plain: set[str] = set()
     for rg in range(metadata.num_row_groups):
         row_group = metadata.row_group(rg)
         for c in range(row_group.num_columns):
             chunk = row_group.column(c)
             top = chunk.path_in_schema.split(".")[0].lower()
             sizes[top] = sizes.get(top, 0) + chunk.total_compressed_size
-    return sizes
+            if not chunk.has_dictionary_page:
+                plain.add(top)
+    encoded = frozenset(sizes) - plain if metadata.num_row_groups else frozenset()
+    return FileFacts(sizes, encoded, metadata.num_rows)
+
+
+def column_bytes(path: str) -> dict[str, int]:
+    """Compressed bytes per top-level column of one Parquet file."""
+    return file_facts(path).sizes
+
+
+def dictionary_columns(files: Iterable[str]) -> frozenset[str]:
+    """Columns (lower-case) dictionary-encoded in every file: reading them as Arrow dictionaries
+    skips decoding every value (DuckDB then groups and filters on the dictionary)."""
+    common: frozenset[str] | None = None
+    for path in files:
+        found = file_facts(path).dictionary
+        common = found if common is None else common & found
+    return common or frozenset()
 
 
 def bytes_scanned(files: Iterable[str], columns: set[str] | None) -> int:
@@ -34,3 +62,8 @@ def bytes_scanned(files: Iterable[str], columns: set[str] | None) -> int:
         sizes = column_bytes(path)
         total += sum(size for name, size in sizes.items() if columns is None or name in columns)
     return total
+
+
+def row_count(files: Iterable[str]) -> int:
+    """Rows across ``files``, from their footers."""
+    return sum(file_facts(path).rows for path in files)
