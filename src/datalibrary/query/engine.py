@@ -4,11 +4,13 @@ Each database is built for one set of views: the planned Parquet files of each t
 registered as a pyarrow dataset (DuckDB pushes projections and filters into it, so pruning
 and column selection still happen), restricted to the columns the view needs; hidden columns
 that no filter uses are not even in the dataset. Views on top apply masks and the row filter
-(``COALESCE(filter, FALSE)``: NULL means not visible). Before any user SQL runs: external
-access is off (no file, no URL, no ATTACH), Python replacement scans are off (no variable of
-this process can be named), extensions cannot be installed or loaded, and the configuration
-is locked. The only names the database knows are the views, one source per view under an
-unguessable name, and DuckDB's system catalog, which the guard never lets a query name.
+(``COALESCE(filter, FALSE)``: NULL means not visible); files whose statistics prove the filter
+TRUE on every row (``RowSecurity.holds_everywhere``) form a second dataset read without it.
+Before any user SQL runs: external access is off (no file, no URL, no ATTACH), Python
+replacement scans are off (no variable of this process can be named), extensions cannot be
+installed or loaded, and the configuration is locked. The only names the database knows are
+the views, one or two sources per view under unguessable names, and DuckDB's system
+catalog, which the guard never lets a query name.
 
 Opening a database costs ~40 ms, so databases are pooled by their views; each query checks
 one out for itself (one query at a time per database, so its memory limit is the query's).
@@ -59,6 +61,8 @@ class ViewSpec:
     columns: dict[str, str]
     # The grant's row filter (DuckDB SQL); rows where it is FALSE or NULL are not visible.
     row_filter: str | None = None
+    # Files whose statistics prove the row filter TRUE on every row: read without it.
+    proven: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -124,24 +128,37 @@ def _is_string(arrow_type: pa.DataType) -> bool:
     return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
 
 
-def _source(view: ViewSpec) -> ds.Dataset:
-    """The view's data as a pyarrow dataset of only the columns the view reads; string columns
-    stored with a Parquet dictionary are read as Arrow dictionaries (no per-value decoding)."""
+def _source(view: ViewSpec, files: Sequence[str], filtered: bool) -> ds.Dataset:
+    """The data of ``files`` as a pyarrow dataset of only the columns the view reads (and its
+    row filter, if ``filtered``); string columns stored with a Parquet dictionary are read as
+    Arrow dictionaries (no per-value decoding)."""
     needed: set[str] = set()
-    if view.row_filter:
+    if filtered and view.row_filter:
         needed |= set(compile_filter(view.row_filter).columns)  # type: ignore[union-attr]
     exprs = " ".join(view.columns.values()).lower()
     needed |= {f.name.lower() for f in view.schema if quote(f.name).lower() in exprs}
     fields = [f for f in view.schema if f.name.lower() in needed] or [view.schema.field(0)]
-    if not view.files:
+    if not files:
         return ds.dataset(pa.schema(fields).empty_table())
-    encoded = metering.dictionary_columns(view.files)
+    encoded = metering.dictionary_columns(files)
     dictionary = [f.name for f in fields if f.name.lower() in encoded and _is_string(f.type)]
     schema = pa.schema(
         [f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in dictionary else f for f in fields]
     )
     file_format = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary))
-    return ds.dataset(list(view.files), schema=schema, format=file_format)
+    return ds.dataset(list(files), schema=schema, format=file_format)
+
+
+def _parts(view: ViewSpec) -> list[tuple[list[str], bool]]:
+    """(files, filtered) groups of the view: files read with the row filter, and files whose
+    statistics prove it (read without it)."""
+    if not view.row_filter:
+        return [(list(view.files), False)]
+    checked = [f for f in view.files if f not in view.proven]
+    proven = [f for f in view.files if f in view.proven]
+    if not proven:
+        return [(checked, True)]
+    return [(proven, False)] + ([(checked, True)] if checked else [])
 
 
 try:  # DuckDB's scan sources (duckdb >= 2): a dataset can tell the optimizer its row count
@@ -162,13 +179,12 @@ class _CountedDataset(PyArrowDatasetSource):  # type: ignore[misc,valid-type]
         return self._rows
 
 
-def _register(con: duckdb.DuckDBPyConnection, name: str, view: ViewSpec) -> None:
-    dataset = _source(view)
+def _register(con: duckdb.DuckDBPyConnection, name: str, dataset: ds.Dataset, files: Sequence[str]) -> None:
     hook = getattr(con, "_register_arrow_source", None)  # DuckDB's hook for scan sources
     if hook is None or PyArrowDatasetSource is object:
         con.register(name, dataset)
     else:
-        hook(name, _CountedDataset(dataset, metering.row_count(view.files)))
+        hook(name, _CountedDataset(dataset, metering.row_count(files)))
 
 
 def open_locked(views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckDBPyConnection:
@@ -179,13 +195,14 @@ def open_locked(views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckD
     )
     try:
         for view in views:
-            source = "dl_src_" + secrets.token_hex(12)
-            _register(con, source, view)
             select = ", ".join(f"{expr} AS {quote(name)}" for name, expr in view.columns.items())
-            con.execute(
-                f"CREATE TEMP VIEW {quote(view.name)} AS SELECT {select} FROM {quote(source)} "
-                f"WHERE {visible_predicate(view.row_filter)}"
-            )
+            parts = []
+            for files, filtered in _parts(view):
+                source = "dl_src_" + secrets.token_hex(12)
+                _register(con, source, _source(view, files, filtered), files)
+                where = visible_predicate(view.row_filter if filtered else None)
+                parts.append(f"SELECT {select} FROM {quote(source)} WHERE {where}")
+            con.execute(f"CREATE TEMP VIEW {quote(view.name)} AS {' UNION ALL '.join(parts)}")
         con.execute("SET lock_configuration = true")
     except duckdb.Error as exc:
         con.close()
@@ -194,7 +211,8 @@ def open_locked(views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckD
 
 
 def view_key(view: ViewSpec) -> tuple[object, ...]:
-    return (tuple(view.files), view.schema, tuple(view.columns.items()), view.row_filter)
+    columns = tuple(view.columns.items())
+    return (tuple(view.files), view.schema, columns, view.row_filter, tuple(sorted(view.proven)))
 
 
 def view_name(view: ViewSpec) -> str:
