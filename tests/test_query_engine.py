@@ -183,3 +183,16 @@ def test_files_proven_by_statistics_give_the_same_rows(tmp_path: Path) -> None:
         engine.run('SELECT typeof(site) FROM "dl_p" LIMIT 1', [spec], LIMITS).table.column(0)[0].as_py()
         == "VARCHAR"
     )
+
+
+def test_the_watchdog_fires_only_deadlines_not_disarmed() -> None:
+    import time
+
+    watchdog, fired = engine.Watchdog(), []
+    watchdog.arm(0.2, lambda: fired.append("late"))
+    watchdog.disarm(watchdog.arm(0.1, lambda: fired.append("disarmed")))
+    for _ in range(200):  # finished queries' deadlines do not pile up
+        watchdog.disarm(watchdog.arm(30, lambda: fired.append("never")))
+    time.sleep(0.5)
+    assert fired == ["late"]
+    assert len(watchdog._deadlines) < 64

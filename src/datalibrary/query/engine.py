@@ -21,12 +21,16 @@ file and read back memory-mapped: the API process never holds a large result on 
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
+import logging
 import os
 import secrets
 import tempfile
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
@@ -37,6 +41,7 @@ from datalibrary.access.rowsecurity import compile_filter
 from datalibrary.errors import InvalidInput, Unavailable
 from datalibrary.query import metering
 
+log = logging.getLogger(__name__)
 CONNECTION_CONFIG = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
@@ -272,12 +277,69 @@ class LockedDatabases:
 DATABASES = LockedDatabases()
 
 
+class Watchdog:
+    """One thread that interrupts queries past their deadline (a thread per query, as
+    ``threading.Timer`` starts, costs milliseconds on a busy machine)."""
+
+    def __init__(self) -> None:
+        self._deadlines: list[tuple[float, int, Callable[[], None]]] = []
+        self._pending: set[int] = set()
+        self._cancelled: set[int] = set()
+        self._counter = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, action: Callable[[], None]) -> int:
+        ticket = next(self._counter)
+        with self._wake:
+            heapq.heappush(self._deadlines, (time.monotonic() + seconds, ticket, action))
+            self._pending.add(ticket)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="query-watchdog", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+        return ticket
+
+    def disarm(self, ticket: int) -> None:
+        with self._wake:
+            if ticket in self._pending:
+                self._pending.discard(ticket)
+                self._cancelled.add(ticket)
+            if len(self._cancelled) > 64 and len(self._cancelled) * 2 > len(self._deadlines):
+                # drop finished queries' deadlines now (they hold their connections)
+                self._deadlines = [d for d in self._deadlines if d[1] not in self._cancelled]
+                heapq.heapify(self._deadlines)
+                self._cancelled.clear()
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while self._deadlines and self._deadlines[0][1] in self._cancelled:
+                    self._cancelled.discard(heapq.heappop(self._deadlines)[1])
+                if not self._deadlines:
+                    self._wake.wait()
+                    continue
+                due, ticket, action = self._deadlines[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    continue
+                heapq.heappop(self._deadlines)
+                self._pending.discard(ticket)
+            try:
+                action()
+            except Exception:  # a connection closed meanwhile: nothing left to stop
+                log.debug("query interrupt failed", exc_info=True)
+
+
+WATCHDOG = Watchdog()
+
+
 def run(sql: str, views: Sequence[ViewSpec], limits: EngineLimits) -> EngineResult:
     """Execute ``sql`` (already guarded and rendered) and keep at most ``max_rows`` rows."""
     con = DATABASES.checkout(views, limits)
     healthy = False
-    timer = threading.Timer(limits.timeout_seconds, con.interrupt)
-    timer.start()
+    timer = WATCHDOG.arm(limits.timeout_seconds, con.interrupt)
     try:
         relation = con.sql(sql)
         if relation is None:
@@ -295,7 +357,7 @@ def run(sql: str, views: Sequence[ViewSpec], limits: EngineLimits) -> EngineResu
     except (pa.ArrowException, OSError) as exc:  # a DuckDB error raised while batches stream
         raise streamed_error(str(exc), limits) from None
     finally:
-        timer.cancel()
+        WATCHDOG.disarm(timer)
         if healthy:
             DATABASES.checkin(views, limits, con)
         else:
