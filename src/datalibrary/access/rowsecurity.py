@@ -171,7 +171,22 @@ def _known(node: exp.Expression | None, stats: FileStats) -> tuple[ColumnStats, 
         return None
     if column.minimum is None and not 0 < column.nulls == stats.rows:  # no bounds, not all NULL
         return None
+    if column.minimum is not None and not _bounds_fit(column, arrow_type):
+        return None
     return column, arrow_type
+
+
+def _bounds_fit(column: ColumnStats, arrow_type: pa.DataType) -> bool:
+    """Whether the file's bounds have the Python type the table's column type compares as."""
+    if _is_string(arrow_type):
+        expected: type = str
+    elif pa.types.is_integer(arrow_type):
+        expected = int
+    elif pa.types.is_date32(arrow_type):
+        expected = dt.date
+    else:
+        return False
+    return type(column.minimum) is expected and type(column.maximum) is expected
 
 
 def _exact(literal: exp.Expression, arrow_type: pa.DataType) -> object | None:
