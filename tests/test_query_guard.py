@@ -140,8 +140,21 @@ def test_render_reparses_unless_only_the_table_names_changed(monkeypatch: pytest
     sql = guarded.render({guarded.refs[0]: "dl_view0"})
     assert len(parsed) == 2 and """'"dl_check_0"'""" in sql
     # A view name that is not a plain identifier, or that collides with a placeholder: parsed again.
-    for name in ("dl_check_0", 'x" y'):
+    for number, name in enumerate(("dl_check_0", 'x" y')):
         parsed.clear()
-        guarded = check("SELECT 1 FROM cdisc.lb")
+        guarded = check(f"SELECT {number} FROM cdisc.lb")
         guarded.render({guarded.refs[0]: name})
         assert len(parsed) == 2
+
+
+def test_accepted_queries_are_checked_once_and_refusals_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datalibrary.query import duckdb_parse
+
+    real, parsed = duckdb_parse.check_sql, []
+    monkeypatch.setattr(duckdb_parse, "check_sql", lambda sql, names: parsed.append(sql) or real(sql, names))
+    first = check("SELECT count(*) AS accepted_once FROM cdisc.lb")
+    assert check("SELECT count(*) AS accepted_once FROM cdisc.lb") is first and len(parsed) == 1
+    for _ in range(2):
+        with pytest.raises(InvalidInput):
+            check("SELECT version() AS refused_twice FROM cdisc.lb")
+    assert len(parsed) == 3

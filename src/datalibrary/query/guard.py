@@ -8,9 +8,11 @@ scope analysis: a name is either a CTE visible in that scope or a two-part catal
 with each catalog table replaced by the caller's restricted view and each CTE renamed to a
 fresh name (``dl_cte_N``) that nothing in the engine's catalog carries, so a scope rule read
 differently by DuckDB binds to nothing rather than to a system view or a file. Finally DuckDB's
-own parser reads the rendered SQL and every table, function and clause it sees is checked
-against allow-lists (``duckdb_parse``). Comments never reach DuckDB. The engine (Arrow data
-only, external access off, configuration locked) is the last wall.
+own parser reads the rendered SQL (once: see ``GuardedQuery.render``) and every table,
+function and clause it sees is checked against allow-lists (``duckdb_parse``). Comments never
+reach DuckDB. The engine (Arrow data only, external access off, configuration locked) is the
+last wall. Accepted query texts are kept (``ACCEPTED``), so a repeated query is not checked
+again.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -228,8 +232,52 @@ def _snapshot(node: exp.Table) -> tuple[int | None, str | None]:
     raise refuse(f"unsupported time travel kind {kind}")
 
 
+class _Accepted:
+    """Queries the guard accepted, by exact text (least recently used dropped): the check is a
+    pure function of the text, and a repeated query (a dashboard, a notebook cell run again)
+    skips the ~5 ms of parsing and scope resolution. Refusals are not kept."""
+
+    SIZE, MAX_CHARS = 256, 10_000
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[str, GuardedQuery] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, sql: str) -> GuardedQuery | None:
+        with self._lock:
+            found = self._kept.get(sql)
+            if found is not None:
+                self._kept.move_to_end(sql)
+            return found
+
+    def put(self, sql: str, guarded: GuardedQuery) -> None:
+        if len(sql) > self.MAX_CHARS:
+            return
+        with self._lock:
+            self._kept[sql] = guarded
+            while len(self._kept) > self.SIZE:
+                self._kept.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+
+ACCEPTED = _Accepted()
+
+
 def check(sql: str) -> GuardedQuery:
-    """Parse and check ``sql``; raise InvalidInput saying why it is refused."""
+    """Parse and check ``sql``; raise InvalidInput saying why it is refused. The result is
+    shared by every caller of the same text: treat it as read-only."""
+    found = ACCEPTED.get(sql)
+    if found is not None:
+        return found
+    guarded = _check(sql)
+    ACCEPTED.put(sql, guarded)
+    return guarded
+
+
+def _check(sql: str) -> GuardedQuery:
     if not sql or not sql.strip():
         raise refuse("the query is empty")
     if len(sql) > MAX_SQL_CHARS:
