@@ -7,12 +7,15 @@ records) against plain DuckDB over the same Parquet files, measured in the same 
 The LB table is written through the lake's own writer and commit path, one set of files per
 site, so a filter on SITEID prunes files by Iceberg column statistics (the lake has no
 partition spec yet). Prints per analysis: median DuckDB time, median DataLibrary time, their
-ratio, and the fixed per-query overhead of DataLibrary on a query that reads no rows.
+ratio, and the fixed per-query overhead of DataLibrary on a query that reads no rows. The
+sides run in turns (one run of each per round) so a shared machine's load hits them alike;
+the load average is printed with the results.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -94,13 +97,21 @@ def write_table(settings: Settings, name: str, parts: list[pa.Table]) -> list[st
     return [f.path for f in plan_table(lake, table_name).files]
 
 
-def timed(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
+def interleaved(fns, repeat: int) -> list[float]:  # type: ignore[no-untyped-def]
+    """Median seconds of each function, run in turns (one of each per round), so that the
+    changing load of a shared machine falls on all of them alike."""
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for fn, spent in zip(fns, times, strict=True):
+            started = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - started)
+    return [statistics.median(spent) for spent in times]
+
+
+def load() -> str:
+    """The load average (1, 5, 15 min): other work on the machine skews every number."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def main() -> None:
@@ -135,6 +146,7 @@ def main() -> None:
             f"{len(subjects):,} DM rows; written in {time.perf_counter() - started:.0f} s"
         )
 
+        print(f"load average (1, 5, 15 min) before: {load()}  ({os.cpu_count()} CPUs)")
         system = Principal.system("bench")
         with db.session() as session:
             auth_service.create_user(session, system, "sci", roles={"scientist"}, password="Bench-mark-2026!")
@@ -164,18 +176,30 @@ def main() -> None:
             ours = template.format(lb="cdisc.lb", dm="cdisc.dm")
             direct.execute(plain).fetchall()  # warm the page cache for both sides
             filtered = template.format(lb="lbf", dm="dm")
-            t_direct = timed(lambda p=plain: direct.execute(p).fetchall(), args.repeat)
-            t_filtered = timed(lambda p=filtered: direct.execute(p).fetchall(), args.repeat)
-            t_ours = timed(lambda o=ours: through_datalibrary(o), args.repeat)
+            through_datalibrary(ours)
+            t_direct, t_filtered, t_ours = interleaved(
+                [
+                    lambda p=plain: direct.execute(p).fetchall(),
+                    lambda p=filtered: direct.execute(p).fetchall(),
+                    lambda o=ours: through_datalibrary(o),
+                ],
+                args.repeat,
+            )
             ratios.append(t_ours / t_direct)
             print(
                 f"{label:<34} {t_direct * 1000:>10.1f} {t_filtered * 1000:>12.1f} {t_ours * 1000:>15.1f}"
                 f" {t_ours / t_direct:>7.2f}"
             )
-        print(f"\nmedian overhead ratio: {statistics.median(ratios):.2f}  (target <= 1.2)")
+        print(f"\nload average (1, 5, 15 min) after the analyses: {load()}")
+        print(f"median overhead ratio: {statistics.median(ratios):.2f}  (target <= 1.2)")
 
-        t_direct = timed(lambda: direct.execute(EMPTY.format(lb="lb")).fetchall(), args.repeat * 4)
-        t_ours = timed(lambda: through_datalibrary(EMPTY.format(lb="cdisc.lb")), args.repeat * 4)
+        t_direct, t_ours = interleaved(
+            [
+                lambda: direct.execute(EMPTY.format(lb="lb")).fetchall(),
+                lambda: through_datalibrary(EMPTY.format(lb="cdisc.lb")),
+            ],
+            args.repeat * 4,
+        )
         print(f"fixed overhead per query: {(t_ours - t_direct) * 1000:.1f} ms  (target < 10 ms)")
 
         # The query's own predicates prune files only on columns the caller sees unmasked, and

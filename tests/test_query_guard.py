@@ -114,3 +114,47 @@ def test_arbitrary_text_never_crashes_the_guard(text: str) -> None:
         return
     for ref in guarded.refs:
         assert ref.namespace and ref.table
+
+
+def test_render_reparses_unless_only_the_table_names_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``check`` had DuckDB's parser read the SQL with placeholder names; ``render`` skips a
+    second parse only when the SQL differs from it by those names alone."""
+    from datalibrary.query import duckdb_parse
+
+    real = duckdb_parse.check_sql
+    parsed: list[str] = []
+
+    def counting(sql: str, tables: set[str]) -> set[str]:
+        parsed.append(sql)
+        return real(sql, tables)
+
+    monkeypatch.setattr(duckdb_parse, "check_sql", counting)
+    guarded = check("SELECT l.a, count(*) FROM cdisc.lb l JOIN cdisc.dm d ON l.a = d.a GROUP BY 1")
+    views = {ref: f"dl_view{i}" for i, ref in enumerate(guarded.refs)}
+    sql = guarded.render(views)
+    assert len(parsed) == 1 and '"dl_view0"' in sql and '"dl_view1"' in sql
+    # A placeholder's text inside a literal: the swap would change the literal, so DuckDB reads
+    # the real SQL again (and the literal is kept as written).
+    parsed.clear()
+    guarded = check("""SELECT '"dl_check_0"' AS x FROM cdisc.lb""")
+    sql = guarded.render({guarded.refs[0]: "dl_view0"})
+    assert len(parsed) == 2 and """'"dl_check_0"'""" in sql
+    # A view name that is not a plain identifier, or that collides with a placeholder: parsed again.
+    for number, name in enumerate(("dl_check_0", 'x" y')):
+        parsed.clear()
+        guarded = check(f"SELECT {number} FROM cdisc.lb")
+        guarded.render({guarded.refs[0]: name})
+        assert len(parsed) == 2
+
+
+def test_accepted_queries_are_checked_once_and_refusals_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datalibrary.query import duckdb_parse
+
+    real, parsed = duckdb_parse.check_sql, []
+    monkeypatch.setattr(duckdb_parse, "check_sql", lambda sql, names: parsed.append(sql) or real(sql, names))
+    first = check("SELECT count(*) AS accepted_once FROM cdisc.lb")
+    assert check("SELECT count(*) AS accepted_once FROM cdisc.lb") is first and len(parsed) == 1
+    for _ in range(2):
+        with pytest.raises(InvalidInput):
+            check("SELECT version() AS refused_twice FROM cdisc.lb")
+    assert len(parsed) == 3

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from pyiceberg.catalog.sql import SqlCatalog
 
-from datalibrary.access.rowsecurity import RowSecurity, compile_filter
+from datalibrary.access.rowsecurity import ColumnStats, FileStats, RowSecurity, compile_filter
+from datalibrary.query import metering
 from tests.security_helpers import SCHEMA, Filter, make_rows
 from tests.test_query_differential import _filters
 
@@ -78,3 +79,52 @@ def test_untranslatable_leaves_never_prune_under_not() -> None:
     for sql in ["NOT (lower(site) = 'a')", "NOT (site = 'A' AND lower(site) = 'a')", "NOT (age + 1 > 3)"]:
         expression = compile_filter(sql).iceberg(SCHEMA)
         assert repr(expression) == "AlwaysTrue()", sql
+
+
+def _file_stats(path: str) -> FileStats:
+    facts = metering.file_facts(path.removeprefix("file://"))
+    columns = {name: ColumnStats(*bounds) for name, bounds in facts.bounds.items()}
+    return FileStats(facts.rows, columns, {f.name.lower(): f.type for f in SCHEMA})
+
+
+def _row_count(path: str) -> int:
+    return pq.read_metadata(path.removeprefix("file://")).num_rows
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+@given(row_filter=_filters())
+def test_statistics_prove_a_filter_only_where_every_row_is_visible(lake_table, row_filter: Filter) -> None:  # type: ignore[no-untyped-def]
+    """A file read without the filter (its statistics prove it) must show every row under the
+    view predicate, NULLs included."""
+    security = compile_filter(row_filter.sql)
+    assert security is not None
+    for task in lake_table.scan().plan_files():
+        path = task.file.file_path
+        if security.holds_everywhere(_file_stats(path)):
+            assert _visible_count(path, security) == _row_count(path), row_filter.sql
+
+
+def test_statistics_prove_what_they_can_and_no_more(lake_table) -> None:  # type: ignore[no-untyped-def]
+    paths = [task.file.file_path for task in lake_table.scan().plan_files()]
+    # a file of site 'A' only (no NULL) is proven for site = 'A' and site <> 'B' ...
+    only_a = [p for p in paths if _file_stats(p).columns.get("site") == ColumnStats("A", "A", 0)]
+    assert only_a
+    for sql in ["site = 'A'", "site IN ('A', 'B')", "site <> 'B'", "NOT (site = 'B')", "site IS NOT NULL"]:
+        assert compile_filter(sql).holds_everywhere(_file_stats(only_a[0])), sql
+    # ... while a file whose sites are all NULL proves no comparison, negated or not
+    only_null = [p for p in paths if (c := _file_stats(p).columns.get("site")) and c.nulls == _row_count(p)]
+    assert only_null
+    for sql in [
+        "site <> 'USA'",
+        "site NOT IN ('USA')",
+        "NOT (site = 'USA')",
+        "NOT (site > 'Z')",
+        "site = 'A'",
+    ]:
+        assert not compile_filter(sql).holds_everywhere(_file_stats(only_null[0])), sql
+    assert compile_filter("site IS NULL").holds_everywhere(_file_stats(only_null[0]))

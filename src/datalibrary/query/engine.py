@@ -4,37 +4,44 @@ Each database is built for one set of views: the planned Parquet files of each t
 registered as a pyarrow dataset (DuckDB pushes projections and filters into it, so pruning
 and column selection still happen), restricted to the columns the view needs; hidden columns
 that no filter uses are not even in the dataset. Views on top apply masks and the row filter
-(``COALESCE(filter, FALSE)``: NULL means not visible). Before any user SQL runs: external
-access is off (no file, no URL, no ATTACH), Python replacement scans are off (no variable of
-this process can be named), extensions cannot be installed or loaded, and the configuration
-is locked. The only names the database knows are the views, one source per view under an
-unguessable name, and DuckDB's system catalog, which the guard never lets a query name.
+(``COALESCE(filter, FALSE)``: NULL means not visible); files whose statistics prove the filter
+TRUE on every row (``RowSecurity.holds_everywhere``) form a second dataset read without it.
+Before any user SQL runs: external access is off (no file, no URL, no ATTACH), Python
+replacement scans are off (no variable of this process can be named), extensions cannot be
+installed or loaded, and the configuration is locked. The only names the database knows are
+the views, one or two sources per view under unguessable names, and DuckDB's system
+catalog, which the guard never lets a query name.
 
 Opening a database costs ~40 ms, so databases are pooled by their views; each query checks
 one out for itself (one query at a time per database, so its memory limit is the query's).
-Results are written to an unlinked temporary Arrow IPC file and read back memory-mapped: the
-API process never holds a whole result on its heap.
+Results up to 16 MB stay in memory; larger ones are written to an unlinked temporary Arrow IPC
+file and read back memory-mapped: the API process never holds a large result on its heap.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
+import logging
 import os
 import secrets
 import tempfile
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
-import sqlglot
-from sqlglot import exp
 
+from datalibrary.access.rowsecurity import compile_filter
 from datalibrary.errors import InvalidInput, Unavailable
+from datalibrary.query import metering
 
+log = logging.getLogger(__name__)
 CONNECTION_CONFIG = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
@@ -44,6 +51,8 @@ CONNECTION_CONFIG = {
     "python_enable_replacements": False,
 }
 BATCH_ROWS = 65_536
+# Results up to this size stay on the heap; larger ones are spilled to a mapped file.
+SPILL_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,8 @@ class ViewSpec:
     columns: dict[str, str]
     # The grant's row filter (DuckDB SQL); rows where it is FALSE or NULL are not visible.
     row_filter: str | None = None
+    # Files whose statistics prove the row filter TRUE on every row: read without it.
+    proven: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -118,18 +129,67 @@ class _TypeNames:
 _TYPES = _TypeNames()
 
 
-def _source(view: ViewSpec) -> ds.Dataset:
-    """The view's data as a pyarrow dataset of only the columns the view reads."""
+def _is_string(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
+def _source(view: ViewSpec, files: Sequence[str], filtered: bool) -> ds.Dataset:
+    """The data of ``files`` as a pyarrow dataset of only the columns the view reads (and its
+    row filter, if ``filtered``); string columns stored with a Parquet dictionary are read as
+    Arrow dictionaries (no per-value decoding)."""
     needed: set[str] = set()
-    if view.row_filter:
-        tree = sqlglot.parse_one(view.row_filter, read="duckdb")
-        needed |= {c.name.lower() for c in tree.find_all(exp.Column)}
+    if filtered and view.row_filter:
+        needed |= set(compile_filter(view.row_filter).columns)  # type: ignore[union-attr]
     exprs = " ".join(view.columns.values()).lower()
     needed |= {f.name.lower() for f in view.schema if quote(f.name).lower() in exprs}
-    schema = pa.schema([f for f in view.schema if f.name.lower() in needed] or [view.schema.field(0)])
-    if not view.files:
-        return ds.dataset(schema.empty_table())
-    return ds.dataset(list(view.files), schema=schema, format="parquet")
+    fields = [f for f in view.schema if f.name.lower() in needed] or [view.schema.field(0)]
+    if not files:
+        return ds.dataset(pa.schema(fields).empty_table())
+    encoded = metering.dictionary_columns(files)
+    dictionary = [f.name for f in fields if f.name.lower() in encoded and _is_string(f.type)]
+    schema = pa.schema(
+        [f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in dictionary else f for f in fields]
+    )
+    file_format = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary))
+    return ds.dataset(list(files), schema=schema, format=file_format)
+
+
+def _parts(view: ViewSpec) -> list[tuple[list[str], bool]]:
+    """(files, filtered) groups of the view: files read with the row filter, and files whose
+    statistics prove it (read without it)."""
+    if not view.row_filter:
+        return [(list(view.files), False)]
+    checked = [f for f in view.files if f not in view.proven]
+    proven = [f for f in view.files if f in view.proven]
+    if not proven:
+        return [(checked, True)]
+    return [(proven, False)] + ([(checked, True)] if checked else [])
+
+
+try:  # DuckDB's scan sources (duckdb >= 2): a dataset can tell the optimizer its row count
+    from duckdb._sources.pyarrow import PyArrowDatasetSource
+except ImportError:  # pragma: no cover - older DuckDB: plain registration, no row count
+    PyArrowDatasetSource = object
+
+
+class _CountedDataset(PyArrowDatasetSource):  # type: ignore[misc,valid-type]
+    """A pyarrow dataset that tells DuckDB's optimizer how many rows it holds (from the Parquet
+    footers): without it a join builds its hash table on the large side."""
+
+    def __init__(self, dataset: ds.Dataset, rows: int) -> None:
+        super().__init__(dataset)
+        self._rows = rows
+
+    def rows(self) -> int | None:
+        return self._rows
+
+
+def _register(con: duckdb.DuckDBPyConnection, name: str, dataset: ds.Dataset, files: Sequence[str]) -> None:
+    hook = getattr(con, "_register_arrow_source", None)  # DuckDB's hook for scan sources
+    if hook is None or PyArrowDatasetSource is object:
+        con.register(name, dataset)
+    else:
+        hook(name, _CountedDataset(dataset, metering.row_count(files)))
 
 
 def open_locked(views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckDBPyConnection:
@@ -140,13 +200,14 @@ def open_locked(views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckD
     )
     try:
         for view in views:
-            source = "dl_src_" + secrets.token_hex(12)
-            con.register(source, _source(view))
             select = ", ".join(f"{expr} AS {quote(name)}" for name, expr in view.columns.items())
-            con.execute(
-                f"CREATE TEMP VIEW {quote(view.name)} AS SELECT {select} FROM {quote(source)} "
-                f"WHERE {visible_predicate(view.row_filter)}"
-            )
+            parts = []
+            for files, filtered in _parts(view):
+                source = "dl_src_" + secrets.token_hex(12)
+                _register(con, source, _source(view, files, filtered), files)
+                where = visible_predicate(view.row_filter if filtered else None)
+                parts.append(f"SELECT {select} FROM {quote(source)} WHERE {where}")
+            con.execute(f"CREATE TEMP VIEW {quote(view.name)} AS {' UNION ALL '.join(parts)}")
         con.execute("SET lock_configuration = true")
     except duckdb.Error as exc:
         con.close()
@@ -155,7 +216,8 @@ def open_locked(views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckD
 
 
 def view_key(view: ViewSpec) -> tuple[object, ...]:
-    return (tuple(view.files), view.schema, tuple(view.columns.items()), view.row_filter)
+    columns = tuple(view.columns.items())
+    return (tuple(view.files), view.schema, columns, view.row_filter, tuple(sorted(view.proven)))
 
 
 def view_name(view: ViewSpec) -> str:
@@ -215,12 +277,69 @@ class LockedDatabases:
 DATABASES = LockedDatabases()
 
 
+class Watchdog:
+    """One thread that interrupts queries past their deadline (a thread per query, as
+    ``threading.Timer`` starts, costs milliseconds on a busy machine)."""
+
+    def __init__(self) -> None:
+        self._deadlines: list[tuple[float, int, Callable[[], None]]] = []
+        self._pending: set[int] = set()
+        self._cancelled: set[int] = set()
+        self._counter = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, action: Callable[[], None]) -> int:
+        ticket = next(self._counter)
+        with self._wake:
+            heapq.heappush(self._deadlines, (time.monotonic() + seconds, ticket, action))
+            self._pending.add(ticket)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="query-watchdog", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+        return ticket
+
+    def disarm(self, ticket: int) -> None:
+        with self._wake:
+            if ticket in self._pending:
+                self._pending.discard(ticket)
+                self._cancelled.add(ticket)
+            if len(self._cancelled) > 64 and len(self._cancelled) * 2 > len(self._deadlines):
+                # drop finished queries' deadlines now (they hold their connections)
+                self._deadlines = [d for d in self._deadlines if d[1] not in self._cancelled]
+                heapq.heapify(self._deadlines)
+                self._cancelled.clear()
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while self._deadlines and self._deadlines[0][1] in self._cancelled:
+                    self._cancelled.discard(heapq.heappop(self._deadlines)[1])
+                if not self._deadlines:
+                    self._wake.wait()
+                    continue
+                due, ticket, action = self._deadlines[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    continue
+                heapq.heappop(self._deadlines)
+                self._pending.discard(ticket)
+            try:
+                action()
+            except Exception:  # a connection closed meanwhile: nothing left to stop
+                log.debug("query interrupt failed", exc_info=True)
+
+
+WATCHDOG = Watchdog()
+
+
 def run(sql: str, views: Sequence[ViewSpec], limits: EngineLimits) -> EngineResult:
     """Execute ``sql`` (already guarded and rendered) and keep at most ``max_rows`` rows."""
     con = DATABASES.checkout(views, limits)
     healthy = False
-    timer = threading.Timer(limits.timeout_seconds, con.interrupt)
-    timer.start()
+    timer = WATCHDOG.arm(limits.timeout_seconds, con.interrupt)
     try:
         relation = con.sql(sql)
         if relation is None:
@@ -238,7 +357,7 @@ def run(sql: str, views: Sequence[ViewSpec], limits: EngineLimits) -> EngineResu
     except (pa.ArrowException, OSError) as exc:  # a DuckDB error raised while batches stream
         raise streamed_error(str(exc), limits) from None
     finally:
-        timer.cancel()
+        WATCHDOG.disarm(timer)
         if healthy:
             DATABASES.checkin(views, limits, con)
         else:
@@ -246,13 +365,36 @@ def run(sql: str, views: Sequence[ViewSpec], limits: EngineLimits) -> EngineResu
 
 
 def _spill(reader: pa.RecordBatchReader, max_rows: int) -> EngineResult:
-    """Write batches to an unlinked temporary IPC file and map it: bounded heap, any size."""
+    """Keep a small result in memory; past ``SPILL_BYTES`` write the batches to an unlinked
+    temporary IPC file and map it: bounded heap, any size, no file for the common small case."""
+    kept: list[pa.RecordBatch] = []
+    held, rows, truncated = 0, 0, False
+    batches = iter(reader)
+    for batch in batches:
+        if rows + batch.num_rows > max_rows:
+            kept.append(batch.slice(0, max_rows - rows))
+            truncated = True
+            break
+        kept.append(batch)
+        rows += batch.num_rows
+        held += batch.nbytes
+        if held > SPILL_BYTES:
+            return _to_file(reader.schema, kept, batches, rows, max_rows)
+    return EngineResult(table=pa.Table.from_batches(kept, schema=reader.schema), truncated=truncated)
+
+
+def _to_file(
+    schema: pa.Schema, kept: list[pa.RecordBatch], rest: Iterator[pa.RecordBatch], rows: int, max_rows: int
+) -> EngineResult:
     handle, path = tempfile.mkstemp(prefix="datalibrary-result-", suffix=".arrow")
     os.close(handle)
     try:
-        rows, truncated = 0, False
-        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
-            for batch in reader:
+        truncated = False
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            for batch in kept:
+                writer.write_batch(batch)
+            kept.clear()
+            for batch in rest:
                 if rows + batch.num_rows > max_rows:
                     writer.write_batch(batch.slice(0, max_rows - rows))
                     truncated = True

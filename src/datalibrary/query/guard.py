@@ -8,15 +8,20 @@ scope analysis: a name is either a CTE visible in that scope or a two-part catal
 with each catalog table replaced by the caller's restricted view and each CTE renamed to a
 fresh name (``dl_cte_N``) that nothing in the engine's catalog carries, so a scope rule read
 differently by DuckDB binds to nothing rather than to a system view or a file. Finally DuckDB's
-own parser reads the rendered SQL and every table, function and clause it sees is checked
-against allow-lists (``duckdb_parse``). Comments never reach DuckDB. The engine (Arrow data
-only, external access off, configuration locked) is the last wall.
+own parser reads the rendered SQL (once: see ``GuardedQuery.render``) and every table,
+function and clause it sees is checked against allow-lists (``duckdb_parse``). Comments never
+reach DuckDB. The engine (Arrow data only, external access off, configuration locked) is the
+last wall. Accepted query texts are kept (``ACCEPTED``), so a repeated query is not checked
+again.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,6 +42,8 @@ RESERVED_NAMESPACES = {"information_schema", "pg_catalog", "main", "temp", "syst
 ALLOWED_ROOTS = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery)
 REFUSED_NODES = (exp.DDL, exp.DML, exp.Command, exp.Set, exp.Pragma, exp.Use, exp.Transaction, exp.Into)
 CTE_PREFIX = "dl_cte_"
+# Names the service gives views and check() gives placeholders: plain quoted identifiers.
+VIEW_NAME = re.compile(r"^dl_[a-z0-9_]{1,60}$")
 # sqlglot warns about syntax it falls back on, quoting the SQL: user SQL stays out of the logs.
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
@@ -72,6 +79,8 @@ class GuardedQuery:
     # id(Table node naming a CTE) -> id(CTE definition); id(CTE definition) -> fresh name
     _cte_refs: dict[int, int] = field(default_factory=dict)
     _cte_names: dict[int, str] = field(default_factory=dict)
+    # The SQL DuckDB's parser accepted in ``check``, with placeholder names for the tables.
+    _checked: tuple[dict[TableRef, str], str] | None = None
 
     def pushdown(self, ref: TableRef, visible: Callable[[str], bool] | None = None) -> str | None:
         """The query's simple predicates on ``ref`` (column vs literal, ANDed), for file pruning.
@@ -98,7 +107,36 @@ class GuardedQuery:
 
     def render(self, views: dict[TableRef, str]) -> str:
         """The SQL DuckDB runs: views for catalog tables, fresh names for CTEs; checked by
-        DuckDB's parser against exactly those names."""
+        DuckDB's parser against exactly those names.
+
+        DuckDB's parser already accepted this query in ``check`` with placeholder table names.
+        If the SQL now is that text with exactly the placeholders swapped for the views' names
+        (quoted identifiers both), DuckDB reads the same tree with other table names, so it is
+        not parsed again; any other difference (a placeholder's text inside a literal, say)
+        sends it through the parser once more."""
+        sql = self._sql(views)
+        if not self._already_checked(views, sql):
+            duckdb_parse.check_sql(sql, {v.lower() for v in views.values()} | set(self._cte_names.values()))
+        return f"EXPLAIN {sql}" if self.explain else sql
+
+    def _already_checked(self, views: dict[TableRef, str], sql: str) -> bool:
+        if self._checked is None:
+            return False
+        placeholders, checked = self._checked
+        names = set(views.values())
+        if (
+            placeholders.keys() != views.keys()
+            or len(names) != len(views)
+            or not names.isdisjoint(placeholders.values())
+            or not all(VIEW_NAME.match(v) for v in names)
+        ):
+            return False
+        swapped = checked
+        for ref, placeholder in placeholders.items():
+            swapped = swapped.replace(_quoted(placeholder), _quoted(views[ref]))
+        return swapped == sql
+
+    def _sql(self, views: dict[TableRef, str]) -> str:
         tree = self.tree.copy()
         originals = {id(node): ref for ref, nodes in self._nodes.items() for node in nodes}
         pairs = list(zip(self.tree.walk(), tree.walk(), strict=True))
@@ -115,11 +153,13 @@ class GuardedQuery:
                 else:  # check() classified every table; this cannot happen
                     raise refuse(f"'{original.sql(dialect='duckdb')}' is not a table of this query")
         try:
-            sql = tree.sql(dialect="duckdb", comments=False)
+            return tree.sql(dialect="duckdb", comments=False)
         except (SqlglotError, ValueError, RecursionError) as exc:  # a tree sqlglot cannot write back
             raise refuse(f"it uses syntax the guard cannot rewrite ({str(exc)[:120]})") from None
-        duckdb_parse.check_sql(sql, {v.lower() for v in views.values()} | set(self._cte_names.values()))
-        return f"EXPLAIN {sql}" if self.explain else sql
+
+
+def _quoted(name: str) -> str:
+    return '"' + name + '"'
 
 
 def _point(node: exp.Table, target: str, alias: str) -> None:
@@ -192,8 +232,52 @@ def _snapshot(node: exp.Table) -> tuple[int | None, str | None]:
     raise refuse(f"unsupported time travel kind {kind}")
 
 
+class _Accepted:
+    """Queries the guard accepted, by exact text (least recently used dropped): the check is a
+    pure function of the text, and a repeated query (a dashboard, a notebook cell run again)
+    skips the ~5 ms of parsing and scope resolution. Refusals are not kept."""
+
+    SIZE, MAX_CHARS = 256, 10_000
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[str, GuardedQuery] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, sql: str) -> GuardedQuery | None:
+        with self._lock:
+            found = self._kept.get(sql)
+            if found is not None:
+                self._kept.move_to_end(sql)
+            return found
+
+    def put(self, sql: str, guarded: GuardedQuery) -> None:
+        if len(sql) > self.MAX_CHARS:
+            return
+        with self._lock:
+            self._kept[sql] = guarded
+            while len(self._kept) > self.SIZE:
+                self._kept.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+
+ACCEPTED = _Accepted()
+
+
 def check(sql: str) -> GuardedQuery:
-    """Parse and check ``sql``; raise InvalidInput saying why it is refused."""
+    """Parse and check ``sql``; raise InvalidInput saying why it is refused. The result is
+    shared by every caller of the same text: treat it as read-only."""
+    found = ACCEPTED.get(sql)
+    if found is not None:
+        return found
+    guarded = _check(sql)
+    ACCEPTED.put(sql, guarded)
+    return guarded
+
+
+def _check(sql: str) -> GuardedQuery:
     if not sql or not sql.strip():
         raise refuse("the query is empty")
     if len(sql) > MAX_SQL_CHARS:
@@ -236,7 +320,10 @@ def check(sql: str) -> GuardedQuery:
             guarded.columns.add(node.name.lower())
     _resolve(tree, guarded)
     # DuckDB's parser checks the regenerated SQL (functions, tables, clauses) before anything runs.
-    guarded.render({ref: f"dl_check_{i}" for i, ref in enumerate(guarded.refs)})
+    placeholders = {ref: f"dl_check_{i}" for i, ref in enumerate(guarded.refs)}
+    checked = guarded._sql(placeholders)
+    duckdb_parse.check_sql(checked, set(placeholders.values()) | set(guarded._cte_names.values()))
+    guarded._checked = (placeholders, checked)
     return guarded
 
 
@@ -301,4 +388,9 @@ def _check_table(node: exp.Table, guarded: GuardedQuery) -> None:
 
 def columns_in(predicate: str) -> set[str]:
     """Column names a stored predicate (a row filter) references."""
-    return {c.name for c in sqlglot.parse_one(predicate, read="duckdb").find_all(exp.Column)}
+    return set(_columns_in(predicate))
+
+
+@functools.lru_cache(maxsize=1024)
+def _columns_in(predicate: str) -> frozenset[str]:
+    return frozenset(c.name for c in sqlglot.parse_one(predicate, read="duckdb").find_all(exp.Column))

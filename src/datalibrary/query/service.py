@@ -21,6 +21,7 @@ from sqlglot import exp
 
 from datalibrary.access import service as access
 from datalibrary.access.rowfilter import MASK_NULL
+from datalibrary.access.rowsecurity import ColumnStats, FileStats, compile_filter
 from datalibrary.audit import service as audit
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
@@ -68,8 +69,26 @@ def build_view(planned: PlannedTable, grant: access.Access) -> engine.ViewSpec:
         schema=planned.schema,
         columns=columns,
         row_filter=grant.row_filter,
+        proven=proven_files(grant.row_filter, tuple(planned.files), planned.schema),
     )
     return dataclasses.replace(view, name=engine.view_name(view))
+
+
+@functools.lru_cache(maxsize=1024)
+def proven_files(row_filter: str | None, files: tuple[str, ...], schema: pa.Schema) -> frozenset[str]:
+    """The files whose Parquet statistics prove the row filter TRUE on every row (SQL's
+    three-valued logic: see ``rowsecurity``): they are read without evaluating it."""
+    security = compile_filter(row_filter)
+    if security is None:
+        return frozenset()
+    types = {f.name.lower(): f.type for f in schema}
+    proven = set()
+    for path in files:
+        facts = metering.file_facts(path)
+        columns = {name: ColumnStats(*bounds) for name, bounds in facts.bounds.items()}
+        if security.holds_everywhere(FileStats(facts.rows, columns, types)):
+            proven.add(path)
+    return frozenset(proven)
 
 
 def shows_unmasked(grant: access.Access, column: str) -> bool:
