@@ -1,7 +1,9 @@
-"""Workspace speed: create-to-ready (median and p95 over N), stop, start, pause/resume, and how
-many idle workspaces fit in 24 GiB (extrapolated from the measured memory of idle ones).
+"""Workspace speed: create-to-ready (median and p95 over N), stop, start, pause/resume, how
+many idle workspaces fit in 24 GiB (extrapolated from the measured memory of idle ones), and
+what a person sees: in Chromium, from clicking Launch on the console's Workspaces page to
+JupyterLab's launcher rendered on the workspace's origin (median and p95 over M).
 
-    .venv/bin/python benchmarks/workspaces.py [--runs 10] [--provisioner sandbox|process]
+    .venv/bin/python benchmarks/workspaces.py [--runs 10] [--browser-runs 5] [--provisioner sandbox|process]
 
 Targets from issue #7: ready < 5 s median with a built environment, stop < 2 s, pause/resume
 < 200 ms. The environment is built (or reused) before timing starts.
@@ -48,9 +50,65 @@ async def verb(db: Database, settings: Settings, wid: int, name: str) -> float:
     return elapsed
 
 
-async def main() -> None:
+def browser_timings(settings: Settings, db: Database, runs: int, product: str) -> dict[str, list[float]]:
+    """Launch -> running (the console's state) and Open -> JupyterLab's launcher rendered, in
+    Chromium against the app served on loopback; each workspace is terminated afterwards."""
+    from playwright.sync_api import sync_playwright
+    from tests.conftest import CHROMIUM, CHROMIUM_ARGS
+    from tests.helpers import PASSWORD, LiveServer
+    from tests.workspace_helpers import UnixServer
+
+    from datalibrary.api import create_app
+    from datalibrary.workspaces import paths
+
+    with db.session() as session:
+        auth_service.create_user(
+            session, Principal.system("bench"), "browseruser", roles={"scientist"}, password=PASSWORD
+        )
+    app = create_app(settings, db)
+    timings: dict[str, list[float]] = {"running": [], "rendered": [], "total": []}
+    with (
+        UnixServer(app, paths.api_socket(settings)),
+        LiveServer(app) as server,
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.goto(f"{server.url}/login")
+        page.fill("#name", "browseruser")
+        page.fill("#password", PASSWORD)
+        page.press("#password", "Enter")
+        page.wait_for_url(f"{server.url}/")
+        for _ in range(runs):
+            page.goto(f"{server.url}/workspaces")
+            page.select_option("#product", product)
+            page.select_option("#instance-type", "tiny")
+            card = page.locator(".workspace").first
+            started = time.perf_counter()
+            page.click("#launch")
+            card.locator(".state", has_text="running").wait_for(timeout=240_000)
+            running = time.perf_counter()
+            with context.expect_page() as opened:
+                card.locator("a", has_text="Open JupyterLab").click()
+            lab = opened.value
+            lab.wait_for_selector(".jp-Launcher", timeout=240_000)
+            rendered = time.perf_counter()
+            timings["running"].append(running - started)
+            timings["rendered"].append(rendered - running)
+            timings["total"].append(rendered - started)
+            lab.close()
+            page.once("dialog", lambda dialog: dialog.accept())
+            card.locator("button", has_text="Terminate").click()
+            page.locator(".workspace").wait_for(state="detached", timeout=120_000)
+        browser.close()
+    return timings
+
+
+def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--browser-runs", type=int, default=5)
     parser.add_argument("--provisioner", default="sandbox")
     args = parser.parse_args()
     build_test_environment()
@@ -68,48 +126,72 @@ async def main() -> None:
         with db.session() as session:
             auth_service.create_user(session, Principal.system("bench"), "benchuser", roles={"scientist"})
         product = "notebook" if args.provisioner == "sandbox" else "open-notebook"
-        ready: list[float] = []
-        ids: list[int] = []
         try:
-            for _ in range(args.runs):
-                started = time.perf_counter()
-                with db.session() as session:
-                    workspace = service.request_create(
-                        session,
-                        Principal.system("bench"),
-                        settings,
-                        product=product,
-                        instance_type="tiny",
-                        user="benchuser",
-                    )
-                    wid = workspace.id
-                state = await service.execute(db, settings, wid)
-                assert state == "running", state
-                ready.append(time.perf_counter() - started)
-                ids.append(wid)
-            await asyncio.sleep(5)  # let the servers settle to idle
-            memory = []
-            with db.session() as session:
-                for wid in ids:
-                    provisioner = service.build_provisioner(settings, session.get(Workspace, wid))
-                    measured = provisioner.memory_bytes()
-                    if measured:
-                        memory.append(measured)
-            stops, starts, pauses, resumes = [], [], [], []
-            for wid in ids[:3]:
-                stops.append(await verb(db, settings, wid, "stop"))
-                starts.append(await verb(db, settings, wid, "start"))
-                pauses.append(await verb(db, settings, wid, "pause"))
-                resumes.append(await verb(db, settings, wid, "resume"))
+            ready, memory, stops, starts, pauses, resumes = asyncio.run(
+                backend(db, settings, args.runs, product)
+            )
+            browser = browser_timings(settings, db, args.browser_runs, product) if args.browser_runs else None
         finally:
-            for wid in ids:
-                with db.session() as session:
-                    workspace = session.get(Workspace, wid)
-                    await service.build_provisioner(settings, workspace).stop()
             db.dispose()
+    report(args, ready, memory, stops, starts, pauses, resumes, browser)
+
+
+async def backend(db: Database, settings: Settings, runs: int, product: str) -> tuple[list[float], ...]:
+    """Create -> running ``runs`` times through the service (no HTTP, no browser), then the
+    verbs on three of them; every workspace is stopped at the end."""
+    ready: list[float] = []
+    ids: list[int] = []
+    memory: list[float] = []
+    stops: list[float] = []
+    starts: list[float] = []
+    pauses: list[float] = []
+    resumes: list[float] = []
+    try:
+        for _ in range(runs):
+            started = time.perf_counter()
+            with db.session() as session:
+                workspace = service.request_create(
+                    session, Principal.system("bench"), settings, product=product, instance_type="tiny",
+                    user="benchuser",
+                )  # fmt: skip
+                wid = workspace.id
+            state = await service.execute(db, settings, wid)
+            assert state == "running", state
+            ready.append(time.perf_counter() - started)
+            ids.append(wid)
+        await asyncio.sleep(5)  # let the servers settle to idle
+        with db.session() as session:
+            for wid in ids:
+                provisioner = service.build_provisioner(settings, session.get(Workspace, wid))
+                measured = provisioner.memory_bytes()
+                if measured:
+                    memory.append(measured)
+        for wid in ids[:3]:
+            stops.append(await verb(db, settings, wid, "stop"))
+            starts.append(await verb(db, settings, wid, "start"))
+            pauses.append(await verb(db, settings, wid, "pause"))
+            resumes.append(await verb(db, settings, wid, "resume"))
+    finally:
+        for wid in ids:
+            with db.session() as session:
+                workspace = session.get(Workspace, wid)
+                await service.build_provisioner(settings, workspace).stop()
+            with db.session() as session:
+                service.request(session, Principal.system("bench"), wid, "terminate")
+            await service.execute(db, settings, wid)
+    return ready, memory, stops, starts, pauses, resumes
+
+
+def _spread(values: list[float]) -> str:
+    return (
+        f"median {statistics.median(values):.2f} s, p95 {percentile(values, 0.95):.2f} s "
+        f"(min {min(values):.2f}, max {max(values):.2f})"
+    )
+
+
+def report(args, ready, memory, stops, starts, pauses, resumes, browser) -> None:  # type: ignore[no-untyped-def]
     print(f"provisioner: {args.provisioner}, runs: {args.runs}, host: {os.cpu_count()} cores")
-    print(f"create -> ready JupyterLab: median {statistics.median(ready):.2f} s, p95 {percentile(ready, 0.95):.2f} s "  # noqa: E501
-          f"(min {min(ready):.2f}, max {max(ready):.2f})")  # fmt: skip
+    print(f"backend create -> ready JupyterLab (service, no HTTP): {_spread(ready)}")
     print(
         f"stop: median {statistics.median(stops) * 1000:.0f} ms; start: median {statistics.median(starts):.2f} s"  # noqa: E501
     )
@@ -122,7 +204,13 @@ async def main() -> None:
         print(
             f"EXTRAPOLATED idle workspaces in 24 GiB: {int(24 * GIB // idle)} (24 GiB / median idle memory; not measured)"  # noqa: E501
         )
+    if browser:
+        runs = len(browser["total"])
+        print(f"browser (Chromium, {runs} runs, no warm pool):")
+        print(f"  click Launch -> console shows running: {_spread(browser['running'])}")
+        print(f"  click Open JupyterLab -> launcher rendered: {_spread(browser['rendered'])}")
+        print(f"  click Launch -> JupyterLab rendered (both, one person's wait): {_spread(browser['total'])}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

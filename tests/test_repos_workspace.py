@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from sqlalchemy import select
 
 from datalibrary.audit.models import AuditEvent
@@ -40,12 +39,6 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "after the merge with workspace origins (ws-N.localhost) the notebook is not written through the new proxy path; to fix next session"  # noqa: E501
-    ),
-)
 def test_clone_commit_push_from_a_sandboxed_workspace(sandbox_platform: Platform) -> None:  # noqa: F811
     platform = sandbox_platform
     platform.add_user("stella", "steward")

@@ -20,7 +20,7 @@ from tests.helpers import LiveServer, Platform
 from tests.lake_helpers import add_policy, ingest, write_csv
 from tests.slurm_cluster import SlurmCluster, available
 from tests.test_workspaces import client_of, environment_dir, make_ws_platform  # noqa: F401 - fixtures
-from tests.workspace_helpers import UnixServer, execute, run_in_kernel, wait_state
+from tests.workspace_helpers import UnixServer, execute, on_workspace, run_in_kernel, wait_state
 
 pytestmark = pytest.mark.skipif(
     bool(available()) or not (sandbox_possible() and host_version()),
@@ -64,12 +64,6 @@ def job_of(platform: Platform, client, wid: int) -> dict[str, str]:  # type: ign
     return info
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "JupyterLab moved to its own origin (ws-N.localhost); this test still opens it on the console path; to fix next session"  # noqa: E501
-    ),
-)
 def test_slurm_workspace_lifecycle(slurm_platform: Platform, tmp_path: Path) -> None:
     platform = slurm_platform
     add_policy(platform)
@@ -91,7 +85,7 @@ def test_slurm_workspace_lifecycle(slurm_platform: Platform, tmp_path: Path) -> 
     assert job["JobState"] == "RUNNING" and job["NumCPUs"] == "1" and "mem=512M" in job["TRES"]
 
     # JupyterLab through the proxy; a notebook queries the lake through the SDK
-    lab = client.get(f"/workspaces/{wid}/lab")
+    lab = on_workspace(client, wid).get(f"/workspaces/{wid}/lab")
     assert lab.status_code == 200 and "JupyterLab" in lab.text
     code = "from datalibrary.sdk import connect\n"
     code += (
@@ -107,7 +101,7 @@ def test_slurm_workspace_lifecycle(slurm_platform: Platform, tmp_path: Path) -> 
     assert client.post(f"/api/v1/workspaces/{wid}/resume").status_code == 202
     wait_state(client, wid, "running")
     assert job_of(platform, client, wid)["JobState"] == "RUNNING"
-    assert client.get(f"/workspaces/{wid}/api/status").status_code == 200
+    assert on_workspace(client, wid).get(f"/workspaces/{wid}/api/status").status_code == 200
 
     # a restarted platform re-adopts the job from its id
     from datalibrary.api import create_app
@@ -121,12 +115,16 @@ def test_slurm_workspace_lifecycle(slurm_platform: Platform, tmp_path: Path) -> 
         report = run_sync(reconcile.reconcile(database, settings))
         assert wid in report.adopted
         restarted = ApiClient(create_app(settings, database), platform.tokens["alice"])
-        assert restarted.get(f"/workspaces/{wid}/api/status").status_code == 200
+        assert on_workspace(restarted, wid).get(f"/workspaces/{wid}/api/status").status_code == 200
     finally:
         database.dispose()
 
     # stop = scancel: the job ends, nothing of the sandbox is left
-    kernel = client.post(f"/workspaces/{wid}/api/kernels", json={"name": "python3"}).json()["id"]
+    kernel = (
+        on_workspace(client, wid)
+        .post(f"/workspaces/{wid}/api/kernels", json={"name": "python3"})
+        .json()["id"]
+    )
     assert run_in_kernel(client, wid, kernel, "print('alive')")["stdout"].strip() == "alive"
     assert client.post(f"/api/v1/workspaces/{wid}/stop").status_code == 202
     wait_state(client, wid, "stopped", timeout=120)

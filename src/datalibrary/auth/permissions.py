@@ -85,10 +85,14 @@ ROLES: tuple[str, ...] = tuple(ROLE_PERMISSIONS)
 
 # What a token limited to a scope may do, whatever its owner's roles (deny by default: a scope
 # not listed here grants nothing). A workspace's token is what notebooks use: query the lake,
-# list tables, see its own identity and its own workspace; it never mints tokens, manages
+# list tables, see its own identity and its own workspace, and the platform services a
+# sandbox has instead of a network (project Git, the package mirror, export requests - each
+# still needs the owner's role and project membership); it never mints tokens, manages
 # users, launches or opens workspaces.
 SCOPE_PERMISSIONS: dict[str, frozenset[Permission]] = {
-    "workspace": frozenset({P.CATALOG_READ, P.QUERY_RUN, P.WORKSPACES_OWN}),
+    "workspace": frozenset(
+        {P.CATALOG_READ, P.QUERY_RUN, P.WORKSPACES_OWN, P.REPOS_USE, P.PACKAGES_INSTALL, P.EXPORTS_REQUEST}
+    ),
 }
 
 
