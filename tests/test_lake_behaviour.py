@@ -328,6 +328,12 @@ def test_canaries_stay_out_of_caches_logs_and_exports_after_queries(
     on_s3 = backend.settings.warehouse.startswith("s3://")
     assert bool(list(query_cache_dir(backend.settings).glob("*.parquet"))) == on_s3, "the cache is scanned"
     logs = "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records)
+    # the scan can fail: a canary planted in the state dir's cache is found, then removed
+    planted = backend.settings.home / "cache" / "planted.txt"
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_text(f"row,{canaries[2]}\n")
+    assert any(canaries[2].encode() in data for _, data in _stored_texts(backend))
+    planted.unlink()
     hits = [
         (where, canary)
         for where, data in [*answers, *_stored_texts(backend), ("logs", logs.encode())]
