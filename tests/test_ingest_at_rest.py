@@ -61,11 +61,21 @@ def test_every_way_in_waits_sealed_and_ingests(sqlite_platform: Platform, tmp_pa
         ).id
         upload = start_upload(session, SYSTEM, platform.settings, "up.csv").id
 
-    async def chunks():  # type: ignore[no-untyped-def]
-        yield _csv()
+    data = _csv()
+    half = len(data) // 2
+
+    async def first_half():  # type: ignore[no-untyped-def]
+        yield data[:half]
+
+    async def second_half():  # type: ignore[no-untyped-def]
+        yield data[half:]
 
     with platform.db.session() as session:
-        asyncio.run(add_chunk(session, SYSTEM, platform.settings, upload, 0, chunks()))
+        asyncio.run(add_chunk(session, SYSTEM, platform.settings, upload, 0, first_half()))
+    with platform.db.session() as session:
+        asyncio.run(add_chunk(session, SYSTEM, platform.settings, upload, half, second_half()))
+    # an upload in progress is raw data too: its chunks wait sealed
+    assert _files_with(home, needle) == [] and _files_with(home, data[:40]) == []
     with platform.db.session() as session:
         by_upload = complete_upload(
             session, SYSTEM, platform.settings, upload, table="rest.up", policy="keep-all"

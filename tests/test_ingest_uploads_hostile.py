@@ -13,7 +13,7 @@ import pytest
 
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict
-from datalibrary.ingest import quarantine, uploads
+from datalibrary.ingest import quarantine, sealed, uploads
 from datalibrary.ingest.models import IngestJob, Upload
 from tests.helpers import Platform
 from tests.lake_helpers import SYSTEM, add_policy, ingest
@@ -47,9 +47,11 @@ def test_two_chunks_at_the_same_offset_one_wins(sqlite_platform: Platform) -> No
     path = platform.settings.home / "ingest" / "uploads" / upload_id
     with platform.db.session() as session:
         recorded = session.get(Upload, upload_id).size_bytes
-    data = path.read_bytes()
+    parts = sorted(path.iterdir())
+    assert [p.name for p in parts] == [f"{0:020d}.dlq"], "one part; no staged chunk is left"
+    assert first[:64] not in parts[0].read_bytes() and second[:64] not in parts[0].read_bytes()  # sealed
+    data = b"".join(sealed.iter_plain(platform.settings, parts[0]))
     assert recorded == len(data) == 40_000 and data in (first, second)
-    assert [p.name for p in path.parent.iterdir()] == [upload_id], "no staged chunk is left"
 
 
 def test_abandoned_uploads_expire(sqlite_platform: Platform) -> None:

@@ -168,13 +168,22 @@ def plain_view(settings: Settings, raw: Path) -> Iterator[Path]:
     if not sealed.is_sealed(raw):
         yield raw
         return
+    with joined_view(settings, [raw], raw.name.removesuffix(sealed.SUFFIX)) as link:
+        yield link
+
+
+@contextlib.contextmanager
+def joined_view(settings: Settings, parts: list[Path], name: str) -> Iterator[Path]:
+    """Like ``plain_view``, for sealed ``parts`` read one after the other (the chunks of an
+    upload), under the file name ``name``."""
     holder = Path(tempfile.mkdtemp(dir=ingest_dir(settings, "work")))
     fd = _unnamed_file(holder)
     try:
         with os.fdopen(os.dup(fd), "wb") as out:
-            for chunk in sealed.iter_plain(settings, raw):
-                out.write(chunk)
-        link = holder / raw.name.removesuffix(sealed.SUFFIX)
+            for part in parts:
+                for chunk in sealed.iter_plain(settings, part):
+                    out.write(chunk)
+        link = holder / name
         os.symlink(f"/proc/{os.getpid()}/fd/{fd}", link)
         yield link
     finally:

@@ -4,10 +4,13 @@ A chunked upload is created, receives chunks at increasing offsets (a client tha
 connection asks for the current size and continues), and is completed into a job. Sizes are
 capped by ``ingest.upload_max_mb``; nothing is ever held in memory whole.
 
-Each chunk is staged in a file of its own, then claimed with a compare-and-set on the
+Each chunk is staged, sealed (the landing area's encryption: an upload in progress is raw,
+identified data too), in a file of its own, then claimed with a compare-and-set on the
 recorded size (``size = offset + n WHERE size = offset``): of two requests at the same offset
-exactly one wins and writes its bytes at that offset; the other gets 409. Uploads left
-unfinished longer than ``ingest.upload_expiry_hours`` are deleted.
+exactly one wins and its sealed chunk becomes the part at that offset; the other gets 409.
+Completing the upload reads the parts in order through an unnamed plain view into the job's
+sealed raw file. Uploads left unfinished longer than ``ingest.upload_expiry_hours`` are
+deleted.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,32 +33,50 @@ from datalibrary.config import Settings
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, NotFound, TooLarge
-from datalibrary.ingest import landing
+from datalibrary.ingest import landing, sealed
 from datalibrary.ingest.jobs import submit_file
 from datalibrary.ingest.models import IngestJob, Upload
 
 
 def _path(settings: Settings, upload_id: str) -> Path:
+    """The upload's directory: one sealed part per claimed chunk, named by its offset."""
     return landing.ingest_dir(settings, "uploads") / upload_id
 
 
+def _parts(directory: Path) -> list[Path]:
+    """The claimed parts in offset order (staged ones are not named by a number)."""
+    return sorted(p for p in directory.glob(f"*{sealed.SUFFIX}") if p.name[:20].isdigit())
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:  # an upload an older version stored as one plain file
+        path.unlink(missing_ok=True)
+
+
 async def _append(settings: Settings, path: Path, stream: AsyncIterator[bytes], already: int) -> int:
+    """Seal ``stream`` into ``path``; return the upload's size after it."""
     limit = settings.ingest.upload_max_mb << 20
     size = already
-    with open(path, "ab") as handle:
+    writer = await anyio.to_thread.run_sync(sealed.SealedWriter, settings, path)
+    try:
         async for chunk in stream:
             size += len(chunk)
             if size > limit:
-                handle.truncate(already)
                 raise TooLarge(f"the upload exceeds the limit of {settings.ingest.upload_max_mb} MB")
-            await anyio.to_thread.run_sync(handle.write, chunk)  # keep the event loop free
+            await anyio.to_thread.run_sync(writer.write, chunk)  # keep the event loop free
+        await anyio.to_thread.run_sync(writer.close)
+    except BaseException:
+        writer.abort()
+        raise
     return size
 
 
 def start_upload(session: Session, principal: Principal, settings: Settings, filename: str) -> Upload:
     require(principal, Permission.INGEST_RUN)
     upload = Upload(id=uuid.uuid4().hex, filename=landing.safe_filename(filename), created_by=principal.name)
-    _path(settings, upload.id).touch(mode=0o600)
+    _path(settings, upload.id).mkdir(mode=0o700)
     session.add(upload)
     session.flush()
     return upload
@@ -85,9 +106,10 @@ async def add_chunk(
             f"chunk offset {offset} does not continue the upload (it holds {upload.size_bytes} bytes)",
             size_bytes=upload.size_bytes,
         )
-    main = _path(settings, upload_id)
-    staged = main.with_name(f"{upload_id}.{uuid.uuid4().hex}.chunk")
-    os.close(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    directory = _path(settings, upload_id)
+    if not directory.is_dir():
+        raise Conflict(f"upload {upload_id} was started by an older version; start it again")
+    staged = directory / f"staged-{uuid.uuid4().hex}{sealed.SUFFIX}"
     try:
         end = await _append(settings, staged, stream, offset)
         with Session(session.get_bind()) as own:  # the claim commits at once, visible to rivals
@@ -102,20 +124,12 @@ async def add_chunk(
                 f"another chunk at offset {offset} was stored first; ask for the upload's size and continue",
                 size_bytes=upload.size_bytes,
             )
-        await anyio.to_thread.run_sync(_write_at, main, staged, offset)
+        if end > offset:  # the part at this offset (never an append: order does not matter)
+            os.replace(staged, directory / f"{offset:020d}{sealed.SUFFIX}")
     finally:
         staged.unlink(missing_ok=True)
     set_committed_value(upload, "size_bytes", end)
     return upload
-
-
-def _write_at(main: Path, staged: Path, offset: int) -> None:
-    """The claimed chunk's bytes at their offset (never an append: order does not matter)."""
-    with open(main, "r+b") as out, open(staged, "rb") as source:
-        out.seek(offset)
-        shutil.copyfileobj(source, out, 1 << 20)
-        out.flush()
-        os.fsync(out.fileno())
 
 
 def expire_uploads(settings: Settings, db: Database) -> list[str]:
@@ -130,22 +144,31 @@ def expire_uploads(settings: Settings, db: Database) -> list[str]:
             with contextlib.suppress(FileNotFoundError):
                 if path.stat().st_mtime > cutoff.timestamp():
                     continue  # still receiving chunks
-            path.unlink(missing_ok=True)
+            _remove(path)
             session.delete(upload)
             expired.append(upload.id)
     return expired
 
 
-def _define_path(
-    session: Session, principal: Principal, settings: Settings, define_upload: str | None
-) -> Path | None:
+@contextlib.contextmanager
+def _plain(settings: Settings, upload: Upload) -> Iterator[Path]:
+    """The upload's plain bytes while the block runs (an unnamed view, see ``landing``)."""
+    with landing.joined_view(settings, _parts(_path(settings, upload.id)), upload.filename) as view:
+        if view.stat().st_size != upload.size_bytes:
+            raise Conflict(
+                f"upload {upload.id} holds {view.stat().st_size} of {upload.size_bytes} bytes; send it again"
+            )
+        yield view
+
+
+def _define_upload(session: Session, principal: Principal, define_upload: str | None) -> Upload | None:
     """A define.xml sent as an upload of its own (not completed: it can serve several files)."""
     if not define_upload:
         return None
     upload = get_upload(session, principal, define_upload)
     if upload.completed_job_id:
         raise Conflict(f"upload {define_upload} became a job; upload the define.xml on its own")
-    return _path(settings, upload.id)
+    return upload
 
 
 def complete_upload(
@@ -163,22 +186,25 @@ def complete_upload(
     upload = get_upload(session, principal, upload_id)
     if upload.completed_job_id:
         raise Conflict(f"this upload already became job {upload.completed_job_id}")
-    define = _define_path(session, principal, settings, define_upload)
-    job = submit_file(
-        session,
-        principal,
-        settings,
-        _path(settings, upload_id),
-        table=table,
-        policy=policy,
-        mode=mode,
-        display_name=upload.filename,
-        via="upload",
-        format=format,
-        move=True,
-        define=define,
-    )
+    define = _define_upload(session, principal, define_upload)
+    with contextlib.ExitStack() as stack:
+        plain = stack.enter_context(_plain(settings, upload))
+        define_path = stack.enter_context(_plain(settings, define)) if define is not None else None
+        job = submit_file(
+            session,
+            principal,
+            settings,
+            plain,
+            table=table,
+            policy=policy,
+            mode=mode,
+            display_name=upload.filename,
+            via="upload",
+            format=format,
+            define=define_path,
+        )
     upload.completed_job_id = job.id
+    _remove(_path(settings, upload_id))
     return job
 
 
@@ -199,7 +225,7 @@ async def upload_file(
     upload = start_upload(session, principal, settings, filename)
     path = _path(settings, upload.id)
     try:
-        upload.size_bytes = await _append(settings, path, stream, 0)
+        upload.size_bytes = await _append(settings, path / f"{0:020d}{sealed.SUFFIX}", stream, 0)
         return complete_upload(
             session,
             principal,
@@ -212,4 +238,4 @@ async def upload_file(
             define_upload=define_upload,
         )
     finally:
-        path.unlink(missing_ok=True)
+        _remove(path)

@@ -55,11 +55,14 @@ def _elements(path: Path):  # type: ignore[no-untyped-def]
 
 def define_labels(path: Path) -> dict[str, dict[str, str]]:
     """Labels of every variable of every dataset (ItemGroupDef) declared in the file."""
-    return _cached(Path(path).resolve(), Path(path).stat().st_mtime_ns)
+    # absolute, not resolved: an upload's define.xml is an unnamed view behind a /proc link,
+    # which only the kernel can follow; the inode, size and time tell one file from another
+    info = Path(path).stat()
+    return _cached(Path(path).absolute(), (info.st_ino, info.st_size, info.st_mtime_ns))
 
 
 @lru_cache(maxsize=8)
-def _cached(path: Path, _mtime: int) -> dict[str, dict[str, str]]:
+def _cached(path: Path, _version: tuple[int, int, int]) -> dict[str, dict[str, str]]:
     groups: dict[str, list[str]] = {}
     items: dict[str, tuple[str, str | None]] = {}
     try:
