@@ -58,6 +58,20 @@ def test_xpt_with_two_members_is_refused_not_read_as_garbage(tmp_path: Path) -> 
         XptReader(both)
 
 
+@pytest.mark.parametrize("size", [b"0001", b"0087", b"9999"])
+def test_xpt_with_an_odd_descriptor_size_is_refused(tmp_path: Path, size: bytes) -> None:
+    """Found by the reader fuzzer: a member header declaring short variable descriptors made
+    the layout check fail with a bare struct error instead of a reason."""
+    data = bytearray(xpt(tmp_path / "dm.xpt", rows=3).read_bytes())
+    member = data.find(b"HEADER RECORD*******MEMBER")
+    assert data[member + 74 : member + 78] == b"0140"
+    data[member + 74 : member + 78] = size
+    bad = tmp_path / "odd.xpt"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ReadError, match="variable descriptors of"):
+        XptReader(bad)
+
+
 def test_xpt_variable_with_an_empty_name_is_refused(tmp_path: Path) -> None:
     data = bytearray(xpt(tmp_path / "dm.xpt", rows=3).read_bytes())
     at = data.find(b"USUBJID ")

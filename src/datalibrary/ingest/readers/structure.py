@@ -87,6 +87,10 @@ def xpt_layout(path: Path, name: str, *, max_columns: int | None = None) -> XptL
             )
         member = bytes(view[first_member : first_member + RECORD])
         namestr_size = int(member[74:78] or b"140") if member[74:78].strip().isdigit() else 140
+        if namestr_size not in (136, 140):  # the format knows these two (VAX/VMS: 136)
+            raise ReadError(
+                name, f"damaged SAS XPORT file: variable descriptors of {namestr_size} bytes (expected 140)"
+            )
         start = namestr_at + RECORD
         end = start + variables * namestr_size
         if end > size:
