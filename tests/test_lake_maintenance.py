@@ -108,6 +108,10 @@ def test_erasure_removes_a_subject_everywhere_and_proves_it(platform: Platform, 
     for name in ("study.dm", "study.ae"):
         iceberg = lake.load(parse_table_name(name))
         assert len(iceberg.snapshots()) == 1, "older snapshots are expired"
+        present = table_files(platform, name)
+        logged = [entry.metadata_file for entry in iceberg.metadata.metadata_log]
+        assert all(uri in present for uri in logged), "the metadata log names only files that exist"
+        assert [uri for uri in present if uri.endswith(".metadata.json")] == [iceberg.metadata_location]
         for uri in table_files(platform, name):
             assert subject.encode() not in lake.storage.read_bytes(uri) or uri.endswith(".parquet")
     assert not {f.uri for f in first_ae.files} & table_files(platform, "study.ae"), "old files deleted"

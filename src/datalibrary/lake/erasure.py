@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from datalibrary.audit.service import record
@@ -122,7 +122,44 @@ def _delete_old_metadata(lake: Lake, name: TableName) -> int:
     for item in lake.storage.list(f"{table.location()}/metadata"):
         if item.uri.endswith(".metadata.json") and item.uri != table.metadata_location:
             deleted += lake.storage.delete(item.uri)
-    return deleted
+    return deleted + _restart_metadata_log(lake, name)
+
+
+def _restart_metadata_log(lake: Lake, name: TableName) -> int:
+    """A new current metadata file whose ``metadata-log`` is empty: the earlier files it named
+    are deleted, and the Iceberg spec lets a log start anew (readers must not find a log entry
+    whose file is gone). The catalog pointer moves with a compare-and-swap; the previous
+    current file is deleted too. Returns the number of files deleted (1)."""
+    from pyiceberg.serializers import ToOutputFile
+
+    table = lake.load(name)
+    old = table.metadata_location
+    if not table.metadata.metadata_log:
+        return 0
+    version = int(old.rsplit("/", 1)[-1].split("-", 1)[0]) + 1
+    new = f"{table.location()}/metadata/{version:05d}-{uuid.uuid4()}.metadata.json"
+    now_ms = max(int(datetime.now(UTC).timestamp() * 1000), table.metadata.last_updated_ms + 1)
+    fresh = table.metadata.model_copy(update={"metadata_log": [], "last_updated_ms": now_ms})
+    ToOutputFile.table_metadata(fresh, table.io.new_output(new))
+    with lake.catalog.engine.begin() as connection:
+        moved = connection.execute(
+            text(
+                "UPDATE iceberg_tables SET metadata_location = :new, previous_metadata_location = NULL "
+                "WHERE catalog_name = :catalog AND table_namespace = :namespace AND table_name = :table "
+                "AND metadata_location = :old"
+            ),
+            {
+                "new": new,
+                "old": old,
+                "catalog": lake.catalog.name,
+                "namespace": name.namespace,
+                "table": name.name,
+            },
+        ).rowcount
+    if moved != 1:  # another commit came first (the table is locked for erasure: not expected)
+        lake.storage.delete(new)
+        raise RuntimeError(f"the metadata of {name} changed during erasure; run the erasure again")
+    return int(lake.storage.delete(old))
 
 
 def check_file(lake: Lake, uri: str, subject: str) -> dict[str, Any]:
