@@ -7,6 +7,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pytest
 
 from datalibrary.auth.permissions import Principal
@@ -35,8 +39,14 @@ def test_cancel_a_running_job_from_the_jobs_page(browser, live_platform, tmp_pat
     settings = platform.settings.model_copy(
         update={"ingest": platform.settings.ingest.model_copy(update={"job_lease_seconds": 1.5})}
     )
-    rows = 4_000_000
-    big = write_csv(tmp_path / "big.csv", {"ID": [f"r{i}" for i in range(rows)], "N": list(range(rows))})
+    # long enough to be seen running and cancelled on a fast machine too (~5 s of work here)
+    rows = 12_000_000
+    numbers = pa.array(np.arange(rows))
+    big = tmp_path / "big.csv"
+    pacsv.write_csv(
+        pa.table({"ID": pc.binary_join_element_wise("r", pc.cast(numbers, pa.string()), ""), "N": numbers}),
+        big,
+    )
     small = write_csv(tmp_path / "small.csv", {"ID": ["a"], "N": [1]})
     with platform.db.session() as session:
         job_id = submit_file(session, stew, settings, big, table="jobs.big", policy="keep-all").id
