@@ -5,6 +5,7 @@ jobs one submitted; a scientist has no jobs page."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,11 @@ def sign_in(page, url: str, name: str, target: str) -> None:  # type: ignore[no-
     page.fill("#password", PASSWORD)
     page.press("#password", "Enter")
     page.wait_for_url(f"{url}{target}")
+
+
+def _state(platform, job_id: str) -> str:  # type: ignore[no-untyped-def]
+    with platform.db.session() as session:
+        return session.get(IngestJob, job_id).state
 
 
 @pytest.mark.browser
@@ -68,7 +74,12 @@ def test_cancel_a_running_job_from_the_jobs_page(browser, live_platform, tmp_pat
         running.wait_for(timeout=60_000)
         assert "Cancel" in running.inner_text()
         running.locator("button.cancel").click()
-        page.wait_for_selector(f'tr[data-job="{job_id}"][data-state="cancelled"]', timeout=60_000)
+        deadline = time.monotonic() + 90
+        while _state(platform, job_id) not in ("cancelled", "succeeded", "failed", "quarantined"):
+            assert time.monotonic() < deadline, (_state(platform, job_id), page.inner_text("#action-status"))
+            time.sleep(0.2)
+        assert _state(platform, job_id) == "cancelled", (result, page.inner_text("#action-status"))
+        page.wait_for_selector(f'tr[data-job="{job_id}"][data-state="cancelled"]', timeout=30_000)
         status = page.inner_text("#action-status")
         assert "stopping" in status or "cancelled" in status
         row = page.locator(f'tr[data-job="{job_id}"]')
