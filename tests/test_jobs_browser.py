@@ -18,16 +18,8 @@ from datalibrary.auth.permissions import Principal
 from datalibrary.ingest.jobs import submit_file
 from datalibrary.ingest.models import IngestJob
 from datalibrary.ingest.worker import run_one
-from tests.helpers import PASSWORD
 from tests.lake_helpers import SYSTEM, add_policy, write_csv
-
-
-def sign_in(page, url: str, name: str, target: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{url}/login?next={target}")
-    page.fill("#name", name)
-    page.fill("#password", PASSWORD)
-    page.press("#password", "Enter")
-    page.wait_for_url(f"{url}{target}")
+from tests.test_results_grid_browser import sign_in
 
 
 def _state(platform, job_id: str) -> str:  # type: ignore[no-untyped-def]
@@ -60,7 +52,7 @@ def test_cancel_a_running_job_from_the_jobs_page(browser, live_platform, tmp_pat
         session.get(IngestJob, other).created_by = "system:landing"
 
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    sign_in(page, url, "stew", "/jobs")
+    sign_in(page, url, "/jobs", user="stew")
     page.wait_for_selector(f'tr[data-job="{other}"]')
     page.check("#f-mine")
     page.wait_for_selector(f'tr[data-job="{other}"]', state="detached")
@@ -93,7 +85,7 @@ def test_cancel_a_running_job_from_the_jobs_page(browser, live_platform, tmp_pat
     page.context.close()
 
     scientist = browser.new_context().new_page()
-    sign_in(scientist, url, "ada", "/")
+    sign_in(scientist, url, "/", user="ada")
     assert scientist.locator('nav a[href="/jobs"]').count() == 0
     response = scientist.goto(f"{url}/jobs")
     assert response is not None and response.status == 403

@@ -68,20 +68,21 @@ def _open_catalog(url: str, settings: Settings) -> SqlCatalog:
     """pyiceberg creates its tables on first use by checking, then creating: two processes
     doing it at once (ingestion children, workers) make the loser fail with "already exists"
     (SQLite) or a unique violation (PostgreSQL). The loser opens the catalog again."""
-    for attempt in range(3):
+
+    def open_once() -> SqlCatalog:
+        return SqlCatalog(
+            CATALOG_NAME, uri=url, warehouse=settings.warehouse, init_catalog_tables="true",
+            **fileio_properties(settings),
+        )  # fmt: skip
+
+    for _ in range(2):
         try:
-            return SqlCatalog(
-                CATALOG_NAME,
-                uri=url,
-                warehouse=settings.warehouse,
-                init_catalog_tables="true",
-                **fileio_properties(settings),
-            )
+            return open_once()
         except (OperationalError, ProgrammingError, IntegrityError) as exc:
             text = str(exc).lower()
-            if attempt == 2 or ("already exists" not in text and "duplicate" not in text):
+            if "already exists" not in text and "duplicate" not in text:
                 raise
-    raise AssertionError("unreachable")
+    return open_once()
 
 
 class Lake:

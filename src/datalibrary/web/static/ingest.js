@@ -85,58 +85,43 @@ function done(message) {
   $("action-status").hidden = false;
 }
 
+function button(className, label, title, onClick) {
+  const element = document.createElement("button");
+  element.type = "button";
+  element.className = className;
+  element.textContent = label;
+  element.title = title;
+  element.addEventListener("click", onClick);
+  return element;
+}
+
+// Calls the job API, says what happened, refreshes the table.
+async function act(job, path, method, message) {
+  try {
+    await api(`/ingest/jobs/${job.id}/${path}`, { method });
+    done(`${job.source_name}: ${message}`);
+  } catch (error) { done(`${job.source_name}: ${error.message}`); }
+  refresh();
+}
+
 function actions(job) {
   const cell = document.createElement("td");
   if (["queued", "running"].includes(job.state)) {
-    const cancel = document.createElement("button");
-    cancel.type = "button";
-    cancel.className = "cancel";
-    cancel.textContent = "Cancel";
-    cancel.title = "Stop this job; its file is kept, encrypted, for a retry";
-    cancel.addEventListener("click", async () => {
-      try {
-        await api(`/ingest/jobs/${job.id}/cancel`, { method: "POST" });
-        done(`${job.source_name}: cancel requested.`);
-      } catch (error) { done(`${job.source_name}: ${error.message}`); }
-      refresh();
-    });
-    cell.append(cancel);
+    cell.append(button("cancel", "Cancel", "Stop this job; its file is kept, encrypted, for a retry",
+      () => act(job, "cancel", "POST", "cancel requested.")));
   }
   if (["quarantined", "failed"].includes(job.state)) {
-    const retry = document.createElement("button");
-    retry.type = "button";
-    retry.className = "retry";
-    retry.textContent = "Retry";
-    retry.title = "Run the file again, with the policy's current version";
-    retry.addEventListener("click", async () => {
-      try {
-        await api(`/ingest/jobs/${job.id}/retry`, { method: "POST" });
-        done(`${job.source_name}: queued again.`);
-      } catch (error) { done(`${job.source_name}: ${error.message}`); }
-      refresh();
-    });
-    const report = document.createElement("button");
-    report.type = "button";
-    report.className = "report";
-    report.textContent = "Reason report";
-    report.addEventListener("click", () => reasonReport(job));
-    cell.append(retry, " ", report);
+    const retry = button("retry", "Retry", "Run the file again, with the policy's current version",
+      () => act(job, "retry", "POST", "queued again."));
     retry.disabled = !job.file_kept;
+    cell.append(retry, " ", button("report", "Reason report", "Download the job, file, policy and reason as JSON",
+      () => reasonReport(job)));
     if (job.file_kept) {
-      const remove = document.createElement("button");
-      remove.type = "button";
-      remove.className = "delete-file";
-      remove.textContent = "Delete file";
-      remove.title = "Delete the kept raw file (the job and its reason stay; audited)";
-      remove.addEventListener("click", async () => {
-        if (!window.confirm(`Delete ${job.source_name} for good? The job and its reason stay (audited).`)) return;
-        try {
-          await api(`/ingest/jobs/${job.id}/file`, { method: "DELETE" });
-          done(`${job.source_name}: file deleted; the job and its reason stay.`);
-        } catch (error) { done(`${job.source_name}: ${error.message}`); }
-        refresh();
-      });
-      cell.append(" ", remove);
+      cell.append(" ", button("delete-file", "Delete file", "Delete the kept raw file (the job and its reason stay; audited)",
+        () => {
+          if (!window.confirm(`Delete ${job.source_name} for good? The job and its reason stay (audited).`)) return;
+          act(job, "file", "DELETE", "file deleted; the job and its reason stay.");
+        }));
     }
   }
   return cell;
