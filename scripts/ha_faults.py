@@ -10,11 +10,15 @@ catalog reads, queries; a fixed number of client threads for a fixed time) and:
    (the first seconds after the kill) and after failover;
 2. restarts PostgreSQL mid-load: the same figures, and whether the replicas recover without a
    restart of their own;
-3. measures query throughput through HAProxy with 1 and with 2 replicas.
+3. measures query throughput through HAProxy with 1 and with 2 replicas;
+4. kills one of two ``datalibrary worker`` processes with SIGKILL while it runs an ingestion
+   job: every queued file must end up in the lake exactly once (rows counted and checked
+   unique through HAProxy), the dead worker's job finished by another one.
 
 Every address is 127.0.0.1 with ports the kernel picks. Nothing outlives the script.
 
     .venv/bin/python scripts/ha_faults.py [--phase-seconds 20] [--clients 6] [--json out.json]
+                                          [--only worker-kill]
 """
 
 from __future__ import annotations
@@ -367,6 +371,106 @@ def cli(env: dict[str, str], home: Path, *args: str, stdin: str | None = None) -
     return done.stdout
 
 
+KEEP_ALL = "name: keep-all\nversion: 1\ncolumns:\n  '*': keep\n"
+
+
+def worker_kill(env: dict[str, str], root: Path, home: Path, db_url: str, base: str, ca: str,
+                token: str, files: int, rows: int) -> dict[str, object]:  # fmt: skip
+    """Queue ``files`` CSV files, start two workers, SIGKILL the first while it runs a job,
+    then check that every file's rows are in the lake exactly once."""
+    import psycopg
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    policy = root / "keep-all.yaml"
+    policy.write_text(KEEP_ALL)
+    paths = []
+    for k in range(files):
+        ids = pa.array([f"f{k}-r{i}" for i in range(rows)])
+        path = root / f"faults{k}.csv"
+        pacsv.write_csv(pa.table({"ID": ids, "N": pa.array(range(rows))}), path)
+        paths.append(str(path))
+    queued = json.loads(cli(env, home, "ingest", *paths, "--table", "faults.*", "--policy", str(policy),
+                            "--queue", "--json"))  # fmt: skip
+    job_ids = [job["id"] for job in queued]
+    worker_env = {**env, "DATALIBRARY_INGEST__JOB_LEASE_SECONDS": "10"}
+    workers = []
+    for name in ("w1", "w2"):
+        (root / name).mkdir()
+        log = (root / f"{name}.log").open("ab")
+        workers.append(subprocess.Popen(  # noqa: S603
+            [str(VENV_BIN / "datalibrary"), "worker"],
+            env={**worker_env, "DATALIBRARY_HOME": str(root / name)}, stdout=log, stderr=subprocess.STDOUT,
+        ))  # fmt: skip
+    victim = workers[0]
+    started = time.monotonic()
+    killed_job = None
+    with psycopg.connect(db_url, autocommit=True) as connection:
+        while killed_job is None and time.monotonic() - started < 300:
+            found = connection.execute(
+                "SELECT id FROM ingest_jobs WHERE state = 'running' AND worker LIKE %s",
+                (f"%:{victim.pid}:%",),
+            ).fetchone()
+            if found:
+                time.sleep(0.5)  # mid-job, not at its first step
+                victim.send_signal(signal.SIGKILL)
+                victim.wait(10)
+                killed_job = found[0]
+                state = connection.execute("SELECT state FROM ingest_jobs WHERE id = %s", (killed_job,))
+                if state.fetchone()[0] != "running":
+                    raise RuntimeError("the job ended before the kill: run with more --rows")
+            time.sleep(0.1)
+        if killed_job is None:
+            raise RuntimeError("the first worker never ran a job")
+        deadline = time.monotonic() + 600
+        states: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            states = dict(connection.execute(
+                "SELECT id, state FROM ingest_jobs WHERE id = ANY(%s)", (job_ids,)
+            ).fetchall())  # fmt: skip
+            if all(state in ("succeeded", "failed", "quarantined", "cancelled") for state in states.values()):
+                break
+            time.sleep(1)
+        finished_by = connection.execute(
+            "SELECT worker, attempts FROM ingest_jobs WHERE id = %s", (killed_job,)
+        ).fetchone()
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+            worker.wait(20)
+    headers = {"Authorization": f"Bearer {token}"}
+    counts = {}
+    for k in range(files):
+        response = httpx.post(
+            f"{base}/api/v1/query",
+            json={"sql": f"SELECT count(*) AS n, count(DISTINCT id) AS d FROM faults.faults{k}"},
+            headers=headers, verify=ca, timeout=120,
+        )  # fmt: skip
+        response.raise_for_status()
+        row = response.json()["rows"][0]
+        counts[f"faults{k}"] = (row[0], row[1])
+    expected = files * rows
+    total = sum(n for n, _ in counts.values())
+    distinct = sum(d for _, d in counts.values())
+    result = {
+        "files": files,
+        "rows_per_file": rows,
+        "job_states": sorted(states.values()),
+        "killed_job_attempts": finished_by[1] if finished_by else None,
+        "killed_worker_pid": victim.pid,
+        "killed_job_last_worker": finished_by[0] if finished_by else None,
+        "rows_expected": expected,
+        "rows_in_lake": total,
+        "rows_lost": expected - distinct,
+        "rows_duplicated": total - distinct,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    print("\nkill -9 of a worker mid-ingestion")
+    for key, value in result.items():
+        print(f"  {key}: {value}")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -374,6 +478,9 @@ def main() -> None:
     parser.add_argument("--phase-seconds", type=float, default=20.0, help="length of each measured phase")
     parser.add_argument("--clients", type=int, default=6, help="concurrent load clients")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--only", choices=["worker-kill"], help="run only this fault")
+    parser.add_argument("--files", type=int, default=6, help="files queued for the worker fault")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows per file for the worker fault")
     args = parser.parse_args()
     phase = args.phase_seconds
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the S3 server's request log
@@ -412,6 +519,7 @@ def main() -> None:
         password_file.write_text(PASSWORD)
         cli(env, home, "users", "add", "loader", "--role", "scientist", "--password-file", str(password_file))
         cli(env, home, "grants", "add", "--principal", "user:loader", "--table", "demo.*")
+        cli(env, home, "grants", "add", "--principal", "user:loader", "--table", "faults.*")
         token = json.loads(cli(env, home, "tokens", "create", "--user", "loader", "--json"))["token"]
         proxy = HaProxy(root, replicas)
         proxy.start()
@@ -420,6 +528,12 @@ def main() -> None:
             f"deployment up in {root}: HAProxy {proxy.url} -> "
             f"replicas :{replicas[0].port} :{replicas[1].port}"
         )
+
+        if args.only == "worker-kill":
+            results["worker_kill"] = worker_kill(
+                env, root, home, postgres.url, proxy.url, str(proxy.ca), token, args.files, args.rows
+            )
+            return
 
         # 1. kill -9 one replica mid-load
         load = Load(proxy.url, str(proxy.ca), token, args.clients)
@@ -493,6 +607,11 @@ def main() -> None:
         ratio = throughput["2 replica(s)"]["rps"] / max(throughput["1 replica(s)"]["rps"], 1e-9)  # type: ignore[operator]
         print(f"2 vs 1 replicas: {ratio:.2f}x on {os.cpu_count()} cores")
         results["throughput"] = {**throughput, "ratio_2_vs_1": round(ratio, 2)}
+
+        # 4. kill -9 a worker mid-ingestion
+        results["worker_kill"] = worker_kill(
+            env, root, home, postgres.url, proxy.url, str(proxy.ca), token, args.files, args.rows
+        )
     finally:
         for part in reversed(parts):
             try:

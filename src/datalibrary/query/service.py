@@ -143,22 +143,32 @@ def _views(
         grant = access.effective_access(session, principal, ref.namespace, ref.table)
         if grant is None:  # same answer as for a missing table: existence is not revealed
             raise NotFound(f"table {ref.name} does not exist or you have no grant on it")
-        pushdown = None
-        if grant.row_filter is None:
-            # The query's own predicates prune files only on columns the caller sees unmasked,
-            # and only without a row filter: file statistics also cover rows the caller cannot
-            # see, so with a row filter pruning (hence bytes scanned) would answer questions
-            # about hidden rows.
-            pushdown = _unqualified(guarded.pushdown(ref, functools.partial(shows_unmasked, grant)))
-        planned = planner.plan(
+        # The query's own predicates prune files only on columns the caller sees unmasked.
+        pushdown = _unqualified(guarded.pushdown(ref, functools.partial(shows_unmasked, grant)))
+        plan = functools.partial(
+            planner.plan,
             ref.namespace,
             ref.table,
             snapshot_id=ref.snapshot_id,
             as_of=_parse_as_of(ref.as_of),
             row_filter=grant.row_filter,
-            pushdown=pushdown,
         )
+        if grant.row_filter is None or pushdown is None:
+            planned = plan(pushdown=None if grant.row_filter else pushdown)
+        else:
+            planned = _pruned_where_proven(plan(), plan(pushdown=pushdown), grant.row_filter)
         yield ref, planned, build_view(planned, grant)
+
+
+def _pruned_where_proven(whole: PlannedTable, pruned: PlannedTable, row_filter: str) -> PlannedTable:
+    """With a row filter, the query's predicates prune only the files proven to hold visible
+    rows alone: their statistics describe visible rows only, so which of them are read (hence
+    bytes scanned) depends on nothing the caller cannot see. Every other file is read whole,
+    whatever the query, so its statistics, which also cover hidden rows, answer nothing."""
+    proven = proven_files(row_filter, tuple(whole.files), whole.schema)
+    kept = set(pruned.files)
+    files = [f for f in whole.files if f not in proven or f in kept]
+    return dataclasses.replace(whole, files=files)
 
 
 def estimate_bytes(
