@@ -565,5 +565,11 @@ def test_sandbox_limits_processes_and_mounts_nosuid(sandbox_platform: Platform) 
     # a setuid file made inside is inert there (nosuid) and loses its setuid bit in the archive
     home = paths.home_dir(platform.settings, wid)
     assert (home / "setuid-true").exists()
+    # files made inside belong to the workspace's own unprivileged host uid, never host root
+    host_uid = platform.settings.workspaces.sandbox_uid_base + wid
+    for name in ("made.txt", "setuid-true", "."):
+        owner = (home / name).lstat()
+        assert (owner.st_uid, owner.st_gid) == (host_uid, host_uid), name
+    assert (home / "link").lstat().st_uid == host_uid
     # the workspace still works, and so does the host
     assert execute(client, wid, "print('alive')")["stdout"].strip() == "alive"

@@ -189,6 +189,8 @@ class WorkspaceSettings(Section):
     slurm_conf: Path | None = None
     slurm_partition: str | None = None
     max_per_user: int = Field(3, ge=0)
+    # The sandbox runs as host uid base + workspace id (never host root): no host account may use that range.
+    sandbox_uid_base: int = Field(200_000, ge=1000, le=2**31 - 2**24)
     # Where environments are built once and shared read-only; empty = <home>/environments.
     environments_dir: Path | None = None
     # Package index for building environments (a local mirror works); empty = uv's default.

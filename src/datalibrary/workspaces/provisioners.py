@@ -66,6 +66,7 @@ class WorkspaceSpec:
     # Backend settings (e.g. slurm_conf, slurm_partition), strings only.
     backend: dict[str, str] = field(default_factory=dict)
     max_processes: int = 1024  # processes + threads (cgroup pids.max)
+    host_uid: int | None = None  # the sandbox's unprivileged host uid (None: the platform's own)
 
     @property
     def socket_path(self) -> Path:

@@ -9,6 +9,14 @@ platform's API socket. Nothing else of the host (other homes, the state director
 the database) exists inside. The cgroup carries the instance type's CPU quota and memory
 limit and is frozen to pause.
 
+The sandbox never runs as host root: bubblewrap itself runs as the workspace's own
+unprivileged host uid (``workspaces.sandbox_uid_base`` + workspace id), so its user namespace
+maps the sandbox user to that uid and every file it creates belongs to it. Bubblewrap opens
+its bind sources as that uid, and they live under the 0700 state directory; so each launch
+first gets a private mount namespace in which root bind-mounts exactly those sources onto a
+fresh tmpfs at ``STAGE_DIR`` (nothing appears on the host), then drops to the uid and starts
+bubblewrap from there. The home and run directories are owned by the uid.
+
 The sandbox does not die with the platform: after a restart, ``load_state`` + ``poll``
 re-adopt it through its cgroup.
 """
@@ -37,6 +45,13 @@ HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
 HIDDEN_DIRS = ("/etc/ssl/private",)
 JOIN_CGROUP = (
     'IFS=:; for f in $DL_CGROUP_PROCS; do echo $$ > "$f"; done; unset DL_CGROUP_PROCS IFS; exec "$@"'
+)
+STAGE_DIR = Path("/run/datalibrary-sandbox")  # an empty mount point on the host
+# Run in a private mount namespace as root: $0 is STAGE_DIR, then NAME SOURCE pairs, --, command.
+STAGE = (
+    'mount -t tmpfs -o mode=0755,size=1m dl-stage "$0" || exit 1; '
+    'while [ "$1" != -- ]; do t="$0/$1"; if [ -d "$2" ]; then mkdir "$t"; else : > "$t"; fi; '
+    'mount --bind "$2" "$t" || exit 1; shift 2; done; shift; exec "$@"'
 )
 
 
@@ -100,10 +115,10 @@ class SandboxProvisioner(Provisioner):
         group = self.cgroup
         group.kill_all()
         group.create(spec.cpus, spec.memory_bytes, spec.max_processes)
-        passwd, groupfile = self._identity_files()
+        sources = self._sources()
         log_path = spec.run_dir.parent / f"{spec.run_dir.name}.log"
         env = {"DL_CGROUP_PROCS": ":".join(str(p) for p in group.procs_files()), "PATH": "/usr/bin:/bin"}
-        command = ["/bin/sh", "-c", JOIN_CGROUP, "sh", *self.bwrap_args(passwd, groupfile)]
+        command = ["/bin/sh", "-c", JOIN_CGROUP, "sh", *self._as_host_uid(sources)]
         with open(log_path, "ab") as log:
             process = subprocess.Popen(  # noqa: S603
                 command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
@@ -154,6 +169,39 @@ class SandboxProvisioner(Provisioner):
 
     # --- the sandbox ------------------------------------------------------------------
 
+    def _sources(self) -> dict[str, Path]:
+        """What the sandbox mounts from the host, by name."""
+        spec = self.spec
+        passwd, group = self._identity_files()
+        sources = {
+            "passwd": passwd,
+            "group": group,
+            "home": spec.home_dir,
+            "run": spec.run_dir,
+            "env": spec.environment_dir,
+            "sdk": spec.sdk_dir,
+        }
+        if spec.api_socket_dir.is_dir():
+            sources["api"] = spec.api_socket_dir
+        return sources
+
+    def _as_host_uid(self, sources: dict[str, Path]) -> list[str]:
+        """The bubblewrap command, run as the workspace's host uid from staged sources."""
+        uid = self.spec.host_uid
+        if uid is None or os.geteuid() != 0:
+            return self.bwrap_args(sources)
+        for directory in (self.spec.home_dir, self.spec.run_dir):
+            own_tree(directory, uid)
+        STAGE_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+        pairs = [item for name, path in sources.items() for item in (name, str(path))]
+        staged = {name: STAGE_DIR / name for name in sources}
+        return [
+            "unshare", "--mount", "--propagation", "private",
+            "/bin/sh", "-c", STAGE, str(STAGE_DIR), *pairs, "--",
+            "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+            *self.bwrap_args(staged),
+        ]  # fmt: skip
+
     def _identity_files(self) -> tuple[Path, Path]:
         """/etc/passwd and /etc/group naming the sandbox user (the host's stay hidden)."""
         directory = self.spec.run_dir.parent / f"{self.spec.run_dir.name}.etc"
@@ -164,7 +212,7 @@ class SandboxProvisioner(Provisioner):
         group.write_text(f"root:x:0:\njovyan:x:{UID}:\n")
         return passwd, group
 
-    def bwrap_args(self, passwd: Path, group: Path) -> list[str]:
+    def bwrap_args(self, sources: dict[str, Path]) -> list[str]:
         """Every writable mount (home, run directory, tmpfs) is nosuid,nodev: bubblewrap mounts
         binds and tmpfs that way (the attack tests read /proc/self/mountinfo to prove it)."""
         spec = self.spec
@@ -191,19 +239,19 @@ class SandboxProvisioner(Provisioner):
             if Path(hidden).is_dir():
                 args += ["--tmpfs", hidden]
         args += [
-            "--ro-bind", str(passwd), "/etc/passwd",
-            "--ro-bind", str(group), "/etc/group",
+            "--ro-bind", str(sources["passwd"]), "/etc/passwd",
+            "--ro-bind", str(sources["group"]), "/etc/group",
             "--proc", "/proc",
             "--dev", "/dev",
             "--tmpfs", "/tmp",  # noqa: S108
             "--tmpfs", "/dev/shm",  # noqa: S108
-            "--bind", str(spec.home_dir), HOME,
-            "--bind", str(spec.run_dir), RUN,
-            "--ro-bind", str(spec.environment_dir), ENV,
-            "--ro-bind", str(spec.sdk_dir), SDK,
+            "--bind", str(sources["home"]), HOME,
+            "--bind", str(sources["run"]), RUN,
+            "--ro-bind", str(sources["env"]), ENV,
+            "--ro-bind", str(sources["sdk"]), SDK,
         ]  # fmt: skip
-        if spec.api_socket_dir.is_dir():
-            args += ["--ro-bind", str(spec.api_socket_dir), API]
+        if "api" in sources:
+            args += ["--ro-bind", str(sources["api"]), API]
         args += ["--chdir", HOME, "--clearenv"]
         env = {
             "HOME": HOME,
@@ -229,3 +277,15 @@ class SandboxProvisioner(Provisioner):
             ),
         ]
         return args
+
+
+def own_tree(directory: Path, uid: int) -> None:
+    """Give ``directory`` and everything in it to ``uid`` (symbolic links themselves, never
+    their targets); a tree already owned by it is left alone after one check of the top."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if directory.stat().st_uid == uid and directory.stat().st_gid == uid:
+        return
+    for parent, directories, files in os.walk(directory):
+        for name in (*directories, *files):
+            os.lchown(os.path.join(parent, name), uid, uid)
+    os.chown(directory, uid, uid)

@@ -321,6 +321,7 @@ def build_provisioner(settings: Settings, workspace: Workspace, token: str | Non
         installation=paths.installation_id(settings),
         backend=settings.workspaces.backend_options(),
         max_processes=itype.max_processes,
+        host_uid=settings.workspaces.sandbox_uid_base + workspace.id,
     )
     provisioner = provisioner_class(workspace.provisioner)(spec)
     provisioner.load_state(dict(workspace.provisioner_state or {}))
