@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from datalibrary.config import MASK, LineageSettings, Settings
 from datalibrary.ingest.models import IngestJob
 from datalibrary.lake.catalog import open_lake, parse_table_name
-from datalibrary.lineage import forward
+from datalibrary.lineage import facets, forward
 from datalibrary.lineage.models import LineageEdge, LineageEvent
 from datalibrary.lineage.naming import Naming, default_namespace, naming_for_url
 from tests.helpers import Platform
@@ -358,3 +358,38 @@ def test_turning_tls_verification_off_is_refused_in_production(tmp_path: Path) -
             secret_key="k" * 40,
             lineage={"forward_url": "https://marquez.example/api/v1/lineage", "forward_verify_tls": False},
         )
+
+
+def test_forwarded_queries_carry_no_literal_by_default(
+    sqlite_platform: Platform, https_endpoint: tuple[str, Path]
+) -> None:
+    """A subject id in a query's WHERE clause stays in the installation: forwarded events carry
+    the query with ? for every literal (or no query at all); the stored event keeps it."""
+    url, cert = https_endpoint
+    ada = sqlite_platform.as_user("ada")
+    canary = "SUBJ-CANARY-4711"
+    for sql in (
+        f"SELECT '{canary}' AS id WHERE 4711 > 1",
+        f"SELECT e'{canary}' AS id",  # a string form the redaction does not rewrite: no query sent
+    ):
+        ada.post("/api/v1/query", json={"sql": sql})
+    settings = {"forward_url": url, "forward_ca_bundle": cert}
+    assert forward.forward_once(sqlite_platform.db, LineageSettings(**settings))["sent"] >= 4
+    sent = [body for _, body in _Receiver.received]
+    queries = [b["job"]["facets"]["sql"]["query"] for b in sent if "sql" in b["job"].get("facets", {})]
+    assert "SELECT ? AS id WHERE ? > ?" in queries
+    assert canary not in json.dumps(sent) and "4711" not in json.dumps(sent)
+    for body in sent:
+        validate_event(body)  # still a valid OpenLineage event
+    with sqlite_platform.db.session() as session:
+        stored = [e.payload for e in session.scalars(select(LineageEvent)).all()]
+    assert canary in json.dumps(stored), "the installation's own record keeps the query as run"
+    # "full" sends it as run (an operator's explicit choice); "none" sends no query
+    _Receiver.received = []
+    ada.post("/api/v1/query", json={"sql": f"SELECT '{canary}' AS again"})
+    full = LineageSettings(**settings, forward_sql="full")
+    forward.forward_once(sqlite_platform.db, full)
+    assert canary in json.dumps([body for _, body in _Receiver.received])
+    assert facets.outgoing({"job": {"facets": {"sql": {"query": "SELECT 1"}}}}, "none") == {
+        "job": {"facets": {}}
+    }

@@ -239,6 +239,10 @@ class LineageSettings(Section):
     # Where clients reach this installation (facet schema URLs, names of what leaves over
     # HTTP); empty = http(s)://<server.host>:<server.port>.
     public_url: str | None = Field(None, pattern=r"^https?://\S{1,400}$")
+    # The text of queries in forwarded events (the OpenLineage `sql` facet): "redacted" replaces
+    # every literal with ? (a subject id in WHERE usubjid = '...' stays home), "none" leaves the
+    # facet out, "full" sends it as run. Events kept in the database are not changed.
+    forward_sql: Literal["redacted", "none", "full"] = "redacted"
     forward_batch: int = Field(100, ge=1, le=10_000)
     forward_interval_seconds: float = Field(5.0, gt=0)
     forward_timeout_seconds: float = Field(10.0, gt=0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import attr
+import sqlglot
 from openlineage.client.facet_v2 import (
     DatasetFacet,
     RunFacet,
@@ -26,6 +27,7 @@ from openlineage.client.facet_v2 import (
     sql_job,
     symlinks_dataset,
 )
+from sqlglot import exp
 
 from datalibrary.lineage.naming import FILE_NAMESPACE
 
@@ -142,6 +144,39 @@ def error_facet(message: str) -> error_message_run.ErrorMessageRunFacet:
 
 def sql_facet(query: str) -> sql_job.SQLJobFacet:
     return sql_job.SQLJobFacet(query=query, dialect="duckdb")
+
+
+def redacted_sql(query: str) -> str | None:
+    """The query with every literal (strings, numbers, dates, intervals) replaced by ``?``;
+    None when it does not parse, so an unreadable text is never sent as it is."""
+    try:
+        trees = sqlglot.parse(query, read="duckdb")
+    except (sqlglot.errors.SqlglotError, RecursionError, ValueError):
+        return None
+    if not trees or any(tree is None for tree in trees):
+        return None
+    redacted = [
+        tree.transform(lambda node: exp.Placeholder() if isinstance(node, exp.Literal) else node)
+        for tree in trees
+        if tree is not None
+    ]
+    text = "; ".join(tree.sql(dialect="duckdb") for tree in redacted)
+    return None if "'" in text or "$" in text else text  # a string form sqlglot keeps: send none
+
+
+def outgoing(payload: dict[str, Any], sql_mode: str) -> dict[str, Any]:
+    """An event as it leaves the installation: the ``sql`` job facet per ``lineage.forward_sql``."""
+    facets = (payload.get("job") or {}).get("facets") or {}
+    if sql_mode == "full" or "sql" not in facets:
+        return payload
+    facets = dict(facets)
+    query = facets["sql"].get("query") if isinstance(facets["sql"], dict) else None
+    text = redacted_sql(query) if sql_mode == "redacted" and isinstance(query, str) else None
+    if text is None:
+        del facets["sql"]
+    else:
+        facets["sql"] = {**facets["sql"], "query": text}
+    return {**payload, "job": {**payload["job"], "facets": facets}}
 
 
 def schema_facet(columns: list[tuple[str, str]]) -> schema_dataset.SchemaDatasetFacet:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from datalibrary.config import LineageSettings, origin_only
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
+from datalibrary.lineage import facets
 from datalibrary.lineage.models import LineageEvent, LineageForwarding
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def forward_once(
     try:
         for event_id, payload in batch:
             try:
-                response = http.post(endpoint, json=payload)
+                response = http.post(endpoint, json=facets.outgoing(payload, settings.forward_sql))
                 if response.status_code >= 300:
                     error = f"HTTP {response.status_code}"
             except httpx.HTTPError as exc:
