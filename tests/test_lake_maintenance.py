@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, update
 
 from datalibrary.audit.models import AuditEvent
-from datalibrary.errors import Unavailable
+from datalibrary.db.base import utcnow
+from datalibrary.errors import Conflict, Unavailable
+from datalibrary.ingest.jobs import submit_file
+from datalibrary.ingest.models import IngestJob
+from datalibrary.ingest.worker import run_one
 from datalibrary.lake import locks
 from datalibrary.lake.catalog import open_lake, parse_table_name
 from datalibrary.lake.erasure import erase_subject
@@ -134,6 +140,56 @@ def test_erasure_check_finds_a_subject_left_behind(sqlite_platform: Platform, tm
         report = erase_subject(session, SYSTEM, lake, namespace="ehr", subject="P-777-XYZ")
     assert report["ok"] is False and report["files_containing_subject"]
     assert report["tables"][0]["note"] == "no subject column declared"
+
+
+def test_erasure_quarantines_waiting_deliveries_that_would_bring_the_subject_back(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """A delivery still waiting sealed for a worker would re-ingest the erased subject: it is
+    quarantined with the reason and its file deleted; one without the subject waits on. While
+    a job of the namespace runs, erasure refuses (that job could commit the subject after)."""
+    add_policy(platform)
+    subject = "01-701-1015"
+    ingest(platform, write_csv(tmp_path / "dm.csv", {"USUBJID": [subject, "01-701-1023"]}), "study.dm")
+    waiting = {}
+    for name, ids in [("with", [subject, "01-701-1099"]), ("without", ["01-701-1098"])]:
+        with platform.db.session() as session:
+            job = submit_file(session, SYSTEM, platform.settings, write_csv(tmp_path / f"{name}.csv",
+                              {"USUBJID": ids}), table="study.dm", policy="keep-all")  # fmt: skip
+            waiting[name] = (job.id, Path(job.raw_path))
+    assert all(path.is_file() and subject.encode() not in path.read_bytes() for _, path in waiting.values())
+    lake = open_lake(platform.settings)
+    with platform.db.session() as session:  # a live worker holds one job: refused, nothing changed
+        session.execute(
+            update(IngestJob)
+            .where(IngestJob.id == waiting["without"][0])
+            .values(state="running", worker="w", lease_expires_at=utcnow() + timedelta(minutes=5))
+        )
+    with platform.db.session() as session, pytest.raises(Conflict, match="running"):
+        erase_subject(session, SYSTEM, lake, namespace="study", subject=subject)
+    assert waiting["with"][1].is_file()
+    with platform.db.session() as session:  # its worker died: the lease ran out, the job waits again
+        session.execute(
+            update(IngestJob)
+            .where(IngestJob.id == waiting["without"][0])
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+    with platform.db.session() as session:
+        report = erase_subject(session, SYSTEM, lake, namespace="study", subject=subject)
+    assert report["ok"] is True, report
+    pending = {item["uri"]: item for item in report["copies"]["pending deliveries"]}
+    assert pending[str(waiting["with"][1])]["action"] == "deleted"
+    assert pending[str(waiting["without"][1])]["action"] == "kept"
+    assert not waiting["with"][1].exists() and waiting["without"][1].is_file()
+    with platform.db.session() as session:
+        erased = session.get(IngestJob, waiting["with"][0])
+        assert erased.state == "quarantined" and erased.reason["code"] == "erased-subject"
+        assert subject not in str(erased.reason) and erased.raw_path is None
+    assert run_one(platform.settings, platform.db, "w2", waiting["without"][0]) == (
+        waiting["without"][0],
+        "succeeded",
+    )
+    assert subject not in read_table(platform, "study.dm").column("USUBJID").to_pylist()
 
 
 def test_concurrent_ingestions_into_one_table_lose_no_rows(platform: Platform, tmp_path: Path) -> None:

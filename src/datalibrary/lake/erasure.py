@@ -5,6 +5,12 @@ table), then every older snapshot is expired and every file no longer referenced
 including earlier metadata files. The report then proves the result: it decodes every file
 left under each table (Parquet values and statistics, decompressed Avro manifests, metadata
 JSON) and checks that none contains the subject's identifier.
+
+Deliveries still waiting for ingestion are searched too (their sealed raw files): one that
+mentions the subject would bring it back, so it is quarantined with the reason and its file
+deleted (the sender is asked for a delivery without the subject). Erasure refuses to run
+while an ingestion job of the namespace is running: that job could commit the subject after
+the check.
 """
 
 from __future__ import annotations
@@ -12,18 +18,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from datalibrary.audit.service import record
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.db.base import utcnow
-from datalibrary.errors import InvalidInput, NotFound
+from datalibrary.errors import Conflict, InvalidInput, NotFound
 from datalibrary.ingest import quarantine
 from datalibrary.ingest.models import IngestJob
 from datalibrary.lake import copies, locks
@@ -213,6 +220,7 @@ def erase_subject(
     names = lake.tables(namespace)
     if not names:
         raise NotFound(f"namespace {namespace!r} has no tables")
+    _refuse_while_running(session, namespace)
     request = uuid.uuid4().hex[:12]
     started = utcnow()
     rows = {d.name: d for d in session.scalars(select(Dataset).where(Dataset.namespace == namespace))}
@@ -252,8 +260,12 @@ def erase_subject(
         dataset.profile, dataset.profile_snapshot_id = None, None  # cached min/max may name the subject
     scrubbed = _scrub_jobs(session, namespace, subject)
     quarantine, quarantine_files = _erase_quarantine(session, lake, namespace, subject)
+    pending_files = _erase_pending(session, lake, namespace, subject, request)
     scope = copies.ErasureScope(lake.settings, session, namespace, subject, removed)
-    locations: dict[str, list[dict[str, Any]]] = {"quarantine": quarantine_files}
+    locations: dict[str, list[dict[str, Any]]] = {
+        "quarantine": quarantine_files,
+        "pending deliveries": pending_files,
+    }
     for location, scan in sorted(copies.scanners().items()):
         locations[location] = scan(scope)
     files_checked = sum(len(t["files"]) for t in tables) + sum(len(v) for v in locations.values())
@@ -340,13 +352,77 @@ def _stream_mentions(chunks: Iterable[bytes], subject: str) -> bool:
     return False
 
 
+def _refuse_while_running(session: Session, namespace: str) -> None:
+    """A running job could commit the subject after erasure checked; a dead worker's job
+    (lease run out) is only pending and is searched like a queued one."""
+    running = session.scalars(
+        select(IngestJob.id).where(
+            IngestJob.namespace == namespace,
+            IngestJob.state.in_(("running", "cancelling")),
+            IngestJob.lease_expires_at >= utcnow(),
+        )
+    ).all()
+    if running:
+        raise Conflict(
+            f"{len(running)} ingestion job(s) of namespace {namespace!r} are running "
+            f"({', '.join(running[:5])}); erase when they have ended"
+        )
+
+
+def _raw_mentions(lake: Lake, path: Path, subject: str) -> list[str]:
+    if path.suffix == quarantine.SUFFIX:  # encrypted at rest: search the decrypted stream
+        return ["raw bytes"] if _stream_mentions(quarantine.iter_plain(lake.settings, path), subject) else []
+    return copies.file_mentions(path, subject)
+
+
+def _erase_pending(
+    session: Session, lake: Lake, namespace: str, subject: str, request: str
+) -> list[dict[str, Any]]:
+    """Deliveries of the namespace waiting for a worker (queued, or left by a dead one) that
+    mention the subject are quarantined and their raw file deleted; each is listed."""
+    checked: list[dict[str, Any]] = []
+    jobs = session.scalars(
+        select(IngestJob).where(
+            IngestJob.namespace == namespace,
+            IngestJob.state.in_(("queued", "running")),
+            IngestJob.raw_path.is_not(None),
+        )
+    ).all()
+    for job in jobs:
+        path = Path(job.raw_path or "")
+        if not path.is_file():
+            continue
+        size = path.stat().st_size
+        found = _raw_mentions(lake, path, subject)
+        action = "kept"
+        if found:
+            reason = {
+                "code": "erased-subject",
+                "message": f"this delivery holds a subject erased on request {request}; "
+                "ask the sender for a delivery without them",
+            }
+            # Only a job no worker claimed meanwhile is taken (a claim is the same kind of update).
+            taken = session.execute(
+                update(IngestJob)
+                .where(IngestJob.id == job.id, IngestJob.state == job.state, IngestJob.worker == job.worker)
+                .values(state="quarantined", raw_path=None, reason=reason, finished_at=utcnow())
+            )
+            if taken.rowcount == 1:  # type: ignore[attr-defined]
+                path.unlink(missing_ok=True)
+                action = "deleted"
+            else:
+                action = "claimed by a worker meanwhile"
+        item = copies.entry("pending deliveries", path, found, action, size)
+        item["contains_subject"] = bool(found) and action != "deleted"  # still there: not erased
+        checked.append(item)
+    return checked
+
+
 def _erase_quarantine(
     session: Session, lake: Lake, namespace: str, subject: str
 ) -> tuple[int, list[dict[str, Any]]]:
     """Quarantined raw files of the namespace that mention the subject are deleted; every
     quarantined file of the namespace is listed in the proof."""
-    from pathlib import Path
-
     count = 0
     checked: list[dict[str, Any]] = []
     jobs = session.scalars(
@@ -359,12 +435,7 @@ def _erase_quarantine(
         if not path.is_file():
             continue
         size = path.stat().st_size
-        if path.suffix == quarantine.SUFFIX:  # encrypted at rest: search the decrypted stream
-            found = (
-                ["raw bytes"] if _stream_mentions(quarantine.iter_plain(lake.settings, path), subject) else []
-            )
-        else:
-            found = copies.file_mentions(path, subject)
+        found = _raw_mentions(lake, path, subject)
         if found:
             path.unlink()
             job.raw_path = None
