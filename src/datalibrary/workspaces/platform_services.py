@@ -14,6 +14,8 @@ network and no typed credentials (kept apart from ``sandbox`` so that module sta
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from datalibrary.workspaces.provisioners import WorkspaceSpec
@@ -45,12 +47,27 @@ def python_site(environment_dir: Path, home: str) -> str | None:
     return f"{home}/.local/lib/{found[0].name}/site-packages" if found else None
 
 
+def replace_file(path: Path, text: str) -> None:
+    """Write ``path`` in a directory the workspace owns without following anything planted
+    there: a fresh file made with O_EXCL under a random name, renamed over whatever ``path``
+    is (a symbolic link planted as ``path`` is replaced, its target never written)."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".dl-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def prepare(spec: WorkspaceSpec, run: str, home: str, env_dir: str) -> dict[str, str]:
     """Write the workspace's gitconfig and uv config into its run directory; the environment
     variables that point git, pip and uv at them."""
     spec.run_dir.mkdir(parents=True, exist_ok=True)
-    (spec.run_dir / "gitconfig").write_text(gitconfig(spec))
-    (spec.run_dir / "uv.toml").write_text(f'[pip]\nprefix = "{home}/.local"\n')
+    replace_file(spec.run_dir / "gitconfig", gitconfig(spec))
+    replace_file(spec.run_dir / "uv.toml", f'[pip]\nprefix = "{home}/.local"\n')
     token = spec.env.get("DATALIBRARY_TOKEN")
     index = (
         f"http://workspace:{token}@127.0.0.1:{LOCAL_PORT}/pypi/simple/"
