@@ -225,7 +225,10 @@ def main() -> None:
             f"{whole / 1e6:.1f} MB = {one / whole:.1%} (1 site of {len(SITES)} = {1 / len(SITES):.1%})"
         )
         own = scanned(principal, site_query)
-        print(f"with a row-filtered grant the query's predicate does not prune: {own / whole:.1%} read")
+        print(
+            f"with a row-filtered grant (files proven to hold visible rows alone are pruned by the "
+            f"query's predicate): {own / whole:.1%} read"
+        )
         db.dispose()
 
 
