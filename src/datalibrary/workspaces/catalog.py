@@ -21,6 +21,9 @@ from datalibrary.errors import InvalidInput, NotFound, PermissionDenied
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# Changes when environments are built differently (environments._build_into), so old builds
+# are not reused: 2 = bytecode compiled at build time, rfc3987-syntax left out.
+BUILD_RECIPE = 2
 
 
 class InstanceType(BaseModel):
@@ -53,8 +56,9 @@ class Environment(BaseModel):
 
     @property
     def key(self) -> str:
-        """Identifies a build: the same name, kernels and packages reuse the same directory."""
-        spec = json.dumps([self.name, sorted(self.kernels), sorted(self.packages)])
+        """Identifies a build: the same name, kernels and packages (and build recipe) reuse the
+        same directory."""
+        spec = json.dumps([self.name, sorted(self.kernels), sorted(self.packages), BUILD_RECIPE])
         return f"{self.name}-{hashlib.sha256(spec.encode()).hexdigest()[:12]}"
 
 
