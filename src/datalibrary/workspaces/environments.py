@@ -86,7 +86,7 @@ def _build_into(directory: Path, environment: Environment, *, python: str, index
     install = [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python")]
     if index_url:
         install += ["--index-url", index_url]
-    _run([*install, *environment.packages], environment)
+    _run([*install, *environment.install], environment)
     if "r" in environment.kernels:
         kernel_dir = venv / "share" / "jupyter" / "kernels" / "ir"
         kernel_dir.mkdir(parents=True, exist_ok=True)
