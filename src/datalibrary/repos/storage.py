@@ -65,6 +65,26 @@ class RepoFacts:
     path: Path
 
 
+def _archived(path: Path) -> bool:
+    """``datalibrary.archived`` from the repository's config, read here rather than with
+    ``git config`` (a process on every clone, fetch and push). Only ``set_archived`` writes
+    it, as ``[datalibrary]`` / ``archived = true|false``; the last value wins, as in Git."""
+    section, archived = "", False
+    try:
+        text = (path / "config").read_text(errors="replace")
+    except OSError:
+        return False
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].split(";", 1)[0].strip()
+        if line.startswith("["):
+            section = line.strip("[]").strip().lower()
+        elif section == "datalibrary" and "=" in line:
+            key, _, value = line.partition("=")
+            if key.strip().lower() == "archived":
+                archived = value.strip().lower() == "true"
+    return archived
+
+
 def facts(settings: Settings, project: str, name: str) -> RepoFacts:
     path = repo_path(settings, project, name)
     if not (path / "HEAD").is_file():
@@ -72,8 +92,7 @@ def facts(settings: Settings, project: str, name: str) -> RepoFacts:
     description = (path / "description").read_text().strip() if (path / "description").exists() else ""
     if description.startswith("Unnamed repository"):
         description = ""
-    archived = git(path, "config", "--get", "datalibrary.archived", check=False).strip() == "true"
-    return RepoFacts(project, path.name.removesuffix(".git"), description, archived, path)
+    return RepoFacts(project, path.name.removesuffix(".git"), description, _archived(path), path)
 
 
 def list_names(settings: Settings, project: str) -> list[str]:
