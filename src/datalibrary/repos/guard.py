@@ -115,10 +115,37 @@ def load_fingerprints(path: str | None) -> set[bytes]:
     return {data[i : i + 8] for i in range(0, len(data) - len(data) % 8, 8)}
 
 
+def _spawn(args: list[str], stdin: int, stdout: int) -> int:
+    """``git ARGS`` on the given descriptors (stderr discarded); its pid. ``os.posix_spawnp``
+    because ``subprocess`` imports ``re``, ``enum``, ``locale``, ``selectors`` and
+    ``threading`` (a quarter of the hook's start-up). Every other descriptor of ours is
+    close-on-exec (PEP 446), so the child holds only these."""
+    return os.posix_spawnp(
+        "git",
+        ["git", *args],
+        os.environ,
+        file_actions=[
+            (os.POSIX_SPAWN_DUP2, stdin, 0),
+            (os.POSIX_SPAWN_DUP2, stdout, 1),
+            (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+        ],
+    )
+
+
+def _collect(read_end: int, pids: list[int], what: str) -> bytes:
+    chunks = []
+    with os.fdopen(read_end, "rb", buffering=0) as output:
+        while chunk := output.read(1 << 20):
+            chunks.append(chunk)
+    for pid in pids:
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        if code != 0:
+            raise RuntimeError(f"git {what} failed ({code})")
+    return b"".join(chunks)
+
+
 def _git(*args: str, input: bytes | None = None) -> bytes:  # noqa: A002
-    """``git ARGS`` with ``input`` on stdin (a memory file, so no deadlock and no thread) and
-    its stdout returned; ``os.posix_spawnp`` because ``subprocess`` imports ``re``, ``enum``,
-    ``locale``, ``selectors`` and ``threading`` (a quarter of the hook's start-up)."""
+    """``git ARGS`` with ``input`` on stdin (a memory file: no deadlock, no thread); stdout."""
     source = os.memfd_create("guard-input") if input is not None else os.open(os.devnull, os.O_RDONLY)
     if input:
         view = memoryview(input)
@@ -127,51 +154,44 @@ def _git(*args: str, input: bytes | None = None) -> bytes:  # noqa: A002
         os.lseek(source, 0, os.SEEK_SET)
     read_end, write_end = os.pipe()
     try:
-        pid = os.posix_spawnp(
-            "git",
-            ["git", *args],
-            os.environ,
-            file_actions=[
-                (os.POSIX_SPAWN_DUP2, source, 0),
-                (os.POSIX_SPAWN_DUP2, write_end, 1),
-                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
-                (os.POSIX_SPAWN_CLOSE, read_end),
-            ],
-        )
+        pid = _spawn(list(args), source, write_end)
     finally:
         os.close(write_end)
         os.close(source)
-    chunks = []
-    with os.fdopen(read_end, "rb", buffering=0) as output:
-        while chunk := output.read(1 << 20):
-            chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"git {args[0]} failed ({os.waitstatus_to_exitcode(status)})")
-    return b"".join(chunks)
+    return _collect(read_end, [pid], args[0])
+
+
+def _git_pipeline(first: list[str], second: list[str]) -> bytes:
+    """``git FIRST | git SECOND``: both at once, no Python in between; SECOND's stdout."""
+    nothing = os.open(os.devnull, os.O_RDONLY)
+    middle_read, middle_write = os.pipe()
+    read_end, write_end = os.pipe()
+    try:
+        pids = [_spawn(first, nothing, middle_write), _spawn(second, middle_read, write_end)]
+    finally:
+        for descriptor in (nothing, middle_read, middle_write, write_end):
+            os.close(descriptor)
+    return _collect(read_end, pids, f"{first[0]} | git {second[0]}")
 
 
 def new_blobs(updates: list[tuple[str, str, str]]) -> list[tuple[str, str, int]]:
-    """(blob id, path, size) of every blob the push adds, once per blob."""
+    """(blob id, path, size) of every blob the push adds, once per blob: the objects only
+    the new tips reach, typed and sized by ``cat-file`` (``%(rest)`` carries the path)."""
     tips = [new for _, new, _ in updates if new != ZERO]
     if not tips:
         return []
-    listing = _git("rev-list", "--objects", *tips, "--not", "--all").decode(errors="replace")
-    named: dict[str, str] = {}
-    for line in listing.splitlines():
-        oid, _, path = line.partition(" ")
-        if path and oid not in named:
-            named[oid] = path
-    if not named:
-        return []
-    checked = _git(
-        "cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)", input="\n".join(named).encode()
-    ).decode()
-    blobs = []
+    checked = _git_pipeline(
+        ["rev-list", "--objects", *tips, "--not", "--all"],
+        ["cat-file", "--batch-check=%(objecttype) %(objectsize) %(objectname) %(rest)"],
+    ).decode(errors="replace")
+    blobs, seen = [], set()
     for line in checked.splitlines():
-        oid, kind, size = line.split(" ")
-        if kind == "blob":
-            blobs.append((oid, named[oid], int(size)))
+        kind, _, rest = line.partition(" ")
+        size, _, rest = rest.partition(" ")
+        oid, _, path = rest.partition(" ")
+        if kind == "blob" and path and oid not in seen:
+            seen.add(oid)
+            blobs.append((oid, path, int(size)))
     return blobs
 
 

@@ -128,7 +128,32 @@ def set_archived(settings: Settings, project: str, name: str, archived: bool) ->
 
 
 def refs(path: Path) -> dict[str, str]:
-    """ref name -> commit id, for comparing before and after a push."""
+    """ref name -> commit id, for comparing before and after a push.
+
+    Read from ``packed-refs`` and the loose files under ``refs/`` (loose wins, as in Git)
+    rather than with ``git for-each-ref``: two processes fewer on every push. A repository
+    in the reftable format (which the platform never creates) is read by Git."""
+    if (path / "reftable").exists():
+        return _refs_by_git(path)
+    found: dict[str, str] = {}
+    packed = path / "packed-refs"
+    if packed.exists():
+        for line in packed.read_text(errors="replace").splitlines():
+            commit, _, name = line.partition(" ")
+            if name and len(commit) >= 40 and not line.startswith(("#", "^")):
+                found[name.strip()] = commit
+    base = path / "refs"
+    for file in base.rglob("*") if base.is_dir() else []:
+        if file.is_file() and not file.name.endswith(".lock"):
+            content = file.read_text(errors="replace").strip()
+            if content.startswith("ref: "):  # a symbolic ref: its target is listed itself
+                continue
+            if len(content) >= 40:
+                found[f"refs/{file.relative_to(base).as_posix()}"] = content
+    return found
+
+
+def _refs_by_git(path: Path) -> dict[str, str]:
     out = git(path, "for-each-ref", "--format=%(refname) %(objectname)", check=False)
     found: dict[str, str] = {}
     for line in out.splitlines():
