@@ -14,7 +14,7 @@ from datalibrary.repos.guard import GuardConfig
 
 PRE_RECEIVE = """#!/bin/sh
 # Written by DataLibrary: the data-leak guard of every project repository.
-exec "$DL_PYTHON" -S "$DL_GUARD"
+exec "$DL_PYTHON" -S -c 'import sys; from datalibrary.repos.guard import main; sys.exit(main())'
 """
 
 
@@ -55,8 +55,6 @@ def guard_environment(settings: Settings, report: Path) -> dict[str, str]:
     package_root = str(Path(__file__).resolve().parents[2])
     return {
         "DL_PYTHON": sys.executable,
-        # the file itself, not ``-m``: runpy's imports would add a third to every push
-        "DL_GUARD": str(Path(__file__).with_name("guard.py")),
         **guard_config.environment(),
         "DL_GUARD_REPORT": str(report),
         "PYTHONPATH": package_root,
