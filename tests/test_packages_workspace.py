@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from datalibrary.packages import server
+from datalibrary.packages import cran, server
 from datalibrary.workspaces import paths
 from tests.helpers import LiveServer, Platform
 from tests.package_helpers import make_wheel
@@ -115,10 +115,10 @@ Encoding: UTF-8
 """
 
 
-def build_r_package(directory: Path) -> Path:
+def build_r_package(directory: Path, version: str = "0.1.0") -> Path:
     source = directory / "tinyr"
     (source / "R").mkdir(parents=True)
-    (source / "DESCRIPTION").write_text(TINY_DESCRIPTION)
+    (source / "DESCRIPTION").write_text(TINY_DESCRIPTION.replace("0.1.0", version))
     (source / "LICENSE").write_text("YEAR: 2026\nCOPYRIGHT HOLDER: test\n")
     (source / "NAMESPACE").write_text("export(hello)\n")
     (source / "R" / "hello.R").write_text('hello <- function() paste("hello from", "tinyr")\n')
@@ -126,7 +126,7 @@ def build_r_package(directory: Path) -> Path:
         ["R", "CMD", "build", "--no-build-vignettes", "--no-manual", "tinyr"],
         cwd=directory, check=True, capture_output=True, timeout=300,
     )  # fmt: skip
-    return directory / "tinyr_0.1.0.tar.gz"
+    return directory / f"tinyr_{version}.tar.gz"
 
 
 R_IN_WORKSPACE = r"""
@@ -192,6 +192,16 @@ def test_r_uploads_are_checked_and_admin_only(pip_platform: Platform, tmp_path: 
     junk = admin.post("/api/v1/packages/r", files={"file": ("junk_1.0.tar.gz", b"not a tarball")})
     assert junk.status_code == 422 and "gzip" in junk.text, junk.text
     assert admin.post("/api/v1/packages/r", files={"file": ("../x_1.0.tar.gz", data)}).status_code == 422
+    # a new version replaces the old one in the index; the old one moves to Archive/
+    assert admin.post("/api/v1/packages/r", files={"file": (tarball.name, data)}).status_code == 201
+    newer = build_r_package(tmp_path / "newer", "0.2.0")
+    assert (
+        admin.post("/api/v1/packages/r", files={"file": (newer.name, newer.read_bytes())}).status_code == 201
+    )
+    assert [(p["name"], p["version"]) for p in alice.get("/api/v1/packages/r").json()] == [("tinyr", "0.2.0")]
+    contrib = cran.contrib(platform.settings)
+    assert (contrib / "Archive" / "tinyr" / "tinyr_0.1.0.tar.gz").exists()
+    assert "Version: 0.2.0" in (contrib / "PACKAGES").read_text()
     # the repository needs a token, like the Python index
     import httpx
 

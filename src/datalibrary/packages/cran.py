@@ -20,6 +20,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from datalibrary.audit import service as audit
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
@@ -126,7 +128,9 @@ def _locked(directory: Path):  # type: ignore[no-untyped-def]
     return handle
 
 
-def upload(settings: Settings, session, actor: Principal, filename: str, content: bytes) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def upload(
+    settings: Settings, session: Session, actor: Principal, filename: str, content: bytes
+) -> dict[str, str]:
     """Publish an R source package; a previous version of it moves to ``Archive/NAME/``."""
     require(actor, Permission.PACKAGES_MANAGE)
     description = read_description(filename, content)
@@ -135,7 +139,8 @@ def upload(settings: Settings, session, actor: Principal, filename: str, content
     with _locked(directory):
         archived = []
         for old in directory.glob(f"{name}_*.tar.gz"):
-            if TARBALL.match(old.name) and TARBALL.match(old.name).group(1) == name and old.name != filename:  # type: ignore[union-attr]
+            previous = TARBALL.match(old.name)
+            if previous is not None and previous.group(1) == name and old.name != filename:
                 archive = directory / "Archive" / name
                 archive.mkdir(parents=True, exist_ok=True)
                 os.replace(old, archive / old.name)
