@@ -106,22 +106,32 @@ def workspace_of(actor: Principal) -> str | None:
 
 
 def record_install(
-    session: Session, actor: Principal, name: str, version: str, filename: str, *, refused: str | None = None
+    session: Session,
+    actor: Principal,
+    name: str,
+    version: str,
+    filename: str,
+    *,
+    refused: str | None = None,
+    ecosystem: str = "python",
 ) -> None:
+    """One install (a file served) or refusal: user, workspace, package, version."""
+    python = ecosystem == "python"
     audit.record(
         session,
         actor=actor.name,
         action="package.install" if refused is None else "package.refused",
-        target=f"package:{canonicalize_name(name)}",
+        target=f"package:{canonicalize_name(name)}" if python else f"rpackage:{name}",
         outcome="success" if refused is None else "denied",
         details={
-            "package": canonicalize_name(name),
+            "ecosystem": ecosystem,
+            "package": canonicalize_name(name) if python else name,
             "version": version,
             "file": filename,
             "workspace": workspace_of(actor),
             **({"reason": refused} if refused else {}),
         },
-        client="workspace" if workspace_of(actor) else "pip",
+        client="workspace" if workspace_of(actor) else ("pip" if python else "R"),
     )
 
 
@@ -138,6 +148,7 @@ def install_log(session: Session, actor: Principal, limit: int = 200) -> list[di
             "at": row.at.isoformat(),
             "user": row.actor,
             "action": row.action,
+            "ecosystem": row.details.get("ecosystem", "python"),
             **{k: row.details.get(k) for k in ("package", "version", "file", "workspace", "reason")},
         }
         for row in rows

@@ -12,20 +12,21 @@ the person pushing ("remote: ..."). Only the objects the push adds are scanned (
   identifying or pseudonymized columns (matched by keyed fingerprints, see
   ``repos.fingerprints``; the values themselves are never stored here).
 
-Runs as ``python -m datalibrary.repos.guard`` with the standard library only; its settings
-come from ``DL_GUARD_CONFIG`` (JSON) and it writes what it refused to ``DL_GUARD_REPORT``.
+Runs as ``python -S -c "from datalibrary.repos.guard import main; ..."`` (the hook) with
+the standard library only; its settings come from ``DL_GUARD_*`` variables (one each, see
+``GuardConfig``) and it writes what it refused to ``DL_GUARD_REPORT``. Every push starts
+it, so it starts light: no ``site`` (``-S``), no ``runpy`` (``-m``), no compiling (a
+script file has no cached ``.pyc``), no ``dataclasses``/``pathlib``/``subprocess``, and
+``json``, ``re`` (with ``enum``) and ``hashlib`` only when there is a notebook, a lake
+fingerprint or a finding to handle. That start-up was most of the platform's cost over
+plain Git on a push (``benchmarks/git_repos.py``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import re
-import subprocess
+import posixpath
 import sys
-from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 ZERO = "0" * 40
 DATA_SUFFIXES = {
@@ -33,8 +34,20 @@ DATA_SUFFIXES = {
     ".arrow", ".ipc", ".orc", ".avro", ".xlsx", ".xls", ".dta", ".sav", ".rds", ".rdata", ".pkl",
     ".pickle", ".h5", ".hdf5", ".db", ".sqlite", ".duckdb", ".jsonl", ".ndjson",
 }  # fmt: skip
-TOKEN_SPLIT = re.compile(r"[\s,;|\t\"'<>\[\]{}()=:]+")
-HTML_ROW = re.compile(r"<tr[\s>]", re.IGNORECASE)
+WORD_SEPARATORS = r"[\s,;|\t\"'<>\[\]{}()=:]+"
+HTML_ROW = r"<tr[\s>]"
+_compiled: dict = {}  # type: ignore[type-arg] - "re" is not imported at start-up
+
+
+def _pattern(source: str):  # type: ignore[no-untyped-def]
+    """Compiled on first use: importing ``re`` costs the hook ~10 ms a push."""
+    if source not in _compiled:
+        import re
+
+        _compiled[source] = re.compile(source, re.IGNORECASE if source == HTML_ROW else 0)
+    return _compiled[source]
+
+
 AIRLOCK = (
     "Data from the lake leaves only through the export airlock: request an export of the result "
     "(console: Exports; CLI: datalibrary exports request), which a steward reviews. Remove the "
@@ -43,24 +56,55 @@ AIRLOCK = (
 )
 
 
-@dataclass(frozen=True)
 class GuardConfig:
-    max_data_file_bytes: int = 1_000_000
-    max_file_bytes: int = 50_000_000
-    notebook_max_rows: int = 50
-    identifying_min_values: int = 3
-    scan_text_bytes: int = 20_000_000
-    fingerprints: str | None = None  # file of sorted 8-byte digests
-    fingerprint_key: str = ""
+    """The guard's settings (a plain class: ``dataclasses`` costs the hook ~25 ms a push)."""
+
+    __slots__ = (
+        "max_data_file_bytes", "max_file_bytes", "notebook_max_rows", "identifying_min_values",
+        "scan_text_bytes", "fingerprints", "fingerprint_key",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        max_data_file_bytes: int = 1_000_000,
+        max_file_bytes: int = 50_000_000,
+        notebook_max_rows: int = 50,
+        identifying_min_values: int = 3,
+        scan_text_bytes: int = 20_000_000,
+        fingerprints: str | None = None,  # file of sorted 8-byte digests
+        fingerprint_key: str = "",
+    ) -> None:
+        self.max_data_file_bytes = max_data_file_bytes
+        self.max_file_bytes = max_file_bytes
+        self.notebook_max_rows = notebook_max_rows
+        self.identifying_min_values = identifying_min_values
+        self.scan_text_bytes = scan_text_bytes
+        self.fingerprints = fingerprints
+        self.fingerprint_key = fingerprint_key
 
     @classmethod
     def from_env(cls) -> GuardConfig:
-        raw = os.environ.get("DL_GUARD_CONFIG")
-        return cls(**json.loads(raw)) if raw else cls()
+        """From ``DL_GUARD_<SETTING>`` (upper case; unset = the default): no JSON to import."""
+        values: dict[str, object] = {}
+        for name in cls.__slots__:
+            raw = os.environ.get(f"DL_GUARD_{name.upper()}")
+            if raw is not None:
+                values[name] = raw if name in ("fingerprints", "fingerprint_key") else int(raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def environment(self) -> dict[str, str]:
+        """The variables ``from_env`` reads back."""
+        return {
+            f"DL_GUARD_{name.upper()}": str(getattr(self, name))
+            for name in self.__slots__
+            if getattr(self, name) is not None
+        }
 
 
 def fingerprint(key: bytes, value: str) -> bytes:
     """8 bytes of a keyed BLAKE2b of the normalized value (case-folded, trimmed)."""
+    import hashlib  # only when the lake has fingerprints: OpenSSL's start-up is not free
+
     return hashlib.blake2b(value.strip().casefold().encode(), digest_size=8, key=key).digest()
 
 
@@ -72,36 +116,88 @@ def load_fingerprints(path: str | None) -> set[bytes]:
     return {data[i : i + 8] for i in range(0, len(data) - len(data) % 8, 8)}
 
 
+def _spawn(args: list[str], stdin: int, stdout: int) -> int:
+    """``git ARGS`` on the given descriptors (stderr discarded); its pid. ``os.posix_spawnp``
+    because ``subprocess`` imports ``re``, ``enum``, ``locale``, ``selectors`` and
+    ``threading`` (a quarter of the hook's start-up). Every other descriptor of ours is
+    close-on-exec (PEP 446), so the child holds only these."""
+    return os.posix_spawnp(
+        "git",
+        ["git", *args],
+        os.environ,
+        file_actions=[
+            (os.POSIX_SPAWN_DUP2, stdin, 0),
+            (os.POSIX_SPAWN_DUP2, stdout, 1),
+            (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+        ],
+    )
+
+
+def _collect(read_end: int, pids: list[int], what: str) -> bytes:
+    chunks = []
+    with os.fdopen(read_end, "rb", buffering=0) as output:
+        while chunk := output.read(1 << 20):
+            chunks.append(chunk)
+    for pid in pids:
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        if code != 0:
+            raise RuntimeError(f"git {what} failed ({code})")
+    return b"".join(chunks)
+
+
 def _git(*args: str, input: bytes | None = None) -> bytes:  # noqa: A002
-    return subprocess.run(["git", *args], input=input, capture_output=True, check=True).stdout  # noqa: S603, S607
+    """``git ARGS`` with ``input`` on stdin (a memory file: no deadlock, no thread); stdout."""
+    source = os.memfd_create("guard-input") if input is not None else os.open(os.devnull, os.O_RDONLY)
+    if input:
+        view = memoryview(input)
+        while view:
+            view = view[os.write(source, view) :]
+        os.lseek(source, 0, os.SEEK_SET)
+    read_end, write_end = os.pipe()
+    try:
+        pid = _spawn(list(args), source, write_end)
+    finally:
+        os.close(write_end)
+        os.close(source)
+    return _collect(read_end, [pid], args[0])
+
+
+def _git_pipeline(first: list[str], second: list[str]) -> bytes:
+    """``git FIRST | git SECOND``: both at once, no Python in between; SECOND's stdout."""
+    nothing = os.open(os.devnull, os.O_RDONLY)
+    middle_read, middle_write = os.pipe()
+    read_end, write_end = os.pipe()
+    try:
+        pids = [_spawn(first, nothing, middle_write), _spawn(second, middle_read, write_end)]
+    finally:
+        for descriptor in (nothing, middle_read, middle_write, write_end):
+            os.close(descriptor)
+    return _collect(read_end, pids, f"{first[0]} | git {second[0]}")
 
 
 def new_blobs(updates: list[tuple[str, str, str]]) -> list[tuple[str, str, int]]:
-    """(blob id, path, size) of every blob the push adds, once per blob."""
+    """(blob id, path, size) of every blob the push adds, once per blob: the objects only
+    the new tips reach, typed and sized by ``cat-file`` (``%(rest)`` carries the path)."""
     tips = [new for _, new, _ in updates if new != ZERO]
     if not tips:
         return []
-    listing = _git("rev-list", "--objects", *tips, "--not", "--all").decode(errors="replace")
-    named: dict[str, str] = {}
-    for line in listing.splitlines():
-        oid, _, path = line.partition(" ")
-        if path and oid not in named:
-            named[oid] = path
-    if not named:
-        return []
-    checked = _git(
-        "cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)", input="\n".join(named).encode()
-    ).decode()
-    blobs = []
+    checked = _git_pipeline(
+        ["rev-list", "--objects", *tips, "--not", "--all"],
+        ["cat-file", "--batch-check=%(objecttype) %(objectsize) %(objectname) %(rest)"],
+    ).decode(errors="replace")
+    blobs, seen = [], set()
     for line in checked.splitlines():
-        oid, kind, size = line.split(" ")
-        if kind == "blob":
-            blobs.append((oid, named[oid], int(size)))
+        kind, _, rest = line.partition(" ")
+        size, _, rest = rest.partition(" ")
+        oid, _, path = rest.partition(" ")
+        if kind == "blob" and path and oid not in seen:
+            seen.add(oid)
+            blobs.append((oid, path, int(size)))
     return blobs
 
 
 def _is_data_file(path: str) -> bool:
-    name = PurePosixPath(path).name.lower()
+    name = posixpath.basename(path).lower()
     return any(name.endswith(suffix) for suffix in DATA_SUFFIXES)
 
 
@@ -111,6 +207,9 @@ def _text(value: object) -> str:
 
 def notebook_rows(text: str) -> int:
     """The largest number of table rows shown by one output of a notebook."""
+    import json
+
+    html_row = _pattern(HTML_ROW)
     try:
         notebook = json.loads(text)
     except ValueError:
@@ -122,7 +221,7 @@ def notebook_rows(text: str) -> int:
             rows = 0
             html = data.get("text/html")
             if html:
-                rows = max(rows, len(HTML_ROW.findall("".join(html) if isinstance(html, list) else html)) - 1)
+                rows = max(rows, len(html_row.findall("".join(html) if isinstance(html, list) else html)) - 1)
             resource = data.get("application/vnd.dataresource+json")
             if isinstance(resource, dict):
                 rows = max(rows, len(resource.get("data", [])))
@@ -138,8 +237,14 @@ def notebook_rows(text: str) -> int:
 
 
 def identifying_matches(text: str, known: set[bytes], key: bytes) -> int:
-    tokens = {token for token in TOKEN_SPLIT.split(text) if 2 < len(token) <= 128}
-    return sum(1 for token in tokens if fingerprint(key, token) in known)
+    from hashlib import blake2b  # see fingerprint(); the same digest, without a call per token
+
+    tokens = {token for token in _pattern(WORD_SEPARATORS).split(text) if 2 < len(token) <= 128}
+    return sum(
+        1
+        for token in tokens
+        if blake2b(token.strip().casefold().encode(), digest_size=8, key=key).digest() in known
+    )
 
 
 def scan(updates: list[tuple[str, str, str]], config: GuardConfig) -> list[dict[str, str]]:
@@ -202,7 +307,12 @@ def main() -> int:
     report = os.environ.get("DL_GUARD_REPORT")
     if report:
         with open(report, "w") as handle:
-            json.dump({"findings": findings}, handle)
+            if findings:
+                import json
+
+                json.dump({"findings": findings}, handle)
+            else:
+                handle.write('{"findings": []}')
     if not findings:
         return 0
     lines = ["", "DataLibrary refused this push: it adds what looks like a lake extract."]

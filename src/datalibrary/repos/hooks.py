@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 import sys
 from pathlib import Path
 
 from datalibrary.config import Settings
+from datalibrary.repos.guard import GuardConfig
 
 PRE_RECEIVE = """#!/bin/sh
 # Written by DataLibrary: the data-leak guard of every project repository.
-exec "$DL_PYTHON" -m datalibrary.repos.guard
+exec "$DL_PYTHON" -S -c 'import sys; from datalibrary.repos.guard import main; sys.exit(main())'
 """
 
 
@@ -44,18 +44,18 @@ def fingerprints_path(settings: Settings) -> Path:
 def guard_environment(settings: Settings, report: Path) -> dict[str, str]:
     config = settings.repos
     fingerprints = fingerprints_path(settings)
-    payload = {
-        "max_data_file_bytes": config.max_data_file_bytes,
-        "max_file_bytes": config.max_file_bytes,
-        "notebook_max_rows": config.notebook_max_rows,
-        "identifying_min_values": config.identifying_min_values,
-        "fingerprints": str(fingerprints) if fingerprints.exists() else None,
-        "fingerprint_key": fingerprint_key(settings),
-    }
+    guard_config = GuardConfig(
+        max_data_file_bytes=config.max_data_file_bytes,
+        max_file_bytes=config.max_file_bytes,
+        notebook_max_rows=config.notebook_max_rows,
+        identifying_min_values=config.identifying_min_values,
+        fingerprints=str(fingerprints) if fingerprints.exists() else None,
+        fingerprint_key=fingerprint_key(settings),
+    )
     package_root = str(Path(__file__).resolve().parents[2])
     return {
         "DL_PYTHON": sys.executable,
-        "DL_GUARD_CONFIG": json.dumps(payload),
+        **guard_config.environment(),
         "DL_GUARD_REPORT": str(report),
         "PYTHONPATH": package_root,
     }

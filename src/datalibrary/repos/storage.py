@@ -65,6 +65,26 @@ class RepoFacts:
     path: Path
 
 
+def _archived(path: Path) -> bool:
+    """``datalibrary.archived`` from the repository's config, read here rather than with
+    ``git config`` (a process on every clone, fetch and push). Only ``set_archived`` writes
+    it, as ``[datalibrary]`` / ``archived = true|false``; the last value wins, as in Git."""
+    section, archived = "", False
+    try:
+        text = (path / "config").read_text(errors="replace")
+    except OSError:
+        return False
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].split(";", 1)[0].strip()
+        if line.startswith("["):
+            section = line.strip("[]").strip().lower()
+        elif section == "datalibrary" and "=" in line:
+            key, _, value = line.partition("=")
+            if key.strip().lower() == "archived":
+                archived = value.strip().lower() == "true"
+    return archived
+
+
 def facts(settings: Settings, project: str, name: str) -> RepoFacts:
     path = repo_path(settings, project, name)
     if not (path / "HEAD").is_file():
@@ -72,8 +92,7 @@ def facts(settings: Settings, project: str, name: str) -> RepoFacts:
     description = (path / "description").read_text().strip() if (path / "description").exists() else ""
     if description.startswith("Unnamed repository"):
         description = ""
-    archived = git(path, "config", "--get", "datalibrary.archived", check=False).strip() == "true"
-    return RepoFacts(project, path.name.removesuffix(".git"), description, archived, path)
+    return RepoFacts(project, path.name.removesuffix(".git"), description, _archived(path), path)
 
 
 def list_names(settings: Settings, project: str) -> list[str]:
@@ -109,7 +128,32 @@ def set_archived(settings: Settings, project: str, name: str, archived: bool) ->
 
 
 def refs(path: Path) -> dict[str, str]:
-    """ref name -> commit id, for comparing before and after a push."""
+    """ref name -> commit id, for comparing before and after a push.
+
+    Read from ``packed-refs`` and the loose files under ``refs/`` (loose wins, as in Git)
+    rather than with ``git for-each-ref``: two processes fewer on every push. A repository
+    in the reftable format (which the platform never creates) is read by Git."""
+    if (path / "reftable").exists():
+        return _refs_by_git(path)
+    found: dict[str, str] = {}
+    packed = path / "packed-refs"
+    if packed.exists():
+        for line in packed.read_text(errors="replace").splitlines():
+            commit, _, name = line.partition(" ")
+            if name and len(commit) >= 40 and not line.startswith(("#", "^")):
+                found[name.strip()] = commit
+    base = path / "refs"
+    for file in base.rglob("*") if base.is_dir() else []:
+        if file.is_file() and not file.name.endswith(".lock"):
+            content = file.read_text(errors="replace").strip()
+            if content.startswith("ref: "):  # a symbolic ref: its target is listed itself
+                continue
+            if len(content) >= 40:
+                found[f"refs/{file.relative_to(base).as_posix()}"] = content
+    return found
+
+
+def _refs_by_git(path: Path) -> dict[str, str]:
     out = git(path, "for-each-ref", "--format=%(refname) %(objectname)", check=False)
     found: dict[str, str] = {}
     for line in out.splitlines():

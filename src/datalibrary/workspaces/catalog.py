@@ -40,6 +40,11 @@ class InstanceType(BaseModel):
         return int(self.memory_gib * 1024**3)
 
 
+# Installed into every environment whatever its package list: pip and uv are how a
+# scientist installs more from the platform's mirror (``pip install`` in a workspace).
+TOOLS = ("pip", "uv")
+
+
 class Environment(BaseModel):
     name: str = Field(pattern=NAME)
     description: str = ""
@@ -55,10 +60,19 @@ class Environment(BaseModel):
         return self
 
     @property
+    def install(self) -> list[str]:
+        """What a build installs: the packages plus the tools not listed already."""
+        names = {
+            p.split("=")[0].split("<")[0].split(">")[0].split("[")[0].strip().lower() for p in self.packages
+        }
+        return [*self.packages, *(tool for tool in TOOLS if tool not in names)]
+
+    @property
     def key(self) -> str:
-        """Identifies a build: the same name, kernels and packages (and build recipe) reuse the
-        same directory."""
-        spec = json.dumps([self.name, sorted(self.kernels), sorted(self.packages), BUILD_RECIPE])
+        """Identifies a build: the same name, kernels and packages reuse the same directory
+        (the always-installed tools and the build recipe are part of it, so changing either
+        rebuilds)."""
+        spec = json.dumps([self.name, sorted(self.kernels), sorted(self.packages), *TOOLS, BUILD_RECIPE])
         return f"{self.name}-{hashlib.sha256(spec.encode()).hexdigest()[:12]}"
 
 

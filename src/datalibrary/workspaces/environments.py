@@ -96,7 +96,7 @@ def _build_into(directory: Path, environment: Environment, *, python: str, index
     ]
     if index_url:
         install += ["--index-url", index_url]
-    _run([*install, *environment.packages], environment)
+    _run([*install, *environment.install], environment)
     _leave_out_slow_optional_modules(venv, environment)
     if "r" in environment.kernels:
         kernel_dir = venv / "share" / "jupyter" / "kernels" / "ir"

@@ -10,6 +10,9 @@ network and no typed credentials (kept apart from ``sandbox`` so that module sta
   writable prefix in the persistent home (``~/.local``), since the shared environment is
   read-only; the prefix's site-packages is on ``PYTHONPATH`` so kernels import what was
   installed there.
+- R: a site profile (``R_PROFILE``) pointing ``install.packages()`` at the platform's
+  CRAN-like repository (``/cran``, with the workspace's token) and a user library in the
+  persistent home (``~/R/library``); upstream CRAN is not reachable.
 """
 
 from __future__ import annotations
@@ -41,6 +44,19 @@ def gitconfig(spec: WorkspaceSpec) -> str:
     )
 
 
+RPROFILE = """# Written by DataLibrary at each start; your ~/.Rprofile runs after it.
+local({
+  repo <- Sys.getenv("DATALIBRARY_CRAN_URL")
+  if (nzchar(repo)) options(repos = c(DataLibrary = repo))
+  lib <- Sys.getenv("R_LIBS_USER")
+  if (nzchar(lib)) {
+    dir.create(lib, recursive = TRUE, showWarnings = FALSE)
+    .libPaths(c(lib, .libPaths()))
+  }
+})
+"""
+
+
 def python_site(environment_dir: Path, home: str) -> str | None:
     """``~/.local/lib/pythonX.Y/site-packages`` for the environment's Python version."""
     found = sorted((environment_dir / "venv" / "lib").glob("python3*"))
@@ -68,12 +84,10 @@ def prepare(spec: WorkspaceSpec, run: str, home: str, env_dir: str) -> dict[str,
     spec.run_dir.mkdir(parents=True, exist_ok=True)
     replace_file(spec.run_dir / "gitconfig", gitconfig(spec))
     replace_file(spec.run_dir / "uv.toml", f'[pip]\nprefix = "{home}/.local"\n')
+    replace_file(spec.run_dir / "Rprofile.site", RPROFILE)
     token = spec.env.get("DATALIBRARY_TOKEN")
-    index = (
-        f"http://workspace:{token}@127.0.0.1:{LOCAL_PORT}/pypi/simple/"
-        if token
-        else f"{LOCAL_URL}/pypi/simple/"
-    )
+    base = f"http://workspace:{token}@127.0.0.1:{LOCAL_PORT}" if token else LOCAL_URL
+    index = f"{base}/pypi/simple/"
     env = {
         "DATALIBRARY_LOCAL_URL": LOCAL_URL,
         "GIT_CONFIG_SYSTEM": f"{run}/gitconfig",
@@ -86,6 +100,9 @@ def prepare(spec: WorkspaceSpec, run: str, home: str, env_dir: str) -> dict[str,
         "UV_DEFAULT_INDEX": index,
         "UV_CONFIG_FILE": f"{run}/uv.toml",
         "VIRTUAL_ENV": f"{env_dir}/venv",
+        "DATALIBRARY_CRAN_URL": f"{base}/cran",
+        "R_PROFILE": f"{run}/Rprofile.site",
+        "R_LIBS_USER": f"{home}/R/library",
     }
     return env
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from datalibrary.auth import service as auth_service
@@ -35,8 +36,9 @@ MAX_REQUEST_BYTES = 4 * 1024**3  # one push (its pack) at most
 WANT = re.compile(rb"want ([0-9a-f]{40})")
 
 
-def token_principal(request: Request) -> Principal:
-    """Basic (any user name, a token as the password) or Bearer; cookies are ignored."""
+def token_principal(request: Request, session: Session | None = None) -> Principal:
+    """Basic (any user name, a token as the password) or Bearer; cookies are ignored.
+    ``session``: the caller's, so one request opens one database session."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     secret = ""
@@ -51,8 +53,10 @@ def token_principal(request: Request) -> Principal:
         raise NotAuthenticated(
             "send a personal token as the password (git clone http://USER:TOKEN@host/git/...)"
         )
-    with request.app.state.db.session() as session:
+    if session is not None:
         return auth_service.principal_from_token(session, secret)
+    with request.app.state.db.session() as own:
+        return auth_service.principal_from_token(own, secret)
 
 
 def _refusal(error: DataLibraryError) -> Response:
@@ -90,8 +94,8 @@ async def git_smart_http(project: str, repo_path: str, request: Request) -> Resp
     settings = request.app.state.settings
     access = SERVICES[operation]
     try:
-        principal = token_principal(request)
         with request.app.state.db.session() as session:
+            principal = token_principal(request, session)
             repo = service.authorize(session, settings, principal, project, name, access)  # type: ignore[arg-type]
     except DataLibraryError as error:
         return _refusal(error)

@@ -1,4 +1,5 @@
-"""The package mirror's policy, internal uploads and install log (pip itself uses /pypi/)."""
+"""The package mirror's policy, internal uploads, R packages and install log (pip itself uses
+/pypi/, R's install.packages() /cran/)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, Settings
 from datalibrary.api.fields import PackageName, VersionRange
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import RecordId
-from datalibrary.packages import policy, service
+from datalibrary.errors import TooLarge
+from datalibrary.packages import cran, policy, service
 from datalibrary.packages.models import PackageRule
 
 router = APIRouter(prefix="/packages", tags=["packages"])
@@ -59,6 +61,14 @@ class UploadOut(BaseModel):
     file: str
 
 
+class RPackageOut(BaseModel):
+    name: str
+    version: str
+    depends: str
+    imports: str
+    license: str
+
+
 def _policy(session: DbSession, principal: CurrentPrincipal) -> PolicyOut:
     return PolicyOut(
         mode=policy.mode(session),
@@ -94,14 +104,36 @@ def delete_rule(rule_id: RecordId, principal: CurrentPrincipal, session: DbSessi
 async def upload(
     file: UploadFile, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
 ) -> UploadOut:
-    content = await file.read(MAX_UPLOAD + 1)
-    if len(content) > MAX_UPLOAD:
-        from datalibrary.errors import TooLarge
-
-        raise TooLarge(f"uploads are limited to {MAX_UPLOAD} bytes")
+    content = await _read(file)
     result = await asyncio.to_thread(
         service.upload, settings, session, principal, file.filename or "", content
     )
+    return UploadOut(**result)
+
+
+async def _read(file: UploadFile) -> bytes:
+    content = await file.read(MAX_UPLOAD + 1)
+    if len(content) > MAX_UPLOAD:
+        raise TooLarge(f"uploads are limited to {MAX_UPLOAD} bytes")
+    return content
+
+
+@router.get("/r", summary="R packages published for install.packages()", dependencies=INSTALL)
+def r_packages(principal: CurrentPrincipal, settings: SettingsDep) -> list[RPackageOut]:
+    return [RPackageOut(**p) for p in cran.list_packages(settings, principal)]
+
+
+@router.post(
+    "/r",
+    summary="Publish an R source package (NAME_VERSION.tar.gz from R CMD build)",
+    status_code=201,
+    dependencies=MANAGE,
+)
+async def r_upload(
+    file: UploadFile, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
+) -> UploadOut:
+    content = await _read(file)
+    result = await asyncio.to_thread(cran.upload, settings, session, principal, file.filename or "", content)
     return UploadOut(**result)
 
 

@@ -1,21 +1,23 @@
 """The package index pip and uv use: ``/pypi/simple/`` (PEP 503 pages) and ``/pypi/files/``,
-served from devpi-server through the policy and recorded. Authentication is a token as the
+served from devpi-server through the policy and recorded; R's ``install.packages()`` uses
+``/cran/`` (the repository admins populate). Authentication is a token as the
 Basic password (or Bearer), as for Git; the console's cookie is never accepted. Not part
-of the API document (pip is its client)."""
+of the API document (pip and R are its clients)."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from datalibrary.api.routers.git_http import token_principal
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.errors import DataLibraryError, InvalidInput
-from datalibrary.packages import policy, server, service
+from datalibrary.packages import cran, policy, server, service
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger(__name__)
@@ -128,3 +130,34 @@ async def package_file(path: str, request: Request) -> Response:
         k: v for k, v in upstream.headers.items() if k.lower() in ("content-type", "content-length", "etag")
     }
     return StreamingResponse(upstream.aiter_raw(), headers=headers, background=BackgroundTask(finish))
+
+
+# --- R: the CRAN-like repository admins populate (packages.cran) -----------------------------
+
+
+@router.get("/cran/src/contrib/{filename}")
+async def cran_file(filename: str, request: Request) -> Response:
+    """``install.packages()`` reads ``PACKAGES[.gz]`` then fetches a tarball; each tarball
+    served is recorded as an install. Upstream CRAN is never asked."""
+    settings = request.app.state.settings
+    try:
+        principal = _caller(request)
+        if filename in ("PACKAGES", "PACKAGES.gz") and not (cran.contrib(settings) / filename).exists():
+            empty = gzip.compress(b"", mtime=0) if filename.endswith(".gz") else b""
+            return Response(empty, media_type="application/octet-stream")  # nothing published yet
+        path = cran.served_file(settings, filename)
+    except DataLibraryError as error:
+        return _refusal(error)
+    match = cran.TARBALL.match(filename)
+    if match is None:
+        return FileResponse(path, media_type="application/octet-stream")
+
+    def record() -> None:
+        with request.app.state.db.session() as session:
+            service.record_install(
+                session, principal, match.group(1), match.group(2), filename, ecosystem="r"
+            )
+
+    return FileResponse(
+        path, media_type="application/gzip", background=BackgroundTask(asyncio.to_thread, record)
+    )
