@@ -1,0 +1,323 @@
+"""File collections with DICOM: PS3.15 Annex E de-identification on real pydicom sample files,
+the index table under grants, dates shifted with the subject's SDTM dates, UIDs keyed per
+study, burned-in images quarantined, and a canary scan over every byte written."""
+
+from __future__ import annotations
+
+import copy
+import io
+import zipfile
+from datetime import date, timedelta
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from datalibrary.access import service as access
+from datalibrary.auth import service as auth_service
+from datalibrary.auth.permissions import Principal
+from datalibrary.files import dicom, service
+from datalibrary.files.profile import ACTIONS, load_profile
+from datalibrary.lake.catalog import open_lake
+from datalibrary.lake.files import avro_payload
+from tests.helpers import Platform
+from tests.lake_helpers import SYSTEM, ingest, read_table, write_csv
+
+SECRET = b"s" * 32
+# Sample files pydicom ships inside its wheel (no download): a CT and an MR.
+SAMPLES = ("CT_small.dcm", "MR_small.dcm")
+
+
+def sample(name: str = "CT_small.dcm") -> Dataset:
+    path = get_testdata_file(name)
+    assert path is not None, f"pydicom no longer ships {name}"
+    return pydicom.dcmread(path)
+
+
+def to_bytes(ds: Dataset) -> bytes:
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def tag_for(action: str, vr: str) -> int:
+    """A tag Table E.1-1 gives ``action`` whose dictionary VR is ``vr`` (the test asks the
+    profile, so it checks the table as shipped, not a list of its own)."""
+    profile = load_profile()
+    for tag, found in sorted(profile.exact.items()):
+        if found == action and pydicom.datadict.dictionary_has_tag(tag):
+            if pydicom.datadict.dictionary_VR(tag) == vr and tag >> 16 not in (0x0010,):
+                return tag
+    raise AssertionError(f"no {action} attribute with VR {vr} in the profile")
+
+
+def options(offset: int = 17, **kw) -> dicom.DeidOptions:
+    return dicom.DeidOptions(
+        resolve_subject=lambda ds: dicom.Subject("pseudo0000000001", offset), uid_secret=SECRET, **kw
+    )
+
+
+# the profile's action classes, one by one ----------------------------------------------------
+
+
+def test_profile_is_table_e1_1_from_the_maintained_package() -> None:
+    profile = load_profile()
+    assert profile.edition in ("2026c", "2024b", "2023")
+    assert profile.action(0x00100010) == "Z"  # Patient's Name
+    assert profile.action(0x00080018) == "U"  # SOP Instance UID
+    assert profile.action(0x00080020) == "Z"  # Study Date (C under the dates option)
+    assert profile.action(0x00081040) == "X"  # Institutional Department Name
+    assert profile.action(0x60003000) == "X" and profile.action(0x60023000) == "X"  # Overlay Data, masked
+    assert profile.action(0x00080060) is None  # Modality: not listed, kept
+    assert len(profile.exact) > 500
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_every_action_class_on_real_samples(name: str) -> None:
+    ds = sample(name)
+    d_tag, z_tag, x_tag = tag_for("D", "LO"), tag_for("Z", "SH"), tag_for("X", "LO")
+    ds.add_new(d_tag, "LO", "Sponsor Canary Dlo")
+    ds.add_new(z_tag, "SH", "ZCANARY1")
+    ds.add_new(x_tag, "LO", "Removed Canary Xlo")
+    ds.StudyDate, ds.AcquisitionDateTime = "20200229", "20200301101500.5"
+    ds.StudyTime = "101500"
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = ds.SOPClassUID
+    ref.ReferencedSOPInstanceUID = "1.2.3.4.5.6.7.8"
+    ds.ReferencedImageSequence = Sequence([ref])  # X/Z/U*: the sequence stays, its UIDs are replaced
+    ds.add_new(0x00091010, "LO", "PRIVATE CANARY")
+    ds.private_block(0x0011, "ACME 1.0", create=True).add_new(0x10, "LO", "kept private value")
+    original = copy.deepcopy(ds)
+    result = dicom.deidentify(to_bytes(ds), options(private_allow=frozenset({"0011,XX10@ACME 1.0"})))
+    out = pydicom.dcmread(io.BytesIO(result.data))
+
+    assert set(result.actions) <= set(ACTIONS) and {"D", "Z", "X", "K", "C", "U"} <= set(result.actions)
+    # D: dummy value
+    assert out[d_tag].value == "ANONYMIZED"
+    # Z: present, zero length
+    assert z_tag in out and not out[z_tag].value
+    # X: removed (standard and non-allow-listed private attributes)
+    assert x_tag not in out and 0x00091010 not in out
+    # K: kept (not in the table), pixels untouched; the allow-listed private element kept
+    assert out.Modality == original.Modality and out.Rows == original.Rows
+    assert out.PixelData == original.PixelData
+    assert out.private_block(0x0011, "ACME 1.0")[0x10].value == "kept private value"
+    # C: dates moved by the subject's offset, time of day kept
+    assert out.StudyDate == "20200317"
+    assert out.AcquisitionDateTime == "20200318101500.5"
+    assert out.StudyTime == "101500"
+    # U: UIDs replaced by keyed UIDs, the same one for the same input, inside sequences too
+    assert out.SOPInstanceUID == dicom.keyed_uid(SECRET, original.SOPInstanceUID) != original.SOPInstanceUID
+    assert out.StudyInstanceUID.startswith("2.25.")
+    assert out.ReferencedImageSequence[0].ReferencedSOPInstanceUID == dicom.keyed_uid(
+        SECRET, "1.2.3.4.5.6.7.8"
+    )
+    assert out.ReferencedImageSequence[0].ReferencedSOPClassUID == original.SOPClassUID
+    assert out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID
+    # patient identifiers -> the subject's pseudonym; de-identification recorded in the file
+    assert out.PatientID == "pseudo0000000001" and str(out.PatientName) == "pseudo0000000001"
+    assert out.PatientIdentityRemoved == "YES"
+    assert [c.CodeValue for c in out.DeidentificationMethodCodeSequence] == ["113100", "113107"]
+    # no original identifier, date or UID survives anywhere in the bytes
+    for canary in (
+        "Sponsor Canary Dlo", "ZCANARY1", "Removed Canary Xlo", "PRIVATE CANARY", "20200229",
+        "1.2.3.4.5.6.7.8", original.SOPInstanceUID, original.StudyInstanceUID, str(original.PatientID),
+        str(original.PatientName),
+    ):  # fmt: skip
+        assert canary.encode() not in result.data, canary
+
+
+def test_partial_or_invalid_dates_are_emptied_not_kept() -> None:
+    assert dicom.shift_da("2020", 3) is None and dicom.shift_da("20200231", 3) is None
+    assert dicom.shift_da("20201231", 1) == "20210101"
+    assert dicom.shift_dt("20201231235959+0100", -1) == "20201230235959+0100"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"BurnedInAnnotation": "YES"}, "BurnedInAnnotation is YES"),
+        ({"Modality": "US"}, "modality US"),
+        ({"SOPClassUID": "1.2.840.10008.5.1.4.1.1.7"}, "Secondary Capture"),
+        ({"PatientID": ""}, "PatientID is empty"),
+    ],
+)
+def test_fail_closed_cases_are_rejected_with_reason(change: dict, reason: str) -> None:
+    ds = sample()
+    for keyword, value in change.items():
+        setattr(ds, keyword, value)
+
+    def resolve(found: Dataset) -> dicom.Subject:
+        if not str(found.get("PatientID", "")).strip():
+            raise dicom.Rejected("PatientID is empty")
+        return dicom.Subject("p", 1)
+
+    with pytest.raises(dicom.Rejected, match=reason):
+        dicom.deidentify(to_bytes(ds), dicom.DeidOptions(resolve, SECRET))
+
+
+def test_a_reviewed_modality_is_accepted() -> None:
+    ds = sample()
+    ds.Modality = "US"
+    result = dicom.deidentify(to_bytes(ds), options(burned_in_reviewed={"US": "vendor writes no text"}))
+    assert result.metadata["modality"] == "US"
+
+
+# the platform: collections, SDTM-consistent dates, grants, canaries ------------------------------
+
+SUBJECTS = {"01-701-1015": "20140102", "01-701-1023": "20120805"}  # USUBJID -> RFSTDTC (DICOM form)
+NAMES = {"01-701-1015": "Canary^Alice", "01-701-1023": "Canary^Bob"}
+
+
+def image(usubjid: str, study_uid: str, series_uid: str, sop_uid: str, modality: str = "CT") -> bytes:
+    ds = sample("CT_small.dcm" if modality == "CT" else "MR_small.dcm")
+    ds.PatientID, ds.PatientName = usubjid, NAMES[usubjid]
+    ds.PatientBirthDate = "19411212"
+    ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = SUBJECTS[usubjid]
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study_uid, series_uid, sop_uid
+    ds.InstitutionName = "Canary General Hospital"
+    ds.BodyPartExamined = "CHEST"
+    return to_bytes(ds)
+
+
+def dm_csv(path: Path) -> Path:
+    return write_csv(
+        path,
+        {
+            "STUDYID": ["CDISCPILOT01"] * 2,
+            "DOMAIN": ["DM"] * 2,
+            "USUBJID": list(SUBJECTS),
+            "SUBJID": ["1015", "1023"],
+            "RFSTDTC": [f"{v[:4]}-{v[4:6]}-{v[6:]}" for v in SUBJECTS.values()],
+            "SITEID": ["701", "701"],
+        },
+    )
+
+
+def who(platform: Platform, name: str) -> Principal:
+    with platform.db.session() as session:
+        return auth_service.principal_for(auth_service.get_user(session, name))
+
+
+def access_for(platform: Platform, principal: Principal):  # type: ignore[no-untyped-def]
+    def access_of(namespace: str, table: str) -> service.FileView | None:
+        with platform.db.session() as session:
+            found = access.effective_access(session, principal, namespace, table)
+        return None if found is None else service.FileView(found.row_filter)
+
+    return access_of
+
+
+def every_byte(platform: Platform) -> bytes:
+    """Everything the installation wrote: warehouse, state dir (logs, quarantine), database."""
+    blobs = []
+    for path in sorted(p for p in platform.settings.home.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        blobs.append(avro_payload(data) if path.suffix == ".avro" else data)
+    with platform.db.engine.connect() as connection:
+        from sqlalchemy import MetaData
+
+        meta = MetaData()
+        meta.reflect(connection)
+        for table in meta.sorted_tables:
+            for row in connection.execute(table.select()):
+                blobs.append(repr(tuple(row)).encode())
+    return b"\n".join(blobs)
+
+
+def test_collection_end_to_end(platform: Platform, tmp_path: Path) -> None:
+    ingest(platform, dm_csv(tmp_path / "dm.csv"), "study1.dm", policy="sdtm")
+    for name in ("study1.ct", "study2.ct"):
+        with platform.db.session() as session:
+            service.create_collection(session, SYSTEM, platform.settings, name, policy="sdtm")
+    a, b = list(SUBJECTS)
+    files = {
+        "a/1.dcm": image(a, "1.2.826.0.1.3680043.99.1", "1.2.826.0.1.3680043.99.1.1", "1.2.826.0.1.3680043.99.1.1.1"),
+        "a/2.dcm": image(a, "1.2.826.0.1.3680043.99.1", "1.2.826.0.1.3680043.99.1.1", "1.2.826.0.1.3680043.99.1.1.2"),
+        "b/1.dcm": image(b, "1.2.826.0.1.3680043.99.2", "1.2.826.0.1.3680043.99.2.1", "1.2.826.0.1.3680043.99.2.1.1", "MR"),
+    }  # fmt: skip
+    burned = sample()
+    burned.PatientID, burned.BurnedInAnnotation = a, "YES"
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path, data in files.items():
+            zf.writestr(path, data)
+        zf.writestr("a/burned.dcm", to_bytes(burned))
+
+    def upload(name: str, items: list[tuple[str, bytes]]) -> service.IngestReport:
+        with platform.db.session() as session:  # one request, one transaction
+            return service.ingest_files(session, SYSTEM, platform.settings, name, items)
+
+    report = upload("study1.ct", [("series.zip", archive.getvalue())])
+    again = upload("study1.ct", [("a/1.dcm", files["a/1.dcm"])])
+    upload("study2.ct", [("a/1.dcm", files["a/1.dcm"])])
+    with platform.db.session() as session:
+        quarantine = service.quarantined(session, SYSTEM, "study1.ct")
+    assert len(report.added) == 3 and again.unchanged == ["a/1.dcm"] and not again.added
+    assert [q["path"] for q in quarantine] == ["a/burned.dcm"]
+    assert "BurnedInAnnotation is YES" in quarantine[0]["reason"]
+
+    index = {r["path"]: r for r in read_table(platform, "study1.ct").to_pylist()}
+    dm = {r["USUBJID"]: r for r in read_table(platform, "study1.dm").to_pylist()}
+    # the subject column holds the same pseudonym as the SDTM table's USUBJID ...
+    by_subject = {r["subject"] for r in index.values()}
+    assert by_subject == set(dm)
+    # ... and the acquisition date moved exactly like the subject's RFSTDTC
+    for row in index.values():
+        assert row["acquisition_date"].isoformat() == dm[row["subject"]]["RFSTDTC"]
+        assert row["acquisition_date"] != date.fromisoformat(row["acquisition_date"].isoformat()) + timedelta(
+            1
+        )
+    # UIDs: one study/series stays one; the same file in another study is unlinkable
+    assert index["a/1.dcm"]["study_instance_uid"] == index["a/2.dcm"]["study_instance_uid"]
+    assert index["a/1.dcm"]["series_instance_uid"] == index["a/2.dcm"]["series_instance_uid"]
+    assert index["a/1.dcm"]["sop_instance_uid"] != index["a/2.dcm"]["sop_instance_uid"]
+    assert index["a/1.dcm"]["study_instance_uid"] != index["b/1.dcm"]["study_instance_uid"]
+    study2 = read_table(platform, "study2.ct").to_pylist()[0]
+    assert study2["study_instance_uid"] != index["a/1.dcm"]["study_instance_uid"]
+    assert study2["subject"] != index["a/1.dcm"]["subject"]
+    assert {r["modality"] for r in index.values()} == {"CT", "MR"}
+
+    # the index is a table: SQL under grants, a row filter limits the files too
+    platform.add_user("stew", "steward")
+    with platform.db.session() as session:
+        access.add_grant(
+            session, who(platform, "stew"), principal="user:ada", namespace="study1", table="ct",
+            row_filter="modality = 'CT'",
+        )  # fmt: skip
+    ada_client = platform.as_user("ada")
+    response = ada_client.post(
+        "/api/v1/query", json={"sql": "SELECT path, modality FROM study1.ct ORDER BY path"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["rows"] == [["a/1.dcm", "CT"], ["a/2.dcm", "CT"]]
+    ada = who(platform, "ada")
+    with platform.db.session() as session:
+        listed = service.list_files(session, ada, platform.settings, "study1.ct", access_for(platform, ada))
+        meta, data = service.read_file(
+            session, ada, platform.settings, "study1.ct", "a/1.dcm", access_for(platform, ada)
+        )
+        with pytest.raises(Exception, match="no file b/1.dcm"):
+            service.read_file(
+                session, ada, platform.settings, "study1.ct", "b/1.dcm", access_for(platform, ada)
+            )
+        with pytest.raises(Exception, match="no grant"):
+            service.list_files(session, ada, platform.settings, "study2.ct", access_for(platform, ada))
+    assert [f["path"] for f in listed] == ["a/1.dcm", "a/2.dcm"]
+    reread = pydicom.dcmread(io.BytesIO(data))
+    assert reread.SOPInstanceUID == meta["sop_instance_uid"] and reread.PatientID == meta["subject"]
+    assert reread.StudyDate == meta["acquisition_date"].replace("-", "")
+
+    # canaries: no original identifier, date or UID anywhere the platform wrote
+    written = every_byte(platform)
+    for usubjid, day in SUBJECTS.items():
+        assert day.encode() not in written, day
+        assert NAMES[usubjid].encode() not in written
+    for canary in (b"19411212", b"Canary General Hospital", b"1.2.826.0.1.3680043.99", b"Canary^"):
+        assert canary not in written, canary
+    # (the USUBJIDs themselves are in the CSV's source, sealed, never in plain)
+    assert not any(usubjid.encode() in written for usubjid in SUBJECTS)
+    assert open_lake(platform.settings).exists(service.parse_table_name("study1.ct"))
