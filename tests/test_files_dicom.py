@@ -48,9 +48,9 @@ def tag_for(action: str, vr: str) -> int:
     profile, so it checks the table as shipped, not a list of its own)."""
     profile = load_profile()
     for tag, found in sorted(profile.exact.items()):
-        if found == action and pydicom.datadict.dictionary_has_tag(tag):
-            if pydicom.datadict.dictionary_VR(tag) == vr and tag >> 16 not in (0x0010,):
-                return tag
+        known = found == action and pydicom.datadict.dictionary_has_tag(tag)
+        if known and pydicom.datadict.dictionary_VR(tag) == vr and tag >> 16 != 0x0010:
+            return tag
     raise AssertionError(f"no {action} attribute with VR {vr} in the profile")
 
 
@@ -234,11 +234,12 @@ def test_collection_end_to_end(platform: Platform, tmp_path: Path) -> None:
         with platform.db.session() as session:
             service.create_collection(session, SYSTEM, platform.settings, name, policy="sdtm")
     a, b = list(SUBJECTS)
+    root = "1.2.826.0.1.3680043.99"
     files = {
-        "a/1.dcm": image(a, "1.2.826.0.1.3680043.99.1", "1.2.826.0.1.3680043.99.1.1", "1.2.826.0.1.3680043.99.1.1.1"),
-        "a/2.dcm": image(a, "1.2.826.0.1.3680043.99.1", "1.2.826.0.1.3680043.99.1.1", "1.2.826.0.1.3680043.99.1.1.2"),
-        "b/1.dcm": image(b, "1.2.826.0.1.3680043.99.2", "1.2.826.0.1.3680043.99.2.1", "1.2.826.0.1.3680043.99.2.1.1", "MR"),
-    }  # fmt: skip
+        "a/1.dcm": image(a, f"{root}.1", f"{root}.1.1", f"{root}.1.1.1"),
+        "a/2.dcm": image(a, f"{root}.1", f"{root}.1.1", f"{root}.1.1.2"),
+        "b/1.dcm": image(b, f"{root}.2", f"{root}.2.1", f"{root}.2.1.1", "MR"),
+    }
     burned = sample()
     burned.PatientID, burned.BurnedInAnnotation = a, "YES"
     archive = io.BytesIO()
