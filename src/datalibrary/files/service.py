@@ -175,6 +175,7 @@ def create_collection(
         [{"field-id": i + 1, "names": [f.name]} for i, f in enumerate(INDEX_SCHEMA)]
     )
     # the catalog first (its own connection: SQLite allows one writer), then our rows
+    _release_writes(session)
     lake.create(table, pyarrow_to_schema(INDEX_SCHEMA, name_mapping=mapping))
     collection = FileCollection(
         namespace=table.namespace,
@@ -224,10 +225,18 @@ def get_collection(session: Session, principal: Principal, name: str, access_of:
 def _policy(session: Session, name: str) -> Policy:
     """The stored policy, read (and a built-in stored on first use) in a transaction of its
     own: the caller's session must hold no write while the catalog commits (SQLite)."""
+    _release_writes(session)
     with Session(session.get_bind()) as own:
         policy = load_policy(own, name)
         own.commit()
     return policy
+
+
+def _release_writes(session: Session) -> None:
+    """The catalog commits on a connection of its own and SQLite has one writer at a time:
+    what the caller's transaction wrote so far (sign-in bookkeeping) is committed first."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.commit()
 
 
 def _subject_rules(policy: Policy) -> tuple[str, dict[str, Any], int, int]:
@@ -398,6 +407,7 @@ def ingest_files(
             {"path": path, "version": row["version"], "sha256": digest, "actions": dict(result.actions)}
         )
     if rows:
+        _release_writes(session)
         iceberg = lake.load(table)
         writer = FileWriter(lake, iceberg, f"files-{uuid.uuid4().hex[:12]}", file_schema(iceberg), 64 << 20)
         try:
