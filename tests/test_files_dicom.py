@@ -371,3 +371,48 @@ def test_rest_endpoints_restricted_user(platform: Platform, tmp_path: Path) -> N
         assert [(e.actor, e.details["bytes"]) for e in reads] == [("ada", len(got.content))]
         traced = session.scalars(select(LineageEvent)).all()
         assert any("file-read" in repr(e.__dict__) for e in traced)
+
+
+def test_cli_create_add_list_get(sqlite_platform: Platform, tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from datalibrary.cli import app
+
+    monkeypatch.setenv("DATALIBRARY_HOME", str(sqlite_platform.settings.home))
+    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", str(sqlite_platform.settings.database_url))
+
+    def run(*args: str, code: int = 0) -> str:
+        result = CliRunner().invoke(app, list(args))
+        assert result.exit_code == code, f"{args}: exit {result.exit_code}\n{result.output}"
+        return result.output
+
+    created = json.loads(
+        run("files", "create", "study1.us", "--reviewed", "US=vendor burns no text", "--json")
+    )
+    assert created["burned_in_reviewed"] == {"US": "vendor burns no text"}
+    series = tmp_path / "series"
+    (series / "s1").mkdir(parents=True)
+    a = list(SUBJECTS)[0]
+    (series / "s1" / "1.dcm").write_bytes(image(a, "1.2.3.98.1", "1.2.3.98.1.1", "1.2.3.98.1.1.1"))
+    burned = sample()
+    burned.BurnedInAnnotation = "YES"
+    (series / "s1" / "2.dcm").write_bytes(to_bytes(burned))
+    added = json.loads(run("files", "add", "study1.us", str(series), "--json"))
+    assert [f["path"] for f in added["added"]] == ["s1/1.dcm"]
+    assert "BurnedInAnnotation is YES" in added["quarantined"][0]["reason"]
+    assert json.loads(run("files", "quarantine", "study1.us", "--json"))[0]["path"] == "s1/2.dcm"
+    assert [c["name"] for c in json.loads(run("files", "list-collections", "--json"))] == ["study1.us"]
+    sqlite_platform.as_user("ada")  # a scientist without a grant
+    assert "no grant" in run("files", "list", "study1.us", "--as", "ada", code=2)
+    sqlite_platform.add_user("stew", "steward")
+    with sqlite_platform.db.session() as session:
+        access.add_grant(session, who(sqlite_platform, "stew"), principal="user:ada", namespace="study1")
+    listed = json.loads(run("files", "list", "study1.us", "--as", "ada", "--json"))
+    assert [f["path"] for f in listed] == ["s1/1.dcm"]
+    target = tmp_path / "out.dcm"
+    got = json.loads(
+        run("files", "get", "study1.us", "s1/1.dcm", "--output", str(target), "--as", "ada", "--json")
+    )
+    assert pydicom.dcmread(target).SOPInstanceUID == got["sop_instance_uid"]

@@ -16,9 +16,7 @@ from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.errors import TooLarge
 from datalibrary.files import service
 from datalibrary.lake.catalog import open_lake, parse_table_name
-from datalibrary.lineage import facets
-from datalibrary.lineage.naming import naming_for
-from datalibrary.lineage.service import DatasetRef, RunState, emit, new_run_id, table_ref
+from datalibrary.lineage import events as lineage
 
 router = APIRouter(tags=["files"])
 MAX_UPLOAD_BYTES = 2 << 30
@@ -150,24 +148,11 @@ def download(
     )
     table = parse_table_name(name)
     snapshot = open_lake(settings).load(table).current_snapshot()
-    run_id = new_run_id()
-    where, served = naming_for(session.get_bind()).api(f"/api/v1/collections/{table}/files/{meta['path']}")
-    output = DatasetRef(
-        served, namespace=where, io_facets={"outputStatistics": facets.output_stats(1, len(data), 1)}
-    )
-    for state in (RunState.START, RunState.COMPLETE):
-        emit(
-            session,
-            event_type=state,
-            run_id=run_id,
-            job_name="file-read",
-            user=principal.name,
-            project=principal.default_project,
-            inputs=[table_ref(str(table), snapshot.snapshot_id if snapshot else None)],
-            outputs=[output],
-            rows=1 if state == RunState.COMPLETE else None,
-            size=len(data) if state == RunState.COMPLETE else None,
-        )
+    lineage.record_file_read(
+        session, user=principal.name, project=principal.default_project, collection=str(table),
+        snapshot_id=snapshot.snapshot_id if snapshot else None, path=meta["path"], size=len(data),
+        via=principal.via,
+    )  # fmt: skip
     filename = meta["path"].rsplit("/", 1)[-1]
     return Response(
         data,
