@@ -416,3 +416,71 @@ def test_cli_create_add_list_get(sqlite_platform: Platform, tmp_path: Path, monk
         run("files", "get", "study1.us", "s1/1.dcm", "--output", str(target), "--as", "ada", "--json")
     )
     assert pydicom.dcmread(target).SOPInstanceUID == got["sop_instance_uid"]
+
+
+def test_dicomweb_with_dicomweb_client_as_restricted_user(sqlite_platform: Platform) -> None:
+    """QIDO-RS and WADO-RS behind the platform's tokens, driven by the standard client: a user
+    whose grant shows only CT sees only the CT study; a user without a grant sees nothing."""
+    from dicomweb_client.api import DICOMwebClient
+    from requests import HTTPError
+
+    from tests.helpers import LiveServer
+
+    platform = sqlite_platform
+    with platform.db.session() as session:
+        service.create_collection(session, SYSTEM, platform.settings, "study1.img")
+    a, b = list(SUBJECTS)
+    root = "1.2.826.0.1.3680043.97"
+    uploads = [
+        ("a/1.dcm", image(a, f"{root}.1", f"{root}.1.1", f"{root}.1.1.1")),
+        ("a/2.dcm", image(a, f"{root}.1", f"{root}.1.1", f"{root}.1.1.2")),
+        ("b/1.dcm", image(b, f"{root}.2", f"{root}.2.1", f"{root}.2.1.1", "MR")),
+    ]
+    with platform.db.session() as session:
+        service.ingest_files(session, SYSTEM, platform.settings, "study1.img", uploads)
+    platform.add_user("stew", "steward")
+    with platform.db.session() as session:
+        access.add_grant(
+            session, who(platform, "stew"), principal="user:ada", namespace="study1", table="img",
+            row_filter="modality = 'CT'",
+        )  # fmt: skip
+    platform.as_user("ada")
+    platform.as_user("eve")
+    with LiveServer(platform.app) as server:
+        url = f"{server.url}/api/v1/dicomweb/study1.img"
+        ada = DICOMwebClient(url, headers={"Authorization": f"Bearer {platform.tokens['ada']}"})
+        studies = ada.search_for_studies()
+        assert len(studies) == 1 and studies[0]["00080061"]["Value"] == ["CT"]
+        study = studies[0]["0020000D"]["Value"][0]
+        assert study.startswith("2.25.") and not study.startswith(root)
+        series = ada.search_for_series(study)
+        assert [s["00201209"]["Value"] for s in series] == [[2]]
+        series_uid = series[0]["0020000E"]["Value"][0]
+        instances = ada.search_for_instances(study, series_uid)
+        assert len(instances) == 2
+        sop = instances[0]["00080018"]["Value"][0]
+        one = ada.retrieve_instance(study, series_uid, sop)
+        assert one.SOPInstanceUID == sop and one.PatientID == studies[0]["00100020"]["Value"][0]
+        assert one.PatientIdentityRemoved == "YES"
+        whole = ada.retrieve_series(study, series_uid)
+        assert sorted(d.SOPInstanceUID for d in whole) == sorted(i["00080018"]["Value"][0] for i in instances)
+        assert ada.search_for_studies(search_filters={"Modality": "MR"}) == []  # filtered by the grant
+        eve = DICOMwebClient(url, headers={"Authorization": f"Bearer {platform.tokens['eve']}"})
+        with pytest.raises(HTTPError) as refused:
+            eve.search_for_studies()
+        assert refused.value.response.status_code == 403
+        anonymous = DICOMwebClient(url)
+        with pytest.raises(HTTPError) as unauthenticated:
+            anonymous.search_for_studies()
+        assert unauthenticated.value.response.status_code == 401
+        with pytest.raises(HTTPError) as hidden:  # the MR study exists, but not for ada
+            mr = [r for r in read_table(platform, "study1.img").to_pylist() if r["modality"] == "MR"][0]
+            ada.retrieve_instance(mr["study_instance_uid"], mr["series_instance_uid"], mr["sop_instance_uid"])
+        assert hidden.value.response.status_code == 404
+    with platform.db.session() as session:
+        from sqlalchemy import select
+
+        from datalibrary.audit.models import AuditEvent
+
+        reads = session.scalars(select(AuditEvent).where(AuditEvent.action == "files.read")).all()
+        assert [(e.actor, e.details["files"]) for e in reads] == [("ada", 1), ("ada", 2)]

@@ -290,8 +290,9 @@ def _clean_path(path: str) -> str:
     return text
 
 
-def object_uri(lake: Lake, name: TableName, sha256: str) -> str:
-    return f"{lake.load(name).location()}/objects/{sha256[:2]}/{sha256}"
+def object_uri(lake: Lake, name: TableName, sha256: str, location: str | None = None) -> str:
+    """Where the object with this SHA-256 lives (``location``: the index table's, if known)."""
+    return f"{location or lake.load(name).location()}/objects/{sha256[:2]}/{sha256}"
 
 
 def _members(filename: str, data: bytes) -> list[tuple[str, bytes]]:
@@ -369,6 +370,7 @@ def ingest_files(
     report = IngestReport([], [], [], None)
     now = datetime.now(UTC)
     members = [m for filename, data in uploads for m in _members(filename, data)]
+    location = lake.load(table).location()
     rejected: list[tuple[str, bytes, str]] = []
     for raw_path, data in members:
         path = _clean_path(raw_path)
@@ -385,7 +387,7 @@ def ingest_files(
         if previous is not None and previous["sha256"] == digest:
             report.unchanged.append(path)
             continue
-        uri = object_uri(lake, table, digest)
+        uri = object_uri(lake, table, digest, location)
         if not lake.storage.list(uri):  # content-addressed: the same bytes are never written twice
             with lake.storage.open_output(uri) as out:
                 out.write(result.data)
@@ -575,3 +577,59 @@ def sealed_paths(session: Session, name: str) -> list[Path]:
         )
         if q.sealed_path
     ]
+
+
+# DICOMweb (QIDO-RS search, WADO-RS retrieve) over the index ------------------------------------
+
+
+def dicom_instances(
+    session: Session,
+    principal: Principal,
+    settings: Settings,
+    name: str,
+    access_of: AccessOf,
+    *,
+    study: str | None = None,
+    series: str | None = None,
+    sop: str | None = None,
+) -> list[dict[str, Any]]:
+    """The newest version of each DICOM file the caller's grant shows, narrowed to a study,
+    series or instance (remapped UIDs: the only ones the lake knows)."""
+    table, view = _view(session, principal, name, access_of)
+    lake = open_lake(settings)
+    current = [r for r in _current_rows(lake, table) if r["media_type"] == dicom.MEDIA_TYPE]
+    for key, wanted in (
+        ("study_instance_uid", study),
+        ("series_instance_uid", series),
+        ("sop_instance_uid", sop),
+    ):
+        if wanted is not None:
+            current = [r for r in current if r[key] == wanted]
+    if not current:
+        return []
+    return _visible(pa.Table.from_pylist(current, schema=INDEX_SCHEMA), view.row_filter).to_pylist()
+
+
+def read_instances(
+    session: Session, principal: Principal, settings: Settings, name: str, rows: list[dict[str, Any]]
+) -> list[bytes]:
+    """The bytes of rows ``dicom_instances`` returned (checked against their SHA-256); one
+    audit event for the whole retrieval, with the bytes served."""
+    require(principal, Permission.QUERY_RUN)
+    table = parse_table_name(name)
+    lake = open_lake(settings)
+    location = lake.load(table).location()
+    found = []
+    for row in rows:
+        data = lake.storage.read_bytes(object_uri(lake, table, row["sha256"], location))
+        if hashlib.sha256(data).hexdigest() != row["sha256"]:
+            raise Conflict(f"{table}/{row['path']}: stored bytes do not match their SHA-256")
+        found.append(data)
+    record(
+        session,
+        actor=principal.name,
+        action="files.read",
+        target=f"files:{table}",
+        details={"files": len(found), "bytes": sum(len(d) for d in found), "via": "dicomweb"},
+    )
+    return found
