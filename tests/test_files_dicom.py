@@ -484,3 +484,39 @@ def test_dicomweb_with_dicomweb_client_as_restricted_user(sqlite_platform: Platf
 
         reads = session.scalars(select(AuditEvent).where(AuditEvent.action == "files.read")).all()
         assert [(e.actor, e.details["files"]) for e in reads] == [("ada", 1), ("ada", 2)]
+
+
+def test_console_page_shows_granted_files_and_quarantine(sqlite_platform: Platform) -> None:
+    from tests.helpers import PASSWORD
+    from tests.test_web import sign_in
+
+    platform = sqlite_platform
+    with platform.db.session() as session:
+        service.create_collection(session, SYSTEM, platform.settings, "study1.web")
+    a = list(SUBJECTS)[0]
+    burned = sample()
+    burned.PatientID, burned.BurnedInAnnotation = a, "YES"
+    with platform.db.session() as session:
+        service.ingest_files(
+            session, SYSTEM, platform.settings, "study1.web",
+            [("a/1.dcm", image(a, "1.2.3.96.1", "1.2.3.96.1.1", "1.2.3.96.1.1.1")),
+             ("a/9.dcm", to_bytes(burned))],
+        )  # fmt: skip
+    platform.add_user("sci", "scientist")
+    client = sign_in(platform, "sci", PASSWORD)
+    assert "study1.web" not in client.get("/collections").text  # no grant: not even listed
+    platform.add_user("stew", "steward")
+    with platform.db.session() as session:
+        access.add_grant(
+            session, who(platform, "stew"), principal="user:sci", namespace="study1", table="web"
+        )
+    page = client.get("/collections", params={"name": "study1.web"}).text
+    assert "a/1.dcm" in page and "CHEST" in page and "Canary" not in page
+    assert "a/9.dcm" not in page  # the quarantine is for ingest operators
+    download = client.get("/api/v1/collections/study1.web/files/a/1.dcm")
+    assert (
+        download.status_code == 200
+        and pydicom.dcmread(io.BytesIO(download.content)).PatientIdentityRemoved == "YES"
+    )
+    admin = sign_in(platform, "admin", platform.admin_password)
+    assert "BurnedInAnnotation is YES" in admin.get("/collections", params={"name": "study1.web"}).text
