@@ -520,3 +520,92 @@ def test_console_page_shows_granted_files_and_quarantine(sqlite_platform: Platfo
     )
     admin = sign_in(platform, "admin", platform.admin_password)
     assert "BurnedInAnnotation is YES" in admin.get("/collections", params={"name": "study1.web"}).text
+
+
+# attacks on the boundary -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad", ["../escape.dcm", "a/../../b.dcm", "a\\..\\..\\b.dcm", "a/./b.dcm", "a/b c.dcm", "ok.dcm"]
+)
+def test_bad_paths_refuse_the_whole_upload_before_anything_is_written(
+    sqlite_platform: Platform, bad: str
+) -> None:
+    platform = sqlite_platform
+    with platform.db.session() as session:
+        service.create_collection(session, SYSTEM, platform.settings, "study1.bad")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("ok.dcm", image(list(SUBJECTS)[0], "1.2.3.95.1", "1.2.3.95.1.1", "1.2.3.95.1.1.1"))
+        zf.writestr(bad, b"payload")
+    lake = open_lake(platform.settings)
+    location = lake.load(service.parse_table_name("study1.bad")).location()
+    with platform.db.session() as session, pytest.raises(Exception, match="not valid|more than once|is not"):
+        service.ingest_files(
+            session, SYSTEM, platform.settings, "study1.bad", [("up.zip", archive.getvalue())]
+        )
+    assert lake.storage.list(f"{location}/objects") == []
+    assert read_table(platform, "study1.bad").num_rows == 0
+
+
+def test_collection_settings_are_checked(sqlite_platform: Platform) -> None:
+    platform = sqlite_platform
+    cases = [
+        ({"name": "nodot"}, "NAMESPACE.TABLE"),
+        ({"name": "s.c", "policy": "keep-all-missing"}, "no policy"),
+        ({"name": "s.c", "subject_template": "{PatientID.__class__}"}, "may only use"),
+        ({"name": "s.c", "subject_template": "{PatientName}"}, "may only use"),
+        ({"name": "s.c", "private_allow": ["0010,XX10@X"]}, "gggg,XXee@CREATOR"),  # even group: not private
+        ({"name": "s.c", "burned_in_reviewed": {"US": " "}}, "reason"),
+    ]
+    for kwargs, message in cases:
+        name = kwargs.pop("name")
+        with platform.db.session() as session, pytest.raises(Exception, match=message):
+            service.create_collection(session, SYSTEM, platform.settings, name, **kwargs)
+    ingest_table = write_csv(platform.settings.home / "t.csv", {"A": [1]})
+    from tests.lake_helpers import add_policy
+
+    add_policy(platform)
+    ingest(platform, ingest_table, "s.tbl")
+    with platform.db.session() as session, pytest.raises(Exception, match="already a table"):
+        service.create_collection(session, SYSTEM, platform.settings, "s.tbl")
+    with platform.db.session() as session, pytest.raises(Exception, match="does not pseudonymize"):
+        service.create_collection(session, SYSTEM, platform.settings, "s.other", policy="keep-all")
+
+
+def test_scientists_cannot_create_or_upload(sqlite_platform: Platform) -> None:
+    platform = sqlite_platform
+    with platform.db.session() as session:
+        service.create_collection(session, SYSTEM, platform.settings, "study1.perm")
+    sci = platform.as_user("sci")
+    assert sci.post("/api/v1/collections", json={"name": "study1.x"}).status_code == 403
+    sent = sci.post("/api/v1/collections/study1.perm/files", params={"filename": "x.dcm"}, content=b"x")
+    assert sent.status_code == 403
+    assert sci.get("/api/v1/collections/study1.perm/quarantine").status_code == 403
+    assert sci.get("/api/v1/dicomweb/study1.perm/studies/1.2/series/x").status_code == 422  # UIDs are digits
+    assert sci.get("/api/v1/dicomweb/study1.perm/studies", params={"limit": "-1"}).status_code in (403, 422)
+
+
+def test_a_new_version_keeps_the_old_one_readable(sqlite_platform: Platform) -> None:
+    platform = sqlite_platform
+    with platform.db.session() as session:
+        service.create_collection(session, SYSTEM, platform.settings, "study1.ver")
+    a = list(SUBJECTS)[0]
+    first = image(a, "1.2.3.94.1", "1.2.3.94.1.1", "1.2.3.94.1.1.1")
+    second = image(a, "1.2.3.94.1", "1.2.3.94.1.1", "1.2.3.94.1.1.2")
+    for data in (first, second):
+        with platform.db.session() as session:
+            service.ingest_files(session, SYSTEM, platform.settings, "study1.ver", [("x.dcm", data)])
+    platform.add_user("stew", "steward")
+    with platform.db.session() as session:
+        access.add_grant(session, who(platform, "stew"), principal="user:ada", namespace="study1")
+    ada = platform.as_user("ada")
+    listed = ada.get("/api/v1/collections/study1.ver/files").json()
+    assert [(f["path"], f["version"]) for f in listed] == [("x.dcm", 2)]
+    old = ada.get("/api/v1/collections/study1.ver/files/x.dcm", params={"version": 1})
+    new = ada.get("/api/v1/collections/study1.ver/files/x.dcm")
+    assert old.headers["X-File-Version"] == "1" and new.headers["X-File-Version"] == "2"
+    assert (
+        pydicom.dcmread(io.BytesIO(old.content)).SOPInstanceUID
+        != pydicom.dcmread(io.BytesIO(new.content)).SOPInstanceUID
+    )

@@ -22,10 +22,11 @@ import logging
 import re
 import uuid
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -282,7 +283,7 @@ def _resolver(collection: FileCollection, policy: Policy, key: StudyKey) -> Call
 
 
 def _clean_path(path: str) -> str:
-    text = str(PurePosixPath(path.replace("\\", "/").lstrip("/")))
+    text = path.replace("\\", "/").lstrip("/")  # no normalization: 'a/./b' is refused, not rewritten
     if not PATH_RE.match(text) or any(part in ("..", ".") for part in text.split("/")) or len(text) > 400:
         raise InvalidInput(
             f"file path {path!r} is not valid: use letters, digits, '.', '_', '-' and '/' (at most 400)"
@@ -369,11 +370,16 @@ def ingest_files(
     rows: list[dict[str, Any]] = []
     report = IngestReport([], [], [], None)
     now = datetime.now(UTC)
-    members = [m for filename, data in uploads for m in _members(filename, data)]
+    # every path checked before anything is written: a bad name refuses the whole upload
+    members = [
+        (_clean_path(path), data) for filename, data in uploads for path, data in _members(filename, data)
+    ]
+    duplicates = sorted(p for p, n in Counter(p for p, _ in members).items() if n > 1)
+    if duplicates:
+        raise InvalidInput(f"the upload names {duplicates[0]} more than once")
     location = lake.load(table).location()
     rejected: list[tuple[str, bytes, str]] = []
-    for raw_path, data in members:
-        path = _clean_path(raw_path)
+    for path, data in members:
         if len(data) > MAX_FILE_BYTES:
             rejected.append((path, b"", "file larger than 512 MiB"))
             continue
