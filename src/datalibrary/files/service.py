@@ -58,8 +58,10 @@ MAX_FILE_BYTES = 512 << 20
 MAX_ARCHIVE_MEMBERS = 20_000
 TEMPLATE_FIELDS = ("PatientID", "ClinicalTrialSubjectID", "ClinicalTrialProtocolID")
 TEMPLATE_RE = re.compile(r"^(?:[^{}]|\{(?:" + "|".join(TEMPLATE_FIELDS) + r")\})*$")
-PRIVATE_RE = re.compile(r"^[0-9A-F]{3}[13579BDF],XX[0-9A-F]{2}@[^@]{1,64}$")
-PATH_RE = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+PRIVATE_RE = re.compile(r"^[0-9A-F]{3}[13579BDF],XX[0-9A-F]{2}@[^@\s]([^@]{0,62}[^@\s])?$")
+# segments start with a letter, digit or '_': no '.', '..' or hidden names
+PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}(/[A-Za-z0-9_][A-Za-z0-9._-]{0,199})*$"
+PATH_RE = re.compile(PATH_PATTERN)
 INDEX_SCHEMA = pa.schema(
     [
         pa.field("path", pa.string()),
@@ -284,9 +286,10 @@ def _resolver(collection: FileCollection, policy: Policy, key: StudyKey) -> Call
 
 def _clean_path(path: str) -> str:
     text = path.replace("\\", "/").lstrip("/")  # no normalization: 'a/./b' is refused, not rewritten
-    if not PATH_RE.match(text) or any(part in ("..", ".") for part in text.split("/")) or len(text) > 400:
+    if not PATH_RE.match(text) or len(text) > 400:
         raise InvalidInput(
-            f"file path {path!r} is not valid: use letters, digits, '.', '_', '-' and '/' (at most 400)"
+            f"file path {path!r} is not valid: use letters, digits, '.', '_', '-' and '/', each part "
+            "starting with a letter, digit or '_' (at most 400 characters)"
         )
     return text
 
@@ -302,7 +305,13 @@ def _members(filename: str, data: bytes) -> list[tuple[str, bytes]]:
         return [(filename, data)]
     found = []
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        infos = [i for i in archive.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
+        infos = [
+            i
+            for i in archive.infolist()
+            if not i.is_dir()
+            and not i.filename.startswith("__MACOSX/")
+            and not i.filename.rsplit("/", 1)[-1].startswith(".")  # .DS_Store and friends
+        ]
         if len(infos) > MAX_ARCHIVE_MEMBERS:
             raise TooLarge(f"{filename}: more than {MAX_ARCHIVE_MEMBERS} files in one archive")
         total = 0

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.orm import Session
 
 from datalibrary.access import service as access
@@ -30,12 +30,15 @@ class CollectionIn(BaseModel):
     )
     description: str = Field("", max_length=4000)
     subject_template: str = Field(
-        "{PatientID}", max_length=200, description="How a file's PatientID becomes the study's subject id"
+        "{PatientID}",
+        max_length=200,
+        pattern=service.TEMPLATE_RE.pattern,
+        description="How a file's PatientID becomes the study's subject id",
     )
-    private_allow: list[str] = Field(
+    private_allow: list[Annotated[str, StringConstraints(pattern=service.PRIVATE_RE.pattern)]] = Field(
         default_factory=list, description="Private tags kept: 'gggg,XXee@CREATOR'", max_length=200
     )
-    burned_in_reviewed: dict[str, str] = Field(
+    burned_in_reviewed: dict[str, Annotated[str, StringConstraints(max_length=500, pattern=r"\S")]] = Field(
         default_factory=dict,
         description="Modality or SOP class UID -> the reason its files carry no burned-in text",
     )
@@ -92,7 +95,9 @@ async def upload(
     principal: CurrentPrincipal,
     session: DbSession,
     settings: SettingsDep,
-    filename: str = Query(min_length=1, max_length=255, description="Path in the collection"),
+    filename: str = Query(
+        min_length=1, max_length=400, pattern=service.PATH_PATTERN, description="Path in the collection"
+    ),
 ) -> dict[str, Any]:
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -138,7 +143,7 @@ def quarantine(name: TableRef, principal: CurrentPrincipal, session: DbSession) 
 )
 def download(
     name: TableRef,
-    path: str,
+    path: Annotated[str, PathParam(max_length=400, pattern=service.PATH_PATTERN)],
     principal: CurrentPrincipal,
     session: DbSession,
     settings: SettingsDep,
