@@ -153,22 +153,28 @@ class _Cleaner:
         return keyed_uid(self.options.uid_secret, str(value)) if value else value
 
     def clean(self, ds: Dataset, uid_only: bool = False) -> None:
-        for elem in list(ds):
-            tag = int(elem.tag)
-            if elem.tag.is_private:
-                self.private(ds, elem)
+        """Walk ``ds`` (and its sequences). Kept elements are looked at through their raw form
+        (tag and VR), so pixel data and other kept values are never decoded."""
+        for tag in list(ds.keys()):
+            if tag.is_private:
+                if self.options.private_allow:
+                    self.private(ds, ds[tag])
+                else:  # nothing allowed: removed without decoding
+                    del ds[tag]
+                    self.actions["X"] += 1
                 continue
-            action = self.profile.action(tag)
+            action = self.profile.action(int(tag))
             if action is None:
-                if uid_only and elem.VR == "UI":
+                vr = _vr(ds, tag)
+                if uid_only and vr == "UI":
                     action = "U"
                 else:
-                    if elem.VR == "SQ":
-                        for item in elem.value:
+                    if vr == "SQ":
+                        for item in ds[tag].value:
                             self.clean(item, uid_only)
                     self.actions["K"] += 1
                     continue
-            self.apply(ds, elem, action)
+            self.apply(ds, ds[tag], action)
 
     def private(self, ds: Dataset, elem: Any) -> None:
         group, element = elem.tag.group, elem.tag.element
@@ -242,6 +248,15 @@ class _Cleaner:
         else:
             elem.value = shifted if len(shifted) > 1 else shifted[0]
         self.actions["C"] += 1
+
+
+def _vr(ds: Dataset, tag: Any) -> str:
+    """The element's VR without decoding its value (explicit VR, else the dictionary's)."""
+    raw = ds.get_item(tag)
+    vr = getattr(raw, "VR", None)
+    if vr and vr not in ("UN", "US or SS", "OB or OW", "US or OW", "US or SS or OW"):
+        return str(vr)
+    return ds[tag].VR  # implicit VR or ambiguous: let pydicom decide
 
 
 def _date(value: Any) -> date | None:
