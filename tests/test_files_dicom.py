@@ -539,12 +539,12 @@ def test_bad_paths_refuse_the_whole_upload_before_anything_is_written(
         zf.writestr("ok.dcm", image(list(SUBJECTS)[0], "1.2.3.95.1", "1.2.3.95.1.1", "1.2.3.95.1.1.1"))
         zf.writestr(bad, b"payload")
     lake = open_lake(platform.settings)
-    location = lake.load(service.parse_table_name("study1.bad")).location()
+    objects = service.objects_root(lake, service.parse_table_name("study1.bad"))
     with platform.db.session() as session, pytest.raises(Exception, match="not valid|more than once|is not"):
         service.ingest_files(
             session, SYSTEM, platform.settings, "study1.bad", [("up.zip", archive.getvalue())]
         )
-    assert lake.storage.list(f"{location}/objects") == []
+    assert lake.storage.list(objects) == []
     assert read_table(platform, "study1.bad").num_rows == 0
 
 
@@ -586,7 +586,7 @@ def test_scientists_cannot_create_or_upload(sqlite_platform: Platform) -> None:
     assert sci.get("/api/v1/dicomweb/study1.perm/studies", params={"limit": "-1"}).status_code in (403, 422)
 
 
-def test_a_new_version_keeps_the_old_one_readable(sqlite_platform: Platform) -> None:
+def test_a_new_version_keeps_the_old_one_readable_through_maintenance(sqlite_platform: Platform) -> None:
     platform = sqlite_platform
     with platform.db.session() as session:
         service.create_collection(session, SYSTEM, platform.settings, "study1.ver")
@@ -596,6 +596,10 @@ def test_a_new_version_keeps_the_old_one_readable(sqlite_platform: Platform) -> 
     for data in (first, second):
         with platform.db.session() as session:
             service.ingest_files(session, SYSTEM, platform.settings, "study1.ver", [("x.dcm", data)])
+    from datalibrary.lake.maintenance import maintain
+
+    with platform.db.session() as session:  # compaction, expiry, orphan removal: objects survive
+        maintain(session, SYSTEM, open_lake(platform.settings), retention_hours=0, grace_minutes=0)
     platform.add_user("stew", "steward")
     with platform.db.session() as session:
         access.add_grant(session, who(platform, "stew"), principal="user:ada", namespace="study1")

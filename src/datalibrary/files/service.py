@@ -3,8 +3,10 @@
 A collection ``NS.NAME`` is three things that share the name:
 - a row of ``files_collections`` (owner, the study's tabular policy, private-tag allow-list,
   burned-in decisions);
-- immutable objects in the warehouse, ``<index table location>/objects/<sha256>``: the bytes
-  AFTER de-identification, addressed by their SHA-256 (never overwritten);
+- immutable objects in the warehouse, ``<warehouse>/_files/<ns>/<name>/objects/<sha256>``: the
+  bytes AFTER de-identification, addressed by their SHA-256 (never overwritten). They live
+  outside the index table's location on purpose: lake maintenance deletes every file under a
+  table's location that no snapshot references (and no namespace can be named ``_files``);
 - the Iceberg index table ``NS.NAME``: one row per file version. It is a lake table like any
   other, so SQL, grants (whole table or a row filter such as ``modality = 'CT'``), the
   catalog and lineage see it without anything special.
@@ -294,9 +296,13 @@ def _clean_path(path: str) -> str:
     return text
 
 
-def object_uri(lake: Lake, name: TableName, sha256: str, location: str | None = None) -> str:
-    """Where the object with this SHA-256 lives (``location``: the index table's, if known)."""
-    return f"{location or lake.load(name).location()}/objects/{sha256[:2]}/{sha256}"
+def objects_root(lake: Lake, name: TableName) -> str:
+    """The collection's object directory (outside every table location)."""
+    return f"{lake.settings.warehouse.rstrip('/')}/_files/{name.namespace}/{name.name}/objects"
+
+
+def object_uri(lake: Lake, name: TableName, sha256: str) -> str:
+    return f"{objects_root(lake, name)}/{sha256[:2]}/{sha256}"
 
 
 def _members(filename: str, data: bytes) -> list[tuple[str, bytes]]:
@@ -386,7 +392,6 @@ def ingest_files(
     duplicates = sorted(p for p, n in Counter(p for p, _ in members).items() if n > 1)
     if duplicates:
         raise InvalidInput(f"the upload names {duplicates[0]} more than once")
-    location = lake.load(table).location()
     rejected: list[tuple[str, bytes, str]] = []
     for path, data in members:
         if len(data) > MAX_FILE_BYTES:
@@ -402,7 +407,7 @@ def ingest_files(
         if previous is not None and previous["sha256"] == digest:
             report.unchanged.append(path)
             continue
-        uri = object_uri(lake, table, digest, location)
+        uri = object_uri(lake, table, digest)
         if not lake.storage.list(uri):  # content-addressed: the same bytes are never written twice
             with lake.storage.open_output(uri) as out:
                 out.write(result.data)
@@ -633,10 +638,9 @@ def read_instances(
     require(principal, Permission.QUERY_RUN)
     table = parse_table_name(name)
     lake = open_lake(settings)
-    location = lake.load(table).location()
     found = []
     for row in rows:
-        data = lake.storage.read_bytes(object_uri(lake, table, row["sha256"], location))
+        data = lake.storage.read_bytes(object_uri(lake, table, row["sha256"]))
         if hashlib.sha256(data).hexdigest() != row["sha256"]:
             raise Conflict(f"{table}/{row['path']}: stored bytes do not match their SHA-256")
         found.append(data)
