@@ -613,3 +613,30 @@ def test_a_new_version_keeps_the_old_one_readable_through_maintenance(sqlite_pla
         pydicom.dcmread(io.BytesIO(old.content)).SOPInstanceUID
         != pydicom.dcmread(io.BytesIO(new.content)).SOPInstanceUID
     )
+
+
+def test_erasing_a_subject_removes_their_files_with_proof(platform: Platform) -> None:
+    from datalibrary.lake.erasure import erase_subject
+
+    with platform.db.session() as session:
+        service.create_collection(session, SYSTEM, platform.settings, "study1.er")
+    a, b = list(SUBJECTS)
+    uploads = [
+        ("a/1.dcm", image(a, "1.2.3.93.1", "1.2.3.93.1.1", "1.2.3.93.1.1.1")),
+        ("b/1.dcm", image(b, "1.2.3.93.2", "1.2.3.93.2.1", "1.2.3.93.2.1.1", "MR")),
+    ]
+    with platform.db.session() as session:
+        service.ingest_files(session, SYSTEM, platform.settings, "study1.er", uploads)
+    index = {r["path"]: r for r in read_table(platform, "study1.er").to_pylist()}
+    gone = index["a/1.dcm"]["subject"]
+    lake = open_lake(platform.settings)
+    with platform.db.session() as session:
+        report = erase_subject(session, SYSTEM, lake, namespace="study1", subject=gone)
+    assert report["ok"] is True, report["files_containing_subject"]
+    assert report["rows_removed"] == 1
+    checked = report["copies"]["file collections"]
+    assert {c["action"] for c in checked} == {"deleted", "kept"} and len(checked) == 2
+    assert [r["path"] for r in read_table(platform, "study1.er").to_pylist()] == ["b/1.dcm"]
+    remaining = lake.storage.list(service.objects_root(lake, service.parse_table_name("study1.er")))
+    assert [item.uri.rsplit("/", 1)[-1] for item in remaining] == [index["b/1.dcm"]["sha256"]]
+    assert not any(gone.encode() in lake.storage.read_bytes(item.uri) for item in remaining)

@@ -47,6 +47,7 @@ from datalibrary.errors import Conflict, InvalidInput, NotFound, PermissionDenie
 from datalibrary.files import dicom
 from datalibrary.files.models import FileCollection, QuarantinedFile
 from datalibrary.lake.catalog import Lake, TableName, open_lake, parse_table_name
+from datalibrary.lake.models import Dataset
 from datalibrary.lake.planning import plan_table
 from datalibrary.lake.tables import FileWriter, commit_files, file_schema
 from datalibrary.privacy.actions import normalize, subject_offsets, tokens_for
@@ -84,6 +85,25 @@ INDEX_SCHEMA = pa.schema(
         pa.field("ingested_at", pa.timestamp("us", tz="UTC")),
     ]
 )
+
+INDEX_LABELS = {
+    "path": "Path in the collection",
+    "version": "Version of the path (1, 2, ...)",
+    "media_type": "Media type",
+    "size": "Size in bytes (de-identified file)",
+    "sha256": "SHA-256 of the de-identified file",
+    "subject": "Subject pseudonym (as USUBJID in the study's tables)",
+    "study": "Study (namespace)",
+    "acquisition_date": "Acquisition date (shifted with the subject's dates)",
+    "modality": "DICOM Modality",
+    "body_part": "DICOM BodyPartExamined",
+    "study_instance_uid": "StudyInstanceUID (keyed per study)",
+    "series_instance_uid": "SeriesInstanceUID (keyed per study)",
+    "sop_instance_uid": "SOPInstanceUID (keyed per study)",
+    "sop_class_uid": "SOPClassUID",
+    "profile": "De-identification profile applied",
+    "ingested_at": "Committed at (UTC)",
+}
 
 
 @dataclass(frozen=True)
@@ -193,6 +213,14 @@ def create_collection(
         burned_in_reviewed=reviewed,
     )
     session.add(collection)
+    # the index is a dataset like any table: the catalog describes it, erasure finds its subjects
+    session.add(
+        Dataset(
+            namespace=table.namespace, name=table.name, title=f"{table.name} (file collection)",
+            description=description, owner=principal.name, tags=["files", "dicom"],
+            source="file collection", subject_column="subject", column_labels=INDEX_LABELS, source_bytes=0,
+        )
+    )  # fmt: skip
     study_key_for(settings, session, table.namespace)  # records the study's key generation
     session.flush()
     record(
