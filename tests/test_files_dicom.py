@@ -640,3 +640,28 @@ def test_erasing_a_subject_removes_their_files_with_proof(platform: Platform) ->
     remaining = lake.storage.list(service.objects_root(lake, service.parse_table_name("study1.er")))
     assert [item.uri.rsplit("/", 1)[-1] for item in remaining] == [index["b/1.dcm"]["sha256"]]
     assert not any(gone.encode() in lake.storage.read_bytes(item.uri) for item in remaining)
+
+
+def test_multi_frame_overlays_icons_and_nested_dates() -> None:
+    """Pixel-data-adjacent attributes: overlay data and comments (a masked group of the table),
+    the icon image (a thumbnail of the pixels), dates nested in kept sequences."""
+    ds = sample("CT_small.dcm")
+    ds.PixelData = ds.PixelData * 4
+    ds.NumberOfFrames = 4
+    ds.add_new(0x60003000, "OW", b"\x01\x02" * 64)  # Overlay Data
+    ds.add_new(0x60024000, "LT", "Overlay Canary Comment")  # Overlay Comments, group 6002
+    icon = Dataset()
+    icon.Rows, icon.Columns, icon.BitsAllocated, icon.SamplesPerPixel = 2, 5, 8, 1
+    icon.add_new(0x7FE00010, "OB", b"ICONCANARY")
+    ds.IconImageSequence = Sequence([icon])
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "T-D3000", "SRT", "Chest"
+    item.add_new(0x00080020, "DA", "20191231")  # a Study Date nested in a kept sequence
+    ds.AnatomicRegionSequence = Sequence([item])
+    result = dicom.deidentify(to_bytes(ds), options(offset=-1))
+    out = pydicom.dcmread(io.BytesIO(result.data))
+    assert out.NumberOfFrames == 4 and out.PixelData == ds.PixelData
+    assert 0x60003000 not in out and 0x60024000 not in out and "IconImageSequence" not in out
+    assert out.AnatomicRegionSequence[0].StudyDate == "20191230"
+    for canary in (b"Overlay Canary Comment", b"ICONCANARY", b"20191231"):
+        assert canary not in result.data
