@@ -665,3 +665,24 @@ def test_multi_frame_overlays_icons_and_nested_dates() -> None:
     assert out.AnatomicRegionSequence[0].StudyDate == "20191230"
     for canary in (b"Overlay Canary Comment", b"ICONCANARY", b"20191231"):
         assert canary not in result.data
+
+
+def test_a_corrupt_archive_member_is_quarantined_and_the_rest_committed(sqlite_platform: Platform) -> None:
+    platform = sqlite_platform
+    with platform.db.session() as session:
+        service.create_collection(session, SYSTEM, platform.settings, "study1.zip")
+    good = image(list(SUBJECTS)[0], "1.2.3.92.1", "1.2.3.92.1.1", "1.2.3.92.1.1.1")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("good.dcm", good)
+        zf.writestr("broken.dcm", good)
+    raw = bytearray(archive.getvalue())
+    start = raw.index(b"broken.dcm") + len("broken.dcm") + 40  # inside its compressed data
+    raw[start : start + 64] = bytes(64)
+    with platform.db.session() as session:
+        report = service.ingest_files(
+            session, SYSTEM, platform.settings, "study1.zip", [("d.zip", bytes(raw))]
+        )
+    assert [f["path"] for f in report.added] == ["good.dcm"]
+    assert [q["path"] for q in report.quarantined] == ["broken.dcm"]
+    assert "archive" in report.quarantined[0]["reason"] or "DICOM" in report.quarantined[0]["reason"]

@@ -102,13 +102,13 @@ def add(
     """De-identify, store and index files (a zip fans out; failures are quarantined with the reason)."""
     from datalibrary.files import service
 
-    uploads: list[tuple[str, bytes]] = []
+    uploads: list[tuple[str, Path]] = []  # read one at a time by the service
     for path in paths:
         if path.is_dir():
-            for found in sorted(p for p in path.rglob("*") if p.is_file()):
-                uploads.append((found.relative_to(path).as_posix(), found.read_bytes()))
+            for found in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                uploads.append((found.relative_to(path).as_posix(), found))
         else:
-            uploads.append((path.name, path.read_bytes()))
+            uploads.append((path.name, path))
     with db_session() as session:
         report = service.ingest_files(session, OPERATOR, settings(), name, uploads)
     data = {

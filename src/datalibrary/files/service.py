@@ -24,6 +24,7 @@ import logging
 import re
 import uuid
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -333,45 +334,53 @@ def object_uri(lake: Lake, name: TableName, sha256: str) -> str:
     return f"{objects_root(lake, name)}/{sha256[:2]}/{sha256}"
 
 
-def _members(filename: str, data: bytes) -> list[tuple[str, bytes]]:
-    """A zip of a series fans out into its files (directories and macOS metadata skipped)."""
-    if not zipfile.is_zipfile(io.BytesIO(data)):
-        return [(filename, data)]
-    found = []
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        infos = [
-            i
-            for i in archive.infolist()
-            if not i.is_dir()
-            and not i.filename.startswith("__MACOSX/")
-            and not i.filename.rsplit("/", 1)[-1].startswith(".")  # .DS_Store and friends
-        ]
-        if len(infos) > MAX_ARCHIVE_MEMBERS:
-            raise TooLarge(f"{filename}: more than {MAX_ARCHIVE_MEMBERS} files in one archive")
-        total = 0
-        for info in infos:
-            total += info.file_size
-            if info.file_size > MAX_FILE_BYTES or total > 8 * MAX_FILE_BYTES:
-                raise TooLarge(f"{filename}: {info.filename} makes the archive too large once unpacked")
-            found.append((info.filename, archive.read(info)))
-    return found
+Loader = Callable[[], bytes]
 
 
-def _quarantine(
-    session: Session, settings: Settings, principal: Principal, collection: FileCollection,
-    path: str, data: bytes, reason: str,
-) -> dict[str, Any]:  # fmt: skip
+def _members(
+    filename: str, source: bytes | Path, archives: list[zipfile.ZipFile]
+) -> list[tuple[str, int, Loader]]:
+    """A zip of a series fans out into its files (directories and macOS metadata skipped);
+    each file or member is read only when its turn comes, so one is in memory at a time."""
+    handle = source if isinstance(source, Path) else io.BytesIO(source)
+    if not zipfile.is_zipfile(handle):
+        if isinstance(source, Path):
+            return [(filename, source.stat().st_size, source.read_bytes)]
+        return [(filename, len(source), lambda: source)]
+    archive = zipfile.ZipFile(source if isinstance(source, Path) else io.BytesIO(source))
+    archives.append(archive)
+    infos = [
+        i
+        for i in archive.infolist()
+        if not i.is_dir()
+        and not i.filename.startswith("__MACOSX/")
+        and not i.filename.rsplit("/", 1)[-1].startswith(".")  # .DS_Store and friends
+    ]
+    if len(infos) > MAX_ARCHIVE_MEMBERS:
+        raise TooLarge(f"{filename}: more than {MAX_ARCHIVE_MEMBERS} files in one archive")
+    # zipfile stops at the declared size, so a member cannot inflate past it
+    return [(i.filename, i.file_size, lambda i=i: archive.read(i)) for i in infos]
+
+
+def _seal(settings: Settings, collection: FileCollection, data: bytes) -> Path:
+    """A rejected file's raw bytes, sealed at rest at once (the ingestion quarantine's format)."""
     from datalibrary.ingest.sealed import seal
 
     directory = settings.home / "files" / "quarantine" / str(collection.id)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    sealed = seal(settings, io.BytesIO(data), directory / f"{uuid.uuid4().hex}.dlq")
+    return seal(settings, io.BytesIO(data), directory / f"{uuid.uuid4().hex}.dlq")
+
+
+def _quarantine(
+    session: Session, principal: Principal, collection: FileCollection,
+    path: str, size: int, sealed: Path | None, reason: str,
+) -> dict[str, Any]:  # fmt: skip
     row = QuarantinedFile(
         collection_id=collection.id,
         path=path,
         reason=reason,
-        size=len(data),
-        sealed_path=str(sealed),
+        size=size,
+        sealed_path=str(sealed) if sealed else None,
         created_by=principal.name,
     )
     session.add(row)
@@ -382,7 +391,7 @@ def _quarantine(
         action="files.quarantine",
         target=f"files:{collection.full_name}/{path}",
         outcome="failure",
-        details={"reason": reason, "size": len(data)},
+        details={"reason": reason, "size": size},
     )
     return {"id": row.id, "path": path, "reason": reason}
 
@@ -392,10 +401,11 @@ def ingest_files(
     principal: Principal,
     settings: Settings,
     name: str,
-    uploads: list[tuple[str, bytes]],
+    uploads: list[tuple[str, bytes | Path]],
 ) -> IngestReport:
     """De-identify, store and index each file (zips fan out); a file that fails is quarantined
-    with its reason, the others are committed as ONE snapshot of the index table."""
+    with its reason, the others are committed as ONE snapshot of the index table. ``uploads``
+    are (path in the collection, bytes or a local file)."""
     require(principal, Permission.INGEST_RUN)
     table = parse_table_name(name)
     collection = _collection(session, table)
@@ -414,22 +424,32 @@ def ingest_files(
     report = IngestReport([], [], [], None)
     now = datetime.now(UTC)
     # every path checked before anything is written: a bad name refuses the whole upload
+    archives: list[zipfile.ZipFile] = []
     members = [
-        (_clean_path(path), data) for filename, data in uploads for path, data in _members(filename, data)
+        (_clean_path(path), size, load)
+        for filename, data in uploads
+        for path, size, load in _members(filename, data, archives)
     ]
-    duplicates = sorted(p for p, n in Counter(p for p, _ in members).items() if n > 1)
+    duplicates = sorted(p for p, n in Counter(p for p, _, _ in members).items() if n > 1)
     if duplicates:
         raise InvalidInput(f"the upload names {duplicates[0]} more than once")
-    rejected: list[tuple[str, bytes, str]] = []
-    for path, data in members:
-        if len(data) > MAX_FILE_BYTES:
-            rejected.append((path, b"", "file larger than 512 MiB"))
+    rejected: list[tuple[str, int, Path | None, str]] = []  # sealed at once, recorded after the commit
+    for path, size, load in members:
+        if size > MAX_FILE_BYTES:
+            rejected.append((path, size, None, f"file larger than {MAX_FILE_BYTES >> 20} MiB"))
+            continue
+        try:
+            data = load()
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            rejected.append((path, size, None, f"cannot be read from its archive ({type(exc).__name__})"))
             continue
         try:
             result = dicom.deidentify(data, options)
         except dicom.Rejected as exc:
-            rejected.append((path, data, exc.reason))
+            rejected.append((path, len(data), _seal(settings, collection, data), exc.reason))
             continue
+        finally:
+            del data
         digest = hashlib.sha256(result.data).hexdigest()
         previous = latest.get(path)
         if previous is not None and previous["sha256"] == digest:
@@ -471,8 +491,10 @@ def ingest_files(
         )
         report.snapshot_id = result_commit.snapshot_id
     # our rows after the catalog's commit (SQLite: one writer at a time)
-    for path, data, reason in rejected:
-        report.quarantined.append(_quarantine(session, settings, principal, collection, path, data, reason))
+    for path, size, sealed, reason in rejected:
+        report.quarantined.append(_quarantine(session, principal, collection, path, size, sealed, reason))
+    for archive in archives:
+        archive.close()
     record(
         session,
         actor=principal.name,

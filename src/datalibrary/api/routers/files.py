@@ -20,7 +20,7 @@ from datalibrary.lake.catalog import open_lake, parse_table_name
 from datalibrary.lineage import events as lineage
 
 router = APIRouter(tags=["files"])
-MAX_UPLOAD_BYTES = 2 << 30
+MAX_UPLOAD_BYTES = 512 << 20  # held in memory: larger deliveries in parts, or `datalibrary files add`
 
 
 class CollectionIn(BaseModel):
