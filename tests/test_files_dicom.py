@@ -686,3 +686,40 @@ def test_a_corrupt_archive_member_is_quarantined_and_the_rest_committed(sqlite_p
     assert [f["path"] for f in report.added] == ["good.dcm"]
     assert [q["path"] for q in report.quarantined] == ["broken.dcm"]
     assert "archive" in report.quarantined[0]["reason"] or "DICOM" in report.quarantined[0]["reason"]
+
+
+def test_sdk_lists_reads_and_downloads_under_grants(sqlite_platform: Platform, tmp_path: Path) -> None:
+    import datalibrary.sdk as sdk
+    from tests.helpers import LiveServer
+
+    platform = sqlite_platform
+    with platform.db.session() as session:
+        service.create_collection(session, SYSTEM, platform.settings, "study1.sdk")
+    a = list(SUBJECTS)[0]
+    with platform.db.session() as session:
+        service.ingest_files(
+            session, SYSTEM, platform.settings, "study1.sdk",
+            [("s/1.dcm", image(a, "1.2.3.91.1", "1.2.3.91.1.1", "1.2.3.91.1.1.1"))],
+        )  # fmt: skip
+    platform.add_user("stew", "steward")
+    with platform.db.session() as session:
+        grant = access.add_grant(session, who(platform, "stew"), principal="user:ada", namespace="study1")
+        grant_id = grant.id
+    platform.as_user("ada")
+    with LiveServer(platform.app) as server:
+        lake = sdk.connect(server.url, platform.tokens["ada"])
+        assert [c["name"] for c in lake.collections()] == ["study1.sdk"]
+        files = lake.files("study1.sdk")
+        listed = files.list()
+        assert [f["path"] for f in listed] == ["s/1.dcm"]
+        ds = pydicom.dcmread(files.open("s/1.dcm"))
+        assert ds.SOPInstanceUID == listed[0]["sop_instance_uid"]
+        saved = files.download("s/1.dcm", tmp_path)
+        assert saved == tmp_path / "1.dcm" and saved.read_bytes() == files.read("s/1.dcm")
+        with pytest.raises(ValueError, match="max_bytes"):
+            files.download("s/1.dcm", tmp_path / "x.dcm", max_bytes=10)
+        with platform.db.session() as session:  # revocation is live: the next read is refused
+            access.revoke_grant(session, who(platform, "stew"), grant_id)
+        with pytest.raises(sdk.SdkError) as refused:
+            files.read("s/1.dcm")
+        assert refused.value.status == 403
