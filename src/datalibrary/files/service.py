@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 from datalibrary.audit.service import record
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
-from datalibrary.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooLarge
+from datalibrary.errors import Conflict, InvalidInput, NotFound, TooLarge
 from datalibrary.files import dicom
 from datalibrary.files.models import FileCollection, QuarantinedFile
 from datalibrary.lake.catalog import Lake, TableName, open_lake, parse_table_name
@@ -553,12 +553,18 @@ def _visible(rows: pa.Table, row_filter: str | None) -> pa.Table:
 def _view(
     session: Session, principal: Principal, name: str, access_of: AccessOf
 ) -> tuple[TableName, FileView]:
+    """The caller's view of a collection. Without a grant the answer is the one a missing
+    collection gets (as for tables): nobody learns what exists without being granted it."""
     require(principal, Permission.QUERY_RUN)
     table = parse_table_name(name)
-    _collection(session, table)
-    view = access_of(table.namespace, table.name)
+    exists = session.scalar(
+        select(FileCollection.id).where(
+            FileCollection.namespace == table.namespace, FileCollection.name == table.name
+        )
+    )
+    view = access_of(table.namespace, table.name) if exists is not None else None
     if view is None:
-        raise PermissionDenied(f"you hold no grant on {table}: request access to read its files")
+        raise NotFound(f"file collection {table} does not exist or you have no grant on it")
     return table, view
 
 
