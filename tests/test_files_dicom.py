@@ -660,13 +660,17 @@ def test_multi_frame_overlays_icons_and_nested_dates() -> None:
     item = Dataset()
     item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "T-D3000", "SRT", "Chest"
     item.add_new(0x00080020, "DA", "20191231")  # a Study Date nested in a kept sequence
+    item.add_new(0x00091001, "LO", "NESTED PRIVATE CANARY")  # a private tag inside an item
     ds.AnatomicRegionSequence = Sequence([item])
+    ds.PatientBirthDate = "19500607"
     result = dicom.deidentify(to_bytes(ds), options(offset=-1))
     out = pydicom.dcmread(io.BytesIO(result.data))
     assert out.NumberOfFrames == 4 and out.PixelData == ds.PixelData
     assert 0x60003000 not in out and 0x60024000 not in out and "IconImageSequence" not in out
     assert out.AnatomicRegionSequence[0].StudyDate == "20191230"
-    for canary in (b"Overlay Canary Comment", b"ICONCANARY", b"20191231"):
+    assert 0x00091001 not in out.AnatomicRegionSequence[0]
+    assert "PatientBirthDate" in out and not out.PatientBirthDate  # Z: emptied, never shifted
+    for canary in (b"Overlay Canary Comment", b"ICONCANARY", b"20191231", b"NESTED PRIVATE", b"19500606"):
         assert canary not in result.data
 
 

@@ -36,6 +36,9 @@ MEDIA_TYPE = "application/dicom"
 PATIENT_NAME = 0x00100010
 PATIENT_ID = 0x00100020
 PATIENT_IDENTITY_REMOVED = 0x00120062
+# Dates the dates option does not move: emptied as the Basic Profile says (the study's tables
+# keep at most the birth year, so a shifted full birth date would say more than they do).
+UNSHIFTED_DATES = {0x00100030}  # Patient's Birth Date
 NUMERIC_VRS = {"US", "SS", "UL", "SL", "FL", "FD", "IS", "DS", "UV", "SV", "AT"}
 BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
 TEXT_DUMMY = {"AE": "ANONYMOUS", "CS": "ANONYMOUS", "PN": "ANONYMOUS", "AS": "000Y"}
@@ -200,7 +203,7 @@ class _Cleaner:
             elem.value = self.subject.pseudonym
             self.actions["D"] += 1
             return
-        if vr in ("DA", "DT") or vr == "TM" and action != "X":
+        if (vr in ("DA", "DT") or vr == "TM" and action != "X") and tag not in UNSHIFTED_DATES:
             self.temporal(ds, elem)
             return
         if action == "X":
