@@ -663,6 +663,7 @@ def test_multi_frame_overlays_icons_and_nested_dates() -> None:
     item.add_new(0x00091001, "LO", "NESTED PRIVATE CANARY")  # a private tag inside an item
     ds.AnatomicRegionSequence = Sequence([item])
     ds.PatientBirthDate = "19500607"
+    ds.add_new(0x0022FFF0, "UN", b"UNKNOWN CANARY")  # a standard group, not in the dictionary
     result = dicom.deidentify(to_bytes(ds), options(offset=-1))
     out = pydicom.dcmread(io.BytesIO(result.data))
     assert out.NumberOfFrames == 4 and out.PixelData == ds.PixelData
@@ -670,7 +671,10 @@ def test_multi_frame_overlays_icons_and_nested_dates() -> None:
     assert out.AnatomicRegionSequence[0].StudyDate == "20191230"
     assert 0x00091001 not in out.AnatomicRegionSequence[0]
     assert "PatientBirthDate" in out and not out.PatientBirthDate  # Z: emptied, never shifted
-    for canary in (b"Overlay Canary Comment", b"ICONCANARY", b"20191231", b"NESTED PRIVATE", b"19500606"):
+    for canary in (
+        b"Overlay Canary Comment", b"ICONCANARY", b"20191231", b"NESTED PRIVATE", b"19500606",
+        b"UNKNOWN CANARY",
+    ):  # fmt: skip
         assert canary not in result.data
 
 

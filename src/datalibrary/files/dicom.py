@@ -171,6 +171,10 @@ class _Cleaner:
                 vr = _vr(ds, tag)
                 if uid_only and vr == "UI":
                     action = "U"
+                elif vr == "UN":  # unknown to the dictionary: nobody can say it is safe to keep
+                    del ds[tag]
+                    self.actions["X"] += 1
+                    continue
                 else:
                     if vr == "SQ":
                         for item in ds[tag].value:
