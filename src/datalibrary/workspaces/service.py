@@ -463,8 +463,6 @@ def _align_usage(session: Session, workspace: Workspace, provisioner: Provisione
     if len(rows) == 2 and rows[0].state == final and rows[0].ended_at is None and rows[1].started_at <= at:
         rows[1].ended_at = at
         rows[0].started_at = at
-
-
 def _inert(member: tarfile.TarInfo) -> tarfile.TarInfo:
     """No setuid/setgid bit made inside a sandbox survives into the archive."""
     member.mode &= ~0o6000
