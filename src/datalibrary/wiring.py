@@ -5,9 +5,11 @@ from __future__ import annotations
 
 
 def register_handlers() -> None:
-    """Erasure's copy scanners of the upper layers (exports, workspaces); idempotent."""
+    """Erasure's copy scanners of the other layers (exports, workspaces, file collections); idempotent."""
+    from datalibrary.files import erasure as files_erasure
     from datalibrary.lineage import export_erasure
     from datalibrary.workspaces import erasure_copies
 
     export_erasure.register()
     erasure_copies.register()
+    files_erasure.register()

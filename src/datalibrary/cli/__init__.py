@@ -64,6 +64,10 @@ COMMANDS: dict[str, Lazy] = {
         "datalibrary.cli.backup:register",
         "Restore a backup into a new, empty installation and verify it (tables, audit chain).",
     ),
+    "files": Lazy(
+        "datalibrary.cli.files:app",
+        "File collections: DICOM files de-identified (PS3.15 Annex E), stored and indexed.",
+    ),
     "repos": Lazy("datalibrary.cli.repos:repos_app", "Project Git repositories."),
     "packages": Lazy("datalibrary.cli.repos:packages_app", "The package mirror's policy and install log."),
 }

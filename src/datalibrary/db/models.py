@@ -20,6 +20,7 @@ from datalibrary.auth.models import (
 from datalibrary.costs.models import Budget, BudgetAlert, PriceVersion, StorageMeasurement
 from datalibrary.db.base import Base
 from datalibrary.db.leases import TaskLease
+from datalibrary.files.models import FileCollection, QuarantinedFile
 from datalibrary.ingest.models import IngestJob, Upload
 from datalibrary.lake.models import Dataset, LakeLock, MaintenanceRun
 from datalibrary.lineage.models import ExportRequest, LineageEdge, LineageEvent, LineageForwarding
@@ -37,6 +38,7 @@ __all__ = [
     "BudgetAlert",
     "Dataset",
     "ExportRequest",
+    "FileCollection",
     "Grant",
     "Group",
     "GroupMember",
@@ -51,6 +53,7 @@ __all__ = [
     "PackagePolicy",
     "PackageRule",
     "PriceVersion",
+    "QuarantinedFile",
     "Project",
     "ProjectMember",
     "QueryRecord",

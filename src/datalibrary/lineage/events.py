@@ -76,6 +76,38 @@ def record_download(
     )
 
 
+def record_file_read(
+    session: Session,
+    *,
+    user: str,
+    project: str | None,
+    collection: str,
+    snapshot_id: int | None,
+    path: str,
+    size: int,
+    via: str | None = None,
+) -> str:
+    """START + COMPLETE of one file read from a file collection (its index table is the input,
+    the served file the output, with its bytes); returns the run id."""
+    namespace, name = naming_for(session.get_bind()).api(f"/api/v1/collections/{collection}/files/{path}")
+    output = DatasetRef(
+        name, namespace=namespace, io_facets={"outputStatistics": facets.output_stats(1, size, 1)}
+    )
+    return _pair(
+        session,
+        True,
+        None,
+        job_name="file-read",
+        user=user,
+        project=project,
+        inputs=[table_ref(collection, snapshot_id)],
+        outputs=[output],
+        via=via,
+        rows=1,
+        size=size,
+    )
+
+
 def record_erasure(
     session: Session, *, user: str, request: str, started: datetime, tables: list[dict[str, Any]], ok: bool
 ) -> str:

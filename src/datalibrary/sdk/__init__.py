@@ -10,6 +10,7 @@ environment; pyarrow, pandas or polars are imported only for results in those fo
 """
 
 from datalibrary.sdk.client import Client, SdkError, connect
+from datalibrary.sdk.files import FileCollection
 from datalibrary.sdk.lake import Column, Query, Table
 
-__all__ = ["Client", "Column", "Query", "SdkError", "Table", "connect"]
+__all__ = ["Client", "Column", "FileCollection", "Query", "SdkError", "Table", "connect"]

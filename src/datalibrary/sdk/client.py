@@ -9,6 +9,7 @@ import socket
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from datalibrary.sdk.files import FileCollection
 from datalibrary.sdk.lake import Column, Query, Table
 
 API_PREFIX = "/api/v1"
@@ -107,6 +108,15 @@ class Client:
             Table(t["name"], [Column(**c) for c in t["columns"]], t["row_filtered"])
             for t in self.request("GET", "/query/tables")
         ]
+
+    def files(self, name: str) -> FileCollection:
+        """A file collection ``NAMESPACE.COLLECTION``: ``.list()``, ``.read(path)``,
+        ``.open(path)``, ``.download(path, target)`` under your grants."""
+        return FileCollection(self, name)
+
+    def collections(self) -> list[dict[str, Any]]:
+        """The file collections you hold a grant on."""
+        return self.request("GET", "/collections")
 
     def table(self, name: str) -> Table:
         for table in self.tables():

@@ -7,6 +7,7 @@ from datalibrary.api.routers import (
     backups,
     costs,
     datasets,
+    files,
     git_http,
     health,
     identity,
@@ -44,4 +45,5 @@ API_ROUTERS = [
     backups.router,
     repos.router,
     packages.router,
+    files.router,
 ]

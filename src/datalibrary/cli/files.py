@@ -1,0 +1,191 @@
+"""``files``: file collections (DICOM de-identified on the way in) — create, add, list, get."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from datalibrary.cli.ingest import OPERATOR
+from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, settings, table
+
+app = typer.Typer(
+    help="File collections: DICOM files de-identified (PS3.15 Annex E), stored and indexed.",
+    no_args_is_help=True,
+)
+FILE_COLUMNS = ["path", "version", "modality", "body_part", "acquisition_date", "subject", "size"]
+AsUser = Annotated[
+    str | None, typer.Option("--as", help="The user whose grants apply (default: $DATALIBRARY_USER).")
+]
+
+
+def _user(session: Any, as_user: str | None):  # type: ignore[no-untyped-def]
+    from datalibrary.auth import service as auth_service
+
+    user = as_user or os.environ.get("DATALIBRARY_USER")
+    if not user:
+        fail("say whose grants apply: --as USER (or set DATALIBRARY_USER)", code=2)
+    return auth_service.principal_for(auth_service.get_user(session, user))
+
+
+def _access_of(session: Any, principal: Any):  # type: ignore[no-untyped-def]
+    from datalibrary.access import service as access
+    from datalibrary.files.service import FileView
+
+    def access_of(namespace: str, name: str) -> FileView | None:
+        found = access.effective_access(session, principal, namespace, name)
+        return None if found is None else FileView(found.row_filter)
+
+    return access_of
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="NAMESPACE.COLLECTION")],
+    policy: Annotated[
+        str, typer.Option(help="The study's tabular policy (subject pseudonym, dates).")
+    ] = "sdtm",
+    description: Annotated[str, typer.Option(help="What the collection holds.")] = "",
+    subject_template: Annotated[
+        str, typer.Option(help="How PatientID becomes the study's subject id, e.g. 'STUDY1-{PatientID}'.")
+    ] = "{PatientID}",
+    allow_private: Annotated[
+        list[str] | None, typer.Option(help="A private tag to keep: 'gggg,XXee@CREATOR' (repeatable).")
+    ] = None,
+    reviewed: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="MODALITY_OR_SOP_CLASS=REASON: files known to carry no burned-in text (repeatable)."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a file collection and its index table."""
+    from datalibrary.files import service
+
+    decisions = {}
+    for item in reviewed or []:
+        key, eq, reason = item.partition("=")
+        if not eq:
+            fail(f"--reviewed {item!r}: write MODALITY=REASON", code=2)
+        decisions[key.strip()] = reason.strip()
+    with db_session() as session:
+        collection = service.create_collection(
+            session, OPERATOR, settings(), name, policy=policy, description=description,
+            subject_template=subject_template, private_allow=allow_private or [],
+            burned_in_reviewed=decisions,
+        )  # fmt: skip
+        data = service.describe(collection)
+    emit(data, as_json, lambda d: console.print(f"collection {d['name']} created (policy {d['policy']})"))
+
+
+@app.command("list-collections")
+def list_collections(as_json: JsonOption = False) -> None:
+    """List every file collection (as the operator)."""
+    from datalibrary.files import service
+
+    with db_session() as session:
+        rows = service.list_collections(session, OPERATOR, lambda ns, name: None)
+    emit(rows, as_json, lambda d: table(d, ["name", "owner", "policy", "created_at"]))
+
+
+@app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="NAMESPACE.COLLECTION")],
+    paths: Annotated[
+        list[Path], typer.Argument(exists=True, help="DICOM files, zips of series, directories.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """De-identify, store and index files (a zip fans out; failures are quarantined with the reason)."""
+    from datalibrary.files import service
+
+    uploads: list[tuple[str, Path]] = []  # read one at a time by the service
+    for path in paths:
+        if path.is_dir():
+            for found in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                uploads.append((found.relative_to(path).as_posix(), found))
+        else:
+            uploads.append((path.name, path))
+    with db_session() as session:
+        report = service.ingest_files(session, OPERATOR, settings(), name, uploads)
+    data = {
+        "added": report.added,
+        "unchanged": report.unchanged,
+        "quarantined": report.quarantined,
+        "snapshot_id": report.snapshot_id,
+    }
+
+    def human(d: dict[str, Any]) -> None:
+        console.print(
+            f"{len(d['added'])} added, {len(d['unchanged'])} unchanged, {len(d['quarantined'])} quarantined"
+        )
+        for q in d["quarantined"]:
+            console.print(f"  quarantined {q['path']}: {q['reason']}", highlight=False)
+
+    emit(data, as_json, human)
+    if report.quarantined and not report.added and not report.unchanged:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_files(
+    name: Annotated[str, typer.Argument(help="NAMESPACE.COLLECTION")],
+    as_user: AsUser = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Files the user's grant shows, with their metadata."""
+    from datalibrary.files import service
+
+    with db_session() as session:
+        principal = _user(session, as_user)
+        rows = service.list_files(session, principal, settings(), name, _access_of(session, principal))
+    emit(rows, as_json, lambda d: table(d, FILE_COLUMNS))
+
+
+@app.command("get")
+def get(
+    name: Annotated[str, typer.Argument(help="NAMESPACE.COLLECTION")],
+    path: Annotated[str, typer.Argument(help="The file's path in the collection.")],
+    output: Annotated[Path, typer.Option(help="Where to write the file.")],
+    version: Annotated[int | None, typer.Option(help="A version (default: the newest).")] = None,
+    as_user: AsUser = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Download one de-identified file (audited) under the user's grants."""
+    from datalibrary.files import service
+    from datalibrary.lake.catalog import open_lake, parse_table_name
+    from datalibrary.lineage import events as lineage
+
+    config = settings()
+    with db_session() as session:
+        principal = _user(session, as_user)
+        meta, data = service.read_file(
+            session, principal, config, name, path, _access_of(session, principal), version=version
+        )
+        table = parse_table_name(name)
+        snapshot = open_lake(config).load(table).current_snapshot()
+        lineage.record_file_read(
+            session, user=principal.name, project=principal.default_project, collection=str(table),
+            snapshot_id=snapshot.snapshot_id if snapshot else None, path=meta["path"], size=len(data),
+            via="cli",
+        )  # fmt: skip
+    output.write_bytes(data)
+    meta = {**meta, "output": str(output)}
+    emit(
+        meta, as_json, lambda d: console.print(f"{d['path']} v{d['version']}: {d['size']} bytes -> {output}")
+    )
+
+
+@app.command("quarantine")
+def quarantine(
+    name: Annotated[str, typer.Argument(help="NAMESPACE.COLLECTION")], as_json: JsonOption = False
+) -> None:
+    """Files kept out of the collection, with the reason."""
+    from datalibrary.files import service
+
+    with db_session() as session:
+        rows = service.quarantined(session, OPERATOR, name)
+    emit(rows, as_json, lambda d: table(d, ["id", "path", "reason", "size", "created_at"]))

@@ -1,0 +1,346 @@
+"""DICOM de-identification on ingestion (pydicom), following PS3.15 Annex E.
+
+* Table E.1-1 (Basic Application Level Confidentiality Profile) decides each standard
+  attribute's action (``files.profile``); attributes the table does not list are kept (K).
+* Retain Longitudinal Temporal Information with Modified Dates Option: every listed date
+  (DA, DT) is moved by the subject's date offset — the same offset the study's tabular policy
+  gives the subject's SDTM dates (``privacy.actions.subject_offsets``); times (TM) are kept.
+* UIDs (U) become ``2.25.<HMAC-SHA256(study key, uid)>``: the same UID gives the same new UID
+  everywhere in one study (series stay series), and different studies cannot be linked.
+* Patient ID and Patient's Name become the subject's pseudonym (the table's USUBJID token).
+* Private attributes are removed unless allow-listed by the collection (``gggg,xxee@CREATOR``).
+* Fail closed on burned-in text: BurnedInAnnotation=YES, or a modality / SOP class known to
+  carry text in its pixels (US, SC, secondary capture...) without an explicit decision of the
+  collection, is rejected with the reason (the caller quarantines it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.sequence import Sequence
+
+from datalibrary.files.profile import Profile, load_profile
+
+MEDIA_TYPE = "application/dicom"
+PATIENT_NAME = 0x00100010
+PATIENT_ID = 0x00100020
+PATIENT_IDENTITY_REMOVED = 0x00120062
+# Dates the dates option does not move: emptied as the Basic Profile says (the study's tables
+# keep at most the birth year, so a shifted full birth date would say more than they do).
+UNSHIFTED_DATES = {0x00100030}  # Patient's Birth Date
+NUMERIC_VRS = {"US", "SS", "UL", "SL", "FL", "FD", "IS", "DS", "UV", "SV", "AT"}
+BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
+TEXT_DUMMY = {"AE": "ANONYMOUS", "CS": "ANONYMOUS", "PN": "ANONYMOUS", "AS": "000Y"}
+# Modalities and SOP classes whose pixels commonly carry text (PS3.15 E.1.1 note on burned-in
+# annotation; secondary captures are screenshots by definition).
+BURNED_IN_MODALITIES = {"US", "SC", "XC", "OT", "DOC", "ES", "GM", "SM"}
+BURNED_IN_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture Image Storage",
+    "1.2.840.10008.5.1.4.1.1.7.1": "Multi-frame Single Bit Secondary Capture Image Storage",
+    "1.2.840.10008.5.1.4.1.1.7.2": "Multi-frame Grayscale Byte Secondary Capture Image Storage",
+    "1.2.840.10008.5.1.4.1.1.7.3": "Multi-frame Grayscale Word Secondary Capture Image Storage",
+    "1.2.840.10008.5.1.4.1.1.7.4": "Multi-frame True Color Secondary Capture Image Storage",
+    "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound Image Storage",
+    "1.2.840.10008.5.1.4.1.1.6.2": "Enhanced US Volume Storage",
+    "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame Image Storage",
+    "1.2.840.10008.5.1.4.1.1.104.1": "Encapsulated PDF Storage",
+}
+# PS3.16 CID 7050 De-identification Method codes
+METHOD_CODES = (
+    ("113100", "Basic Application Confidentiality Profile"),
+    ("113107", "Retain Longitudinal Temporal Information Modified Dates Option"),
+)
+
+
+class Rejected(Exception):
+    """The file cannot enter the lake; ``reason`` says why (never a raw identifier)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Subject:
+    pseudonym: str
+    offset_days: int
+
+
+@dataclass
+class DeidOptions:
+    resolve_subject: Callable[[Dataset], Subject]  # raises Rejected when no subject is found
+    uid_secret: bytes  # the study key's secret (UIDs keyed per study)
+    private_allow: frozenset[str] = frozenset()  # "0009,xx10@CREATOR"
+    burned_in_reviewed: dict[str, Any] = field(default_factory=dict)  # modality or SOP class -> decision
+
+
+@dataclass
+class DeidResult:
+    data: bytes
+    metadata: dict[str, Any]
+    actions: Counter[str]  # action code -> attributes it was applied to
+    profile_edition: str
+    subject: str  # the subject's pseudonym
+
+
+STANDARD_UID_ROOT = "1.2.840.10008."  # UIDs the standard defines (SOP classes, codes): never remapped
+
+
+def keyed_uid(secret: bytes, uid: str) -> str:
+    """``2.25.<decimal 128-bit HMAC>``: a valid UID (PS3.5 B.2), keyed per study. UIDs the
+    standard itself defines (SOP classes, transfer syntaxes) identify nobody and stay."""
+    if uid.strip().startswith(STANDARD_UID_ROOT):
+        return uid.strip()
+    digest = hmac.new(secret, b"dicom-uid\x00" + uid.strip().encode(), hashlib.sha256).digest()
+    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
+
+
+def shift_da(value: str, days: int) -> str | None:
+    """``YYYYMMDD`` moved by ``days``; None when it is not a full date (then emptied)."""
+    text = value.strip()
+    if len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        day = date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+    return (day + timedelta(days=days)).strftime("%Y%m%d")
+
+
+def shift_dt(value: str, days: int) -> str | None:
+    """``YYYYMMDD[HHMMSS[.F]][&ZZXX]``: the date part moved, the rest kept."""
+    text = value.strip()
+    shifted = shift_da(text[:8], days)
+    return None if shifted is None else shifted + text[8:]
+
+
+def check_burned_in(ds: Dataset, reviewed: dict[str, Any]) -> None:
+    flag = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
+    if flag == "YES":
+        raise Rejected("BurnedInAnnotation is YES: the pixels carry text that may identify the patient")
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    sop_class = str(ds.get("SOPClassUID", "") or "").strip()
+    if sop_class in BURNED_IN_SOP_CLASSES and sop_class not in reviewed:
+        raise Rejected(
+            f"SOP class {sop_class} ({BURNED_IN_SOP_CLASSES[sop_class]}) often carries burned-in text "
+            "and the collection has no decision for it (burned_in_reviewed)"
+        )
+    if modality in BURNED_IN_MODALITIES and modality not in reviewed and flag != "NO":
+        raise Rejected(
+            f"modality {modality} often carries burned-in text, BurnedInAnnotation is not NO and the "
+            "collection has no decision for it (burned_in_reviewed)"
+        )
+
+
+class _Cleaner:
+    def __init__(self, profile: Profile, options: DeidOptions, subject: Subject) -> None:
+        self.profile = profile
+        self.options = options
+        self.subject = subject
+        self.actions: Counter[str] = Counter()
+
+    def uid(self, value: Any) -> Any:
+        if isinstance(value, list | pydicom.multival.MultiValue):
+            return [keyed_uid(self.options.uid_secret, str(v)) for v in value]
+        return keyed_uid(self.options.uid_secret, str(value)) if value else value
+
+    def clean(self, ds: Dataset, uid_only: bool = False) -> None:
+        """Walk ``ds`` (and its sequences). Kept elements are looked at through their raw form
+        (tag and VR), so pixel data and other kept values are never decoded."""
+        for tag in list(ds.keys()):
+            if tag.is_private:
+                if self.options.private_allow:
+                    self.private(ds, ds[tag])
+                else:  # nothing allowed: removed without decoding
+                    del ds[tag]
+                    self.actions["X"] += 1
+                continue
+            action = self.profile.action(int(tag))
+            if action is None:
+                vr = _vr(ds, tag)
+                if uid_only and vr == "UI":
+                    action = "U"
+                elif vr == "UN":  # unknown to the dictionary: nobody can say it is safe to keep
+                    del ds[tag]
+                    self.actions["X"] += 1
+                    continue
+                else:
+                    if vr == "SQ":
+                        for item in ds[tag].value:
+                            self.clean(item, uid_only)
+                    self.actions["K"] += 1
+                    continue
+            self.apply(ds, ds[tag], action)
+
+    def private(self, ds: Dataset, elem: Any) -> None:
+        group, element = elem.tag.group, elem.tag.element
+        allowed = self.options.private_allow
+        if 0x0010 <= element <= 0x00FF:  # a private creator: kept if an allowed element uses it
+            creator = str(elem.value).strip()
+            block = f"{group:04X},XX"
+            if any(a.startswith(block) and a.endswith("@" + creator) for a in allowed):
+                self.actions["K"] += 1
+                return
+        elif element > 0x00FF:
+            creator_elem = ds.get((group << 16) | (element >> 8))
+            creator = str(creator_elem.value).strip() if creator_elem is not None else ""
+            if f"{group:04X},XX{element & 0xFF:02X}@{creator}" in allowed:
+                self.actions["K"] += 1
+                return
+        del ds[elem.tag]
+        self.actions["X"] += 1
+
+    def apply(self, ds: Dataset, elem: Any, action: str) -> None:
+        tag, vr = int(elem.tag), elem.VR
+        if tag in (PATIENT_ID, PATIENT_NAME):
+            elem.value = self.subject.pseudonym
+            self.actions["D"] += 1
+            return
+        if (vr in ("DA", "DT") or vr == "TM" and action != "X") and tag not in UNSHIFTED_DATES:
+            self.temporal(ds, elem)
+            return
+        if action == "X":
+            del ds[elem.tag]
+        elif action == "U*":
+            if vr == "SQ":
+                for item in elem.value:
+                    self.clean(item, uid_only=True)
+            elif vr == "UI":
+                elem.value = self.uid(elem.value)
+            else:
+                elem.value = None
+            action = "U"
+        elif action == "U":
+            if vr == "UI":
+                elem.value = self.uid(elem.value)
+            elif vr == "SQ":
+                for item in elem.value:
+                    self.clean(item, uid_only=True)
+            else:
+                elem.value = None
+        elif vr == "SQ":  # Z or D: a dummy sequence is not defined, an empty one is valid
+            elem.value = Sequence()
+        elif action == "Z" or vr in BINARY_VRS:
+            elem.value = None
+        elif vr == "UI":
+            elem.value = self.uid(elem.value)
+        elif vr in NUMERIC_VRS:
+            elem.value = 0
+        else:
+            elem.value = TEXT_DUMMY.get(vr, "ANONYMIZED")
+        self.actions[action] += 1
+
+    def temporal(self, ds: Dataset, elem: Any) -> None:
+        """Action C: dates moved by the subject's offset (precision below a day kept)."""
+        vr = elem.VR
+        if vr == "TM" or elem.value in (None, ""):
+            self.actions["C"] += 1
+            return
+        values = elem.value if isinstance(elem.value, pydicom.multival.MultiValue) else [elem.value]
+        shift = shift_da if vr == "DA" else shift_dt
+        shifted = [shift(str(v), self.subject.offset_days) for v in values]
+        if any(v is None for v in shifted):  # a partial or invalid date: nothing to keep
+            elem.value = None
+        else:
+            elem.value = shifted if len(shifted) > 1 else shifted[0]
+        self.actions["C"] += 1
+
+
+def _vr(ds: Dataset, tag: Any) -> str:
+    """The element's VR without decoding its value (explicit VR, else the dictionary's)."""
+    raw = ds.get_item(tag)
+    vr = getattr(raw, "VR", None)
+    if vr and vr not in ("UN", "US or SS", "OB or OW", "US or OW", "US or SS or OW"):
+        return str(vr)
+    return ds[tag].VR  # implicit VR or ambiguous: let pydicom decide
+
+
+def _date(value: Any) -> date | None:
+    text = str(value or "").strip()[:8]
+    if len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+
+
+def metadata_of(ds: Dataset) -> dict[str, Any]:
+    """What the index table holds of a de-identified file."""
+    acquired = next(
+        (
+            d
+            for d in (_date(ds.get(k)) for k in ("AcquisitionDate", "ContentDate", "SeriesDate", "StudyDate"))
+            if d is not None
+        ),
+        None,
+    )
+
+    def text(keyword: str) -> str | None:
+        value = ds.get(keyword)
+        return str(value).strip() or None if value is not None else None
+
+    return {
+        "acquisition_date": acquired,
+        "modality": text("Modality"),
+        "body_part": text("BodyPartExamined"),
+        "study_instance_uid": text("StudyInstanceUID"),
+        "series_instance_uid": text("SeriesInstanceUID"),
+        "sop_instance_uid": text("SOPInstanceUID"),
+        "sop_class_uid": text("SOPClassUID"),
+    }
+
+
+def read_dataset(data: bytes) -> Dataset:
+    try:
+        return pydicom.dcmread(io.BytesIO(data))
+    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise Rejected(f"not a readable DICOM file ({type(exc).__name__})") from None
+
+
+def deidentify(data: bytes, options: DeidOptions) -> DeidResult:
+    """De-identified bytes of one DICOM file, its index metadata and the actions applied."""
+    profile = load_profile()
+    ds = read_dataset(data)
+    check_burned_in(ds, options.burned_in_reviewed)
+    subject = options.resolve_subject(ds)
+    cleaner = _Cleaner(profile, options, subject)
+    cleaner.clean(ds)
+    ds.PatientIdentityRemoved = "YES"
+    # LO: at most 64 characters; the codes below name the profile and option in full
+    ds.DeidentificationMethod = f"DataLibrary PS3.15 E.1-1 {profile.edition} Basic; RLTI modified dates"
+    codes = Sequence()
+    for value, meaning in METHOD_CODES:
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "DCM", meaning
+        codes.append(item)
+    ds.DeidentificationMethodCodeSequence = codes
+    ds.file_meta = _clean_meta(ds.file_meta, ds)
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return DeidResult(out.getvalue(), metadata_of(ds), cleaner.actions, profile.edition, subject.pseudonym)
+
+
+def _clean_meta(meta: FileMetaDataset | None, ds: Dataset) -> FileMetaDataset:
+    """File meta information with the new SOP instance UID; source AE titles dropped."""
+    clean = FileMetaDataset()
+    if meta is not None:
+        for keyword in ("TransferSyntaxUID", "ImplementationClassUID", "ImplementationVersionName"):
+            if keyword in meta:
+                setattr(clean, keyword, meta.get(keyword))
+    clean.MediaStorageSOPClassUID = ds.SOPClassUID
+    clean.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    if "TransferSyntaxUID" not in clean:
+        clean.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    return clean

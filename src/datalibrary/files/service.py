@@ -1,0 +1,710 @@
+"""File collections: create, ingest (de-identify, store, index), list and read files.
+
+A collection ``NS.NAME`` is three things that share the name:
+- a row of ``files_collections`` (owner, the study's tabular policy, private-tag allow-list,
+  burned-in decisions);
+- immutable objects in the warehouse, ``<warehouse>/_files/<ns>/<name>/objects/<sha256>``: the
+  bytes AFTER de-identification, addressed by their SHA-256 (never overwritten). They live
+  outside the index table's location on purpose: lake maintenance deletes every file under a
+  table's location that no snapshot references (and no namespace can be named ``_files``);
+- the Iceberg index table ``NS.NAME``: one row per file version. It is a lake table like any
+  other, so SQL, grants (whole table or a row filter such as ``modality = 'CT'``), the
+  catalog and lineage see it without anything special.
+
+Grants are not imported here (``access`` is a sibling layer): callers pass ``access_of``,
+which answers for one table what the caller may see (None: no grant), as the catalog's
+``Visibility`` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import uuid
+import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+from pyiceberg.io.pyarrow import pyarrow_to_schema
+from pyiceberg.table.name_mapping import NameMapping
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from datalibrary.audit.service import record
+from datalibrary.auth.permissions import Permission, Principal, require
+from datalibrary.config import Settings
+from datalibrary.errors import Conflict, InvalidInput, NotFound, TooLarge
+from datalibrary.files import dicom
+from datalibrary.files.models import FileCollection, QuarantinedFile
+from datalibrary.lake.catalog import Lake, TableName, open_lake, parse_table_name
+from datalibrary.lake.models import Dataset
+from datalibrary.lake.planning import plan_table
+from datalibrary.lake.tables import FileWriter, commit_files, file_schema
+from datalibrary.privacy.actions import normalize, subject_offsets, tokens_for
+from datalibrary.privacy.keys import StudyKey
+from datalibrary.privacy.policy import Policy
+from datalibrary.privacy.service import study_key_for
+from datalibrary.privacy.store import load_policy
+
+log = logging.getLogger(__name__)
+MAX_FILE_BYTES = 512 << 20
+MAX_ARCHIVE_MEMBERS = 20_000
+TEMPLATE_FIELDS = ("PatientID", "ClinicalTrialSubjectID", "ClinicalTrialProtocolID")
+TEMPLATE_RE = re.compile(r"^(?:[^{}]|\{(?:" + "|".join(TEMPLATE_FIELDS) + r")\})*$")
+PRIVATE_RE = re.compile(r"^[0-9A-F]{3}[13579BDF],XX[0-9A-F]{2}@[^@\s]([^@]{0,62}[^@\s])?$")
+# segments start with a letter, digit or '_': no '.', '..' or hidden names
+PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}(/[A-Za-z0-9_][A-Za-z0-9._-]{0,199})*$"
+PATH_RE = re.compile(PATH_PATTERN)
+INDEX_SCHEMA = pa.schema(
+    [
+        pa.field("path", pa.string()),
+        pa.field("version", pa.int32()),
+        pa.field("media_type", pa.string()),
+        pa.field("size", pa.int64()),
+        pa.field("sha256", pa.string()),
+        pa.field("subject", pa.string()),
+        pa.field("study", pa.string()),
+        pa.field("acquisition_date", pa.date32()),
+        pa.field("modality", pa.string()),
+        pa.field("body_part", pa.string()),
+        pa.field("study_instance_uid", pa.string()),
+        pa.field("series_instance_uid", pa.string()),
+        pa.field("sop_instance_uid", pa.string()),
+        pa.field("sop_class_uid", pa.string()),
+        pa.field("profile", pa.string()),
+        pa.field("ingested_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+INDEX_LABELS = {
+    "path": "Path in the collection",
+    "version": "Version of the path (1, 2, ...)",
+    "media_type": "Media type",
+    "size": "Size in bytes (de-identified file)",
+    "sha256": "SHA-256 of the de-identified file",
+    "subject": "Subject pseudonym (as USUBJID in the study's tables)",
+    "study": "Study (namespace)",
+    "acquisition_date": "Acquisition date (shifted with the subject's dates)",
+    "modality": "DICOM Modality",
+    "body_part": "DICOM BodyPartExamined",
+    "study_instance_uid": "StudyInstanceUID (keyed per study)",
+    "series_instance_uid": "SeriesInstanceUID (keyed per study)",
+    "sop_instance_uid": "SOPInstanceUID (keyed per study)",
+    "sop_class_uid": "SOPClassUID",
+    "profile": "De-identification profile applied",
+    "ingested_at": "Committed at (UTC)",
+}
+
+
+@dataclass(frozen=True)
+class FileView:
+    """What the caller's grant shows of one collection: None filter = every row."""
+
+    row_filter: str | None
+
+
+AccessOf = Callable[[str, str], FileView | None]
+
+
+@dataclass
+class IngestReport:
+    added: list[dict[str, Any]]
+    unchanged: list[str]
+    quarantined: list[dict[str, Any]]
+    snapshot_id: int | None
+
+
+# collections ----------------------------------------------------------------------------------
+
+
+def _collection(session: Session, name: TableName) -> FileCollection:
+    found = session.scalar(
+        select(FileCollection).where(
+            FileCollection.namespace == name.namespace, FileCollection.name == name.name
+        )
+    )
+    if found is None:
+        raise NotFound(f"no file collection {name}")
+    return found
+
+
+def describe(collection: FileCollection) -> dict[str, Any]:
+    return {
+        "name": collection.full_name,
+        "owner": collection.owner,
+        "description": collection.description,
+        "policy": collection.policy_name,
+        "subject_template": collection.subject_template,
+        "private_allow": list(collection.private_allow or []),
+        "burned_in_reviewed": dict(collection.burned_in_reviewed or {}),
+        "created_at": collection.created_at.isoformat() if collection.created_at else None,
+    }
+
+
+def create_collection(
+    session: Session,
+    principal: Principal,
+    settings: Settings,
+    name: str,
+    *,
+    policy: str = "sdtm",
+    description: str = "",
+    subject_template: str = "{PatientID}",
+    private_allow: list[str] | None = None,
+    burned_in_reviewed: dict[str, str] | None = None,
+) -> FileCollection:
+    """Create ``NS.NAME`` and its (empty) index table; the policy must exist and name a
+    pseudonymized subject column and a date shift (what files get from it)."""
+    require(principal, Permission.DATASETS_MANAGE)
+    table = parse_table_name(name)
+    if not TEMPLATE_RE.match(subject_template or ""):
+        raise InvalidInput(
+            f"subject_template {subject_template!r} may only use the fields "
+            + ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+        )
+    allow = []
+    for item in private_allow or []:
+        tag, at, creator = item.strip().partition("@")
+        allow.append(f"{tag.upper()}{at}{creator.strip()}")
+        if not PRIVATE_RE.match(allow[-1]):
+            raise InvalidInput(
+                f"private_allow entry {item!r} must be 'gggg,XXee@CREATOR' (odd group, element in the "
+                "creator's block), e.g. '0009,XX10@ACME 1.0'"
+            )
+    reviewed = {str(k).strip(): str(v).strip() for k, v in (burned_in_reviewed or {}).items()}
+    if any(not v for v in reviewed.values()):
+        raise InvalidInput("every burned_in_reviewed entry needs the decision's reason as its value")
+    stored = _policy(session, policy)
+    _subject_rules(stored)
+    lake = open_lake(settings)
+    existing = session.scalar(
+        select(FileCollection.id).where(
+            FileCollection.namespace == table.namespace, FileCollection.name == table.name
+        )
+    )
+    if existing is not None:
+        raise Conflict(f"file collection {table} already exists")
+    if lake.exists(table):
+        raise Conflict(f"{table} is already a table of the lake: choose another collection name")
+    mapping = NameMapping.model_validate(
+        [{"field-id": i + 1, "names": [f.name]} for i, f in enumerate(INDEX_SCHEMA)]
+    )
+    # the catalog first (its own connection: SQLite allows one writer), then our rows
+    _release_writes(session)
+    lake.create(table, pyarrow_to_schema(INDEX_SCHEMA, name_mapping=mapping))
+    collection = FileCollection(
+        namespace=table.namespace,
+        name=table.name,
+        owner=principal.name,
+        description=description,
+        policy_name=stored.name,
+        subject_template=subject_template,
+        private_allow=allow,
+        burned_in_reviewed=reviewed,
+    )
+    session.add(collection)
+    # the index is a dataset like any table: the catalog describes it, erasure finds its subjects
+    session.add(
+        Dataset(
+            namespace=table.namespace, name=table.name, title=f"{table.name} (file collection)",
+            description=description, owner=principal.name, tags=["files", "dicom"],
+            source="file collection", subject_column="subject", column_labels=INDEX_LABELS, source_bytes=0,
+        )
+    )  # fmt: skip
+    study_key_for(settings, session, table.namespace)  # records the study's key generation
+    session.flush()
+    record(
+        session,
+        actor=principal.name,
+        action="files.collection.create",
+        target=f"files:{table}",
+        details={"policy": stored.label},
+    )
+    return collection
+
+
+def list_collections(session: Session, principal: Principal, access_of: AccessOf) -> list[dict[str, Any]]:
+    """The collections the caller may see: stewards all, others those they hold a grant on."""
+    require(principal, Permission.CATALOG_READ)
+    manager = principal.can(Permission.DATASETS_MANAGE)
+    rows = session.scalars(select(FileCollection).order_by(FileCollection.namespace, FileCollection.name))
+    return [describe(c) for c in rows if manager or access_of(c.namespace, c.name) is not None]
+
+
+def get_collection(session: Session, principal: Principal, name: str, access_of: AccessOf) -> FileCollection:
+    require(principal, Permission.CATALOG_READ)
+    collection = _collection(session, parse_table_name(name))
+    if (
+        not principal.can(Permission.DATASETS_MANAGE)
+        and access_of(collection.namespace, collection.name) is None
+    ):
+        raise NotFound(f"no file collection {name}")  # no grant: not even its existence
+    return collection
+
+
+# subjects -------------------------------------------------------------------------------------
+
+
+def _policy(session: Session, name: str) -> Policy:
+    """The stored policy, read (and a built-in stored on first use) in a transaction of its
+    own: the caller's session must hold no write while the catalog commits (SQLite)."""
+    _release_writes(session)
+    with Session(session.get_bind()) as own:
+        policy = load_policy(own, name)
+        own.commit()
+    return policy
+
+
+def _release_writes(session: Session) -> None:
+    """The catalog commits on a connection of its own and SQLite has one writer at a time:
+    what the caller's transaction wrote so far (sign-in bookkeeping) is committed first."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.commit()
+
+
+def _subject_rules(policy: Policy) -> tuple[str, dict[str, Any], int, int]:
+    column = policy.subject[0] if policy.subject else "USUBJID"
+    rule = policy.rule_for(column)
+    if rule is None or rule.action != "pseudonymize":
+        raise InvalidInput(
+            f"policy {policy.label} does not pseudonymize its subject column {column}: a file collection "
+            "needs the subject's pseudonym and date shift from it"
+        )
+    shift = next((r for r in policy.rules if r.action == "date_shift"), None)
+    if shift is None:
+        raise InvalidInput(f"policy {policy.label} shifts no dates: a file collection needs its date shift")
+    return column, rule.params, int(shift.params.get("min_days", 1)), int(shift.params.get("max_days", 365))
+
+
+def subject_identity(policy: Policy, key: StudyKey, subject: str) -> dicom.Subject:
+    """The pseudonym and date offset the study's tables give this subject (same functions)."""
+    _, params, low, high = _subject_rules(policy)
+    how = str(params.get("normalize", "upper"))
+    value = normalize(pa.array([subject]), how)[0].as_py()
+    token = tokens_for(key, [value], scope=str(params.get("scope", "")), length=int(params.get("length", 16)))
+    offset = subject_offsets(key, pa.array([subject]), 1, low, high)[0].as_py()
+    return dicom.Subject(str(params.get("prefix", "")) + token[0], int(offset))
+
+
+def _resolver(collection: FileCollection, policy: Policy, key: StudyKey) -> Callable[[Any], dicom.Subject]:
+    def resolve(ds: Any) -> dicom.Subject:
+        fields = {f: str(ds.get(f, "") or "").strip() for f in TEMPLATE_FIELDS}
+        if not fields["PatientID"]:
+            raise dicom.Rejected("PatientID is empty: the file cannot be linked to a subject of the study")
+        used = re.findall(r"\{(\w+)\}", collection.subject_template)
+        missing = [f for f in used if not fields.get(f)]
+        if missing:
+            raise dicom.Rejected(f"the subject template needs {', '.join(missing)}, which the file lacks")
+        subject = re.sub(r"\{(\w+)\}", lambda m: fields[m.group(1)], collection.subject_template)
+        return subject_identity(policy, key, subject)
+
+    return resolve
+
+
+# ingestion ------------------------------------------------------------------------------------
+
+
+def _clean_path(path: str) -> str:
+    text = path.replace("\\", "/").lstrip("/")  # no normalization: 'a/./b' is refused, not rewritten
+    if not PATH_RE.match(text) or len(text) > 400:
+        raise InvalidInput(
+            f"file path {path!r} is not valid: use letters, digits, '.', '_', '-' and '/', each part "
+            "starting with a letter, digit or '_' (at most 400 characters)"
+        )
+    return text
+
+
+def objects_root(lake: Lake, name: TableName) -> str:
+    """The collection's object directory (outside every table location)."""
+    return f"{lake.settings.warehouse.rstrip('/')}/_files/{name.namespace}/{name.name}/objects"
+
+
+def object_uri(lake: Lake, name: TableName, sha256: str) -> str:
+    return f"{objects_root(lake, name)}/{sha256[:2]}/{sha256}"
+
+
+Loader = Callable[[], bytes]
+
+
+def _members(
+    filename: str, source: bytes | Path, archives: list[zipfile.ZipFile]
+) -> list[tuple[str, int, Loader]]:
+    """A zip of a series fans out into its files (directories and macOS metadata skipped);
+    each file or member is read only when its turn comes, so one is in memory at a time."""
+    handle = source if isinstance(source, Path) else io.BytesIO(source)
+    if not zipfile.is_zipfile(handle):
+        if isinstance(source, Path):
+            return [(filename, source.stat().st_size, source.read_bytes)]
+        return [(filename, len(source), lambda: source)]
+    archive = zipfile.ZipFile(source if isinstance(source, Path) else io.BytesIO(source))
+    archives.append(archive)
+    infos = [
+        i
+        for i in archive.infolist()
+        if not i.is_dir()
+        and not i.filename.startswith("__MACOSX/")
+        and not i.filename.rsplit("/", 1)[-1].startswith(".")  # .DS_Store and friends
+    ]
+    if len(infos) > MAX_ARCHIVE_MEMBERS:
+        raise TooLarge(f"{filename}: more than {MAX_ARCHIVE_MEMBERS} files in one archive")
+    # zipfile stops at the declared size, so a member cannot inflate past it
+    return [(i.filename, i.file_size, lambda i=i: archive.read(i)) for i in infos]
+
+
+def _seal(settings: Settings, collection: FileCollection, data: bytes) -> Path:
+    """A rejected file's raw bytes, sealed at rest at once (the ingestion quarantine's format)."""
+    from datalibrary.ingest.sealed import seal
+
+    directory = settings.home / "files" / "quarantine" / str(collection.id)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return seal(settings, io.BytesIO(data), directory / f"{uuid.uuid4().hex}.dlq")
+
+
+def _quarantine(
+    session: Session, principal: Principal, collection: FileCollection,
+    path: str, size: int, sealed: Path | None, reason: str,
+) -> dict[str, Any]:  # fmt: skip
+    row = QuarantinedFile(
+        collection_id=collection.id,
+        path=path,
+        reason=reason,
+        size=size,
+        sealed_path=str(sealed) if sealed else None,
+        created_by=principal.name,
+    )
+    session.add(row)
+    session.flush()
+    record(
+        session,
+        actor=principal.name,
+        action="files.quarantine",
+        target=f"files:{collection.full_name}/{path}",
+        outcome="failure",
+        details={"reason": reason, "size": size},
+    )
+    return {"id": row.id, "path": path, "reason": reason}
+
+
+def ingest_files(
+    session: Session,
+    principal: Principal,
+    settings: Settings,
+    name: str,
+    uploads: list[tuple[str, bytes | Path]],
+) -> IngestReport:
+    """De-identify, store and index each file (zips fan out); a file that fails is quarantined
+    with its reason, the others are committed as ONE snapshot of the index table. ``uploads``
+    are (path in the collection, bytes or a local file)."""
+    require(principal, Permission.INGEST_RUN)
+    table = parse_table_name(name)
+    collection = _collection(session, table)
+    policy = _policy(session, collection.policy_name)
+    key = study_key_for(settings, session, table.namespace, record=False)  # recorded at creation
+    options = dicom.DeidOptions(
+        resolve_subject=_resolver(collection, policy, key),
+        uid_secret=key.secret,
+        private_allow=frozenset(collection.private_allow or []),
+        burned_in_reviewed=dict(collection.burned_in_reviewed or {}),
+    )
+    lake = open_lake(settings)
+    current = _current_rows(lake, table)
+    latest = {r["path"]: r for r in current}
+    rows: list[dict[str, Any]] = []
+    report = IngestReport([], [], [], None)
+    now = datetime.now(UTC)
+    # every path checked before anything is written: a bad name refuses the whole upload
+    archives: list[zipfile.ZipFile] = []
+    members = [
+        (_clean_path(path), size, load)
+        for filename, data in uploads
+        for path, size, load in _members(filename, data, archives)
+    ]
+    duplicates = sorted(p for p, n in Counter(p for p, _, _ in members).items() if n > 1)
+    if duplicates:
+        raise InvalidInput(f"the upload names {duplicates[0]} more than once")
+    rejected: list[tuple[str, int, Path | None, str]] = []  # sealed at once, recorded after the commit
+    for path, size, load in members:
+        if size > MAX_FILE_BYTES:
+            rejected.append((path, size, None, f"file larger than {MAX_FILE_BYTES >> 20} MiB"))
+            continue
+        try:
+            data = load()
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            rejected.append((path, size, None, f"cannot be read from its archive ({type(exc).__name__})"))
+            continue
+        try:
+            result = dicom.deidentify(data, options)
+        except dicom.Rejected as exc:
+            rejected.append((path, len(data), _seal(settings, collection, data), exc.reason))
+            continue
+        finally:
+            del data
+        digest = hashlib.sha256(result.data).hexdigest()
+        previous = latest.get(path)
+        if previous is not None and previous["sha256"] == digest:
+            report.unchanged.append(path)
+            continue
+        uri = object_uri(lake, table, digest)
+        if not lake.storage.list(uri):  # content-addressed: the same bytes are never written twice
+            with lake.storage.open_output(uri) as out:
+                out.write(result.data)
+        row = {
+            "path": path,
+            "version": (previous["version"] + 1) if previous else 1,
+            "media_type": dicom.MEDIA_TYPE,
+            "size": len(result.data),
+            "sha256": digest,
+            "subject": result.subject,
+            "study": table.namespace,
+            **result.metadata,
+            "profile": f"PS3.15 E.1-1 {result.profile_edition}",
+            "ingested_at": now,
+        }
+        latest[path] = row
+        rows.append(row)
+        report.added.append(
+            {"path": path, "version": row["version"], "sha256": digest, "actions": dict(result.actions)}
+        )
+    if rows:
+        _release_writes(session)
+        iceberg = lake.load(table)
+        writer = FileWriter(lake, iceberg, f"files-{uuid.uuid4().hex[:12]}", file_schema(iceberg), 64 << 20)
+        try:
+            writer.write(pa.RecordBatch.from_pylist(rows, schema=file_schema(iceberg)))
+            added = writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        result_commit = commit_files(
+            lake, table, add=added, properties={"mode": "append", "files": len(rows)}
+        )
+        report.snapshot_id = result_commit.snapshot_id
+    # our rows after the catalog's commit (SQLite: one writer at a time)
+    for path, size, sealed, reason in rejected:
+        report.quarantined.append(_quarantine(session, principal, collection, path, size, sealed, reason))
+    for archive in archives:
+        archive.close()
+    record(
+        session,
+        actor=principal.name,
+        action="files.ingest",
+        target=f"files:{table}",
+        details={
+            "added": len(report.added),
+            "unchanged": len(report.unchanged),
+            "quarantined": len(report.quarantined),
+            "snapshot_id": report.snapshot_id,
+        },
+    )
+    return report
+
+
+# reading --------------------------------------------------------------------------------------
+
+
+def _current_rows(lake: Lake, table: TableName) -> list[dict[str, Any]]:
+    """The newest version of each path."""
+    data = _index(lake, table)
+    if data.num_rows == 0:
+        return []
+    rows = data.sort_by([("path", "ascending"), ("version", "descending")]).to_pylist()
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        if row["path"] not in seen:
+            seen.add(row["path"])
+            out.append(row)
+    return out
+
+
+def _index(lake: Lake, table: TableName) -> pa.Table:
+    plan = plan_table(lake, str(table))
+    if not plan.files:
+        return plan.schema.empty_table()
+    return pads.dataset(
+        [f.path for f in plan.files], format="parquet", filesystem=lake.storage.fs, schema=plan.schema
+    ).to_table()
+
+
+def _visible(rows: pa.Table, row_filter: str | None) -> pa.Table:
+    """Rows the grant's filter passes, with SQL semantics (NULL is not visible)."""
+    if row_filter is None or rows.num_rows == 0:
+        return rows
+    con = duckdb.connect(config={"enable_external_access": False, "autoload_known_extensions": False})
+    try:
+        con.register("index_rows", rows)
+        sql = f"SELECT * FROM index_rows WHERE COALESCE(({row_filter}), FALSE)"  # noqa: S608
+        return con.sql(sql).to_arrow_table()
+    finally:
+        con.close()
+
+
+def _view(
+    session: Session, principal: Principal, name: str, access_of: AccessOf
+) -> tuple[TableName, FileView]:
+    """The caller's view of a collection. Without a grant the answer is the one a missing
+    collection gets (as for tables): nobody learns what exists without being granted it."""
+    require(principal, Permission.QUERY_RUN)
+    table = parse_table_name(name)
+    exists = session.scalar(
+        select(FileCollection.id).where(
+            FileCollection.namespace == table.namespace, FileCollection.name == table.name
+        )
+    )
+    view = access_of(table.namespace, table.name) if exists is not None else None
+    if view is None:
+        raise NotFound(f"file collection {table} does not exist or you have no grant on it")
+    return table, view
+
+
+def list_files(
+    session: Session, principal: Principal, settings: Settings, name: str, access_of: AccessOf
+) -> list[dict[str, Any]]:
+    """The newest version of each file the caller's grant shows, with its metadata."""
+    table, view = _view(session, principal, name, access_of)
+    lake = open_lake(settings)
+    current = _current_rows(lake, table)
+    if not current:
+        return []
+    shown = _visible(pa.Table.from_pylist(current, schema=INDEX_SCHEMA), view.row_filter)
+    return [_public(r) for r in shown.to_pylist()]
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    if out.get("acquisition_date") is not None:
+        out["acquisition_date"] = out["acquisition_date"].isoformat()
+    if out.get("ingested_at") is not None:
+        out["ingested_at"] = out["ingested_at"].isoformat()
+    return out
+
+
+def read_file(
+    session: Session,
+    principal: Principal,
+    settings: Settings,
+    name: str,
+    path: str,
+    access_of: AccessOf,
+    version: int | None = None,
+) -> tuple[dict[str, Any], bytes]:
+    """A file's metadata and de-identified bytes, if the caller's grant shows its index row;
+    audited with the bytes served (the caller meters and traces them)."""
+    table, view = _view(session, principal, name, access_of)
+    clean = _clean_path(path)
+    lake = open_lake(settings)
+    rows = _index(lake, table)
+    rows = rows.filter(pc.equal(rows["path"], clean))
+    if version is not None:
+        rows = rows.filter(pc.equal(rows["version"], version))
+    rows = _visible(rows, view.row_filter)
+    if rows.num_rows == 0:
+        raise NotFound(f"no file {clean} in {table}" + (f" at version {version}" if version else ""))
+    row = max(rows.to_pylist(), key=lambda r: r["version"])
+    data = lake.storage.read_bytes(object_uri(lake, table, row["sha256"]))
+    if hashlib.sha256(data).hexdigest() != row["sha256"]:
+        raise Conflict(f"{table}/{clean}: stored bytes do not match their SHA-256 (the object was altered)")
+    record(
+        session,
+        actor=principal.name,
+        action="files.read",
+        target=f"files:{table}/{clean}",
+        details={"version": row["version"], "bytes": len(data), "sha256": row["sha256"]},
+    )
+    return _public(row), data
+
+
+def quarantined(session: Session, principal: Principal, name: str) -> list[dict[str, Any]]:
+    require(principal, Permission.INGEST_RUN)
+    collection = _collection(session, parse_table_name(name))
+    return [
+        {
+            "id": q.id,
+            "path": q.path,
+            "reason": q.reason,
+            "size": q.size,
+            "created_at": q.created_at.isoformat(),
+        }
+        for q in session.scalars(
+            select(QuarantinedFile)
+            .where(QuarantinedFile.collection_id == collection.id)
+            .order_by(QuarantinedFile.id)
+        )
+    ]
+
+
+def sealed_paths(session: Session, name: str) -> list[Path]:
+    collection = _collection(session, parse_table_name(name))
+    return [
+        Path(q.sealed_path)
+        for q in session.scalars(
+            select(QuarantinedFile).where(QuarantinedFile.collection_id == collection.id)
+        )
+        if q.sealed_path
+    ]
+
+
+# DICOMweb (QIDO-RS search, WADO-RS retrieve) over the index ------------------------------------
+
+
+def dicom_instances(
+    session: Session,
+    principal: Principal,
+    settings: Settings,
+    name: str,
+    access_of: AccessOf,
+    *,
+    study: str | None = None,
+    series: str | None = None,
+    sop: str | None = None,
+) -> list[dict[str, Any]]:
+    """The newest version of each DICOM file the caller's grant shows, narrowed to a study,
+    series or instance (remapped UIDs: the only ones the lake knows)."""
+    table, view = _view(session, principal, name, access_of)
+    lake = open_lake(settings)
+    current = [r for r in _current_rows(lake, table) if r["media_type"] == dicom.MEDIA_TYPE]
+    for key, wanted in (
+        ("study_instance_uid", study),
+        ("series_instance_uid", series),
+        ("sop_instance_uid", sop),
+    ):
+        if wanted is not None:
+            current = [r for r in current if r[key] == wanted]
+    if not current:
+        return []
+    return _visible(pa.Table.from_pylist(current, schema=INDEX_SCHEMA), view.row_filter).to_pylist()
+
+
+def read_instances(
+    session: Session, principal: Principal, settings: Settings, name: str, rows: list[dict[str, Any]]
+) -> list[bytes]:
+    """The bytes of rows ``dicom_instances`` returned (checked against their SHA-256); one
+    audit event for the whole retrieval, with the bytes served."""
+    require(principal, Permission.QUERY_RUN)
+    table = parse_table_name(name)
+    lake = open_lake(settings)
+    found = []
+    for row in rows:
+        data = lake.storage.read_bytes(object_uri(lake, table, row["sha256"]))
+        if hashlib.sha256(data).hexdigest() != row["sha256"]:
+            raise Conflict(f"{table}/{row['path']}: stored bytes do not match their SHA-256")
+        found.append(data)
+    record(
+        session,
+        actor=principal.name,
+        action="files.read",
+        target=f"files:{table}",
+        details={"files": len(found), "bytes": sum(len(d) for d in found), "via": "dicomweb"},
+    )
+    return found

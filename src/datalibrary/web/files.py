@@ -1,0 +1,70 @@
+"""File collection pages (under Catalog): the collections you may see, a collection's files
+with their de-identified metadata, its quarantine. Downloads go through the API (audited)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from datalibrary.access import service as access
+from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
+from datalibrary.auth.permissions import Permission
+from datalibrary.errors import DataLibraryError
+from datalibrary.files import service
+from datalibrary.files.dicom import METHOD_CODES
+from datalibrary.files.profile import load_profile
+from datalibrary.web.pages import login_redirect, page_for, page_with
+from datalibrary.web.rendering import render
+
+router = APIRouter(include_in_schema=False)
+
+
+def _access_of(session, principal):  # type: ignore[no-untyped-def]
+    def access_of(namespace: str, table: str) -> service.FileView | None:
+        if not principal.can(Permission.QUERY_RUN):
+            return None
+        found = access.effective_access(session, principal, namespace, table)
+        return None if found is None else service.FileView(found.row_filter)
+
+    return access_of
+
+
+@router.get("/collections")
+def collections_page(
+    request: Request, session: DbSession, settings: SettingsDep, principal: OptionalPrincipal, name: str = ""
+) -> Response:
+    if principal is None:
+        return login_redirect(request)
+    page = page_for(request, session, principal, "File collections", active="catalog")
+    if not principal.can(Permission.CATALOG_READ):
+        page.title = "Not allowed"
+        return render(
+            request, "error.html", page_with(page, detail="Your roles do not include the catalog."), 403
+        )
+    access_of = _access_of(session, principal)
+    collections = service.list_collections(session, principal, access_of)
+    chosen = next((c for c in collections if c["name"] == name.strip()), None)
+    files: list[dict] = []
+    quarantined: list[dict] = []
+    problem = ""
+    if chosen is not None:
+        try:
+            files = service.list_files(session, principal, settings, chosen["name"], access_of)
+        except DataLibraryError as exc:
+            problem = exc.detail
+        if principal.can(Permission.INGEST_RUN):
+            quarantined = service.quarantined(session, principal, chosen["name"])
+    return render(
+        request,
+        "collections.html",
+        page_with(
+            page,
+            collections=collections,
+            chosen=chosen,
+            files=files,
+            quarantined=quarantined,
+            problem=problem,
+            edition=load_profile().edition,
+            method_codes=METHOD_CODES,
+        ),
+    )
