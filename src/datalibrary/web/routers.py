@@ -10,9 +10,11 @@ from datalibrary.web import (
     ingest,
     jobs,
     lineage,
+    packages,
     pages,
     policies,
     query,
+    repos,
     workspaces,
 )
 
@@ -28,6 +30,8 @@ PAGE_ROUTERS = [
     access.router,
     query.router,
     workspaces.router,
+    repos.router,
+    packages.router,
     lineage.router,
     costs.router,
 ]
