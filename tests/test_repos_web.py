@@ -187,3 +187,47 @@ def test_a_notebook_is_shown_read_only_and_escaped(sqlite_platform: Platform, tm
 def test_not_a_notebook(content: bytes) -> None:
     with pytest.raises(ValueError, match="not a notebook"):
         notebooks.render(content)
+
+
+def test_packages_page_and_uploads_list_are_for_admins(sqlite_platform: Platform) -> None:
+    platform = sqlite_platform
+    platform.add_user("pat", "admin")
+    platform.add_user("stella", "steward")
+    admin = sign_in(platform, "pat", PASSWORD)
+    page = admin.get("/packages")
+    assert page.status_code == 200 and 'id="installs"' in page.text and 'value="allowlist"' in page.text
+    assert 'href="/packages"' in page.text
+    for user in ("alice", "stella"):
+        if user == "alice":
+            platform.as_user("alice")
+        client = sign_in(platform, user, PASSWORD)
+        assert client.get("/packages").status_code == 403
+        assert 'href="/packages"' not in client.get("/").text
+        assert platform.as_user(user).get("/api/v1/packages/internal").status_code == 403
+    # the uploads list reads the audit trail of uploads (the mirror itself has its own tests)
+    from datalibrary.audit import service as audit
+
+    with platform.db.session() as session:
+        audit.record(
+            session,
+            actor="pat",
+            action="packages.upload",
+            target="package:company-stats",
+            details={"version": "0.3.1", "file": "company_stats-0.3.1-py3-none-any.whl", "bytes": 1234},
+        )
+    rows = platform.as_user("pat").get("/api/v1/packages/internal").json()
+    assert rows[0]["package"] == "company-stats" and rows[0]["user"] == "pat" and rows[0]["bytes"] == 1234
+
+
+def test_cli_lists_uploads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from datalibrary.cli import app
+
+    monkeypatch.setenv("DATALIBRARY_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DATALIBRARY_DATABASE_URL", raising=False)
+    runner = CliRunner()
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    result = runner.invoke(app, ["packages", "uploads", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == []
