@@ -78,6 +78,7 @@ def test_create_push_and_browse_in_the_console(browser, live_platform, tmp_path:
     assert "notebook" in page.inner_text(f'#commits tr[data-commit="{head}"]')
     assert "Cox model <draft>" in page.inner_text("#commits")
     assert "git clone datalibrary:oncology/survival.git" in page.inner_text("#clone-workspace")
+    page.screenshot(path=str(tmp_path / "repository.png"), full_page=True)
     page.click('#tree a:text-is("src/")')
     page.click('#tree a:text-is("model.py")')
     page.wait_for_selector("pre.file-text")

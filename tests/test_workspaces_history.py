@@ -149,7 +149,7 @@ def test_terminated_workspaces_stay_in_a_history_with_cost(ws: Platform) -> None
 
 
 @pytest.mark.browser
-def test_reasons_and_history_in_chromium(browser, ws: Platform) -> None:  # type: ignore[no-untyped-def]
+def test_reasons_and_history_in_chromium(browser, ws: Platform, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (ended,) = add_workspaces(ws, ["terminated"])
     with LiveServer(ws.app) as live:
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
@@ -165,5 +165,6 @@ def test_reasons_and_history_in_chromium(browser, ws: Platform) -> None:  # type
         assert page.locator("#instance-type").input_value() == "tiny"
         assert not page.locator("#launch").is_disabled()
         assert page.locator(f'#history tr[data-id="{ended}"]').is_visible()
+        page.screenshot(path=str(tmp_path / "workspaces.png"), full_page=True)
         assert errors == [], errors
         page.context.close()
