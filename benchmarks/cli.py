@@ -55,10 +55,31 @@ def timed(command: list[str], env: dict[str, str], repeat: int) -> tuple[float, 
     return statistics.median(walls), statistics.median(cpus)
 
 
+def bytecode_state() -> str:
+    """An installed package has its bytecode compiled (pip does it); a checkout run with
+    PYTHONDONTWRITEBYTECODE=1 and no __pycache__ compiles every module of every command
+    again (about 1 s of CPU for a data command here). Say which case is measured."""
+    import sqlalchemy
+
+    import datalibrary.cli
+
+    cached = [
+        Path(module.__file__).parent / "__pycache__"
+        for module in (datalibrary.cli, sqlalchemy)
+        if module.__file__
+    ]
+    if all(path.is_dir() and any(path.iterdir()) for path in cached):
+        return "cached (as installed)"
+    hint = " (PYTHONDONTWRITEBYTECODE is set)" if os.environ.get("PYTHONDONTWRITEBYTECODE") else ""
+    return f"NOT cached{hint}: every run compiles (python -m compileall the venv and src first)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    bytecode = bytecode_state()
+    print(f"bytecode: {bytecode}")
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "DATALIBRARY_HOME": str(Path(home) / "home")}
         env.pop("DATALIBRARY_DATABASE_URL", None)

@@ -65,6 +65,9 @@ SIMPLE = [
     ["users", "list", "--json"],
     ["audit", "verify", "--json"],
     ["groups", "list", "--json"],
+    ["jobs", "list", "--json"],
+    ["workspaces", "history", "--json"],
+    ["packages", "uploads", "--json"],
 ]
 
 
@@ -74,8 +77,24 @@ def test_simple_commands_load_no_data_library(args: list[str], tmp_path: Path) -
     code, modules = loaded(args, tmp_path)
     assert code == 0
     assert not modules & set(HEAVY), f"{args} loads {sorted(modules & set(HEAVY))}"
-    if args == ["version"]:
-        assert "sqlalchemy" not in modules
+    if args in (["version"], ["config", "show", "--json"]):
+        assert "sqlalchemy" not in modules, "no database: no ORM (a URL's password is hidden without it)"
+
+
+def test_importing_accounts_hashes_no_password() -> None:
+    """argon2's dummy hash (for unknown users) is made on first verify, not at import."""
+    probe = (
+        "import argon2, time\n"
+        "calls = []\n"
+        "real = argon2.PasswordHasher.hash\n"
+        "argon2.PasswordHasher.hash = lambda self, p, **kw: calls.append(1) or real(self, p, **kw)\n"
+        "import datalibrary.auth.passwords as pw\n"
+        "assert calls == [], calls\n"
+        "assert pw.verify_password(None, 'x') is False and calls == [1]\n"
+        "assert pw.verify_password(pw.hash_password('y' * 12), 'y' * 12) and len(calls) == 2\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def test_listed_help_matches_each_command() -> None:

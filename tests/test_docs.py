@@ -59,6 +59,18 @@ def test_every_permission_is_documented_with_its_roles() -> None:
         assert documented == actual, f"roles of '{permission.value}' differ from the docs"
 
 
+def test_the_tutorial_and_the_reference_name_every_console_section() -> None:
+    from datalibrary.web.sections import SECTIONS
+
+    tutorial = read("tutorial/getting-started.md")
+    missing = [s.title for s in SECTIONS if s.title not in tutorial]
+    assert not missing, f"the tutorial does not name the console sections {missing}"
+    pages = read("reference/console.md")
+    for section in SECTIONS:
+        assert f"| {section.title} | `/{section.slug}" in pages, f"reference/console.md lacks {section.title}"
+        assert f"`{section.permission.value}`" in pages.split(f"| {section.title} |")[1].split("\n")[0]
+
+
 def test_every_problem_type_is_documented() -> None:
     text = read("reference/problems.md")
     for slug in {e.slug for e in ALL_ERRORS} | set(HTTP_SLUGS.values()):

@@ -88,3 +88,11 @@ def installs(limit: int = 100, as_json: JsonOption = False) -> None:
     with db_session() as session:
         rows = packages.install_log(session, OPERATOR, limit)
     emit(rows, as_json, lambda r: table(r, ["at", "user", "workspace", "action", "package", "version"]))
+
+
+@packages_app.command("uploads")
+def uploads(limit: int = 100, as_json: JsonOption = False) -> None:
+    """Wheels uploaded to the internal index: who, when, which file."""
+    with db_session() as session:
+        rows = packages.uploads_log(session, OPERATOR, limit)
+    emit(rows, as_json, lambda r: table(r, ["at", "user", "package", "version", "file", "bytes"]))

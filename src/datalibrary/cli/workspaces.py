@@ -11,7 +11,7 @@ import typer
 from datalibrary.cli.output import JsonOption, console, emit, handle_errors, settings, table
 from datalibrary.cli.users import OPERATOR
 from datalibrary.db import Database
-from datalibrary.workspaces import reconcile, service
+from datalibrary.workspaces import history, reconcile, service
 from datalibrary.workspaces.models import Workspace
 from datalibrary.workspaces.sync import run_sync
 
@@ -147,3 +147,43 @@ def reconcile_now(as_json: JsonOption = False) -> None:
     finally:
         db.dispose()
     emit(report.as_dict(), as_json)
+
+
+@app.command("history")
+def history_(
+    user: Annotated[str | None, typer.Option(help="Only this owner's workspaces.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, most recently terminated first.")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Terminated workspaces with their running time and cost."""
+    config = settings()
+    db = Database(str(config.database_url))
+    try:
+        with handle_errors(), db.session() as session:
+            found = history.history(session, OPERATOR, config, everyone=True, limit=limit)
+            data = [
+                {
+                    "id": e.workspace.id,
+                    "owner": e.owner,
+                    "project": e.workspace.project,
+                    "product": e.workspace.product,
+                    "instance_type": e.workspace.instance_type,
+                    "created_at": e.workspace.created_at.isoformat(),
+                    "terminated_at": e.terminated_at.isoformat(),
+                    "running_seconds": e.running_seconds,
+                    "cost": str(e.cost),
+                    "currency": e.currency,
+                }
+                for e in found
+            ]
+    finally:
+        db.dispose()
+    if user:
+        data = [d for d in data if d["owner"] == user]
+    emit(
+        data,
+        as_json,
+        lambda r: table(
+            r, ["id", "owner", "product", "instance_type", "terminated_at", "running_seconds", "cost"]
+        ),
+    )

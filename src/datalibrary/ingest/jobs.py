@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
@@ -19,16 +20,26 @@ from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound
-from datalibrary.ingest import landing, manifest, quarantine
-from datalibrary.ingest.fanout import ARCHIVES, WILDCARD, declared_table, sniff
+from datalibrary.ingest import landing, quarantine
 from datalibrary.ingest.models import FINAL_STATES, JOB_STATES, IngestJob
-from datalibrary.ingest.readers import READERS, reader_class
-from datalibrary.ingest.readers.define_xml import define_labels
-from datalibrary.lake.catalog import TableName, check_name, parse_table_name
-from datalibrary.privacy.store import load_policy
+
+if TYPE_CHECKING:
+    from datalibrary.lake.catalog import TableName
+
+# Readers, fan-out, manifests, policies and the lake catalog load pyarrow and pyiceberg
+# (~1 s): they are imported where a job is submitted or retried, so listing, showing or
+# cancelling jobs (the CLI's ``jobs`` commands, the console's pages) stays light.
 
 MODES = ("append", "overwrite")
-FORMATS = (*READERS, *ARCHIVES)
+
+
+def __getattr__(name: str) -> object:
+    if name == "FORMATS":
+        from datalibrary.ingest.fanout import ARCHIVES
+        from datalibrary.ingest.readers import READERS
+
+        return (*READERS, *ARCHIVES)
+    raise AttributeError(name)
 
 
 def new_job_id() -> str:
@@ -37,6 +48,9 @@ def new_job_id() -> str:
 
 def parse_target(text: str) -> TableName:
     """``NS.TABLE``, or ``NS.*``: a table per file (from its name) or per FHIR resource type."""
+    from datalibrary.ingest.fanout import WILDCARD
+    from datalibrary.lake.catalog import TableName, check_name, parse_table_name
+
     namespace, dot, name = (text or "").strip().partition(".")
     if dot and name.strip() == WILDCARD:
         return TableName(check_name(namespace.lower(), "namespace"), WILDCARD)
@@ -47,6 +61,8 @@ def read_define(define: Path) -> dict[str, dict[str, str]]:
     """Labels of a define.xml by dataset; refused early (at submission) when unreadable."""
     if not Path(define).is_file():
         raise InvalidInput(f"define.xml {define} is not a readable file")
+    from datalibrary.ingest.readers.define_xml import define_labels
+
     return define_labels(Path(define))
 
 
@@ -72,6 +88,11 @@ def submit_file(
     may be ``NS.*`` (table from the file name, or one per FHIR resource type); ``define``
     (a define.xml) gives column labels to the SAS files of the delivery.
     """
+    from datalibrary.ingest.fanout import ARCHIVES, WILDCARD, declared_table, sniff
+    from datalibrary.ingest.readers import reader_class
+    from datalibrary.lake.catalog import TableName
+    from datalibrary.privacy.store import load_policy
+
     require(principal, Permission.INGEST_RUN)
     name = parse_target(table)
     if mode not in MODES:
@@ -126,6 +147,9 @@ def submit_file(
 
 def _manifest_options(path: Path, display: str, kind: str | None) -> dict[str, object]:
     """A manifest given with a file: its own entry, or (an archive) the entries of its members."""
+    from datalibrary.ingest import manifest
+    from datalibrary.ingest.fanout import ARCHIVES
+
     entries = manifest.load(Path(path))
     own = manifest.entry_for(entries, display)
     if own is not None:
@@ -295,6 +319,8 @@ def list_jobs(
             raise InvalidInput(f"state must be one of {', '.join(JOB_STATES)}")
         query = query.where(IngestJob.state == state)
     if table:  # NS.TABLE, or NS.* for every job of the namespace
+        from datalibrary.ingest.fanout import WILDCARD
+
         name = parse_target(table)
         query = query.where(IngestJob.namespace == name.namespace)
         if name.name != WILDCARD:
@@ -319,6 +345,8 @@ def retry_job(
         raise Conflict(f"job {job_id} has no raw file left to retry; submit the file again")
     before = f"{job.policy_name}@{job.policy_version}"
     if job.state == "quarantined" and job.policy_name:
+        from datalibrary.privacy.store import load_policy
+
         current = load_policy(session, job.policy_name)
         job.policy_version, job.policy_hash = current.version, current.sha256
     previous = job.state

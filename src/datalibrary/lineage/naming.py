@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 FILE_NAMESPACE = "file"
 LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
 _naming: dict[str, Naming] = {}
+_pending: list[tuple[str, Naming]] = []  # registered, not yet parsed (parsing loads SQLAlchemy)
 _lock = threading.Lock()
 
 
@@ -67,11 +68,11 @@ def location(uri: str) -> tuple[str, str]:
 
 def default_namespace(database_url: str, home: Path) -> str:
     """The installation's identity: its database (shared by all replicas)."""
+    if urlsplit(database_url).scheme.split("+")[0] == "sqlite":  # no SQLAlchemy for this (CLI start-up)
+        return f"datalibrary://{socket.gethostname()}{Path(home).absolute().as_posix()}"
     from sqlalchemy.engine import make_url
 
     url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        return f"datalibrary://{socket.gethostname()}{Path(home).absolute().as_posix()}"
     host = url.host or ""
     host = socket.gethostname() if host in LOCAL_HOSTS else host
     port = f":{url.port}" if url.port else ""
@@ -86,12 +87,17 @@ def _key(url: str) -> str:
 
 
 def register(database_url: str, naming: Naming) -> None:
+    """Settings register without parsing the URL: loading settings stays light for the CLI
+    (parsing loads SQLAlchemy, which a database user has loaded anyway)."""
     with _lock:
-        _naming[_key(database_url)] = naming
+        _pending.append((database_url, naming))
 
 
 def naming_for_url(database_url: str) -> Naming:
     with _lock:
+        while _pending:
+            url, naming = _pending.pop(0)
+            _naming[_key(url)] = naming
         found = _naming.get(_key(database_url))
     return found or Naming(
         namespace=default_namespace(database_url, Path.cwd()), warehouse=None, base_url="http://localhost"

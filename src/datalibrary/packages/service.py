@@ -155,6 +155,26 @@ def install_log(session: Session, actor: Principal, limit: int = 200) -> list[di
     ]
 
 
+def uploads_log(session: Session, actor: Principal, limit: int = 200) -> list[dict[str, Any]]:
+    """Wheels and sdists put on the internal index, newest first (who, when, which file)."""
+    require(actor, Permission.PACKAGES_MANAGE)
+    rows = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action == "packages.upload")
+        .order_by(AuditEvent.id.desc())
+        .limit(max(1, min(limit, 5000)))
+    )
+    return [
+        {
+            "at": row.at.isoformat(),
+            "user": row.actor,
+            "package": row.target.removeprefix("package:"),
+            **{k: row.details.get(k) for k in ("version", "file", "bytes")},
+        }
+        for row in rows
+    ]
+
+
 def upload(
     settings: Settings, session: Session, actor: Principal, filename: str, content: bytes
 ) -> dict[str, str]:

@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from openlineage.client.facet_v2 import dataset_version_dataset
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from datalibrary.audit import service as audit
+from datalibrary.auth.models import Project
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.auth.projects import get_project
 from datalibrary.config import Settings
@@ -39,6 +41,15 @@ def _check_project(session: Session, actor: Principal, project: str) -> None:
         return
     require(actor, Permission.REPOS_USE)
     raise NotFound(f"no project named '{project}' among yours")
+
+
+def visible_projects(session: Session, actor: Principal) -> list[str]:
+    """The projects whose repositories ``actor`` may list: their own (with ``repos.use``),
+    every active project for holders of ``repos.manage``."""
+    if _may_browse_all(actor):
+        return list(session.scalars(select(Project.name).where(Project.is_active).order_by(Project.name)))
+    require(actor, Permission.REPOS_USE)
+    return sorted(actor.projects)
 
 
 def list_repos(session: Session, settings: Settings, actor: Principal, project: str) -> list[RepoFacts]:

@@ -11,9 +11,11 @@ from datalibrary.web import (
     ingest,
     jobs,
     lineage,
+    packages,
     pages,
     policies,
     query,
+    repos,
     workspaces,
 )
 
@@ -30,6 +32,8 @@ PAGE_ROUTERS = [
     access.router,
     query.router,
     workspaces.router,
+    repos.router,
+    packages.router,
     lineage.router,
     costs.router,
 ]

@@ -65,6 +65,14 @@ SECTIONS: tuple[Section, ...] = (
         ),
     ),
     Section(
+        "repos",
+        "Repositories",
+        Permission.REPOS_USE,
+        "Your projects' Git repositories: browse commits and files, clone from a workspace or a laptop.",
+        # built: web/repos.py (stewards and admins create and archive)
+        also=(Permission.REPOS_MANAGE,),
+    ),
+    Section(
         "costs",
         "Costs",
         Permission.COSTS_READ_OWN,
@@ -89,6 +97,13 @@ SECTIONS: tuple[Section, ...] = (
         Permission.EXPORTS_REQUEST,
         "The airlock: take a result out of the platform after a steward's review.",
         also=(Permission.EXPORTS_REVIEW,),
+    ),
+    Section(
+        "packages",
+        "Packages",
+        Permission.PACKAGES_MANAGE,
+        "The package mirror: allow and deny rules, allow-list mode, internal wheels and the install log.",
+        # built: web/packages.py
     ),
     Section(
         "admin",

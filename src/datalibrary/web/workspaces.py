@@ -11,13 +11,13 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
 from datalibrary.api.routers.workspaces import catalog as catalog_view
-from datalibrary.api.routers.workspaces import workspace_out
+from datalibrary.api.routers.workspaces import history_out, workspace_out
 from datalibrary.auth.permissions import Permission
 from datalibrary.costs import budgets
 from datalibrary.errors import PermissionDenied
 from datalibrary.web.pages import login_redirect, page_for, page_with
 from datalibrary.web.rendering import render
-from datalibrary.workspaces import access, origin, service
+from datalibrary.workspaces import access, history, origin, service
 
 router = APIRouter(include_in_schema=False)
 
@@ -44,6 +44,7 @@ def workspaces_page(
             page,
             catalog=catalog_view(principal, settings, session),
             workspaces=[workspace_out(w, owners.get(w.owner_id, "?"), settings) for w in rows],
+            history=[history_out(e) for e in history.history(session, principal, settings, limit=50)],
         ),
     )
 

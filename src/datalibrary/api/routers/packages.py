@@ -136,6 +136,21 @@ async def r_upload(
     result = await asyncio.to_thread(cran.upload, settings, session, principal, file.filename or "", content)
     return UploadOut(**result)
 
+class UploadedOut(BaseModel):
+    at: str
+    user: str
+    package: str
+    version: str | None
+    file: str | None
+    bytes: int | None
+
+
+@router.get("/internal", summary="Wheels uploaded to the internal index, newest first", dependencies=MANAGE)
+def list_uploads(
+    principal: CurrentPrincipal, session: DbSession, limit: int = Query(200, ge=1, le=5000)
+) -> list[UploadedOut]:
+    return [UploadedOut(**row) for row in service.uploads_log(session, principal, limit)]
+
 
 @router.get(
     "/installs", summary="Installs and refusals (user, workspace, package, version)", dependencies=MANAGE

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -16,7 +16,7 @@ from datalibrary.api.fields import AccountName
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import RecordId
 from datalibrary.costs import service as cost_service
-from datalibrary.workspaces import access, idle, paths, reconcile, service
+from datalibrary.workspaces import access, history, idle, paths, reconcile, service
 from datalibrary.workspaces.catalog import Environment, InstanceType, Product
 from datalibrary.workspaces.models import Workspace, WorkspaceUsage
 from datalibrary.workspaces.provisioners import provisioner_class, resolve_name
@@ -29,12 +29,19 @@ class ProductOut(Product):
     refused_because: str | None = None
 
 
+class InstanceTypeOut(InstanceType):
+    available: bool = True
+    # why you cannot launch it now: over your quota or budget, not allowed for your roles,
+    # GPU not available on this host
+    unavailable_because: str | None = None
+
+
 class CatalogOut(BaseModel):
     currency: str
     provisioner: str
     isolated: bool
     enforces: list[str]
-    instance_types: list[InstanceType]
+    instance_types: list[InstanceTypeOut]
     environments: list[Environment]
     products: list[ProductOut]
     # per instance type: price_per_hour and working_day (decimal strings) from the price book
@@ -70,6 +77,20 @@ class WorkspaceOut(BaseModel):
     last_activity_at: datetime
     idle_warning_at: datetime | None
     idle_stop_at: datetime | None
+
+
+class HistoryOut(BaseModel):
+    id: int
+    owner: str
+    project: str | None
+    product: str
+    instance_type: str
+    created_at: datetime
+    terminated_at: datetime
+    state_reason: str
+    running_seconds: int
+    cost: str  # decimal, in currency: compute while running + home storage while stopped
+    currency: str
 
 
 class UsageOut(BaseModel):
@@ -149,12 +170,20 @@ def catalog(principal: CurrentPrincipal, settings: SettingsDep, session: DbSessi
                 refused_because=f"the '{backend}' provisioner cannot enforce {missing}" if missing else None,
             )
         )
+    reasons = history.unavailable_types(session, principal, settings)
     return CatalogOut(
         currency=data.currency,
         provisioner=backend,
         isolated=cls.isolated,
         enforces=sorted(cls.capabilities.enforced()),
-        instance_types=data.instance_types,
+        instance_types=[
+            InstanceTypeOut(
+                **t.model_dump(),
+                available=reasons.get(t.name) is None,
+                unavailable_because=reasons.get(t.name),
+            )
+            for t in data.instance_types
+        ],
         environments=data.environments,
         products=products,
         launch_prices=cost_service.launch_prices(session, settings),
@@ -169,6 +198,27 @@ def list_workspaces(
     rows = service.list_workspaces(session, principal, everyone=all)
     owners = service.owner_names(session, rows)
     return [workspace_out(w, owners.get(w.owner_id, "?"), settings) for w in rows]
+
+
+@router.get("/history", summary="Terminated workspaces: running time and cost (all=true: everyone's)",
+            dependencies=[Requires(Permission.WORKSPACES_OWN)])  # fmt: skip
+def workspace_history(
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
+    all: bool = False,
+    limit: int = Query(100, ge=1, le=history.MAX_HISTORY),
+) -> list[HistoryOut]:
+    return [history_out(e) for e in history.history(session, principal, settings, everyone=all, limit=limit)]
+
+
+def history_out(ended: history.Ended) -> HistoryOut:
+    w = ended.workspace
+    return HistoryOut(
+        id=w.id, owner=ended.owner, project=w.project, product=w.product, instance_type=w.instance_type,
+        created_at=w.created_at, terminated_at=ended.terminated_at, state_reason=w.state_reason,
+        running_seconds=ended.running_seconds, cost=str(ended.cost), currency=ended.currency,
+    )  # fmt: skip
 
 
 @router.post("", summary="Launch a workspace (answers 202 while it starts)", status_code=202,

@@ -79,18 +79,73 @@ function item(w) {
 // more often, so "running" shows within half a second of JupyterLab answering.
 const CHANGING = new Set(["pending", "starting", "stopping", "pausing", "resuming", "terminating"]);
 let nextRefresh = null;
+let shown = null;
 
 async function refresh() {
   let changing = false;
   try {
     const workspaces = await api("/workspaces");
+    const ids = workspaces.map((w) => w.id).join(",");
     render(workspaces);
     changing = workspaces.some((w) => CHANGING.has(w.state));
+    if (shown !== null && ids !== shown) { // one ended or started: quota, history
+      refreshHistory();
+      refreshReasons();
+    }
+    shown = ids;
   } catch (error) {
     console.warn("refresh failed", error.message);
   }
   clearTimeout(nextRefresh);
   nextRefresh = setTimeout(refresh, changing ? 400 : 2000);
+}
+
+function duration(seconds) {
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  return `${h} h ${String(m).padStart(2, "0")} min`;
+}
+
+async function refreshReasons() {
+  try {
+    const catalog = await api("/workspaces/catalog");
+    for (const t of catalog.instance_types) {
+      const option = [...typeSelect.options].find((o) => o.value === t.name);
+      if (option) option.dataset.reason = t.unavailable_because ?? "";
+      const status = document.querySelector(`.type-status[data-type="${CSS.escape(t.name)}"]`);
+      if (status) status.textContent = t.available ? "available" : `unavailable: ${t.unavailable_because}`;
+    }
+    syncTypes();
+  } catch (error) {
+    console.warn("catalog refresh failed", error.message);
+  }
+}
+
+async function refreshHistory() {
+  try {
+    const rows = await api("/workspaces/history?limit=50");
+    const cells = (h) => [
+      `#${h.id} ${h.product}`, h.instance_type, h.project ?? "—",
+      new Date(h.created_at).toLocaleString(), new Date(h.terminated_at).toLocaleString(),
+      duration(h.running_seconds), `${h.cost} ${h.currency}`,
+    ];
+    document.querySelector("#history tbody").replaceChildren(...rows.map((h) => {
+      const tr = document.createElement("tr");
+      tr.dataset.id = h.id;
+      for (const [i, text] of cells(h).entries()) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        if (i === 5) { td.className = "ran"; td.dataset.seconds = h.running_seconds; }
+        if (i === 6) td.className = "cost";
+        tr.append(td);
+      }
+      return tr;
+    }));
+    document.getElementById("no-history").hidden = rows.length > 0;
+    document.getElementById("history-wrap").hidden = rows.length === 0;
+  } catch (error) {
+    console.warn("history refresh failed", error.message);
+  }
 }
 
 async function act(id, verb) {
@@ -108,16 +163,28 @@ const typeSelect = document.getElementById("instance-type");
 const priceLine = document.getElementById("launch-price");
 
 function syncTypes() {
-  const allowed = (productSelect.selectedOptions[0]?.dataset.types ?? "").split(",");
+  const product = productSelect.selectedOptions[0];
+  const allowed = (product?.dataset.types ?? "").split(",");
   let first = null;
   for (const option of typeSelect.options) {
-    option.hidden = option.disabled = !allowed.includes(option.value);
+    // every type stays listed; one that cannot be launched says why
+    const reason = !allowed.includes(option.value)
+      ? `not offered with ${product?.value ?? "this product"}`
+      : option.dataset.reason;
+    option.disabled = Boolean(reason);
+    option.textContent = reason ? `${option.dataset.label} — unavailable: ${reason}` : option.dataset.label;
     if (!option.disabled && first === null) first = option;
   }
   if (typeSelect.selectedOptions[0]?.disabled && first) typeSelect.value = first.value;
-  const price = typeSelect.selectedOptions[0]?.dataset.price;
-  const day = typeSelect.selectedOptions[0]?.dataset.day;
-  const hours = typeSelect.selectedOptions[0]?.dataset.dayHours;
+  const chosen = typeSelect.selectedOptions[0];
+  const reasonLine = document.getElementById("type-reason");
+  const blocked = [...typeSelect.options].filter((o) => o.disabled && allowed.includes(o.value));
+  reasonLine.hidden = blocked.length === 0;
+  reasonLine.textContent = blocked.map((o) => `${o.value}: ${o.dataset.reason}`).join(" · ");
+  document.getElementById("launch").disabled = !chosen || chosen.disabled;
+  const price = chosen?.disabled ? "" : chosen?.dataset.price;
+  const day = chosen?.dataset.day;
+  const hours = chosen?.dataset.dayHours;
   const perDay = day ? ` A typical working day (${hours} h): ${day} ${currency}.` : "";
   priceLine.textContent = price ? `Price while running: ${price} ${currency} per hour.${perDay}` : "";
 }
