@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from datalibrary.config import Settings
 from datalibrary.db import Database
+from datalibrary.db.base import utcnow
 from datalibrary.privacy.identifiers import IdentifierDictionary
 from datalibrary.privacy.keys import StudyKey, derive_study_key, load_master_key
 from datalibrary.privacy.models import IdentifierDigest, StudyKeyRecord, Surrogate
@@ -151,16 +152,33 @@ def known_digests(db: Database, namespace: str) -> set[str]:
 
 
 def remember_digests(db: Database, namespace: str, digests: set[str]) -> set[str]:
-    """Store digests the study did not hold yet; returns those that were new."""
+    """Store digests the study did not hold yet; returns those that were new.
+
+    One multi-row ``INSERT ... ON CONFLICT DO NOTHING`` per chunk (a study's subject ids are
+    tens of thousands of digests: ORM objects one by one cost seconds per delivery); a
+    parallel job that stored some of them first is not an error."""
     new = digests - known_digests(db, namespace)
-    if new:
-        try:
-            with db.session() as session:
-                session.add_all(IdentifierDigest(namespace=namespace, digest=d) for d in sorted(new))
-        except IntegrityError:  # a parallel job stored some: store the rest one by one
-            for item in sorted(new):
-                with contextlib.suppress(IntegrityError), db.session() as session:
-                    session.add(IdentifierDigest(namespace=namespace, digest=item))
+    if not new:
+        return new
+    dialect = db.engine.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - the supported databases are the two above
+        insert = None
+    rows = [{"namespace": namespace, "digest": d, "created_at": utcnow()} for d in sorted(new)]
+    if insert is None:  # pragma: no cover
+        for row in rows:
+            with contextlib.suppress(IntegrityError), db.session() as session:
+                session.add(IdentifierDigest(**row))
+        return new
+    statement = insert(IdentifierDigest).on_conflict_do_nothing(
+        index_elements=["namespace", "digest"]
+    )
+    with db.session() as session:
+        for start in range(0, len(rows), 5_000):
+            session.execute(statement, rows[start : start + 5_000])
     return new
 
 
