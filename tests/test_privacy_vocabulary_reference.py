@@ -64,7 +64,9 @@ def test_the_references_cover_every_ig_version() -> None:
 
 
 @pytest.mark.parametrize(("path", "ig", "version"), CASES)
-def test_every_reference_variable_is_in_the_vocabulary_and_has_a_rule(path: Path, ig: str, version: str) -> None:
+def test_every_reference_variable_is_in_the_vocabulary_and_has_a_rule(
+    path: Path, ig: str, version: str
+) -> None:
     rows = _reference(path)[(ig, version)]
     assert len(rows) > 50
     ours = sdtm_domain_variables(version) if ig == "SDTMIG" else adam_variables(version)

@@ -173,9 +173,7 @@ def remember_digests(db: Database, namespace: str, digests: set[str]) -> set[str
             with contextlib.suppress(IntegrityError), db.session() as session:
                 session.add(IdentifierDigest(**row))
         return new
-    statement = insert(IdentifierDigest).on_conflict_do_nothing(
-        index_elements=["namespace", "digest"]
-    )
+    statement = insert(IdentifierDigest).on_conflict_do_nothing(index_elements=["namespace", "digest"])
     with db.session() as session:
         for start in range(0, len(rows), 5_000):
             session.execute(statement, rows[start : start + 5_000])
