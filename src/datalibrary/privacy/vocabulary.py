@@ -9,6 +9,9 @@ tables (prefixes resolved per domain, ADaM's numbered ``xx``/``y``/``zz`` variab
 patterns) and writes the policy's rules from them, most protective rule first, so a name
 two scopes classify differently gets the safer action. A variable no table lists (a
 sponsor's own) has no rule: the job fails closed, as before.
+
+The tables are cross-checked against public machine-readable IG metadata kept under
+``tests/data/cdisc_reference_*.csv`` (``tests/test_privacy_vocabulary_reference.py``).
 """
 
 from __future__ import annotations
