@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import os
@@ -12,6 +11,7 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -160,19 +160,10 @@ def remember_digests(db: Database, namespace: str, digests: set[str]) -> set[str
     new = digests - known_digests(db, namespace)
     if not new:
         return new
-    dialect = db.engine.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - the supported databases are the two above
-        insert = None
-    rows = [{"namespace": namespace, "digest": d, "created_at": utcnow()} for d in sorted(new)]
-    if insert is None:  # pragma: no cover
-        for row in rows:
-            with contextlib.suppress(IntegrityError), db.session() as session:
-                session.add(IdentifierDigest(**row))
-        return new
+    # the two databases DataLibrary runs on; both spell ON CONFLICT alike
+    insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
+    now = utcnow()
+    rows = [{"namespace": namespace, "digest": d, "created_at": now} for d in sorted(new)]
     statement = insert(IdentifierDigest).on_conflict_do_nothing(index_elements=["namespace", "digest"])
     with db.session() as session:
         for start in range(0, len(rows), 5_000):
