@@ -396,3 +396,30 @@ def test_table_names_come_from_the_declared_table_never_the_file_name(
     named = write_csv(tmp_path / "MRN1234567_SMITH_JOHN.csv", {"A": [1]})
     with pytest.raises(InvalidInput, match="looks identifying"):
         ingest(platform, named, "other.*", policy="sdtm")
+
+
+def test_identifier_digests_are_stored_in_bulk_once_each(database_url: str) -> None:
+    """Tens of thousands of subject digests in one go; a second delivery stores none again,
+    and digests a parallel job stored first are no error (ON CONFLICT DO NOTHING)."""
+    from datalibrary.db import Database
+    from datalibrary.privacy.models import IdentifierDigest
+    from datalibrary.privacy.service import known_digests, remember_digests
+
+    db = Database(database_url)
+    try:
+        first = {f"{n:032x}" for n in range(12_000)}
+        assert remember_digests(db, "study", first) == first
+        assert known_digests(db, "study") == first
+        assert remember_digests(db, "study", first) == set()
+        with db.session() as session:  # a parallel job stores one between our read and write
+            session.add(IdentifierDigest(namespace="study", digest="f" * 32))
+        racing = {"f" * 32, "e" * 32}
+        with pytest.MonkeyPatch.context() as patch:
+            import datalibrary.privacy.service as service
+
+            patch.setattr(service, "known_digests", lambda db, namespace: set(first))
+            assert remember_digests(db, "study", racing) == racing
+        assert known_digests(db, "study") == first | racing
+        assert known_digests(db, "other") == set()
+    finally:
+        db.dispose()

@@ -70,11 +70,14 @@ def study_key(context: PolicyContext) -> StudyKey:
 
 def _token_step(secret: bytes, scope: str, values: list[str], length: int) -> list[str]:
     base = hmac.new(secret, ("pseudonym:" + scope).encode() + b"\x00", hashlib.sha256)
+    # base32 turns each 5 bytes into 8 characters on their own: encoding only the bytes the
+    # first ``length`` characters come from gives the same token for a third of the work
+    used = 32 if length > 48 else max(5, -(-length // 8) * 5)
     out = []
     for value in values:
         h = base.copy()
         h.update(value.encode())
-        out.append(base64.b32encode(h.digest()).decode().lower()[:length])
+        out.append(base64.b32encode(h.digest()[:used]).decode().lower()[:length])
     return out
 
 

@@ -13,10 +13,11 @@ from datalibrary.privacy.vocabulary import policy_columns_yaml
 SDTM = (
     """\
 name: sdtm
-version: 2
+version: 3
 description: >-
   CDISC SDTMIG 3.1.2-3.4 and ADaMIG 1.0-1.3 (ADSL, BDS, OCCDS) datasets: every standard
-  variable has a rule from the vocabulary table (privacy/data/cdisc_variables.csv):
+  variable has a rule from the vocabulary table (privacy/data/cdisc_variables.csv,
+  cross-checked against public IG metadata):
   subjects pseudonymized with the study key, every date shifted by one secret offset per
   subject (whole ISO 8601 grammar, precision kept, --DY unchanged), birth dates to the year
   (none when the age is top-coded), ages over 89 top-coded, names dropped, verbatim terms

@@ -97,44 +97,57 @@ def _is_initial(token: str) -> bool:
 def find_names(text: str, first: frozenset[str], last: frozenset[str]) -> list[tuple[int, int]]:
     """Character spans of person names in ``text``."""
     either = _either(first, last)
-    tokens = [(m.group(0), m.start(), m.end()) for m in TOKEN.finditer(text)]
-    words = [t[0].upper() for t in tokens]
+    words = [word.upper() for word in TOKEN.findall(text)]
+    # every shape below needs a lexicon word, and a first name, a comma or a cue: most
+    # clinical text has none of them and is done here
+    if either.isdisjoint(words) or (first.isdisjoint(words) and "," not in words and CUES.isdisjoint(words)):
+        return []
+    bounds = [m.span() for m in TOKEN.finditer(text)]
+    count = len(words)
+
+    def at(j: int) -> str:
+        return words[j] if j < count else ""
 
     def multiword(i: int) -> int | None:
         """The last token index of a FIRST [M.] LAST or LAST, FIRST name starting at ``i``."""
-        at = [words[j] if j < len(words) else "" for j in range(i, i + 4)]
-        if at[0] in first and at[1] in last:  # JOHN SMITH
-            return i + 1
-        if at[0] in first and _is_initial(at[1]):  # JOHN Q SMITH, JOHN Q. SMITH
-            if at[2] in last:
-                return i + 2
-            if at[2] == "." and at[3] in last:
-                return i + 3
-        if at[0] in last and at[1] == "," and at[2] in first:  # SMITH, JOHN
+        word = words[i]
+        if word in first:
+            second = at(i + 1)
+            if second in last:  # JOHN SMITH
+                return i + 1
+            if _is_initial(second):  # JOHN Q SMITH, JOHN Q. SMITH
+                if at(i + 2) in last:
+                    return i + 2
+                if at(i + 2) == "." and at(i + 3) in last:
+                    return i + 3
+        if word in last and at(i + 1) == "," and at(i + 2) in first:  # SMITH, JOHN
             return i + 2
         return None
 
     spans: list[tuple[int, int]] = []
-    i = 0
-    while i < len(tokens):
-        end = multiword(i)
+    i = 0  # the first token not yet part of a name
+    # only lexicon words (a name starts there) and cues (a name follows) can start a span
+    for j in [j for j, word in enumerate(words) if word in either or word in CUES]:
+        if j < i:
+            continue
+        end = multiword(j) if words[j] in either else None
         if end is not None:
-            spans.append((tokens[i][1], tokens[end][2]))
+            spans.append((bounds[j][0], bounds[end][1]))
             i = end + 1
             continue
-        nxt = words[i + 1] if i + 1 < len(words) else ""
+        nxt = at(j + 1)
         # CALL FROM SMITH: one lexicon word right after a cue
         if (
-            words[i] in CUES
+            words[j] in CUES
             and len(nxt) >= 3
             and nxt in either
             and nxt not in COMMON
-            and multiword(i + 1) is None
+            and multiword(j + 1) is None
         ):
-            spans.append((tokens[i + 1][1], tokens[i + 1][2]))
-            i += 2
+            spans.append(bounds[j + 1])
+            i = j + 2
             continue
-        i += 1
+        i = j + 1
     return spans
 
 

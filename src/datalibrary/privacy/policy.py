@@ -358,7 +358,7 @@ class PolicyStep:
         from datalibrary.privacy.identifiers import identifying_values
 
         for values, words in identifying_values(self._plan, self.policy, batch, self.subject):
-            dictionary.collect(pc.unique(values.cast(pa.string())).to_pylist(), words=words)
+            dictionary.collect(pc.unique(values).cast(pa.string()).to_pylist(), words=words)
 
     @property
     def needs_prepass(self) -> bool:

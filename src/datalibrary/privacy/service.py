@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import os
@@ -12,11 +11,13 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from datalibrary.config import Settings
 from datalibrary.db import Database
+from datalibrary.db.base import utcnow
 from datalibrary.privacy.identifiers import IdentifierDictionary
 from datalibrary.privacy.keys import StudyKey, derive_study_key, load_master_key
 from datalibrary.privacy.models import IdentifierDigest, StudyKeyRecord, Surrogate
@@ -151,16 +152,22 @@ def known_digests(db: Database, namespace: str) -> set[str]:
 
 
 def remember_digests(db: Database, namespace: str, digests: set[str]) -> set[str]:
-    """Store digests the study did not hold yet; returns those that were new."""
+    """Store digests the study did not hold yet; returns those that were new.
+
+    One multi-row ``INSERT ... ON CONFLICT DO NOTHING`` per chunk (a study's subject ids are
+    tens of thousands of digests: ORM objects one by one cost seconds per delivery); a
+    parallel job that stored some of them first is not an error."""
     new = digests - known_digests(db, namespace)
-    if new:
-        try:
-            with db.session() as session:
-                session.add_all(IdentifierDigest(namespace=namespace, digest=d) for d in sorted(new))
-        except IntegrityError:  # a parallel job stored some: store the rest one by one
-            for item in sorted(new):
-                with contextlib.suppress(IntegrityError), db.session() as session:
-                    session.add(IdentifierDigest(namespace=namespace, digest=item))
+    if not new:
+        return new
+    # the two databases DataLibrary runs on; both spell ON CONFLICT alike
+    insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
+    now = utcnow()
+    rows = [{"namespace": namespace, "digest": d, "created_at": now} for d in sorted(new)]
+    statement = insert(IdentifierDigest).on_conflict_do_nothing(index_elements=["namespace", "digest"])
+    with db.session() as session:
+        for start in range(0, len(rows), 5_000):
+            session.execute(statement, rows[start : start + 5_000])
     return new
 
 

@@ -9,6 +9,9 @@ tables (prefixes resolved per domain, ADaM's numbered ``xx``/``y``/``zz`` variab
 patterns) and writes the policy's rules from them, most protective rule first, so a name
 two scopes classify differently gets the safer action. A variable no table lists (a
 sponsor's own) has no rule: the job fails closed, as before.
+
+The tables are cross-checked against public machine-readable IG metadata kept under
+``tests/data/cdisc_reference_*.csv`` (``tests/test_privacy_vocabulary_reference.py``).
 """
 
 from __future__ import annotations
@@ -112,9 +115,16 @@ def adam_variables(version: str) -> dict[str, dict[str, Variable]]:
     }
 
 
+def is_adam_pattern(name: str) -> bool:
+    """TRTxxP, *DT (a producer-chosen prefix), --TERM (an SDTM domain prefix in OCCDS)."""
+    return any(c.islower() for c in name) or "*" in name or "--" in name
+
+
 def adam_pattern(name: str) -> str:
-    """TRTxxP -> a regular expression with the IG's number placeholders resolved."""
-    pattern = re.escape(name)
+    """TRTxxP -> a regular expression with the IG's placeholders resolved: numbers (xx, y,
+    zz, w), ``*`` (the prefix of a producer-defined timing variable such as *DT: 1-6
+    characters, the whole name at most 8) and ``--`` (an SDTM domain prefix)."""
+    pattern = re.escape(name).replace(r"\*", "[A-Z][A-Z0-9]{0,5}").replace(r"\-\-", "[A-Z]{2}")
     for placeholder, digits in (
         ("xx", "[0-9][0-9]"),
         ("zz", "[0-9][0-9]"),
@@ -151,7 +161,7 @@ def policy_rules() -> list[tuple[str, str]]:
     for version in ADAMIG_VERSIONS:
         for found in adam_variables(version).values():
             for name, variable in found.items():
-                if any(c.islower() for c in name):  # xx, y, zz, w: numbered variables
+                if is_adam_pattern(name):  # xx, y, zz, w, *, --
                     patterns[adam_pattern(name)] = _pick(patterns.get(adam_pattern(name)), variable)
                 else:
                     exact[name] = _pick(exact.get(name), variable)
