@@ -92,7 +92,7 @@ def staged_sdk(settings: Settings) -> Path:
 
 
 def _install_r_client(library: Path) -> None:
-    """``library(datalibrary)`` for R kernels (R_LIBS_USER points here); skipped without R."""
+    """``library(datalibrary)`` for R kernels (R_LIBS points here); skipped without R."""
     import subprocess
 
     if (library / "datalibrary" / "DESCRIPTION").exists() or not shutil.which("R"):

@@ -58,7 +58,7 @@ class ProcessProvisioner(Provisioner):
             "PATH": f"{spec.environment_dir / 'venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
             "PYTHONPATH": str(spec.sdk_dir),
-            "R_LIBS_USER": str(spec.sdk_dir / "rlib"),
+            "R_LIBS": str(spec.sdk_dir / "rlib"),  # library(datalibrary)
             jupyter.SECRET_ENV: spec.jupyter_token,
             **spec.env,
         }

@@ -260,7 +260,7 @@ class SandboxProvisioner(Provisioner):
             "PATH": f"{ENV}/venv/bin:/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
             "PYTHONPATH": SDK,
-            "R_LIBS_USER": f"{SDK}/rlib",  # library(datalibrary)
+            "R_LIBS": f"{SDK}/rlib",  # library(datalibrary); R_LIBS_USER is the home library
             jupyter.SECRET_ENV: spec.jupyter_token,
             **spec.env,
             # inside, the SDK reaches the platform through the mounted socket
