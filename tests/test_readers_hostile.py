@@ -82,6 +82,18 @@ def test_xpt_variable_with_an_empty_name_is_refused(tmp_path: Path) -> None:
         XptReader(bad)
 
 
+def test_xpt_variable_name_starting_with_nul_is_refused(tmp_path: Path) -> None:
+    """Found by the reader fuzzer in CI: a name starting with a NUL byte is no name to readstat
+    (None), which ended in a bare TypeError instead of a reason."""
+    data = bytearray(xpt(tmp_path / "dm.xpt", rows=3).read_bytes())
+    at = data.find(b"USUBJID ")
+    data[at] = 0
+    bad = tmp_path / "nul.xpt"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ReadError, match="name"):
+        XptReader(bad)
+
+
 def test_xpt_v8_observation_count_is_checked(tmp_path: Path) -> None:
     data = bytearray(xpt(tmp_path / "dm8.xpt", rows=30, version=8).read_bytes())
     at = data.find(b"HEADER RECORD*******OBSV8")

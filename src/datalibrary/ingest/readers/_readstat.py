@@ -52,6 +52,9 @@ class ReadstatFile:
             _, self.meta = function(str(path), metadataonly=True, output_format="dict", **options)
         except Exception as exc:  # pyreadstat raises ReadstatError / PyreadstatError / OSError
             raise ReadError(name, f"not a readable {self.kind} file: {exc}") from exc
+        for index, column in enumerate(self.meta.column_names or [], start=1):
+            if not isinstance(column, str) or not column.strip():  # a damaged variable header
+                raise ReadError(name, f"variable {index} of the {self.kind} header has no name")
         self.schema = pa.schema([pa.field(c, self._type(c)) for c in self.meta.column_names])
 
     @property
