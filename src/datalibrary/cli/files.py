@@ -30,17 +30,6 @@ def _user(session: Any, as_user: str | None):  # type: ignore[no-untyped-def]
     return auth_service.principal_for(auth_service.get_user(session, user))
 
 
-def _access_of(session: Any, principal: Any):  # type: ignore[no-untyped-def]
-    from datalibrary.access import service as access
-    from datalibrary.files.service import FileView
-
-    def access_of(namespace: str, name: str) -> FileView | None:
-        found = access.effective_access(session, principal, namespace, name)
-        return None if found is None else FileView(found.row_filter)
-
-    return access_of
-
-
 @app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="NAMESPACE.COLLECTION")],
@@ -141,7 +130,7 @@ def list_files(
 
     with db_session() as session:
         principal = _user(session, as_user)
-        rows = service.list_files(session, principal, settings(), name, _access_of(session, principal))
+        rows = service.list_files(session, principal, settings(), name, service.grants_of(session, principal))
     emit(rows, as_json, lambda d: table(d, FILE_COLUMNS))
 
 
@@ -163,7 +152,7 @@ def get(
     with db_session() as session:
         principal = _user(session, as_user)
         meta, data = service.read_file(
-            session, principal, config, name, path, _access_of(session, principal), version=version
+            session, principal, config, name, path, service.grants_of(session, principal), version=version
         )
         table = parse_table_name(name)
         snapshot = open_lake(config).load(table).current_snapshot()

@@ -41,6 +41,7 @@ from pyiceberg.table.name_mapping import NameMapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from datalibrary.access import service as access
 from datalibrary.audit.service import record
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
@@ -115,6 +116,19 @@ class FileView:
 
 
 AccessOf = Callable[[str, str], FileView | None]
+
+
+def grants_of(session: Session, principal: Principal) -> AccessOf:
+    """What the caller's table grants show of each collection's index table (None: nothing),
+    row filters included: the same grants queries use, so every front end reads files alike."""
+
+    def access_of(namespace: str, table: str) -> FileView | None:
+        if not principal.can(Permission.QUERY_RUN):
+            return None
+        found = access.effective_access(session, principal, namespace, table)
+        return None if found is None else FileView(found.row_filter)
+
+    return access_of
 
 
 @dataclass

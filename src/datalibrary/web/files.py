@@ -6,7 +6,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from datalibrary.access import service as access
 from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
 from datalibrary.auth.permissions import Permission
 from datalibrary.errors import DataLibraryError
@@ -17,16 +16,6 @@ from datalibrary.web.pages import login_redirect, page_for, page_with
 from datalibrary.web.rendering import render
 
 router = APIRouter(include_in_schema=False)
-
-
-def _access_of(session, principal):  # type: ignore[no-untyped-def]
-    def access_of(namespace: str, table: str) -> service.FileView | None:
-        if not principal.can(Permission.QUERY_RUN):
-            return None
-        found = access.effective_access(session, principal, namespace, table)
-        return None if found is None else service.FileView(found.row_filter)
-
-    return access_of
 
 
 @router.get("/collections")
@@ -41,7 +30,7 @@ def collections_page(
         return render(
             request, "error.html", page_with(page, detail="Your roles do not include the catalog."), 403
         )
-    access_of = _access_of(session, principal)
+    access_of = service.grants_of(session, principal)
     collections = service.list_collections(session, principal, access_of)
     chosen = next((c for c in collections if c["name"] == name.strip()), None)
     files: list[dict] = []

@@ -283,7 +283,8 @@ def own_tree(directory: Path, uid: int) -> None:
     """Give ``directory`` and everything in it to ``uid`` (symbolic links themselves, never
     their targets); a tree already owned by it is left alone after one check of the top."""
     directory.mkdir(parents=True, exist_ok=True)
-    if directory.stat().st_uid == uid and directory.stat().st_gid == uid:
+    top = directory.stat()
+    if top.st_uid == uid and top.st_gid == uid:
         return
     for parent, directories, files in os.walk(directory):
         for name in (*directories, *files):

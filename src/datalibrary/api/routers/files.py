@@ -10,7 +10,6 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.orm import Session
 
-from datalibrary.access import service as access
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.api.fields import PolicyName, TableRef
 from datalibrary.auth.permissions import Permission, Principal
@@ -44,16 +43,6 @@ class CollectionIn(BaseModel):
     )
 
 
-def _access_of(session: Session, principal: Principal) -> service.AccessOf:
-    def access_of(namespace: str, table: str) -> service.FileView | None:
-        if not principal.can(Permission.QUERY_RUN):
-            return None
-        found = access.effective_access(session, principal, namespace, table)
-        return None if found is None else service.FileView(found.row_filter)
-
-    return access_of
-
-
 @router.post(
     "/collections",
     status_code=201,
@@ -81,7 +70,7 @@ def create_collection(
     "/collections", summary="File collections you may see", dependencies=[Requires(Permission.CATALOG_READ)]
 )
 def list_collections(principal: CurrentPrincipal, session: DbSession) -> list[dict[str, Any]]:
-    return service.list_collections(session, principal, _access_of(session, principal))
+    return service.list_collections(session, principal, service.grants_of(session, principal))
 
 
 @router.post(
@@ -122,7 +111,7 @@ async def upload(
 def list_files(
     name: TableRef, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
 ) -> list[dict[str, Any]]:
-    return service.list_files(session, principal, settings, name, _access_of(session, principal))
+    return service.list_files(session, principal, settings, name, service.grants_of(session, principal))
 
 
 @router.get(
@@ -150,7 +139,7 @@ def download(
     version: int | None = Query(None, ge=1, le=2**31 - 1),
 ) -> Response:
     meta, data = service.read_file(
-        session, principal, settings, name, path, _access_of(session, principal), version=version
+        session, principal, settings, name, path, service.grants_of(session, principal), version=version
     )
     table = parse_table_name(name)
     snapshot = open_lake(settings).load(table).current_snapshot()
@@ -276,7 +265,7 @@ _QIDO = {"dependencies": [Requires(Permission.QUERY_RUN)], "response_class": Res
 def qido_studies(
     name: TableRef, request: Request, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
 ) -> Response:
-    rows = service.dicom_instances(session, principal, settings, name, _access_of(session, principal))
+    rows = service.dicom_instances(session, principal, settings, name, service.grants_of(session, principal))
     matching = {r["study_instance_uid"] for r in _qido(request, rows)}
     return _page(
         request,
@@ -300,7 +289,7 @@ def qido_series(
     settings: SettingsDep,
 ) -> Response:
     rows = service.dicom_instances(
-        session, principal, settings, name, _access_of(session, principal), study=study
+        session, principal, settings, name, service.grants_of(session, principal), study=study
     )
     return _page(request, [_series_json(g) for g in _grouped(_qido(request, rows), "series_instance_uid")])
 
@@ -309,7 +298,7 @@ def qido_series(
 def qido_all_series(
     name: TableRef, request: Request, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
 ) -> Response:
-    rows = service.dicom_instances(session, principal, settings, name, _access_of(session, principal))
+    rows = service.dicom_instances(session, principal, settings, name, service.grants_of(session, principal))
     return _page(request, [_series_json(g) for g in _grouped(_qido(request, rows), "series_instance_uid")])
 
 
@@ -328,7 +317,7 @@ def qido_instances(
     settings: SettingsDep,
 ) -> Response:
     rows = service.dicom_instances(
-        session, principal, settings, name, _access_of(session, principal), study=study, series=series
+        session, principal, settings, name, service.grants_of(session, principal), study=study, series=series
     )
     return _page(request, [_instance_json(r) for r in sorted(_qido(request, rows), key=lambda r: r["path"])])
 
@@ -376,7 +365,7 @@ def wado_study(
     name: TableRef, study: Uid, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
 ) -> Response:
     rows = service.dicom_instances(
-        session, principal, settings, name, _access_of(session, principal), study=study
+        session, principal, settings, name, service.grants_of(session, principal), study=study
     )
     return _multipart(session, principal, settings, name, rows, f"study {study}")
 
@@ -391,7 +380,7 @@ def wado_series(
     settings: SettingsDep,
 ) -> Response:
     rows = service.dicom_instances(
-        session, principal, settings, name, _access_of(session, principal), study=study, series=series
+        session, principal, settings, name, service.grants_of(session, principal), study=study, series=series
     )
     return _multipart(session, principal, settings, name, rows, f"series {series}")
 
@@ -415,7 +404,7 @@ def wado_instance(
         principal,
         settings,
         name,
-        _access_of(session, principal),
+        service.grants_of(session, principal),
         study=study,
         series=series,
         sop=sop,
