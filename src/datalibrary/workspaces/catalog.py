@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from datalibrary.auth.permissions import Principal
@@ -60,12 +62,14 @@ class Environment(BaseModel):
         return self
 
     @property
+    def package_names(self) -> set[str]:
+        """The canonical names of the listed packages (versions and extras dropped)."""
+        return {canonicalize_name(Requirement(package).name) for package in self.packages}
+
+    @property
     def install(self) -> list[str]:
         """What a build installs: the packages plus the tools not listed already."""
-        names = {
-            p.split("=")[0].split("<")[0].split(">")[0].split("[")[0].strip().lower() for p in self.packages
-        }
-        return [*self.packages, *(tool for tool in TOOLS if tool not in names)]
+        return [*self.packages, *(tool for tool in TOOLS if tool not in self.package_names)]
 
     @property
     def key(self) -> str:

@@ -114,11 +114,7 @@ SLOW_OPTIONAL = ("rfc3987-syntax",)
 
 
 def _leave_out_slow_optional_modules(venv: Path, environment: Environment) -> None:
-    wanted = {
-        p.split("[")[0].split("=")[0].split("<")[0].split(">")[0].strip().lower()
-        for p in environment.packages
-    }
-    unwanted = [name for name in SLOW_OPTIONAL if name not in wanted]
+    unwanted = [name for name in SLOW_OPTIONAL if name not in environment.package_names]
     if unwanted:
         uninstall = [uv_binary(), "pip", "uninstall", "--quiet", "--python", str(venv / "bin" / "python")]
         _run([*uninstall, *unwanted], environment)
