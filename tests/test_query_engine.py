@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,9 +11,19 @@ import pytest
 
 from datalibrary.errors import InvalidInput, Unavailable
 from datalibrary.query import engine, metering
+from datalibrary.query.column_cache import COLUMNS
 from datalibrary.query.guard import TableRef, check
 
 LIMITS = engine.EngineLimits(memory_limit="512MB", threads=1, timeout_seconds=20, max_rows=10_000)
+
+
+@pytest.fixture(autouse=True, params=["column cache", "streamed"])
+def _both_read_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs with the column cache and without it (the dataset, with pushdown)."""
+    budget = LIMITS.cache_bytes if request.param == "column cache" else 0
+    monkeypatch.setitem(globals(), "LIMITS", dataclasses.replace(LIMITS, cache_bytes=budget))
+    engine.DATABASES.clear()
+    COLUMNS.forget()
 
 
 @pytest.fixture
@@ -177,7 +188,7 @@ def test_files_proven_by_statistics_give_the_same_rows(tmp_path: Path) -> None:
     # source reports is only an estimate for the optimizer)
     counted = engine.run("""SELECT count(*) FROM "dl_p" WHERE site = 'A' AND v > 10""", [spec], LIMITS).table
     assert counted.column(0).to_pylist() == [sum(1 for v in expected if v > 10)]
-    dictionary = engine._source(spec, files, filtered=True).schema.field("site").type
+    dictionary = engine._source(spec, files, filtered=True)[0].schema.field("site").type
     assert pa.types.is_dictionary(dictionary)  # read as Arrow dictionaries, shown as text
     assert (
         engine.run('SELECT typeof(site) FROM "dl_p" LIMIT 1', [spec], LIMITS).table.column(0)[0].as_py()

@@ -130,11 +130,21 @@ class QuerySettings(Section):
     threads: int = Field(2, ge=1, le=256)
     timeout_seconds: float = Field(120.0, gt=0)
     max_result_rows: int = Field(1_000_000, ge=1)
+    # Decoded columns kept in memory for the next query (per process; 0 turns it off).
+    column_cache_mb: int = Field(1024, ge=0)
+    column_cache_idle_seconds: float = Field(600.0, gt=0)
 
     def limits(self):  # type: ignore[no-untyped-def]
         from datalibrary.query.engine import EngineLimits
 
-        return EngineLimits(self.memory_limit, self.threads, self.timeout_seconds, self.max_result_rows)
+        return EngineLimits(
+            self.memory_limit,
+            self.threads,
+            self.timeout_seconds,
+            self.max_result_rows,
+            cache_bytes=self.column_cache_mb << 20,
+            cache_idle_seconds=self.column_cache_idle_seconds,
+        )
 
 
 class LakeSettings(Section):

@@ -1,9 +1,10 @@
 """Run a guarded query in a DuckDB database that holds nothing but the caller's Arrow data.
 
 Each database is built for one set of views: the planned Parquet files of each table are
-registered as a pyarrow dataset (DuckDB pushes projections and filters into it, so pruning
-and column selection still happen), restricted to the columns the view needs; hidden columns
-that no filter uses are not even in the dataset. Views on top apply masks and the row filter
+registered as Arrow data restricted to the columns the view needs (hidden columns that no
+filter uses are not even there): each query's columns come decoded from the process's column
+cache (``column_cache``) when they fit its budget, else from a pyarrow dataset decoded for the
+query (DuckDB pushes projections and filters into it). Views on top apply masks and the row filter
 (``COALESCE(filter, FALSE)``: NULL means not visible); files whose statistics prove the filter
 TRUE on every row (``RowSecurity.holds_everywhere``) form a second dataset read without it.
 Before any user SQL runs: external access is off (no file, no URL, no ATTACH), Python
@@ -40,6 +41,7 @@ import pyarrow.dataset as ds
 from datalibrary.access.rowsecurity import compile_filter
 from datalibrary.errors import InvalidInput, Unavailable
 from datalibrary.query import metering
+from datalibrary.query.column_cache import COLUMNS, ColumnCache
 
 log = logging.getLogger(__name__)
 CONNECTION_CONFIG = {
@@ -76,6 +78,9 @@ class EngineLimits:
     threads: int = 2
     timeout_seconds: float = 60.0
     max_rows: int = 1_000_000
+    # Decoded columns kept in memory across queries (0 turns the cache off).
+    cache_bytes: int = 1 << 30
+    cache_idle_seconds: float = 600.0
 
 
 @dataclass
@@ -133,10 +138,10 @@ def _is_string(arrow_type: pa.DataType) -> bool:
     return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
 
 
-def _source(view: ViewSpec, files: Sequence[str], filtered: bool) -> ds.Dataset:
+def _source(view: ViewSpec, files: Sequence[str], filtered: bool) -> tuple[ds.Dataset, list[str]]:
     """The data of ``files`` as a pyarrow dataset of only the columns the view reads (and its
-    row filter, if ``filtered``); string columns stored with a Parquet dictionary are read as
-    Arrow dictionaries (no per-value decoding)."""
+    row filter, if ``filtered``), and its columns read as Arrow dictionaries: string columns
+    stored with a Parquet dictionary (no per-value decoding)."""
     needed: set[str] = set()
     if filtered and view.row_filter:
         needed |= set(compile_filter(view.row_filter).columns)  # type: ignore[union-attr]
@@ -144,14 +149,14 @@ def _source(view: ViewSpec, files: Sequence[str], filtered: bool) -> ds.Dataset:
     needed |= {f.name.lower() for f in view.schema if quote(f.name).lower() in exprs}
     fields = [f for f in view.schema if f.name.lower() in needed] or [view.schema.field(0)]
     if not files:
-        return ds.dataset(pa.schema(fields).empty_table())
+        return ds.dataset(pa.schema(fields).empty_table()), []
     encoded = metering.dictionary_columns(files)
     dictionary = [f.name for f in fields if f.name.lower() in encoded and _is_string(f.type)]
     schema = pa.schema(
         [f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in dictionary else f for f in fields]
     )
     file_format = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary))
-    return ds.dataset(list(files), schema=schema, format=file_format)
+    return ds.dataset(list(files), schema=schema, format=file_format), dictionary
 
 
 def _parts(view: ViewSpec) -> list[tuple[list[str], bool]]:
@@ -166,34 +171,56 @@ def _parts(view: ViewSpec) -> list[tuple[list[str], bool]]:
     return [(proven, False)] + ([(checked, True)] if checked else [])
 
 
-try:  # DuckDB's scan sources (duckdb >= 2): a dataset can tell the optimizer its row count
+try:  # DuckDB's scan sources (duckdb >= 2): a source chooses what it streams
+    from duckdb._sources.nodes import Node
     from duckdb._sources.pyarrow import PyArrowDatasetSource
-except ImportError:  # pragma: no cover - older DuckDB: plain registration, no row count
+except ImportError:  # pragma: no cover - older DuckDB: plain registration, no row count or cache
     PyArrowDatasetSource = object
+    Node = object
 
 
-class _CountedDataset(PyArrowDatasetSource):  # type: ignore[misc,valid-type]
-    """A pyarrow dataset that tells DuckDB's optimizer how many rows it holds (from the Parquet
-    footers): without it a join builds its hash table on the large side."""
+class _ParquetColumns(PyArrowDatasetSource):  # type: ignore[misc,valid-type]
+    """A view's files for DuckDB: the columns a query asks for, decoded once and kept in the
+    column cache while they fit its budget (DuckDB then applies every predicate itself), else
+    decoded per query by the pyarrow dataset. It tells the optimizer its row count (from the
+    Parquet footers): without it a join builds its hash table on the large side."""
 
-    def __init__(self, dataset: ds.Dataset, rows: int) -> None:
+    def __init__(
+        self, dataset: ds.Dataset, files: Sequence[str], dictionary: list[str], cache: ColumnCache
+    ) -> None:
         super().__init__(dataset)
-        self._rows = rows
+        self._files, self._dictionary, self._cache = list(files), dictionary, cache
+        self._rows = metering.row_count(files)
 
     def rows(self) -> int | None:
         return self._rows
 
+    def accepts(self, predicate: Node) -> bool:
+        return self._cache.budget <= 0 and super().accepts(predicate)
 
-def _register(con: duckdb.DuckDBPyConnection, name: str, dataset: ds.Dataset, files: Sequence[str]) -> None:
+    def stream(self, columns: Sequence[int] | None, filters: Sequence[Node]) -> tuple[object, bool]:
+        schema = self.declared_schema()
+        fields = list(schema) if columns is None else [schema.field(i) for i in columns]
+        if filters or not fields or not self._files or not self._cache.fits(self._files, fields):
+            return super().stream(columns, filters)
+        table = self._cache.table(self._files, pa.schema(fields), self._dictionary)
+        return table.__arrow_c_stream__(), columns is not None
+
+
+def _register(
+    con: duckdb.DuckDBPyConnection, name: str, view: ViewSpec, files: Sequence[str], filtered: bool
+) -> None:
+    dataset, dictionary = _source(view, files, filtered)
     hook = getattr(con, "_register_arrow_source", None)  # DuckDB's hook for scan sources
     if hook is None or PyArrowDatasetSource is object:
         con.register(name, dataset)
     else:
-        hook(name, _CountedDataset(dataset, metering.row_count(files)))
+        hook(name, _ParquetColumns(dataset, files, dictionary, COLUMNS))
 
 
 def open_locked(views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckDBPyConnection:
     """A fresh database with the views over Arrow data, locked before it is handed out."""
+    COLUMNS.budget, COLUMNS.idle_seconds = limits.cache_bytes, limits.cache_idle_seconds
     con = duckdb.connect(
         ":memory:",
         config=CONNECTION_CONFIG | {"memory_limit": limits.memory_limit, "threads": int(limits.threads)},
@@ -204,7 +231,7 @@ def open_locked(views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckD
             parts = []
             for files, filtered in _parts(view):
                 source = "dl_src_" + secrets.token_hex(12)
-                _register(con, source, _source(view, files, filtered), files)
+                _register(con, source, view, files, filtered)
                 where = visible_predicate(view.row_filter if filtered else None)
                 parts.append(f"SELECT {select} FROM {quote(source)} WHERE {where}")
             con.execute(f"CREATE TEMP VIEW {quote(view.name)} AS {' UNION ALL '.join(parts)}")

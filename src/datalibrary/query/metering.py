@@ -23,6 +23,7 @@ class FileFacts:
     """What one Parquet footer says that queries need: bytes per column, dictionary columns."""
 
     sizes: dict[str, int]  # compressed bytes per top-level column (lower-case)
+    decoded: dict[str, int]  # uncompressed bytes per top-level column (lower-case)
     dictionary: frozenset[str]  # top-level columns (lower-case) dictionary-encoded in every row group
     rows: int
     # lower-case column -> (min, max, NULL count) over the file, where every row group has them
@@ -33,6 +34,7 @@ class FileFacts:
 def file_facts(path: str) -> FileFacts:
     metadata = pq.read_metadata(path)
     sizes: dict[str, int] = {}
+    decoded: dict[str, int] = {}
     plain: set[str] = set()
     bounds: dict[str, tuple[object, object, int] | None] = {}
     for rg in range(metadata.num_row_groups):
@@ -41,6 +43,7 @@ def file_facts(path: str) -> FileFacts:
             chunk = row_group.column(c)
             top = chunk.path_in_schema.split(".")[0].lower()
             sizes[top] = sizes.get(top, 0) + chunk.total_compressed_size
+            decoded[top] = decoded.get(top, 0) + chunk.total_uncompressed_size
             if not chunk.has_dictionary_page:
                 plain.add(top)
             if top != chunk.path_in_schema.lower():  # nested: no bounds
@@ -49,7 +52,7 @@ def file_facts(path: str) -> FileFacts:
                 bounds[top] = _merge(bounds.get(top), chunk.statistics, chunk.num_values)
     encoded = frozenset(sizes) - plain if metadata.num_row_groups else frozenset()
     known = {name: found for name, found in bounds.items() if found is not None}
-    return FileFacts(sizes, encoded, metadata.num_rows, known)
+    return FileFacts(sizes, decoded, encoded, metadata.num_rows, known)
 
 
 def _merge(
@@ -100,6 +103,16 @@ def bytes_scanned(files: Iterable[str], columns: set[str] | None) -> int:
     for path in files:
         sizes = column_bytes(path)
         total += sum(size for name, size in sizes.items() if columns is None or name in columns)
+    return total
+
+
+def decoded_bytes(files: Iterable[str], columns: set[str]) -> int:
+    """About the bytes ``columns`` take once decoded into Arrow (at least 8 per value: a
+    dictionary-encoded column is small on disk but one index per row in memory)."""
+    total = 0
+    for path in files:
+        facts = file_facts(path)
+        total += sum(max(facts.decoded.get(name, 0), 8 * facts.rows) for name in columns)
     return total
 
 
