@@ -152,7 +152,8 @@ def get(
     with db_session() as session:
         principal = _user(session, as_user)
         meta, data = service.read_file(
-            session, principal, config, name, path, service.grants_of(session, principal), version=version
+            session, principal, config, name, path, service.grants_of(session, principal), version=version,
+            via="cli",
         )
         table = parse_table_name(name)
         snapshot = open_lake(config).load(table).current_snapshot()

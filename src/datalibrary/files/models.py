@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from datalibrary.db.base import Base, UTCDateTime, utcnow
@@ -55,3 +55,20 @@ class QuarantinedFile(Base):
     sealed_path: Mapped[str | None] = mapped_column(String(1000))
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class FileRead(Base):
+    """Bytes of de-identified files served to one user (download, SDK, DICOMweb, thumbnail):
+    the metering record costs price like query bytes. Paths only, never a subject."""
+
+    __tablename__ = "files_reads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(64), index=True)
+    project: Mapped[str | None] = mapped_column(String(64), index=True)
+    collection: Mapped[str] = mapped_column(String(130))
+    path: Mapped[str] = mapped_column(String(500))  # one file, or "dicomweb/series <uid>"
+    files: Mapped[int] = mapped_column(Integer, default=1)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    via: Mapped[str] = mapped_column(String(32))  # download | dicomweb | thumbnail | cli
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

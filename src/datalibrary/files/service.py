@@ -46,7 +46,7 @@ from datalibrary.audit.service import record
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.errors import Conflict, InvalidInput, NotFound, TooLarge
-from datalibrary.files import dicom
+from datalibrary.files import dicom, metering
 from datalibrary.files.models import FileCollection, QuarantinedFile
 from datalibrary.lake.catalog import Lake, TableName, open_lake, parse_table_name
 from datalibrary.lake.models import Dataset
@@ -612,9 +612,10 @@ def read_file(
     path: str,
     access_of: AccessOf,
     version: int | None = None,
+    via: str = "download",
 ) -> tuple[dict[str, Any], bytes]:
     """A file's metadata and de-identified bytes, if the caller's grant shows its index row;
-    audited with the bytes served (the caller meters and traces them)."""
+    audited and metered with the bytes served (the caller traces them in lineage)."""
     table, view = _view(session, principal, name, access_of)
     clean = _clean_path(path)
     lake = open_lake(settings)
@@ -636,6 +637,7 @@ def read_file(
         target=f"files:{table}/{clean}",
         details={"version": row["version"], "bytes": len(data), "sha256": row["sha256"]},
     )
+    metering.meter(session, principal, str(table), clean, size=len(data), via=via)
     return _public(row), data
 
 
@@ -701,10 +703,15 @@ def dicom_instances(
 
 
 def read_instances(
-    session: Session, principal: Principal, settings: Settings, name: str, rows: list[dict[str, Any]]
+    session: Session,
+    principal: Principal,
+    settings: Settings,
+    name: str,
+    rows: list[dict[str, Any]],
+    what: str = "instances",
 ) -> list[bytes]:
     """The bytes of rows ``dicom_instances`` returned (checked against their SHA-256); one
-    audit event for the whole retrieval, with the bytes served."""
+    audit event and one metering record for the whole retrieval, with the bytes served."""
     require(principal, Permission.QUERY_RUN)
     table = parse_table_name(name)
     lake = open_lake(settings)
@@ -721,4 +728,8 @@ def read_instances(
         target=f"files:{table}",
         details={"files": len(found), "bytes": sum(len(d) for d in found), "via": "dicomweb"},
     )
+    metering.meter(
+        session, principal, str(table), f"dicomweb/{what}",
+        size=sum(len(d) for d in found), via="dicomweb", files=len(found),
+    )  # fmt: skip
     return found

@@ -331,7 +331,7 @@ def _multipart(
 
     if not rows:
         raise NotFound(f"no {what} in {name} that your grant shows")
-    parts = service.read_instances(session, principal, settings, name, rows)
+    parts = service.read_instances(session, principal, settings, name, rows, what)
     boundary = uuid.uuid4().hex
     body = (
         b"".join(
@@ -346,7 +346,7 @@ def _multipart(
     snapshot = open_lake(settings).load(table).current_snapshot()
     lineage.record_file_read(
         session, user=principal.name, project=principal.default_project, collection=str(table),
-        snapshot_id=snapshot.snapshot_id if snapshot else None, path=f"dicomweb/{what}", size=len(body),
+        snapshot_id=snapshot.snapshot_id if snapshot else None, path=f"dicomweb/{what}", size=sum(len(p) for p in parts),
         via=principal.via,
     )  # fmt: skip
     return Response(
