@@ -32,7 +32,11 @@ def _grant(platform: Platform, user: str, namespace: str, row_filter: str | None
         platform.tokens["stew"] = ""
     with platform.db.session() as session:
         grant = access.add_grant(
-            session, who(platform, "stew"), principal=f"user:{user}", namespace=namespace, row_filter=row_filter
+            session,
+            who(platform, "stew"),
+            principal=f"user:{user}",
+            namespace=namespace,
+            row_filter=row_filter,
         )
         return grant.id
 
@@ -44,9 +48,9 @@ def test_every_read_is_metered_and_priced_per_user_and_project(platform: Platfor
     """API download, SDK open and download, DICOMweb WADO retrieve: each read is one metering
     record with the bytes served, a cost line of the reader's project at the query price, and
     a lineage file-read event (DICOMweb included)."""
-    import datalibrary.sdk as sdk
     from dicomweb_client.api import DICOMwebClient
 
+    import datalibrary.sdk as sdk
     from datalibrary.costs import service as costs
     from tests.helpers import LiveServer
 
@@ -70,7 +74,10 @@ def test_every_read_is_metered_and_priced_per_user_and_project(platform: Platfor
         projects.add_member(session, SYSTEM, "cardio", "bob", default=True)
     _grant(platform, "ada", "study1")
     _grant(platform, "bob", "study1", row_filter="modality = 'CT'")
-    sizes = {f["path"]: f["size"] for f in platform.as_user("ada").get("/api/v1/collections/study1.cost/files").json()}
+    sizes = {
+        f["path"]: f["size"]
+        for f in platform.as_user("ada").get("/api/v1/collections/study1.cost/files").json()
+    }
     ct_series = sum(size for path, size in sizes.items() if path.startswith("a/"))
 
     api = platform.as_user("ada").get("/api/v1/collections/study1.cost/files/b/1.dcm")
@@ -80,7 +87,8 @@ def test_every_read_is_metered_and_priced_per_user_and_project(platform: Platfor
         assert len(files.open("a/1.dcm").read()) == sizes["a/1.dcm"]
         files.download("a/2.dcm", tmp_path)
         bob = DICOMwebClient(
-            f"{server.url}/api/v1/dicomweb/study1.cost", headers={"Authorization": f"Bearer {platform.tokens['bob']}"}
+            f"{server.url}/api/v1/dicomweb/study1.cost",
+            headers={"Authorization": f"Bearer {platform.tokens['bob']}"},
         )
         study = bob.search_for_studies()[0]["0020000D"]["Value"][0]
         assert len(bob.retrieve_study(study)) == 2
@@ -116,3 +124,107 @@ def test_every_read_is_metered_and_priced_per_user_and_project(platform: Platfor
     listed = admin.get("/api/v1/costs/lines", params={"user": "bob"})
     assert listed.status_code == 200, listed.text
     assert [ln["product"] for ln in listed.json()] == ["file read"]
+
+
+# risk ------------------------------------------------------------------------------------------
+
+
+def test_index_table_carries_its_risk_report_on_the_dataset_page(sqlite_platform: Platform) -> None:
+    """Each index snapshot records the risk on modality, body part and acquisition date with
+    classes counted in subjects (two CT slices of one subject are one person); the dataset
+    API shows it like any table's."""
+    platform = sqlite_platform
+    a, b = list(SUBJECTS)
+    root = "1.2.826.0.1.3680043.87"
+    _collection(
+        platform,
+        "study1.risk",
+        [
+            ("a/1.dcm", image(a, f"{root}.1", f"{root}.1.1", f"{root}.1.1.1")),
+            ("a/2.dcm", image(a, f"{root}.1", f"{root}.1.1", f"{root}.1.1.2")),
+            ("b/1.dcm", image(b, f"{root}.2", f"{root}.2.1", f"{root}.2.1.1")),
+        ],
+    )
+    admin = platform.as_user("admin")
+    shown = admin.get("/api/v1/datasets/study1/risk")
+    assert shown.status_code == 200, shown.text
+    risk = shown.json()["risk"]
+    assert risk["quasi_identifiers"] == ["modality", "body_part", "acquisition_date"]
+    # two subjects, each alone in its class (different shifted dates): 2 records, k = 1
+    assert (risk["records"], risk["classes"], risk["k"], risk["max_risk"]) == (2, 2, 1, 1.0)
+    assert risk["records_at_risk"] == 2 and risk["min_class_size"] == 12
+
+
+def test_index_risk_counts_subjects_not_files() -> None:
+    import pyarrow as pa
+
+    from datalibrary.files.risk import index_risk
+
+    rows = pa.table(
+        {
+            "subject": ["s1"] * 300 + ["s2", "s3"],
+            "modality": ["CT"] * 302,
+            "body_part": ["CHEST"] * 302,
+            "acquisition_date": [None] * 302,
+        }
+    )
+    report = index_risk(rows)
+    assert report is not None and (report.records, report.classes, report.k) == (3, 1, 3)
+    assert index_risk(pa.table({"subject": ["s1"], "path": ["x"]})) is None
+
+
+# concurrent versions ---------------------------------------------------------------------------
+
+
+def test_concurrent_adds_of_one_path_keep_every_version(platform: Platform) -> None:
+    """Four uploads of the same path at once (threads, one session each): versions 1..4, each
+    readable with its own bytes; none lost, none duplicated; the index stays one row per version."""
+    import io
+    import threading
+
+    import pydicom
+
+    from tests.lake_helpers import read_table
+
+    with platform.db.session() as session:
+        service.create_collection(session, SYSTEM, platform.settings, "study1.race")
+    a = list(SUBJECTS)[0]
+    root = "1.2.826.0.1.3680043.86"
+    bodies = [image(a, f"{root}.1", f"{root}.1.1", f"{root}.1.1.{i}") for i in range(4)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(bodies))
+
+    def add(data: bytes) -> None:
+        try:
+            start.wait()
+            with platform.db.session() as session:
+                service.ingest_files(session, SYSTEM, platform.settings, "study1.race", [("x.dcm", data)])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(data,)) for data in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    index = read_table(platform, "study1.race").to_pylist()
+    assert sorted(r["version"] for r in index) == [1, 2, 3, 4]
+    assert len({r["sha256"] for r in index}) == 4
+    _grant(platform, "ada", "study1")
+    ada = platform.as_user("ada")
+    sops = set()
+    for version in (1, 2, 3, 4):
+        got = ada.get("/api/v1/collections/study1.race/files/x.dcm", params={"version": version})
+        assert got.status_code == 200 and got.headers["X-File-Version"] == str(version)
+        sops.add(pydicom.dcmread(io.BytesIO(got.content)).SOPInstanceUID)
+    assert len(sops) == 4
+    # the same bytes again, twice at once: one is unchanged, no fifth version
+    start = threading.Barrier(2)
+    threads = [threading.Thread(target=add, args=(bodies[0],)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    assert sorted(r["version"] for r in read_table(platform, "study1.race").to_pylist()) == [1, 2, 3, 4, 5]

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from datalibrary.files import objects
 from datalibrary.files.models import FileCollection
 from datalibrary.lake import copies
 from datalibrary.lake.catalog import TableName, open_lake
@@ -53,7 +54,7 @@ def scan_objects(scope: copies.ErasureScope) -> list[dict[str, Any]]:
                 lake.storage.delete(item.uri)
                 action = "deleted"
             result = copies.entry(LOCATION, item.uri, found, action, item.size)
-            result["contains_subject"] = bool(found) and bool(lake.storage.list(item.uri))
+            result["contains_subject"] = bool(found) and objects.exists(lake.storage, item.uri)
             results.append(result)
     return results
 

@@ -46,8 +46,10 @@ from datalibrary.audit.service import record
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.errors import Conflict, InvalidInput, NotFound, TooLarge
-from datalibrary.files import dicom, metering
+from datalibrary.files import dicom, metering, objects
+from datalibrary.files import risk as file_risk
 from datalibrary.files.models import FileCollection, QuarantinedFile
+from datalibrary.lake import locks
 from datalibrary.lake.catalog import Lake, TableName, open_lake, parse_table_name
 from datalibrary.lake.models import Dataset
 from datalibrary.lake.planning import plan_table
@@ -469,10 +471,7 @@ def ingest_files(
         if previous is not None and previous["sha256"] == digest:
             report.unchanged.append(path)
             continue
-        uri = object_uri(lake, table, digest)
-        if not lake.storage.list(uri):  # content-addressed: the same bytes are never written twice
-            with lake.storage.open_output(uri) as out:
-                out.write(result.data)
+        objects.store(lake.storage, object_uri(lake, table, digest), result.data)
         row = {
             "path": path,
             "version": (previous["version"] + 1) if previous else 1,
@@ -492,18 +491,7 @@ def ingest_files(
         )
     if rows:
         _release_writes(session)
-        iceberg = lake.load(table)
-        writer = FileWriter(lake, iceberg, f"files-{uuid.uuid4().hex[:12]}", file_schema(iceberg), 64 << 20)
-        try:
-            writer.write(pa.RecordBatch.from_pylist(rows, schema=file_schema(iceberg)))
-            added = writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        result_commit = commit_files(
-            lake, table, add=added, properties={"mode": "append", "files": len(rows)}
-        )
-        report.snapshot_id = result_commit.snapshot_id
+        report.snapshot_id = _commit_rows(lake, table, rows, report, policy.risk_threshold)
     # our rows after the catalog's commit (SQLite: one writer at a time)
     for path, size, sealed, reason in rejected:
         report.quarantined.append(_quarantine(session, principal, collection, path, size, sealed, reason))
@@ -524,12 +512,58 @@ def ingest_files(
     return report
 
 
+def _commit_rows(
+    lake: Lake, table: TableName, rows: list[dict[str, Any]], report: IngestReport, threshold: float
+) -> int | None:
+    """Commit the new index rows under the table's exclusive lease: versions are assigned
+    from the index as it is at commit time, so two uploads of one path at once give versions
+    n+1 and n+2 (never two n+1), and a file equal to the newest version is not added twice.
+    The snapshot records the index's re-identification risk like an ingested table's."""
+    settings = lake.settings.lake
+    with locks.lease(
+        lake.catalog.engine, f"table:{table}", locks.EXCLUSIVE,
+        holder=locks.holder_name(f"files:{table}"), ttl=max(settings.lock_timeout_seconds, 60),
+        timeout=settings.lock_timeout_seconds,
+    ):  # fmt: skip
+        stored = _index(lake, table)
+        latest = {r["path"]: r for r in _current_rows(lake, table, stored)}
+        fresh = []
+        for row in rows:  # in upload order: one path appears once per upload
+            previous = latest.get(row["path"])
+            if previous is not None and previous["sha256"] == row["sha256"]:
+                report.unchanged.append(row["path"])
+                report.added = [a for a in report.added if a["path"] != row["path"]]
+                continue
+            row["version"] = (previous["version"] + 1) if previous else 1
+            fresh.append(row)
+        for added_entry in report.added:
+            added_entry["version"] = next(r["version"] for r in fresh if r["path"] == added_entry["path"])
+        if not fresh:
+            return None
+        iceberg = lake.load(table)
+        schema = file_schema(iceberg)
+        new_rows = pa.Table.from_pylist(fresh, schema=schema)
+        writer = FileWriter(lake, iceberg, f"files-{uuid.uuid4().hex[:12]}", schema, 64 << 20)
+        try:
+            writer.write(pa.RecordBatch.from_pylist(fresh, schema=schema))
+            added = writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        every = pa.concat_tables([stored.select(new_rows.column_names).cast(new_rows.schema), new_rows])
+        result = commit_files(
+            lake, table, add=added, exclusive_held=True,
+            properties={"mode": "append", "files": len(fresh), **file_risk.risk_properties(every, threshold)},
+        )  # fmt: skip
+        return result.snapshot_id
+
+
 # reading --------------------------------------------------------------------------------------
 
 
-def _current_rows(lake: Lake, table: TableName) -> list[dict[str, Any]]:
-    """The newest version of each path."""
-    data = _index(lake, table)
+def _current_rows(lake: Lake, table: TableName, data: pa.Table | None = None) -> list[dict[str, Any]]:
+    """The newest version of each path (of ``data``, read from the table when not given)."""
+    data = _index(lake, table) if data is None else data
     if data.num_rows == 0:
         return []
     rows = data.sort_by([("path", "ascending"), ("version", "descending")]).to_pylist()
