@@ -7,6 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from datalibrary.access import service as access
@@ -228,3 +229,107 @@ def test_concurrent_adds_of_one_path_keep_every_version(platform: Platform) -> N
         thread.join(120)
     assert not errors, errors
     assert sorted(r["version"] for r in read_table(platform, "study1.race").to_pylist()) == [1, 2, 3, 4, 5]
+
+
+# erasure ---------------------------------------------------------------------------------------
+
+
+def test_erasure_leaves_no_byte_of_the_subject_and_no_path_to_their_files(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """Attack after erasure: the subject's files (two versions of one path, so an old version
+    and old snapshots), their quarantined raw file, every warehouse byte (objects, data files,
+    manifests, metadata), DICOMweb search and retrieve, the SDK and the REST download."""
+    import io
+
+    from dicomweb_client.api import DICOMwebClient
+    from requests import HTTPError
+
+    import datalibrary.sdk as sdk
+    from datalibrary.lake.catalog import open_lake
+    from datalibrary.lake.erasure import erase_subject
+    from datalibrary.lake.files import avro_payload
+    from tests.helpers import LiveServer
+    from tests.lake_helpers import read_table
+    from tests.test_files_dicom import sample, to_bytes
+
+    a, b = list(SUBJECTS)
+    root = "1.2.826.0.1.3680043.85"
+    burned = sample()
+    burned.PatientID, burned.BurnedInAnnotation = a, "YES"
+    _collection(platform, "study1.gone", [("a/x.dcm", image(a, f"{root}.1", f"{root}.1.1", f"{root}.1.1.1"))])
+    with platform.db.session() as session:  # a second version of the path, a burned-in file, b's file
+        service.ingest_files(
+            session, SYSTEM, platform.settings, "study1.gone",
+            [("a/x.dcm", image(a, f"{root}.1", f"{root}.1.1", f"{root}.1.1.2")),
+             ("a/burned.dcm", to_bytes(burned)),
+             ("b/y.dcm", image(b, f"{root}.2", f"{root}.2.1", f"{root}.2.1.1", "MR"))],
+        )  # fmt: skip
+    index = read_table(platform, "study1.gone").to_pylist()
+    gone = next(r["subject"] for r in index if r["path"] == "a/x.dcm")
+    kept = next(r for r in index if r["path"] == "b/y.dcm")
+    erased = [r for r in index if r["subject"] == gone]
+    assert sorted(r["version"] for r in erased) == [1, 2]
+    with platform.db.session() as session:
+        sealed = service.sealed_paths(session, "study1.gone")
+    assert len(sealed) == 1 and sealed[0].is_file()
+    _grant(platform, "ada", "study1")
+    platform.as_user("ada")
+    with platform.db.session() as session:  # before: everything readable (so the attack below can fail)
+        listed = service.list_files(
+            session, who(platform, "ada"), platform.settings, "study1.gone",
+            service.grants_of(session, who(platform, "ada")),
+        )  # fmt: skip
+    assert {f["path"] for f in listed} == {"a/x.dcm", "b/y.dcm"}
+
+    lake = open_lake(platform.settings)
+    with platform.db.session() as session:
+        report = erase_subject(session, SYSTEM, lake, namespace="study1", subject=gone)
+    assert report["ok"] is True, report["files_containing_subject"]
+    assert report["rows_removed"] == 2
+    objects = report["copies"]["file collections"]
+    assert sorted(c["action"] for c in objects) == ["deleted", "deleted", "kept"]
+    quarantine = report["copies"]["file collections quarantine"]
+    assert [(q["action"], q["found_in"]) for q in quarantine] == [
+        ("deleted", ["its PatientID resolves to the subject"])
+    ]
+    assert not sealed[0].exists()
+
+    # every byte of the warehouse: no pseudonym, no object of the erased versions
+    warehouse = Path(lake.storage.path(platform.settings.warehouse))
+    for path in warehouse.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            data = avro_payload(data) if path.suffix == ".avro" else data
+            assert gone.encode() not in data, path
+            assert not any(r["sha256"] in path.name for r in erased), path
+    iceberg = lake.load(service.parse_table_name("study1.gone"))
+    assert len(iceberg.metadata.snapshots) == 1  # no snapshot to travel back to
+    assert [r["path"] for r in read_table(platform, "study1.gone").to_pylist()] == ["b/y.dcm"]
+
+    # every read path returns nothing of the subject
+    ada = platform.as_user("ada")
+    for version in (1, 2):
+        got = ada.get("/api/v1/collections/study1.gone/files/a/x.dcm", params={"version": version})
+        assert got.status_code == 404
+    with LiveServer(platform.app) as server:
+        files = sdk.connect(server.url, platform.tokens["ada"]).files("study1.gone")
+        assert [f["path"] for f in files.list()] == ["b/y.dcm"]
+        with pytest.raises(sdk.SdkError):
+            files.read("a/x.dcm", version=1)
+        web = DICOMwebClient(
+            f"{server.url}/api/v1/dicomweb/study1.gone",
+            headers={"Authorization": f"Bearer {platform.tokens['ada']}"},
+        )
+        studies = web.search_for_studies()
+        assert [s["0020000D"]["Value"][0] for s in studies] == [kept["study_instance_uid"]]
+        assert web.search_for_studies(search_filters={"PatientID": gone}) == []
+        for row in erased:
+            with pytest.raises(HTTPError) as refused:
+                web.retrieve_instance(
+                    row["study_instance_uid"], row["series_instance_uid"], row["sop_instance_uid"]
+                )
+            assert refused.value.response.status_code == 404
+        remaining = web.retrieve_study(kept["study_instance_uid"])
+        assert [d.PatientID for d in remaining] == [kept["subject"]]
+        assert gone.encode() not in io.BytesIO(files.read("b/y.dcm")).getvalue()

@@ -4,7 +4,12 @@ Erasure rewrites every table of the namespace without the subject's rows — the
 index tables included (their dataset row declares ``subject`` as the subject column). This
 scanner then removes the objects no index row references any more, checks every object left
 for the subject (its pseudonym is the files' PatientID), deletes any that still holds it, and
-lists each object checked in the proof."""
+lists each object checked in the proof.
+
+Quarantined files (their raw bytes sealed at rest) hold the patient's original identifiers,
+not the pseudonym being erased: each is decrypted, its subject resolved as ingestion would
+(the collection's template, policy and study key) and deleted when it is the erased subject's
+or mentions the pseudonym; every quarantined file of the namespace is listed in the proof."""
 
 from __future__ import annotations
 
@@ -13,12 +18,13 @@ from typing import Any
 from sqlalchemy import select
 
 from datalibrary.files import objects
-from datalibrary.files.models import FileCollection
+from datalibrary.files.models import FileCollection, QuarantinedFile
 from datalibrary.lake import copies
 from datalibrary.lake.catalog import TableName, open_lake
 from datalibrary.lake.planning import plan_table
 
 LOCATION = "file collections"
+QUARANTINE = "file collections quarantine"
 
 
 def _referenced(lake: Any, name: TableName) -> set[str]:
@@ -59,5 +65,57 @@ def scan_objects(scope: copies.ErasureScope) -> list[dict[str, Any]]:
     return results
 
 
+def _quarantined_subject(scope: copies.ErasureScope, collection: FileCollection, data: bytes) -> str | None:
+    """The pseudonym ingestion would give this raw file (None: no subject can be read)."""
+    import io
+
+    import pydicom
+
+    from datalibrary.files.service import _resolver
+    from datalibrary.privacy.service import study_key_for
+    from datalibrary.privacy.store import load_policy
+
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+        policy = load_policy(scope.session, collection.policy_name)
+        key = study_key_for(scope.settings, scope.session, collection.namespace, record=False)
+        return _resolver(collection, policy, key)(ds).pseudonym
+    except Exception:  # noqa: BLE001 - not DICOM, no PatientID (Rejected): the byte scan stands
+        return None
+
+
+def scan_quarantine(scope: copies.ErasureScope) -> list[dict[str, Any]]:
+    from pathlib import Path
+
+    from datalibrary.ingest.sealed import iter_plain
+
+    results = []
+    collections = scope.session.scalars(
+        select(FileCollection).where(FileCollection.namespace == scope.namespace)
+    )
+    for collection in collections:
+        rows = scope.session.scalars(
+            select(QuarantinedFile).where(QuarantinedFile.collection_id == collection.id)
+        )
+        for row in rows:
+            path = Path(row.sealed_path) if row.sealed_path else None
+            if path is None or not path.is_file():
+                continue
+            data = b"".join(iter_plain(scope.settings, path))
+            found = copies.bytes_mention(data, path.name, scope.subject)
+            if _quarantined_subject(scope, collection, data) == scope.subject:
+                found.append("its PatientID resolves to the subject")
+            action = "kept"
+            if found:
+                path.unlink()
+                row.sealed_path = None
+                action = "deleted"
+            item = copies.entry(QUARANTINE, path, found, action, len(data))
+            item["contains_subject"] = bool(found) and path.exists()
+            results.append(item)
+    return results
+
+
 def register() -> None:
     copies.register(LOCATION, scan_objects)
+    copies.register(QUARANTINE, scan_quarantine)
