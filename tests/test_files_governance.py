@@ -220,9 +220,10 @@ def test_concurrent_adds_of_one_path_keep_every_version(platform: Platform) -> N
         assert got.status_code == 200 and got.headers["X-File-Version"] == str(version)
         sops.add(pydicom.dcmread(io.BytesIO(got.content)).SOPInstanceUID)
     assert len(sops) == 4
-    # the same bytes again, twice at once: one is unchanged, no fifth version
+    # new bytes, twice at once: one becomes version 5, the other finds it unchanged
+    fifth = image(a, f"{root}.1", f"{root}.1.1", f"{root}.1.1.9")
     start = threading.Barrier(2)
-    threads = [threading.Thread(target=add, args=(bodies[0],)) for _ in range(2)]
+    threads = [threading.Thread(target=add, args=(fifth,)) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -333,3 +334,85 @@ def test_erasure_leaves_no_byte_of_the_subject_and_no_path_to_their_files(
         remaining = web.retrieve_study(kept["study_instance_uid"])
         assert [d.PatientID for d in remaining] == [kept["subject"]]
         assert gone.encode() not in io.BytesIO(files.read("b/y.dcm")).getvalue()
+
+
+# large uploads ---------------------------------------------------------------------------------
+
+
+def big_ct(path: Path, frames: int, usubjid: str = "01-701-1015") -> Path:
+    """A multi-frame CT written frame by frame (never whole in memory): 512x512x16-bit frames."""
+    from tests.test_files_dicom import sample
+
+    ds = sample()
+    ds.PatientID, ds.PatientName = usubjid, "Canary^Big"
+    ds.Rows = ds.Columns = 512
+    ds.NumberOfFrames = frames
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = (
+        "1.2.3.84.1",
+        "1.2.3.84.1.1",
+        "1.2.3.84.1.1.1",
+    )
+    frame = bytes(range(256)) * (512 * 512 * 2 // 256)
+    ds.PixelData = frame  # placeholder: the real value is streamed below
+    del ds.PixelData
+    import io as _io
+
+    head = _io.BytesIO()
+    ds.save_as(head, enforce_file_format=True)
+    with path.open("wb") as out:
+        out.write(head.getvalue())
+        out.write(b"\xe0\x7f\x10\x00OW\x00\x00" + (len(frame) * frames).to_bytes(4, "little"))
+        for _ in range(frames):
+            out.write(frame)
+    return path
+
+
+def test_a_large_file_is_deidentified_in_bounded_memory(sqlite_platform: Platform, tmp_path: Path) -> None:
+    """A 128 MiB multi-frame CT given on disk: de-identified and stored with Python allocations
+    under 24 MiB at peak (the pixel data is copied in chunks, never held); the stored file has
+    every frame and no identifier."""
+    import tracemalloc
+
+    import pydicom
+
+    from datalibrary.lake.catalog import open_lake
+
+    platform = sqlite_platform
+    source = big_ct(tmp_path / "big.dcm", frames=256)
+    assert source.stat().st_size > 128 << 20
+    with platform.db.session() as session:
+        service.create_collection(session, SYSTEM, platform.settings, "study1.big")
+    tracemalloc.start()
+    try:
+        with platform.db.session() as session:
+            report = service.ingest_files(
+                session, SYSTEM, platform.settings, "study1.big", [("big.dcm", source)]
+            )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [a["path"] for a in report.added] == ["big.dcm"], report.quarantined
+    assert peak < 24 << 20, f"peak Python allocations {peak >> 20} MiB"
+    assert source.exists()  # the caller's file is left alone
+    assert list(service.spool_dir(platform.settings).iterdir()) == []  # no spool file left behind
+    lake = open_lake(platform.settings)
+    [stored] = lake.storage.list(service.objects_root(lake, service.parse_table_name("study1.big")))
+    out = pydicom.dcmread(lake.storage.path(stored.uri), defer_size=1 << 20)
+    assert out.NumberOfFrames == 256 and out.PatientIdentityRemoved == "YES"
+    assert str(out.PatientID) != "01-701-1015" and "Canary" not in str(out.PatientName)
+    assert stored.size >= 256 * 512 * 512 * 2
+
+
+def test_upload_limit_is_configurable_and_refuses_past_it(sqlite_platform: Platform) -> None:
+    platform = sqlite_platform
+    with platform.db.session() as session:
+        service.create_collection(session, SYSTEM, platform.settings, "study1.lim")
+    platform.settings.files.max_file_bytes = 1000
+    body = image(list(SUBJECTS)[0], "1.2.3.83.1", "1.2.3.83.1.1", "1.2.3.83.1.1.1")
+    admin = platform.as_user("admin")
+    sent = admin.post("/api/v1/collections/study1.lim/files", params={"filename": "x.dcm"}, content=body)
+    assert sent.status_code == 413 and "files.max_file_bytes" in sent.text
+    assert list(service.spool_dir(platform.settings).iterdir()) == []
+    platform.settings.files.max_file_bytes = 1 << 20
+    sent = admin.post("/api/v1/collections/study1.lim/files", params={"filename": "x.dcm"}, content=body)
+    assert sent.status_code == 200 and [a["path"] for a in sent.json()["added"]] == ["x.dcm"]

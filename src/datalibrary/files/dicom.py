@@ -19,10 +19,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import os
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pydicom
@@ -87,7 +90,7 @@ class DeidOptions:
 
 @dataclass
 class DeidResult:
-    data: bytes
+    data: bytes | Path  # a spool file when the input was a file (the caller deletes it)
     metadata: dict[str, Any]
     actions: Counter[str]  # action code -> attributes it was applied to
     profile_edition: str
@@ -259,7 +262,7 @@ class _Cleaner:
 
 def _vr(ds: Dataset, tag: Any) -> str:
     """The element's VR without decoding its value (explicit VR, else the dictionary's)."""
-    raw = ds.get_item(tag)
+    raw = ds.get_item(tag, keep_deferred=True)
     vr = getattr(raw, "VR", None)
     if vr and vr not in ("UN", "US or SS", "OB or OW", "US or OW", "US or SS or OW"):
         return str(vr)
@@ -302,15 +305,64 @@ def metadata_of(ds: Dataset) -> dict[str, Any]:
     }
 
 
-def read_dataset(data: bytes) -> Dataset:
+DEFER_BYTES = 1 << 20  # values larger than this stay in the file until written
+
+
+def read_dataset(data: bytes | Path) -> Dataset:
     try:
+        if isinstance(data, Path):  # large values (pixel data) stay on disk, read when written
+            return pydicom.dcmread(data, defer_size=DEFER_BYTES)
         return pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError) as exc:
+    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
         raise Rejected(f"not a readable DICOM file ({type(exc).__name__})") from None
 
 
-def deidentify(data: bytes, options: DeidOptions) -> DeidResult:
-    """De-identified bytes of one DICOM file, its index metadata and the actions applied."""
+class _Window(io.BufferedIOBase):
+    """A read-only view of ``length`` bytes of an open file from ``start``: pydicom writes a
+    buffered element value from it in chunks, so pixel data is copied, never held whole."""
+
+    def __init__(self, handle: io.BufferedReader, start: int, length: int) -> None:
+        self.handle, self.start, self.length, self.position = handle, start, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.position, os.SEEK_END: self.length}[whence]
+        self.position = min(max(base + offset, 0), self.length)
+        return self.position
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = self.length - self.position
+        size = left if size is None or size < 0 else min(size, left)
+        self.handle.seek(self.start + self.position)
+        chunk = self.handle.read(size)
+        self.position += len(chunk)
+        return chunk
+
+
+def _buffer_deferred(ds: Dataset, handle: io.BufferedReader) -> None:
+    """Top-level OB/OW values left in the file (deferred) become windows on it."""
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag, keep_deferred=True)
+        deferred = getattr(raw, "value", b"") is None and getattr(raw, "length", 0) not in (0, 0xFFFFFFFF)
+        if deferred and _vr(ds, tag) in ("OB", "OW"):
+            ds.add_new(tag, _vr(ds, tag), _Window(handle, raw.value_tell, raw.length))
+
+
+def deidentify(data: bytes | Path, options: DeidOptions, spool: Path | None = None) -> DeidResult:
+    """De-identified bytes of one DICOM file, its index metadata and the actions applied.
+
+    Given a file, the result is a file too (in ``spool``, default the system's temporary
+    directory) and native pixel data is copied in chunks: memory stays at a few MiB whatever
+    the file's size. Encapsulated (compressed) pixel data has no length to defer by and is read
+    whole."""
     profile = load_profile()
     ds = read_dataset(data)
     check_burned_in(ds, options.burned_in_reviewed)
@@ -327,9 +379,21 @@ def deidentify(data: bytes, options: DeidOptions) -> DeidResult:
         codes.append(item)
     ds.DeidentificationMethodCodeSequence = codes
     ds.file_meta = _clean_meta(ds.file_meta, ds)
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return DeidResult(out.getvalue(), metadata_of(ds), cleaner.actions, profile.edition, subject.pseudonym)
+    if not isinstance(data, Path):
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        found: bytes | Path = out.getvalue()
+        return DeidResult(found, metadata_of(ds), cleaner.actions, profile.edition, subject.pseudonym)
+    handle_out, name = tempfile.mkstemp(prefix="deid-", suffix=".dcm", dir=spool)
+    target = Path(name)
+    try:
+        with data.open("rb") as source, os.fdopen(handle_out, "wb") as written:
+            _buffer_deferred(ds, source)  # type: ignore[arg-type]
+            ds.save_as(written, enforce_file_format=True)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return DeidResult(target, metadata_of(ds), cleaner.actions, profile.edition, subject.pseudonym)
 
 
 def _clean_meta(meta: FileMetaDataset | None, ds: Dataset) -> FileMetaDataset:

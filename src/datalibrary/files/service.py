@@ -21,7 +21,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import re
+import shutil
+import tempfile
 import uuid
 import zipfile
 import zlib
@@ -61,7 +64,6 @@ from datalibrary.privacy.service import study_key_for
 from datalibrary.privacy.store import load_policy
 
 log = logging.getLogger(__name__)
-MAX_FILE_BYTES = 512 << 20
 MAX_ARCHIVE_MEMBERS = 20_000
 TEMPLATE_FIELDS = ("PatientID", "ClinicalTrialSubjectID", "ClinicalTrialProtocolID")
 TEMPLATE_RE = re.compile(r"^(?:[^{}]|\{(?:" + "|".join(TEMPLATE_FIELDS) + r")\})*$")
@@ -350,18 +352,34 @@ def object_uri(lake: Lake, name: TableName, sha256: str) -> str:
     return f"{objects_root(lake, name)}/{sha256[:2]}/{sha256}"
 
 
-Loader = Callable[[], bytes]
+Loader = Callable[[], bytes | Path]
+SPOOL_MEMBER_BYTES = 64 << 20  # archive members above this are extracted to disk, not memory
+
+
+def spool_dir(settings: Settings) -> Path:
+    """Where uploads and de-identified files wait on disk (never in memory) before storage."""
+    directory = settings.home / "tmp" / "files"
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return directory
+
+
+def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, spool: Path) -> Path:
+    handle, name = tempfile.mkstemp(prefix="member-", dir=spool)
+    with archive.open(info) as member, os.fdopen(handle, "wb") as out:
+        shutil.copyfileobj(member, out, 8 << 20)
+    return Path(name)
 
 
 def _members(
-    filename: str, source: bytes | Path, archives: list[zipfile.ZipFile]
+    filename: str, source: bytes | Path, archives: list[zipfile.ZipFile], spool: Path | None = None
 ) -> list[tuple[str, int, Loader]]:
     """A zip of a series fans out into its files (directories and macOS metadata skipped);
-    each file or member is read only when its turn comes, so one is in memory at a time."""
+    each file or member is read only when its turn comes, so one is in memory at a time, and
+    a file given on disk (or a large member, extracted to ``spool``) is never read whole."""
     handle = source if isinstance(source, Path) else io.BytesIO(source)
     if not zipfile.is_zipfile(handle):
         if isinstance(source, Path):
-            return [(filename, source.stat().st_size, source.read_bytes)]
+            return [(filename, source.stat().st_size, lambda: source)]
         return [(filename, len(source), lambda: source)]
     archive = zipfile.ZipFile(source if isinstance(source, Path) else io.BytesIO(source))
     archives.append(archive)
@@ -374,16 +392,36 @@ def _members(
     ]
     if len(infos) > MAX_ARCHIVE_MEMBERS:
         raise TooLarge(f"{filename}: more than {MAX_ARCHIVE_MEMBERS} files in one archive")
+
     # zipfile stops at the declared size, so a member cannot inflate past it
-    return [(i.filename, i.file_size, lambda i=i: archive.read(i)) for i in infos]
+    def loader(info: zipfile.ZipInfo) -> Loader:
+        if spool is not None and info.file_size > SPOOL_MEMBER_BYTES:
+            return lambda: _extract(archive, info, spool)
+        return lambda: archive.read(info)
+
+    return [(i.filename, i.file_size, loader(i)) for i in infos]
 
 
-def _seal(settings: Settings, collection: FileCollection, data: bytes) -> Path:
+def _digest(data: bytes | Path) -> tuple[str, int]:
+    """SHA-256 and size of bytes or a file (read in chunks)."""
+    if not isinstance(data, Path):
+        return hashlib.sha256(data).hexdigest(), len(data)
+    digest = hashlib.sha256()
+    with data.open("rb") as handle:
+        while chunk := handle.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest(), data.stat().st_size
+
+
+def _seal(settings: Settings, collection: FileCollection, data: bytes | Path) -> Path:
     """A rejected file's raw bytes, sealed at rest at once (the ingestion quarantine's format)."""
     from datalibrary.ingest.sealed import seal
 
     directory = settings.home / "files" / "quarantine" / str(collection.id)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if isinstance(data, Path):
+        with data.open("rb") as handle:
+            return seal(settings, handle, directory / f"{uuid.uuid4().hex}.dlq")
     return seal(settings, io.BytesIO(data), directory / f"{uuid.uuid4().hex}.dlq")
 
 
@@ -441,18 +479,21 @@ def ingest_files(
     now = datetime.now(UTC)
     # every path checked before anything is written: a bad name refuses the whole upload
     archives: list[zipfile.ZipFile] = []
+    spool = spool_dir(settings)
+    limit = settings.files.max_file_bytes
     members = [
         (_clean_path(path), size, load)
         for filename, data in uploads
-        for path, size, load in _members(filename, data, archives)
+        for path, size, load in _members(filename, data, archives, spool)
     ]
     duplicates = sorted(p for p, n in Counter(p for p, _, _ in members).items() if n > 1)
     if duplicates:
         raise InvalidInput(f"the upload names {duplicates[0]} more than once")
+    given = {data for _, data in uploads if isinstance(data, Path)}  # the caller's files: kept
     rejected: list[tuple[str, int, Path | None, str]] = []  # sealed at once, recorded after the commit
     for path, size, load in members:
-        if size > MAX_FILE_BYTES:
-            rejected.append((path, size, None, f"file larger than {MAX_FILE_BYTES >> 20} MiB"))
+        if size > limit:
+            rejected.append((path, size, None, f"file larger than {limit:,} bytes (files.max_file_bytes)"))
             continue
         try:
             data = load()
@@ -460,23 +501,30 @@ def ingest_files(
             rejected.append((path, size, None, f"cannot be read from its archive ({type(exc).__name__})"))
             continue
         try:
-            result = dicom.deidentify(data, options)
+            result = dicom.deidentify(data, options, spool)
         except dicom.Rejected as exc:
-            rejected.append((path, len(data), _seal(settings, collection, data), exc.reason))
+            rejected.append((path, _digest(data)[1], _seal(settings, collection, data), exc.reason))
             continue
         finally:
+            if isinstance(data, Path) and data not in given:
+                data.unlink(missing_ok=True)
             del data
-        digest = hashlib.sha256(result.data).hexdigest()
+        try:
+            digest, stored_size = _digest(result.data)
+            if (previous := latest.get(path)) is None or previous["sha256"] != digest:
+                objects.store(lake.storage, object_uri(lake, table, digest), result.data)
+        finally:
+            if isinstance(result.data, Path):
+                result.data.unlink(missing_ok=True)
         previous = latest.get(path)
         if previous is not None and previous["sha256"] == digest:
             report.unchanged.append(path)
             continue
-        objects.store(lake.storage, object_uri(lake, table, digest), result.data)
         row = {
             "path": path,
             "version": (previous["version"] + 1) if previous else 1,
             "media_type": dicom.MEDIA_TYPE,
-            "size": len(result.data),
+            "size": stored_size,
             "sha256": digest,
             "subject": result.subject,
             "study": table.namespace,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -19,7 +22,6 @@ from datalibrary.lake.catalog import open_lake, parse_table_name
 from datalibrary.lineage import events as lineage
 
 router = APIRouter(tags=["files"])
-MAX_UPLOAD_BYTES = 512 << 20  # held in memory: larger deliveries in parts, or `datalibrary files add`
 
 
 class CollectionIn(BaseModel):
@@ -88,13 +90,22 @@ async def upload(
         min_length=1, max_length=400, pattern=service.PATH_PATTERN, description="Path in the collection"
     ),
 ) -> dict[str, Any]:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_UPLOAD_BYTES:
-            raise TooLarge(f"{filename}: uploads are limited to {MAX_UPLOAD_BYTES >> 20} MiB")
-        chunks.append(chunk)
-    report = service.ingest_files(session, principal, settings, name, [(filename, b"".join(chunks))])
+    limit = settings.files.max_file_bytes
+    handle, name_on_disk = tempfile.mkstemp(prefix="upload-", dir=service.spool_dir(settings))
+    spooled = Path(name_on_disk)
+    try:
+        size = 0
+        with os.fdopen(handle, "wb") as out:  # streamed to disk: never the whole file in memory
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(
+                        f"{filename}: uploads are limited to {limit:,} bytes (files.max_file_bytes)"
+                    )
+                out.write(chunk)
+        report = service.ingest_files(session, principal, settings, name, [(filename, spooled)])
+    finally:
+        spooled.unlink(missing_ok=True)
     return {
         "added": report.added,
         "unchanged": report.unchanged,
@@ -346,8 +357,8 @@ def _multipart(
     snapshot = open_lake(settings).load(table).current_snapshot()
     lineage.record_file_read(
         session, user=principal.name, project=principal.default_project, collection=str(table),
-        snapshot_id=snapshot.snapshot_id if snapshot else None, path=f"dicomweb/{what}", size=sum(len(p) for p in parts),
-        via=principal.via,
+        snapshot_id=snapshot.snapshot_id if snapshot else None, path=f"dicomweb/{what}",
+        size=sum(len(p) for p in parts), via=principal.via,
     )  # fmt: skip
     return Response(
         body,
