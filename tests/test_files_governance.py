@@ -282,6 +282,8 @@ def test_erasure_leaves_no_byte_of_the_subject_and_no_path_to_their_files(
             service.grants_of(session, who(platform, "ada")),
         )  # fmt: skip
     assert {f["path"] for f in listed} == {"a/x.dcm", "b/y.dcm"}
+    thumb = platform.as_user("ada").get("/api/v1/collections/study1.gone/thumbnails/a/x.dcm")
+    assert thumb.status_code == 200  # a derived copy in the warehouse, cached
 
     lake = open_lake(platform.settings)
     with platform.db.session() as session:
@@ -289,7 +291,12 @@ def test_erasure_leaves_no_byte_of_the_subject_and_no_path_to_their_files(
     assert report["ok"] is True, report["files_containing_subject"]
     assert report["rows_removed"] == 2
     objects = report["copies"]["file collections"]
-    assert sorted(c["action"] for c in objects) == ["deleted", "deleted", "kept"]
+    kinds = sorted((c["uri"].rsplit("/", 1)[-1].partition(".")[2], c["action"]) for c in objects)
+    assert kinds == [
+        ("", "deleted"), ("", "deleted"), ("", "kept"),  # the objects: two versions of a's, b's
+        ("actions.json", "deleted"), ("actions.json", "deleted"), ("actions.json", "kept"),
+        ("thumb.png", "deleted"),
+    ]  # fmt: skip
     quarantine = report["copies"]["file collections quarantine"]
     assert [(q["action"], q["found_in"]) for q in quarantine] == [
         ("deleted", ["its PatientID resolves to the subject"])
@@ -313,6 +320,9 @@ def test_erasure_leaves_no_byte_of_the_subject_and_no_path_to_their_files(
     for version in (1, 2):
         got = ada.get("/api/v1/collections/study1.gone/files/a/x.dcm", params={"version": version})
         assert got.status_code == 404
+        for what in ("thumbnails", "actions"):
+            got = ada.get(f"/api/v1/collections/study1.gone/{what}/a/x.dcm", params={"version": version})
+            assert got.status_code == 404
     with LiveServer(platform.app) as server:
         files = sdk.connect(server.url, platform.tokens["ada"]).files("study1.gone")
         assert [f["path"] for f in files.list()] == ["b/y.dcm"]
@@ -416,3 +426,123 @@ def test_upload_limit_is_configurable_and_refuses_past_it(sqlite_platform: Platf
     platform.settings.files.max_file_bytes = 1 << 20
     sent = admin.post("/api/v1/collections/study1.lim/files", params={"filename": "x.dcm"}, content=body)
     assert sent.status_code == 200 and [a["path"] for a in sent.json()["added"]] == ["x.dcm"]
+
+
+# per-file page: attribute actions and thumbnails -----------------------------------------------
+
+
+def _us(usubjid: str) -> bytes:
+    """An ultrasound image (a modality known for burned-in text) admitted by a review decision."""
+    from tests.test_files_dicom import sample, to_bytes
+
+    ds = sample()
+    ds.PatientID, ds.Modality = usubjid, "US"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = (
+        "1.2.3.82.2",
+        "1.2.3.82.2.1",
+        "1.2.3.82.2.1.1",
+    )
+    return to_bytes(ds)
+
+
+def test_attribute_actions_and_thumbnails_under_grants(
+    sqlite_platform: Platform, tmp_path: Path, monkeypatch
+) -> None:
+    import io
+    import json
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from datalibrary.cli import app
+    from datalibrary.lake.catalog import open_lake
+    from tests.helpers import PASSWORD
+    from tests.test_web import sign_in
+
+    platform = sqlite_platform
+    a, b = list(SUBJECTS)
+    with platform.db.session() as session:
+        service.create_collection(
+            session,
+            SYSTEM,
+            platform.settings,
+            "study1.view",
+            burned_in_reviewed={"US": "vendor writes no text"},
+        )
+    with platform.db.session() as session:
+        service.ingest_files(
+            session, SYSTEM, platform.settings, "study1.view",
+            [("ct.dcm", image(a, "1.2.3.82.1", "1.2.3.82.1.1", "1.2.3.82.1.1.1")),
+             ("mr.dcm", image(b, "1.2.3.82.3", "1.2.3.82.3.1", "1.2.3.82.3.1.1", "MR")),
+             ("us.dcm", _us(a))],
+        )  # fmt: skip
+    _grant(platform, "ada", "study1", row_filter="modality IN ('CT', 'US')")
+    ada = platform.as_user("ada")
+
+    # what the profile did, attribute by attribute: every action class, the table's code, no value
+    got = ada.get("/api/v1/collections/study1.view/actions/ct.dcm")
+    assert got.status_code == 200, got.text
+    found = got.json()
+    by_keyword = {x["keyword"]: x for x in found["attributes"] if ">" not in x["attribute"]}
+    assert by_keyword["PatientName"]["action"] == "D" and by_keyword["PatientID"]["action"] == "D"
+    assert by_keyword["StudyDate"]["action"] == "C" and by_keyword["StudyInstanceUID"]["action"] == "U"
+    assert by_keyword["PatientBirthDate"]["action"] == "Z"
+    assert by_keyword["Modality"]["action"] == "K"
+    assert by_keyword["InstitutionName"]["table"] == "X/Z/D"
+    assert set(found["counts"]) >= {"D", "Z", "X", "K", "C", "U"}
+    assert sum(found["counts"].values()) == len(found["attributes"])
+    for canary in ("Canary", "01-701", "1.2.3.82", "20140102", "19411212"):
+        assert canary not in got.text, canary
+    assert ada.get("/api/v1/collections/study1.view/actions/mr.dcm").status_code == 404  # row filter
+
+    # thumbnails: a CT renders (small PNG, cached in the warehouse, metered, audited) ...
+    thumb = ada.get("/api/v1/collections/study1.view/thumbnails/ct.dcm")
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/png"
+    picture = Image.open(io.BytesIO(thumb.content))
+    assert picture.format == "PNG" and max(picture.size) <= 128 and not picture.info  # no text chunks
+    lake = open_lake(platform.settings)
+    cached = lake.storage.list(service.derived_root(lake, service.parse_table_name("study1.view")))
+    assert sum(1 for c in cached if c.uri.endswith(".thumb.png")) == 1
+    assert ada.get("/api/v1/collections/study1.view/thumbnails/ct.dcm").content == thumb.content
+    # ... the ultrasound admitted on a review decision does not, the MR is outside the grant
+    refused = ada.get("/api/v1/collections/study1.view/thumbnails/us.dcm")
+    assert refused.status_code == 409 and "burned-in" in refused.text
+    assert ada.get("/api/v1/collections/study1.view/thumbnails/mr.dcm").status_code == 404
+    assert platform.as_user("eve").get("/api/v1/collections/study1.view/thumbnails/ct.dcm").status_code == 404
+    assert platform.anonymous.get("/api/v1/collections/study1.view/thumbnails/ct.dcm").status_code == 401
+    with platform.db.session() as session:
+        reads = session.scalars(select(FileRead).where(FileRead.via == "thumbnail")).all()
+        assert [(r.user, r.path, r.bytes) for r in reads] == [("ada", "ct.dcm", len(thumb.content))] * 2
+
+    # the console's file page: actions table, thumbnail only where safe
+    client = sign_in(platform, "ada", PASSWORD)
+    page = client.get("/collections/file", params={"name": "study1.view", "path": "ct.dcm"})
+    assert page.status_code == 200 and "PatientBirthDate" in page.text and "X/Z/D" in page.text
+    assert "/thumbnails/ct.dcm" in page.text and "Canary" not in page.text
+    us_page = client.get("/collections/file", params={"name": "study1.view", "path": "us.dcm"})
+    assert "no-thumbnail" in us_page.text and "/thumbnails/" not in us_page.text
+    assert (
+        client.get("/collections/file", params={"name": "study1.view", "path": "mr.dcm"}).status_code == 404
+    )
+    listing = client.get("/collections", params={"name": "study1.view"}).text
+    assert "/collections/file?name=study1.view&amp;path=ct.dcm" in listing
+
+    # the CLI, as the same user
+    monkeypatch.setenv("DATALIBRARY_HOME", str(platform.settings.home))
+    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", str(platform.settings.database_url))
+
+    def run(*args: str, code: int = 0) -> str:
+        result = CliRunner().invoke(app, list(args))
+        assert result.exit_code == code, f"{args}: exit {result.exit_code}\n{result.output}"
+        return result.output
+
+    cli_actions = json.loads(run("files", "actions", "study1.view", "ct.dcm", "--as", "ada", "--json"))
+    assert cli_actions["attributes"] == found["attributes"]
+    target = tmp_path / "ct.png"
+    made = json.loads(
+        run("files", "thumbnail", "study1.view", "ct.dcm", "--output", str(target), "--as", "ada", "--json")
+    )
+    assert made["bytes"] == len(thumb.content) and target.read_bytes() == thumb.content
+    assert "burned-in" in run(
+        "files", "thumbnail", "study1.view", "us.dcm", "--output", str(target), "--as", "ada", code=2
+    )

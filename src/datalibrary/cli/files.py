@@ -152,7 +152,13 @@ def get(
     with db_session() as session:
         principal = _user(session, as_user)
         meta, data = service.read_file(
-            session, principal, config, name, path, service.grants_of(session, principal), version=version,
+            session,
+            principal,
+            config,
+            name,
+            path,
+            service.grants_of(session, principal),
+            version=version,
             via="cli",
         )
         table = parse_table_name(name)
@@ -167,6 +173,54 @@ def get(
     emit(
         meta, as_json, lambda d: console.print(f"{d['path']} v{d['version']}: {d['size']} bytes -> {output}")
     )
+
+
+@app.command("actions")
+def actions(
+    name: Annotated[str, typer.Argument(help="NAMESPACE.COLLECTION")],
+    path: Annotated[str, typer.Argument(help="The file's path in the collection.")],
+    version: Annotated[int | None, typer.Option(help="A version (default: the newest).")] = None,
+    as_user: AsUser = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What the de-identification profile did to each attribute of a file (D/Z/X/K/C/U; no values)."""
+    from datalibrary.files import service, views
+
+    with db_session() as session:
+        principal = _user(session, as_user)
+        found = views.attribute_actions(
+            session, principal, settings(), name, path, service.grants_of(session, principal), version=version
+        )
+
+    def human(d: dict[str, Any]) -> None:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(d["counts"].items()))
+        console.print(f"{d['path']} v{d['version']} ({d['profile']}): {counts or 'not recorded'}")
+        table(d["attributes"], ["attribute", "keyword", "table", "action"])
+
+    emit(found, as_json, human)
+
+
+@app.command("thumbnail")
+def thumbnail(
+    name: Annotated[str, typer.Argument(help="NAMESPACE.COLLECTION")],
+    path: Annotated[str, typer.Argument(help="The file's path in the collection.")],
+    output: Annotated[Path, typer.Option(help="Where to write the PNG.")],
+    version: Annotated[int | None, typer.Option(help="A version (default: the newest).")] = None,
+    as_user: AsUser = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A small PNG of an image, where no burned-in text can be (audited and metered)."""
+    from datalibrary.files import service, views
+
+    with db_session() as session:
+        principal = _user(session, as_user)
+        meta, png = views.thumbnail(
+            session, principal, settings(), name, path, service.grants_of(session, principal),
+            version=version, via="cli",
+        )  # fmt: skip
+    output.write_bytes(png)
+    found = {"path": meta["path"], "version": meta["version"], "bytes": len(png), "output": str(output)}
+    emit(found, as_json, lambda d: console.print(f"{d['path']}: {d['bytes']} bytes -> {d['output']}"))
 
 
 @app.command("quarantine")

@@ -95,6 +95,7 @@ class DeidResult:
     actions: Counter[str]  # action code -> attributes it was applied to
     profile_edition: str
     subject: str  # the subject's pseudonym
+    attributes: list[dict[str, str]] = field(default_factory=list)  # per attribute: tag, keyword, action
 
 
 STANDARD_UID_ROOT = "1.2.840.10008."  # UIDs the standard defines (SOP classes, codes): never remapped
@@ -152,6 +153,31 @@ class _Cleaner:
         self.options = options
         self.subject = subject
         self.actions: Counter[str] = Counter()
+        self.log: list[dict[str, str]] = []  # one entry per attribute: what was done (no value)
+        self.within = ""  # the sequence path being walked ("AnatomicRegionSequence > ")
+
+    def did(self, tag: Any, action: str) -> None:
+        number = int(tag)
+        keyword = pydicom.datadict.keyword_for_tag(number) if not (number >> 16) % 2 else ""
+        self.actions[action] += 1
+        self.log.append(
+            {
+                "attribute": f"{self.within}({number >> 16:04X},{number & 0xFFFF:04X})",
+                "keyword": keyword or ("private" if (number >> 16) % 2 else "unknown"),
+                "action": action,
+                "table": self.profile.standard_codes.get(number, ""),
+            }
+        )
+
+    def nested(self, elem: Any, uid_only: bool) -> None:
+        outer = self.within
+        name = pydicom.datadict.keyword_for_tag(int(elem.tag)) or f"{int(elem.tag):08X}"
+        try:
+            for index, item in enumerate(elem.value):
+                self.within = f"{outer}{name}[{index}] > "
+                self.clean(item, uid_only)
+        finally:
+            self.within = outer
 
     def uid(self, value: Any) -> Any:
         if isinstance(value, list | pydicom.multival.MultiValue):
@@ -167,7 +193,7 @@ class _Cleaner:
                     self.private(ds, ds[tag])
                 else:  # nothing allowed: removed without decoding
                     del ds[tag]
-                    self.actions["X"] += 1
+                    self.did(tag, "X")
                 continue
             action = self.profile.action(int(tag))
             if action is None:
@@ -176,13 +202,12 @@ class _Cleaner:
                     action = "U"
                 elif vr == "UN":  # unknown to the dictionary: nobody can say it is safe to keep
                     del ds[tag]
-                    self.actions["X"] += 1
+                    self.did(tag, "X")
                     continue
                 else:
+                    self.did(tag, "K")
                     if vr == "SQ":
-                        for item in ds[tag].value:
-                            self.clean(item, uid_only)
-                    self.actions["K"] += 1
+                        self.nested(ds[tag], uid_only)
                     continue
             self.apply(ds, ds[tag], action)
 
@@ -193,22 +218,22 @@ class _Cleaner:
             creator = str(elem.value).strip()
             block = f"{group:04X},XX"
             if any(a.startswith(block) and a.endswith("@" + creator) for a in allowed):
-                self.actions["K"] += 1
+                self.did(elem.tag, "K")
                 return
         elif element > 0x00FF:
             creator_elem = ds.get((group << 16) | (element >> 8))
             creator = str(creator_elem.value).strip() if creator_elem is not None else ""
             if f"{group:04X},XX{element & 0xFF:02X}@{creator}" in allowed:
-                self.actions["K"] += 1
+                self.did(elem.tag, "K")
                 return
         del ds[elem.tag]
-        self.actions["X"] += 1
+        self.did(elem.tag, "X")
 
     def apply(self, ds: Dataset, elem: Any, action: str) -> None:
         tag, vr = int(elem.tag), elem.VR
         if tag in (PATIENT_ID, PATIENT_NAME):
             elem.value = self.subject.pseudonym
-            self.actions["D"] += 1
+            self.did(tag, "D")
             return
         if (vr in ("DA", "DT") or vr == "TM" and action != "X") and tag not in UNSHIFTED_DATES:
             self.temporal(ds, elem)
@@ -217,8 +242,7 @@ class _Cleaner:
             del ds[elem.tag]
         elif action == "U*":
             if vr == "SQ":
-                for item in elem.value:
-                    self.clean(item, uid_only=True)
+                self.nested(elem, True)
             elif vr == "UI":
                 elem.value = self.uid(elem.value)
             else:
@@ -228,8 +252,7 @@ class _Cleaner:
             if vr == "UI":
                 elem.value = self.uid(elem.value)
             elif vr == "SQ":
-                for item in elem.value:
-                    self.clean(item, uid_only=True)
+                self.nested(elem, True)
             else:
                 elem.value = None
         elif vr == "SQ":  # Z or D: a dummy sequence is not defined, an empty one is valid
@@ -242,13 +265,13 @@ class _Cleaner:
             elem.value = 0
         else:
             elem.value = TEXT_DUMMY.get(vr, "ANONYMIZED")
-        self.actions[action] += 1
+        self.did(tag, action)
 
     def temporal(self, ds: Dataset, elem: Any) -> None:
         """Action C: dates moved by the subject's offset (precision below a day kept)."""
         vr = elem.VR
         if vr == "TM" or elem.value in (None, ""):
-            self.actions["C"] += 1
+            self.did(elem.tag, "C")
             return
         values = elem.value if isinstance(elem.value, pydicom.multival.MultiValue) else [elem.value]
         shift = shift_da if vr == "DA" else shift_dt
@@ -257,7 +280,7 @@ class _Cleaner:
             elem.value = None
         else:
             elem.value = shifted if len(shifted) > 1 else shifted[0]
-        self.actions["C"] += 1
+        self.did(elem.tag, "C")
 
 
 def _vr(ds: Dataset, tag: Any) -> str:
@@ -383,7 +406,9 @@ def deidentify(data: bytes | Path, options: DeidOptions, spool: Path | None = No
         out = io.BytesIO()
         ds.save_as(out, enforce_file_format=True)
         found: bytes | Path = out.getvalue()
-        return DeidResult(found, metadata_of(ds), cleaner.actions, profile.edition, subject.pseudonym)
+        return DeidResult(
+            found, metadata_of(ds), cleaner.actions, profile.edition, subject.pseudonym, cleaner.log
+        )
     handle_out, name = tempfile.mkstemp(prefix="deid-", suffix=".dcm", dir=spool)
     target = Path(name)
     try:
@@ -393,7 +418,9 @@ def deidentify(data: bytes | Path, options: DeidOptions, spool: Path | None = No
     except BaseException:
         target.unlink(missing_ok=True)
         raise
-    return DeidResult(target, metadata_of(ds), cleaner.actions, profile.edition, subject.pseudonym)
+    return DeidResult(
+        target, metadata_of(ds), cleaner.actions, profile.edition, subject.pseudonym, cleaner.log
+    )
 
 
 def _clean_meta(meta: FileMetaDataset | None, ds: Dataset) -> FileMetaDataset:

@@ -2,7 +2,8 @@
 
 Erasure rewrites every table of the namespace without the subject's rows — the collections'
 index tables included (their dataset row declares ``subject`` as the subject column). This
-scanner then removes the objects no index row references any more, checks every object left
+scanner then removes the objects no index row references any more (and what was derived from
+them: attribute-action records, thumbnails), checks every object left
 for the subject (its pseudonym is the files' PatientID), deletes any that still holds it, and
 lists each object checked in the proof.
 
@@ -40,7 +41,7 @@ def _referenced(lake: Any, name: TableName) -> set[str]:
 
 
 def scan_objects(scope: copies.ErasureScope) -> list[dict[str, Any]]:
-    from datalibrary.files.service import objects_root
+    from datalibrary.files.service import derived_root, objects_root
 
     lake = open_lake(scope.settings)
     results = []
@@ -50,8 +51,9 @@ def scan_objects(scope: copies.ErasureScope) -> list[dict[str, Any]]:
     for collection in collections:
         name = TableName(collection.namespace, collection.name)
         referenced = _referenced(lake, name) if lake.exists(name) else set()
-        for item in lake.storage.list(objects_root(lake, name)):
-            digest = item.uri.rsplit("/", 1)[-1]
+        stored = [*lake.storage.list(objects_root(lake, name)), *lake.storage.list(derived_root(lake, name))]
+        for item in stored:  # objects, and what is derived from them (attribute actions, thumbnails)
+            digest = item.uri.rsplit("/", 1)[-1].split(".", 1)[0]
             found = copies.bytes_mention(lake.storage.read_bytes(item.uri), item.uri, scope.subject)
             if digest not in referenced:
                 found = found or ["no index row references it any more"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import os
 import re
@@ -352,6 +353,15 @@ def object_uri(lake: Lake, name: TableName, sha256: str) -> str:
     return f"{objects_root(lake, name)}/{sha256[:2]}/{sha256}"
 
 
+def derived_root(lake: Lake, name: TableName) -> str:
+    """What is derived from objects (attribute actions, thumbnails), named by the object's SHA-256."""
+    return f"{lake.settings.warehouse.rstrip('/')}/_files/{name.namespace}/{name.name}/derived"
+
+
+def derived_uri(lake: Lake, name: TableName, sha256: str, kind: str) -> str:
+    return f"{derived_root(lake, name)}/{sha256[:2]}/{sha256}.{kind}"
+
+
 Loader = Callable[[], bytes | Path]
 SPOOL_MEMBER_BYTES = 64 << 20  # archive members above this are extracted to disk, not memory
 
@@ -513,6 +523,9 @@ def ingest_files(
             digest, stored_size = _digest(result.data)
             if (previous := latest.get(path)) is None or previous["sha256"] != digest:
                 objects.store(lake.storage, object_uri(lake, table, digest), result.data)
+                if getattr(result, "attributes", None):  # what the profile did, attribute by attribute
+                    log = json.dumps(result.attributes, separators=(",", ":")).encode()
+                    objects.store(lake.storage, derived_uri(lake, table, digest, "actions.json"), log)
         finally:
             if isinstance(result.data, Path):
                 result.data.unlink(missing_ok=True)

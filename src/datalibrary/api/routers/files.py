@@ -17,7 +17,7 @@ from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, Settings
 from datalibrary.api.fields import PolicyName, TableRef
 from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.errors import InvalidInput, TooLarge
-from datalibrary.files import service
+from datalibrary.files import service, views
 from datalibrary.lake.catalog import open_lake, parse_table_name
 from datalibrary.lineage import events as lineage
 
@@ -169,6 +169,56 @@ def download(
             "X-File-Version": str(meta["version"]),
             "X-SHA256": meta["sha256"],
         },
+    )
+
+
+@router.get(
+    "/collections/{name}/thumbnails/{path:path}",
+    summary="A small PNG of an image (only where no burned-in text can be; audited, metered, traced)",
+    dependencies=[Requires(Permission.QUERY_RUN)],
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def thumbnail(
+    name: TableRef,
+    path: Annotated[str, PathParam(max_length=400, pattern=service.PATH_PATTERN)],
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
+    version: int | None = Query(None, ge=1, le=2**31 - 1),
+) -> Response:
+    meta, png = views.thumbnail(
+        session, principal, settings, name, path, service.grants_of(session, principal), version=version
+    )
+    table = parse_table_name(name)
+    snapshot = open_lake(settings).load(table).current_snapshot()
+    lineage.record_file_read(
+        session, user=principal.name, project=principal.default_project, collection=str(table),
+        snapshot_id=snapshot.snapshot_id if snapshot else None, path=f"thumbnail/{meta['path']}",
+        size=len(png), via=principal.via,
+    )  # fmt: skip
+    return Response(
+        png,
+        media_type="image/png",
+        headers={"Cache-Control": "private, max-age=300", "X-File-Version": str(meta["version"])},
+    )
+
+
+@router.get(
+    "/collections/{name}/actions/{path:path}",
+    summary="What the de-identification profile did to each attribute of a file (no values)",
+    dependencies=[Requires(Permission.QUERY_RUN)],
+)
+def attribute_actions(
+    name: TableRef,
+    path: Annotated[str, PathParam(max_length=400, pattern=service.PATH_PATTERN)],
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
+    version: int | None = Query(None, ge=1, le=2**31 - 1),
+) -> dict[str, Any]:
+    return views.attribute_actions(
+        session, principal, settings, name, path, service.grants_of(session, principal), version=version
     )
 
 
