@@ -136,6 +136,23 @@ def test_partial_or_invalid_dates_are_emptied_not_kept() -> None:
     assert dicom.shift_dt("20201231235959+0100", -1) == "20201230235959+0100"
 
 
+def test_temporal_attributes_without_c_under_the_modified_dates_option_follow_the_basic_profile() -> None:
+    """PS3.15 Table E.1-1: every DA/DT/TM row has C under "Rtn. Long. Modif. Dates Opt." except
+    Patient's Birth Date (Z), Patient's Birth Time (X) and GPS Time Stamp (X): those are emptied
+    or removed, never shifted; a Study Date (Z in the Basic Profile, C under the option) moves."""
+    ds = sample()
+    ds.PatientBirthDate, ds.PatientBirthTime = "19500607", "101500"
+    ds.add_new(0x00160077, "DT", "20190102030405")  # GPS Time Stamp
+    ds.StudyDate = "20190102"
+    result = dicom.deidentify(to_bytes(ds), options(offset=10))
+    out = pydicom.dcmread(io.BytesIO(result.data))
+    assert "PatientBirthDate" in out and not out.PatientBirthDate
+    assert "PatientBirthTime" not in out and 0x00160077 not in out
+    assert out.StudyDate == "20190112"
+    for canary in (b"19500607", b"19500617", b"20190102030405", b"20190112030405"):
+        assert canary not in result.data
+
+
 @pytest.mark.parametrize(
     ("change", "reason"),
     [

@@ -39,9 +39,11 @@ MEDIA_TYPE = "application/dicom"
 PATIENT_NAME = 0x00100010
 PATIENT_ID = 0x00100020
 PATIENT_IDENTITY_REMOVED = 0x00120062
-# Dates the dates option does not move: emptied as the Basic Profile says (the study's tables
-# keep at most the birth year, so a shifted full birth date would say more than they do).
-UNSHIFTED_DATES = {0x00100030}  # Patient's Birth Date
+# Temporal attributes Table E.1-1 gives no C under "Rtn. Long. Modif. Dates Opt." (the column is
+# empty on their rows): the Basic Profile's action applies to them. Checked against the table:
+# of its 55 DA/DT/TM rows these are the only three. Patient's Birth Date stays Z (emptied, not
+# shifted), Patient's Birth Time and GPS Time Stamp X (removed).
+UNSHIFTED_DATES = {0x00100030, 0x00100032, 0x00160077}
 NUMERIC_VRS = {"US", "SS", "UL", "SL", "FL", "FD", "IS", "DS", "UV", "SV", "AT"}
 BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
 TEXT_DUMMY = {"AE": "ANONYMOUS", "CS": "ANONYMOUS", "PN": "ANONYMOUS", "AS": "000Y"}
