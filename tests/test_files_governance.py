@@ -546,3 +546,43 @@ def test_attribute_actions_and_thumbnails_under_grants(
     assert "burned-in" in run(
         "files", "thumbnail", "study1.view", "us.dcm", "--output", str(target), "--as", "ada", code=2
     )
+
+
+def test_an_altered_object_is_never_served_by_dicomweb(sqlite_platform: Platform) -> None:
+    """WADO-RS streams a series file by file: a missing or resized object refuses the retrieval
+    before anything is sent (409); an object altered in place ends the stream before its bytes,
+    without the closing boundary (clients see an error, never the altered file)."""
+    from datalibrary.lake.catalog import open_lake
+    from tests.lake_helpers import read_table
+
+    platform = sqlite_platform
+    a = list(SUBJECTS)[0]
+    root = "1.2.826.0.1.3680043.81"
+    _collection(
+        platform,
+        "study1.alt",
+        [(f"s/{i}.dcm", image(a, f"{root}.1", f"{root}.1.1", f"{root}.1.1.{i}")) for i in range(3)],
+    )
+    _grant(platform, "ada", "study1")
+    ada = platform.as_user("ada")
+    rows = sorted(read_table(platform, "study1.alt").to_pylist(), key=lambda r: r["path"])
+    study, series = rows[0]["study_instance_uid"], rows[0]["series_instance_uid"]
+    url = f"/api/v1/dicomweb/study1.alt/studies/{study}/series/{series}"
+    whole = ada.get(url)
+    assert whole.status_code == 200 and int(whole.headers["X-Bytes"]) == sum(r["size"] for r in rows)
+    boundary = whole.headers["content-type"].rsplit("boundary=", 1)[1].encode()
+    assert whole.content.count(b"--" + boundary) == 4 and whole.content.endswith(b"--" + boundary + b"--\r\n")
+    lake = open_lake(platform.settings)
+    target = lake.storage.path(
+        service.object_uri(lake, service.parse_table_name("study1.alt"), rows[2]["sha256"])
+    )
+    original = Path(target).read_bytes()
+    Path(target).write_bytes(original.replace(b"ANONYMIZED", b"TAMPERED!!", 1))  # same size
+    try:
+        cut = ada.get(url)
+        assert not cut.content.endswith(b"--" + boundary + b"--\r\n")
+    except Exception as exc:  # noqa: BLE001 - the in-process transport re-raises the ended stream
+        assert "SHA-256" in str(exc)
+    Path(target).write_bytes(original + b"more")  # resized: refused before the first byte
+    refused = ada.get(url)
+    assert refused.status_code == 409 and "missing or altered" in refused.text

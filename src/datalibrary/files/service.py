@@ -30,7 +30,7 @@ import uuid
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -804,27 +804,37 @@ def read_instances(
     name: str,
     rows: list[dict[str, Any]],
     what: str = "instances",
-) -> list[bytes]:
-    """The bytes of rows ``dicom_instances`` returned (checked against their SHA-256); one
-    audit event and one metering record for the whole retrieval, with the bytes served."""
+) -> tuple[int, Iterator[bytes]]:
+    """The bytes of rows ``dicom_instances`` returned, one file at a time (a series of any size
+    is streamed, never held whole); one audit event and one metering record for the whole
+    retrieval, written first, with the bytes to serve. Each object must be present with its
+    indexed size before anything is sent; its SHA-256 is checked as it is read, and a file
+    that does not match ends the stream (the multipart body is then left without its closing
+    boundary, which clients report as an error) rather than serving altered bytes."""
     require(principal, Permission.QUERY_RUN)
     table = parse_table_name(name)
     lake = open_lake(settings)
-    found = []
     for row in rows:
-        data = lake.storage.read_bytes(object_uri(lake, table, row["sha256"]))
-        if hashlib.sha256(data).hexdigest() != row["sha256"]:
-            raise Conflict(f"{table}/{row['path']}: stored bytes do not match their SHA-256")
-        found.append(data)
+        if not objects.exists(lake.storage, object_uri(lake, table, row["sha256"]), row["size"]):
+            raise Conflict(f"{table}/{row['path']}: the stored object is missing or altered")
+    total = sum(int(row["size"]) for row in rows)
     record(
         session,
         actor=principal.name,
         action="files.read",
         target=f"files:{table}",
-        details={"files": len(found), "bytes": sum(len(d) for d in found), "via": "dicomweb"},
+        details={"files": len(rows), "bytes": total, "via": "dicomweb"},
     )
     metering.meter(
-        session, principal, str(table), f"dicomweb/{what}",
-        size=sum(len(d) for d in found), via="dicomweb", files=len(found),
-    )  # fmt: skip
-    return found
+        session, principal, str(table), f"dicomweb/{what}", size=total, via="dicomweb", files=len(rows)
+    )
+
+    def files() -> Iterator[bytes]:
+        for row in rows:
+            data = lake.storage.read_bytes(object_uri(lake, table, row["sha256"]))
+            if hashlib.sha256(data).hexdigest() != row["sha256"]:
+                log.error("%s/%s: stored bytes do not match their SHA-256; stream ended", table, row["path"])
+                raise Conflict(f"{table}/{row['path']}: stored bytes do not match their SHA-256")
+            yield data
+
+    return total, files()

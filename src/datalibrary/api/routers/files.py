@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.orm import Session
 
@@ -392,28 +393,27 @@ def _multipart(
 
     if not rows:
         raise NotFound(f"no {what} in {name} that your grant shows")
-    parts = service.read_instances(session, principal, settings, name, rows, what)
-    boundary = uuid.uuid4().hex
-    body = (
-        b"".join(
-            b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + part + b"\r\n"
-            for part in parts
-        )
-        + b"--"
-        + boundary.encode()
-        + b"--\r\n"
-    )
+    total, files = service.read_instances(session, principal, settings, name, rows, what)
+    boundary = uuid.uuid4().hex.encode()
+
+    def body() -> Iterator[bytes]:  # one file in memory at a time
+        for part in files:
+            yield b"--" + boundary + b"\r\nContent-Type: application/dicom\r\n\r\n"
+            yield part
+            yield b"\r\n"
+        yield b"--" + boundary + b"--\r\n"
+
     table = parse_table_name(name)
     snapshot = open_lake(settings).load(table).current_snapshot()
     lineage.record_file_read(
         session, user=principal.name, project=principal.default_project, collection=str(table),
         snapshot_id=snapshot.snapshot_id if snapshot else None, path=f"dicomweb/{what}",
-        size=sum(len(p) for p in parts), via=principal.via,
+        size=total, via=principal.via,
     )  # fmt: skip
-    return Response(
-        body,
-        media_type=f'multipart/related; type="application/dicom"; boundary={boundary}',
-        headers={"X-Bytes": str(sum(len(p) for p in parts))},
+    return StreamingResponse(
+        body(),
+        media_type=f'multipart/related; type="application/dicom"; boundary={boundary.decode()}',
+        headers={"X-Bytes": str(total)},
     )
 
 
