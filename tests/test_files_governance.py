@@ -513,6 +513,7 @@ def test_attribute_actions_and_thumbnails_under_grants(
     with platform.db.session() as session:
         reads = session.scalars(select(FileRead).where(FileRead.via == "thumbnail")).all()
         assert [(r.user, r.path, r.bytes) for r in reads] == [("ada", "ct.dcm", len(thumb.content))] * 2
+        # (read before the SDK and CLI below add theirs)
 
     # the console's file page: actions table, thumbnail only where safe
     client = sign_in(platform, "ada", PASSWORD)
@@ -526,6 +527,18 @@ def test_attribute_actions_and_thumbnails_under_grants(
     )
     listing = client.get("/collections", params={"name": "study1.view"}).text
     assert "/collections/file?name=study1.view&amp;path=ct.dcm" in listing
+
+    # the SDK, as the same user
+    import datalibrary.sdk as sdk
+    from tests.helpers import LiveServer
+
+    with LiveServer(platform.app) as server:
+        files = sdk.connect(server.url, platform.tokens["ada"]).files("study1.view")
+        assert files.actions("ct.dcm")["attributes"] == found["attributes"]
+        assert files.thumbnail("ct.dcm") == thumb.content
+        with pytest.raises(sdk.SdkError) as unsafe:
+            files.thumbnail("us.dcm")
+        assert unsafe.value.status == 409
 
     # the CLI, as the same user
     monkeypatch.setenv("DATALIBRARY_HOME", str(platform.settings.home))
