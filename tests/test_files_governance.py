@@ -599,3 +599,39 @@ def test_an_altered_object_is_never_served_by_dicomweb(sqlite_platform: Platform
     Path(target).write_bytes(original + b"more")  # resized: refused before the first byte
     refused = ada.get(url)
     assert refused.status_code == 409 and "missing or altered" in refused.text
+
+
+def test_concurrent_cli_processes_adding_one_path_keep_every_version(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """Three `datalibrary files add` processes at once, each with its own content for the same
+    path: versions 1, 2 and 3, one per content (the lease is in the database, so processes on
+    several machines behave alike)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.lake_helpers import read_table
+
+    with platform.db.session() as session:
+        service.create_collection(session, SYSTEM, platform.settings, "study1.procs")
+    a = list(SUBJECTS)[0]
+    root = "1.2.826.0.1.3680043.80"
+    env = {
+        **os.environ,
+        "DATALIBRARY_HOME": str(platform.settings.home),
+        "DATALIBRARY_DATABASE_URL": str(platform.settings.database_url),
+    }
+    runs = []
+    for i in range(3):
+        folder = tmp_path / f"d{i}"
+        folder.mkdir()
+        (folder / "x.dcm").write_bytes(image(a, f"{root}.1", f"{root}.1.1", f"{root}.1.1.{i}"))
+        command = [sys.executable, "-c", "from datalibrary.cli import main; main()"]
+        command += ["files", "add", "study1.procs", str(folder / "x.dcm")]
+        runs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    for run in runs:
+        output = run.communicate(timeout=300)[0].decode()
+        assert run.returncode == 0, output
+    index = read_table(platform, "study1.procs").to_pylist()
+    assert sorted(r["version"] for r in index) == [1, 2, 3] and len({r["sha256"] for r in index}) == 3
