@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,14 @@ def check_burned_in(ds: Dataset, reviewed: dict[str, Any]) -> None:
         )
 
 
+@lru_cache(maxsize=8192)
+def _label(number: int) -> tuple[str, str]:
+    """``(gggg,eeee)`` and the keyword of a tag (cached: the same tags recur in every file)."""
+    private = (number >> 16) % 2 == 1
+    keyword = "" if private else pydicom.datadict.keyword_for_tag(number)
+    return f"({number >> 16:04X},{number & 0xFFFF:04X})", keyword or ("private" if private else "unknown")
+
+
 class _Cleaner:
     def __init__(self, profile: Profile, options: DeidOptions, subject: Subject) -> None:
         self.profile = profile
@@ -160,12 +169,12 @@ class _Cleaner:
 
     def did(self, tag: Any, action: str) -> None:
         number = int(tag)
-        keyword = pydicom.datadict.keyword_for_tag(number) if not (number >> 16) % 2 else ""
         self.actions[action] += 1
+        attribute, keyword = _label(number)
         self.log.append(
             {
-                "attribute": f"{self.within}({number >> 16:04X},{number & 0xFFFF:04X})",
-                "keyword": keyword or ("private" if (number >> 16) % 2 else "unknown"),
+                "attribute": self.within + attribute,
+                "keyword": keyword,
                 "action": action,
                 "table": self.profile.standard_codes.get(number, ""),
             }
