@@ -524,8 +524,8 @@ def ingest_files(
             if (previous := latest.get(path)) is None or previous["sha256"] != digest:
                 objects.store(lake.storage, object_uri(lake, table, digest), result.data)
                 if getattr(result, "attributes", None):  # what the profile did, attribute by attribute
-                    log = json.dumps(result.attributes, separators=(",", ":")).encode()
-                    objects.store(lake.storage, derived_uri(lake, table, digest, "actions.json"), log)
+                    done = json.dumps(result.attributes, separators=(",", ":")).encode()
+                    objects.store(lake.storage, derived_uri(lake, table, digest, "actions.json"), done)
         finally:
             if isinstance(result.data, Path):
                 result.data.unlink(missing_ok=True)
