@@ -414,7 +414,14 @@ def test_a_large_file_is_deidentified_in_bounded_memory(sqlite_platform: Platfor
 
 
 def test_upload_limit_is_configurable_and_refuses_past_it(sqlite_platform: Platform) -> None:
+    import os
+    import time
+
     platform = sqlite_platform
+    leftover = service.spool_dir(platform.settings) / "upload-crashed"  # a crash's raw upload
+    leftover.write_bytes(b"raw")
+    old = time.time() - service.SPOOL_MAX_AGE_SECONDS - 60
+    os.utime(leftover, (old, old))
     with platform.db.session() as session:
         service.create_collection(session, SYSTEM, platform.settings, "study1.lim")
     platform.settings.files.max_file_bytes = 1000
@@ -422,7 +429,7 @@ def test_upload_limit_is_configurable_and_refuses_past_it(sqlite_platform: Platf
     admin = platform.as_user("admin")
     sent = admin.post("/api/v1/collections/study1.lim/files", params={"filename": "x.dcm"}, content=body)
     assert sent.status_code == 413 and "files.max_file_bytes" in sent.text
-    assert list(service.spool_dir(platform.settings).iterdir()) == []
+    assert list(service.spool_dir(platform.settings).iterdir()) == []  # its own and the stale one
     platform.settings.files.max_file_bytes = 1 << 20
     sent = admin.post("/api/v1/collections/study1.lim/files", params={"filename": "x.dcm"}, content=body)
     assert sent.status_code == 200 and [a["path"] for a in sent.json()["added"]] == ["x.dcm"]

@@ -18,6 +18,7 @@ which answers for one table what the caller may see (None: no grant), as the cat
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -366,10 +367,22 @@ Loader = Callable[[], bytes | Path]
 SPOOL_MEMBER_BYTES = 64 << 20  # archive members above this are extracted to disk, not memory
 
 
+SPOOL_MAX_AGE_SECONDS = 6 * 3600
+
+
 def spool_dir(settings: Settings) -> Path:
-    """Where uploads and de-identified files wait on disk (never in memory) before storage."""
+    """Where uploads and de-identified files wait on disk (never in memory) before storage.
+
+    A spool file holds a raw upload for the length of one request (owner-only directory) and
+    is deleted when the request ends; any a crash left behind is deleted here, by the next
+    upload, once older than ``SPOOL_MAX_AGE_SECONDS`` (no upload runs that long)."""
     directory = settings.home / "tmp" / "files"
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stale = datetime.now(UTC).timestamp() - SPOOL_MAX_AGE_SECONDS
+    for leftover in directory.iterdir():
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < stale:
+                leftover.unlink()
     return directory
 
 
