@@ -642,3 +642,14 @@ def test_concurrent_cli_processes_adding_one_path_keep_every_version(
         assert run.returncode == 0, output
     index = read_table(platform, "study1.procs").to_pylist()
     assert sorted(r["version"] for r in index) == [1, 2, 3] and len({r["sha256"] for r in index}) == 3
+
+
+def test_exports_of_index_rows_suggest_the_index_quasi_identifiers() -> None:
+    """The exports airlock suggests quasi-identifiers by column name when the reviewer names
+    none: an index table's modality, body part and acquisition date are among them."""
+    from datalibrary.files.risk import QUASI_IDENTIFIERS
+    from datalibrary.privacy.risk import suggest_quasi_identifiers
+
+    columns = [f.name for f in service.INDEX_SCHEMA]
+    assert suggest_quasi_identifiers(columns) == ["acquisition_date", "modality", "body_part"]
+    assert set(suggest_quasi_identifiers(list(QUASI_IDENTIFIERS))) == {*QUASI_IDENTIFIERS}
