@@ -411,6 +411,24 @@ def test_a_large_file_is_deidentified_in_bounded_memory(sqlite_platform: Platfor
     assert out.NumberOfFrames == 256 and out.PatientIdentityRemoved == "YES"
     assert str(out.PatientID) != "01-701-1015" and "Canary" not in str(out.PatientName)
     assert stored.size >= 256 * 512 * 512 * 2
+    # its thumbnail reads the header and the first frame only
+    from datalibrary.files import views
+
+    tracemalloc.start()
+    try:
+        with platform.db.session() as session:
+            _, png = views.thumbnail(
+                session,
+                SYSTEM,
+                platform.settings,
+                "study1.big",
+                "big.dcm",
+                lambda ns, t: service.FileView(None),
+            )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert png.startswith(b"\x89PNG") and peak < 24 << 20, f"thumbnail peak {peak >> 20} MiB"
 
 
 def test_upload_limit_is_configurable_and_refuses_past_it(sqlite_platform: Platform) -> None:

@@ -92,9 +92,8 @@ def attribute_actions(
 
 
 def thumbnail_refusal(ds: Any) -> str | None:
-    """Why this de-identified file gets no thumbnail (None: it may have one)."""
-    if "PixelData" not in ds:
-        return "the file has no pixel data"
+    """Why this de-identified file gets no thumbnail (None: it may have one); a file without
+    pixel data is refused when its first frame cannot be read."""
     try:
         dicom.check_burned_in(ds, {})  # no review decision counts here
     except dicom.Rejected as exc:
@@ -102,27 +101,28 @@ def thumbnail_refusal(ds: Any) -> str | None:
     return None
 
 
-def render_png(data: bytes) -> bytes:
-    """A small grayscale or colour PNG of the first frame, windowed like a viewer would."""
+def render_png(source: bytes | str) -> bytes:
+    """A small grayscale or colour PNG of the first frame, windowed like a viewer would.
+    Given a local path, only the header and the first frame are read (a 1 GiB multi-frame
+    file costs one frame of memory)."""
     import numpy as np
     import pydicom
     from PIL import Image
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
 
-    ds = pydicom.dcmread(io.BytesIO(data))
+    opened = source if isinstance(source, str) else io.BytesIO(source)
+    ds = pydicom.dcmread(opened, stop_before_pixels=True)
+    if not isinstance(opened, str):
+        opened.seek(0)
     refusal = thumbnail_refusal(ds)
     if refusal:
         raise Conflict(refusal)
     try:
-        pixels = ds.pixel_array
-    except Exception as exc:  # noqa: BLE001 - a codec pydicom lacks, a truncated frame
+        pixels = pixel_array(opened, index=0)  # the first frame only
+    except Exception as exc:  # noqa: BLE001 - a codec pydicom lacks, a truncated frame, no pixels
         reason = f"the pixel data cannot be decoded for a thumbnail ({type(exc).__name__})"
         raise InvalidInput(reason) from None
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    colour = int(ds.get("SamplesPerPixel", 1) or 1) > 1
-    if frames > 1:
-        pixels = pixels[0]
-    if colour:
+    if int(ds.get("SamplesPerPixel", 1) or 1) > 1:
         image = Image.fromarray(np.asarray(pixels, dtype=np.uint8)).convert("RGB")
     else:
         values = apply_voi_lut(apply_modality_lut(pixels, ds), ds).astype(np.float64)
@@ -156,7 +156,9 @@ def thumbnail(
     if objects.exists(lake.storage, uri):
         png = lake.storage.read_bytes(uri)
     else:
-        png = render_png(lake.storage.read_bytes(files.object_uri(lake, table, row["sha256"])))
+        stored = files.object_uri(lake, table, row["sha256"])
+        local = not lake.storage.is_s3
+        png = render_png(lake.storage.path(stored) if local else lake.storage.read_bytes(stored))
         objects.store(lake.storage, uri, png)
     record(
         session,
