@@ -624,7 +624,8 @@ def _commit_rows(
         except BaseException:
             writer.abort()
             raise
-        every = pa.concat_tables([stored.select(new_rows.column_names).cast(new_rows.schema), new_rows])
+        needed = new_rows.select(["subject", *file_risk.quasi_identifiers(new_rows.column_names)])
+        every = pa.concat_tables([stored.select(needed.column_names).cast(needed.schema), needed])
         result = commit_files(
             lake, table, add=added, exclusive_held=True,
             properties={"mode": "append", "files": len(fresh), **file_risk.risk_properties(every, threshold)},
