@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import re
 import uuid
@@ -46,7 +47,8 @@ from datalibrary.audit.service import record
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.errors import Conflict, InvalidInput, NotFound, TooLarge
-from datalibrary.files import dicom
+from datalibrary.files import dicom, formats, tiers
+from datalibrary.files.freetext import StudyWords
 from datalibrary.files.models import FileCollection, QuarantinedFile
 from datalibrary.lake.catalog import Lake, TableName, open_lake, parse_table_name
 from datalibrary.lake.models import Dataset
@@ -59,6 +61,7 @@ from datalibrary.privacy.service import study_key_for
 from datalibrary.privacy.store import load_policy
 
 log = logging.getLogger(__name__)
+_TAGS = {"standard": ["dicom", "aecg", "documents"], "restricted": ["genomic", "vcf", "restricted"]}
 MAX_FILE_BYTES = 512 << 20
 MAX_ARCHIVE_MEMBERS = 20_000
 TEMPLATE_FIELDS = ("PatientID", "ClinicalTrialSubjectID", "ClinicalTrialProtocolID")
@@ -85,6 +88,8 @@ INDEX_SCHEMA = pa.schema(
         pa.field("sop_class_uid", pa.string()),
         pa.field("profile", pa.string()),
         pa.field("ingested_at", pa.timestamp("us", tz="UTC")),
+        pa.field("tier", pa.string()),
+        pa.field("details", pa.string()),
     ]
 )
 
@@ -105,6 +110,8 @@ INDEX_LABELS = {
     "sop_class_uid": "SOPClassUID",
     "profile": "De-identification profile applied",
     "ingested_at": "Committed at (UTC)",
+    "tier": "Tier of the collection (standard, restricted: genomic data)",
+    "details": "Format metadata (JSON): ECG leads and sampling rate, VCF reference and counts, pages",
 }
 
 
@@ -126,7 +133,15 @@ def grants_of(session: Session, principal: Principal) -> AccessOf:
         if not principal.can(Permission.QUERY_RUN):
             return None
         found = access.effective_access(session, principal, namespace, table)
-        return None if found is None else FileView(found.row_filter)
+        if found is None:
+            return None
+        collection = session.scalar(
+            select(FileCollection).where(FileCollection.namespace == namespace, FileCollection.name == table)
+        )
+        if collection is not None and collection.tier == tiers.RESTRICTED:  # approved grants only
+            visible, row_filter = tiers.restricted_filter(session, collection, found.grant_ids)
+            return FileView(row_filter) if visible else None
+        return FileView(found.row_filter)
 
     return access_of
 
@@ -162,6 +177,9 @@ def describe(collection: FileCollection) -> dict[str, Any]:
         "subject_template": collection.subject_template,
         "private_allow": list(collection.private_allow or []),
         "burned_in_reviewed": dict(collection.burned_in_reviewed or {}),
+        "classification": collection.classification or "",
+        "tier": collection.tier or "standard",
+        "approved_grants": dict(collection.approved_grants or {}),
         "created_at": collection.created_at.isoformat() if collection.created_at else None,
     }
 
@@ -177,11 +195,18 @@ def create_collection(
     subject_template: str = "{PatientID}",
     private_allow: list[str] | None = None,
     burned_in_reviewed: dict[str, str] | None = None,
+    classification: str = "",
+    tier: str = "standard",
 ) -> FileCollection:
     """Create ``NS.NAME`` and its (empty) index table; the policy must exist and name a
-    pseudonymized subject column and a date shift (what files get from it)."""
+    pseudonymized subject column and a date shift (what files get from it). ``classification``
+    states what the collection holds (documents need one); ``tier='restricted'`` (genomic
+    data) serves its files only through grants a steward approved (``files.tiers``)."""
     require(principal, Permission.DATASETS_MANAGE)
     table = parse_table_name(name)
+    if tier not in formats.TIERS:
+        raise InvalidInput(f"tier must be one of {', '.join(formats.TIERS)}", field="tier")
+    classification = tiers.check_classification(classification)
     if not TEMPLATE_RE.match(subject_template or ""):
         raise InvalidInput(
             f"subject_template {subject_template!r} may only use the fields "
@@ -226,13 +251,17 @@ def create_collection(
         subject_template=subject_template,
         private_allow=allow,
         burned_in_reviewed=reviewed,
+        classification=classification,
+        tier=tier,
+        approved_grants={},
     )
     session.add(collection)
     # the index is a dataset like any table: the catalog describes it, erasure finds its subjects
     session.add(
         Dataset(
             namespace=table.namespace, name=table.name, title=f"{table.name} (file collection)",
-            description=description, owner=principal.name, tags=["files", "dicom"],
+            description=description, owner=principal.name, tags=["files", *_TAGS[tier]],
+            sensitivity="restricted" if tier == tiers.RESTRICTED else "confidential",
             source="file collection", subject_column="subject", column_labels=INDEX_LABELS, source_bytes=0,
         )
     )  # fmt: skip
@@ -243,7 +272,7 @@ def create_collection(
         actor=principal.name,
         action="files.collection.create",
         target=f"files:{table}",
-        details={"policy": stored.label},
+        details={"policy": stored.label, "tier": tier, "classification": classification},
     )
     return collection
 
@@ -309,6 +338,29 @@ def subject_identity(policy: Policy, key: StudyKey, subject: str) -> dicom.Subje
     token = tokens_for(key, [value], scope=str(params.get("scope", "")), length=int(params.get("length", 16)))
     offset = subject_offsets(key, pa.array([subject]), 1, low, high)[0].as_py()
     return dicom.Subject(str(params.get("prefix", "")) + token[0], int(offset))
+
+
+def _study_digests(session: Session, namespace: str) -> set[str]:
+    """The study's identifier dictionary (keyed digests of words seen in identifying columns)."""
+    from datalibrary.privacy.models import IdentifierDigest
+
+    return set(
+        session.scalars(select(IdentifierDigest.digest).where(IdentifierDigest.namespace == namespace))
+    )
+
+
+def _with_new_columns(iceberg: Any) -> Any:
+    """Index tables created before a column of ``INDEX_SCHEMA`` existed get it (optional,
+    NULL in older rows): schema evolution, no rewrite."""
+    from pyiceberg.types import StringType
+
+    missing = [f.name for f in INDEX_SCHEMA if f.name not in iceberg.schema().column_names]
+    if not missing:
+        return iceberg
+    with iceberg.update_schema() as update:
+        for column in missing:
+            update.add_column(column, StringType(), doc=INDEX_LABELS[column])
+    return iceberg
 
 
 def _resolver(collection: FileCollection, policy: Policy, key: StudyKey) -> Callable[[Any], dicom.Subject]:
@@ -431,6 +483,11 @@ def ingest_files(
         private_allow=frozenset(collection.private_allow or []),
         burned_in_reviewed=dict(collection.burned_in_reviewed or {}),
     )
+    context = formats.Context(
+        resolve_subject=options.resolve_subject, uid_secret=key.secret, dicom_options=options,
+        tier=collection.tier or "standard", classification=collection.classification or "",
+        words=StudyWords(key.secret, frozenset(_study_digests(session, table.namespace))),
+    )  # fmt: skip
     lake = open_lake(settings)
     current = _current_rows(lake, table)
     latest = {r["path"]: r for r in current}
@@ -458,7 +515,7 @@ def ingest_files(
             rejected.append((path, size, None, f"cannot be read from its archive ({type(exc).__name__})"))
             continue
         try:
-            result = dicom.deidentify(data, options)
+            result = formats.deidentify(path, data, context)
         except dicom.Rejected as exc:
             rejected.append((path, len(data), _seal(settings, collection, data), exc.reason))
             continue
@@ -476,23 +533,28 @@ def ingest_files(
         row = {
             "path": path,
             "version": (previous["version"] + 1) if previous else 1,
-            "media_type": dicom.MEDIA_TYPE,
+            "media_type": result.media_type,
             "size": len(result.data),
             "sha256": digest,
             "subject": result.subject,
             "study": table.namespace,
             **result.metadata,
-            "profile": f"PS3.15 E.1-1 {result.profile_edition}",
+            "profile": result.profile,
             "ingested_at": now,
+            "tier": collection.tier or "standard",
+            "details": json.dumps(result.details, sort_keys=True, default=str) if result.details else None,
         }
         latest[path] = row
         rows.append(row)
         report.added.append(
-            {"path": path, "version": row["version"], "sha256": digest, "actions": dict(result.actions)}
-        )
+            {
+                "path": path, "version": row["version"], "sha256": digest, "media_type": result.media_type,
+                "actions": dict(result.actions),
+            }
+        )  # fmt: skip
     if rows:
         _release_writes(session)
-        iceberg = lake.load(table)
+        iceberg = _with_new_columns(lake.load(table))
         writer = FileWriter(lake, iceberg, f"files-{uuid.uuid4().hex[:12]}", file_schema(iceberg), 64 << 20)
         try:
             writer.write(pa.RecordBatch.from_pylist(rows, schema=file_schema(iceberg)))

@@ -1,0 +1,113 @@
+"""Which format a file is, and the de-identification each one gets (one dispatch by media type).
+
+The service calls ``deidentify`` for every file; each format module raises ``Rejected`` with a
+reason (the file is then quarantined) and returns the de-identified bytes with its index
+metadata otherwise. Formats are recognized by their content, not by the file name alone: a
+file named ``.pdf`` that is not a PDF is not read as one.
+
+- ``application/dicom`` — ``files.dicom`` (PS3.15 Annex E);
+- ``application/hl7-v3+xml`` (HL7 aECG) — ``files.aecg``;
+- ``text/vcf`` (plain or bgzipped) — ``files.vcf``, only in a restricted collection;
+- ``application/pdf``, ``text/plain`` — ``files.documents``, only in a classified collection;
+- anything else is quarantined: "unrecognized format".
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from datalibrary.files import dicom
+from datalibrary.files.dicom import Rejected, Subject
+from datalibrary.files.freetext import StudyWords
+
+AECG = "application/hl7-v3+xml"
+VCF = "text/vcf"
+PDF = "application/pdf"
+TEXT = "text/plain"
+TEXT_SUFFIXES = (".txt", ".text", ".md")
+TIERS = ("standard", "restricted")
+
+
+@dataclass
+class Context:
+    """What a format needs from its collection and study."""
+
+    # fields (PatientID, ClinicalTrialSubjectID, ClinicalTrialProtocolID) -> the subject
+    resolve_subject: Callable[[Mapping[str, str]], Subject]
+    uid_secret: bytes
+    dicom_options: dicom.DeidOptions
+    tier: str = "standard"
+    classification: str = ""
+    words: StudyWords = field(default_factory=StudyWords)
+
+
+@dataclass
+class Deidentified:
+    data: bytes
+    media_type: str
+    subject: str | None
+    metadata: dict[str, Any]  # index columns: acquisition_date, modality, ...
+    details: dict[str, Any]  # format metadata (the index's ``details`` column, JSON)
+    actions: Counter[str]
+    profile: str
+
+
+def _gzip_head(data: bytes, size: int = 64) -> bytes:
+    try:
+        return gzip.GzipFile(fileobj=io.BytesIO(data[: 1 << 16])).read(size)
+    except (OSError, EOFError, zlib.error):
+        return b""
+
+
+def sniff(path: str, data: bytes) -> str | None:
+    """The media type the content shows (None: not one DataLibrary knows)."""
+    if data[128:132] == b"DICM":
+        return dicom.MEDIA_TYPE
+    if b"%PDF-" in data[:1024]:
+        return PDF
+    if data[:2] == b"\x1f\x8b":
+        return VCF if _gzip_head(data).startswith(b"##fileformat=VCF") else None
+    text = data[:4096].removeprefix(b"\xef\xbb\xbf").lstrip()
+    if text.startswith(b"##fileformat=VCF"):
+        return VCF
+    if text.startswith(b"<"):
+        return AECG  # XML: the aECG reader says when it is XML of another kind
+    if path.lower().endswith(TEXT_SUFFIXES):
+        return TEXT
+    return None
+
+
+def deidentify(path: str, data: bytes, context: Context) -> Deidentified:
+    """De-identified bytes and index metadata of one file; ``Rejected`` says why not."""
+    media_type = sniff(path, data)
+    if media_type == AECG:
+        from datalibrary.files import aecg
+
+        return aecg.deidentify(data, context)
+    if media_type == VCF:
+        from datalibrary.files import vcf
+
+        return vcf.deidentify(data, context)
+    if media_type in (PDF, TEXT):
+        from datalibrary.files import documents
+
+        return documents.check(path, data, media_type, context)
+    try:
+        result = dicom.deidentify(data, context.dicom_options)
+    except Rejected as exc:
+        if media_type is None and exc.reason.startswith("not a readable DICOM file"):
+            raise Rejected(
+                "unrecognized format: not DICOM, HL7 aECG XML, VCF, PDF or a UTF-8 text document "
+                f"({exc.reason})"
+            ) from None
+        raise
+    return Deidentified(
+        result.data, dicom.MEDIA_TYPE, result.subject, result.metadata, {}, result.actions,
+        f"PS3.15 E.1-1 {result.profile_edition}",
+    )  # fmt: skip
