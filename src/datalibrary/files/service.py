@@ -277,6 +277,26 @@ def create_collection(
     return collection
 
 
+def classify_collection(
+    session: Session, principal: Principal, name: str, classification: str
+) -> FileCollection:
+    """A steward states what the collection holds (documents need it); audited."""
+    require(principal, Permission.DATASETS_MANAGE)
+    collection = _collection(session, parse_table_name(name))
+    tiers.classify(session, principal, collection, classification)
+    return collection
+
+
+def approve_grant(
+    session: Session, principal: Principal, name: str, grant_id: int, reason: str
+) -> dict[str, Any]:
+    """A steward approves one grant on a restricted collection for its tier; audited."""
+    require(principal, Permission.GRANTS_MANAGE)
+    return tiers.approve_grant(
+        session, principal, _collection(session, parse_table_name(name)), grant_id, reason
+    )
+
+
 def list_collections(session: Session, principal: Principal, access_of: AccessOf) -> list[dict[str, Any]]:
     """The collections the caller may see: stewards all, others those they hold a grant on."""
     require(principal, Permission.CATALOG_READ)
