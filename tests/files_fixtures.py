@@ -94,7 +94,7 @@ def vcf_text(
     lines = [
         "##fileformat=VCFv4.2",
         f"##fileDate={file_date}",
-        "##source=CanarySeq pipeline for Alice Canary",
+        "##source=VarCaller-2.1 pipeline for Alice Canary",
         "##reference=file:///data/canary_general/alice_canary/GRCh38.fa",
         "##contig=<ID=chr1,length=248956422>",
         "##contig=<ID=chr2,length=242193529>",
