@@ -32,7 +32,7 @@ def aecg(
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <!-- exported for {patient[0]} {patient[1]} -->
 <{root_name} xmlns="{AECG_NS}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-  <id root="2.16.840.1.113883.3.1234.9.{subject.replace('-', '')}" extension="ECG-{subject}-1"/>
+  <id root="2.16.840.1.113883.3.1234.9.{subject.replace("-", "")}" extension="ECG-{subject}-1"/>
   <code code="93000" codeSystem="2.16.840.1.113883.6.12"/>
   <text>ECG of {patient[0]} {patient[1]} recorded {when[:4]}-{when[4:6]}-{when[6:]} at site {site}</text>
   <effectiveTime><low value="{when}091000"/><high value="{when}091010"/></effectiveTime>
@@ -65,7 +65,7 @@ def aecg(
     </subjectAssignment></componentOf>
   </timepointEvent></componentOf>
   <component><series>
-    <id root="2.16.840.1.113883.3.1234.6.{subject.replace('-', '')}"/>
+    <id root="2.16.840.1.113883.3.1234.6.{subject.replace("-", "")}"/>
     <code code="RHYTHM" codeSystem="2.16.840.1.113883.5.4"/>
     <effectiveTime><low value="{when}091000.000"/><high value="{when}091010.000"/></effectiveTime>
     <component><sequenceSet>
@@ -103,15 +103,39 @@ def vcf_text(
         '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth">',
         "##individual=Alice Canary, born 1941-12-12",
         "##commandline=bcftools call /home/canary/01-701-1015.bam",
-        *(f"##SAMPLE=<ID={s},Description=\"Alice Canary blood draw 2014-01-02\">" for s in samples),
+        *(f'##SAMPLE=<ID={s},Description="Alice Canary blood draw 2014-01-02">' for s in samples),
         *([f"##PEDIGREE=<Original={samples[0]}>"] if samples else []),
         "##PEDIGREE=<Child=01-701-1015,Mother=Carol Canary>",
     ]
     if extra_meta:
         lines.append(extra_meta)
-    lines.append("\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", *(["FORMAT"] if samples else []), *samples]))
+    lines.append(
+        "\t".join(
+            [
+                "#CHROM",
+                "POS",
+                "ID",
+                "REF",
+                "ALT",
+                "QUAL",
+                "FILTER",
+                "INFO",
+                *(["FORMAT"] if samples else []),
+                *samples,
+            ]
+        )
+    )
     for i in range(variants):
-        row = [f"chr{1 + i % 2}", str(10_000 + i * 137), f"rs{1000 + i}", "A", "G", "50", "PASS", f"DP={20 + i}"]
+        row = [
+            f"chr{1 + i % 2}",
+            str(10_000 + i * 137),
+            f"rs{1000 + i}",
+            "A",
+            "G",
+            "50",
+            "PASS",
+            f"DP={20 + i}",
+        ]
         if samples:
             row += ["GT:DP", *[f"0/1:{20 + i}" for _ in samples]]
         lines.append("\t".join(row))
@@ -159,15 +183,19 @@ def scanned_pdf() -> bytes:
     from reportlab.pdfgen import canvas
 
     png = io.BytesIO()
-    import zlib
     import struct
+    import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     raw = b"".join(b"\x00" + b"\x80" * 8 for _ in range(8))
-    png.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0))
-              + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    png.write(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
     out = io.BytesIO()
     page = canvas.Canvas(out, pagesize=A4)
     page.drawImage(ImageReader(io.BytesIO(png.getvalue())), 72, 500, 200, 200)
@@ -182,7 +210,12 @@ def odd_encoding_pdf(text: str) -> bytes:
     extractor. Built with pypdf's objects."""
     from pypdf import PdfWriter
     from pypdf.generic import (
-        ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject, NameObject, NumberObject,
+        ArrayObject,
+        DecodedStreamObject,
+        DictionaryObject,
+        FloatObject,
+        NameObject,
+        NumberObject,
     )
 
     writer = PdfWriter()
@@ -191,22 +224,35 @@ def odd_encoding_pdf(text: str) -> bytes:
     glyph.set_data(b"0 0 d0 0 0 500 700 re f")
     procs = DictionaryObject({NameObject("/g"): writer._add_object(glyph)})
     differences = ArrayObject([NumberObject(1), *[NameObject("/g") for _ in range(255)]])
-    font = DictionaryObject({
-        NameObject("/Type"): NameObject("/Font"),
-        NameObject("/Subtype"): NameObject("/Type3"),
-        NameObject("/FontBBox"): ArrayObject([NumberObject(0)] * 2 + [NumberObject(500), NumberObject(700)]),
-        NameObject("/FontMatrix"): ArrayObject([FloatObject(0.001), NumberObject(0), NumberObject(0),
-                                                 FloatObject(0.001), NumberObject(0), NumberObject(0)]),
-        NameObject("/CharProcs"): procs,
-        NameObject("/Encoding"): DictionaryObject({NameObject("/Type"): NameObject("/Encoding"),
-                                                   NameObject("/Differences"): differences}),
-        NameObject("/FirstChar"): NumberObject(1),
-        NameObject("/LastChar"): NumberObject(255),
-        NameObject("/Widths"): ArrayObject([NumberObject(500)] * 255),
-    })
-    page[NameObject("/Resources")] = DictionaryObject({
-        NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})
-    })
+    font = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Font"),
+            NameObject("/Subtype"): NameObject("/Type3"),
+            NameObject("/FontBBox"): ArrayObject(
+                [NumberObject(0)] * 2 + [NumberObject(500), NumberObject(700)]
+            ),
+            NameObject("/FontMatrix"): ArrayObject(
+                [
+                    FloatObject(0.001),
+                    NumberObject(0),
+                    NumberObject(0),
+                    FloatObject(0.001),
+                    NumberObject(0),
+                    NumberObject(0),
+                ]
+            ),
+            NameObject("/CharProcs"): procs,
+            NameObject("/Encoding"): DictionaryObject(
+                {NameObject("/Type"): NameObject("/Encoding"), NameObject("/Differences"): differences}
+            ),
+            NameObject("/FirstChar"): NumberObject(1),
+            NameObject("/LastChar"): NumberObject(255),
+            NameObject("/Widths"): ArrayObject([NumberObject(500)] * 255),
+        }
+    )
+    page[NameObject("/Resources")] = DictionaryObject(
+        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})}
+    )
     # the text's bytes shifted into codes the font maps to unnamed glyphs
     codes = bytes(((ord(c) + 100) % 254) + 1 for c in text)
     content = DecodedStreamObject()

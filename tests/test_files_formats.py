@@ -65,9 +65,20 @@ def test_formats_are_recognized_by_content_not_name() -> None:
 
 
 def test_aecg_identifiers_dates_and_free_text() -> None:
-    result = formats.deidentify("ecg.xml", make_aecg(annotation="Reviewed by Dr. Bertram Canaryson"), context())
+    result = formats.deidentify(
+        "ecg.xml", make_aecg(annotation="Reviewed by Dr. Bertram Canaryson"), context()
+    )
     text = result.data.decode()
-    for canary in ("01-701-1015", "Alice", "Canary", "19411212", "20140102", "SITE-CANARY-7", "555-867", "12 Canary"):
+    for canary in (
+        "01-701-1015",
+        "Alice",
+        "Canary",
+        "19411212",
+        "20140102",
+        "SITE-CANARY-7",
+        "555-867",
+        "12 Canary",
+    ):
         assert canary not in text, canary
     root = aecg.parse(result.data)
     ns = {"h": aecg.HL7}
@@ -146,7 +157,16 @@ def test_vcf_sample_pseudonymized_and_meta_lines_handled(tmp_path: Path, compres
     data = bgzip(source) if compressed else source
     result = formats.deidentify("a.vcf.gz" if compressed else "a.vcf", data, context("restricted"))
     text = gzip.decompress(result.data) if compressed else result.data
-    for canary in (b"01-701-1015", b"Alice", b"Canary", b"20140102", b"1941", b"/home/", b"/data/", b"commandline"):
+    for canary in (
+        b"01-701-1015",
+        b"Alice",
+        b"Canary",
+        b"20140102",
+        b"1941",
+        b"/home/",
+        b"/data/",
+        b"commandline",
+    ):
         assert canary not in text, canary
     assert b"##fileDate=20140119" in text and b"##reference=GRCh38.fa" in text
     assert b"##SAMPLE=<ID=pseudo1015>" in text and b"##PEDIGREE=<Original=pseudo1015>" in text
@@ -305,7 +325,8 @@ def test_collection_of_every_format_end_to_end(platform: Platform, tmp_path: Pat
             reports[name] = service.ingest_files(session, SYSTEM, platform.settings, name, items)
     with platform.db.session() as session:
         quarantine = {
-            name: {q["path"]: q["reason"] for q in service.quarantined(session, SYSTEM, name)} for name in uploads
+            name: {q["path"]: q["reason"] for q in service.quarantined(session, SYSTEM, name)}
+            for name in uploads
         }
     assert sorted(f["path"] for f in reports["study1.ecg"].added) == ["a/ecg.xml", "b/ecg.xml"]
     assert "XML refused" in quarantine["study1.ecg"]["b/bomb.xml"]
@@ -326,7 +347,9 @@ def test_collection_of_every_format_end_to_end(platform: Platform, tmp_path: Pat
         for row in rows.values():
             assert row["acquisition_date"].isoformat() == dm[row["subject"]]["RFSTDTC"]
     assert {r["media_type"] for r in ecg.values()} == {formats.AECG}
-    assert {r["modality"] for r in ecg.values()} == {"ECG"} and {r["tier"] for r in ecg.values()} == {"standard"}
+    assert {r["modality"] for r in ecg.values()} == {"ECG"} and {r["tier"] for r in ecg.values()} == {
+        "standard"
+    }
     assert json.loads(ecg["a/ecg.xml"]["details"])["leads"] == 3
     assert {r["tier"] for r in genomes.values()} == {"restricted"}
     assert json.loads(genomes["a.vcf.gz"]["details"])["variants"] == 3
@@ -371,17 +394,25 @@ def test_restricted_tier_needs_a_stewards_approval(platform: Platform) -> None:
     refused = steward.post(
         "/api/v1/collections/study1.wgs/approvals", json={"grant_id": whole_id, "reason": "IRB 2026-17"}
     )
-    assert refused.status_code == 422 and "names it" in refused.json()["detail"]
+    assert refused.status_code == 409 and "names it" in refused.json()["detail"]
     with platform.db.session() as session:
-        table_grant = access.add_grant(session, who(platform, "stew"), principal="user:ada", namespace="study1", table="wgs")
+        table_grant = access.add_grant(
+            session, who(platform, "stew"), principal="user:ada", namespace="study1", table="wgs"
+        )
         grant_id = table_grant.id
     assert ada.get("/api/v1/collections/study1.wgs/files").status_code == 404  # not approved yet
-    assert steward.post(
-        "/api/v1/collections/study1.wgs/approvals", json={"grant_id": grant_id, "reason": " "}
-    ).status_code == 422
-    assert ada.post(
-        "/api/v1/collections/study1.wgs/approvals", json={"grant_id": grant_id, "reason": "mine"}
-    ).status_code == 403
+    assert (
+        steward.post(
+            "/api/v1/collections/study1.wgs/approvals", json={"grant_id": grant_id, "reason": " "}
+        ).status_code
+        == 422
+    )
+    assert (
+        ada.post(
+            "/api/v1/collections/study1.wgs/approvals", json={"grant_id": grant_id, "reason": "mine"}
+        ).status_code
+        == 403
+    )
     approved = steward.post(
         "/api/v1/collections/study1.wgs/approvals", json={"grant_id": grant_id, "reason": "IRB 2026-17"}
     )
@@ -412,7 +443,10 @@ def test_classification_is_a_stewards_audited_statement(sqlite_platform: Platfor
                          content=pdf(["Dosing: twice daily"]))  # fmt: skip
     assert "not classified" in first.json()["quarantined"][0]["reason"]
     ada = platform.as_user("ada")
-    assert ada.put("/api/v1/collections/study1.docs/classification", json={"classification": "x"}).status_code == 403
+    assert (
+        ada.put("/api/v1/collections/study1.docs/classification", json={"classification": "x"}).status_code
+        == 403
+    )
     set_ = steward.put("/api/v1/collections/study1.docs/classification", json={"classification": PROTOCOLS})
     assert set_.status_code == 200 and set_.json()["classification"] == PROTOCOLS
     again = steward.post("/api/v1/collections/study1.docs/files", params={"filename": "p.pdf"},
@@ -423,10 +457,14 @@ def test_classification_is_a_stewards_audited_statement(sqlite_platform: Platfor
 
         from datalibrary.audit.models import AuditEvent
 
-        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "files.collection.classify")).one()
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "files.collection.classify")
+        ).one()
         assert event.actor == "stew" and event.details == {"classification": PROTOCOLS}
         with pytest.raises(InvalidInput):
-            service.create_collection(session, SYSTEM, platform.settings, "study1.long", classification="x" * 501)
+            service.create_collection(
+                session, SYSTEM, platform.settings, "study1.long", classification="x" * 501
+            )
 
 
 def test_cli_classification_tier_and_approval(sqlite_platform: Platform, tmp_path: Path, monkeypatch) -> None:
@@ -459,11 +497,15 @@ def test_cli_classification_tier_and_approval(sqlite_platform: Platform, tmp_pat
     assert json.loads(run("files", "add", "study1.wgs", str(tmp_path / "a.vcf"), "--json"))["added"]
     platform.add_user("stew", "steward")
     with platform.db.session() as session:
-        grant = access.add_grant(session, who(platform, "stew"), principal="user:ada", namespace="study1", table="wgs")
+        grant = access.add_grant(
+            session, who(platform, "stew"), principal="user:ada", namespace="study1", table="wgs"
+        )
         grant_id = grant.id
     platform.as_user("ada")
     assert "no grant" in run("files", "list", "study1.wgs", "--as", "ada", code=2)
-    approved = json.loads(run("files", "approve", "study1.wgs", str(grant_id), "--reason", "IRB 17", "--json"))
+    approved = json.loads(
+        run("files", "approve", "study1.wgs", str(grant_id), "--reason", "IRB 17", "--json")
+    )
     assert approved["grant_id"] == grant_id and approved["reason"] == "IRB 17"
     listed = json.loads(run("files", "list", "study1.wgs", "--as", "ada", "--json"))
     assert [f["path"] for f in listed] == ["a.vcf"] and listed[0]["tier"] == "restricted"
@@ -486,7 +528,9 @@ def test_console_shows_formats_tier_and_classification(sqlite_platform: Platform
     platform.add_user("sci", "scientist")
     platform.add_user("stew", "steward")
     with platform.db.session() as session:
-        access.add_grant(session, who(platform, "stew"), principal="user:sci", namespace="study1", table="ecg")
+        access.add_grant(
+            session, who(platform, "stew"), principal="user:sci", namespace="study1", table="ecg"
+        )
     client = sign_in(platform, "sci", PASSWORD)
     page = client.get("/collections", params={"name": "study1.ecg"}).text
     assert "a/ecg.xml" in page and "application/hl7-v3+xml" in page and "p.pdf" in page

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from datalibrary.access.models import Grant
 from datalibrary.audit.service import record
 from datalibrary.auth.permissions import Permission, Principal, require
-from datalibrary.errors import InvalidInput, NotFound
+from datalibrary.errors import Conflict, InvalidInput, NotFound
 from datalibrary.files.models import FileCollection
 
 RESTRICTED = "restricted"
@@ -64,7 +64,7 @@ def approve_grant(
     """A steward's approval of one grant for a restricted collection (audited)."""
     require(principal, Permission.GRANTS_MANAGE)
     if collection.tier != RESTRICTED:
-        raise InvalidInput(f"{collection.full_name} is not restricted: its grants need no approval")
+        raise Conflict(f"{collection.full_name} is not restricted: its grants need no approval")
     reason = " ".join((reason or "").split())
     if not reason:
         raise InvalidInput("say why the grant is approved for restricted data (--reason)", field="reason")
@@ -72,7 +72,7 @@ def approve_grant(
     if grant is None or grant.revoked_at is not None:
         raise NotFound(f"no live grant {grant_id}")
     if grant.namespace != collection.namespace or grant.table_name != collection.name:
-        raise InvalidInput(
+        raise Conflict(
             f"grant {grant_id} is not on {collection.full_name} itself: a restricted collection is reached "
             "only by a grant that names it"
         )

@@ -61,7 +61,9 @@ class ClassificationIn(BaseModel):
 
 class ApprovalIn(BaseModel):
     grant_id: int = Field(ge=1, le=2**31 - 1, description="A live grant that names the collection itself")
-    reason: str = Field(max_length=1000, description="Why this grant may read restricted data")
+    reason: str = Field(
+        min_length=1, max_length=1000, pattern=r"\S", description="Why this grant may read restricted data"
+    )
 
 
 @router.post(
