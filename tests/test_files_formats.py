@@ -559,3 +559,48 @@ def test_old_index_tables_gain_the_new_columns(sqlite_platform: Platform) -> Non
         service.ingest_files(session, SYSTEM, platform.settings, "study1.old", [("e.xml", make_aecg())])
     rows = read_table(platform, "study1.old").to_pylist()
     assert rows[0]["tier"] == "standard" and json.loads(rows[0]["details"])["leads"] == 3
+
+
+def test_aecg_names_in_attributes_and_dates_in_unexpected_places() -> None:
+    extra = (
+        '<component><series><code code="X" displayName="Tracing of Alice Canary, Dr. Ann Smith"/>'
+        '<value xsi:type="PQ" value="20140102" unit="d"/></series></component>'
+    )
+    result = formats.deidentify("ecg.xml", make_aecg(extra=extra), context())
+    text = result.data.decode()
+    assert "Alice" not in text and "Ann Smith" not in text and "20140102" not in text
+    assert 'value="20140119"' in text
+
+
+def test_erasing_a_subject_removes_their_ecgs_and_genomes(platform: Platform) -> None:
+    from datalibrary.lake.catalog import open_lake, parse_table_name
+    from datalibrary.lake.erasure import erase_subject
+
+    a, b = list(SUBJECTS)
+    with platform.db.session() as session:
+        service.create_collection(session, SYSTEM, platform.settings, "study1.ecg")
+        service.create_collection(session, SYSTEM, platform.settings, "study1.wgs", tier="restricted")
+    with platform.db.session() as session:
+        service.ingest_files(
+            session,
+            SYSTEM,
+            platform.settings,
+            "study1.ecg",
+            [("a.xml", make_aecg(a)), ("b.xml", make_aecg(b))],
+        )
+        service.ingest_files(
+            session, SYSTEM, platform.settings, "study1.wgs",
+            [("a.vcf.gz", bgzip(vcf_text((a,)))), ("b.vcf", vcf_text((b,)))],
+        )  # fmt: skip
+    gone = {r["path"]: r for r in read_table(platform, "study1.ecg").to_pylist()}["a.xml"]["subject"]
+    lake = open_lake(platform.settings)
+    with platform.db.session() as session:
+        report = erase_subject(session, SYSTEM, lake, namespace="study1", subject=gone)
+    assert report["ok"] is True, report["files_containing_subject"]
+    assert [r["path"] for r in read_table(platform, "study1.ecg").to_pylist()] == ["b.xml"]
+    assert [r["path"] for r in read_table(platform, "study1.wgs").to_pylist()] == ["b.vcf"]
+    for name in ("study1.ecg", "study1.wgs"):
+        remaining = lake.storage.list(service.objects_root(lake, parse_table_name(name)))
+        assert len(remaining) == 1
+        data = lake.storage.read_bytes(remaining[0].uri)
+        assert gone.encode() not in (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)

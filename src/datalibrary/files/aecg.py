@@ -53,6 +53,29 @@ TIME_ELEMENTS = {"effectiveTime", "low", "high", "center", "head", "time", "acti
 TIME_TYPES = {"TS", "IVL_TS", "GLIST_TS", "PIVL_TS"}
 TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?([+-]\d{4})?$")
 DIGITS = re.compile(r"^[\s0-9.eE+-]*$")
+NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+# attributes that hold codes, units, structure: kept (everything else is scrubbed as free text)
+STRUCTURAL = frozenset(
+    [
+        "code",
+        "codeSystem",
+        "codeSystemVersion",
+        "unit",
+        "nullFlavor",
+        "classCode",
+        "moodCode",
+        "typeCode",
+        "root",
+        "extension",
+        "inclusive",
+        "operator",
+        "institutionSpecified",
+        "mediaType",
+        "representation",
+        "contextConductionInd",
+        "negationInd",
+    ]
+)
 TYPE = f"{{{XSI}}}type"
 ET.register_namespace("", HL7)
 ET.register_namespace("xsi", XSI)
@@ -199,6 +222,9 @@ class _Cleaner:
         typed = element.get(TYPE, "") in TIME_TYPES
         if local in TIME_ELEMENTS or typed:
             self.time(element, typed or local in ("low", "high", "center", "head"))
+        elif _looks_like_date(element.get("value")):  # a date where no time was expected: moved too
+            self.time(element, False)
+        self.attributes(element)
         if local == "digits":
             if element.text and not DIGITS.match(element.text):
                 raise Rejected("waveform digits hold something other than numbers")
@@ -206,6 +232,16 @@ class _Cleaner:
             element.text = self.text(element.text)
         for child in list(element):
             self.walk(child, local)
+
+    def attributes(self, element: ET.Element) -> None:
+        """Attributes other than codes, units, numbers and times (display names, descriptions
+        a vendor chose) are free text: scrubbed."""
+        for name, value in list(element.attrib.items()):
+            if name in STRUCTURAL or name == TYPE or (name == "value" and NUMBER.match(value.strip())):
+                continue
+            cleaned = self.text(value)
+            if cleaned != value:
+                element.set(name, cleaned or "")
 
     def identifier(self, element: ET.Element, parent: str) -> None:
         if parent == "clinicalTrial":
@@ -225,6 +261,12 @@ class _Cleaner:
         if extension:
             element.set("extension", self.token(extension))
         self.actions["U"] += 1
+
+
+def _looks_like_date(value: str | None) -> bool:
+    found = TS.match((value or "").strip())
+    day = _date(value) if found and found.group(3) else None
+    return day is not None and 1800 <= day.year <= 2200
 
 
 def _date(value: str | None) -> date | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -32,6 +33,7 @@ PDF = "application/pdf"
 TEXT = "text/plain"
 TEXT_SUFFIXES = (".txt", ".text", ".md")
 TIERS = ("standard", "restricted")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -83,9 +85,7 @@ def sniff(path: str, data: bytes) -> str | None:
     return None
 
 
-def deidentify(path: str, data: bytes, context: Context) -> Deidentified:
-    """De-identified bytes and index metadata of one file; ``Rejected`` says why not."""
-    media_type = sniff(path, data)
+def _other(path: str, data: bytes, media_type: str, context: Context) -> Deidentified:
     if media_type == AECG:
         from datalibrary.files import aecg
 
@@ -94,10 +94,23 @@ def deidentify(path: str, data: bytes, context: Context) -> Deidentified:
         from datalibrary.files import vcf
 
         return vcf.deidentify(data, context)
-    if media_type in (PDF, TEXT):
-        from datalibrary.files import documents
+    from datalibrary.files import documents
 
-        return documents.check(path, data, media_type, context)
+    return documents.check(path, data, media_type, context)
+
+
+def deidentify(path: str, data: bytes, context: Context) -> Deidentified:
+    """De-identified bytes and index metadata of one file; ``Rejected`` says why not."""
+    media_type = sniff(path, data)
+    if media_type in (AECG, VCF, PDF, TEXT):
+        try:
+            return _other(path, data, media_type, context)
+        except Rejected:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OSError, RecursionError) as exc:
+            # fail closed: an input nobody foresaw is quarantined, not half-processed
+            log.warning("a %s file could not be processed: %s", media_type, type(exc).__name__)
+            raise Rejected(f"the {media_type} file could not be processed ({type(exc).__name__})") from None
     try:
         result = dicom.deidentify(data, context.dicom_options)
     except Rejected as exc:
