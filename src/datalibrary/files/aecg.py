@@ -146,6 +146,7 @@ class _Cleaner:
         )
         self.actions: Counter[str] = Counter()
         self.words = context.words
+        self.pending: list[tuple[ET.Element, str, str]] = []
 
     def collect(self, root: ET.Element) -> None:
         """Words of the document's own identifying elements (names, addresses, telecom, ids):
@@ -169,14 +170,26 @@ class _Cleaner:
         digest = hmac.new(self.context.uid_secret, b"aecg-id\x00" + value.encode(), hashlib.sha256)
         return digest.hexdigest()[:20]
 
-    def text(self, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return value
-        cleaned = self.mention.sub(self.pseudonym, value) if self.mention else value
-        cleaned = freetext.scrub(cleaned, self.words)
-        if cleaned != value:
+    def text(self, element: ET.Element, slot: str, value: str | None) -> None:
+        """Free text to scrub: gathered during the walk, scrubbed in one batch (``finish``)."""
+        if value is not None and value.strip():
+            self.pending.append((element, slot, value))
+
+    def finish(self) -> None:
+        values = [self.mention.sub(self.pseudonym, v) if self.mention else v for _, _, v in self.pending]
+        for (element, slot, value), cleaned in zip(
+            self.pending, freetext.scrub_many(values, self.words), strict=True
+        ):
+            if cleaned == value:
+                continue
             self.actions["S"] += 1
-        return cleaned
+            if slot == "#text":
+                element.text = cleaned
+            elif slot == "#tail":
+                element.tail = cleaned
+            else:
+                element.set(slot, cleaned)
+        self.pending.clear()
 
     def time(self, element: ET.Element, typed: bool) -> None:
         value = element.get("value")
@@ -212,7 +225,7 @@ class _Cleaner:
             if self.mention and local != "id" and self.mention.search(element.attrib[name]):
                 element.set(name, self.mention.sub(self.pseudonym, element.attrib[name]))
                 self.actions["D"] += 1
-        element.tail = self.text(element.tail)
+        self.text(element, "#tail", element.tail)
         if local in EMPTIED:
             self.empty(element, "X")
             return
@@ -229,7 +242,7 @@ class _Cleaner:
             if element.text and not DIGITS.match(element.text):
                 raise Rejected("waveform digits hold something other than numbers")
         else:
-            element.text = self.text(element.text)
+            self.text(element, "#text", element.text)
         for child in list(element):
             self.walk(child, local)
 
@@ -239,9 +252,7 @@ class _Cleaner:
         for name, value in list(element.attrib.items()):
             if name in STRUCTURAL or name == TYPE or (name == "value" and NUMBER.match(value.strip())):
                 continue
-            cleaned = self.text(value)
-            if cleaned != value:
-                element.set(name, cleaned or "")
+            self.text(element, name, value)
 
     def identifier(self, element: ET.Element, parent: str) -> None:
         if parent == "clinicalTrial":
@@ -316,6 +327,7 @@ def deidentify(data: bytes, context: Context) -> Deidentified:
     cleaner = _Cleaner(context, subject.pseudonym, subject.offset_days, raw_subject)
     cleaner.collect(root)
     cleaner.walk(root, "")
+    cleaner.finish()
     out = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     details = _details(root)
     acquired = _date(details["effective_time"])

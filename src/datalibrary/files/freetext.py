@@ -35,20 +35,31 @@ class StudyWords:
     digests: frozenset[str] = field(default_factory=frozenset)
 
 
-def _patterns(text: str) -> str:
-    array = pa.array([text], type=pa.string())
+def _patterns_many(texts: list[str]) -> list[str]:
+    array = pa.array(texts, type=pa.string())
     for label, pattern in SCRUB_PATTERNS:
         array = pc.replace_substring_regex(array, pattern, f"[{label}]")
-    return str(array.to_pylist()[0])
+    return [str(t) for t in array.to_pylist()]
+
+
+def _patterns(text: str) -> str:
+    return _patterns_many([text])[0]
+
+
+def scrub_many(texts: list[str], words: StudyWords | None = None) -> list[str]:
+    """Each text with identifiers replaced by placeholders ([DATE], [NAME], [MRN]...): one
+    vectorized pass of the patterns for all of them."""
+    if not texts:
+        return []
+    out = [t or "" for t in scrub_names(list(_patterns_many(texts)))]
+    if words is not None and words.digests:
+        out = [t or "" for t in scrub_known(list(out), words.secret, set(words.digests))]
+    return out
 
 
 def scrub(text: str, words: StudyWords | None = None) -> str:
     """``text`` with identifiers replaced by placeholders ([DATE], [NAME], [MRN]...)."""
-    out = _patterns(text)
-    out = scrub_names([out])[0] or ""
-    if words is not None and words.digests:
-        out = scrub_known([out], words.secret, set(words.digests))[0] or ""
-    return out
+    return scrub_many([text], words)[0]
 
 
 def findings(text: str, words: StudyWords | None = None) -> list[str]:
