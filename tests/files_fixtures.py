@@ -204,6 +204,36 @@ def scanned_pdf() -> bytes:
     return out.getvalue()
 
 
+def private_glyphs_pdf(text: str) -> bytes:
+    """A PDF drawn with a standard font re-encoded to private glyph names (``/cid001``...,
+    outside the Adobe Glyph List) and no ToUnicode: a subset font as some generators write."""
+    from pypdf import PdfWriter
+    from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NameObject, NumberObject
+
+    writer = PdfWriter()
+    page = writer.add_blank_page(595, 842)
+    differences = ArrayObject([NumberObject(32), *[NameObject(f"/cid{i:03d}") for i in range(95)]])
+    font = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Font"),
+            NameObject("/Subtype"): NameObject("/Type1"),
+            NameObject("/BaseFont"): NameObject("/Helvetica"),
+            NameObject("/Encoding"): DictionaryObject(
+                {NameObject("/Type"): NameObject("/Encoding"), NameObject("/Differences"): differences}
+            ),
+        }
+    )
+    page[NameObject("/Resources")] = DictionaryObject(
+        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})}
+    )
+    content = DecodedStreamObject()
+    content.set_data(b"BT /F1 12 Tf 72 700 Td (" + text.encode("ascii") + b") Tj ET")
+    page[NameObject("/Contents")] = writer._add_object(content)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
 def odd_encoding_pdf(text: str) -> bytes:
     """A PDF whose font maps codes to glyphs with no Unicode mapping (a Type3 font without
     ToUnicode, codes in the private range): what a PDF with text in an odd encoding shows an

@@ -19,7 +19,7 @@ from datalibrary.errors import InvalidInput
 from datalibrary.files import aecg, dicom, formats, service
 from datalibrary.files.freetext import StudyWords
 from tests.files_fixtures import aecg as make_aecg
-from tests.files_fixtures import bgzip, odd_encoding_pdf, pdf, scanned_pdf, vcf_text
+from tests.files_fixtures import bgzip, odd_encoding_pdf, pdf, private_glyphs_pdf, scanned_pdf, vcf_text
 from tests.helpers import Platform
 from tests.lake_helpers import SYSTEM, ingest, read_table
 from tests.test_files_dicom import SUBJECTS, dm_csv, every_byte, who
@@ -257,6 +257,7 @@ def test_metadata_of_an_accepted_pdf_is_removed() -> None:
     ("make", "reason"),
     [
         (lambda: odd_encoding_pdf("Patient John Smith born 1950-03-12"), "odd text encoding"),
+        (lambda: private_glyphs_pdf("Patient John Smith born 1950-03-12"), "outside the Adobe Glyph List"),
         (scanned_pdf, "image without text"),
         (lambda: pdf(["x"])[:200], "not a readable PDF"),
         (lambda: b"%PDF-1.7\n" + b"\x00" * 100, "not a readable PDF"),

@@ -179,7 +179,8 @@ def describe(collection: FileCollection) -> dict[str, Any]:
         "burned_in_reviewed": dict(collection.burned_in_reviewed or {}),
         "classification": collection.classification or "",
         "tier": collection.tier or "standard",
-        "approved_grants": dict(collection.approved_grants or {}),
+        # how many grants a steward approved for a restricted tier (who and why: the audit log)
+        "approved_grants": len(collection.approved_grants or {}),
         "created_at": collection.created_at.isoformat() if collection.created_at else None,
     }
 
