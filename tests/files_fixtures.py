@@ -97,7 +97,7 @@ def vcf_text(
         "##source=VarCaller-2.1 pipeline for Alice Canary",
         "##reference=file:///data/canary_general/alice_canary/GRCh38.fa",
         "##contig=<ID=chr1,length=248956422>",
-        "##contig=<ID=chr2,length=242193529>",
+        "##contig=<ID=chr2,length=242193529,URL=file:///home/alice_canary/refs/chr2.fa>",
         '##INFO=<ID=DP,Number=1,Type=Integer,Description="Total depth">',
         '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
         '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth">',

@@ -115,6 +115,18 @@ class _Header:
             self.actions["S"] += 1
         return cleaned
 
+    def value(self, key: str, value: str) -> str:
+        """A field of a structured line: descriptions scrubbed, paths and URLs cut to their
+        last part (``URL=file:///home/alice/ref.fa`` names a person)."""
+        if key in ("Description", "Source"):
+            return self.text(value)
+        if key in ("URL", "assembly") or "/" in value or "\\" in value:
+            base = re.split(r"[/\\]", value.strip('"').rstrip("/\\"))[-1]
+            if base != value:
+                self.actions["D"] += 1
+                return f'"{base}"' if value.startswith('"') else base
+        return value
+
     def line(self, line: str) -> str | None:
         found = META.match(line)
         if found is None:
@@ -125,7 +137,7 @@ class _Header:
             self.actions["K"] += 1
             return line
         if key in STRUCTURED:
-            pairs = [(k, self.text(v) if k in ("Description", "Source") else v) for k, v in _fields(value)]
+            pairs = [(k, self.value(k, v)) for k, v in _fields(value)]
             return f"##{key}={_joined(pairs)}"
         if key in ("reference", "assembly"):
             base = re.split(r"[/\\]", value.strip().rstrip("/\\"))[-1]
