@@ -605,3 +605,39 @@ def test_erasing_a_subject_removes_their_ecgs_and_genomes(platform: Platform) ->
         assert len(remaining) == 1
         data = lake.storage.read_bytes(remaining[0].uri)
         assert gone.encode() not in (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+
+
+def test_sdk_reads_ecgs_and_approved_genomes(sqlite_platform: Platform, tmp_path: Path) -> None:
+    import datalibrary.sdk as sdk
+    from tests.helpers import LiveServer
+
+    platform = sqlite_platform
+    a = list(SUBJECTS)[0]
+    with platform.db.session() as session:
+        service.create_collection(session, SYSTEM, platform.settings, "study1.ecg")
+        service.create_collection(session, SYSTEM, platform.settings, "study1.wgs", tier="restricted")
+    with platform.db.session() as session:
+        service.ingest_files(session, SYSTEM, platform.settings, "study1.ecg", [("a.xml", make_aecg(a))])
+        service.ingest_files(
+            session, SYSTEM, platform.settings, "study1.wgs", [("a.vcf.gz", bgzip(vcf_text((a,))))]
+        )
+    platform.add_user("stew", "steward")
+    with platform.db.session() as session:
+        access.add_grant(session, who(platform, "stew"), principal="user:ada", namespace="study1")
+    platform.as_user("ada")
+    with LiveServer(platform.app) as server:
+        lake = sdk.connect(server.url, platform.tokens["ada"])
+        assert [c["name"] for c in lake.collections()] == ["study1.ecg"]  # the genomes need an approval
+        ecg = lake.files("study1.ecg")
+        assert aecg.parse(ecg.read("a.xml")).tag == f"{{{aecg.HL7}}}AnnotatedECG"
+        with pytest.raises(sdk.SdkError) as refused:
+            lake.files("study1.wgs").read("a.vcf.gz")
+        assert refused.value.status == 404
+        with platform.db.session() as session:
+            table_grant = access.add_grant(
+                session, who(platform, "stew"), principal="user:ada", namespace="study1", table="wgs"
+            )
+            service.approve_grant(session, who(platform, "stew"), "study1.wgs", table_grant.id, "IRB 17")
+        saved = lake.files("study1.wgs").download("a.vcf.gz", tmp_path)
+        reader = pysam.VariantFile(str(saved))
+        assert list(reader.header.samples) == [lake.files("study1.wgs").list()[0]["subject"]]
