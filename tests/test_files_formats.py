@@ -361,7 +361,8 @@ def test_collection_of_every_format_end_to_end(platform: Platform, tmp_path: Pat
     written = every_byte(platform)
     for canary in (
         *SUBJECTS, *SUBJECTS.values(), "19411212", "Alice", "Canary", "SITE-CANARY-7", "867-5309",
-        "John Smith", "/home/canary", "Jane",
+        "John Smith", "/home/canary", "alice_canary", "Jane", "1941-12-12",
+        *(f"{d[:4]}-{d[4:6]}-{d[6:]}" for d in SUBJECTS.values()),
     ):  # fmt: skip
         assert canary.encode() not in written, canary
 
