@@ -19,7 +19,15 @@ from datalibrary.errors import InvalidInput
 from datalibrary.files import aecg, dicom, formats, service
 from datalibrary.files.freetext import StudyWords
 from tests.files_fixtures import aecg as make_aecg
-from tests.files_fixtures import bgzip, odd_encoding_pdf, pdf, private_glyphs_pdf, scanned_pdf, vcf_text
+from tests.files_fixtures import (
+    bgzip,
+    odd_encoding_pdf,
+    pdf,
+    private_glyphs_pdf,
+    scanned_pdf,
+    vcf_text,
+    zlib_bomb_pdf,
+)
 from tests.helpers import Platform
 from tests.lake_helpers import SYSTEM, ingest, read_table
 from tests.test_files_dicom import SUBJECTS, dm_csv, every_byte, who
@@ -262,6 +270,7 @@ def test_metadata_of_an_accepted_pdf_is_removed() -> None:
         (lambda: pdf(["x"])[:200], "not a readable PDF"),
         (lambda: b"%PDF-1.7\n" + b"\x00" * 100, "not a readable PDF"),
         (lambda: pdf([]), "no extractable text"),
+        (zlib_bomb_pdf, "no extractable text"),  # pypdf stops inflating at its limit
     ],
 )
 def test_documents_that_cannot_be_checked_are_quarantined(make, reason: str) -> None:  # type: ignore[no-untyped-def]
