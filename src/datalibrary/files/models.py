@@ -35,6 +35,13 @@ class FileCollection(Base):
     # explicit decisions on modalities / SOP classes known to carry burned-in text:
     # {"US": "reviewed: scanner writes no text in pixels"}; without one such files are quarantined
     burned_in_reviewed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # what a steward stated the collection holds ("protocol documents, no patient data");
+    # documents (PDF, text) are quarantined while it is empty (files.documents)
+    classification: Mapped[str] = mapped_column(Text, default="")
+    # "standard" | "restricted" (genomic data): a restricted collection's files are served only
+    # through grants a steward approved for the tier: {grant id: {by, reason, at}} (files.tiers)
+    tier: Mapped[str] = mapped_column(String(16), default="standard")
+    approved_grants: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     @property

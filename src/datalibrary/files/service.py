@@ -51,8 +51,9 @@ from datalibrary.audit.service import record
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.errors import Conflict, InvalidInput, NotFound, TooLarge
-from datalibrary.files import dicom, metering, objects
+from datalibrary.files import dicom, formats, metering, objects, tiers
 from datalibrary.files import risk as file_risk
+from datalibrary.files.freetext import StudyWords
 from datalibrary.files.models import FileCollection, QuarantinedFile
 from datalibrary.lake import locks
 from datalibrary.lake.catalog import Lake, TableName, open_lake, parse_table_name
@@ -66,6 +67,7 @@ from datalibrary.privacy.service import study_key_for
 from datalibrary.privacy.store import load_policy
 
 log = logging.getLogger(__name__)
+_TAGS = {"standard": ["dicom", "aecg", "documents"], "restricted": ["genomic", "vcf", "restricted"]}
 MAX_ARCHIVE_MEMBERS = 20_000
 TEMPLATE_FIELDS = ("PatientID", "ClinicalTrialSubjectID", "ClinicalTrialProtocolID")
 TEMPLATE_RE = re.compile(r"^(?:[^{}]|\{(?:" + "|".join(TEMPLATE_FIELDS) + r")\})*$")
@@ -91,6 +93,8 @@ INDEX_SCHEMA = pa.schema(
         pa.field("sop_class_uid", pa.string()),
         pa.field("profile", pa.string()),
         pa.field("ingested_at", pa.timestamp("us", tz="UTC")),
+        pa.field("tier", pa.string()),
+        pa.field("details", pa.string()),
     ]
 )
 
@@ -111,6 +115,8 @@ INDEX_LABELS = {
     "sop_class_uid": "SOPClassUID",
     "profile": "De-identification profile applied",
     "ingested_at": "Committed at (UTC)",
+    "tier": "Tier of the collection (standard, restricted: genomic data)",
+    "details": "Format metadata (JSON): ECG leads and sampling rate, VCF reference and counts, pages",
 }
 
 
@@ -132,7 +138,15 @@ def grants_of(session: Session, principal: Principal) -> AccessOf:
         if not principal.can(Permission.QUERY_RUN):
             return None
         found = access.effective_access(session, principal, namespace, table)
-        return None if found is None else FileView(found.row_filter)
+        if found is None:
+            return None
+        collection = session.scalar(
+            select(FileCollection).where(FileCollection.namespace == namespace, FileCollection.name == table)
+        )
+        if collection is not None and collection.tier == tiers.RESTRICTED:  # approved grants only
+            visible, row_filter = tiers.restricted_filter(session, collection, found.grant_ids)
+            return FileView(row_filter) if visible else None
+        return FileView(found.row_filter)
 
     return access_of
 
@@ -168,6 +182,10 @@ def describe(collection: FileCollection) -> dict[str, Any]:
         "subject_template": collection.subject_template,
         "private_allow": list(collection.private_allow or []),
         "burned_in_reviewed": dict(collection.burned_in_reviewed or {}),
+        "classification": collection.classification or "",
+        "tier": collection.tier or "standard",
+        # how many grants a steward approved for a restricted tier (who and why: the audit log)
+        "approved_grants": len(collection.approved_grants or {}),
         "created_at": collection.created_at.isoformat() if collection.created_at else None,
     }
 
@@ -183,11 +201,18 @@ def create_collection(
     subject_template: str = "{PatientID}",
     private_allow: list[str] | None = None,
     burned_in_reviewed: dict[str, str] | None = None,
+    classification: str = "",
+    tier: str = "standard",
 ) -> FileCollection:
     """Create ``NS.NAME`` and its (empty) index table; the policy must exist and name a
-    pseudonymized subject column and a date shift (what files get from it)."""
+    pseudonymized subject column and a date shift (what files get from it). ``classification``
+    states what the collection holds (documents need one); ``tier='restricted'`` (genomic
+    data) serves its files only through grants a steward approved (``files.tiers``)."""
     require(principal, Permission.DATASETS_MANAGE)
     table = parse_table_name(name)
+    if tier not in formats.TIERS:
+        raise InvalidInput(f"tier must be one of {', '.join(formats.TIERS)}", field="tier")
+    classification = tiers.check_classification(classification)
     if not TEMPLATE_RE.match(subject_template or ""):
         raise InvalidInput(
             f"subject_template {subject_template!r} may only use the fields "
@@ -232,13 +257,17 @@ def create_collection(
         subject_template=subject_template,
         private_allow=allow,
         burned_in_reviewed=reviewed,
+        classification=classification,
+        tier=tier,
+        approved_grants={},
     )
     session.add(collection)
     # the index is a dataset like any table: the catalog describes it, erasure finds its subjects
     session.add(
         Dataset(
             namespace=table.namespace, name=table.name, title=f"{table.name} (file collection)",
-            description=description, owner=principal.name, tags=["files", "dicom"],
+            description=description, owner=principal.name, tags=["files", *_TAGS[tier]],
+            sensitivity="restricted" if tier == tiers.RESTRICTED else "confidential",
             source="file collection", subject_column="subject", column_labels=INDEX_LABELS, source_bytes=0,
         )
     )  # fmt: skip
@@ -249,9 +278,29 @@ def create_collection(
         actor=principal.name,
         action="files.collection.create",
         target=f"files:{table}",
-        details={"policy": stored.label},
+        details={"policy": stored.label, "tier": tier, "classification": classification},
     )
     return collection
+
+
+def classify_collection(
+    session: Session, principal: Principal, name: str, classification: str
+) -> FileCollection:
+    """A steward states what the collection holds (documents need it); audited."""
+    require(principal, Permission.DATASETS_MANAGE)
+    collection = _collection(session, parse_table_name(name))
+    tiers.classify(session, principal, collection, classification)
+    return collection
+
+
+def approve_grant(
+    session: Session, principal: Principal, name: str, grant_id: int, reason: str
+) -> dict[str, Any]:
+    """A steward approves one grant on a restricted collection for its tier; audited."""
+    require(principal, Permission.GRANTS_MANAGE)
+    return tiers.approve_grant(
+        session, principal, _collection(session, parse_table_name(name)), grant_id, reason
+    )
 
 
 def list_collections(session: Session, principal: Principal, access_of: AccessOf) -> list[dict[str, Any]]:
@@ -315,6 +364,29 @@ def subject_identity(policy: Policy, key: StudyKey, subject: str) -> dicom.Subje
     token = tokens_for(key, [value], scope=str(params.get("scope", "")), length=int(params.get("length", 16)))
     offset = subject_offsets(key, pa.array([subject]), 1, low, high)[0].as_py()
     return dicom.Subject(str(params.get("prefix", "")) + token[0], int(offset))
+
+
+def _study_digests(session: Session, namespace: str) -> set[str]:
+    """The study's identifier dictionary (keyed digests of words seen in identifying columns)."""
+    from datalibrary.privacy.models import IdentifierDigest
+
+    return set(
+        session.scalars(select(IdentifierDigest.digest).where(IdentifierDigest.namespace == namespace))
+    )
+
+
+def _with_new_columns(iceberg: Any) -> Any:
+    """Index tables created before a column of ``INDEX_SCHEMA`` existed get it (optional,
+    NULL in older rows): schema evolution, no rewrite."""
+    from pyiceberg.types import StringType
+
+    missing = [f.name for f in INDEX_SCHEMA if f.name not in iceberg.schema().column_names]
+    if not missing:
+        return iceberg
+    with iceberg.update_schema() as update:
+        for column in missing:
+            update.add_column(column, StringType(), doc=INDEX_LABELS[column])
+    return iceberg
 
 
 def _resolver(collection: FileCollection, policy: Policy, key: StudyKey) -> Callable[[Any], dicom.Subject]:
@@ -494,6 +566,11 @@ def ingest_files(
         private_allow=frozenset(collection.private_allow or []),
         burned_in_reviewed=dict(collection.burned_in_reviewed or {}),
     )
+    context = formats.Context(
+        resolve_subject=options.resolve_subject, uid_secret=key.secret, dicom_options=options,
+        tier=collection.tier or "standard", classification=collection.classification or "",
+        words=StudyWords(key.secret, frozenset(_study_digests(session, table.namespace))),
+    )  # fmt: skip
     lake = open_lake(settings)
     current = _current_rows(lake, table)
     latest = {r["path"]: r for r in current}
@@ -524,7 +601,7 @@ def ingest_files(
             rejected.append((path, size, None, f"cannot be read from its archive ({type(exc).__name__})"))
             continue
         try:
-            result = dicom.deidentify(data, options, spool)
+            result = formats.deidentify(path, data, context, spool)
         except dicom.Rejected as exc:
             rejected.append((path, _digest(data)[1], _seal(settings, collection, data), exc.reason))
             continue
@@ -549,20 +626,25 @@ def ingest_files(
         row = {
             "path": path,
             "version": (previous["version"] + 1) if previous else 1,
-            "media_type": dicom.MEDIA_TYPE,
+            "media_type": result.media_type,
             "size": stored_size,
             "sha256": digest,
             "subject": result.subject,
             "study": table.namespace,
             **result.metadata,
-            "profile": f"PS3.15 E.1-1 {result.profile_edition}",
+            "profile": result.profile,
             "ingested_at": now,
+            "tier": collection.tier or "standard",
+            "details": json.dumps(result.details, sort_keys=True, default=str) if result.details else None,
         }
         latest[path] = row
         rows.append(row)
         report.added.append(
-            {"path": path, "version": row["version"], "sha256": digest, "actions": dict(result.actions)}
-        )
+            {
+                "path": path, "version": row["version"], "sha256": digest, "media_type": result.media_type,
+                "actions": dict(result.actions),
+            }
+        )  # fmt: skip
     if rows:
         _release_writes(session)
         report.snapshot_id = _commit_rows(lake, table, rows, report, policy.risk_threshold)
@@ -599,6 +681,7 @@ def _commit_rows(
         holder=locks.holder_name(f"files:{table}"), ttl=max(settings.lock_timeout_seconds, 60),
         timeout=settings.lock_timeout_seconds,
     ):  # fmt: skip
+        iceberg = _with_new_columns(lake.load(table))  # before reading: the rows get its columns
         stored = _index(lake, table)
         latest = {r["path"]: r for r in _current_rows(lake, table, stored)}
         fresh = []
@@ -614,7 +697,6 @@ def _commit_rows(
             added_entry["version"] = next(r["version"] for r in fresh if r["path"] == added_entry["path"])
         if not fresh:
             return None
-        iceberg = lake.load(table)
         schema = file_schema(iceberg)
         new_rows = pa.Table.from_pylist(fresh, schema=schema)
         writer = FileWriter(lake, iceberg, f"files-{uuid.uuid4().hex[:12]}", schema, 64 << 20)

@@ -1,4 +1,5 @@
-"""File collections: create, upload DICOM files (or a zip of a series), list, download."""
+"""File collections: create, upload files (DICOM, HL7 aECG, VCF, PDF/text documents, or a zip),
+list, download; classify a collection, approve grants on a restricted one."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
@@ -44,6 +45,28 @@ class CollectionIn(BaseModel):
         default_factory=dict,
         description="Modality or SOP class UID -> the reason its files carry no burned-in text",
     )
+    classification: str = Field(
+        "",
+        max_length=500,
+        description="What a steward states the collection holds, e.g. 'protocol documents, no patient "
+        "data': documents (PDF, text) are quarantined while it is empty",
+    )
+    tier: Literal["standard", "restricted"] = Field(
+        "standard",
+        description="'restricted' for genomic data (VCF): files served only through grants a steward "
+        "approved for the tier",
+    )
+
+
+class ClassificationIn(BaseModel):
+    classification: str = Field(max_length=500, description="Empty clears it")
+
+
+class ApprovalIn(BaseModel):
+    grant_id: int = Field(ge=1, le=2**31 - 1, description="A live grant that names the collection itself")
+    reason: str = Field(
+        min_length=1, max_length=1000, pattern=r"\S", description="Why this grant may read restricted data"
+    )
 
 
 @router.post(
@@ -65,8 +88,32 @@ def create_collection(
         subject_template=body.subject_template,
         private_allow=body.private_allow,
         burned_in_reviewed=body.burned_in_reviewed,
+        classification=body.classification,
+        tier=body.tier,
     )
     return service.describe(collection)
+
+
+@router.put(
+    "/collections/{name}/classification",
+    summary="State what a collection holds (documents need it); audited",
+    dependencies=[Requires(Permission.DATASETS_MANAGE)],
+)
+def classify(
+    name: TableRef, body: ClassificationIn, principal: CurrentPrincipal, session: DbSession
+) -> dict[str, Any]:
+    return service.describe(service.classify_collection(session, principal, name, body.classification))
+
+
+@router.post(
+    "/collections/{name}/approvals",
+    summary="Approve a grant on a restricted collection (genomic data) for its tier; audited",
+    dependencies=[Requires(Permission.GRANTS_MANAGE)],
+)
+def approve(
+    name: TableRef, body: ApprovalIn, principal: CurrentPrincipal, session: DbSession
+) -> dict[str, Any]:
+    return service.approve_grant(session, principal, name, body.grant_id, body.reason)
 
 
 @router.get(
@@ -78,7 +125,8 @@ def list_collections(principal: CurrentPrincipal, session: DbSession) -> list[di
 
 @router.post(
     "/collections/{name}/files",
-    summary="Upload a DICOM file or a zip of a series (raw body): de-identified, stored, indexed",
+    summary="Upload a file (DICOM, HL7 aECG, VCF, PDF, text) or a zip (raw body): de-identified, "
+    "stored, indexed, or quarantined with the reason",
     dependencies=[Requires(Permission.INGEST_RUN)],
 )
 async def upload(
@@ -140,7 +188,20 @@ def quarantine(name: TableRef, principal: CurrentPrincipal, session: DbSession) 
     summary="Download one de-identified file (audited, metered in bytes, traced in lineage)",
     dependencies=[Requires(Permission.QUERY_RUN)],
     response_class=Response,
-    responses={200: {"content": {"application/dicom": {}}}},
+    responses={
+        200: {
+            "content": {
+                t: {}
+                for t in (
+                    "application/dicom",
+                    "application/hl7-v3+xml",
+                    "text/vcf",
+                    "application/pdf",
+                    "text/plain",
+                )
+            }
+        }
+    },
 )
 def download(
     name: TableRef,
