@@ -321,6 +321,13 @@ class RepoSettings(Section):
     identifying_min_values: int = Field(3, ge=1)
 
 
+class FileSettings(Section):
+    """File collections (DICOM and other unstructured files)."""
+
+    # One uploaded file (or archive) above this size is refused; uploads are spooled to disk.
+    max_file_bytes: int = Field(8 << 30, ge=1)
+
+
 class PackageSettings(Section):
     """The package mirror (devpi-server) serving pip/uv in workspaces."""
 
@@ -363,6 +370,7 @@ class Settings(BaseSettings):
     ha: HaSettings = Field(default_factory=HaSettings)
     repos: RepoSettings = RepoSettings()
     packages: PackageSettings = PackageSettings()
+    files: FileSettings = FileSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,4 +1,5 @@
-"""``files``: file collections (DICOM de-identified on the way in) — create, add, list, get."""
+"""``files``: file collections (DICOM, HL7 aECG, VCF, documents; de-identified or checked on the
+way in) — create, classify, approve, add, list, get."""
 
 from __future__ import annotations
 
@@ -12,10 +13,20 @@ from datalibrary.cli.ingest import OPERATOR
 from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, settings, table
 
 app = typer.Typer(
-    help="File collections: DICOM files de-identified (PS3.15 Annex E), stored and indexed.",
+    help="File collections: DICOM (PS3.15 Annex E), HL7 aECG, VCF (restricted tier) and documents "
+    "(classified collections), de-identified or checked, stored and indexed.",
     no_args_is_help=True,
 )
-FILE_COLUMNS = ["path", "version", "modality", "body_part", "acquisition_date", "subject", "size"]
+FILE_COLUMNS = [
+    "path",
+    "version",
+    "media_type",
+    "modality",
+    "body_part",
+    "acquisition_date",
+    "subject",
+    "size",
+]
 AsUser = Annotated[
     str | None, typer.Option("--as", help="The user whose grants apply (default: $DATALIBRARY_USER).")
 ]
@@ -49,6 +60,15 @@ def create(
             help="MODALITY_OR_SOP_CLASS=REASON: files known to carry no burned-in text (repeatable)."
         ),
     ] = None,
+    classification: Annotated[
+        str,
+        typer.Option(
+            help="What the collection holds, e.g. 'protocol documents, no patient data' (documents need it)."
+        ),
+    ] = "",
+    tier: Annotated[
+        str, typer.Option(help="standard, or restricted for genomic data (VCF): grants need an approval.")
+    ] = "standard",
     as_json: JsonOption = False,
 ) -> None:
     """Create a file collection and its index table."""
@@ -64,10 +84,41 @@ def create(
         collection = service.create_collection(
             session, OPERATOR, settings(), name, policy=policy, description=description,
             subject_template=subject_template, private_allow=allow_private or [],
-            burned_in_reviewed=decisions,
+            burned_in_reviewed=decisions, classification=classification, tier=tier,
         )  # fmt: skip
         data = service.describe(collection)
     emit(data, as_json, lambda d: console.print(f"collection {d['name']} created (policy {d['policy']})"))
+
+
+@app.command("classify")
+def classify(
+    name: Annotated[str, typer.Argument(help="NAMESPACE.COLLECTION")],
+    classification: Annotated[
+        str, typer.Argument(help="What it holds, e.g. 'protocol documents, no patient data' ('' clears it).")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """State what a collection holds (documents are quarantined until it is classified); audited."""
+    from datalibrary.files import service
+
+    with db_session() as session:
+        data = service.describe(service.classify_collection(session, OPERATOR, name, classification))
+    emit(data, as_json, lambda d: console.print(f"{d['name']} classified: {d['classification'] or '(none)'}"))
+
+
+@app.command("approve")
+def approve(
+    name: Annotated[str, typer.Argument(help="NAMESPACE.COLLECTION (a restricted collection)")],
+    grant_id: Annotated[int, typer.Argument(help="A live grant that names the collection itself.")],
+    reason: Annotated[str, typer.Option(help="Why this grant may read restricted (genomic) data.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Approve a grant on a restricted collection for its tier (audited)."""
+    from datalibrary.files import service
+
+    with db_session() as session:
+        data = service.approve_grant(session, OPERATOR, name, grant_id, reason)
+    emit(data, as_json, lambda d: console.print(f"grant {d['grant_id']} approved for {name}"))
 
 
 @app.command("list-collections")
@@ -84,7 +135,8 @@ def list_collections(as_json: JsonOption = False) -> None:
 def add(
     name: Annotated[str, typer.Argument(help="NAMESPACE.COLLECTION")],
     paths: Annotated[
-        list[Path], typer.Argument(exists=True, help="DICOM files, zips of series, directories.")
+        list[Path],
+        typer.Argument(exists=True, help="DICOM, aECG XML, VCF, PDF or text files, zips, directories."),
     ],
     as_json: JsonOption = False,
 ) -> None:
@@ -152,7 +204,14 @@ def get(
     with db_session() as session:
         principal = _user(session, as_user)
         meta, data = service.read_file(
-            session, principal, config, name, path, service.grants_of(session, principal), version=version
+            session,
+            principal,
+            config,
+            name,
+            path,
+            service.grants_of(session, principal),
+            version=version,
+            via="cli",
         )
         table = parse_table_name(name)
         snapshot = open_lake(config).load(table).current_snapshot()
@@ -166,6 +225,54 @@ def get(
     emit(
         meta, as_json, lambda d: console.print(f"{d['path']} v{d['version']}: {d['size']} bytes -> {output}")
     )
+
+
+@app.command("actions")
+def actions(
+    name: Annotated[str, typer.Argument(help="NAMESPACE.COLLECTION")],
+    path: Annotated[str, typer.Argument(help="The file's path in the collection.")],
+    version: Annotated[int | None, typer.Option(help="A version (default: the newest).")] = None,
+    as_user: AsUser = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What the de-identification profile did to each attribute of a file (D/Z/X/K/C/U; no values)."""
+    from datalibrary.files import service, views
+
+    with db_session() as session:
+        principal = _user(session, as_user)
+        found = views.attribute_actions(
+            session, principal, settings(), name, path, service.grants_of(session, principal), version=version
+        )
+
+    def human(d: dict[str, Any]) -> None:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(d["counts"].items()))
+        console.print(f"{d['path']} v{d['version']} ({d['profile']}): {counts or 'not recorded'}")
+        table(d["attributes"], ["attribute", "keyword", "table", "action"])
+
+    emit(found, as_json, human)
+
+
+@app.command("thumbnail")
+def thumbnail(
+    name: Annotated[str, typer.Argument(help="NAMESPACE.COLLECTION")],
+    path: Annotated[str, typer.Argument(help="The file's path in the collection.")],
+    output: Annotated[Path, typer.Option(help="Where to write the PNG.")],
+    version: Annotated[int | None, typer.Option(help="A version (default: the newest).")] = None,
+    as_user: AsUser = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A small PNG of an image, where no burned-in text can be (audited and metered)."""
+    from datalibrary.files import service, views
+
+    with db_session() as session:
+        principal = _user(session, as_user)
+        meta, png = views.thumbnail(
+            session, principal, settings(), name, path, service.grants_of(session, principal),
+            version=version, via="cli",
+        )  # fmt: skip
+    output.write_bytes(png)
+    found = {"path": meta["path"], "version": meta["version"], "bytes": len(png), "output": str(output)}
+    emit(found, as_json, lambda d: console.print(f"{d['path']}: {d['bytes']} bytes -> {d['output']}"))
 
 
 @app.command("quarantine")

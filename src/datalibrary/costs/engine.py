@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from datalibrary.auth.models import User
 from datalibrary.costs.models import StorageMeasurement
 from datalibrary.costs.pricebook import PriceBook
+from datalibrary.files.models import FileRead
 from datalibrary.query.models import QueryRecord
 from datalibrary.workspaces.models import Workspace, WorkspaceUsage
 
@@ -37,8 +38,8 @@ class CostLine:
     user: str
     project: str | None
     category: str  # compute | storage | query
-    product: str  # workspace product, "query", "lake storage", "home storage"
-    resource: str  # workspace:7 | query:<run id> | dataset:ns.table | home:workspace:7
+    product: str  # workspace product, "query", "file read", "lake storage", "home storage"
+    resource: str  # workspace:7 | query:<run id> | file-read:<id> | dataset:ns.table | home:workspace:7
     start: datetime
     end: datetime
     quantity: Decimal
@@ -233,12 +234,33 @@ def query_lines(session: Session, book: PriceBook, scope: Scope) -> list[CostLin
     return lines
 
 
+def file_read_lines(session: Session, book: PriceBook, scope: Scope) -> list[CostLine]:
+    """Files served from collections (download, SDK, DICOMweb, thumbnails): their bytes per TB at
+    the query price of the moment they were read, in the query category. No per-read minimum:
+    a thumbnail is a few kilobytes, not a table scan."""
+    conditions = [FileRead.read_at >= scope.start, FileRead.read_at < scope.until]
+    if scope.users is not None:
+        conditions.append(FileRead.user.in_(scope.users))
+    found: list[CostLine] = []
+    for read in session.scalars(select(FileRead).where(and_(*conditions)).order_by(FileRead.id)):
+        if not scope.wants(read.user, read.project):
+            continue
+        prices = book.at(read.read_at)
+        size = Decimal(read.bytes)
+        found.append(
+            CostLine(read.user, read.project, "query", "file read", f"file-read:{read.id}", read.read_at,
+                     read.read_at, size / TB, "TB", prices.query_per_tb, size * prices.query_per_tb / TB)
+        )  # fmt: skip
+    return found
+
+
 def lines(session: Session, book: PriceBook, scope: Scope) -> list[CostLine]:
     """Every cost line of the scope, ordered by start."""
     found = [
         *workspace_lines(session, book, scope),
         *dataset_lines(session, book, scope),
         *query_lines(session, book, scope),
+        *file_read_lines(session, book, scope),
     ]
     return sorted(found, key=lambda line: (line.start, line.category, line.resource))
 

@@ -20,7 +20,7 @@ from datalibrary.auth.models import (
 from datalibrary.costs.models import Budget, BudgetAlert, PriceVersion, StorageMeasurement
 from datalibrary.db.base import Base
 from datalibrary.db.leases import TaskLease
-from datalibrary.files.models import FileCollection, QuarantinedFile
+from datalibrary.files.models import FileCollection, FileRead, QuarantinedFile
 from datalibrary.ingest.models import IngestJob, Upload
 from datalibrary.lake.models import Dataset, LakeLock, MaintenanceRun
 from datalibrary.lineage.models import ExportRequest, LineageEdge, LineageEvent, LineageForwarding
@@ -39,6 +39,7 @@ __all__ = [
     "Dataset",
     "ExportRequest",
     "FileCollection",
+    "FileRead",
     "Grant",
     "Group",
     "GroupMember",

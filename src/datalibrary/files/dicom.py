@@ -19,10 +19,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import os
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import pydicom
@@ -36,9 +40,11 @@ MEDIA_TYPE = "application/dicom"
 PATIENT_NAME = 0x00100010
 PATIENT_ID = 0x00100020
 PATIENT_IDENTITY_REMOVED = 0x00120062
-# Dates the dates option does not move: emptied as the Basic Profile says (the study's tables
-# keep at most the birth year, so a shifted full birth date would say more than they do).
-UNSHIFTED_DATES = {0x00100030}  # Patient's Birth Date
+# Temporal attributes Table E.1-1 gives no C under "Rtn. Long. Modif. Dates Opt." (the column is
+# empty on their rows): the Basic Profile's action applies to them. Checked against the table:
+# of its 55 DA/DT/TM rows these are the only three. Patient's Birth Date stays Z (emptied, not
+# shifted), Patient's Birth Time and GPS Time Stamp X (removed).
+UNSHIFTED_DATES = {0x00100030, 0x00100032, 0x00160077}
 NUMERIC_VRS = {"US", "SS", "UL", "SL", "FL", "FD", "IS", "DS", "UV", "SV", "AT"}
 BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
 TEXT_DUMMY = {"AE": "ANONYMOUS", "CS": "ANONYMOUS", "PN": "ANONYMOUS", "AS": "000Y"}
@@ -87,11 +93,12 @@ class DeidOptions:
 
 @dataclass
 class DeidResult:
-    data: bytes
+    data: bytes | Path  # a spool file when the input was a file (the caller deletes it)
     metadata: dict[str, Any]
     actions: Counter[str]  # action code -> attributes it was applied to
     profile_edition: str
     subject: str  # the subject's pseudonym
+    attributes: list[dict[str, str]] = field(default_factory=list)  # per attribute: tag, keyword, action
 
 
 STANDARD_UID_ROOT = "1.2.840.10008."  # UIDs the standard defines (SOP classes, codes): never remapped
@@ -143,12 +150,45 @@ def check_burned_in(ds: Dataset, reviewed: dict[str, Any]) -> None:
         )
 
 
+@lru_cache(maxsize=8192)
+def _label(number: int) -> tuple[str, str]:
+    """``(gggg,eeee)`` and the keyword of a tag (cached: the same tags recur in every file)."""
+    private = (number >> 16) % 2 == 1
+    keyword = "" if private else pydicom.datadict.keyword_for_tag(number)
+    return f"({number >> 16:04X},{number & 0xFFFF:04X})", keyword or ("private" if private else "unknown")
+
+
 class _Cleaner:
     def __init__(self, profile: Profile, options: DeidOptions, subject: Subject) -> None:
         self.profile = profile
         self.options = options
         self.subject = subject
         self.actions: Counter[str] = Counter()
+        self.log: list[dict[str, str]] = []  # one entry per attribute: what was done (no value)
+        self.within = ""  # the sequence path being walked ("AnatomicRegionSequence > ")
+
+    def did(self, tag: Any, action: str) -> None:
+        number = int(tag)
+        self.actions[action] += 1
+        attribute, keyword = _label(number)
+        self.log.append(
+            {
+                "attribute": self.within + attribute,
+                "keyword": keyword,
+                "action": action,
+                "table": self.profile.standard_codes.get(number, ""),
+            }
+        )
+
+    def nested(self, elem: Any, uid_only: bool) -> None:
+        outer = self.within
+        name = pydicom.datadict.keyword_for_tag(int(elem.tag)) or f"{int(elem.tag):08X}"
+        try:
+            for index, item in enumerate(elem.value):
+                self.within = f"{outer}{name}[{index}] > "
+                self.clean(item, uid_only)
+        finally:
+            self.within = outer
 
     def uid(self, value: Any) -> Any:
         if isinstance(value, list | pydicom.multival.MultiValue):
@@ -164,7 +204,7 @@ class _Cleaner:
                     self.private(ds, ds[tag])
                 else:  # nothing allowed: removed without decoding
                     del ds[tag]
-                    self.actions["X"] += 1
+                    self.did(tag, "X")
                 continue
             action = self.profile.action(int(tag))
             if action is None:
@@ -173,13 +213,12 @@ class _Cleaner:
                     action = "U"
                 elif vr == "UN":  # unknown to the dictionary: nobody can say it is safe to keep
                     del ds[tag]
-                    self.actions["X"] += 1
+                    self.did(tag, "X")
                     continue
                 else:
+                    self.did(tag, "K")
                     if vr == "SQ":
-                        for item in ds[tag].value:
-                            self.clean(item, uid_only)
-                    self.actions["K"] += 1
+                        self.nested(ds[tag], uid_only)
                     continue
             self.apply(ds, ds[tag], action)
 
@@ -190,22 +229,22 @@ class _Cleaner:
             creator = str(elem.value).strip()
             block = f"{group:04X},XX"
             if any(a.startswith(block) and a.endswith("@" + creator) for a in allowed):
-                self.actions["K"] += 1
+                self.did(elem.tag, "K")
                 return
         elif element > 0x00FF:
             creator_elem = ds.get((group << 16) | (element >> 8))
             creator = str(creator_elem.value).strip() if creator_elem is not None else ""
             if f"{group:04X},XX{element & 0xFF:02X}@{creator}" in allowed:
-                self.actions["K"] += 1
+                self.did(elem.tag, "K")
                 return
         del ds[elem.tag]
-        self.actions["X"] += 1
+        self.did(elem.tag, "X")
 
     def apply(self, ds: Dataset, elem: Any, action: str) -> None:
         tag, vr = int(elem.tag), elem.VR
         if tag in (PATIENT_ID, PATIENT_NAME):
             elem.value = self.subject.pseudonym
-            self.actions["D"] += 1
+            self.did(tag, "D")
             return
         if (vr in ("DA", "DT") or vr == "TM" and action != "X") and tag not in UNSHIFTED_DATES:
             self.temporal(ds, elem)
@@ -214,8 +253,7 @@ class _Cleaner:
             del ds[elem.tag]
         elif action == "U*":
             if vr == "SQ":
-                for item in elem.value:
-                    self.clean(item, uid_only=True)
+                self.nested(elem, True)
             elif vr == "UI":
                 elem.value = self.uid(elem.value)
             else:
@@ -225,8 +263,7 @@ class _Cleaner:
             if vr == "UI":
                 elem.value = self.uid(elem.value)
             elif vr == "SQ":
-                for item in elem.value:
-                    self.clean(item, uid_only=True)
+                self.nested(elem, True)
             else:
                 elem.value = None
         elif vr == "SQ":  # Z or D: a dummy sequence is not defined, an empty one is valid
@@ -239,13 +276,13 @@ class _Cleaner:
             elem.value = 0
         else:
             elem.value = TEXT_DUMMY.get(vr, "ANONYMIZED")
-        self.actions[action] += 1
+        self.did(tag, action)
 
     def temporal(self, ds: Dataset, elem: Any) -> None:
         """Action C: dates moved by the subject's offset (precision below a day kept)."""
         vr = elem.VR
         if vr == "TM" or elem.value in (None, ""):
-            self.actions["C"] += 1
+            self.did(elem.tag, "C")
             return
         values = elem.value if isinstance(elem.value, pydicom.multival.MultiValue) else [elem.value]
         shift = shift_da if vr == "DA" else shift_dt
@@ -254,12 +291,12 @@ class _Cleaner:
             elem.value = None
         else:
             elem.value = shifted if len(shifted) > 1 else shifted[0]
-        self.actions["C"] += 1
+        self.did(elem.tag, "C")
 
 
 def _vr(ds: Dataset, tag: Any) -> str:
     """The element's VR without decoding its value (explicit VR, else the dictionary's)."""
-    raw = ds.get_item(tag)
+    raw = ds.get_item(tag, keep_deferred=True)
     vr = getattr(raw, "VR", None)
     if vr and vr not in ("UN", "US or SS", "OB or OW", "US or OW", "US or SS or OW"):
         return str(vr)
@@ -302,15 +339,64 @@ def metadata_of(ds: Dataset) -> dict[str, Any]:
     }
 
 
-def read_dataset(data: bytes) -> Dataset:
+DEFER_BYTES = 1 << 20  # values larger than this stay in the file until written
+
+
+def read_dataset(data: bytes | Path) -> Dataset:
     try:
+        if isinstance(data, Path):  # large values (pixel data) stay on disk, read when written
+            return pydicom.dcmread(data, defer_size=DEFER_BYTES)
         return pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError) as exc:
+    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
         raise Rejected(f"not a readable DICOM file ({type(exc).__name__})") from None
 
 
-def deidentify(data: bytes, options: DeidOptions) -> DeidResult:
-    """De-identified bytes of one DICOM file, its index metadata and the actions applied."""
+class _Window(io.BufferedIOBase):
+    """A read-only view of ``length`` bytes of an open file from ``start``: pydicom writes a
+    buffered element value from it in chunks, so pixel data is copied, never held whole."""
+
+    def __init__(self, handle: io.BufferedReader, start: int, length: int) -> None:
+        self.handle, self.start, self.length, self.position = handle, start, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.position, os.SEEK_END: self.length}[whence]
+        self.position = min(max(base + offset, 0), self.length)
+        return self.position
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = self.length - self.position
+        size = left if size is None or size < 0 else min(size, left)
+        self.handle.seek(self.start + self.position)
+        chunk = self.handle.read(size)
+        self.position += len(chunk)
+        return chunk
+
+
+def _buffer_deferred(ds: Dataset, handle: io.BufferedReader) -> None:
+    """Top-level OB/OW values left in the file (deferred) become windows on it."""
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag, keep_deferred=True)
+        deferred = getattr(raw, "value", b"") is None and getattr(raw, "length", 0) not in (0, 0xFFFFFFFF)
+        if deferred and _vr(ds, tag) in ("OB", "OW"):
+            ds.add_new(tag, _vr(ds, tag), _Window(handle, raw.value_tell, raw.length))
+
+
+def deidentify(data: bytes | Path, options: DeidOptions, spool: Path | None = None) -> DeidResult:
+    """De-identified bytes of one DICOM file, its index metadata and the actions applied.
+
+    Given a file, the result is a file too (in ``spool``, default the system's temporary
+    directory) and native pixel data is copied in chunks: memory stays at a few MiB whatever
+    the file's size. Encapsulated (compressed) pixel data has no length to defer by and is read
+    whole."""
     profile = load_profile()
     ds = read_dataset(data)
     check_burned_in(ds, options.burned_in_reviewed)
@@ -327,9 +413,25 @@ def deidentify(data: bytes, options: DeidOptions) -> DeidResult:
         codes.append(item)
     ds.DeidentificationMethodCodeSequence = codes
     ds.file_meta = _clean_meta(ds.file_meta, ds)
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return DeidResult(out.getvalue(), metadata_of(ds), cleaner.actions, profile.edition, subject.pseudonym)
+    if not isinstance(data, Path):
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        found: bytes | Path = out.getvalue()
+        return DeidResult(
+            found, metadata_of(ds), cleaner.actions, profile.edition, subject.pseudonym, cleaner.log
+        )
+    handle_out, name = tempfile.mkstemp(prefix="deid-", suffix=".dcm", dir=spool)
+    target = Path(name)
+    try:
+        with data.open("rb") as source, os.fdopen(handle_out, "wb") as written:
+            _buffer_deferred(ds, source)  # type: ignore[arg-type]
+            ds.save_as(written, enforce_file_format=True)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return DeidResult(
+        target, metadata_of(ds), cleaner.actions, profile.edition, subject.pseudonym, cleaner.log
+    )
 
 
 def _clean_meta(meta: FileMetaDataset | None, ds: Dataset) -> FileMetaDataset:

@@ -2,9 +2,15 @@
 
 Erasure rewrites every table of the namespace without the subject's rows — the collections'
 index tables included (their dataset row declares ``subject`` as the subject column). This
-scanner then removes the objects no index row references any more, checks every object left
+scanner then removes the objects no index row references any more (and what was derived from
+them: attribute-action records, thumbnails), checks every object left
 for the subject (its pseudonym is the files' PatientID), deletes any that still holds it, and
-lists each object checked in the proof."""
+lists each object checked in the proof.
+
+Quarantined files (their raw bytes sealed at rest) hold the patient's original identifiers,
+not the pseudonym being erased: each is decrypted, its subject resolved as ingestion would
+(the collection's template, policy and study key) and deleted when it is the erased subject's
+or mentions the pseudonym; every quarantined file of the namespace is listed in the proof."""
 
 from __future__ import annotations
 
@@ -12,12 +18,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from datalibrary.files.models import FileCollection
+from datalibrary.files import objects
+from datalibrary.files.models import FileCollection, QuarantinedFile
 from datalibrary.lake import copies
 from datalibrary.lake.catalog import TableName, open_lake
 from datalibrary.lake.planning import plan_table
 
 LOCATION = "file collections"
+QUARANTINE = "file collections quarantine"
 
 
 def _referenced(lake: Any, name: TableName) -> set[str]:
@@ -33,7 +41,7 @@ def _referenced(lake: Any, name: TableName) -> set[str]:
 
 
 def scan_objects(scope: copies.ErasureScope) -> list[dict[str, Any]]:
-    from datalibrary.files.service import objects_root
+    from datalibrary.files.service import derived_root, objects_root
 
     lake = open_lake(scope.settings)
     results = []
@@ -43,8 +51,9 @@ def scan_objects(scope: copies.ErasureScope) -> list[dict[str, Any]]:
     for collection in collections:
         name = TableName(collection.namespace, collection.name)
         referenced = _referenced(lake, name) if lake.exists(name) else set()
-        for item in lake.storage.list(objects_root(lake, name)):
-            digest = item.uri.rsplit("/", 1)[-1]
+        stored = [*lake.storage.list(objects_root(lake, name)), *lake.storage.list(derived_root(lake, name))]
+        for item in stored:  # objects, and what is derived from them (attribute actions, thumbnails)
+            digest = item.uri.rsplit("/", 1)[-1].split(".", 1)[0]
             found = copies.bytes_mention(lake.storage.read_bytes(item.uri), item.uri, scope.subject)
             if digest not in referenced:
                 found = found or ["no index row references it any more"]
@@ -53,10 +62,62 @@ def scan_objects(scope: copies.ErasureScope) -> list[dict[str, Any]]:
                 lake.storage.delete(item.uri)
                 action = "deleted"
             result = copies.entry(LOCATION, item.uri, found, action, item.size)
-            result["contains_subject"] = bool(found) and bool(lake.storage.list(item.uri))
+            result["contains_subject"] = bool(found) and objects.exists(lake.storage, item.uri)
             results.append(result)
+    return results
+
+
+def _quarantined_subject(scope: copies.ErasureScope, collection: FileCollection, data: bytes) -> str | None:
+    """The pseudonym ingestion would give this raw file (None: no subject can be read)."""
+    import io
+
+    import pydicom
+
+    from datalibrary.files.service import _resolver
+    from datalibrary.privacy.service import study_key_for
+    from datalibrary.privacy.store import load_policy
+
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+        policy = load_policy(scope.session, collection.policy_name)
+        key = study_key_for(scope.settings, scope.session, collection.namespace, record=False)
+        return _resolver(collection, policy, key)(ds).pseudonym
+    except Exception:  # noqa: BLE001 - not DICOM, no PatientID (Rejected): the byte scan stands
+        return None
+
+
+def scan_quarantine(scope: copies.ErasureScope) -> list[dict[str, Any]]:
+    from pathlib import Path
+
+    from datalibrary.ingest.sealed import iter_plain
+
+    results = []
+    collections = scope.session.scalars(
+        select(FileCollection).where(FileCollection.namespace == scope.namespace)
+    )
+    for collection in collections:
+        rows = scope.session.scalars(
+            select(QuarantinedFile).where(QuarantinedFile.collection_id == collection.id)
+        )
+        for row in rows:
+            path = Path(row.sealed_path) if row.sealed_path else None
+            if path is None or not path.is_file():
+                continue
+            data = b"".join(iter_plain(scope.settings, path))
+            found = copies.bytes_mention(data, path.name, scope.subject)
+            if _quarantined_subject(scope, collection, data) == scope.subject:
+                found.append("its PatientID resolves to the subject")
+            action = "kept"
+            if found:
+                path.unlink()
+                row.sealed_path = None
+                action = "deleted"
+            item = copies.entry(QUARANTINE, path, found, action, len(data))
+            item["contains_subject"] = bool(found) and path.exists()
+            results.append(item)
     return results
 
 
 def register() -> None:
     copies.register(LOCATION, scan_objects)
+    copies.register(QUARANTINE, scan_quarantine)

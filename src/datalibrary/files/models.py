@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from datalibrary.db.base import Base, UTCDateTime, utcnow
@@ -35,6 +35,13 @@ class FileCollection(Base):
     # explicit decisions on modalities / SOP classes known to carry burned-in text:
     # {"US": "reviewed: scanner writes no text in pixels"}; without one such files are quarantined
     burned_in_reviewed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # what a steward stated the collection holds ("protocol documents, no patient data");
+    # documents (PDF, text) are quarantined while it is empty (files.documents)
+    classification: Mapped[str] = mapped_column(Text, default="")
+    # "standard" | "restricted" (genomic data): a restricted collection's files are served only
+    # through grants a steward approved for the tier: {grant id: {by, reason, at}} (files.tiers)
+    tier: Mapped[str] = mapped_column(String(16), default="standard")
+    approved_grants: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     @property
@@ -55,3 +62,20 @@ class QuarantinedFile(Base):
     sealed_path: Mapped[str | None] = mapped_column(String(1000))
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class FileRead(Base):
+    """Bytes of de-identified files served to one user (download, SDK, DICOMweb, thumbnail):
+    the metering record costs price like query bytes. Paths only, never a subject."""
+
+    __tablename__ = "files_reads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(64), index=True)
+    project: Mapped[str | None] = mapped_column(String(64), index=True)
+    collection: Mapped[str] = mapped_column(String(130))
+    path: Mapped[str] = mapped_column(String(500))  # one file, or "dicomweb/series <uid>"
+    files: Mapped[int] = mapped_column(Integer, default=1)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    via: Mapped[str] = mapped_column(String(32))  # download | dicomweb | thumbnail | cli
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -18,15 +18,20 @@ which answers for one table what the caller may see (None: no grant), as the cat
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import json
 import logging
+import os
 import re
+import shutil
+import tempfile
 import uuid
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,8 +51,11 @@ from datalibrary.audit.service import record
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.errors import Conflict, InvalidInput, NotFound, TooLarge
-from datalibrary.files import dicom
+from datalibrary.files import dicom, formats, metering, objects, tiers
+from datalibrary.files import risk as file_risk
+from datalibrary.files.freetext import StudyWords
 from datalibrary.files.models import FileCollection, QuarantinedFile
+from datalibrary.lake import locks
 from datalibrary.lake.catalog import Lake, TableName, open_lake, parse_table_name
 from datalibrary.lake.models import Dataset
 from datalibrary.lake.planning import plan_table
@@ -59,7 +67,7 @@ from datalibrary.privacy.service import study_key_for
 from datalibrary.privacy.store import load_policy
 
 log = logging.getLogger(__name__)
-MAX_FILE_BYTES = 512 << 20
+_TAGS = {"standard": ["dicom", "aecg", "documents"], "restricted": ["genomic", "vcf", "restricted"]}
 MAX_ARCHIVE_MEMBERS = 20_000
 TEMPLATE_FIELDS = ("PatientID", "ClinicalTrialSubjectID", "ClinicalTrialProtocolID")
 TEMPLATE_RE = re.compile(r"^(?:[^{}]|\{(?:" + "|".join(TEMPLATE_FIELDS) + r")\})*$")
@@ -85,6 +93,8 @@ INDEX_SCHEMA = pa.schema(
         pa.field("sop_class_uid", pa.string()),
         pa.field("profile", pa.string()),
         pa.field("ingested_at", pa.timestamp("us", tz="UTC")),
+        pa.field("tier", pa.string()),
+        pa.field("details", pa.string()),
     ]
 )
 
@@ -105,6 +115,8 @@ INDEX_LABELS = {
     "sop_class_uid": "SOPClassUID",
     "profile": "De-identification profile applied",
     "ingested_at": "Committed at (UTC)",
+    "tier": "Tier of the collection (standard, restricted: genomic data)",
+    "details": "Format metadata (JSON): ECG leads and sampling rate, VCF reference and counts, pages",
 }
 
 
@@ -126,7 +138,15 @@ def grants_of(session: Session, principal: Principal) -> AccessOf:
         if not principal.can(Permission.QUERY_RUN):
             return None
         found = access.effective_access(session, principal, namespace, table)
-        return None if found is None else FileView(found.row_filter)
+        if found is None:
+            return None
+        collection = session.scalar(
+            select(FileCollection).where(FileCollection.namespace == namespace, FileCollection.name == table)
+        )
+        if collection is not None and collection.tier == tiers.RESTRICTED:  # approved grants only
+            visible, row_filter = tiers.restricted_filter(session, collection, found.grant_ids)
+            return FileView(row_filter) if visible else None
+        return FileView(found.row_filter)
 
     return access_of
 
@@ -162,6 +182,10 @@ def describe(collection: FileCollection) -> dict[str, Any]:
         "subject_template": collection.subject_template,
         "private_allow": list(collection.private_allow or []),
         "burned_in_reviewed": dict(collection.burned_in_reviewed or {}),
+        "classification": collection.classification or "",
+        "tier": collection.tier or "standard",
+        # how many grants a steward approved for a restricted tier (who and why: the audit log)
+        "approved_grants": len(collection.approved_grants or {}),
         "created_at": collection.created_at.isoformat() if collection.created_at else None,
     }
 
@@ -177,11 +201,18 @@ def create_collection(
     subject_template: str = "{PatientID}",
     private_allow: list[str] | None = None,
     burned_in_reviewed: dict[str, str] | None = None,
+    classification: str = "",
+    tier: str = "standard",
 ) -> FileCollection:
     """Create ``NS.NAME`` and its (empty) index table; the policy must exist and name a
-    pseudonymized subject column and a date shift (what files get from it)."""
+    pseudonymized subject column and a date shift (what files get from it). ``classification``
+    states what the collection holds (documents need one); ``tier='restricted'`` (genomic
+    data) serves its files only through grants a steward approved (``files.tiers``)."""
     require(principal, Permission.DATASETS_MANAGE)
     table = parse_table_name(name)
+    if tier not in formats.TIERS:
+        raise InvalidInput(f"tier must be one of {', '.join(formats.TIERS)}", field="tier")
+    classification = tiers.check_classification(classification)
     if not TEMPLATE_RE.match(subject_template or ""):
         raise InvalidInput(
             f"subject_template {subject_template!r} may only use the fields "
@@ -226,13 +257,17 @@ def create_collection(
         subject_template=subject_template,
         private_allow=allow,
         burned_in_reviewed=reviewed,
+        classification=classification,
+        tier=tier,
+        approved_grants={},
     )
     session.add(collection)
     # the index is a dataset like any table: the catalog describes it, erasure finds its subjects
     session.add(
         Dataset(
             namespace=table.namespace, name=table.name, title=f"{table.name} (file collection)",
-            description=description, owner=principal.name, tags=["files", "dicom"],
+            description=description, owner=principal.name, tags=["files", *_TAGS[tier]],
+            sensitivity="restricted" if tier == tiers.RESTRICTED else "confidential",
             source="file collection", subject_column="subject", column_labels=INDEX_LABELS, source_bytes=0,
         )
     )  # fmt: skip
@@ -243,9 +278,29 @@ def create_collection(
         actor=principal.name,
         action="files.collection.create",
         target=f"files:{table}",
-        details={"policy": stored.label},
+        details={"policy": stored.label, "tier": tier, "classification": classification},
     )
     return collection
+
+
+def classify_collection(
+    session: Session, principal: Principal, name: str, classification: str
+) -> FileCollection:
+    """A steward states what the collection holds (documents need it); audited."""
+    require(principal, Permission.DATASETS_MANAGE)
+    collection = _collection(session, parse_table_name(name))
+    tiers.classify(session, principal, collection, classification)
+    return collection
+
+
+def approve_grant(
+    session: Session, principal: Principal, name: str, grant_id: int, reason: str
+) -> dict[str, Any]:
+    """A steward approves one grant on a restricted collection for its tier; audited."""
+    require(principal, Permission.GRANTS_MANAGE)
+    return tiers.approve_grant(
+        session, principal, _collection(session, parse_table_name(name)), grant_id, reason
+    )
 
 
 def list_collections(session: Session, principal: Principal, access_of: AccessOf) -> list[dict[str, Any]]:
@@ -311,6 +366,29 @@ def subject_identity(policy: Policy, key: StudyKey, subject: str) -> dicom.Subje
     return dicom.Subject(str(params.get("prefix", "")) + token[0], int(offset))
 
 
+def _study_digests(session: Session, namespace: str) -> set[str]:
+    """The study's identifier dictionary (keyed digests of words seen in identifying columns)."""
+    from datalibrary.privacy.models import IdentifierDigest
+
+    return set(
+        session.scalars(select(IdentifierDigest.digest).where(IdentifierDigest.namespace == namespace))
+    )
+
+
+def _with_new_columns(iceberg: Any) -> Any:
+    """Index tables created before a column of ``INDEX_SCHEMA`` existed get it (optional,
+    NULL in older rows): schema evolution, no rewrite."""
+    from pyiceberg.types import StringType
+
+    missing = [f.name for f in INDEX_SCHEMA if f.name not in iceberg.schema().column_names]
+    if not missing:
+        return iceberg
+    with iceberg.update_schema() as update:
+        for column in missing:
+            update.add_column(column, StringType(), doc=INDEX_LABELS[column])
+    return iceberg
+
+
 def _resolver(collection: FileCollection, policy: Policy, key: StudyKey) -> Callable[[Any], dicom.Subject]:
     def resolve(ds: Any) -> dicom.Subject:
         fields = {f: str(ds.get(f, "") or "").strip() for f in TEMPLATE_FIELDS}
@@ -348,18 +426,55 @@ def object_uri(lake: Lake, name: TableName, sha256: str) -> str:
     return f"{objects_root(lake, name)}/{sha256[:2]}/{sha256}"
 
 
-Loader = Callable[[], bytes]
+def derived_root(lake: Lake, name: TableName) -> str:
+    """What is derived from objects (attribute actions, thumbnails), named by the object's SHA-256."""
+    return f"{lake.settings.warehouse.rstrip('/')}/_files/{name.namespace}/{name.name}/derived"
+
+
+def derived_uri(lake: Lake, name: TableName, sha256: str, kind: str) -> str:
+    return f"{derived_root(lake, name)}/{sha256[:2]}/{sha256}.{kind}"
+
+
+Loader = Callable[[], bytes | Path]
+SPOOL_MEMBER_BYTES = 64 << 20  # archive members above this are extracted to disk, not memory
+
+
+SPOOL_MAX_AGE_SECONDS = 6 * 3600
+
+
+def spool_dir(settings: Settings) -> Path:
+    """Where uploads and de-identified files wait on disk (never in memory) before storage.
+
+    A spool file holds a raw upload for the length of one request (owner-only directory) and
+    is deleted when the request ends; any a crash left behind is deleted here, by the next
+    upload, once older than ``SPOOL_MAX_AGE_SECONDS`` (no upload runs that long)."""
+    directory = settings.home / "tmp" / "files"
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stale = datetime.now(UTC).timestamp() - SPOOL_MAX_AGE_SECONDS
+    for leftover in directory.iterdir():
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < stale:
+                leftover.unlink()
+    return directory
+
+
+def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, spool: Path) -> Path:
+    handle, name = tempfile.mkstemp(prefix="member-", dir=spool)
+    with archive.open(info) as member, os.fdopen(handle, "wb") as out:
+        shutil.copyfileobj(member, out, 8 << 20)
+    return Path(name)
 
 
 def _members(
-    filename: str, source: bytes | Path, archives: list[zipfile.ZipFile]
+    filename: str, source: bytes | Path, archives: list[zipfile.ZipFile], spool: Path | None = None
 ) -> list[tuple[str, int, Loader]]:
     """A zip of a series fans out into its files (directories and macOS metadata skipped);
-    each file or member is read only when its turn comes, so one is in memory at a time."""
+    each file or member is read only when its turn comes, so one is in memory at a time, and
+    a file given on disk (or a large member, extracted to ``spool``) is never read whole."""
     handle = source if isinstance(source, Path) else io.BytesIO(source)
     if not zipfile.is_zipfile(handle):
         if isinstance(source, Path):
-            return [(filename, source.stat().st_size, source.read_bytes)]
+            return [(filename, source.stat().st_size, lambda: source)]
         return [(filename, len(source), lambda: source)]
     archive = zipfile.ZipFile(source if isinstance(source, Path) else io.BytesIO(source))
     archives.append(archive)
@@ -372,16 +487,36 @@ def _members(
     ]
     if len(infos) > MAX_ARCHIVE_MEMBERS:
         raise TooLarge(f"{filename}: more than {MAX_ARCHIVE_MEMBERS} files in one archive")
+
     # zipfile stops at the declared size, so a member cannot inflate past it
-    return [(i.filename, i.file_size, lambda i=i: archive.read(i)) for i in infos]
+    def loader(info: zipfile.ZipInfo) -> Loader:
+        if spool is not None and info.file_size > SPOOL_MEMBER_BYTES:
+            return lambda: _extract(archive, info, spool)
+        return lambda: archive.read(info)
+
+    return [(i.filename, i.file_size, loader(i)) for i in infos]
 
 
-def _seal(settings: Settings, collection: FileCollection, data: bytes) -> Path:
+def _digest(data: bytes | Path) -> tuple[str, int]:
+    """SHA-256 and size of bytes or a file (read in chunks)."""
+    if not isinstance(data, Path):
+        return hashlib.sha256(data).hexdigest(), len(data)
+    digest = hashlib.sha256()
+    with data.open("rb") as handle:
+        while chunk := handle.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest(), data.stat().st_size
+
+
+def _seal(settings: Settings, collection: FileCollection, data: bytes | Path) -> Path:
     """A rejected file's raw bytes, sealed at rest at once (the ingestion quarantine's format)."""
     from datalibrary.ingest.sealed import seal
 
     directory = settings.home / "files" / "quarantine" / str(collection.id)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if isinstance(data, Path):
+        with data.open("rb") as handle:
+            return seal(settings, handle, directory / f"{uuid.uuid4().hex}.dlq")
     return seal(settings, io.BytesIO(data), directory / f"{uuid.uuid4().hex}.dlq")
 
 
@@ -431,6 +566,11 @@ def ingest_files(
         private_allow=frozenset(collection.private_allow or []),
         burned_in_reviewed=dict(collection.burned_in_reviewed or {}),
     )
+    context = formats.Context(
+        resolve_subject=options.resolve_subject, uid_secret=key.secret, dicom_options=options,
+        tier=collection.tier or "standard", classification=collection.classification or "",
+        words=StudyWords(key.secret, frozenset(_study_digests(session, table.namespace))),
+    )  # fmt: skip
     lake = open_lake(settings)
     current = _current_rows(lake, table)
     latest = {r["path"]: r for r in current}
@@ -439,18 +579,21 @@ def ingest_files(
     now = datetime.now(UTC)
     # every path checked before anything is written: a bad name refuses the whole upload
     archives: list[zipfile.ZipFile] = []
+    spool = spool_dir(settings)
+    limit = settings.files.max_file_bytes
     members = [
         (_clean_path(path), size, load)
         for filename, data in uploads
-        for path, size, load in _members(filename, data, archives)
+        for path, size, load in _members(filename, data, archives, spool)
     ]
     duplicates = sorted(p for p, n in Counter(p for p, _, _ in members).items() if n > 1)
     if duplicates:
         raise InvalidInput(f"the upload names {duplicates[0]} more than once")
+    given = {data for _, data in uploads if isinstance(data, Path)}  # the caller's files: kept
     rejected: list[tuple[str, int, Path | None, str]] = []  # sealed at once, recorded after the commit
     for path, size, load in members:
-        if size > MAX_FILE_BYTES:
-            rejected.append((path, size, None, f"file larger than {MAX_FILE_BYTES >> 20} MiB"))
+        if size > limit:
+            rejected.append((path, size, None, f"file larger than {limit:,} bytes (files.max_file_bytes)"))
             continue
         try:
             data = load()
@@ -458,52 +601,53 @@ def ingest_files(
             rejected.append((path, size, None, f"cannot be read from its archive ({type(exc).__name__})"))
             continue
         try:
-            result = dicom.deidentify(data, options)
+            result = formats.deidentify(path, data, context, spool)
         except dicom.Rejected as exc:
-            rejected.append((path, len(data), _seal(settings, collection, data), exc.reason))
+            rejected.append((path, _digest(data)[1], _seal(settings, collection, data), exc.reason))
             continue
         finally:
+            if isinstance(data, Path) and data not in given:
+                data.unlink(missing_ok=True)
             del data
-        digest = hashlib.sha256(result.data).hexdigest()
+        try:
+            digest, stored_size = _digest(result.data)
+            if (previous := latest.get(path)) is None or previous["sha256"] != digest:
+                objects.store(lake.storage, object_uri(lake, table, digest), result.data)
+                if getattr(result, "attributes", None):  # what the profile did, attribute by attribute
+                    done = json.dumps(result.attributes, separators=(",", ":")).encode()
+                    objects.store(lake.storage, derived_uri(lake, table, digest, "actions.json"), done)
+        finally:
+            if isinstance(result.data, Path):
+                result.data.unlink(missing_ok=True)
         previous = latest.get(path)
         if previous is not None and previous["sha256"] == digest:
             report.unchanged.append(path)
             continue
-        uri = object_uri(lake, table, digest)
-        if not lake.storage.list(uri):  # content-addressed: the same bytes are never written twice
-            with lake.storage.open_output(uri) as out:
-                out.write(result.data)
         row = {
             "path": path,
             "version": (previous["version"] + 1) if previous else 1,
-            "media_type": dicom.MEDIA_TYPE,
-            "size": len(result.data),
+            "media_type": result.media_type,
+            "size": stored_size,
             "sha256": digest,
             "subject": result.subject,
             "study": table.namespace,
             **result.metadata,
-            "profile": f"PS3.15 E.1-1 {result.profile_edition}",
+            "profile": result.profile,
             "ingested_at": now,
+            "tier": collection.tier or "standard",
+            "details": json.dumps(result.details, sort_keys=True, default=str) if result.details else None,
         }
         latest[path] = row
         rows.append(row)
         report.added.append(
-            {"path": path, "version": row["version"], "sha256": digest, "actions": dict(result.actions)}
-        )
+            {
+                "path": path, "version": row["version"], "sha256": digest, "media_type": result.media_type,
+                "actions": dict(result.actions),
+            }
+        )  # fmt: skip
     if rows:
         _release_writes(session)
-        iceberg = lake.load(table)
-        writer = FileWriter(lake, iceberg, f"files-{uuid.uuid4().hex[:12]}", file_schema(iceberg), 64 << 20)
-        try:
-            writer.write(pa.RecordBatch.from_pylist(rows, schema=file_schema(iceberg)))
-            added = writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        result_commit = commit_files(
-            lake, table, add=added, properties={"mode": "append", "files": len(rows)}
-        )
-        report.snapshot_id = result_commit.snapshot_id
+        report.snapshot_id = _commit_rows(lake, table, rows, report, policy.risk_threshold)
     # our rows after the catalog's commit (SQLite: one writer at a time)
     for path, size, sealed, reason in rejected:
         report.quarantined.append(_quarantine(session, principal, collection, path, size, sealed, reason))
@@ -524,12 +668,59 @@ def ingest_files(
     return report
 
 
+def _commit_rows(
+    lake: Lake, table: TableName, rows: list[dict[str, Any]], report: IngestReport, threshold: float
+) -> int | None:
+    """Commit the new index rows under the table's exclusive lease: versions are assigned
+    from the index as it is at commit time, so two uploads of one path at once give versions
+    n+1 and n+2 (never two n+1), and a file equal to the newest version is not added twice.
+    The snapshot records the index's re-identification risk like an ingested table's."""
+    settings = lake.settings.lake
+    with locks.lease(
+        lake.catalog.engine, f"table:{table}", locks.EXCLUSIVE,
+        holder=locks.holder_name(f"files:{table}"), ttl=max(settings.lock_timeout_seconds, 60),
+        timeout=settings.lock_timeout_seconds,
+    ):  # fmt: skip
+        iceberg = _with_new_columns(lake.load(table))  # before reading: the rows get its columns
+        stored = _index(lake, table)
+        latest = {r["path"]: r for r in _current_rows(lake, table, stored)}
+        fresh = []
+        for row in rows:  # in upload order: one path appears once per upload
+            previous = latest.get(row["path"])
+            if previous is not None and previous["sha256"] == row["sha256"]:
+                report.unchanged.append(row["path"])
+                report.added = [a for a in report.added if a["path"] != row["path"]]
+                continue
+            row["version"] = (previous["version"] + 1) if previous else 1
+            fresh.append(row)
+        for added_entry in report.added:
+            added_entry["version"] = next(r["version"] for r in fresh if r["path"] == added_entry["path"])
+        if not fresh:
+            return None
+        schema = file_schema(iceberg)
+        new_rows = pa.Table.from_pylist(fresh, schema=schema)
+        writer = FileWriter(lake, iceberg, f"files-{uuid.uuid4().hex[:12]}", schema, 64 << 20)
+        try:
+            writer.write(pa.RecordBatch.from_pylist(fresh, schema=schema))
+            added = writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        needed = new_rows.select(["subject", *file_risk.quasi_identifiers(new_rows.column_names)])
+        every = pa.concat_tables([stored.select(needed.column_names).cast(needed.schema), needed])
+        result = commit_files(
+            lake, table, add=added, exclusive_held=True,
+            properties={"mode": "append", "files": len(fresh), **file_risk.risk_properties(every, threshold)},
+        )  # fmt: skip
+        return result.snapshot_id
+
+
 # reading --------------------------------------------------------------------------------------
 
 
-def _current_rows(lake: Lake, table: TableName) -> list[dict[str, Any]]:
-    """The newest version of each path."""
-    data = _index(lake, table)
+def _current_rows(lake: Lake, table: TableName, data: pa.Table | None = None) -> list[dict[str, Any]]:
+    """The newest version of each path (of ``data``, read from the table when not given)."""
+    data = _index(lake, table) if data is None else data
     if data.num_rows == 0:
         return []
     rows = data.sort_by([("path", "ascending"), ("version", "descending")]).to_pylist()
@@ -612,9 +803,10 @@ def read_file(
     path: str,
     access_of: AccessOf,
     version: int | None = None,
+    via: str = "download",
 ) -> tuple[dict[str, Any], bytes]:
     """A file's metadata and de-identified bytes, if the caller's grant shows its index row;
-    audited with the bytes served (the caller meters and traces them)."""
+    audited and metered with the bytes served (the caller traces them in lineage)."""
     table, view = _view(session, principal, name, access_of)
     clean = _clean_path(path)
     lake = open_lake(settings)
@@ -636,6 +828,7 @@ def read_file(
         target=f"files:{table}/{clean}",
         details={"version": row["version"], "bytes": len(data), "sha256": row["sha256"]},
     )
+    metering.meter(session, principal, str(table), clean, size=len(data), via=via)
     return _public(row), data
 
 
@@ -701,24 +894,43 @@ def dicom_instances(
 
 
 def read_instances(
-    session: Session, principal: Principal, settings: Settings, name: str, rows: list[dict[str, Any]]
-) -> list[bytes]:
-    """The bytes of rows ``dicom_instances`` returned (checked against their SHA-256); one
-    audit event for the whole retrieval, with the bytes served."""
+    session: Session,
+    principal: Principal,
+    settings: Settings,
+    name: str,
+    rows: list[dict[str, Any]],
+    what: str = "instances",
+) -> tuple[int, Iterator[bytes]]:
+    """The bytes of rows ``dicom_instances`` returned, one file at a time (a series of any size
+    is streamed, never held whole); one audit event and one metering record for the whole
+    retrieval, written first, with the bytes to serve. Each object must be present with its
+    indexed size before anything is sent; its SHA-256 is checked as it is read, and a file
+    that does not match ends the stream (the multipart body is then left without its closing
+    boundary, which clients report as an error) rather than serving altered bytes."""
     require(principal, Permission.QUERY_RUN)
     table = parse_table_name(name)
     lake = open_lake(settings)
-    found = []
     for row in rows:
-        data = lake.storage.read_bytes(object_uri(lake, table, row["sha256"]))
-        if hashlib.sha256(data).hexdigest() != row["sha256"]:
-            raise Conflict(f"{table}/{row['path']}: stored bytes do not match their SHA-256")
-        found.append(data)
+        if not objects.exists(lake.storage, object_uri(lake, table, row["sha256"]), row["size"]):
+            raise Conflict(f"{table}/{row['path']}: the stored object is missing or altered")
+    total = sum(int(row["size"]) for row in rows)
     record(
         session,
         actor=principal.name,
         action="files.read",
         target=f"files:{table}",
-        details={"files": len(found), "bytes": sum(len(d) for d in found), "via": "dicomweb"},
+        details={"files": len(rows), "bytes": total, "via": "dicomweb"},
     )
-    return found
+    metering.meter(
+        session, principal, str(table), f"dicomweb/{what}", size=total, via="dicomweb", files=len(rows)
+    )
+
+    def files() -> Iterator[bytes]:
+        for row in rows:
+            data = lake.storage.read_bytes(object_uri(lake, table, row["sha256"]))
+            if hashlib.sha256(data).hexdigest() != row["sha256"]:
+                log.error("%s/%s: stored bytes do not match their SHA-256; stream ended", table, row["path"])
+                raise Conflict(f"{table}/{row['path']}: stored bytes do not match their SHA-256")
+            yield data
+
+    return total, files()

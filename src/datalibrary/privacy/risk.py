@@ -32,10 +32,12 @@ import pyarrow.compute as pc
 
 DEFAULT_MAX_RISK = 0.09
 
-# Column names that usually carry quasi-identifiers (suggested when nobody names any).
+# Column names that usually carry quasi-identifiers (suggested when nobody names any); the
+# last line: a file collection's index table (files/risk.py).
 LIKELY_QI = re.compile(
     r"^(AGE|AGEU|AGEGR\w*|SEX|GENDER|RACE|ETHNIC|ETHNICITY|ZIP|ZIP3|ZIPCODE|COUNTRY|SITEID|STATE|"
-    r"COUNTY|BIRTH\w*|BRTHDTC|MARITAL)$",
+    r"COUNTY|BIRTH\w*|BRTHDTC|MARITAL|"
+    r"MODALITY|BODY_PART|ACQUISITION_DATE|SITE)$",
     re.IGNORECASE,
 )
 

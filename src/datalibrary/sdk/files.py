@@ -33,6 +33,18 @@ class FileCollection:
         raw, _ = self.client.request_bytes("GET", f"/collections/{self.name}/files/{path}{suffix}")
         return raw
 
+    def actions(self, path: str, version: int | None = None) -> dict[str, Any]:
+        """What the de-identification profile did to each attribute of the file: tag, keyword,
+        the Table E.1-1 code and the action applied (D, Z, X, K, C, U); no values."""
+        suffix = f"?version={int(version)}" if version is not None else ""
+        return self.client.request("GET", f"/collections/{self.name}/actions/{path}{suffix}")
+
+    def thumbnail(self, path: str, version: int | None = None) -> bytes:
+        """A PNG thumbnail of an image (refused where burned-in text may be); metered."""
+        suffix = f"?version={int(version)}" if version is not None else ""
+        raw, _ = self.client.request_bytes("GET", f"/collections/{self.name}/thumbnails/{path}{suffix}")
+        return raw
+
     def open(self, path: str, version: int | None = None) -> io.BytesIO:
         """A binary stream of the file (``pydicom.dcmread(collection.open(path))``)."""
         return io.BytesIO(self.read(path, version))

@@ -9,8 +9,8 @@ from fastapi.responses import Response
 from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
 from datalibrary.auth.permissions import Permission
 from datalibrary.errors import DataLibraryError
-from datalibrary.files import service
-from datalibrary.files.dicom import METHOD_CODES
+from datalibrary.files import service, views
+from datalibrary.files.dicom import BURNED_IN_MODALITIES, BURNED_IN_SOP_CLASSES, METHOD_CODES
 from datalibrary.files.profile import load_profile
 from datalibrary.web.pages import login_redirect, page_for, page_with
 from datalibrary.web.rendering import render
@@ -55,5 +55,51 @@ def collections_page(
             problem=problem,
             edition=load_profile().edition,
             method_codes=METHOD_CODES,
+        ),
+    )
+
+
+@router.get("/collections/file")
+def file_page(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    principal: OptionalPrincipal,
+    name: str = "",
+    path: str = "",
+    version: int | None = None,
+) -> Response:
+    """One file: its metadata, a thumbnail where safe, and what the profile did to each attribute."""
+    if principal is None:
+        return login_redirect(request)
+    page = page_for(request, session, principal, "File", active="catalog")
+    access_of = service.grants_of(session, principal)
+    try:
+        found = views.attribute_actions(
+            session, principal, settings, name.strip(), path.strip(), access_of, version=version
+        )
+        meta = next(
+            (f for f in service.list_files(session, principal, settings, name.strip(), access_of)
+             if f["path"] == found["path"]),
+            None,
+        )  # fmt: skip
+    except DataLibraryError as exc:
+        page.title = "Not found"
+        return render(request, "error.html", page_with(page, detail=exc.detail), exc.status)
+    meta = meta if meta is not None and meta["version"] == found["version"] else {}
+    modality = (meta.get("modality") or "").upper()
+    sop_class = meta.get("sop_class_uid") or ""
+    page.title = found["path"]
+    return render(
+        request,
+        "collection_file.html",
+        page_with(
+            page,
+            collection=name.strip(),
+            file=found,
+            meta=meta,
+            may_thumbnail=bool(meta)
+            and modality not in BURNED_IN_MODALITIES
+            and sop_class not in BURNED_IN_SOP_CLASSES,
         ),
     )

@@ -1,12 +1,17 @@
-"""File collections: create, upload DICOM files (or a zip of a series), list, download."""
+"""File collections: create, upload files (DICOM, HL7 aECG, VCF, PDF/text documents, or a zip),
+list, download; classify a collection, approve grants on a restricted one."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.orm import Session
 
@@ -14,12 +19,11 @@ from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, Settings
 from datalibrary.api.fields import PolicyName, TableRef
 from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.errors import InvalidInput, TooLarge
-from datalibrary.files import service
+from datalibrary.files import service, views
 from datalibrary.lake.catalog import open_lake, parse_table_name
 from datalibrary.lineage import events as lineage
 
 router = APIRouter(tags=["files"])
-MAX_UPLOAD_BYTES = 512 << 20  # held in memory: larger deliveries in parts, or `datalibrary files add`
 
 
 class CollectionIn(BaseModel):
@@ -40,6 +44,28 @@ class CollectionIn(BaseModel):
     burned_in_reviewed: dict[str, Annotated[str, StringConstraints(max_length=500, pattern=r"\S")]] = Field(
         default_factory=dict,
         description="Modality or SOP class UID -> the reason its files carry no burned-in text",
+    )
+    classification: str = Field(
+        "",
+        max_length=500,
+        description="What a steward states the collection holds, e.g. 'protocol documents, no patient "
+        "data': documents (PDF, text) are quarantined while it is empty",
+    )
+    tier: Literal["standard", "restricted"] = Field(
+        "standard",
+        description="'restricted' for genomic data (VCF): files served only through grants a steward "
+        "approved for the tier",
+    )
+
+
+class ClassificationIn(BaseModel):
+    classification: str = Field(max_length=500, description="Empty clears it")
+
+
+class ApprovalIn(BaseModel):
+    grant_id: int = Field(ge=1, le=2**31 - 1, description="A live grant that names the collection itself")
+    reason: str = Field(
+        min_length=1, max_length=1000, pattern=r"\S", description="Why this grant may read restricted data"
     )
 
 
@@ -62,8 +88,32 @@ def create_collection(
         subject_template=body.subject_template,
         private_allow=body.private_allow,
         burned_in_reviewed=body.burned_in_reviewed,
+        classification=body.classification,
+        tier=body.tier,
     )
     return service.describe(collection)
+
+
+@router.put(
+    "/collections/{name}/classification",
+    summary="State what a collection holds (documents need it); audited",
+    dependencies=[Requires(Permission.DATASETS_MANAGE)],
+)
+def classify(
+    name: TableRef, body: ClassificationIn, principal: CurrentPrincipal, session: DbSession
+) -> dict[str, Any]:
+    return service.describe(service.classify_collection(session, principal, name, body.classification))
+
+
+@router.post(
+    "/collections/{name}/approvals",
+    summary="Approve a grant on a restricted collection (genomic data) for its tier; audited",
+    dependencies=[Requires(Permission.GRANTS_MANAGE)],
+)
+def approve(
+    name: TableRef, body: ApprovalIn, principal: CurrentPrincipal, session: DbSession
+) -> dict[str, Any]:
+    return service.approve_grant(session, principal, name, body.grant_id, body.reason)
 
 
 @router.get(
@@ -75,7 +125,8 @@ def list_collections(principal: CurrentPrincipal, session: DbSession) -> list[di
 
 @router.post(
     "/collections/{name}/files",
-    summary="Upload a DICOM file or a zip of a series (raw body): de-identified, stored, indexed",
+    summary="Upload a file (DICOM, HL7 aECG, VCF, PDF, text) or a zip (raw body): de-identified, "
+    "stored, indexed, or quarantined with the reason",
     dependencies=[Requires(Permission.INGEST_RUN)],
 )
 async def upload(
@@ -88,13 +139,22 @@ async def upload(
         min_length=1, max_length=400, pattern=service.PATH_PATTERN, description="Path in the collection"
     ),
 ) -> dict[str, Any]:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_UPLOAD_BYTES:
-            raise TooLarge(f"{filename}: uploads are limited to {MAX_UPLOAD_BYTES >> 20} MiB")
-        chunks.append(chunk)
-    report = service.ingest_files(session, principal, settings, name, [(filename, b"".join(chunks))])
+    limit = settings.files.max_file_bytes
+    handle, name_on_disk = tempfile.mkstemp(prefix="upload-", dir=service.spool_dir(settings))
+    spooled = Path(name_on_disk)
+    try:
+        size = 0
+        with os.fdopen(handle, "wb") as out:  # streamed to disk: never the whole file in memory
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(
+                        f"{filename}: uploads are limited to {limit:,} bytes (files.max_file_bytes)"
+                    )
+                out.write(chunk)
+        report = service.ingest_files(session, principal, settings, name, [(filename, spooled)])
+    finally:
+        spooled.unlink(missing_ok=True)
     return {
         "added": report.added,
         "unchanged": report.unchanged,
@@ -128,7 +188,20 @@ def quarantine(name: TableRef, principal: CurrentPrincipal, session: DbSession) 
     summary="Download one de-identified file (audited, metered in bytes, traced in lineage)",
     dependencies=[Requires(Permission.QUERY_RUN)],
     response_class=Response,
-    responses={200: {"content": {"application/dicom": {}}}},
+    responses={
+        200: {
+            "content": {
+                t: {}
+                for t in (
+                    "application/dicom",
+                    "application/hl7-v3+xml",
+                    "text/vcf",
+                    "application/pdf",
+                    "text/plain",
+                )
+            }
+        }
+    },
 )
 def download(
     name: TableRef,
@@ -158,6 +231,56 @@ def download(
             "X-File-Version": str(meta["version"]),
             "X-SHA256": meta["sha256"],
         },
+    )
+
+
+@router.get(
+    "/collections/{name}/thumbnails/{path:path}",
+    summary="A small PNG of an image (only where no burned-in text can be; audited, metered, traced)",
+    dependencies=[Requires(Permission.QUERY_RUN)],
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def thumbnail(
+    name: TableRef,
+    path: Annotated[str, PathParam(max_length=400, pattern=service.PATH_PATTERN)],
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
+    version: int | None = Query(None, ge=1, le=2**31 - 1),
+) -> Response:
+    meta, png = views.thumbnail(
+        session, principal, settings, name, path, service.grants_of(session, principal), version=version
+    )
+    table = parse_table_name(name)
+    snapshot = open_lake(settings).load(table).current_snapshot()
+    lineage.record_file_read(
+        session, user=principal.name, project=principal.default_project, collection=str(table),
+        snapshot_id=snapshot.snapshot_id if snapshot else None, path=f"thumbnail/{meta['path']}",
+        size=len(png), via=principal.via,
+    )  # fmt: skip
+    return Response(
+        png,
+        media_type="image/png",
+        headers={"Cache-Control": "private, max-age=300", "X-File-Version": str(meta["version"])},
+    )
+
+
+@router.get(
+    "/collections/{name}/actions/{path:path}",
+    summary="What the de-identification profile did to each attribute of a file (no values)",
+    dependencies=[Requires(Permission.QUERY_RUN)],
+)
+def attribute_actions(
+    name: TableRef,
+    path: Annotated[str, PathParam(max_length=400, pattern=service.PATH_PATTERN)],
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
+    version: int | None = Query(None, ge=1, le=2**31 - 1),
+) -> dict[str, Any]:
+    return views.attribute_actions(
+        session, principal, settings, name, path, service.grants_of(session, principal), version=version
     )
 
 
@@ -331,28 +454,27 @@ def _multipart(
 
     if not rows:
         raise NotFound(f"no {what} in {name} that your grant shows")
-    parts = service.read_instances(session, principal, settings, name, rows)
-    boundary = uuid.uuid4().hex
-    body = (
-        b"".join(
-            b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + part + b"\r\n"
-            for part in parts
-        )
-        + b"--"
-        + boundary.encode()
-        + b"--\r\n"
-    )
+    total, files = service.read_instances(session, principal, settings, name, rows, what)
+    boundary = uuid.uuid4().hex.encode()
+
+    def body() -> Iterator[bytes]:  # one file in memory at a time
+        for part in files:
+            yield b"--" + boundary + b"\r\nContent-Type: application/dicom\r\n\r\n"
+            yield part
+            yield b"\r\n"
+        yield b"--" + boundary + b"--\r\n"
+
     table = parse_table_name(name)
     snapshot = open_lake(settings).load(table).current_snapshot()
     lineage.record_file_read(
         session, user=principal.name, project=principal.default_project, collection=str(table),
-        snapshot_id=snapshot.snapshot_id if snapshot else None, path=f"dicomweb/{what}", size=len(body),
-        via=principal.via,
+        snapshot_id=snapshot.snapshot_id if snapshot else None, path=f"dicomweb/{what}",
+        size=total, via=principal.via,
     )  # fmt: skip
-    return Response(
-        body,
-        media_type=f'multipart/related; type="application/dicom"; boundary={boundary}',
-        headers={"X-Bytes": str(sum(len(p) for p in parts))},
+    return StreamingResponse(
+        body(),
+        media_type=f'multipart/related; type="application/dicom"; boundary={boundary.decode()}',
+        headers={"X-Bytes": str(total)},
     )
 
 

@@ -1,0 +1,195 @@
+"""PDF and text documents: never silently accepted.
+
+A document cannot be de-identified the way a table or a DICOM header can (its text is laid
+out in pages, drawn with fonts, sometimes only pixels), so it is checked instead:
+
+1. the collection must be **classified** by a steward ("protocol documents, no patient
+   data"): a statement, audited, of what the collection may hold. An unclassified
+   collection quarantines every document;
+2. the text is extracted (pypdf for PDF: page text, annotations and their authors, form field
+   values, bookmarks) and scanned with the free-text detection of the tabular policies
+   (``files.freetext``): any finding — a person name, a date, an identifier, a name seen in
+   the study's identifying columns — quarantines the document with the kinds found;
+3. what cannot be checked is quarantined too: encrypted PDFs, embedded files, JavaScript,
+   pages that are images without text (scans), text whose glyphs have no Unicode mapping
+   (odd font encodings), documents beyond the size limits.
+
+An accepted PDF is stored rewritten by pypdf without its document information dictionary
+and XMP metadata (author, producer paths, dates): the only change made to it.
+"""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+from collections import Counter
+from typing import Any
+
+from datalibrary.files import freetext
+from datalibrary.files.dicom import Rejected
+from datalibrary.files.formats import PDF, Context, Deidentified
+
+MAX_PAGES = 2_000
+MAX_TEXT = 5_000_000
+UNMAPPED_SHARE = 0.01  # more than 1% of characters without a Unicode mapping: not checkable
+
+
+def _unmapped(text: str) -> int:
+    """Characters an extraction produces when a font has no Unicode mapping."""
+    count = 0
+    for char in text:
+        if char in "\n\r\t":
+            continue
+        category = unicodedata.category(char)
+        if char == "\ufffd" or category in ("Co", "Cn", "Cs") or category == "Cc":
+            count += 1
+    return count
+
+
+def _font_problem(page: Any) -> str | None:
+    """Why the page's text cannot be extracted faithfully, if a font says so: a Type3 or
+    CID (Identity) font without a ToUnicode map, or glyph names outside the Adobe Glyph List
+    (subset fonts with private names). Such text extracts as wrong letters or nothing, so a
+    name in it would pass unseen."""
+    from pypdf._codecs.adobe_glyphs import adobe_glyphs
+
+    resources = page.get("/Resources")
+    fonts = resources.get_object().get("/Font") if resources is not None else None
+    for name, ref in (fonts.get_object() if fonts is not None else {}).items():
+        font = ref.get_object()
+        if "/ToUnicode" in font:
+            continue
+        subtype = font.get("/Subtype")
+        if subtype == "/Type3":
+            return f"font {name} is a Type3 font without a Unicode map"
+        if subtype == "/Type0" and "Identity" in str(font.get("/Encoding", "")):
+            return f"font {name} is a CID font (Identity encoding) without a Unicode map"
+        encoding = font.get("/Encoding")
+        encoding = encoding.get_object() if encoding is not None else None
+        if isinstance(encoding, dict):
+            unknown = [
+                g for g in encoding.get("/Differences", []) if isinstance(g, str) and g not in adobe_glyphs
+            ]
+            if unknown:
+                return (
+                    f"font {name} names {len(unknown)} glyphs outside the Adobe Glyph List "
+                    "without a Unicode map"
+                )
+    return None
+
+
+def _strings(value: Any) -> list[str]:
+    if value is None:
+        return []
+    text = str(value.get_object() if hasattr(value, "get_object") else value)
+    return [text] if text.strip() else []
+
+
+def _outline(items: Any) -> list[str]:
+    out: list[str] = []
+    for item in items or []:
+        if isinstance(item, list):
+            out.extend(_outline(item))
+        else:
+            out.extend(_strings(getattr(item, "title", None)))
+    return out
+
+
+def _pdf(data: bytes) -> tuple[str, bytes, dict[str, Any], Counter[str]]:
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.errors import PyPdfError
+
+    actions: Counter[str] = Counter()
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            raise Rejected("encrypted PDF: its text cannot be checked")
+        pages = len(reader.pages)
+        if pages > MAX_PAGES:
+            raise Rejected(f"PDF with more than {MAX_PAGES} pages")
+        root = reader.trailer["/Root"].get_object()
+        names = root.get("/Names")
+        names = names.get_object() if names is not None else {}
+        if "/JavaScript" in names or "/JS" in str(root.get("/OpenAction", "")):
+            raise Rejected("PDF with JavaScript: not accepted")
+        if "/EmbeddedFiles" in names or reader.attachments:
+            raise Rejected("PDF with embedded files: they cannot be checked")
+        texts: list[str] = []
+        for number, page in enumerate(reader.pages, 1):
+            problem = _font_problem(page)
+            if problem:
+                raise Rejected(
+                    f"page {number}: {problem} (an odd text encoding): the text cannot be checked "
+                    "for identifiers"
+                )
+            text = page.extract_text() or ""
+            resources = page.get("/Resources")
+            resources = resources.get_object() if resources is not None else {}
+            if not text.strip() and resources.get("/XObject"):
+                raise Rejected(
+                    f"page {number} is an image without text (a scan?): it cannot be checked for identifiers"
+                )
+            texts.append(text)
+            for annotation in page.get("/Annots") or []:
+                annotation = annotation.get_object()
+                for key in ("/Contents", "/T", "/RC"):
+                    texts.extend(_strings(annotation.get(key)))
+            if sum(len(t) for t in texts) > MAX_TEXT:
+                raise Rejected(f"more than {MAX_TEXT} characters of text")
+        for field in (reader.get_fields() or {}).values():
+            texts.extend(_strings(field.get("/V")))
+        texts.extend(_outline(reader.outline))
+        writer = PdfWriter(clone_from=reader)
+        if reader.metadata is not None:
+            actions["X"] += 1
+        writer.metadata = None
+        if "/Metadata" in writer._root_object:
+            del writer._root_object["/Metadata"]
+            actions["X"] += 1
+        out = io.BytesIO()
+        writer.write(out)
+    except Rejected:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError,
+            AssertionError, OSError, ZeroDivisionError) as exc:  # fmt: skip
+        raise Rejected(f"not a readable PDF ({type(exc).__name__})") from None
+    text = "\n".join(texts)
+    if not text.strip():
+        raise Rejected("no extractable text: the PDF cannot be checked for identifiers")
+    return text, out.getvalue(), {"pages": pages, "characters": len(text)}, actions
+
+
+def check(path: str, data: bytes, media_type: str, context: Context) -> Deidentified:
+    """The document as stored, or ``Rejected`` with the reason (never its text)."""
+    if not context.classification.strip():
+        raise Rejected(
+            "a document (PDF or text) enters only a collection a steward classified, e.g. 'protocol "
+            "documents, no patient data' (datalibrary files classify): this collection is not classified"
+        )
+    if media_type == PDF:
+        text, out, details, actions = _pdf(data)
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Rejected("a text document that is not UTF-8") from None
+        if len(text) > MAX_TEXT:
+            raise Rejected(f"more than {MAX_TEXT} characters of text")
+        out, details, actions = data, {"characters": len(text)}, Counter()
+    unmapped = _unmapped(text)
+    if unmapped > max(20, UNMAPPED_SHARE * len(text)):
+        raise Rejected(
+            f"{unmapped} characters of the text have no Unicode mapping (an odd font encoding?): "
+            "the document cannot be checked for identifiers"
+        )
+    kinds = freetext.findings(text, context.words)
+    if kinds:
+        raise Rejected(
+            f"the document's text holds {freetext.describe(kinds)}: the collection is classified "
+            f"'{context.classification}', which admits no patient data"
+        )
+    actions["K"] += 1
+    details["classification"] = context.classification
+    return Deidentified(
+        out, media_type, None, {"acquisition_date": None}, details, actions, "document text scan v1"
+    )

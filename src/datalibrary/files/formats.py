@@ -1,0 +1,136 @@
+"""Which format a file is, and the de-identification each one gets (one dispatch by media type).
+
+The service calls ``deidentify`` for every file; each format module raises ``Rejected`` with a
+reason (the file is then quarantined) and returns the de-identified bytes with its index
+metadata otherwise. Formats are recognized by their content, not by the file name alone: a
+file named ``.pdf`` that is not a PDF is not read as one.
+
+- ``application/dicom`` — ``files.dicom`` (PS3.15 Annex E);
+- ``application/hl7-v3+xml`` (HL7 aECG) — ``files.aecg``;
+- ``text/vcf`` (plain or bgzipped) — ``files.vcf``, only in a restricted collection;
+- ``application/pdf``, ``text/plain`` — ``files.documents``, only in a classified collection;
+- anything else is quarantined: "unrecognized format".
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import zlib
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datalibrary.files import dicom
+from datalibrary.files.dicom import Rejected, Subject
+from datalibrary.files.freetext import StudyWords
+
+AECG = "application/hl7-v3+xml"
+VCF = "text/vcf"
+PDF = "application/pdf"
+TEXT = "text/plain"
+TEXT_SUFFIXES = (".txt", ".text", ".md")
+SNIFF_BYTES = 1 << 16  # what sniff() looks at (gzip head of a VCF included)
+TIERS = ("standard", "restricted")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    """What a format needs from its collection and study."""
+
+    # fields (PatientID, ClinicalTrialSubjectID, ClinicalTrialProtocolID) -> the subject
+    resolve_subject: Callable[[Mapping[str, str]], Subject]
+    uid_secret: bytes
+    dicom_options: dicom.DeidOptions
+    tier: str = "standard"
+    classification: str = ""
+    words: StudyWords = field(default_factory=StudyWords)
+
+
+@dataclass
+class Deidentified:
+    data: bytes | Path  # a spool file when a DICOM file was given on disk (the caller deletes it)
+    media_type: str
+    subject: str | None
+    metadata: dict[str, Any]  # index columns: acquisition_date, modality, ...
+    details: dict[str, Any]  # format metadata (the index's ``details`` column, JSON)
+    actions: Counter[str]
+    profile: str
+    attributes: list[dict[str, str]] = field(default_factory=list)  # DICOM: what was done per attribute
+
+
+def _gzip_head(data: bytes, size: int = 64) -> bytes:
+    try:
+        return gzip.GzipFile(fileobj=io.BytesIO(data[: 1 << 16])).read(size)
+    except (OSError, EOFError, zlib.error):
+        return b""
+
+
+def sniff(path: str, data: bytes) -> str | None:
+    """The media type the content shows (None: not one DataLibrary knows)."""
+    if data[128:132] == b"DICM":
+        return dicom.MEDIA_TYPE
+    if b"%PDF-" in data[:1024]:
+        return PDF
+    if data[:2] == b"\x1f\x8b":
+        return VCF if _gzip_head(data).startswith(b"##fileformat=VCF") else None
+    text = data[:4096].removeprefix(b"\xef\xbb\xbf").lstrip()
+    if text.startswith(b"##fileformat=VCF"):
+        return VCF
+    if text.startswith(b"<"):
+        return AECG  # XML: the aECG reader says when it is XML of another kind
+    if path.lower().endswith(TEXT_SUFFIXES):
+        return TEXT
+    return None
+
+
+def _other(path: str, data: bytes, media_type: str, context: Context) -> Deidentified:
+    if media_type == AECG:
+        from datalibrary.files import aecg
+
+        return aecg.deidentify(data, context)
+    if media_type == VCF:
+        from datalibrary.files import vcf
+
+        return vcf.deidentify(data, context)
+    from datalibrary.files import documents
+
+    return documents.check(path, data, media_type, context)
+
+
+def deidentify(path: str, data: bytes | Path, context: Context, spool: Path | None = None) -> Deidentified:
+    """De-identified bytes and index metadata of one file; ``Rejected`` says why not. A DICOM
+    file given on disk is de-identified on disk (pixel data copied in chunks, the result a
+    spool file); the other formats' readers take the file's bytes."""
+    if isinstance(data, Path):
+        with data.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    else:
+        head = data[:SNIFF_BYTES]
+    media_type = sniff(path, head)
+    if media_type in (AECG, VCF, PDF, TEXT):
+        try:
+            return _other(path, data.read_bytes() if isinstance(data, Path) else data, media_type, context)
+        except Rejected:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OSError, RecursionError) as exc:
+            # fail closed: an input nobody foresaw is quarantined, not half-processed
+            log.warning("a %s file could not be processed: %s", media_type, type(exc).__name__)
+            raise Rejected(f"the {media_type} file could not be processed ({type(exc).__name__})") from None
+    try:
+        result = dicom.deidentify(data, context.dicom_options, spool)
+    except Rejected as exc:
+        if media_type is None and exc.reason.startswith("not a readable DICOM file"):
+            raise Rejected(
+                "unrecognized format: not DICOM, HL7 aECG XML, VCF, PDF or a UTF-8 text document "
+                f"({exc.reason})"
+            ) from None
+        raise
+    return Deidentified(
+        result.data, dicom.MEDIA_TYPE, result.subject, result.metadata, {}, result.actions,
+        f"PS3.15 E.1-1 {result.profile_edition}", result.attributes,
+    )  # fmt: skip
