@@ -61,18 +61,20 @@ def probe(host: str, port: int, context: ssl.SSLContext, request: bytes, server_
     """Send ``request`` over TLS; what came back (b"" when the peer refused: a handshake
     failure, a reset or a close before any answer all count as refused)."""
     try:
-        with socket.create_connection((host, port), timeout=10) as raw:
-            with context.wrap_socket(raw, server_hostname=server_hostname) as tls:
-                tls.sendall(request)
-                chunks = b""
-                while len(chunks) < 4096:
-                    chunk = tls.recv(4096)
-                    if not chunk:
-                        break
-                    chunks += chunk
-                    if b"\r\n\r\n" in chunks:
-                        break
-                return chunks
+        with (
+            socket.create_connection((host, port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname=server_hostname) as tls,
+        ):
+            tls.sendall(request)
+            chunks = b""
+            while len(chunks) < 4096:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                chunks += chunk
+                if b"\r\n\r\n" in chunks:
+                    break
+            return chunks
     except (ssl.SSLError, ConnectionError, TimeoutError, OSError):
         return b""
 

@@ -50,9 +50,9 @@ def load(text: str) -> tuple[WorkspaceSpec, dict[str, Any]]:
 
 def private_run_dir(directory: Path) -> None:
     """Mount a tmpfs over ``directory`` visible only in this job's mount namespace; refuse
-    when this process shares its mount namespace with the node's init (the mount would
-    hide the directory host-wide)."""
-    if os.readlink("/proc/self/ns/mnt") == os.readlink("/proc/1/ns/mnt"):
+    when this process shares its mount namespace with its parent (slurmstepd): the mount
+    would then hide the directory node-wide."""
+    if os.readlink("/proc/self/ns/mnt") == os.readlink(f"/proc/{os.getppid()}/ns/mnt"):
         raise SystemExit("slurm_job must run in a private mount namespace (unshare --mount)")
     directory.mkdir(parents=True, exist_ok=True)
     subprocess.run(  # noqa: S603

@@ -236,15 +236,21 @@ def _upstream(app, workspace: Workspace) -> httpx.AsyncClient:  # type: ignore[n
     behind it changed (a new socket after a restart, a new run on a node)."""
     clients = app.state.__dict__.setdefault("_workspace_clients", {})
     current = upstream.for_workspace(app.state.settings, workspace.id, workspace.provisioner_state)
+    loop = asyncio.get_running_loop()  # pooled connections belong to one event loop
     cached = clients.get(workspace.id)
-    if cached is not None and not cached[1].is_closed and cached[0].identity == current.identity:
+    if (
+        cached is not None
+        and not cached[1].is_closed
+        and cached[0].identity == current.identity
+        and cached[2] is loop
+    ):
         current.close()
         return cached[1]
-    if cached is not None:
+    if cached is not None and cached[2] is loop:
         with contextlib.suppress(Exception):
-            asyncio.get_running_loop().create_task(cached[1].aclose())
+            loop.create_task(cached[1].aclose())
     client = httpx.AsyncClient(transport=current.transport(), timeout=httpx.Timeout(60, connect=5))
-    clients[workspace.id] = (current, client)
+    clients[workspace.id] = (current, client, loop)
     return client
 
 
