@@ -7,6 +7,7 @@ The state directory is resolved first because the TOML file lives inside it.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -241,9 +242,7 @@ class WorkspaceSettings(Section):
 
     def default_channel_address(self) -> str:
         """This host's name with the gateway's port (nodes must resolve it)."""
-        import socket
-
-        return f"{socket.getfqdn()}:{self.channel_listen.rpartition(':')[2]}"
+        return f"{_fqdn()}:{self.channel_listen.rpartition(':')[2]}"
 
     @field_validator("channel_node_ports")
     @classmethod
@@ -500,6 +499,14 @@ def _refuse_misspelled_environment(environ: Mapping[str, str]) -> None:
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
         if close:
             raise ValueError(f"unknown setting {variable}: did you mean {ENV_PREFIX}{close[0]}?")
+
+
+@functools.cache
+def _fqdn() -> str:
+    """This host's fully qualified name, looked up once (it may ask DNS)."""
+    import socket
+
+    return socket.getfqdn()
 
 
 def redact_url(url: str) -> str:

@@ -107,6 +107,7 @@ class NodeChannel:
         self.port: int | None = None
         self._servers: list[asyncio.base_events.Server] = []
         self._pinned: paths.PinnedSocket | None = None
+        self._open: set[asyncio.StreamWriter] = set()  # live connections, closed with the channel
         self.refused = 0
 
     # --- platform -> JupyterLab ---------------------------------------------------------
@@ -147,7 +148,20 @@ class NodeChannel:
                 await writer.drain()
             writer.close()
             return
-        await splice(reader, writer, *upstream)
+        await self._tracked(reader, writer, *upstream)
+
+    async def _tracked(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        upstream_reader: asyncio.StreamReader,
+        upstream_writer: asyncio.StreamWriter,
+    ) -> None:
+        self._open.update((writer, upstream_writer))
+        try:
+            await splice(reader, writer, upstream_reader, upstream_writer)
+        finally:
+            self._open.difference_update((writer, upstream_writer))
 
     def _jupyter_address(self) -> str:
         """JupyterLab's socket, pinned by inode once found (``paths.PinnedSocket``): the
@@ -180,7 +194,7 @@ class NodeChannel:
                     await writer.drain()
                 writer.close()
                 return
-            await splice(reader, writer, *upstream)
+            await self._tracked(reader, writer, *upstream)
 
         server = await asyncio.start_unix_server(outbound, path=str(self.api_socket))
         # the sandbox's unprivileged uid connects; every request still carries its token
@@ -190,6 +204,8 @@ class NodeChannel:
     async def close(self) -> None:
         for server in self._servers:
             server.close()
+        for writer in list(self._open):
+            writer.close()
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 2)
