@@ -5,6 +5,9 @@ JupyterLab, and that the platform refuses a node that is not the workspace's cur
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,3 +138,48 @@ def test_a_busy_range_is_reported(tmp_path: Path, ca: channel_ca.ChannelCA, node
     channel = NodeChannel(node.leaf, *sockets, "127.0.0.1:9", busy, "127.0.0.1")
     with pytest.raises(OSError, match="no free port"):
         asyncio.run(channel.listen())
+
+
+def test_up_serves_the_gateway_with_the_installation_ca(tmp_path: Path) -> None:
+    """``datalibrary up`` with the slurm provisioner listens on ``channel_listen``, presents the
+    platform's certificate of the configured CA, and lets no unknown run through."""
+    from tests.replica_helpers import Replica, free_port, shared_env
+
+    gateway_port = free_port()
+    ca_file = tmp_path / "shared-channel-ca.pem"  # as given to every replica
+    env = shared_env(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'shared.db'}",
+        DATALIBRARY_WORKSPACES__PROVISIONER="slurm",
+        DATALIBRARY_WORKSPACES__CHANNEL_LISTEN=f"127.0.0.1:{gateway_port}",
+        DATALIBRARY_WORKSPACES__CHANNEL_CA_FILE=str(ca_file),
+    )
+    replica = Replica(env, tmp_path / "a", "a")
+    try:
+        replica.wait_ready()
+        ca = channel_ca.ChannelCA.load_or_create(ca_file)
+        assert ca_file.stat().st_mode & 0o777 == 0o600
+        stranger = ca.issue(channel_ca.run_name(1, channel_ca.new_run()), 1)
+        # the server is the platform of this CA (chain and name verified by the handshake) ...
+        with (
+            socket.create_connection(("127.0.0.1", gateway_port), timeout=10) as raw,
+            channel_ca.client_context(stranger).wrap_socket(
+                raw, server_hostname=channel_ca.PLATFORM_NAME
+            ) as tls,
+        ):
+            assert channel_ca.peer_name(tls) == channel_ca.PLATFORM_NAME
+            tls.sendall(http_get("/readyz"))
+            # ... and a run the database does not know is closed without an answer
+            with contextlib.suppress(ssl.SSLError, ConnectionError):  # closed, or reset: both refusals
+                assert tls.recv(4096) == b""
+        assert probe("127.0.0.1", gateway_port, attacker_context(None), http_get("/readyz")) == b""
+        assert "refused" in replica.log.read_text()
+        # a gateway is trusted only with this installation's CA
+        foreign = foreign_ca(tmp_path).issue(channel_ca.run_name(1, "a" * 16), 1)
+        with (
+            pytest.raises(ssl.SSLCertVerificationError),
+            socket.create_connection(("127.0.0.1", gateway_port), timeout=10) as raw,
+        ):
+            channel_ca.client_context(foreign).wrap_socket(raw, server_hostname=channel_ca.PLATFORM_NAME)
+    finally:
+        replica.stop()
