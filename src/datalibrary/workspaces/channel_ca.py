@@ -177,12 +177,15 @@ def _create(path: Path) -> None:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ) + cert.public_bytes(serialization.Encoding.PEM)
     path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".channel-ca-")  # mode 0600
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+        os.link(temporary, path)  # whole or not at all; never over an existing CA
     except FileExistsError:  # another replica or process made it first: theirs is the CA
-        return
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
+        pass
+    finally:
+        os.unlink(temporary)
 
 
 # --- TLS contexts ----------------------------------------------------------------------

@@ -28,6 +28,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,7 @@ def report_port(port: int) -> None:
 
 async def run(spec: WorkspaceSpec, channel: dict[str, Any]) -> int:
     private_run_dir(Path(channel["node_run_dir"]))
+    tempfile.tempdir = channel["node_run_dir"]  # where the TLS loader briefly sees the run's key
     for directory in (spec.run_dir, spec.api_socket_dir):
         directory.mkdir(parents=True, exist_ok=True)
     node = NodeChannel(
