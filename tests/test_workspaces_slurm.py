@@ -194,8 +194,10 @@ def test_slurm_workspace_lifecycle(slurm_platform: Platform, tmp_path: Path) -> 
     code += (
         "print(connect().request('POST', '/query', {'sql': 'SELECT count(*) FROM study.dm'})['rows'][0][0])"
     )
+    through = platform.gateway.accepted  # type: ignore[attr-defined]
     out = execute(client, wid, code, timeout=120)
     assert out["error"] is None and out["stdout"].strip() == "12", out
+    assert platform.gateway.accepted > through  # type: ignore[attr-defined]  # the SDK came through the gateway
     # ... with the grants applied: a table alice was not granted stays closed through the channel
     denied = execute(client, wid, code.replace("study.dm", "study.ae"), timeout=120)
     assert denied["error"] is not None and "study.ae" in str(denied), denied

@@ -47,6 +47,7 @@ class Gateway:
         self.host, self.port = split_address(settings.workspaces.channel_listen)
         self.identity = channel_ca.platform_identity(Path(str(settings.workspaces.channel_ca_file)))
         self._server: asyncio.base_events.Server | None = None
+        self.accepted = 0
         self.refused = 0
 
     async def start(self) -> None:
@@ -72,6 +73,7 @@ class Gateway:
         except OSError:
             writer.close()
             return
+        self.accepted += 1
         await splice(reader, writer, *upstream)
 
     async def close(self) -> None:
