@@ -7,6 +7,7 @@ The state directory is resolved first because the TOML file lives inside it.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -198,6 +199,19 @@ class WorkspaceSettings(Section):
     # Slurm: the slurm.conf the commands use (empty = Slurm's default) and the partition.
     slurm_conf: Path | None = None
     slurm_partition: str | None = None
+    # The authenticated channel to workspaces on other machines (Slurm nodes): mutual TLS with
+    # certificates of the installation's channel CA (docs/how-to/high-availability.md).
+    # The CA's key + certificate (mode 0600, created on first use); the same file on every replica.
+    channel_ca_file: Path | None = None  # empty = <home>/channel-ca.pem
+    # Where this replica's gateway listens for the workspaces' SDK traffic, and the HOST:PORT
+    # nodes dial to reach it (a replica or a TCP load balancer); empty = this host's FQDN.
+    channel_listen: str = Field("0.0.0.0:8444", pattern=r"^\[?[A-Za-z0-9.:-]*\]?:\d{1,5}$")
+    channel_address: str | None = Field(None, pattern=r"^\[?[A-Za-z0-9.:-]+\]?:\d{1,5}$")
+    # The ports a workspace's job may listen on for the platform (open them from the platform).
+    channel_node_ports: str = Field("40000-40999", pattern=r"^\d{1,5}(-\d{1,5})?$")
+    # Node-local directory: job logs; each job mounts its private run directory over it.
+    channel_node_run_dir: Path = Path("/var/tmp/datalibrary-workspaces")  # noqa: S108 - node-local
+    channel_cert_days: float = Field(14, gt=0, le=366)  # a workspace run's certificate lifetime
     max_per_user: int = Field(3, ge=0)
     # The sandbox runs as host uid base + workspace id (never host root): no host account may use that range.
     sandbox_uid_base: int = Field(200_000, ge=1000, le=2**31 - 2**24)
@@ -225,8 +239,28 @@ class WorkspaceSettings(Section):
 
     def backend_options(self) -> dict[str, str]:
         """Settings handed to the provisioner (strings; unset ones left out)."""
-        options = {"slurm_conf": self.slurm_conf, "slurm_partition": self.slurm_partition}
+        options = {
+            "slurm_conf": self.slurm_conf,
+            "slurm_partition": self.slurm_partition,
+            "channel_ca_file": self.channel_ca_file,
+            "channel_address": self.channel_address or self.default_channel_address(),
+            "channel_node_ports": self.channel_node_ports,
+            "channel_node_run_dir": self.channel_node_run_dir,
+            "channel_cert_days": self.channel_cert_days,
+        }
         return {key: str(value) for key, value in options.items() if value is not None}
+
+    def default_channel_address(self) -> str:
+        """This host's name with the gateway's port (nodes must resolve it)."""
+        return f"{_fqdn()}:{self.channel_listen.rpartition(':')[2]}"
+
+    @field_validator("channel_node_ports")
+    @classmethod
+    def _ports(cls, value: str) -> str:
+        low, _, high = value.partition("-")
+        if not 1024 <= int(low) <= int(high or low) <= 65535:
+            raise ValueError(f"port range '{value}' must lie within 1024-65535, first <= last")
+        return value
 
 
 class LineageSettings(Section):
@@ -394,6 +428,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.home / 'datalibrary.db'}"
         if self.workspaces.environments_dir is None:
             self.workspaces.environments_dir = self.home / "environments"
+        if self.workspaces.channel_ca_file is None:
+            self.workspaces.channel_ca_file = self.home / "channel-ca.pem"
         from datalibrary.audit.anchors import register
 
         register(str(self.database_url), self.home)  # the audit key and anchors of this database
@@ -481,6 +517,14 @@ def _refuse_misspelled_environment(environ: Mapping[str, str]) -> None:
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
         if close:
             raise ValueError(f"unknown setting {variable}: did you mean {ENV_PREFIX}{close[0]}?")
+
+
+@functools.cache
+def _fqdn() -> str:
+    """This host's fully qualified name, looked up once (it may ask DNS)."""
+    import socket
+
+    return socket.getfqdn()
 
 
 def redact_url(url: str) -> str:

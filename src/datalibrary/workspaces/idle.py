@@ -20,7 +20,7 @@ from datalibrary.audit import service as audit_service
 from datalibrary.config import Settings
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
-from datalibrary.workspaces import jupyter, paths, service
+from datalibrary.workspaces import jupyter, paths, service, upstream
 from datalibrary.workspaces.models import Workspace
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ async def _check_one(db: Database, settings: Settings, workspace: Workspace, now
         if elapsed > 0:
             cpu_fraction = max(0.0, cpu - workspace.cpu_seconds) / elapsed
     activity = await jupyter.activity(
-        paths.socket_path(settings, workspace.id),
+        lambda: upstream.for_workspace(settings, workspace.id, workspace.provisioner_state),
         paths.base_url(workspace.id),
         paths.jupyter_token(settings, workspace),
     )

@@ -1,5 +1,6 @@
-"""Talking to a workspace's JupyterLab over its Unix socket: the command line that starts it,
-readiness, and the activity signals idle detection combines."""
+"""Talking to a workspace's JupyterLab over its Unix socket (or, for a workspace on a node,
+the authenticated channel: ``upstream``): the command line that starts it, readiness, and
+the activity signals idle detection combines."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import httpx
 
 from datalibrary.errors import Unavailable
-from datalibrary.workspaces import paths
+from datalibrary.workspaces.upstream import UnixUpstream, Upstream
 
 # JupyterLab trusts requests carrying this secret (the platform's proxy); see
 # inside/datalibrary_jupyter.py. The secret goes in through this environment variable.
@@ -54,22 +55,29 @@ def jupyter_command(
     ]
 
 
-def client(socket: Path, token: str, timeout: float = 5.0) -> httpx.AsyncClient:
-    """A client of the JupyterLab behind ``socket``: connects through a pinned, symlink-safe
-    handle (``paths.PinnedSocket``), so a link planted by the sandbox is never followed."""
-    pinned = paths.PinnedSocket(socket)
+def client(
+    socket: Path | Upstream | Callable[[], Upstream], token: str, timeout: float = 5.0
+) -> httpx.AsyncClient:
+    """A client of the JupyterLab behind ``socket``: a Unix socket path is connected through a
+    pinned, symlink-safe handle (``paths.PinnedSocket``), so a link planted by the sandbox is
+    never followed; an ``upstream.Upstream`` (a workspace on a node) brings its own transport
+    (or a function making one, called here so that its errors count as "not reachable")."""
+    if isinstance(socket, Path):
+        target: Upstream = UnixUpstream(socket)
+    else:
+        target = socket() if callable(socket) else socket
     http = httpx.AsyncClient(
-        transport=httpx.AsyncHTTPTransport(uds=pinned.address),
+        transport=target.transport(),
         base_url="http://workspace",
         headers=proxy_headers(token, "token"),
         timeout=timeout,
     )
-    http._pinned = pinned  # type: ignore[attr-defined]  # kept open as long as the client
+    http._pinned = target  # type: ignore[attr-defined]  # kept open as long as the client
     return http
 
 
 async def wait_ready(
-    socket: Path,
+    socket: Path | Upstream | Callable[[], Upstream],
     base_url: str,
     token: str,
     timeout: float,
@@ -128,7 +136,9 @@ def _parse_time(value: str | None) -> datetime | None:
         return None
 
 
-async def activity(socket: Path, base_url: str, token: str) -> Activity | None:
+async def activity(
+    socket: Path | Upstream | Callable[[], Upstream], base_url: str, token: str
+) -> Activity | None:
     """Kernel execution states, open connections, terminals and the last activity; None if unreachable."""
     try:
         async with client(socket, token) as http:

@@ -26,7 +26,6 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.types import ASGIApp, Receive, Scope, Send
-from websockets.asyncio.client import unix_connect
 from websockets.exceptions import ConnectionClosed
 
 from datalibrary.api import problems
@@ -42,7 +41,7 @@ from datalibrary.errors import (
     PermissionDenied,
     Unavailable,
 )
-from datalibrary.workspaces import access, jupyter, origin, paths
+from datalibrary.workspaces import access, jupyter, origin, paths, upstream
 from datalibrary.workspaces.models import Workspace
 
 HOP_BY_HOP = {
@@ -231,22 +230,27 @@ def _check_upload(
         )
 
 
-def _upstream(app, workspace_id: int) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
-    """One pooled client per workspace, connected through a pinned socket (re-pinned when
-    JupyterLab's socket is a new one, e.g. after a restart)."""
+def _upstream(app, workspace: Workspace) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
+    """One pooled client per workspace, connected through a pinned socket or, for a workspace
+    on a node, the authenticated channel (``workspaces.upstream``); made anew when what is
+    behind it changed (a new socket after a restart, a new run on a node)."""
     clients = app.state.__dict__.setdefault("_workspace_clients", {})
-    current = paths.PinnedSocket(paths.socket_path(app.state.settings, workspace_id))
-    cached = clients.get(workspace_id)
-    if cached is not None and not cached[1].is_closed and cached[0].identity == current.identity:
+    current = upstream.for_workspace(app.state.settings, workspace.id, workspace.provisioner_state)
+    loop = asyncio.get_running_loop()  # pooled connections belong to one event loop
+    cached = clients.get(workspace.id)
+    if (
+        cached is not None
+        and not cached[1].is_closed
+        and cached[0].identity == current.identity
+        and cached[2] is loop
+    ):
         current.close()
         return cached[1]
-    if cached is not None:
+    if cached is not None and cached[2] is loop:
         with contextlib.suppress(Exception):
-            asyncio.get_running_loop().create_task(cached[1].aclose())
-    client = httpx.AsyncClient(
-        transport=httpx.AsyncHTTPTransport(uds=current.address), timeout=httpx.Timeout(60, connect=5)
-    )
-    clients[workspace_id] = (current, client)
+            loop.create_task(cached[1].aclose())
+    client = httpx.AsyncClient(transport=current.transport(), timeout=httpx.Timeout(60, connect=5))
+    clients[workspace.id] = (current, client, loop)
     return client
 
 
@@ -270,7 +274,7 @@ async def proxy_http(workspace_id: int, path: str, request: Request) -> Response
         headers.append(("cookie", cookies))
     headers += list(jupyter.proxy_headers(secret, via).items())
     url = f"http://workspace{request.url.path}" + (f"?{request.url.query}" if request.url.query else "")
-    client = _upstream(request.app, workspace.id)
+    client = _upstream(request.app, workspace)
     try:
         upstream = await client.send(
             client.build_request(request.method, url, headers=headers, content=body), stream=True
@@ -348,7 +352,7 @@ async def proxy_websocket(websocket: WebSocket, workspace_id: int, path: str) ->
         await websocket.close(code=1008)
         return
     query = websocket.url.query
-    uri = f"ws://{host or 'workspace'}{websocket.url.path}" + (f"?{query}" if query else "")
+    target = websocket.url.path + (f"?{query}" if query else "")
     headers = jupyter.proxy_headers(secret, via)
     if websocket.headers.get("origin"):
         headers["Origin"] = websocket.headers["origin"]
@@ -357,18 +361,18 @@ async def proxy_websocket(websocket: WebSocket, workspace_id: int, path: str) ->
         headers["Cookie"] = cookies
     offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
     try:
-        pinned = paths.PinnedSocket(paths.socket_path(websocket.app.state.settings, workspace.id))
+        way = upstream.for_workspace(websocket.app.state.settings, workspace.id, workspace.provisioner_state)
         try:
-            upstream = await unix_connect(
-                pinned.address, uri, additional_headers=headers, subprotocols=offered or None,
+            peer = await way.websocket(
+                host, target, additional_headers=headers, subprotocols=offered or None,
                 max_size=None, open_timeout=60, compression=None,
             )  # fmt: skip
         finally:
-            pinned.close()
+            way.close()
     except Exception:  # refused, gone or not a socket: the client sees a closed socket
         await websocket.close(code=1011)
         return
-    await websocket.accept(subprotocol=upstream.subprotocol)
+    await websocket.accept(subprotocol=peer.subprotocol)
 
     async def client_to_upstream() -> None:
         while True:
@@ -376,13 +380,13 @@ async def proxy_websocket(websocket: WebSocket, workspace_id: int, path: str) ->
             if message["type"] == "websocket.disconnect":
                 return
             if message.get("bytes") is not None:
-                await upstream.send(message["bytes"])
+                await peer.send(message["bytes"])
             elif message.get("text") is not None:
-                await upstream.send(message["text"])
+                await peer.send(message["text"])
 
     async def upstream_to_client() -> None:
         with contextlib.suppress(ConnectionClosed):
-            async for message in upstream:
+            async for message in peer:
                 if isinstance(message, bytes):
                     await websocket.send_bytes(message)
                 else:
@@ -394,6 +398,6 @@ async def proxy_websocket(websocket: WebSocket, workspace_id: int, path: str) ->
     finally:
         for task in tasks:
             task.cancel()
-        await upstream.close()
+        await peer.close()
         with contextlib.suppress(Exception):
             await websocket.close()
