@@ -136,6 +136,7 @@ async def r_upload(
     result = await asyncio.to_thread(cran.upload, settings, session, principal, file.filename or "", content)
     return UploadOut(**result)
 
+
 class UploadedOut(BaseModel):
     at: str
     user: str
