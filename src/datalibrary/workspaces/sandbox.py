@@ -297,7 +297,7 @@ class SandboxProvisioner(Provisioner):
             "PYTHONPATH": SDK,
             "R_LIBS": f"{SDK}/rlib",  # library(datalibrary); R_LIBS_USER is the home library
             # kernels' connection files: private, and not under a home a pool member gets later
-            "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
+            "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",  # noqa: S108 - the sandbox's private /tmp
             jupyter.SECRET_ENV: spec.jupyter_token,
             **spec.env,
             # inside, the SDK reaches the platform through the mounted socket
