@@ -201,6 +201,10 @@ def test_terminate_discards_a_member_and_the_pool_refills(pool_platform: Platfor
     member = _fill(platform)
     platform.add_user("root-admin", "admin")
     admin = platform.as_user("root-admin")
+    # the pool's account owns the members: nobody can become it
+    assert admin.post(f"/api/v1/users/{pool.ACCOUNT}/enable").status_code == 409
+    strong = {"password": "Another-Long-Passphrase-42!"}
+    assert admin.put(f"/api/v1/users/{pool.ACCOUNT}/password", json=strong).status_code == 409
     assert admin.post(f"/api/v1/workspaces/{member.id}/terminate").status_code == 202
     assert wait_state(admin, member.id, "terminated")["state"] == "terminated"
     assert not _provisioner(platform, member.id).cgroup.exists()

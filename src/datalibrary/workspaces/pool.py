@@ -42,7 +42,7 @@ from datalibrary.workspaces.models import Workspace
 from datalibrary.workspaces.provisioners import provisioner_class, resolve_name
 
 log = logging.getLogger(__name__)
-ACCOUNT = "system:warm-pool"  # not a valid user name, so no person can ever hold it
+ACCOUNT = service.POOL_ACCOUNT  # not a valid user name, so no person can ever hold it
 STATE = "pooled"
 ACTOR = "system:warm-pool"
 BACKENDS = {"sandbox"}  # where a running sandbox can be assigned (a home mounted into it)

@@ -55,6 +55,7 @@ VERBS: dict[str, tuple[set[str], str]] = {
         "terminating",
     ),
 }
+POOL_ACCOUNT = "system:warm-pool"  # owns warm-pool members (see ``pool``); not a valid user name
 TOKEN_SCOPE_PREFIX = "workspace:"  # noqa: S105 - a scope name, not a secret
 _in_flight: set[int] = set()  # executions running in this process (the reconciler skips them)
 
@@ -292,6 +293,7 @@ def stop_disabled_owners(session: Session) -> list[int]:
         select(Workspace)
         .join(User, User.id == Workspace.owner_id)
         .where(User.is_active.is_(False), Workspace.state.in_(VERBS["stop"][0]))
+        .where(User.name != POOL_ACCOUNT)  # the warm pool's account is disabled by design
     ).all()
     stopped = []
     for workspace in rows:
