@@ -56,9 +56,10 @@ async def verb(db: Database, settings: Settings, wid: int, name: str) -> float:
 def fill_pool(db: Database, settings: Settings) -> None:
     """One ready pool member (what the background loop keeps); waits for it, untimed."""
     from datalibrary.workspaces import pool
+    from datalibrary.workspaces.sync import run_sync
 
     for _ in range(5):
-        asyncio.run(pool.refill(db, settings))
+        run_sync(pool.refill(db, settings))  # Playwright's sync API holds this thread's loop
         with db.session() as session:
             status = pool.status(session, Principal.system("bench"), settings)
         if any(t["ready"] for t in status["targets"]):  # type: ignore[union-attr]

@@ -156,6 +156,9 @@ def test_a_member_holds_nothing_and_binds_once(pool_platform: Platform) -> None:
     )  # fmt: skip
     assert out["error"] is None and out["stdout"].split()[0] == "alice", out
     assert "workspace:" in out["stdout"]  # pip's index carries the token handed over at assignment
+    # JupyterLab's own files (notebook signatures under ~/.local/share/jupyter) go to the real home
+    created = on_workspace(alice, wid).post(f"/workspaces/{wid}/api/contents", json={"type": "notebook"})
+    assert created.status_code == 201, created.text
     host_home = paths.home_dir(platform.settings, wid)
     made = (host_home / "mine.txt").stat()
     host_uid = platform.settings.workspaces.sandbox_uid_base + wid

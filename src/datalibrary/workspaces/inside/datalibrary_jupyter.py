@@ -99,6 +99,12 @@ def _load_jupyter_server_extension(serverapp):  # type: ignore[no-untyped-def]
             # the home was mounted over the placeholder this process started in: move onto it,
             # so kernels and terminals (which inherit the working directory) start in the home
             os.chdir(os.environ.get("HOME", "/"))
+            # what JupyterLab made under the placeholder at start (its data and config
+            # directories: the notebook signatures, lab settings) must exist in the real home
+            from jupyter_core.paths import jupyter_config_dir, jupyter_data_dir
+
+            for directory in (jupyter_data_dir(), jupyter_config_dir()):
+                os.makedirs(directory, mode=0o700, exist_ok=True)
             _pool_waiting = False
             self.set_status(204)
 
