@@ -157,8 +157,11 @@ def test_a_member_holds_nothing_and_binds_once(pool_platform: Platform) -> None:
     assert out["error"] is None and out["stdout"].split()[0] == "alice", out
     assert "workspace:" in out["stdout"]  # pip's index carries the token handed over at assignment
     # JupyterLab's own files (notebook signatures under ~/.local/share/jupyter) go to the real home
-    created = on_workspace(alice, wid).post(f"/workspaces/{wid}/api/contents", json={"type": "notebook"})
-    assert created.status_code == 201, created.text
+    async def new_notebook() -> int:  # what JupyterLab's launcher does (API tokens may not)
+        async with jupyter.client(paths.socket_path(platform.settings, wid), secret) as http:
+            return (await http.post(f"/workspaces/{wid}/api/contents", json={"type": "notebook"})).status_code
+
+    assert run_sync(new_notebook()) == 201
     host_home = paths.home_dir(platform.settings, wid)
     made = (host_home / "mine.txt").stat()
     host_uid = platform.settings.workspaces.sandbox_uid_base + wid
