@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from datalibrary.audit.models import AuditEvent
 from datalibrary.costs import pricebook
 from datalibrary.costs.engine import Scope, workspace_lines
 from datalibrary.db.base import utcnow
@@ -157,6 +158,7 @@ def test_a_member_holds_nothing_and_binds_once(pool_platform: Platform) -> None:
     )  # fmt: skip
     assert out["error"] is None and out["stdout"].split()[0] == "alice", out
     assert "workspace:" in out["stdout"]  # pip's index carries the token handed over at assignment
+
     # JupyterLab's own files (notebook signatures under ~/.local/share/jupyter) go to the real home
     async def new_notebook() -> int:  # what JupyterLab's launcher does (API tokens may not)
         async with jupyter.client(paths.socket_path(platform.settings, wid), secret) as http:
@@ -225,3 +227,54 @@ def test_terminate_discards_a_member_and_the_pool_refills(pool_platform: Platfor
     assert report.repaired.get(replacement.id) == "terminated"
     refilled = admin.post("/api/v1/workspaces/pool/refill").json()
     assert refilled["started"] == 1
+
+
+@pytest.fixture
+def catalog_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.workspace_helpers import CATALOG
+
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(CATALOG)
+    monkeypatch.setenv("DATALIBRARY_WORKSPACES__CATALOG", str(catalog))
+    monkeypatch.setenv("DATALIBRARY_WORKSPACES__PROVISIONER", "sandbox")
+
+
+def test_a_member_is_taken_once_on_both_databases(catalog_env: None, platform: Platform) -> None:
+    """Two launches never get the same member (compare-and-swap on the row, in a savepoint);
+    with no member left a launch starts cold. No sandbox needed: rows only."""
+    from datalibrary.auth.permissions import Principal
+
+    settings = platform.settings
+    target = pool.Target("python", "tiny", 2, "notebook")
+    ids = [pool._create_member(platform.db, settings, target) for _ in range(2)]
+    with platform.db.session() as session:
+        for wid in ids:
+            service._transition(session, session.get(Workspace, wid), pool.STATE, "warm pool: ready")
+    for name in ("alice", "bob", "carol"):
+        platform.add_user(name, "scientist")
+    operator = Principal.system("test")
+    with platform.db.session() as first, platform.db.session() as second:
+        # the second launch read the members before the first one took one
+        stale = second.scalars(select(Workspace).where(Workspace.state == pool.STATE)).all()
+        assert len(stale) == 2
+        a = service.request_create(
+            first, operator, settings, product="notebook", instance_type="tiny", user="alice"
+        )
+        first.commit()
+        b = service.request_create(
+            second, operator, settings, product="notebook", instance_type="tiny", user="bob"
+        )
+        second.commit()
+        assert {a.id, b.id} == set(ids)
+    with platform.db.session() as session:
+        c = service.request_create(
+            session, operator, settings, product="notebook", instance_type="tiny", user="carol"
+        )
+        assert c.id not in ids and "warm pool" not in c.state_reason  # the pool is empty: cold
+        owners = {w.id: w.owner_id for w in session.scalars(select(Workspace))}
+        names = service.owner_names(session, session.scalars(select(Workspace)).all())
+        assert {names[owners[a.id]], names[owners[b.id]]} == {"alice", "bob"}
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "workspace.create").order_by(AuditEvent.id)
+        ).all()
+        assert [e.details.get("warm_pool", False) for e in events] == [True, True, False]
