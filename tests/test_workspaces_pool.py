@@ -28,6 +28,7 @@ from tests.test_workspaces import (  # noqa: F401 - fixtures
     make_ws_platform,
     product_for,
 )
+from tests.test_workspaces_cli import cli  # noqa: F401 - fixture
 from tests.workspace_helpers import UnixServer, execute, on_workspace, wait_state
 
 
@@ -278,3 +279,26 @@ def test_a_member_is_taken_once_on_both_databases(catalog_env: None, platform: P
             select(AuditEvent).where(AuditEvent.action == "workspace.create").order_by(AuditEvent.id)
         ).all()
         assert [e.details.get("warm_pool", False) for e in events] == [True, True, False]
+
+
+def test_the_pool_from_the_shell(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    import json
+
+    if not (sandbox_possible() and host_version()):
+        pytest.skip("bubblewrap, root and a writable cgroup hierarchy are needed")
+    shown = json.loads(cli("workspaces", "pool", "--json"))  # the process provisioner: no pool
+    assert not shown["enabled"] and "sandbox" in shown["disabled_because"]
+    monkeypatch.setenv("DATALIBRARY_WORKSPACES__PROVISIONER", "sandbox")
+    monkeypatch.setenv("DATALIBRARY_WORKSPACES__WARM_POOL", '{"r/tiny": 0}')
+    shown = json.loads(cli("workspaces", "pool", "--refill", "--json"))
+    assert shown["enabled"] and shown["account"] == pool.ACCOUNT
+    assert [(t["environment"], t["instance_type"], t["ready"]) for t in shown["targets"]] == [
+        ("python", "tiny", 1)
+    ]
+    member = shown["members"][0]
+    assert member["state"] == pool.STATE
+    # terminating a member discards it
+    done = json.loads(cli("workspaces", "terminate", str(member["id"]), "--json"))
+    assert done["state"] == "terminated"
+    shown = json.loads(cli("workspaces", "pool", "--json"))
+    assert shown["members"] == [] and shown["targets"][0]["ready"] == 0
