@@ -302,3 +302,31 @@ def test_the_pool_from_the_shell(cli, monkeypatch: pytest.MonkeyPatch) -> None: 
     assert done["state"] == "terminated"
     shown = json.loads(cli("workspaces", "pool", "--json"))
     assert shown["members"] == [] and shown["targets"][0]["ready"] == 0
+
+
+def test_a_member_that_cannot_start_backs_off(
+    catalog_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_platform: Platform
+) -> None:
+    """An environment marked built whose interpreter is missing: the member fails; the next
+    rounds discard it and wait instead of starting (and auditing) a new one every round."""
+    if not (sandbox_possible() and host_version()):
+        pytest.skip("bubblewrap, root and a writable cgroup hierarchy are needed")
+    from datalibrary.workspaces import environments
+
+    settings = sqlite_platform.settings
+    broken = tmp_path / "broken-envs"
+    workspaces = settings.workspaces.model_copy(
+        update={"environments_dir": broken, "warm_pool": {"r/tiny": 0}, "start_timeout_seconds": 20}
+    )
+    settings = settings.model_copy(update={"workspaces": workspaces})
+    target = environments.environment_path(broken, service.catalog_of(settings).environment("python"))
+    target.mkdir(parents=True)
+    (target / ".ready").write_text("{}")  # "built", but there is no venv inside
+    monkeypatch.setattr(pool, "_backoff", {})
+    first = run_sync(pool.refill(sqlite_platform.db, settings))
+    assert first == {"started": 1, "discarded": 0}
+    second = run_sync(pool.refill(sqlite_platform.db, settings))
+    assert second == {"started": 0, "discarded": 1}  # the failed one goes, no new one yet
+    with sqlite_platform.db.session() as session:
+        states = [w.state for w in session.scalars(select(Workspace))]
+    assert states == ["terminated"]

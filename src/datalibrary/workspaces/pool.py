@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,10 @@ STATE = "pooled"
 ACTOR = "system:warm-pool"
 BACKENDS = {"sandbox"}  # where a running sandbox can be assigned (a home mounted into it)
 _wake: asyncio.Event | None = None
+# (environment, instance type) -> (monotonic time before which no member starts, last delay):
+# a member that fails to start must not make the loop start (and audit) one every round
+_backoff: dict[tuple[str, str], tuple[float, float]] = {}
+BACKOFF_SECONDS = (30.0, 600.0)
 _loop: asyncio.AbstractEventLoop | None = None
 
 
@@ -169,7 +174,10 @@ async def refill(db: Database, settings: Settings) -> dict[str, int]:
     started = 0
     catalog = service.catalog_of(settings)
     for target in wanted:
-        if len(counts.get((target.environment, target.instance_type), [])) >= target.size:
+        key = (target.environment, target.instance_type)
+        if len(counts.get(key, [])) >= target.size:
+            continue
+        if time.monotonic() < _backoff.get(key, (0.0, 0.0))[0]:
             continue
         environment = catalog.environment(target.environment)
         if not environments.is_built(paths.environments_dir(settings), environment):
@@ -181,8 +189,12 @@ async def refill(db: Database, settings: Settings) -> dict[str, int]:
             continue
         workspace_id = _create_member(db, settings, target)
         state = await service.execute(db, settings, workspace_id)
-        if state != STATE:
-            log.warning("warm pool: member %s ended %s", workspace_id, state)
+        if state == STATE:
+            _backoff.pop(key, None)
+        else:
+            delay = min(_backoff.get(key, (0.0, BACKOFF_SECONDS[0] / 2))[1] * 2, BACKOFF_SECONDS[1])
+            _backoff[key] = (time.monotonic() + delay, delay)
+            log.warning("warm pool: member %s ended %s; next try in %.0f s", workspace_id, state, delay)
         started += 1
     return {"started": started, "discarded": len(discard)}
 
