@@ -30,6 +30,8 @@ GIT_ENV = {
 }
 
 
+
+
 def git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         ["git", *args], cwd=cwd, env=GIT_ENV, capture_output=True, text=True, timeout=120, check=False

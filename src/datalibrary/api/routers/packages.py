@@ -136,7 +136,6 @@ async def r_upload(
     result = await asyncio.to_thread(cran.upload, settings, session, principal, file.filename or "", content)
     return UploadOut(**result)
 
-
 class UploadedOut(BaseModel):
     at: str
     user: str
