@@ -191,12 +191,36 @@ async def refill(db: Database, settings: Settings) -> dict[str, int]:
         state = await service.execute(db, settings, workspace_id)
         if state == STATE:
             _backoff.pop(key, None)
+            await _warm_up(db, settings, workspace_id)
         else:
             delay = min(_backoff.get(key, (0.0, BACKOFF_SECONDS[0] / 2))[1] * 2, BACKOFF_SECONDS[1])
             _backoff[key] = (time.monotonic() + delay, delay)
             log.warning("warm pool: member %s ended %s; next try in %.0f s", workspace_id, state, delay)
         started += 1
     return {"started": started, "discarded": len(discard)}
+
+
+# What JupyterLab's front end asks first: answering each once makes the server import and
+# cache what they need (templates, settings schemas, kernel specs, language packs) before a
+# person waits for it. Read-only calls, no kernel, no user data.
+WARM_UP = ("lab", "lab/api/settings", "api/kernelspecs", "lab/api/translations", "api/contents")
+
+
+async def _warm_up(db: Database, settings: Settings, workspace_id: int) -> None:
+    from datalibrary.workspaces import jupyter
+
+    with db.session() as session:
+        workspace = session.get(Workspace, workspace_id)
+        if workspace is None:
+            return
+        secret = paths.jupyter_token(settings, workspace)
+    base = paths.base_url(workspace_id)
+    try:
+        async with jupyter.client(paths.socket_path(settings, workspace_id), secret, timeout=30) as http:
+            for path in WARM_UP:
+                await http.get(f"{base}{path}")
+    except Exception as exc:  # a member that does not answer is discarded by the next round
+        log.warning("warm pool: member %s did not answer its warm-up: %s", workspace_id, exc)
 
 
 def _create_member(db: Database, settings: Settings, target: Target) -> int:
