@@ -236,6 +236,15 @@ class WorkspaceSettings(Section):
     app_domain: str = Field("localhost", pattern=r"^[A-Za-z0-9.-]+$")
     # Port of the workspace origins; empty = the port the console is reached on.
     app_port: int | None = Field(None, ge=1, le=65535)
+    # Warm pool: pre-started sandboxes (JupyterLab answering, no home, no token, no kernel)
+    # that a launch takes over, so Launch -> JupyterLab is not a cold start. This many per
+    # environment x the first instance type of each product offering it; 0 disables the pool.
+    # Sandbox provisioner only; pool members are platform cost, not any user's.
+    warm_pool_size: int = Field(1, ge=0, le=32)
+    # Per "environment/instance_type" sizes that override warm_pool_size (0 leaves one out).
+    warm_pool: dict[str, int] = Field(default_factory=dict)
+    # How often the pool is checked and refilled (also right after a launch takes a member).
+    warm_pool_interval_seconds: float = Field(5.0, gt=0)
 
     def backend_options(self) -> dict[str, str]:
         """Settings handed to the provisioner (strings; unset ones left out)."""

@@ -62,6 +62,8 @@ def set_active(session: Session, actor: Principal, name: str, active: bool) -> U
     (every request re-reads ``is_active``); enabling also lifts a sign-in lockout."""
     require(actor, Permission.USERS_MANAGE)
     user = get_user(session, name)
+    if active and user.source == "system":  # e.g. the warm pool's account: nobody signs in as it
+        raise Conflict(f"'{name}' is a platform account; it cannot be enabled")
     if not active and user.id == actor.user_id:
         raise Conflict("you cannot disable your own account; ask another administrator")
     if active and throttle.unlock(session, name):

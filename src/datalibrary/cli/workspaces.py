@@ -187,3 +187,33 @@ def history_(
             r, ["id", "owner", "product", "instance_type", "terminated_at", "running_seconds", "cost"]
         ),
     )
+
+
+@app.command("pool")
+def pool_(
+    refill: Annotated[bool, typer.Option("--refill", help="Run one refill round first.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """The warm pool: targets per environment/instance type and the pre-started members."""
+    from datalibrary.workspaces import pool
+
+    config = settings()
+    db = Database(str(config.database_url))
+    try:
+        with handle_errors():
+            if refill:
+                run_sync(pool.refill(db, config))
+            with db.session() as session:
+                data = pool.status(session, OPERATOR, config)
+    finally:
+        db.dispose()
+    for member in data["members"]:  # type: ignore[attr-defined]
+        member["since"] = member["since"].isoformat()
+
+    def human(d: dict[str, Any]) -> None:
+        if not d["enabled"]:
+            console.print(f"warm pool disabled: {d['disabled_because']}")
+        table(d["targets"], ["environment", "instance_type", "size", "ready", "starting"])
+        table(d["members"], ["id", "environment", "instance_type", "state", "since"])
+
+    emit(data, as_json, human)

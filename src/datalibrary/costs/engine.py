@@ -128,7 +128,7 @@ def workspace_lines(session: Session, book: PriceBook, scope: Scope) -> list[Cos
         .where(
             WorkspaceUsage.started_at < until,
             or_(WorkspaceUsage.ended_at.is_(None), WorkspaceUsage.ended_at > scope.start),
-            WorkspaceUsage.state.in_({"running", *HOME_STATES}),
+            WorkspaceUsage.state.in_({"running", "pooled", *HOME_STATES}),
         )
         .order_by(WorkspaceUsage.started_at, WorkspaceUsage.id)
     ).all()
@@ -144,7 +144,7 @@ def workspace_lines(session: Session, book: PriceBook, scope: Scope) -> list[Cos
         for p, q in pieces(a, b, book):
             seconds = _seconds(p, q)
             prices = book.at(p)
-            if usage.state == "running":
+            if usage.state in ("running", "pooled"):  # pooled: a warm-pool member, the pool account's
                 rate = book.compute_rate(p, usage.instance_type)
                 hours = seconds / HOUR
                 lines.append(

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 TASKS = (
     "workspaces.reconcile",
     "workspaces.idle",
+    "workspaces.pool",
     "costs.enforce",
     "costs.measure",
     "lineage.forward",

@@ -16,6 +16,7 @@ from datalibrary.web import (
     policies,
     query,
     repos,
+    workspace_pool,
     workspaces,
 )
 
@@ -32,6 +33,7 @@ PAGE_ROUTERS = [
     access.router,
     query.router,
     workspaces.router,
+    workspace_pool.router,
     repos.router,
     packages.router,
     lineage.router,

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 from datalibrary.config import Settings
 from datalibrary.db import Database
-from datalibrary.workspaces import idle, reconcile
+from datalibrary.workspaces import idle, pool, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,17 @@ Gate = Callable[[str], bool]
 
 def _always(_task: str) -> bool:
     return True
+
+
+async def _pool_loop(db: Database, settings: Settings, gate: Gate) -> None:
+    """Refill the warm pool every interval, or at once when a launch took a member."""
+    while True:
+        try:
+            if gate("workspaces.pool"):
+                await pool.refill(db, settings)
+        except Exception:
+            log.exception("workspace background job refill failed")
+        await pool.wait(settings.workspaces.warm_pool_interval_seconds)
 
 
 async def _every(seconds: float, task: str, gate: Gate, job, *args) -> None:  # type: ignore[no-untyped-def]
@@ -34,7 +45,8 @@ async def _every(seconds: float, task: str, gate: Gate, job, *args) -> None:  # 
 
 @contextlib.asynccontextmanager
 async def running(db: Database, settings: Settings, gate: Gate = _always) -> AsyncIterator[None]:
-    """Run the reconciler (first pass immediately) and the idle stopper while the server runs;
+    """Run the reconciler (first pass immediately), the idle stopper and the warm pool's refill
+    while the server runs;
     with several replicas, only where ``gate`` says this replica holds the task's lease."""
     interval = settings.workspaces
     tasks = [
@@ -51,6 +63,7 @@ async def running(db: Database, settings: Settings, gate: Gate = _always) -> Asy
         asyncio.create_task(
             _every(interval.idle_check_interval_seconds, "workspaces.idle", gate, idle.check, db, settings)
         ),
+        asyncio.create_task(_pool_loop(db, settings, gate)),
     ]
     try:
         yield

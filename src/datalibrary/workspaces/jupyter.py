@@ -23,10 +23,14 @@ SECRET_ENV = "DATALIBRARY_PROXY_SECRET"  # noqa: S105 - a name, not a secret
 SECRET_HEADER = "X-DataLibrary-Proxy"  # noqa: S105 - a name, not a secret
 VIA_HEADER = "X-DataLibrary-Via"
 IDENTITY_PROVIDER = "datalibrary_jupyter.ProxyIdentityProvider"
+EXTENSION = "datalibrary_jupyter"
+POOL_ENV = "DATALIBRARY_POOL"
+ASSIGN_PATH = "_dl/assign"
 
 
 def proxy_headers(secret: str, via: str) -> dict[str, str]:
-    """What the platform adds to every request it forwards: ``via`` is browser or token."""
+    """What the platform adds to every request it forwards: ``via`` is browser or token (and
+    platform for its own control calls, which the proxy never forwards)."""
     return {SECRET_HEADER: secret, VIA_HEADER: via}
 
 
@@ -47,6 +51,8 @@ def jupyter_command(
         # reached only through the platform's authenticated proxy, which sends the secret
         "--ServerApp.allow_remote_access=True",
         f"--ServerApp.identity_provider_class={IDENTITY_PROVIDER}",
+        # the same module: the warm pool's assignment endpoint (inert outside a pool sandbox)
+        f"--ServerApp.jpserver_extensions={EXTENSION}=True",
         "--ServerApp.shutdown_no_activity_timeout=0",
         "--LanguageServerManager.autodetect=False",
         "--LabApp.news_url=",
@@ -98,8 +104,18 @@ async def wait_ready(
         except (httpx.TransportError, OSError, Unavailable):
             pass
         await asyncio.sleep(delay)
-        delay = min(delay * 1.5, 0.25)
+        delay = min(delay * 1.5, 0.1)  # a refused connect costs microseconds: ask often
     raise Unavailable(f"JupyterLab did not become ready within {timeout:.0f} s{_tail(log)}")
+
+
+async def assign(socket: Path, base_url: str, secret: str, env: dict[str, str]) -> None:
+    """Hand a waiting pool sandbox its user's variables (the token); it accepts this once."""
+    async with client(socket, secret) as http:
+        response = await http.post(
+            f"{base_url}{ASSIGN_PATH}", json={"env": env}, headers=proxy_headers(secret, "platform")
+        )
+    if response.status_code != 204:
+        raise Unavailable(f"the pool sandbox refused its assignment (HTTP {response.status_code})")
 
 
 def _tail(log: Path | None) -> str:

@@ -78,6 +78,20 @@ def replace_file(path: Path, text: str) -> None:
         raise
 
 
+def token_env(token: str | None) -> dict[str, str]:
+    """The variables that carry the workspace's token (a warm-pool sandbox gets them only at
+    assignment, see ``jupyter.assign``)."""
+    base = f"http://workspace:{token}@127.0.0.1:{LOCAL_PORT}" if token else LOCAL_URL
+    env = {
+        "PIP_INDEX_URL": f"{base}/pypi/simple/",
+        "UV_DEFAULT_INDEX": f"{base}/pypi/simple/",
+        "DATALIBRARY_CRAN_URL": f"{base}/cran",
+    }
+    if token:
+        env["DATALIBRARY_TOKEN"] = token
+    return env
+
+
 def prepare(spec: WorkspaceSpec, run: str, home: str, env_dir: str) -> dict[str, str]:
     """Write the workspace's gitconfig and uv config into its run directory; the environment
     variables that point git, pip and uv at them."""
@@ -85,22 +99,17 @@ def prepare(spec: WorkspaceSpec, run: str, home: str, env_dir: str) -> dict[str,
     replace_file(spec.run_dir / "gitconfig", gitconfig(spec))
     replace_file(spec.run_dir / "uv.toml", f'[pip]\nprefix = "{home}/.local"\n')
     replace_file(spec.run_dir / "Rprofile.site", RPROFILE)
-    token = spec.env.get("DATALIBRARY_TOKEN")
-    base = f"http://workspace:{token}@127.0.0.1:{LOCAL_PORT}" if token else LOCAL_URL
-    index = f"{base}/pypi/simple/"
     env = {
         "DATALIBRARY_LOCAL_URL": LOCAL_URL,
         "GIT_CONFIG_SYSTEM": f"{run}/gitconfig",
-        "PIP_INDEX_URL": index,
+        **token_env(spec.env.get("DATALIBRARY_TOKEN")),
         "PIP_PREFIX": f"{home}/.local",
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "PIP_DEFAULT_TIMEOUT": "120",  # a first fetch goes to the mirror's upstream
         "PIP_NO_CACHE_DIR": "1",  # every install goes through the mirror, so every install is recorded
         "UV_NO_CACHE": "1",
-        "UV_DEFAULT_INDEX": index,
         "UV_CONFIG_FILE": f"{run}/uv.toml",
         "VIRTUAL_ENV": f"{env_dir}/venv",
-        "DATALIBRARY_CRAN_URL": f"{base}/cran",
         "R_PROFILE": f"{run}/Rprofile.site",
         "R_LIBS_USER": f"{home}/R/library",
     }

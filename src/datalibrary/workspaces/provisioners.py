@@ -67,6 +67,8 @@ class WorkspaceSpec:
     backend: dict[str, str] = field(default_factory=dict)
     max_processes: int = 1024  # processes + threads (cgroup pids.max)
     host_uid: int | None = None  # the sandbox's unprivileged host uid (None: the platform's own)
+    # A warm-pool member: starts with an empty home and no token; a launch assigns it later.
+    pooled: bool = False
 
     @property
     def socket_path(self) -> Path:

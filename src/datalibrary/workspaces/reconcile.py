@@ -63,12 +63,16 @@ async def reconcile(db: Database, settings: Settings, *, stuck_after_seconds: in
                 continue
             provisioner = service.build_provisioner(settings, workspace)
             actual = await provisioner.poll()
-            expected = {"running": Status.RUNNING, "paused": Status.PAUSED}.get(
+            expected = {"running": Status.RUNNING, "paused": Status.PAUSED, "pooled": Status.RUNNING}.get(
                 workspace.state, Status.STOPPED
             )
             if actual == expected:
                 if actual != Status.STOPPED:
                     report.adopted.append(workspace.id)
+                continue
+            if workspace.state == "pooled":  # a dead pool member is discarded, never anyone's
+                if _record(db, workspace.id, workspace.version, "terminating", "pool member died"):
+                    report.repaired[workspace.id] = await service.execute(db, settings, workspace.id)
                 continue
             if workspace.state in ("stopped", "failed"):
                 await provisioner.stop()  # leftovers of an interrupted stop or start
@@ -91,7 +95,7 @@ def _record(db: Database, workspace_id: int, version: int, state: str, reason: s
         workspace = session.get(Workspace, workspace_id)
         if workspace is None or workspace.version != version:
             return False
-        if state == "stopped":
+        if state in ("stopped", "terminating"):
             service._revoke_token(session, workspace)
         service._transition(session, workspace, state, reason)
         audit_service.record(

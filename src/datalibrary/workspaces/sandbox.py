@@ -19,6 +19,12 @@ bubblewrap from there. The home and run directories are owned by the uid.
 
 The sandbox does not die with the platform: after a restart, ``load_state`` + ``poll``
 re-adopt it through its cgroup.
+
+A warm-pool member (``spec.pooled``) starts the same way but with an empty tmpfs as its home
+and none of the user's variables: nothing of anyone is inside. When a launch takes it,
+``start`` finds it running and assigns it: the workspace's home is mounted over that tmpfs
+inside the running sandbox (``homebind``) and the token reaches JupyterLab over its socket
+(``jupyter.assign``); both work once.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from datalibrary.workspaces import jupyter, platform_services, procs
+from datalibrary.workspaces import homebind, jupyter, platform_services, procs
 from datalibrary.workspaces.cgroups import CGroup, CGroupV1, CGroupV2, cgroup_for
 from datalibrary.workspaces.provisioners import Capabilities, Provisioner, Status
 
@@ -46,6 +52,7 @@ HIDDEN_DIRS = ("/etc/ssl/private",)
 JOIN_CGROUP = (
     'IFS=:; for f in $DL_CGROUP_PROCS; do echo $$ > "$f"; done; unset DL_CGROUP_PROCS IFS; exec "$@"'
 )
+POOL_HOME_BYTES = 64 * 1024 * 1024  # the placeholder home of an unassigned pool member
 STAGE_DIR = Path("/run/datalibrary-sandbox")  # an empty mount point on the host
 # Run in a private mount namespace as root: $0 is STAGE_DIR, then NAME SOURCE pairs, --, command.
 STAGE = (
@@ -65,6 +72,7 @@ class SandboxProvisioner(Provisioner):
         self.cgroup_name = f"{spec.installation}-ws-{spec.workspace_id}"
         self.cgroup_version: int | None = None
         self.pid: int | None = None
+        self.pool: str | None = None  # "waiting": a pool member not assigned yet
 
     # --- state ----------------------------------------------------------------------
 
@@ -74,12 +82,15 @@ class SandboxProvisioner(Provisioner):
             state["cgroup_version"] = self.cgroup_version
         if self.pid:
             state["pid"] = self.pid
+        if self.pool:
+            state["pool"] = self.pool
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.cgroup_name = state.get("cgroup", self.cgroup_name)
         self.cgroup_version = state.get("cgroup_version")
         self.pid = state.get("pid")
+        self.pool = state.get("pool")
 
     @property
     def cgroup(self) -> CGroup:
@@ -107,9 +118,11 @@ class SandboxProvisioner(Provisioner):
     async def start(self) -> None:
         spec = self.spec
         if self._alive():  # already running (a repeated start): just wait until it answers
+            if self.pool == "waiting" and not spec.pooled:
+                await self._assign()
             await jupyter.wait_ready(spec.socket_path, spec.base_url, spec.jupyter_token, 60, self._alive)
             return
-        for directory in (spec.home_dir, spec.run_dir):
+        for directory in (spec.run_dir,) if spec.pooled else (spec.home_dir, spec.run_dir):
             directory.mkdir(parents=True, exist_ok=True)
         spec.socket_path.unlink(missing_ok=True)
         group = self.cgroup
@@ -124,9 +137,24 @@ class SandboxProvisioner(Provisioner):
                 command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
             )
         self.pid = process.pid
+        self.pool = "waiting" if spec.pooled else None
         await jupyter.wait_ready(
             spec.socket_path, spec.base_url, spec.jupyter_token, 60, self._launching(process), log_path
         )
+
+    async def _assign(self) -> None:
+        """Bind this waiting pool sandbox to its workspace: the home, then the token."""
+        spec = self.spec
+        if spec.host_uid is not None and os.geteuid() == 0:
+            own_tree(spec.home_dir, spec.host_uid)
+        else:
+            spec.home_dir.mkdir(parents=True, exist_ok=True)
+        pid = homebind.inner_pid(self.cgroup.pids())
+        await asyncio.to_thread(homebind.bind, spec.home_dir, pid, HOME)
+        self.pool = "assigning"  # the home is in: never mount a second one
+        token_env = platform_services.token_env(spec.env.get("DATALIBRARY_TOKEN"))
+        await jupyter.assign(spec.socket_path, spec.base_url, spec.jupyter_token, token_env)
+        self.pool = None
 
     def _launching(self, process: subprocess.Popen[bytes]):  # type: ignore[no-untyped-def]
         def alive() -> bool:
@@ -151,6 +179,7 @@ class SandboxProvisioner(Provisioner):
         if self.pid:
             procs.reap(self.pid)
         self.pid = None
+        self.pool = None
         self.spec.socket_path.unlink(missing_ok=True)
 
     async def pause(self) -> None:
@@ -176,11 +205,12 @@ class SandboxProvisioner(Provisioner):
         sources = {
             "passwd": passwd,
             "group": group,
-            "home": spec.home_dir,
             "run": spec.run_dir,
             "env": spec.environment_dir,
             "sdk": spec.sdk_dir,
         }
+        if not spec.pooled:  # a pool member has no home until it is assigned
+            sources["home"] = spec.home_dir
         if spec.api_socket_dir.is_dir():
             sources["api"] = spec.api_socket_dir
         return sources
@@ -190,8 +220,9 @@ class SandboxProvisioner(Provisioner):
         uid = self.spec.host_uid
         if uid is None or os.geteuid() != 0:
             return self.bwrap_args(sources)
-        for directory in (self.spec.home_dir, self.spec.run_dir):
-            own_tree(directory, uid)
+        for name in ("home", "run"):
+            if name in sources:
+                own_tree(sources[name], uid)
         STAGE_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
         pairs = [item for name, path in sources.items() for item in (name, str(path))]
         staged = {name: STAGE_DIR / name for name in sources}
@@ -216,6 +247,10 @@ class SandboxProvisioner(Provisioner):
         """Every writable mount (home, run directory, tmpfs) is nosuid,nodev: bubblewrap mounts
         binds and tmpfs that way (the attack tests read /proc/self/mountinfo to prove it)."""
         spec = self.spec
+        if "home" in sources:
+            home = ["--bind", str(sources["home"]), HOME]
+        else:  # an unassigned pool member: an empty placeholder, the real home comes later
+            home = ["--size", str(POOL_HOME_BYTES), "--tmpfs", HOME]
         args = [
             "bwrap",
             "--unshare-user", "--uid", str(UID), "--gid", str(UID),
@@ -245,7 +280,7 @@ class SandboxProvisioner(Provisioner):
             "--dev", "/dev",
             "--tmpfs", "/tmp",  # noqa: S108
             "--tmpfs", "/dev/shm",  # noqa: S108
-            "--bind", str(sources["home"]), HOME,
+            *home,
             "--bind", str(sources["run"]), RUN,
             "--ro-bind", str(sources["env"]), ENV,
             "--ro-bind", str(sources["sdk"]), SDK,
@@ -261,11 +296,15 @@ class SandboxProvisioner(Provisioner):
             "LANG": "C.UTF-8",
             "PYTHONPATH": SDK,
             "R_LIBS": f"{SDK}/rlib",  # library(datalibrary); R_LIBS_USER is the home library
+            # kernels' connection files: private, and not under a home a pool member gets later
+            "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",  # noqa: S108 - the sandbox's private /tmp
             jupyter.SECRET_ENV: spec.jupyter_token,
             **spec.env,
             # inside, the SDK reaches the platform through the mounted socket
             "DATALIBRARY_URL": f"unix://{API}/api.sock",
         }
+        if spec.pooled:
+            env[jupyter.POOL_ENV] = "waiting"
         env = platform_services.extend(env, spec, run=RUN, home=HOME, env_dir=ENV)
         for key, value in env.items():
             args += ["--setenv", key, value]

@@ -31,7 +31,7 @@ from datalibrary.db import Database
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from datalibrary.workspaces import environments, paths
-from datalibrary.workspaces.catalog import Catalog, load_catalog
+from datalibrary.workspaces.catalog import Catalog, InstanceType, Product, load_catalog
 from datalibrary.workspaces.models import Workspace, WorkspaceUsage
 from datalibrary.workspaces.provisioners import (
     Pausable,
@@ -51,10 +51,11 @@ VERBS: dict[str, tuple[set[str], str]] = {
     "pause": ({"running"}, "pausing"),
     "resume": ({"paused"}, "resuming"),
     "terminate": (
-        {"starting", "running", "stopping", "stopped", "paused", "pausing", "resuming", "failed"},
+        {"starting", "running", "stopping", "stopped", "paused", "pausing", "resuming", "failed", "pooled"},
         "terminating",
     ),
 }
+POOL_ACCOUNT = "system:warm-pool"  # owns warm-pool members (see ``pool``); not a valid user name
 TOKEN_SCOPE_PREFIX = "workspace:"  # noqa: S105 - a scope name, not a secret
 _in_flight: set[int] = set()  # executions running in this process (the reconciler skips them)
 
@@ -169,6 +170,9 @@ def request_create(
             f"'{owner.name}' already has {count} workspaces (the quota is {settings.workspaces.max_per_user}); "  # noqa: E501
             "terminate one first"
         )
+    taken = _take_from_pool(session, owner, chosen, itype, backend, project, principal)
+    if taken is not None:
+        return taken
     now = utcnow()
     workspace = Workspace(
         owner_id=owner.id,
@@ -203,6 +207,60 @@ def request_create(
     return workspace
 
 
+def _take_from_pool(
+    session: Session,
+    owner: User,
+    product: Product,
+    itype: InstanceType,
+    backend: str,
+    project: str | None,
+    principal: Principal,
+) -> Workspace | None:
+    """A warm-pool member for this launch, now the owner's (``pool``); None if none is ready.
+    Each candidate is taken with a compare-and-swap in a savepoint: two launches (or replicas)
+    racing for one member never both get it."""
+    from datalibrary.workspaces import pool
+
+    account = pool.account_id(session, create=False)
+    if account is None:
+        return None
+    candidates = session.scalars(
+        select(Workspace)
+        .where(
+            Workspace.owner_id == account,
+            Workspace.state == pool.STATE,
+            Workspace.environment == product.environment,
+            Workspace.instance_type == itype.name,
+            Workspace.provisioner == backend,
+        )
+        .order_by(Workspace.id)
+        .limit(3)
+    ).all()
+    for workspace in candidates:
+        try:
+            with session.begin_nested():
+                workspace.owner_id = owner.id  # before the transition: the new interval is the owner's
+                workspace.project = project
+                workspace.product = product.name
+                workspace.idle_timeout_minutes = product.idle_timeout_minutes
+                _transition(session, workspace, "starting", f"created by {principal.name} (warm pool)")
+        except Conflict:
+            continue
+        audit_service.record(
+            session,
+            actor=principal.name,
+            action="workspace.create",
+            target=f"workspace:{workspace.id}",
+            details={
+                "product": product.name, "instance_type": itype.name, "owner": owner.name,
+                "project": project, "warm_pool": True,
+            },
+        )  # fmt: skip
+        pool.wake()
+        return workspace
+    return None
+
+
 def request(
     session: Session, principal: Principal, workspace_id: int, verb: str, *, reason: str = ""
 ) -> Workspace:
@@ -235,6 +293,7 @@ def stop_disabled_owners(session: Session) -> list[int]:
         select(Workspace)
         .join(User, User.id == Workspace.owner_id)
         .where(User.is_active.is_(False), Workspace.state.in_(VERBS["stop"][0]))
+        .where(User.name != POOL_ACCOUNT)  # the warm pool's account is disabled by design
     ).all()
     stopped = []
     for workspace in rows:
@@ -294,7 +353,9 @@ def _transition(session: Session, workspace: Workspace, state: str, reason: str)
 # --- execution ----------------------------------------------------------------------------
 
 
-def build_provisioner(settings: Settings, workspace: Workspace, token: str | None = None) -> Provisioner:
+def build_provisioner(
+    settings: Settings, workspace: Workspace, token: str | None = None, pooled: bool = False
+) -> Provisioner:
     catalog = catalog_of(settings)
     itype = catalog.instance_type(workspace.instance_type)
     environment = catalog.environment(workspace.environment)
@@ -322,6 +383,7 @@ def build_provisioner(settings: Settings, workspace: Workspace, token: str | Non
         backend=settings.workspaces.backend_options(),
         max_processes=itype.max_processes,
         host_uid=settings.workspaces.sandbox_uid_base + workspace.id,
+        pooled=pooled,
     )
     provisioner = provisioner_class(workspace.provisioner)(spec)
     provisioner.load_state(dict(workspace.provisioner_state or {}))
@@ -375,9 +437,12 @@ async def _execute(db: Database, settings: Settings, workspace_id: int) -> str:
         if workspace is None or workspace.state not in TRANSITIONAL:
             return workspace.state if workspace else "missing"
         state = workspace.state
-        token = _issue_token(session, workspace) if state == "starting" else None
+        from datalibrary.workspaces import pool
+
+        pooled = state == "starting" and pool.is_member(session, workspace)  # no one's: no token
+        token = _issue_token(session, workspace) if state == "starting" and not pooled else None
     try:
-        provisioner = build_provisioner(settings, workspace, token)
+        provisioner = build_provisioner(settings, workspace, token, pooled=pooled)
     except Exception as exc:  # a broken catalog or configuration: say so, never stay transitional
         detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
         log.warning("workspace %s: %s failed: %s", workspace_id, state, detail)
@@ -395,7 +460,7 @@ async def _execute(db: Database, settings: Settings, workspace_id: int) -> str:
                 index_url=settings.workspaces.index_url,
             )
             await asyncio.wait_for(provisioner.start(), settings.workspaces.start_timeout_seconds)
-            final, reason = "running", "ready"
+            final, reason = ("pooled", "warm pool: ready") if pooled else ("running", "ready")
         elif state == "stopping":
             await provisioner.stop()
             final, reason = "stopped", workspace.state_reason

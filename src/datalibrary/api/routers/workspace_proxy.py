@@ -256,6 +256,8 @@ def _upstream(app, workspace: Workspace) -> httpx.AsyncClient:  # type: ignore[n
 
 async def proxy_http(workspace_id: int, path: str, request: Request) -> Response:
     workspace, principal, via, secret = _caller(request, workspace_id)
+    if path.startswith("_dl/"):  # the platform's own control calls (the warm pool's assignment)
+        raise NotFound("not found")
     if via == "token" and FILE_ROUTES.match(path):
         raise PermissionDenied(
             "API tokens cannot read or write a workspace's files; files leave a workspace only "

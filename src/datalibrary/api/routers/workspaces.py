@@ -16,7 +16,7 @@ from datalibrary.api.fields import AccountName
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import RecordId
 from datalibrary.costs import service as cost_service
-from datalibrary.workspaces import access, history, idle, paths, reconcile, service
+from datalibrary.workspaces import access, history, idle, paths, pool, reconcile, service
 from datalibrary.workspaces.catalog import Environment, InstanceType, Product
 from datalibrary.workspaces.models import Workspace, WorkspaceUsage
 from datalibrary.workspaces.provisioners import provisioner_class, resolve_name
@@ -318,3 +318,41 @@ def admin_access(
 )
 async def run_reconciler(request: Request, settings: SettingsDep) -> dict[str, object]:
     return (await reconcile.reconcile(request.app.state.db, settings)).as_dict()
+
+
+class PoolTargetOut(BaseModel):
+    environment: str
+    instance_type: str
+    size: int
+    ready: int
+    starting: int
+
+
+class PoolMemberOut(BaseModel):
+    id: int
+    environment: str
+    instance_type: str
+    state: str
+    state_reason: str
+    since: datetime
+
+
+class PoolOut(BaseModel):
+    enabled: bool
+    disabled_because: str | None
+    account: str = Field(description="The platform account pool members belong to (platform cost)")
+    interval_seconds: float
+    targets: list[PoolTargetOut]
+    members: list[PoolMemberOut]
+
+
+@router.get("/pool", summary="Administrators: the warm pool (targets and pre-started members)",
+            dependencies=[Requires(Permission.WORKSPACES_ADMIN)])  # fmt: skip
+def warm_pool(principal: CurrentPrincipal, session: DbSession, settings: SettingsDep) -> PoolOut:
+    return PoolOut.model_validate(pool.status(session, principal, settings))
+
+
+@router.post("/pool/refill", summary="Administrators: refill the warm pool now (one round)",
+             dependencies=[Requires(Permission.WORKSPACES_ADMIN)])  # fmt: skip
+async def refill_pool(request: Request, settings: SettingsDep) -> dict[str, int]:
+    return await pool.refill(request.app.state.db, settings)

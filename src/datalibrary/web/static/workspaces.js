@@ -76,10 +76,19 @@ function item(w) {
 }
 
 // States a workspace passes through on its own; while one is in such a state the page asks
-// more often, so "running" shows within half a second of JupyterLab answering.
+// more often, so "running" shows within half a second of JupyterLab answering - and every
+// 100 ms for the first seconds after an action, when a warm-pool launch is ready in a few
+// hundred milliseconds.
 const CHANGING = new Set(["pending", "starting", "stopping", "pausing", "resuming", "terminating"]);
+const SOON_MS = 4000;
 let nextRefresh = null;
 let shown = null;
+let actedAt = 0;
+
+function interval(changing) {
+  if (!changing) return 2000;
+  return Date.now() - actedAt < SOON_MS ? 100 : 400;
+}
 
 async function refresh() {
   let changing = false;
@@ -97,7 +106,7 @@ async function refresh() {
     console.warn("refresh failed", error.message);
   }
   clearTimeout(nextRefresh);
-  nextRefresh = setTimeout(refresh, changing ? 400 : 2000);
+  nextRefresh = setTimeout(refresh, interval(changing));
 }
 
 function duration(seconds) {
@@ -150,6 +159,7 @@ async function refreshHistory() {
 
 async function act(id, verb) {
   if (verb === "terminate" && !window.confirm(`Terminate workspace #${id}? Its home is archived and deleted.`)) return;
+  actedAt = Date.now();
   try {
     await api(`/workspaces/${id}/${verb}`, { method: "POST" });
   } catch (error) {
@@ -198,6 +208,7 @@ document.getElementById("launch-form").addEventListener("submit", async (event) 
   const errorLine = document.getElementById("launch-error");
   errorLine.hidden = true;
   const project = document.getElementById("project").value.trim();
+  actedAt = Date.now();
   try {
     await api("/workspaces", {
       method: "POST",

@@ -58,3 +58,60 @@ class ProxyIdentityProvider(IdentityProvider):
     def validate_security(self, app, ssl_options=None) -> None:  # type: ignore[no-untyped-def]
         if not _SECRET:
             raise SystemExit(f"{SECRET_ENV} is not set: refusing to start without the proxy secret")
+
+
+# --- warm pool: the workspace's token arrives at assignment -------------------------------
+# A pool sandbox starts with DATALIBRARY_POOL=waiting and without the user's token. When a
+# launch takes it, the platform (over the Unix socket, with the secret and "Via: platform",
+# which its proxy never forwards from a browser or API client) posts the variables that carry
+# the token; kernels and terminals started afterwards inherit them. It works once.
+POOL_ENV = "DATALIBRARY_POOL"
+ASSIGN_KEYS = frozenset({"DATALIBRARY_TOKEN", "PIP_INDEX_URL", "UV_DEFAULT_INDEX", "DATALIBRARY_CRAN_URL"})
+_pool_waiting = os.environ.pop(POOL_ENV, "") == "waiting"
+
+
+def _jupyter_server_extension_points():  # type: ignore[no-untyped-def]
+    return [{"module": "datalibrary_jupyter"}]
+
+
+def _load_jupyter_server_extension(serverapp):  # type: ignore[no-untyped-def]
+    import json
+
+    from jupyter_server.utils import url_path_join
+    from tornado import web
+
+    class AssignHandler(web.RequestHandler):
+        def check_xsrf_cookie(self) -> None:  # authenticated by the secret header, no cookie
+            return None
+
+        def post(self) -> None:
+            global _pool_waiting
+            given = self.request.headers.get(SECRET_HEADER, "")
+            platform = self.request.headers.get(VIA_HEADER) == "platform"
+            if not _SECRET or not platform or not hmac.compare_digest(given.encode(), _SECRET.encode()):
+                raise web.HTTPError(403)
+            if not _pool_waiting:
+                raise web.HTTPError(409, "not a waiting pool member (already assigned)")
+            env = json.loads(self.request.body or b"{}").get("env", {})
+            if not isinstance(env, dict) or set(env) - ASSIGN_KEYS:
+                raise web.HTTPError(400, "unexpected variables")
+            os.environ.update({str(k): str(v) for k, v in env.items()})
+            # the home was mounted over the placeholder this process started in: move onto it,
+            # so kernels and terminals (which inherit the working directory) start in the home
+            os.chdir(os.environ.get("HOME", "/"))
+            # what JupyterLab made under the placeholder at start (its data and config
+            # directories: the notebook signatures, lab settings) must exist in the real home
+            from jupyter_core.paths import jupyter_config_dir, jupyter_data_dir
+
+            for directory in (jupyter_data_dir(), jupyter_config_dir()):
+                os.makedirs(directory, mode=0o700, exist_ok=True)
+            _pool_waiting = False
+            self.set_status(204)
+
+    # The environment is built by the platform and read-only: nothing to build, so the front
+    # end need not ask (GET lab/api/build costs the server most of a second at every page load).
+    page_config = serverapp.web_app.settings.setdefault("page_config_data", {})
+    page_config["buildCheck"] = False
+    page_config["buildAvailable"] = False
+    pattern = url_path_join(serverapp.base_url, "_dl/assign")
+    serverapp.web_app.add_handlers(".*$", [(pattern, AssignHandler)])
