@@ -1,7 +1,7 @@
 """file collections: metered reads
 
-Revision ID: 2002_files_reads
-Revises: 2001_files
+Revision ID: 2003_files_reads
+Revises: 2002_files_formats
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 import datalibrary.db.base
 
-revision = "2002_files_reads"
-down_revision = "2001_files"
+revision = "2003_files_reads"
+down_revision = "2002_files_formats"
 branch_labels = None
 depends_on = None
 
