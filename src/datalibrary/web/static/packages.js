@@ -35,6 +35,7 @@ function showPolicy(policy) {
     tr.dataset.rule = rule.id;
     tr.dataset.kind = rule.kind;
     tr.dataset.name = rule.name;
+    tr.dataset.ecosystem = rule.ecosystem;
     const actions = document.createElement("td");
     const remove = document.createElement("button");
     remove.type = "button";
@@ -49,7 +50,8 @@ function showPolicy(policy) {
       loadPolicy();
     });
     actions.append(remove);
-    tr.append(cell(rule.kind, `state state-${rule.kind === "deny" ? "denied" : "approved"}`), cell(rule.name),
+    tr.append(cell(rule.kind, `state state-${rule.kind === "deny" ? "denied" : "approved"}`),
+      cell(rule.ecosystem === "r" ? "R" : "Python"), cell(rule.name),
       cell(rule.specifier || "all"), cell(rule.note || "—"), cell(rule.created_by), cell(when(rule.created_at)), actions);
     return tr;
   }));
@@ -110,13 +112,14 @@ $("rule-form").addEventListener("submit", async (event) => {
   const form = event.target;
   const body = {
     kind: form.elements.kind.value,
+    ecosystem: form.elements.ecosystem.value,
     name: form.elements.name.value.trim(),
     specifier: form.elements.specifier.value.trim(),
     note: form.elements.note.value.trim(),
   };
   try {
     const rule = await api("/packages/rules", { method: "POST", body });
-    say(`Rule added: ${rule.kind} ${rule.name}${rule.specifier ? ` ${rule.specifier}` : ""}.`);
+    say(`Rule added: ${rule.kind} ${rule.ecosystem === "r" ? "R package " : ""}${rule.name}${rule.specifier ? ` ${rule.specifier}` : ""}.`);
     form.reset();
   } catch (error) { fail(error); }
   loadPolicy();
