@@ -144,8 +144,8 @@ def upload(
     as_json: JsonOption = False,
 ) -> None:
     """Upload a wheel (or sdist) to the internal index: installable in both modes unless denied."""
-    content = _read_upload(file)
-    with db_session() as session:
+    with db_session() as session:  # its errors (bad file too) exit with a clear message
+        content = _read_upload(file)
         data = packages.upload(settings(), session, OPERATOR, file.name, content)
     emit(data, as_json, lambda d: console.print(f"uploaded {d['name']} {d['version']} ({d['file']})"))
 
@@ -156,8 +156,8 @@ def r_upload(
     as_json: JsonOption = False,
 ) -> None:
     """Publish an R source package in the platform's CRAN-like repository."""
-    content = _read_upload(file)
     with db_session() as session:
+        content = _read_upload(file)
         data = cran.upload(settings(), session, OPERATOR, file.name, content)
     emit(data, as_json, lambda d: console.print(f"published {d['name']} {d['version']} ({d['file']})"))
 
