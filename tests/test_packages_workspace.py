@@ -138,6 +138,11 @@ cat("RESULT", hello(), "\n")
 cat("LIB", find.package("tinyr"), "\n")
 res <- tryCatch(install.packages("ggplot2", quiet = TRUE), warning = function(w) conditionMessage(w))
 cat("MISSING", res, "\n")
+denied <- character()
+withCallingHandlers(install.packages("blockr", quiet = TRUE),
+  warning = function(w) { denied <<- c(denied, conditionMessage(w)); invokeRestart("muffleWarning") })
+cat("DENIED", gsub("\n", " ", paste(denied, collapse = " | ")), "\n")
+cat("BLOCKR", requireNamespace("blockr", quietly = TRUE), "\n")
 """
 
 
@@ -154,7 +159,16 @@ def test_install_packages_in_the_r_kernel(
     tarball = build_r_package(tmp_path)
     published = admin.post("/api/v1/packages/r", files={"file": (tarball.name, tarball.read_bytes())})
     assert published.status_code == 201, published.text
-    assert [p["name"] for p in admin.get("/api/v1/packages/r").json()] == ["tinyr"]
+    from tests.test_packages_r_policy import r_tarball
+
+    blocked = r_tarball(tmp_path / "blocked", "blockr", "1.0")
+    assert (
+        admin.post("/api/v1/packages/r", files={"file": (blocked.name, blocked.read_bytes())}).status_code
+        == 201
+    )
+    rule = {"kind": "deny", "name": "blockr", "ecosystem": "r", "note": "licence"}
+    assert admin.post("/api/v1/packages/rules", json=rule).status_code == 201
+    assert sorted(p["name"] for p in admin.get("/api/v1/packages/r").json()) == ["blockr", "tinyr"]
     client = client_of(platform, "alice")
     response = client.post("/api/v1/workspaces", json={"product": "r-notebook", "instance_type": "tiny"})
     assert response.status_code == 202, response.text
@@ -171,11 +185,17 @@ def test_install_packages_in_the_r_kernel(
     assert lines["RESULT"] == "hello from tinyr", out
     assert "/R/library/tinyr" in lines["LIB"], out  # the persistent user library
     assert "not available" in lines["MISSING"], out  # upstream CRAN is not reachable
+    # a denied package fails, and R's warning names the policy's reason
+    assert "blockr-is-on-the-mirror-s-deny-list-licence" in lines["DENIED"], out
+    assert lines["BLOCKR"] == "FALSE", out
     log = admin.get("/api/v1/packages/installs").json()
     assert any(
         (i["ecosystem"], i["user"], i["workspace"], i["package"], i["version"])
         == ("r", "alice", str(wid), "tinyr", "0.1.0")
         for i in log
+    ), log
+    assert any(
+        (i["action"], i["workspace"], i["package"]) == ("package.refused", str(wid), "blockr") for i in log
     ), log
 
 
