@@ -76,6 +76,31 @@ async function loadUploads() {
   } catch (error) { fail(error); }
 }
 
+async function loadRPackages() {
+  try {
+    const rows = await api("/packages/r");
+    $("r-packages").querySelector("tbody").replaceChildren(...rows.map((r) => {
+      const tr = document.createElement("tr");
+      tr.dataset.package = r.name;
+      tr.append(cell(r.name), cell(r.version), cell(r.depends || "—"), cell(r.imports || "—"), cell(r.license || "—"));
+      return tr;
+    }));
+    $("r-empty").hidden = rows.length > 0;
+  } catch (error) { fail(error); }
+}
+
+async function upload(url, file) {
+  const data = new FormData();
+  data.append("file", file, file.name);
+  const response = await fetch(url, {
+    method: "POST", body: data, credentials: "same-origin",
+    headers: { Accept: "application/json", "X-CSRF-Token": csrf() },
+  });
+  const result = await response.json();
+  if (!response.ok) throw new Error(result?.detail ?? response.statusText);
+  return result;
+}
+
 async function loadInstalls() {
   try {
     const rows = await api("/packages/installs?limit=500");
@@ -129,22 +154,28 @@ $("upload-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const file = $("wheel").files[0];
   if (!file) return;
-  const data = new FormData();
-  data.append("file", file, file.name);
   try {
-    const response = await fetch("/api/v1/packages/internal", {
-      method: "POST", body: data, credentials: "same-origin",
-      headers: { Accept: "application/json", "X-CSRF-Token": csrf() },
-    });
-    const result = await response.json();
-    if (!response.ok) throw new Error(result?.detail ?? response.statusText);
+    const result = await upload("/api/v1/packages/internal", file);
     say(`Uploaded ${result.name} ${result.version}.`);
     event.target.reset();
   } catch (error) { fail(error); }
   loadUploads();
 });
 
+$("r-upload-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = $("r-tarball").files[0];
+  if (!file) return;
+  try {
+    const result = await upload("/api/v1/packages/r", file);
+    say(`Published R package ${result.name} ${result.version}.`);
+    event.target.reset();
+  } catch (error) { fail(error); }
+  loadRPackages();
+});
+
 loadPolicy();
 loadUploads();
+loadRPackages();
 loadInstalls();
 setInterval(loadInstalls, 3000);
