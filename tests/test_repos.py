@@ -294,3 +294,27 @@ def test_push_guard_fails_closed_on_a_hostile_request(tmp_path: Path) -> None:
     idle.start()
     idle.close()
     assert idle.findings is None and not idle.directory.exists()
+
+
+def test_the_guard_runs_as_a_stand_alone_hook(tmp_path: Path) -> None:
+    """As documented for an external Git server (Gitea, GitLab): the module as the hook."""
+    import sys
+
+    import datalibrary
+
+    bare = tmp_path / "bare.git"
+    git("init", "-q", "--bare", str(bare))
+    hook = bare / "hooks" / "pre-receive"
+    source = Path(datalibrary.__file__).resolve().parents[1]
+    hook.write_text(
+        f"#!/bin/sh\nPYTHONPATH={source} DL_GUARD_MAX_DATA_FILE_BYTES=1000 exec {sys.executable} -S -c "
+        "'import sys; from datalibrary.repos.guard import main; sys.exit(main())'\n"
+    )
+    hook.chmod(0o755)
+    work = tmp_path / "work"
+    git("init", "-q", "--initial-branch=main", str(work))
+    commit_file(work, "a.py", "print(1)\n", "fine")
+    git("push", "-q", str(bare), "main", cwd=work)
+    commit_file(work, "out/rows.csv", "id,x\n" + "".join(f"{i},{i * 2}\n" for i in range(400)), "extract")
+    result = git("push", str(bare), "main", cwd=work, check=False)
+    assert result.returncode != 0 and "out/rows.csv" in result.stderr and "export airlock" in result.stderr

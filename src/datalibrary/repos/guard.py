@@ -15,14 +15,15 @@ lake extract:
   identifying or pseudonymized columns (matched by keyed fingerprints, see
   ``repos.fingerprints``; the values themselves are never stored here).
 
-Runs as ``python -S -c "from datalibrary.repos.guard import main; ..."`` (the hook) with
-the standard library only; its settings come from ``DL_GUARD_*`` variables (one each, see
-``GuardConfig``) and it writes what it refused to ``DL_GUARD_REPORT``. Every push starts
-it, so it starts light: no ``site`` (``-S``), no ``runpy`` (``-m``), no compiling (a
-script file has no cached ``.pyc``), no ``dataclasses``/``pathlib``/``subprocess``, and
-``json``, ``re`` (with ``enum``) and ``hashlib`` only when there is a notebook, a lake
-fingerprint or a finding to handle. That start-up was most of the platform's cost over
-plain Git on a push (``benchmarks/git_repos.py``).
+The platform's own Git runs ``scan`` inside the process serving the push
+(``repos.push_guard``). ``main`` runs it as a stand-alone pre-receive hook, for an external
+Git server (``python -S -c "from datalibrary.repos.guard import main; ..."``), with the
+standard library only; its settings come from ``DL_GUARD_*`` variables (one each, see
+``GuardConfig``) and it writes what it refused to ``DL_GUARD_REPORT`` if set. For that use
+it starts light: no ``site`` (``-S``), no ``runpy`` (``-m``), no
+``dataclasses``/``pathlib``/``subprocess``/``typing``, and ``json``, ``re`` (with
+``enum``) and ``hashlib`` only when there is a notebook, a lake fingerprint or a finding to
+handle.
 """
 
 from __future__ import annotations
