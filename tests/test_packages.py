@@ -223,3 +223,41 @@ def test_cli_manages_rules_uploads_and_r_packages(  # type: ignore[no-untyped-de
         "packages.rule_delete",
         "packages.r_upload",
     } <= actions
+
+
+def test_the_mirror_runs_offline_from_its_cache(  # type: ignore[no-untyped-def]
+    upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """Cache through the upstream, then run with no upstream at all (devpi's offline mode):
+    what was cached still installs, nothing else does."""
+    import time
+
+    from datalibrary.api import create_app
+    from datalibrary.config import Settings
+
+    index, _ = upstream
+    monkeypatch.setenv("DATALIBRARY_PACKAGES__SERVER_DIR", str(tmp_path / "mirror"))
+    monkeypatch.setenv("DATALIBRARY_PACKAGES__UPSTREAM_URL", index.url)
+    platform: Platform = request.getfixturevalue("sqlite_platform")
+    token = platform.as_user("alice").token
+    try:
+        server.ensure_running(platform.settings)
+        with LiveServer(platform.app) as live:
+            cached = pip_install(live.url, "alice", token, tmp_path / "a", "tinypkg==1.0")
+            assert cached.returncode == 0, cached.stdout + cached.stderr
+        server.stop(platform.settings)
+        deadline = time.monotonic() + 30
+        while server._alive(server.socket_path(platform.settings)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        monkeypatch.delenv("DATALIBRARY_PACKAGES__UPSTREAM_URL")
+        offline = Settings(home=platform.settings.home, database_url=platform.settings.database_url)
+        assert not offline.packages.upstream_url
+        server.ensure_running(offline)
+        with LiveServer(create_app(offline, platform.db)) as live:
+            again = pip_install(live.url, "alice", token, tmp_path / "b", "tinypkg==1.0")
+            assert again.returncode == 0, again.stdout + again.stderr
+            assert installed_version(tmp_path / "b", "tinypkg") == "1.0"
+            missing = pip_install(live.url, "alice", token, tmp_path / "c", "otherpkg")
+            assert missing.returncode != 0
+    finally:
+        server.stop(platform.settings)
