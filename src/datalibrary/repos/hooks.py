@@ -37,9 +37,9 @@ _checked: set[Path] = set()  # hooks directories this process wrote or found cur
 def hooks_dir(settings: Settings) -> Path:
     """Written on first use by a process, so a new release's hook replaces the old one."""
     directory = settings.home / "run" / "git-hooks"
-    if directory in _checked:
-        return directory
     hook = directory / "pre-receive"
+    if directory in _checked and hook.is_file():  # a missing hook would let pushes pass unchecked
+        return directory
     if not hook.exists() or hook.read_text() != PRE_RECEIVE:
         directory.mkdir(parents=True, exist_ok=True)
         temporary = hook.with_suffix(".tmp")
