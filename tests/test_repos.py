@@ -247,6 +247,16 @@ def test_guard_reads_contents_not_names_and_only_what_the_push_adds(git_platform
     cell["outputs"] = []
     commit_file(work, "notes/results.json", json.dumps(notebook, indent=1), "outputs cleared")
     git("push", "-q", "origin", "HEAD:main", cwd=work)
+    # a hook deleted behind the platform's back is written again before the next push
+    from datalibrary.repos.hooks import hooks_dir
+
+    (hooks_dir(platform.settings) / "pre-receive").unlink()
+    commit_file(
+        work, "notes/again.json", json.dumps({**notebook, "cells": [{**cell, "outputs": [output]}]}), "again"
+    )
+    result = git("push", "origin", "HEAD:main", cwd=work, check=False)
+    assert result.returncode != 0 and "notes/again.json" in result.stderr
+    git("reset", "-q", "--hard", "HEAD~1", cwd=work)
     # no pipe of a finished push is left behind
     from datalibrary.repos.hooks import push_dir
 

@@ -208,6 +208,8 @@ def _push_recorder(  # type: ignore[no-untyped-def]
                 }
             if refusal is None and after == before:
                 return  # nothing pushed (an up-to-date push or a refused connection)
+            if guard.findings is None:
+                log.error("a push to %s/%s moved refs without its guard being asked", repo.project, repo.name)
             with request.app.state.db.session() as session:
                 service.record_push(
                     session, principal, repo, before=before, after=after, refusal=refusal, via=via
