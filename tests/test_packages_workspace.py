@@ -168,7 +168,7 @@ def test_install_packages_in_the_r_kernel(
     )
     rule = {"kind": "deny", "name": "blockr", "ecosystem": "r", "note": "licence"}
     assert admin.post("/api/v1/packages/rules", json=rule).status_code == 201
-    assert sorted(p["name"] for p in admin.get("/api/v1/packages/r").json()) == ["blockr", "tinyr"]
+    assert {"blockr", "tinyr"} <= {p["name"] for p in admin.get("/api/v1/packages/r").json()}
     client = client_of(platform, "alice")
     response = client.post("/api/v1/workspaces", json={"product": "r-notebook", "instance_type": "tiny"})
     assert response.status_code == 202, response.text
@@ -218,7 +218,8 @@ def test_r_uploads_are_checked_and_admin_only(pip_platform: Platform, tmp_path: 
     assert (
         admin.post("/api/v1/packages/r", files={"file": (newer.name, newer.read_bytes())}).status_code == 201
     )
-    assert [(p["name"], p["version"]) for p in alice.get("/api/v1/packages/r").json()] == [("tinyr", "0.2.0")]
+    published = alice.get("/api/v1/packages/r").json()  # the session's mirror may hold others' packages
+    assert [(p["name"], p["version"]) for p in published if p["name"] == "tinyr"] == [("tinyr", "0.2.0")]
     contrib = cran.contrib(platform.settings)
     assert (contrib / "Archive" / "tinyr" / "tinyr_0.1.0.tar.gz").exists()
     assert "Version: 0.2.0" in (contrib / "PACKAGES").read_text()
