@@ -15,7 +15,6 @@ needs its allow rule.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -36,7 +35,6 @@ Mode = Literal["open", "allowlist"]
 MODES = ("open", "allowlist")
 Ecosystem = Literal["python", "r"]
 ECOSYSTEMS = ("python", "r")
-R_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]$")
 
 
 def normalize(name: str, ecosystem: str = "python") -> str:
@@ -179,11 +177,6 @@ def add_rule(
     if ecosystem not in ECOSYSTEMS:
         raise InvalidInput(f"ecosystem must be one of {list(ECOSYSTEMS)}", field="ecosystem")
     normalized = normalize(name, ecosystem)
-    if ecosystem == "r" and not R_NAME.match(name.strip()):
-        raise InvalidInput(
-            f"'{name}' is not an R package name (letters, digits and '.', starting with a letter)",
-            field="name",
-        )
     if not normalized or not all(c.isalnum() or c in "-._" for c in normalized):
         raise InvalidInput(f"'{name}' is not a package name", field="name")
     try:
