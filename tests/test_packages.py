@@ -160,3 +160,104 @@ def test_the_index_needs_a_token(mirror_platform) -> None:  # type: ignore[no-un
     token = platform.as_user("audrey").token
     assert httpx.get(f"{base}/pypi/simple/tinypkg/", auth=("audrey", token)).status_code == 403
     assert httpx.get(f"{base}/pypi/files/../../etc/passwd", auth=("audrey", token)).status_code in (403, 404)
+
+
+def test_cli_manages_rules_uploads_and_r_packages(  # type: ignore[no-untyped-def]
+    mirror_platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's packages commands (each with --json) against the same installation."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from datalibrary.cli import app
+    from tests.test_packages_r_policy import r_tarball
+
+    platform, base = mirror_platform
+    monkeypatch.setenv("DATALIBRARY_HOME", str(platform.settings.home))
+    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", platform.settings.database_url)
+    runner = CliRunner()
+
+    def cli(*args: str, code: int = 0):  # type: ignore[no-untyped-def]
+        result = runner.invoke(app, [*args, "--json"])
+        assert result.exit_code == code, f"{args}: {result.output} {result.stderr}"
+        return json.loads(result.stdout) if code == 0 else " ".join(result.stderr.split())
+
+    wheel = make_wheel(tmp_path / "build", "cli-stats", "1.2.0")
+    assert cli("packages", "upload", str(wheel)) == {
+        "name": "cli-stats",
+        "version": "1.2.0",
+        "file": wheel.name,
+    }
+    assert cli("packages", "uploads")[0]["file"] == wheel.name
+    result = pip_install(base, "alice", platform.as_user("alice").token, tmp_path / "a", "cli-stats")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is not a file" in cli("packages", "upload", str(tmp_path / "build"), code=2)
+    junk = tmp_path / "junk.txt"
+    junk.write_text("x")
+    assert "not a wheel or sdist" in cli("packages", "upload", str(junk), code=2)
+    denied = cli("packages", "rule", "deny", "cli-stats", "--note", "withdrawn")
+    assert (denied["kind"], denied["ecosystem"], denied["name"]) == ("deny", "python", "cli-stats")
+    r_rule = cli("packages", "rule", "allow", "tinyr", "--ecosystem", "r", "--specifier", "<1")
+    policy = cli("packages", "rules")
+    assert policy["mode"] == "open" and {r["id"] for r in policy["rules"]} == {denied["id"], r_rule["id"]}
+    refused = pip_install(base, "alice", platform.as_user("alice").token, tmp_path / "b", "cli-stats")
+    assert refused.returncode != 0 and "withdrawn" in refused.stdout + refused.stderr
+    assert cli("packages", "rule-delete", str(denied["id"]))["name"] == "cli-stats"
+    assert "no package rule with id" in cli("packages", "rule-delete", str(denied["id"]), code=2)
+    assert [r["id"] for r in cli("packages", "rules")["rules"]] == [r_rule["id"]]
+    tarball = r_tarball(tmp_path / "r", "tinyr", "0.1.0")
+    assert cli("packages", "r-upload", str(tarball))["name"] == "tinyr"
+    assert [(p["name"], p["version"]) for p in cli("packages", "r-list")] == [("tinyr", "0.1.0")]
+    # every change is audited
+    from sqlalchemy import select
+
+    from datalibrary.audit.models import AuditEvent
+
+    with platform.db.session() as session:
+        actions = set(session.scalars(select(AuditEvent.action).where(AuditEvent.action.like("packages.%"))))
+    assert {
+        "packages.upload",
+        "packages.deny",
+        "packages.allow",
+        "packages.rule_delete",
+        "packages.r_upload",
+    } <= actions
+
+
+def test_the_mirror_runs_offline_from_its_cache(  # type: ignore[no-untyped-def]
+    upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """Cache through the upstream, then run with no upstream at all (devpi's offline mode):
+    what was cached still installs, nothing else does."""
+    import time
+
+    from datalibrary.api import create_app
+    from datalibrary.config import Settings
+
+    index, _ = upstream
+    monkeypatch.setenv("DATALIBRARY_PACKAGES__SERVER_DIR", str(tmp_path / "mirror"))
+    monkeypatch.setenv("DATALIBRARY_PACKAGES__UPSTREAM_URL", index.url)
+    platform: Platform = request.getfixturevalue("sqlite_platform")
+    token = platform.as_user("alice").token
+    try:
+        server.ensure_running(platform.settings)
+        with LiveServer(platform.app) as live:
+            cached = pip_install(live.url, "alice", token, tmp_path / "a", "tinypkg==1.0")
+            assert cached.returncode == 0, cached.stdout + cached.stderr
+        server.stop(platform.settings)
+        deadline = time.monotonic() + 30
+        while server._alive(server.socket_path(platform.settings)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        monkeypatch.delenv("DATALIBRARY_PACKAGES__UPSTREAM_URL")
+        offline = Settings(home=platform.settings.home, database_url=platform.settings.database_url)
+        assert not offline.packages.upstream_url
+        server.ensure_running(offline)
+        with LiveServer(create_app(offline, platform.db)) as live:
+            again = pip_install(live.url, "alice", token, tmp_path / "b", "tinypkg==1.0")
+            assert again.returncode == 0, again.stdout + again.stderr
+            assert installed_version(tmp_path / "b", "tinypkg") == "1.0"
+            missing = pip_install(live.url, "alice", token, tmp_path / "c", "otherpkg")
+            assert missing.returncode != 0
+    finally:
+        server.stop(platform.settings)

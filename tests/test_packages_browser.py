@@ -55,6 +55,19 @@ def test_admin_manages_the_mirror_and_sees_installs(browser, mirror_platform, tm
     page.wait_for_selector('#uploads tr[data-package="company-stats"]', timeout=60_000)
     assert "0.3.1" in page.inner_text('#uploads tr[data-package="company-stats"]')
 
+    # an R package published on the page is listed; a rule for R is marked so
+    from tests.test_packages_r_policy import r_tarball
+
+    page.set_input_files("#r-tarball", str(r_tarball(tmp_path / "r", "tinyr", "0.1.0")))
+    page.click("#r-upload")
+    page.wait_for_selector('#r-packages tr[data-package="tinyr"]', timeout=60_000)
+    assert "0.1.0" in page.inner_text('#r-packages tr[data-package="tinyr"]')
+    page.select_option("#rule-ecosystem", "r")
+    page.select_option("#rule-kind", "deny")
+    page.fill("#rule-name", "tinyr")
+    page.click("#add-rule")
+    page.wait_for_selector('#rules tr[data-name="tinyr"][data-ecosystem="r"]')
+
     # allow-list only, after a confirmation
     page.once("dialog", lambda dialog: dialog.accept())
     page.check('input[name="mode"][value="allowlist"]')

@@ -138,6 +138,11 @@ cat("RESULT", hello(), "\n")
 cat("LIB", find.package("tinyr"), "\n")
 res <- tryCatch(install.packages("ggplot2", quiet = TRUE), warning = function(w) conditionMessage(w))
 cat("MISSING", res, "\n")
+denied <- character()
+withCallingHandlers(install.packages("blockr", quiet = TRUE),
+  warning = function(w) { denied <<- c(denied, conditionMessage(w)); invokeRestart("muffleWarning") })
+cat("DENIED", gsub("\n", " ", paste(denied, collapse = " | ")), "\n")
+cat("BLOCKR", requireNamespace("blockr", quietly = TRUE), "\n")
 """
 
 
@@ -154,7 +159,16 @@ def test_install_packages_in_the_r_kernel(
     tarball = build_r_package(tmp_path)
     published = admin.post("/api/v1/packages/r", files={"file": (tarball.name, tarball.read_bytes())})
     assert published.status_code == 201, published.text
-    assert [p["name"] for p in admin.get("/api/v1/packages/r").json()] == ["tinyr"]
+    from tests.test_packages_r_policy import r_tarball
+
+    blocked = r_tarball(tmp_path / "blocked", "blockr", "1.0")
+    assert (
+        admin.post("/api/v1/packages/r", files={"file": (blocked.name, blocked.read_bytes())}).status_code
+        == 201
+    )
+    rule = {"kind": "deny", "name": "blockr", "ecosystem": "r", "note": "licence"}
+    assert admin.post("/api/v1/packages/rules", json=rule).status_code == 201
+    assert {"blockr", "tinyr"} <= {p["name"] for p in admin.get("/api/v1/packages/r").json()}
     client = client_of(platform, "alice")
     response = client.post("/api/v1/workspaces", json={"product": "r-notebook", "instance_type": "tiny"})
     assert response.status_code == 202, response.text
@@ -171,11 +185,17 @@ def test_install_packages_in_the_r_kernel(
     assert lines["RESULT"] == "hello from tinyr", out
     assert "/R/library/tinyr" in lines["LIB"], out  # the persistent user library
     assert "not available" in lines["MISSING"], out  # upstream CRAN is not reachable
+    # a denied package fails, and R's warning names the policy's reason
+    assert "blockr-is-on-the-mirror-s-deny-list-licence" in lines["DENIED"], out
+    assert lines["BLOCKR"] == "FALSE", out
     log = admin.get("/api/v1/packages/installs").json()
     assert any(
         (i["ecosystem"], i["user"], i["workspace"], i["package"], i["version"])
         == ("r", "alice", str(wid), "tinyr", "0.1.0")
         for i in log
+    ), log
+    assert any(
+        (i["action"], i["workspace"], i["package"]) == ("package.refused", str(wid), "blockr") for i in log
     ), log
 
 
@@ -198,7 +218,8 @@ def test_r_uploads_are_checked_and_admin_only(pip_platform: Platform, tmp_path: 
     assert (
         admin.post("/api/v1/packages/r", files={"file": (newer.name, newer.read_bytes())}).status_code == 201
     )
-    assert [(p["name"], p["version"]) for p in alice.get("/api/v1/packages/r").json()] == [("tinyr", "0.2.0")]
+    published = alice.get("/api/v1/packages/r").json()  # the session's mirror may hold others' packages
+    assert [(p["name"], p["version"]) for p in published if p["name"] == "tinyr"] == [("tinyr", "0.2.0")]
     contrib = cran.contrib(platform.settings)
     assert (contrib / "Archive" / "tinyr" / "tinyr_0.1.0.tar.gz").exists()
     assert "Version: 0.2.0" in (contrib / "PACKAGES").read_text()

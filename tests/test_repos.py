@@ -30,8 +30,6 @@ GIT_ENV = {
 }
 
 
-
-
 def git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         ["git", *args], cwd=cwd, env=GIT_ENV, capture_output=True, text=True, timeout=120, check=False
@@ -218,3 +216,115 @@ def test_push_carrying_identifying_lake_values_is_refused(git_platform, tmp_path
     from datalibrary.repos.hooks import fingerprints_path
 
     assert b"01-701" not in fingerprints_path(platform.settings).read_bytes()
+
+
+def test_guard_reads_contents_not_names_and_only_what_the_push_adds(git_platform, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A notebook renamed to hide it is still a notebook; a file the repository already had
+    (an old commit's, e.g. a thin pack's delta base) is not blamed on a later push."""
+    platform, base = git_platform
+    url = url_for(base, "alice", platform.tokens["alice"])
+    work = tmp_path / "work"
+    git("clone", "-q", url, str(work))
+    table = "<table>" + "".join(f"<tr><td>{i}</td></tr>" for i in range(120)) + "</table>"
+    output = {
+        "output_type": "execute_result",
+        "execution_count": 1,
+        "metadata": {},
+        "data": {"text/html": table},
+    }
+    source = "".join(f"x{i} = compute({i})  # step {i} of the analysis\n" for i in range(200))
+    cell = {"cell_type": "code", "source": source, "metadata": {}, "execution_count": 1, "outputs": [output]}
+    notebook = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    commit_file(work, "notes/results.json", json.dumps(notebook, indent=1), "renamed notebook")
+    result = git("push", "origin", "HEAD:main", cwd=work, check=False)
+    assert result.returncode != 0 and "notes/results.json" in result.stderr and "119 rows" in result.stderr
+    # an admin raises the limit and the push passes; lowered again, a push that clears the
+    # outputs passes although Git may send it as a delta against the old blob (a thin
+    # pack's base lands in the quarantine too, but the push does not add it)
+    platform.settings.repos.notebook_max_rows = 500
+    git("push", "-q", "origin", "HEAD:main", cwd=work)
+    platform.settings.repos.notebook_max_rows = 50
+    cell["outputs"] = []
+    commit_file(work, "notes/results.json", json.dumps(notebook, indent=1), "outputs cleared")
+    git("push", "-q", "origin", "HEAD:main", cwd=work)
+    # a hook deleted behind the platform's back is written again before the next push
+    from datalibrary.repos.hooks import hooks_dir
+
+    (hooks_dir(platform.settings) / "pre-receive").unlink()
+    commit_file(
+        work, "notes/again.json", json.dumps({**notebook, "cells": [{**cell, "outputs": [output]}]}), "again"
+    )
+    result = git("push", "origin", "HEAD:main", cwd=work, check=False)
+    assert result.returncode != 0 and "notes/again.json" in result.stderr
+    git("reset", "-q", "--hard", "HEAD~1", cwd=work)
+    # no pipe of a finished push is left behind
+    from datalibrary.repos.hooks import push_dir
+
+    assert list(push_dir(platform.settings).iterdir()) == []
+
+
+def test_the_hook_refuses_when_no_guard_listens(git_platform, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Deny by default: the platform's hook run by a Git that did not come through the
+    platform (no guard for this push) refuses the push."""
+    from datalibrary.repos.hooks import hooks_dir
+
+    platform, _ = git_platform
+    bare = tmp_path / "bare.git"
+    git("init", "-q", "--bare", str(bare))
+    work = tmp_path / "work"
+    git("init", "-q", "--initial-branch=main", str(work))
+    commit_file(work, "a.py", "print(1)\n", "one")
+    git("--git-dir", str(bare), "config", "core.hooksPath", str(hooks_dir(platform.settings)))
+    result = git("push", str(bare), "main", cwd=work, check=False)
+    assert result.returncode != 0 and "push guard is not configured" in result.stderr, result.stderr
+    assert git("--git-dir", str(bare), "rev-list", "--all", check=False).stdout == ""
+
+
+def test_push_guard_fails_closed_on_a_hostile_request(tmp_path: Path) -> None:
+    """The pipe's request names a quarantine outside the repository: refused, not read."""
+    from datalibrary.repos.guard import GuardConfig
+    from datalibrary.repos.push_guard import PushGuard
+
+    repo = tmp_path / "r.git"
+    git("init", "-q", "--bare", str(repo))
+    guard = PushGuard(tmp_path / "run", repo, GuardConfig())
+    guard.start()
+    try:
+        request = f"{tmp_path}\n{'0' * 40} {'1' * 40} refs/heads/main\n"
+        (guard.directory / "request").write_text(request)
+        with open(guard.directory / "reply") as reply:
+            code, _, message = reply.read().partition("\n")
+        assert code == "1" and "could not check this push" in message
+        assert guard.findings and guard.findings[0]["reason"] == "the guard could not scan this push"
+    finally:
+        guard.close()
+    assert not guard.directory.exists()
+    # a guard no hook ever talked to stops at once when the push ends
+    idle = PushGuard(tmp_path / "run", repo, GuardConfig())
+    idle.start()
+    idle.close()
+    assert idle.findings is None and not idle.directory.exists()
+
+
+def test_the_guard_runs_as_a_stand_alone_hook(tmp_path: Path) -> None:
+    """As documented for an external Git server (Gitea, GitLab): the module as the hook."""
+    import sys
+
+    import datalibrary
+
+    bare = tmp_path / "bare.git"
+    git("init", "-q", "--bare", str(bare))
+    hook = bare / "hooks" / "pre-receive"
+    source = Path(datalibrary.__file__).resolve().parents[1]
+    hook.write_text(
+        f"#!/bin/sh\nPYTHONPATH={source} DL_GUARD_MAX_DATA_FILE_BYTES=1000 exec {sys.executable} -S -c "
+        "'import sys; from datalibrary.repos.guard import main; sys.exit(main())'\n"
+    )
+    hook.chmod(0o755)
+    work = tmp_path / "work"
+    git("init", "-q", "--initial-branch=main", str(work))
+    commit_file(work, "a.py", "print(1)\n", "fine")
+    git("push", "-q", str(bare), "main", cwd=work)
+    commit_file(work, "out/rows.csv", "id,x\n" + "".join(f"{i},{i * 2}\n" for i in range(400)), "extract")
+    result = git("push", str(bare), "main", cwd=work, check=False)
+    assert result.returncode != 0 and "out/rows.csv" in result.stderr and "export airlock" in result.stderr

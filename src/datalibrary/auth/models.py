@@ -59,11 +59,18 @@ class User(Base):
 
     @property
     def default_project(self) -> str | None:
-        active = [link for link in self.project_links if link.project.is_active]
-        for link in active:
-            if link.is_default:
-                return link.project.name
-        return active[0].project.name if len(active) == 1 else None
+        return default_project(
+            [(link.project.name, link.is_default) for link in self.project_links if link.project.is_active]
+        )
+
+
+def default_project(active: list[tuple[str, bool]]) -> str | None:
+    """The project a user's work is charged to: the one marked default among their active
+    projects (name, is default), else the only one, else none."""
+    for name, is_default in active:
+        if is_default:
+            return name
+    return active[0][0] if len(active) == 1 else None
 
 
 class UserRole(Base):

@@ -6,18 +6,31 @@ Functions take a SQLAlchemy session and, where an action needs one, the acting
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, false, literal, select, true, union_all, update
 from sqlalchemy.orm import Session
 
 from datalibrary import audit
 from datalibrary.audit import service as audit_service
-from datalibrary.auth.models import ApiToken, User, UserRole, WebSession
+from datalibrary.auth.models import (
+    ApiToken,
+    Group,
+    GroupMember,
+    GroupRole,
+    Project,
+    ProjectMember,
+    User,
+    UserRole,
+    WebSession,
+    default_project,
+)
 from datalibrary.auth.passwords import check_policy, generate_password, hash_password, verify_password
 from datalibrary.auth.permissions import ROLES, Permission, Principal, require
 from datalibrary.config import AuthSettings
@@ -177,17 +190,72 @@ def create_token(
     return IssuedToken(token, secret)
 
 
+@functools.cache
+def _token_grants() -> Select[Any]:
+    """A token's user and everything their principal needs as rows of (kind, value,
+    is default, is active): own roles, groups, groups' roles, projects. Built once."""
+    roles = select(UserRole.user_id, literal("role"), UserRole.role, false(), true())
+    groups = select(GroupMember.user_id, literal("group"), Group.name, false(), true()).join(
+        Group, Group.id == GroupMember.group_id
+    )
+    group_roles = select(GroupMember.user_id, literal("role"), GroupRole.role, false(), true()).join(
+        GroupRole, GroupRole.group_id == GroupMember.group_id
+    )
+    projects = select(
+        ProjectMember.user_id, literal("project"), Project.name, ProjectMember.is_default, Project.is_active
+    ).join(Project, Project.id == ProjectMember.project_id)
+    grants = union_all(roles, groups, group_roles, projects).subquery()
+    columns = list(grants.c)
+    return (
+        select(
+            ApiToken.id,
+            ApiToken.scope,
+            ApiToken.expires_at,
+            ApiToken.revoked_at,
+            ApiToken.last_used_at,
+            User.id,
+            User.name,
+            User.is_active,
+            *columns[1:],
+        )  # fmt: skip
+        .join(User, User.id == ApiToken.user_id)
+        .outerjoin(grants, columns[0] == User.id)
+        .where(ApiToken.token_hash == bindparam("token_hash"))
+    )
+
+
 def principal_from_token(session: Session, secret: str) -> Principal:
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _sha256(secret)))
+    """One query for the token, its user, roles, groups and projects: every API, Git and
+    package request starts here (``principal_for`` over the ORM took five)."""
+    rows = session.execute(_token_grants(), {"token_hash": _sha256(secret)}).all()
     now = utcnow()
-    if token is None or token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
+    if not rows:
         raise NotAuthenticated("the API token is unknown, revoked or expired")
-    user = session.get(User, token.user_id)
-    if user is None or not user.is_active:
+    token_id, scope, expires_at, revoked_at, last_used_at, user_id, name, is_active = rows[0][:8]
+    if revoked_at is not None or (expires_at and expires_at <= now):
+        raise NotAuthenticated("the API token is unknown, revoked or expired")
+    if not is_active:
         raise NotAuthenticated("the API token's user is disabled")
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        token.last_used_at = now
-    return principal_for(user, via="token", token_scope=token.scope)
+    if last_used_at is None or now - last_used_at > timedelta(minutes=1):
+        session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
+    roles, groups, projects = set(), set(), []
+    for kind, value, is_default, active in (row[8:] for row in rows):
+        if kind == "role":
+            roles.add(value)
+        elif kind == "group":
+            groups.add(value)
+        elif kind == "project" and active:
+            projects.append((value, bool(is_default)))
+    return Principal.for_user(
+        user_id,
+        name,
+        roles,
+        groups=groups,
+        projects={project for project, _ in projects},
+        default_project=default_project(projects),
+        via="token",
+        token_scope=scope,
+    )
 
 
 def list_tokens(session: Session, actor: Principal, user_name: str) -> list[ApiToken]:

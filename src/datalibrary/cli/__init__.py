@@ -69,7 +69,10 @@ COMMANDS: dict[str, Lazy] = {
         "File collections: DICOM files de-identified (PS3.15 Annex E), stored and indexed.",
     ),
     "repos": Lazy("datalibrary.cli.repos:repos_app", "Project Git repositories."),
-    "packages": Lazy("datalibrary.cli.repos:packages_app", "The package mirror's policy and install log."),
+    "packages": Lazy(
+        "datalibrary.cli.repos:packages_app",
+        "The package mirror's policy, internal uploads, R packages and install log.",
+    ),
 }
 
 app = typer.Typer(

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from datalibrary.cli.output import JsonOption, console, db_session, emit, settings, table
 from datalibrary.cli.users import OPERATOR
-from datalibrary.packages import policy
+from datalibrary.errors import InvalidInput, TooLarge
+from datalibrary.packages import cran, policy
 from datalibrary.packages import service as packages
+from datalibrary.packages.models import PackageRule
 from datalibrary.repos import service
 from datalibrary.repos.schemas import RepoOut
 
 repos_app = typer.Typer(help="Project Git repositories.", no_args_is_help=True)
-packages_app = typer.Typer(help="The package mirror's policy and install log.", no_args_is_help=True)
+packages_app = typer.Typer(
+    help="The package mirror's policy, internal uploads, R packages and install log.", no_args_is_help=True
+)
 
 
 @repos_app.command("list")
@@ -67,19 +72,101 @@ def mode(
     emit({"mode": new_mode}, as_json, lambda d: console.print(f"mode: {d['mode']}"))
 
 
+def _rule(rule: PackageRule) -> dict[str, object]:
+    """The API's RuleOut fields."""
+    fields = ("id", "ecosystem", "kind", "name", "specifier", "note", "created_by")
+    return {**{k: getattr(rule, k) for k in fields}, "created_at": rule.created_at.isoformat()}
+
+
 @packages_app.command("rule")
 def rule(
     kind: Annotated[str, typer.Argument(help="allow | deny")],
     name: str,
     specifier: Annotated[str, typer.Option(help="Version range, e.g. '>=2,<3'; empty = all.")] = "",
     note: Annotated[str, typer.Option(help="Why (shown in refusals).")] = "",
+    ecosystem: Annotated[str, typer.Option(help="python (pip, uv) | r (install.packages).")] = "python",
     as_json: JsonOption = False,
 ) -> None:
     """Add an allow or deny rule."""
     with db_session() as session:
-        created = policy.add_rule(session, OPERATOR, kind, name, specifier, note)
-        data = {"id": created.id, "kind": created.kind, "name": created.name, "specifier": created.specifier}
-    emit(data, as_json, lambda d: console.print(f"{d['kind']} {d['name']} {d['specifier']}".strip()))
+        data = _rule(policy.add_rule(session, OPERATOR, kind, name, specifier, note, ecosystem))
+    emit(
+        data,
+        as_json,
+        lambda d: console.print(
+            f"rule {d['id']}: {d['kind']} {d['ecosystem']} {d['name']} {d['specifier']}".strip()
+        ),
+    )
+
+
+@packages_app.command("rules")
+def rules(as_json: JsonOption = False) -> None:
+    """The mode and every allow and deny rule (with the ids rule-delete takes)."""
+    with db_session() as session:
+        data = {
+            "mode": policy.mode(session),
+            "rules": [_rule(r) for r in policy.list_rules(session, OPERATOR)],
+        }
+
+    def show(d: dict[str, object]) -> None:
+        console.print(f"mode: {d['mode']}")
+        table(d["rules"], ["id", "ecosystem", "kind", "name", "specifier", "note", "created_by"])  # type: ignore[arg-type]
+
+    emit(data, as_json, show)
+
+
+@packages_app.command("rule-delete")
+def rule_delete(
+    rule_id: Annotated[int, typer.Argument(help="The rule's id (see 'packages rules').")],
+    as_json: JsonOption = False,
+) -> None:
+    """Delete an allow or deny rule."""
+    with db_session() as session:
+        data = _rule(policy.delete_rule(session, OPERATOR, rule_id))
+    emit(
+        data,
+        as_json,
+        lambda d: console.print(f"deleted rule {d['id']}: {d['kind']} {d['ecosystem']} {d['name']}"),
+    )
+
+
+def _read_upload(path: Path) -> bytes:
+    if not path.is_file():
+        raise InvalidInput(f"'{path}' is not a file", field="file")
+    if path.stat().st_size > packages.MAX_UPLOAD:
+        raise TooLarge(f"'{path}': uploads are limited to {packages.MAX_UPLOAD} bytes")
+    return path.read_bytes()
+
+
+@packages_app.command("upload")
+def upload(
+    file: Annotated[Path, typer.Argument(help="A wheel or sdist built by the company.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Upload a wheel (or sdist) to the internal index: installable in both modes unless denied."""
+    with db_session() as session:  # its errors (bad file too) exit with a clear message
+        content = _read_upload(file)
+        data = packages.upload(settings(), session, OPERATOR, file.name, content)
+    emit(data, as_json, lambda d: console.print(f"uploaded {d['name']} {d['version']} ({d['file']})"))
+
+
+@packages_app.command("r-upload")
+def r_upload(
+    file: Annotated[Path, typer.Argument(help="An R source package, NAME_VERSION.tar.gz (R CMD build).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Publish an R source package in the platform's CRAN-like repository."""
+    with db_session() as session:
+        content = _read_upload(file)
+        data = cran.upload(settings(), session, OPERATOR, file.name, content)
+    emit(data, as_json, lambda d: console.print(f"published {d['name']} {d['version']} ({d['file']})"))
+
+
+@packages_app.command("r-list")
+def r_list(as_json: JsonOption = False) -> None:
+    """R packages published for install.packages()."""
+    rows = cran.list_packages(settings(), OPERATOR)
+    emit(rows, as_json, lambda r: table(r, ["name", "version", "depends", "imports", "license"]))
 
 
 @packages_app.command("installs")

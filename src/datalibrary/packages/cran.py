@@ -6,6 +6,13 @@ CRAN's layout (``src/contrib/PACKAGES[.gz]`` and the tarballs; replaced versions
 ``src/contrib/Archive/NAME/``), so ``install.packages()`` works against it unchanged. The
 index is written here from each tarball's ``DESCRIPTION`` (as ``tools::write_PACKAGES``
 does), so the platform needs no R of its own.
+
+The mirror's policy (``packages.policy``, rules of ecosystem ``r``, and the mode) is applied
+when the index is served: a package or version the policy refuses stays listed, with a
+``Path`` field (CRAN's own, relative to ``src/contrib``) under ``refused/`` whose words
+spell the reason. ``install.packages()`` then fails on that download and its warning
+shows the address, hence the reason (R has no other channel from a repository to the
+person installing); the tarball itself answers 403 and the refusal is recorded.
 """
 
 from __future__ import annotations
@@ -26,8 +33,9 @@ from datalibrary.audit import service as audit
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.errors import InvalidInput, NotFound
-from datalibrary.packages import server
+from datalibrary.packages import policy, server
 
+REFUSED_DIR = "refused"
 TARBALL = re.compile(r"^([A-Za-z][A-Za-z0-9.]*[A-Za-z0-9])_([0-9]+(?:[.-][0-9]+)+)\.tar\.gz$")
 FIELDS = (
     "Package", "Version", "Priority", "Depends", "Imports", "LinkingTo", "Suggests", "Enhances",
@@ -180,3 +188,36 @@ def served_file(settings: Settings, name: str) -> Path:
     if not path.is_file():
         raise NotFound(f"no R package file '{name}' (upstream CRAN is not reachable; ask an admin)")
     return path
+
+
+def refused_words(reason: str) -> str:
+    """The reason as one path segment (letters, digits, '.', '-')."""
+    return re.sub(r"[^A-Za-z0-9.]+", "-", f"Refused by the DataLibrary package policy: {reason}").strip("-")
+
+
+def served_index(settings: Settings, session: Session, filename: str) -> bytes:
+    """``PACKAGES`` or ``PACKAGES.gz`` as the policy lets workspaces see it: every refused
+    package or version points at ``refused/<the reason>/`` (see the module's docstring)."""
+    index = contrib(settings) / "PACKAGES"
+    text = index.read_text() if index.exists() else ""
+    decide = policy.decider(session, "r")
+    records = []
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        fields = parse_dcf(block)
+        reason = policy.refusal(decide(fields["Package"]), fields["Package"], fields["Version"])
+        records.append(
+            block.strip("\n") + (f"\nPath: {REFUSED_DIR}/{refused_words(reason)}" if reason else "")
+        )
+    body = ("\n\n".join(records) + "\n").encode() if records else b""
+    return gzip.compress(body, mtime=0) if filename.endswith(".gz") else body
+
+
+def tarball_refusal(session: Session, filename: str) -> tuple[str, str, str]:
+    """(name, version, why not) of a tarball request ("" = allowed)."""
+    match = TARBALL.match(filename)
+    if match is None:
+        raise NotFound(f"no R package file '{filename}'")
+    name, version = match.groups()
+    return name, version, policy.refusal(policy.decide(session, name, ecosystem="r"), name, version)

@@ -22,12 +22,18 @@ class PackagePolicy(Base):
 
 
 class PackageRule(Base):
+    """An allow or deny rule for the Python packages (pip, uv) or the R packages
+    (``install.packages()``) of that name."""
+
     __tablename__ = "package_rules"
-    __table_args__ = (UniqueConstraint("kind", "name", name="uq_package_rules_kind_name"),)
+    __table_args__ = (
+        UniqueConstraint("ecosystem", "kind", "name", name="uq_package_rules_ecosystem_kind_name"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ecosystem: Mapped[str] = mapped_column(String(8), default="python", server_default="python")  # | r
     kind: Mapped[str] = mapped_column(String(8))  # allow | deny
-    name: Mapped[str] = mapped_column(String(200), index=True)  # PEP 503-normalized
+    name: Mapped[str] = mapped_column(String(200), index=True)  # PEP 503-normalized; R: lower case
     specifier: Mapped[str] = mapped_column(String(200), default="")  # "" = every version
     note: Mapped[str] = mapped_column(String(500), default="")
     created_by: Mapped[str] = mapped_column(String(64))

@@ -32,6 +32,7 @@ from datalibrary.errors import InvalidInput, Unavailable
 from datalibrary.packages import policy, server
 
 ANCHOR = re.compile(r"<a\s+([^>]*?)href=\"([^\"]+)\"([^>]*)>([^<]*)</a>", re.IGNORECASE)
+MAX_UPLOAD = 512 * 1024**2  # one uploaded wheel, sdist or R tarball (API, CLI, console)
 FILE_PATH = re.compile(r"^root/(pypi|internal)/\+f/[0-9a-f]{3}/[0-9a-f]{13,}/[A-Za-z0-9._+!-]+$")
 
 

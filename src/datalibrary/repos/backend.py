@@ -99,21 +99,26 @@ async def run(env: dict[str, str], stdin: BinaryIO) -> CgiResponse:
     """Start the backend on the spooled request body and return once its CGI headers are read.
 
     The body is spooled first (to memory or a temporary file) because a streaming response
-    and a still-streaming request body cannot share the ASGI receive channel."""
-    process = await asyncio.to_thread(_start, env, stdin)
+    and a still-streaming request body cannot share the ASGI receive channel. The output is
+    read by the event loop from the pipe (no thread hop per chunk)."""
+    loop = asyncio.get_running_loop()
+    process = _start(env, stdin)  # vfork + exec: shorter than a hop to a worker thread
     output = process.stdout
     assert output is not None
+    reader = asyncio.StreamReader(limit=CHUNK, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, _ = await loop.connect_read_pipe(lambda: protocol, output)
     raw = b""
     while b"\r\n\r\n" not in raw and b"\n\n" not in raw:
-        chunk = await asyncio.to_thread(output.read1, CHUNK)
+        chunk = await reader.read(CHUNK)
         if not chunk:
             break
         raw += chunk
     separator = b"\r\n\r\n" if b"\r\n\r\n" in raw else b"\n\n"
     head, _, rest = raw.partition(separator)
     if not head:
-        code = await asyncio.to_thread(process.wait)
-        output.close()
+        transport.close()
+        code = await _exit_code(process)
         raise RuntimeError(f"git http-backend failed ({code}): {_stderr(process).strip()[:500]}")
     status = 200
     headers: list[tuple[str, str]] = []
@@ -123,24 +128,31 @@ async def run(env: dict[str, str], stdin: BinaryIO) -> CgiResponse:
             status = int(value.strip().split(" ", 1)[0] or 500)
         elif name:
             headers.append((name.strip(), value.strip()))
-    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    done: asyncio.Future[int] = loop.create_future()
 
     async def stream() -> AsyncIterator[bytes]:
         complete = False
         try:
             if rest:
                 yield rest
-            while chunk := await asyncio.to_thread(output.read1, CHUNK):
+            while chunk := await reader.read(CHUNK):
                 yield chunk
             complete = True
         finally:
             if not complete and process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()  # the client went away mid-response
-            code = await asyncio.to_thread(process.wait)
-            output.close()
+            transport.close()
+            code = await _exit_code(process)
             _stderr(process)
             if not done.done():
                 done.set_result(code)
 
     return CgiResponse(status, headers, stream(), done)
+
+
+async def _exit_code(process: subprocess.Popen[bytes]) -> int:
+    """Its exit code: at once when it already exited (the usual case once its output
+    ended), else waited for in a worker thread."""
+    code = process.poll()
+    return code if code is not None else await asyncio.to_thread(process.wait)

@@ -2,24 +2,28 @@
 
 ``git receive-pack`` runs it after the pushed objects arrived (still in quarantine) and
 before any ref moves; a non-zero exit refuses the whole push and Git shows our message to
-the person pushing ("remote: ..."). Only the objects the push adds are scanned (``rev-list
-<new> --not --all``). A push is refused when it adds a lake extract:
+the person pushing ("remote: ..."). Only the objects the push adds are scanned: those in
+Git's quarantine, listed by one ``cat-file`` (the history they extend is walked, ``rev-list
+<new> --not --all``, only to name the files of a finding). A push is refused when it adds a
+lake extract:
 
 - a tabular data file (CSV, Parquet, XPT, ...) above ``max_data_file_bytes``, or any file
   above ``max_file_bytes``;
-- a notebook whose outputs show more than ``notebook_max_rows`` rows of a table;
+- a notebook (recognized by its content, whatever its name) whose outputs show more than
+  ``notebook_max_rows`` rows of a table;
 - any text file carrying ``identifying_min_values`` or more distinct values of the lake's
   identifying or pseudonymized columns (matched by keyed fingerprints, see
   ``repos.fingerprints``; the values themselves are never stored here).
 
-Runs as ``python -S -c "from datalibrary.repos.guard import main; ..."`` (the hook) with
-the standard library only; its settings come from ``DL_GUARD_*`` variables (one each, see
-``GuardConfig``) and it writes what it refused to ``DL_GUARD_REPORT``. Every push starts
-it, so it starts light: no ``site`` (``-S``), no ``runpy`` (``-m``), no compiling (a
-script file has no cached ``.pyc``), no ``dataclasses``/``pathlib``/``subprocess``, and
-``json``, ``re`` (with ``enum``) and ``hashlib`` only when there is a notebook, a lake
-fingerprint or a finding to handle. That start-up was most of the platform's cost over
-plain Git on a push (``benchmarks/git_repos.py``).
+The platform's own Git runs ``scan`` inside the process serving the push
+(``repos.push_guard``). ``main`` runs it as a stand-alone pre-receive hook, for an external
+Git server (``python -S -c "from datalibrary.repos.guard import main; ..."``), with the
+standard library only; its settings come from ``DL_GUARD_*`` variables (one each, see
+``GuardConfig``) and it writes what it refused to ``DL_GUARD_REPORT`` if set. For that use
+it starts light: no ``site`` (``-S``), no ``runpy`` (``-m``), no
+``dataclasses``/``pathlib``/``subprocess``/``typing``, and ``json``, ``re`` (with
+``enum``) and ``hashlib`` only when there is a notebook, a lake fingerprint or a finding to
+handle.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ from __future__ import annotations
 import os
 import posixpath
 import sys
+
+TYPE_CHECKING = False  # the constant, without importing ``typing`` at start-up
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ZERO = "0" * 40
 DATA_SUFFIXES = {
@@ -116,7 +124,7 @@ def load_fingerprints(path: str | None) -> set[bytes]:
     return {data[i : i + 8] for i in range(0, len(data) - len(data) % 8, 8)}
 
 
-def _spawn(args: list[str], stdin: int, stdout: int) -> int:
+def _spawn(args: list[str], stdin: int, stdout: int, env: dict[str, str] | None = None) -> int:
     """``git ARGS`` on the given descriptors (stderr discarded); its pid. ``os.posix_spawnp``
     because ``subprocess`` imports ``re``, ``enum``, ``locale``, ``selectors`` and
     ``threading`` (a quarter of the hook's start-up). Every other descriptor of ours is
@@ -124,7 +132,7 @@ def _spawn(args: list[str], stdin: int, stdout: int) -> int:
     return os.posix_spawnp(
         "git",
         ["git", *args],
-        os.environ,
+        os.environ if env is None else env,
         file_actions=[
             (os.POSIX_SPAWN_DUP2, stdin, 0),
             (os.POSIX_SPAWN_DUP2, stdout, 1),
@@ -133,66 +141,98 @@ def _spawn(args: list[str], stdin: int, stdout: int) -> int:
     )
 
 
-def _collect(read_end: int, pids: list[int], what: str) -> bytes:
-    chunks = []
-    with os.fdopen(read_end, "rb", buffering=0) as output:
-        while chunk := output.read(1 << 20):
-            chunks.append(chunk)
+def _wait(pids: list[int], what: str) -> None:
     for pid in pids:
         code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
         if code != 0:
             raise RuntimeError(f"git {what} failed ({code})")
-    return b"".join(chunks)
 
 
-def _git(*args: str, input: bytes | None = None) -> bytes:  # noqa: A002
-    """``git ARGS`` with ``input`` on stdin (a memory file: no deadlock, no thread); stdout."""
-    source = os.memfd_create("guard-input") if input is not None else os.open(os.devnull, os.O_RDONLY)
-    if input:
-        view = memoryview(input)
-        while view:
-            view = view[os.write(source, view) :]
-        os.lseek(source, 0, os.SEEK_SET)
+def _input(data: bytes | None) -> int:
+    """A descriptor to read ``data`` from: a memory file (no deadlock, no thread)."""
+    if data is None:
+        return os.open(os.devnull, os.O_RDONLY)
+    source = os.memfd_create("guard-input")
+    view = memoryview(data)
+    while view:
+        view = view[os.write(source, view) :]
+    os.lseek(source, 0, os.SEEK_SET)
+    return source
+
+
+def _git(*args: str, input: bytes | None = None, env: dict[str, str] | None = None) -> bytes:  # noqa: A002
+    """``git ARGS`` with ``input`` on stdin; its stdout."""
+    source = _input(input)
     read_end, write_end = os.pipe()
     try:
-        pid = _spawn(list(args), source, write_end)
+        pid = _spawn(list(args), source, write_end, env)
     finally:
         os.close(write_end)
         os.close(source)
-    return _collect(read_end, [pid], args[0])
+    with os.fdopen(read_end, "rb") as output:
+        data = output.read()
+    _wait([pid], args[0])
+    return data
 
 
-def _git_pipeline(first: list[str], second: list[str]) -> bytes:
-    """``git FIRST | git SECOND``: both at once, no Python in between; SECOND's stdout."""
-    nothing = os.open(os.devnull, os.O_RDONLY)
-    middle_read, middle_write = os.pipe()
-    read_end, write_end = os.pipe()
-    try:
-        pids = [_spawn(first, nothing, middle_write), _spawn(second, middle_read, write_end)]
-    finally:
-        for descriptor in (nothing, middle_read, middle_write, write_end):
-            os.close(descriptor)
-    return _collect(read_end, pids, f"{first[0]} | git {second[0]}")
+def quarantined_blobs(env: dict[str, str] | None = None) -> list[tuple[str, int]] | None:
+    """(blob id, size) of every blob the push brought, read from Git's quarantine (the
+    directory ``receive-pack`` keeps the pushed objects in until the hook accepts them):
+    one ``cat-file`` over the push's own objects, instead of walking the history they
+    extend. None outside a quarantine (Git before 2.11, or called directly).
+
+    The quarantine may also hold a few objects the repository already had (bases a thin
+    pack was completed with); ``scan`` keeps a finding only for a blob the push adds."""
+    env = dict(os.environ if env is None else env)
+    quarantine = env.get("GIT_QUARANTINE_PATH")
+    if not quarantine or not os.path.isdir(quarantine):
+        return None
+    env.pop("GIT_ALTERNATE_OBJECT_DIRECTORIES", None)  # the quarantine's own objects only
+    env["GIT_OBJECT_DIRECTORY"] = quarantine
+    check = "--batch-check=%(objecttype) %(objectsize) %(objectname)"
+    listed = _git("cat-file", "--batch-all-objects", "--unordered", check, env=env)
+    blobs = []
+    for line in listed.decode(errors="replace").splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "blob":
+            size, _, oid = rest.partition(" ")
+            blobs.append((oid, int(size)))
+    return blobs
 
 
-def new_blobs(updates: list[tuple[str, str, str]]) -> list[tuple[str, str, int]]:
-    """(blob id, path, size) of every blob the push adds, once per blob: the objects only
-    the new tips reach, typed and sized by ``cat-file`` (``%(rest)`` carries the path)."""
+def added_paths(tips: list[str], env: dict[str, str] | None = None) -> dict[str, str]:
+    """Blob id -> path of every blob only the new tips reach (``rev-list --objects TIPS
+    --not --all``): the walk of the pushed history, done only when a path is needed."""
+    listed = _git("rev-list", "--objects", *tips, "--not", "--all", env=env).decode(errors="replace")
+    paths: dict[str, str] = {}
+    for line in listed.splitlines():
+        oid, _, path = line.partition(" ")
+        if path and oid not in paths:
+            paths[oid] = path
+    return paths
+
+
+def new_blobs(
+    updates: list[tuple[str, str, str]], env: dict[str, str] | None = None
+) -> list[tuple[str, str, int]]:
+    """(blob id, path, size) of every blob the push adds, once per blob, from the walk:
+    the objects only the new tips reach, typed and sized by ``cat-file``."""
     tips = [new for _, new, _ in updates if new != ZERO]
     if not tips:
         return []
-    checked = _git_pipeline(
-        ["rev-list", "--objects", *tips, "--not", "--all"],
-        ["cat-file", "--batch-check=%(objecttype) %(objectsize) %(objectname) %(rest)"],
-    ).decode(errors="replace")
-    blobs, seen = [], set()
+    paths = added_paths(tips, env)
+    if not paths:
+        return []
+    checked = _git(
+        "cat-file", "--batch-check=%(objecttype) %(objectsize) %(objectname)",
+        input=("\n".join(paths) + "\n").encode(), env=env,
+    ).decode(errors="replace")  # fmt: skip
+    blobs = []
     for line in checked.splitlines():
         kind, _, rest = line.partition(" ")
-        size, _, rest = rest.partition(" ")
-        oid, _, path = rest.partition(" ")
-        if kind == "blob" and path and oid not in seen:
-            seen.add(oid)
-            blobs.append((oid, path, int(size)))
+        if kind == "blob":
+            size, _, oid = rest.partition(" ")
+            blobs.append((oid, paths[oid], int(size)))
     return blobs
 
 
@@ -247,63 +287,127 @@ def identifying_matches(text: str, known: set[bytes], key: bytes) -> int:
     )
 
 
-def scan(updates: list[tuple[str, str, str]], config: GuardConfig) -> list[dict[str, str]]:
-    """Every finding in the objects the push adds: path, blob and why."""
-    findings: list[dict[str, str]] = []
-    known = load_fingerprints(config.fingerprints)
+def looks_like_notebook(content: bytes) -> bool:
+    """A Jupyter notebook by its content, whatever the file is called (a renamed notebook
+    carries the same outputs)."""
+    return content[:256].lstrip()[:1] == b"{" and b'"cells"' in content
+
+
+def scan(
+    updates: list[tuple[str, str, str]],
+    config: GuardConfig,
+    *,
+    env: dict[str, str] | None = None,
+    known: set[bytes] | None = None,
+) -> list[dict[str, str]]:
+    """Every finding in the blobs the push adds: path, blob and why.
+
+    Sizes come first (no content read); then every text blob small enough to scan is read
+    once, checked as a notebook if it is one, and matched against the lake's fingerprints
+    if there are any. Paths (for the data-file rule and the message) come from a walk of
+    the pushed history, done only when a large blob or a finding needs one.
+
+    ``env``: Git's variables for the push (its quarantine; default: this process's, as in a
+    hook). ``known``: the fingerprints already loaded (default: read ``config.fingerprints``)."""
+    tips = [new for _, new, _ in updates if new != ZERO]
+    if not tips:
+        return []
+    known = load_fingerprints(config.fingerprints) if known is None else known
     key = config.fingerprint_key.encode()
-    to_read: list[tuple[str, str]] = []
-    for oid, path, size in new_blobs(updates):
+    walked: dict[str, str] | None = None
+    listed = quarantined_blobs(env)
+    if listed is None:
+        found = new_blobs(updates, env)
+        walked = {oid: path for oid, path, _ in found}
+        listed = [(oid, size) for oid, _, size in found]
+
+    def paths() -> dict[str, str]:
+        nonlocal walked
+        if walked is None:
+            walked = added_paths(tips, env)
+        return walked
+
+    suspects: list[tuple[str, str]] = []  # (blob, reason), before the walk confirms the blob is new
+    to_read: list[str] = []
+    for oid, size in listed:
         if size > config.max_file_bytes:
-            findings.append(
-                {"path": path, "blob": oid, "reason": f"file of {size} bytes (limit {config.max_file_bytes})"}
-            )
-        elif _is_data_file(path) and size > config.max_data_file_bytes:
+            suspects.append((oid, f"file of {size} bytes (limit {config.max_file_bytes})"))
+        elif size > config.max_data_file_bytes and _is_data_file(paths().get(oid, "")):
             limit = config.max_data_file_bytes
-            reason = f"data file of {size} bytes (data files above {limit} bytes are lake extracts)"
-            findings.append({"path": path, "blob": oid, "reason": reason})
-        elif size <= config.scan_text_bytes and (known or path.lower().endswith(".ipynb")):
-            to_read.append((oid, path))
-    for (oid, path), content in zip(to_read, read_blobs([oid for oid, _ in to_read]), strict=True):
+            suspects.append(
+                (oid, f"data file of {size} bytes (data files above {limit} bytes are lake extracts)")
+            )
+        elif size <= config.scan_text_bytes:
+            to_read.append(oid)
+    for oid, content in read_blobs(to_read, env):
         if b"\0" in content[:8000]:
             continue  # binary: only the size rules apply
+        notebook = looks_like_notebook(content)
+        if not notebook and not known:
+            continue
         text = content.decode(errors="replace")
-        if path.lower().endswith(".ipynb"):
+        if notebook:
             rows = notebook_rows(text)
             if rows > config.notebook_max_rows:
                 limit = config.notebook_max_rows
-                reason = f"notebook output with {rows} rows of data (limit {limit}); clear the outputs"
-                findings.append({"path": path, "blob": oid, "reason": reason})
+                suspects.append(
+                    (oid, f"notebook output with {rows} rows of data (limit {limit}); clear the outputs")
+                )
                 continue
         if known:
             matches = identifying_matches(text, known, key)
             if matches >= config.identifying_min_values:
-                reason = f"carries {matches} values of identifying or pseudonymized lake columns"
-                findings.append({"path": path, "blob": oid, "reason": reason})
-    return findings
-
-
-def read_blobs(oids: list[str]) -> list[bytes]:
-    """Every blob's content from one ``git cat-file --batch`` (one process, not one per blob)."""
-    if not oids:
+                suspects.append(
+                    (oid, f"carries {matches} values of identifying or pseudonymized lake columns")
+                )
+    if not suspects:
         return []
-    raw = _git("cat-file", "--batch", input=("\n".join(oids) + "\n").encode())
-    contents, offset = [], 0
-    for _ in oids:
-        header_end = raw.index(b"\n", offset)
-        size = int(raw[offset:header_end].split()[2])
-        contents.append(raw[header_end + 1 : header_end + 1 + size])
-        offset = header_end + 1 + size + 1
-    return contents
+    added = paths()  # only blobs the push adds count (not a thin pack's bases)
+    return [{"path": added[oid], "blob": oid, "reason": reason} for oid, reason in suspects if oid in added]
+
+
+def read_blobs(oids: list[str], env: dict[str, str] | None = None) -> Iterator[tuple[str, bytes]]:
+    """Each blob's content, one at a time, from one ``git cat-file --batch`` (one process,
+    not one per blob; never the whole push in memory)."""
+    if not oids:
+        return
+    source = _input(("\n".join(oids) + "\n").encode())
+    read_end, write_end = os.pipe()
+    try:
+        pid = _spawn(["cat-file", "--batch"], source, write_end, env)
+    finally:
+        os.close(write_end)
+        os.close(source)
+    with os.fdopen(read_end, "rb") as output:
+        for oid in oids:
+            header = output.readline().split()
+            if len(header) != 3:
+                continue  # "<oid> missing"
+            content = output.read(int(header[2]))
+            output.read(1)
+            yield oid, content
+    _wait([pid], "cat-file")
+
+
+def parse_updates(text: str) -> list[tuple[str, str, str]]:
+    """pre-receive's input: one ``<old> <new> <ref>`` line per ref the push moves."""
+    return [(p[0], p[1], p[2]) for p in (line.split() for line in text.splitlines()) if len(p) == 3]
+
+
+def refusal(findings: list[dict[str, str]]) -> str:
+    """What the person pushing reads (Git prefixes each line with "remote:")."""
+    lines = ["", "DataLibrary refused this push: it adds what looks like a lake extract."]
+    lines += [f"  {f['path']}: {f['reason']}" for f in findings[:20]]
+    if len(findings) > 20:
+        lines.append(f"  ... and {len(findings) - 20} more")
+    lines += ["", AIRLOCK, ""]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
-    updates = []
-    for line in sys.stdin.read().splitlines():
-        parts = line.split()
-        if len(parts) == 3:
-            updates.append((parts[0], parts[1], parts[2]))
-    findings = scan(updates, GuardConfig.from_env())
+    """The guard as a stand-alone pre-receive hook (an external Git server's, see
+    docs/explanation/git-and-packages.md); the platform's own Git runs it in-process."""
+    findings = scan(parse_updates(sys.stdin.read()), GuardConfig.from_env())
     report = os.environ.get("DL_GUARD_REPORT")
     if report:
         with open(report, "w") as handle:
@@ -315,12 +419,7 @@ def main() -> int:
                 handle.write('{"findings": []}')
     if not findings:
         return 0
-    lines = ["", "DataLibrary refused this push: it adds what looks like a lake extract."]
-    lines += [f"  {f['path']}: {f['reason']}" for f in findings[:20]]
-    if len(findings) > 20:
-        lines.append(f"  ... and {len(findings) - 20} more")
-    lines += ["", AIRLOCK, ""]
-    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.write(refusal(findings))
     return 1
 
 

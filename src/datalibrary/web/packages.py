@@ -1,7 +1,8 @@
 """The package mirror page (admins, ``packages.manage``): the mode switch (open mirror or
-allow-list only), allow and deny rules, wheels uploaded to the internal index, and the
-install log (user, workspace, package, version, time). A shell: ``/static/packages.js``
-calls ``/api/v1/packages/...`` like the CLI, and polls the install log."""
+allow-list only), allow and deny rules (for Python or R), wheels uploaded to the internal
+index, R packages published for ``install.packages()``, and the install log (user,
+workspace, package, version, time). A shell: ``/static/packages.js`` calls
+``/api/v1/packages/...`` like the CLI, and polls the install log."""
 
 from __future__ import annotations
 

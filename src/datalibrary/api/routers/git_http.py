@@ -11,11 +11,9 @@ import asyncio
 import base64
 import contextlib
 import gzip
-import json
 import logging
 import re
 import tempfile
-from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
@@ -26,6 +24,7 @@ from datalibrary.auth import service as auth_service
 from datalibrary.auth.permissions import Principal
 from datalibrary.errors import DataLibraryError, NotAuthenticated
 from datalibrary.repos import backend, fingerprints, hooks, service, storage
+from datalibrary.repos.push_guard import PushGuard
 from datalibrary.repos.storage import RepoFacts
 
 router = APIRouter(include_in_schema=False)
@@ -100,7 +99,6 @@ async def git_smart_http(project: str, repo_path: str, request: Request) -> Resp
     except DataLibraryError as error:
         return _refusal(error)
     via = "workspace" if (principal.token_scope or "").startswith("workspace:") else "git"
-    report = Path(tempfile.mkstemp(prefix="dl-guard-", suffix=".json")[1])
     env = backend.cgi_environment(
         project_root=storage.root(settings),
         path_info=f"/{project}/{repo.name}.git/{rest}",
@@ -116,13 +114,13 @@ async def git_smart_http(project: str, repo_path: str, request: Request) -> Resp
         extra={},
     )
     record = None
+    guard: PushGuard | None = None
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finish()
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_REQUEST_BYTES:
             spool.close()
-            report.unlink(missing_ok=True)
             return PlainTextResponse(f"a push is limited to {MAX_REQUEST_BYTES} bytes\n", status_code=413)
         spool.write(chunk)
     spool.seek(0)
@@ -140,30 +138,33 @@ async def git_smart_http(project: str, repo_path: str, request: Request) -> Resp
         except Exception:  # fail closed: no push passes a guard that cannot see the lake
             log.exception("the push guard could not read the lake's identifying values")
             spool.close()
-            report.unlink(missing_ok=True)
             return PlainTextResponse(
                 "the push guard cannot read the lake's identifying values right now; try again later\n",
                 status_code=503,
             )
-        env.update(hooks.guard_environment(settings, report))
-        before = await asyncio.to_thread(storage.refs, repo.path)
-        record = _push_recorder(request, principal, repo, before, report, via)
+        guard = PushGuard(hooks.push_dir(settings), repo.path, hooks.guard_config(settings))
+        env.update(guard.environment())
+        guard.start()
+        before = storage.refs(repo.path)
+        record = _push_recorder(request, principal, repo, before, guard, via)
     try:
         result = await backend.run(env, spool)
     except RuntimeError:
         log.exception("git http-backend failed for %s/%s", project, repo.name)
         spool.close()
-        report.unlink(missing_ok=True)
+        if guard is not None:
+            await asyncio.to_thread(guard.close)
         return PlainTextResponse("the Git service failed; try again\n", status_code=500)
 
     async def finish() -> None:
         code = await result.done
         try:
+            if guard is not None:
+                await asyncio.to_thread(guard.close)
             if record is not None:
                 await record(code)
         finally:
             spool.close()
-            report.unlink(missing_ok=True)
 
     headers = {k: v for k, v in result.headers if k.lower() not in ("content-length",)}
     return StreamingResponse(
@@ -190,20 +191,25 @@ def _fetch_recorder(
 
 
 def _push_recorder(  # type: ignore[no-untyped-def]
-    request: Request, principal: Principal, repo: RepoFacts, before: dict[str, str], report: Path, via: str
+    request: Request,
+    principal: Principal,
+    repo: RepoFacts,
+    before: dict[str, str],
+    guard: PushGuard,
+    via: str,
 ):
     async def record(code: int) -> None:
         def write() -> None:
             after = storage.refs(repo.path)
             refusal = None
-            with contextlib.suppress(OSError, ValueError):
-                findings = json.loads(report.read_text() or "{}").get("findings") or []
-                if findings:
-                    refusal = {
-                        "findings": [{"path": f["path"], "reason": f["reason"]} for f in findings[:20]]
-                    }
+            if guard.findings:
+                refusal = {
+                    "findings": [{"path": f["path"], "reason": f["reason"]} for f in guard.findings[:20]]
+                }
             if refusal is None and after == before:
                 return  # nothing pushed (an up-to-date push or a refused connection)
+            if guard.findings is None:
+                log.error("a push to %s/%s moved refs without its guard being asked", repo.project, repo.name)
             with request.app.state.db.session() as session:
                 service.record_push(
                     session, principal, repo, before=before, after=after, refusal=refusal, via=via

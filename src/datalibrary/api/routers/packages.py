@@ -21,11 +21,14 @@ from datalibrary.packages.models import PackageRule
 router = APIRouter(prefix="/packages", tags=["packages"])
 INSTALL = [Requires(Permission.PACKAGES_INSTALL)]
 MANAGE = [Requires(Permission.PACKAGES_MANAGE)]
-MAX_UPLOAD = 512 * 1024**2
+MAX_UPLOAD = service.MAX_UPLOAD
 
 
 class RuleIn(BaseModel):
     kind: str = Field(pattern="^(allow|deny)$")
+    ecosystem: str = Field(
+        "python", pattern="^(python|r)$", description="python: pip and uv; r: install.packages()"
+    )
     name: PackageName
     specifier: VersionRange = ""
     note: str = Field("", max_length=500)
@@ -33,6 +36,7 @@ class RuleIn(BaseModel):
 
 class RuleOut(BaseModel):
     id: int
+    ecosystem: str
     kind: str
     name: str
     specifier: str
@@ -90,7 +94,9 @@ def set_mode(body: ModeIn, principal: CurrentPrincipal, session: DbSession) -> P
 
 @router.post("/rules", summary="Add an allow or deny rule", status_code=201, dependencies=MANAGE)
 def add_rule(body: RuleIn, principal: CurrentPrincipal, session: DbSession) -> RuleOut:
-    return RuleOut.of(policy.add_rule(session, principal, body.kind, body.name, body.specifier, body.note))
+    return RuleOut.of(
+        policy.add_rule(session, principal, body.kind, body.name, body.specifier, body.note, body.ecosystem)
+    )
 
 
 @router.delete("/rules/{rule_id}", summary="Delete a rule", status_code=204, dependencies=MANAGE)
@@ -135,6 +141,7 @@ async def r_upload(
     content = await _read(file)
     result = await asyncio.to_thread(cran.upload, settings, session, principal, file.filename or "", content)
     return UploadOut(**result)
+
 
 class UploadedOut(BaseModel):
     at: str

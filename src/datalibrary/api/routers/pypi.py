@@ -7,7 +7,6 @@ of the API document (pip and R are its clients)."""
 from __future__ import annotations
 
 import asyncio
-import gzip
 import logging
 
 from fastapi import APIRouter, Request
@@ -138,26 +137,46 @@ async def package_file(path: str, request: Request) -> Response:
 @router.get("/cran/src/contrib/{filename}")
 async def cran_file(filename: str, request: Request) -> Response:
     """``install.packages()`` reads ``PACKAGES[.gz]`` then fetches a tarball; each tarball
-    served is recorded as an install. Upstream CRAN is never asked."""
+    served is recorded as an install, each refused one as a refusal. Upstream CRAN is never
+    asked."""
     settings = request.app.state.settings
     try:
         principal = _caller(request)
-        if filename in ("PACKAGES", "PACKAGES.gz") and not (cran.contrib(settings) / filename).exists():
-            empty = gzip.compress(b"", mtime=0) if filename.endswith(".gz") else b""
-            return Response(empty, media_type="application/octet-stream")  # nothing published yet
+        if filename in ("PACKAGES", "PACKAGES.gz"):
+            with request.app.state.db.session() as session:
+                body = await asyncio.to_thread(cran.served_index, settings, session, filename)
+            return Response(body, media_type="application/octet-stream")
         path = cran.served_file(settings, filename)
+        with request.app.state.db.session() as session:
+            name, version, refused = cran.tarball_refusal(session, filename)
+            if refused:
+                service.record_install(
+                    session, principal, name, version, filename, refused=refused, ecosystem="r"
+                )
     except DataLibraryError as error:
         return _refusal(error)
-    match = cran.TARBALL.match(filename)
-    if match is None:
-        return FileResponse(path, media_type="application/octet-stream")
+    if refused:
+        return PlainTextResponse(f"Refused by the DataLibrary package policy: {refused}\n", status_code=403)
 
     def record() -> None:
         with request.app.state.db.session() as session:
-            service.record_install(
-                session, principal, match.group(1), match.group(2), filename, ecosystem="r"
-            )
+            service.record_install(session, principal, name, version, filename, ecosystem="r")
 
     return FileResponse(
         path, media_type="application/gzip", background=BackgroundTask(asyncio.to_thread, record)
     )
+
+
+@router.get("/cran/src/contrib/refused/{words}/{filename}")
+async def cran_refused(words: str, filename: str, request: Request) -> Response:
+    """Where the index points a refused package (its address spells the reason, which R
+    shows); recorded as a refusal with the policy's current reason."""
+    try:
+        principal = _caller(request)
+        with request.app.state.db.session() as session:
+            name, version, refused = cran.tarball_refusal(session, filename)
+            reason = refused or "this package was refused when the index was read; read the index again"
+            service.record_install(session, principal, name, version, filename, refused=reason, ecosystem="r")
+    except DataLibraryError as error:
+        return _refusal(error)
+    return PlainTextResponse(f"Refused by the DataLibrary package policy: {reason}\n", status_code=403)

@@ -35,6 +35,7 @@ function showPolicy(policy) {
     tr.dataset.rule = rule.id;
     tr.dataset.kind = rule.kind;
     tr.dataset.name = rule.name;
+    tr.dataset.ecosystem = rule.ecosystem;
     const actions = document.createElement("td");
     const remove = document.createElement("button");
     remove.type = "button";
@@ -49,7 +50,8 @@ function showPolicy(policy) {
       loadPolicy();
     });
     actions.append(remove);
-    tr.append(cell(rule.kind, `state state-${rule.kind === "deny" ? "denied" : "approved"}`), cell(rule.name),
+    tr.append(cell(rule.kind, `state state-${rule.kind === "deny" ? "denied" : "approved"}`),
+      cell(rule.ecosystem === "r" ? "R" : "Python"), cell(rule.name),
       cell(rule.specifier || "all"), cell(rule.note || "—"), cell(rule.created_by), cell(when(rule.created_at)), actions);
     return tr;
   }));
@@ -72,6 +74,31 @@ async function loadUploads() {
     }));
     $("uploads-empty").hidden = rows.length > 0;
   } catch (error) { fail(error); }
+}
+
+async function loadRPackages() {
+  try {
+    const rows = await api("/packages/r");
+    $("r-packages").querySelector("tbody").replaceChildren(...rows.map((r) => {
+      const tr = document.createElement("tr");
+      tr.dataset.package = r.name;
+      tr.append(cell(r.name), cell(r.version), cell(r.depends || "—"), cell(r.imports || "—"), cell(r.license || "—"));
+      return tr;
+    }));
+    $("r-empty").hidden = rows.length > 0;
+  } catch (error) { fail(error); }
+}
+
+async function upload(url, file) {
+  const data = new FormData();
+  data.append("file", file, file.name);
+  const response = await fetch(url, {
+    method: "POST", body: data, credentials: "same-origin",
+    headers: { Accept: "application/json", "X-CSRF-Token": csrf() },
+  });
+  const result = await response.json();
+  if (!response.ok) throw new Error(result?.detail ?? response.statusText);
+  return result;
 }
 
 async function loadInstalls() {
@@ -110,13 +137,14 @@ $("rule-form").addEventListener("submit", async (event) => {
   const form = event.target;
   const body = {
     kind: form.elements.kind.value,
+    ecosystem: form.elements.ecosystem.value,
     name: form.elements.name.value.trim(),
     specifier: form.elements.specifier.value.trim(),
     note: form.elements.note.value.trim(),
   };
   try {
     const rule = await api("/packages/rules", { method: "POST", body });
-    say(`Rule added: ${rule.kind} ${rule.name}${rule.specifier ? ` ${rule.specifier}` : ""}.`);
+    say(`Rule added: ${rule.kind} ${rule.ecosystem === "r" ? "R package " : ""}${rule.name}${rule.specifier ? ` ${rule.specifier}` : ""}.`);
     form.reset();
   } catch (error) { fail(error); }
   loadPolicy();
@@ -126,22 +154,28 @@ $("upload-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const file = $("wheel").files[0];
   if (!file) return;
-  const data = new FormData();
-  data.append("file", file, file.name);
   try {
-    const response = await fetch("/api/v1/packages/internal", {
-      method: "POST", body: data, credentials: "same-origin",
-      headers: { Accept: "application/json", "X-CSRF-Token": csrf() },
-    });
-    const result = await response.json();
-    if (!response.ok) throw new Error(result?.detail ?? response.statusText);
+    const result = await upload("/api/v1/packages/internal", file);
     say(`Uploaded ${result.name} ${result.version}.`);
     event.target.reset();
   } catch (error) { fail(error); }
   loadUploads();
 });
 
+$("r-upload-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = $("r-tarball").files[0];
+  if (!file) return;
+  try {
+    const result = await upload("/api/v1/packages/r", file);
+    say(`Published R package ${result.name} ${result.version}.`);
+    event.target.reset();
+  } catch (error) { fail(error); }
+  loadRPackages();
+});
+
 loadPolicy();
 loadUploads();
+loadRPackages();
 loadInstalls();
 setInterval(loadInstalls, 3000);
