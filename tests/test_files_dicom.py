@@ -315,9 +315,10 @@ def test_collection_end_to_end(platform: Platform, tmp_path: Path) -> None:
     ada = who(platform, "ada")
     with platform.db.session() as session:
         listed = service.list_files(session, ada, platform.settings, "study1.ct", access_for(platform, ada))
-        meta, data = service.read_file(
+        meta, chunks = service.read_file(
             session, ada, platform.settings, "study1.ct", "a/1.dcm", access_for(platform, ada)
         )
+        data = b"".join(chunks)
         with pytest.raises(Exception, match="no file b/1.dcm"):
             service.read_file(
                 session, ada, platform.settings, "study1.ct", "b/1.dcm", access_for(platform, ada)

@@ -671,3 +671,62 @@ def test_exports_of_index_rows_suggest_the_index_quasi_identifiers() -> None:
     columns = [f.name for f in service.INDEX_SCHEMA]
     assert suggest_quasi_identifiers(columns) == ["acquisition_date", "modality", "body_part"]
     assert set(suggest_quasi_identifiers(list(QUASI_IDENTIFIERS))) == {*QUASI_IDENTIFIERS}
+
+
+def test_a_download_streams_in_chunks_and_never_completes_an_altered_file(
+    sqlite_platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One file is served in chunks (never held whole); the last chunk waits for the SHA-256,
+    so an object altered in place ends the body short of its Content-Length and the CLI leaves
+    no output file; a resized object is refused (409) before the first byte."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from datalibrary.cli import app
+    from datalibrary.files import objects
+    from datalibrary.lake.catalog import open_lake
+    from tests.lake_helpers import read_table
+
+    monkeypatch.setattr(objects, "CHUNK", 4096)  # many chunks for a small file
+    platform = sqlite_platform
+    root = "1.2.826.0.1.3680043.82"
+    _collection(
+        platform,
+        "study1.dl",
+        [("s/1.dcm", image(list(SUBJECTS)[0], f"{root}.1", f"{root}.1.1", f"{root}.1.1.1"))],
+    )
+    _grant(platform, "ada", "study1")
+    ada = platform.as_user("ada")
+    row = read_table(platform, "study1.dl").to_pylist()[0]
+    url = "/api/v1/collections/study1.dl/files/s/1.dcm"
+    whole = ada.get(url)
+    assert whole.status_code == 200 and len(whole.content) == row["size"] > 3 * 4096
+    assert whole.headers["content-length"] == str(row["size"])
+    lake = open_lake(platform.settings)
+    target = Path(
+        lake.storage.path(service.object_uri(lake, service.parse_table_name("study1.dl"), row["sha256"]))
+    )
+    original = target.read_bytes()
+    target.write_bytes(original.replace(b"ANONYMIZED", b"TAMPERED!!", 1))  # same size
+    try:
+        cut = ada.get(url)
+        assert len(cut.content) < row["size"]
+    except Exception as exc:  # noqa: BLE001 - the in-process transport re-raises the ended stream
+        assert "SHA-256" in str(exc)
+    monkeypatch.setenv("DATALIBRARY_HOME", str(platform.settings.home))
+    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", str(platform.settings.database_url))
+    output = tmp_path / "got.dcm"
+    result = CliRunner().invoke(
+        app, ["files", "get", "study1.dl", "s/1.dcm", "--output", str(output), "--as", "ada", "--json"]
+    )
+    assert result.exit_code != 0 and not output.exists() and not list(tmp_path.glob(".got.dcm*"))
+    target.write_bytes(original + b"more")  # resized: refused before the first byte
+    refused = ada.get(url)
+    assert refused.status_code == 409 and "missing or altered" in refused.text
+    target.write_bytes(original)
+    result = CliRunner().invoke(
+        app, ["files", "get", "study1.dl", "s/1.dcm", "--output", str(output), "--as", "ada", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert output.read_bytes() == original and json.loads(result.output)["output"] == str(output)

@@ -203,7 +203,7 @@ def get(
     config = settings()
     with db_session() as session:
         principal = _user(session, as_user)
-        meta, data = service.read_file(
+        meta, chunks = service.read_file(
             session,
             principal,
             config,
@@ -217,10 +217,17 @@ def get(
         snapshot = open_lake(config).load(table).current_snapshot()
         lineage.record_file_read(
             session, user=principal.name, project=principal.default_project, collection=str(table),
-            snapshot_id=snapshot.snapshot_id if snapshot else None, path=meta["path"], size=len(data),
+            snapshot_id=snapshot.snapshot_id if snapshot else None, path=meta["path"], size=meta["size"],
             via="cli",
         )  # fmt: skip
-    output.write_bytes(data)
+        partial = output.with_name(f".{output.name}.part")
+        try:
+            with partial.open("wb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+            partial.replace(output)  # an altered object leaves no output file
+        finally:
+            partial.unlink(missing_ok=True)
     meta = {**meta, "output": str(output)}
     emit(
         meta, as_json, lambda d: console.print(f"{d['path']} v{d['version']}: {d['size']} bytes -> {output}")

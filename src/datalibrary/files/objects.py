@@ -9,7 +9,9 @@ spool file, never held whole in memory.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -45,3 +47,25 @@ def store(storage: Storage, uri: str, source: bytes | Path) -> None:
         if target != uri:
             storage.delete(target)
         raise
+
+
+class AlteredObject(Exception):
+    """The stored bytes do not hash to the object's name."""
+
+
+def verified_chunks(storage: Storage, uri: str, sha256: str) -> Iterator[bytes]:
+    """The object's bytes in chunks, hashed as they are read; the last chunk is held back until
+    the whole object matches ``sha256``, so a reader never receives a complete altered file
+    (an HTTP body sent with its Content-Length then ends short, which clients report)."""
+    digest = hashlib.sha256()
+    held: bytes | None = None
+    with storage.fs.open_input_stream(storage.path(uri)) as stream:
+        while chunk := stream.read(CHUNK):
+            digest.update(chunk)
+            if held is not None:
+                yield held
+            held = chunk
+    if digest.hexdigest() != sha256:
+        raise AlteredObject(f"{uri}: stored bytes do not match their SHA-256")
+    if held is not None:
+        yield held

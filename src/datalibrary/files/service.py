@@ -804,9 +804,12 @@ def read_file(
     access_of: AccessOf,
     version: int | None = None,
     via: str = "download",
-) -> tuple[dict[str, Any], bytes]:
-    """A file's metadata and de-identified bytes, if the caller's grant shows its index row;
-    audited and metered with the bytes served (the caller traces them in lineage)."""
+) -> tuple[dict[str, Any], Iterator[bytes]]:
+    """A file's metadata and de-identified bytes (in chunks: a file of any size is streamed,
+    never held whole), if the caller's grant shows its index row; audited and metered with the
+    bytes served (the caller traces them in lineage). The object must be present with its
+    indexed size before anything is sent; its SHA-256 is checked as it is read and an altered
+    object ends the stream before its last chunk (``objects.verified_chunks``)."""
     table, view = _view(session, principal, name, access_of)
     clean = _clean_path(path)
     lake = open_lake(settings)
@@ -818,18 +821,30 @@ def read_file(
     if rows.num_rows == 0:
         raise NotFound(f"no file {clean} in {table}" + (f" at version {version}" if version else ""))
     row = max(rows.to_pylist(), key=lambda r: r["version"])
-    data = lake.storage.read_bytes(object_uri(lake, table, row["sha256"]))
-    if hashlib.sha256(data).hexdigest() != row["sha256"]:
-        raise Conflict(f"{table}/{clean}: stored bytes do not match their SHA-256 (the object was altered)")
+    uri = object_uri(lake, table, row["sha256"])
+    if not objects.exists(lake.storage, uri, row["size"]):
+        raise Conflict(f"{table}/{clean}: the stored object is missing or altered")
     record(
         session,
         actor=principal.name,
         action="files.read",
         target=f"files:{table}/{clean}",
-        details={"version": row["version"], "bytes": len(data), "sha256": row["sha256"]},
+        details={"version": row["version"], "bytes": row["size"], "sha256": row["sha256"]},
     )
-    metering.meter(session, principal, str(table), clean, size=len(data), via=via)
-    return _public(row), data
+    metering.meter(session, principal, str(table), clean, size=row["size"], via=via)
+    return _public(row), _checked(
+        objects.verified_chunks(lake.storage, uri, row["sha256"]), f"{table}/{clean}"
+    )
+
+
+def _checked(chunks: Iterator[bytes], label: str) -> Iterator[bytes]:
+    """The chunks, with an altered object logged (by path, never content) and reported as a
+    conflict."""
+    try:
+        yield from chunks
+    except objects.AlteredObject:
+        log.error("%s: stored bytes do not match their SHA-256; stream ended", label)
+        raise Conflict(f"{label}: stored bytes do not match their SHA-256 (the object was altered)") from None
 
 
 def quarantined(session: Session, principal: Principal, name: str) -> list[dict[str, Any]]:

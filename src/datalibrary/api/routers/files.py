@@ -211,23 +211,24 @@ def download(
     settings: SettingsDep,
     version: int | None = Query(None, ge=1, le=2**31 - 1),
 ) -> Response:
-    meta, data = service.read_file(
+    meta, chunks = service.read_file(
         session, principal, settings, name, path, service.grants_of(session, principal), version=version
     )
     table = parse_table_name(name)
     snapshot = open_lake(settings).load(table).current_snapshot()
     lineage.record_file_read(
         session, user=principal.name, project=principal.default_project, collection=str(table),
-        snapshot_id=snapshot.snapshot_id if snapshot else None, path=meta["path"], size=len(data),
+        snapshot_id=snapshot.snapshot_id if snapshot else None, path=meta["path"], size=meta["size"],
         via=principal.via,
     )  # fmt: skip
     filename = meta["path"].rsplit("/", 1)[-1]
-    return Response(
-        data,
+    return StreamingResponse(  # a body that ends short of Content-Length was altered in storage
+        chunks,
         media_type=meta["media_type"],
         headers={
             "Content-Disposition": f'attachment; filename="{filename}"',
-            "X-Bytes": str(len(data)),
+            "Content-Length": str(meta["size"]),
+            "X-Bytes": str(meta["size"]),
             "X-File-Version": str(meta["version"]),
             "X-SHA256": meta["sha256"],
         },
