@@ -62,6 +62,9 @@ def test_upload_then_catalog_over_the_api(platform: Platform) -> None:
     assert scientist.get("/api/v1/ingest/jobs").status_code == 403
     bad = steward.request("PATCH", "/api/v1/datasets/study/dm", json={"sensitivity": "secret"})
     assert bad.status_code == 422
+    # the schema allows null: it clears the tags
+    cleared = steward.request("PATCH", "/api/v1/datasets/study/dm", json={"tags": None})
+    assert cleared.status_code == 200 and cleared.json()["tags"] == []
     assert scientist.get("/api/v1/datasets/study/nothing").status_code == 404
 
 

@@ -66,7 +66,8 @@ COMMANDS: dict[str, Lazy] = {
     ),
     "files": Lazy(
         "datalibrary.cli.files:app",
-        "File collections: DICOM files de-identified (PS3.15 Annex E), stored and indexed.",
+        "File collections: DICOM (PS3.15 Annex E), HL7 aECG, VCF (restricted tier) and documents"
+        " (classified collections), de-identified or checked, stored and indexed.",
     ),
     "repos": Lazy("datalibrary.cli.repos:repos_app", "Project Git repositories."),
     "packages": Lazy(

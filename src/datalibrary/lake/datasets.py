@@ -356,7 +356,7 @@ def update_dataset(
     if changes.get("subject_column") and changes["subject_column"] not in columns:
         raise InvalidInput(f"table {name} has no column {changes['subject_column']!r}")
     if "tags" in changes:
-        tags = changes["tags"]
+        tags = [] if changes["tags"] is None else changes["tags"]  # null clears them
         if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t) <= 40 for t in tags):
             raise InvalidInput("tags are a list of short strings (1-40 characters)")
         changes["tags"] = sorted(set(tags))
