@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from datalibrary.auth import service as auth_service
+from datalibrary.workspaces import pool
 from datalibrary.workspaces.cgroups import host_version
 from datalibrary.workspaces.provisioners import sandbox_possible
 from tests.test_workspaces_browser import (  # noqa: F401 - the served fixture
@@ -26,11 +27,14 @@ pytestmark = pytest.mark.browser
 def pool_env(monkeypatch: pytest.MonkeyPatch) -> None:
     if not (sandbox_possible() and host_version()):
         pytest.skip("the warm pool needs the sandbox provisioner (bubblewrap, root, cgroups)")
-    monkeypatch.setenv("DATALIBRARY_WORKSPACES__WARM_POOL", '{"r/tiny": 0}')
+    # only the Python member: an R member (when an earlier test built the R environment) would
+    # start in the background while the scientist signs in
+    monkeypatch.setenv("DATALIBRARY_WORKSPACES__WARM_POOL", '{"r/t3.medium": 0, "r/tiny": 0}')
 
 
 def test_a_launch_takes_the_warm_member_and_jupyterlab_renders(browser, pool_env, served) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     platform, url = served
+    assert [t.environment for t in pool.targets(platform.settings)] == ["python"]
     admin_context = browser.new_context()
     admin = sign_in_admin(admin_context, url, platform.admin_password)
     admin.goto(f"{url}/admin/workspace-pool")
