@@ -41,7 +41,11 @@ def _write(path: Path, values: list[float], secret: str = "hidden", **options: o
 def _spec(name: str, files: list[str], columns: dict[str, str], row_filter: str | None = None,
           schema: pa.Schema | None = None) -> engine.ViewSpec:  # fmt: skip
     return engine.ViewSpec(
-        name=name, files=files, schema=schema or pq.read_schema(files[0]), columns=columns, row_filter=row_filter
+        name=name,
+        files=files,
+        schema=schema or pq.read_schema(files[0]),
+        columns=columns,
+        row_filter=row_filter,
     )
 
 
@@ -54,9 +58,7 @@ def test_two_grants_on_the_same_files_never_see_each_others_columns_or_rows(tmp_
     # A: everything but the secret, no filter. B: v masked to its hundreds, only site 'A' (NULL: hidden)
     a = _spec("dl_a", files, {n: engine.quote(n) for n in ("usubjid", "site", "v", "secret")})
     b = _spec("dl_b", files, {"v": 'floor("v" / 100) * 100'}, row_filter="site = 'A'")
-    visible_b = sorted(
-        float(100 * i) for i in range(3) for j in range(12) if j % 3 != 0 and j % 2
-    )
+    visible_b = sorted(float(100 * i) for i in range(3) for j in range(12) if j % 3 != 0 and j % 2)
     errors: list[str] = []
 
     def check_b() -> None:
