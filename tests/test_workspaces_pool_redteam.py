@@ -131,3 +131,61 @@ def test_the_pool_account_cannot_sign_in_or_get_a_token(catalog_env: None, platf
     with platform.db.session() as session:
         user = session.scalar(select(auth_service.User).where(auth_service.User.name == pool.ACCOUNT))
         assert user is not None and not user.is_active and user.password_hash is None
+
+
+PROBE = """
+import os, re
+found = []
+for pid in os.listdir('/proc'):
+    if not pid.isdigit() or int(pid) == os.getpid():
+        continue
+    for name in ('environ', 'cmdline'):
+        try:
+            data = open(f'/proc/{pid}/{name}', 'rb').read()
+        except OSError:
+            continue
+        found += [(pid, name, m.decode()) for m in re.findall(rb'[0-9a-f]{64}', data)]
+    try:
+        descriptors = os.listdir(f'/proc/{pid}/fd')
+    except OSError:
+        continue
+    for fd in descriptors:  # an inherited file (bubblewrap's --args) would carry the secret
+        try:
+            if not os.readlink(f'/proc/{pid}/fd/{fd}').startswith(('/memfd:', '/tmp', '/run')):
+                continue  # pipes and sockets could block; devices say nothing
+            data = open(f'/proc/{pid}/fd/{fd}', 'rb').read(1 << 16)
+        except OSError:
+            continue
+        found += [(pid, 'fd', m.decode()) for m in re.findall(rb'[0-9a-f]{64}', data)]
+print('FOUND', found)
+"""
+
+
+def test_user_code_cannot_read_the_proxy_secret_from_proc(pool_platform: Platform) -> None:  # noqa: F811
+    """The secret is popped from JupyterLab's environment, but the kernel (same uid) could read
+    the process's original environment block in /proc/<pid>/environ; bubblewrap (pid 1
+    inside) showed every variable on its command line; the forwarder inherited the secret."""
+    platform = pool_platform
+    member = _fill(platform)
+    alice = client_of(platform, "alice")
+    launch = {"product": product_for(platform), "instance_type": "tiny"}
+    assert alice.post("/api/v1/workspaces", json=launch).json()["id"] == member.id
+    assert wait_state(alice, member.id, "running", "failed")["state"] == "running"
+    secret = paths.jupyter_token(platform.settings, member)
+    out = execute(alice, member.id, PROBE)
+    assert out["error"] is None and out["stdout"].startswith("FOUND"), out
+    assert secret not in out["stdout"], out["stdout"]
+    # nor any user of the host: no command line of the sandbox's processes carries it
+    from pathlib import Path
+
+    from tests.test_workspaces_pool import _provisioner
+
+    pids = _provisioner(platform, member.id).cgroup.pids()
+    assert pids and all(secret.encode() not in Path(f"/proc/{p}/cmdline").read_bytes() for p in pids)
+    # the secret the platform uses still works (JupyterLab answers the platform)
+
+    async def status() -> int:
+        async with jupyter.client(paths.socket_path(platform.settings, member.id), secret) as http:
+            return (await http.get(f"/workspaces/{member.id}/api/status")).status_code
+
+    assert run_sync(status()) == 200
