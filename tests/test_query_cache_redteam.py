@@ -132,3 +132,24 @@ def test_dictionary_and_plain_files_mixed_answer_the_same_cached_or_not(tmp_path
     first = _rows(sql, spec)
     second = _rows(sql, spec)  # from the cache
     assert first == second == [{"site": "A", "n": 8, "s": 12.0}]
+
+
+@pytest.mark.parametrize("budget", [1 << 30, 0])
+def test_columns_that_differ_only_by_case_never_show_the_hidden_one(tmp_path: Path, budget: int) -> None:
+    """DuckDB binds identifiers without regard to case: a view showing "v" over a table that
+    also has a hidden "V" showed the hidden one (cached or streamed). Such a table is refused."""
+    import dataclasses
+
+    from datalibrary.errors import InvalidInput
+
+    path = tmp_path / "case.parquet"
+    pq.write_table(pa.table({"V": ["hidden-1", "hidden-2"], "v": ["ok-1", "ok-2"]}), path)
+    spec = _spec("dl_x", [str(path)], {"v": '"v"'})
+    limits = dataclasses.replace(LIMITS, cache_bytes=budget)
+    try:
+        rows = engine.run('SELECT * FROM "dl_x"', [spec], limits).table.to_pylist()
+    except InvalidInput as exc:
+        assert "case" in exc.detail
+        rows = []
+    assert all(not str(r["v"]).startswith("hidden") for r in rows), rows
+    assert "V" not in {key[1] for key in COLUMNS._entries}
