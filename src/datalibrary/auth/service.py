@@ -167,6 +167,8 @@ def create_token(
         require(actor, Permission.USERS_MANAGE)
     else:
         require(actor, Permission.TOKENS_OWN)
+    if user.source == "system":  # e.g. the warm pool's account: no credential of any kind
+        raise Conflict(f"'{user_name}' is a platform account; it cannot have tokens")
     if expires_days is not None and not 1 <= expires_days <= 3650:
         raise InvalidInput("token expiry must be between 1 and 3650 days", field="expires")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -39,7 +39,7 @@ class ColumnCache:
 
     def __init__(self, budget: int = 1 << 30, idle_seconds: float = 600.0) -> None:
         self.budget, self.idle_seconds = budget, idle_seconds
-        self._entries: OrderedDict[_Key, tuple[tuple[int, int], pa.ChunkedArray, float]] = OrderedDict()
+        self._entries: OrderedDict[_Key, tuple[tuple[int, ...], pa.ChunkedArray, float]] = OrderedDict()
         self._held = 0
         self._lock = threading.Lock()
         self.hits = self.misses = 0
@@ -121,13 +121,15 @@ class ColumnCache:
             self._drop(key)
 
 
-def _identity(path: str) -> tuple[int, int]:
-    """Inode and modification time: a path whose file was removed or replaced is another file."""
+def _identity(path: str) -> tuple[int, ...]:
+    """Device, inode, size, modification and change times: a path whose file was removed,
+    replaced or rewritten in place is another file. The change time is there because the
+    modification time can be set back (``os.utime``) and the change time cannot."""
     try:
         stat = os.stat(path)
     except FileNotFoundError:
-        return (-1, -1)
-    return (stat.st_ino, stat.st_mtime_ns)
+        return (-1,)
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 def _decode(path: str, schema: pa.Schema, dictionary: Sequence[str]) -> pa.Table:

@@ -221,6 +221,8 @@ def _register(
 def open_locked(views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckDBPyConnection:
     """A fresh database with the views over Arrow data, locked before it is handed out."""
     COLUMNS.budget, COLUMNS.idle_seconds = limits.cache_bytes, limits.cache_idle_seconds
+    for view in views:
+        _refuse_case_twins(view)
     con = duckdb.connect(
         ":memory:",
         config=CONNECTION_CONFIG | {"memory_limit": limits.memory_limit, "threads": int(limits.threads)},
@@ -240,6 +242,21 @@ def open_locked(views: Sequence[ViewSpec], limits: EngineLimits) -> duckdb.DuckD
         con.close()
         raise InvalidInput(safe_message(exc), field="sql") from None
     return con
+
+
+def _refuse_case_twins(view: ViewSpec) -> None:
+    """DuckDB binds identifiers without regard to case, so of two columns whose names differ
+    only by case a view's expression may read the other one (a hidden column shown under a
+    visible one's name): such a table is not queried."""
+    seen: dict[str, str] = {}
+    for name in view.schema.names:
+        twin = seen.setdefault(name.lower(), name)
+        if twin != name:
+            raise InvalidInput(
+                f"the table has columns {twin!r} and {name!r}, which differ only by case; "
+                "queries cannot tell them apart (ask a data steward to rename one)",
+                field="sql",
+            )
 
 
 def view_key(view: ViewSpec) -> tuple[object, ...]:

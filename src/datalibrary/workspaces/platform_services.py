@@ -26,7 +26,8 @@ from datalibrary.workspaces.provisioners import WorkspaceSpec
 LOCAL_PORT = 8790
 LOCAL_URL = f"http://127.0.0.1:{LOCAL_PORT}"
 FORWARDER = "datalibrary.sdk.forward"
-LAUNCH = '"$1" -m ' + FORWARDER + ' & shift; exec "$@"'
+# the forwarder never holds JupyterLab's proxy secret (user code could read its environment)
+LAUNCH = '(unset DATALIBRARY_PROXY_SECRET; exec "$1" -m ' + FORWARDER + ') & shift; exec "$@"'
 CREDENTIAL_HELPER = (
     '!f() { test "$1" = get && echo username=workspace && echo "password=$DATALIBRARY_TOKEN"; }; f'
 )

@@ -131,11 +131,21 @@ class SandboxProvisioner(Provisioner):
         sources = self._sources()
         log_path = spec.run_dir.parent / f"{spec.run_dir.name}.log"
         env = {"DL_CGROUP_PROCS": ":".join(str(p) for p in group.procs_files()), "PATH": "/usr/bin:/bin"}
-        command = ["/bin/sh", "-c", JOIN_CGROUP, "sh", *self._as_host_uid(sources)]
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(  # noqa: S603
-                command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
-            )
+        # the sandbox's variables (the proxy secret, the token) reach bubblewrap through a file
+        # descriptor (--args), never its command line: /proc/<pid>/cmdline is readable by every
+        # user of the host, and inside the sandbox by user code (bubblewrap is its pid 1)
+        variables = os.memfd_create("dl-sandbox-env", 0)
+        try:
+            os.write(variables, self._env_args())
+            os.lseek(variables, 0, os.SEEK_SET)
+            command = ["/bin/sh", "-c", JOIN_CGROUP, "sh", *self._as_host_uid(sources, variables)]
+            with open(log_path, "ab") as log:
+                process = subprocess.Popen(  # noqa: S603
+                    command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    start_new_session=True, pass_fds=(variables,),
+                )  # fmt: skip
+        finally:
+            os.close(variables)
         self.pid = process.pid
         self.pool = "waiting" if spec.pooled else None
         await jupyter.wait_ready(
@@ -215,11 +225,11 @@ class SandboxProvisioner(Provisioner):
             sources["api"] = spec.api_socket_dir
         return sources
 
-    def _as_host_uid(self, sources: dict[str, Path]) -> list[str]:
+    def _as_host_uid(self, sources: dict[str, Path], variables: int) -> list[str]:
         """The bubblewrap command, run as the workspace's host uid from staged sources."""
         uid = self.spec.host_uid
         if uid is None or os.geteuid() != 0:
-            return self.bwrap_args(sources)
+            return self.bwrap_args(sources, variables)
         for name in ("home", "run"):
             if name in sources:
                 own_tree(sources[name], uid)
@@ -230,7 +240,7 @@ class SandboxProvisioner(Provisioner):
             "unshare", "--mount", "--propagation", "private",
             "/bin/sh", "-c", STAGE, str(STAGE_DIR), *pairs, "--",
             "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-            *self.bwrap_args(staged),
+            *self.bwrap_args(staged, variables),
         ]  # fmt: skip
 
     def _identity_files(self) -> tuple[Path, Path]:
@@ -243,7 +253,7 @@ class SandboxProvisioner(Provisioner):
         group.write_text(f"root:x:0:\njovyan:x:{UID}:\n")
         return passwd, group
 
-    def bwrap_args(self, sources: dict[str, Path]) -> list[str]:
+    def bwrap_args(self, sources: dict[str, Path], variables: int) -> list[str]:
         """Every writable mount (home, run directory, tmpfs) is nosuid,nodev: bubblewrap mounts
         binds and tmpfs that way (the attack tests read /proc/self/mountinfo to prove it)."""
         spec = self.spec
@@ -287,7 +297,19 @@ class SandboxProvisioner(Provisioner):
         ]  # fmt: skip
         if "api" in sources:
             args += ["--ro-bind", str(sources["api"]), API]
-        args += ["--chdir", HOME, "--clearenv"]
+        args += ["--chdir", HOME, "--clearenv", "--args", str(variables)]  # then _env_args
+        args += [
+            "--",
+            *platform_services.wrap(
+                jupyter.jupyter_command(f"{ENV}/venv/bin/python", f"{RUN}/jupyter.sock", spec.base_url, HOME),
+                f"{ENV}/venv/bin/python",
+            ),
+        ]
+        return args
+
+    def _env_args(self) -> bytes:
+        """The sandbox's environment as bubblewrap's NUL-separated ``--setenv`` arguments."""
+        spec = self.spec
         env = {
             "HOME": HOME,
             "USER": "jovyan",
@@ -306,16 +328,7 @@ class SandboxProvisioner(Provisioner):
         if spec.pooled:
             env[jupyter.POOL_ENV] = "waiting"
         env = platform_services.extend(env, spec, run=RUN, home=HOME, env_dir=ENV)
-        for key, value in env.items():
-            args += ["--setenv", key, value]
-        args += [
-            "--",
-            *platform_services.wrap(
-                jupyter.jupyter_command(f"{ENV}/venv/bin/python", f"{RUN}/jupyter.sock", spec.base_url, HOME),
-                f"{ENV}/venv/bin/python",
-            ),
-        ]
-        return args
+        return b"".join(f"--setenv\0{key}\0{value}\0".encode() for key, value in env.items())
 
 
 def own_tree(directory: Path, uid: int) -> None:

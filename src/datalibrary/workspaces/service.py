@@ -17,7 +17,7 @@ import tarfile
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -32,7 +32,7 @@ from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from datalibrary.workspaces import environments, paths
 from datalibrary.workspaces.catalog import Catalog, InstanceType, Product, load_catalog
-from datalibrary.workspaces.models import Workspace, WorkspaceUsage
+from datalibrary.workspaces.models import Workspace, WorkspaceAdminAccess, WorkspaceUsage
 from datalibrary.workspaces.provisioners import (
     Pausable,
     Provisioner,
@@ -246,6 +246,8 @@ def _take_from_pool(
                 _transition(session, workspace, "starting", f"created by {principal.name} (warm pool)")
         except Conflict:
             continue
+        # whatever was granted on the member while it was nobody's never opens the user's workspace
+        session.execute(delete(WorkspaceAdminAccess).where(WorkspaceAdminAccess.workspace_id == workspace.id))
         audit_service.record(
             session,
             actor=principal.name,

@@ -19,7 +19,7 @@ import hashlib
 import html
 import json
 import re
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 from fastapi import FastAPI, Request, WebSocket
@@ -36,6 +36,7 @@ from datalibrary.config import Settings
 from datalibrary.errors import (
     Conflict,
     DataLibraryError,
+    InvalidInput,
     NotAuthenticated,
     NotFound,
     PermissionDenied,
@@ -254,10 +255,26 @@ def _upstream(app, workspace: Workspace) -> httpx.AsyncClient:  # type: ignore[n
     return client
 
 
+def _checked(path: str) -> None:
+    """Refuse a path whose route is not the one the checks below see. The proxy forwards the
+    decoded path and the HTTP client then removes dot segments, so ``lab/%2E%2E/files/x`` would
+    pass as ``lab/...`` and arrive as ``files/x``; and ``_dl/`` (the platform's own control
+    calls: the warm pool's assignment) is never forwarded in any spelling."""
+    segments = path.split("/")
+    if any(segment in (".", "..") for segment in segments):
+        raise InvalidInput("a workspace path cannot contain '.' or '..' segments")
+    if segments[0].lower() == "_dl":
+        raise NotFound("not found")
+
+
+def _upstream_path(request_path: str) -> str:
+    """The decoded path, quoted again: a decoded '?' or '#' never becomes the query or fragment."""
+    return quote(request_path, safe="/:@!$&'()*+,;=~-._")
+
+
 async def proxy_http(workspace_id: int, path: str, request: Request) -> Response:
     workspace, principal, via, secret = _caller(request, workspace_id)
-    if path.startswith("_dl/"):  # the platform's own control calls (the warm pool's assignment)
-        raise NotFound("not found")
+    _checked(path)
     if via == "token" and FILE_ROUTES.match(path):
         raise PermissionDenied(
             "API tokens cannot read or write a workspace's files; files leave a workspace only "
@@ -275,7 +292,8 @@ async def proxy_http(workspace_id: int, path: str, request: Request) -> Response
     if cookies:
         headers.append(("cookie", cookies))
     headers += list(jupyter.proxy_headers(secret, via).items())
-    url = f"http://workspace{request.url.path}" + (f"?{request.url.query}" if request.url.query else "")
+    query = f"?{request.url.query}" if request.url.query else ""
+    url = f"http://workspace{_upstream_path(request.url.path)}{query}"
     client = _upstream(request.app, workspace)
     try:
         upstream = await client.send(
@@ -346,6 +364,7 @@ def _cookies_without_ours(header: str | None) -> str | None:
 async def proxy_websocket(websocket: WebSocket, workspace_id: int, path: str) -> None:
     try:
         workspace, _, via, secret = _caller(websocket, workspace_id)
+        _checked(path)
     except DataLibraryError:
         await websocket.close(code=1008)
         return
@@ -354,7 +373,7 @@ async def proxy_websocket(websocket: WebSocket, workspace_id: int, path: str) ->
         await websocket.close(code=1008)
         return
     query = websocket.url.query
-    target = websocket.url.path + (f"?{query}" if query else "")
+    target = _upstream_path(websocket.url.path) + (f"?{query}" if query else "")
     headers = jupyter.proxy_headers(secret, via)
     if websocket.headers.get("origin"):
         headers["Origin"] = websocket.headers["origin"]

@@ -14,6 +14,7 @@ Copied into the workspace next to the SDK and loaded with
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 
@@ -25,6 +26,19 @@ SECRET_HEADER = "X-DataLibrary-Proxy"  # noqa: S105 - a name, not a secret
 VIA_HEADER = "X-DataLibrary-Via"
 _SECRET = os.environ.pop(SECRET_ENV, "")
 os.environ.pop("JUPYTER_TOKEN", None)
+
+
+def _not_dumpable() -> None:
+    """Popping a variable leaves the process's original environment block in
+    /proc/<pid>/environ, readable by kernels (same uid); a non-dumpable process's /proc files
+    are not. Kernels are separate programs (exec), so they are dumpable again."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+
+
+_not_dumpable()
 
 
 class ProxyIdentityProvider(IdentityProvider):
