@@ -62,9 +62,12 @@ def test_upload_then_catalog_over_the_api(platform: Platform) -> None:
     assert scientist.get("/api/v1/ingest/jobs").status_code == 403
     bad = steward.request("PATCH", "/api/v1/datasets/study/dm", json={"sensitivity": "secret"})
     assert bad.status_code == 422
-    # the schema allows null: it clears the tags
-    cleared = steward.request("PATCH", "/api/v1/datasets/study/dm", json={"tags": None})
-    assert cleared.status_code == 200 and cleared.json()["tags"] == []
+    # the schema allows null: it clears tags and text (the title falls back to the name)
+    cleared = steward.request(
+        "PATCH", "/api/v1/datasets/study/dm", json=dict.fromkeys(("tags", "title", "owner", "source"))
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["tags"] == [] and cleared.json()["title"] == "dm" and cleared.json()["owner"] == ""
     assert scientist.get("/api/v1/datasets/study/nothing").status_code == 404
 
 

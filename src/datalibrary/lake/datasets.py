@@ -365,6 +365,9 @@ def update_dataset(
         stray = [c for c in labels if c not in columns]
         if stray:
             raise InvalidInput(f"labels name unknown column(s): {', '.join(stray)}")
+    # null clears a text field (a title falls back to the table's name); sensitivity was checked
+    cleared = {"title": name.name, "description": "", "owner": "", "source": ""}
+    changes = {k: cleared[k] if v is None and k in cleared else v for k, v in changes.items()}
     dataset = _dataset(session, name)
     if dataset is None:
         dataset = Dataset(
