@@ -161,6 +161,8 @@ def _aecg(extra: str) -> bytes:
         '<id root="1.2.840.10008.88123401"/><id extension="88123401"/>',  # standard root kept
         '<Qarbanian/>',  # an element named after the patient
         '<code Qarbanian="1"/>',  # an attribute named after the patient
+        '<id root="2.16.1" extension="x">Zyxwolf Qarbanian<text>Qarbanian</text></id>',  # content of an id
+        '<templateId root="2.16.1">Mr. Qarbanian</templateId>',
         "<text><![CDATA[Zyxwolf Qarbanian]]></text>",
         "<text>ZYXWOLF QARBANIAN</text><?pi Qarbanian?><!-- Qarbanian -->",
         '<annotation><annotation><value xsi:type="ST">seen with qarbanian</value></annotation></annotation>',
