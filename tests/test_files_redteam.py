@@ -56,6 +56,18 @@ def assert_safe(path: str, data: bytes, ctx: formats.Context, *canaries: str) ->
         for canary in canaries:
             assert canary.lower() not in found.lower(), canary
         return
+    if found.startswith(b"%PDF"):  # compressed streams too
+        from pypdf import PdfReader
+        from pypdf.generic import StreamObject
+
+        reader = PdfReader(io.BytesIO(found))
+        for number in range(1, len(reader.xref_objStm) + 200):
+            try:
+                obj = reader.get_object(number)
+            except Exception:  # noqa: BLE001 - numbers beyond the file's
+                continue
+            if isinstance(obj, StreamObject):
+                found += obj.get_data()
     for canary in canaries:
         assert not leaked(canary, found), f"{canary!r} written in {path}"
 
@@ -334,14 +346,14 @@ def test_pdf_incremental_update_keeps_no_old_text() -> None:
     from pypdf import PdfReader, PdfWriter
     from pypdf.generic import DecodedStreamObject, NameObject
 
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(original)), incremental=True)
+    writer = PdfWriter(io.BytesIO(original), incremental=True)
     content = DecodedStreamObject()
     content.set_data(b"BT /F1 12 Tf 72 700 Td (Dosing: twice daily) Tj ET")
     writer.pages[0][NameObject("/Contents")] = writer._add_object(content)
     out = io.BytesIO()
     writer.write(out)
     data = out.getvalue()
-    assert b"Qarbanian" in data  # the old revision is still in the file
+    assert data.startswith(original) and len(data) > len(original)  # the old revision is still in it
     assert_safe("doc.pdf", data, context(classification=PROTOCOLS), "Qarbanian")
 
 
