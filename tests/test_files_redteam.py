@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import re
 
-import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -171,7 +170,7 @@ def _aecg(extra: str) -> bytes:
         '<templateId root="2.16.1" extension="88123401"/><id extension="88123401"/>',
         '<setId root="2.16.1" extension="Qarbanian"/>',
         '<id root="1.2.840.10008.88123401"/><id extension="88123401"/>',  # standard root kept
-        '<Qarbanian/>',  # an element named after the patient
+        "<Qarbanian/>",  # an element named after the patient
         '<code Qarbanian="1"/>',  # an attribute named after the patient
         '<id root="2.16.1" extension="x">Zyxwolf Qarbanian<text>Qarbanian</text></id>',  # content of an id
         '<templateId root="2.16.1">Mr. Qarbanian</templateId>',
@@ -206,7 +205,7 @@ def _vcf(extra_meta: str = "", sample_id: str = SUBJECT) -> bytes:
         f"##reference={SUBJECT}.fa",
         f"##phasing={SUBJECT}",
         f"##fileformat=VCFv4.2 {SUBJECT}",
-        f"##ALT=<ID=DEL,Description=\"d\",Origin={SUBJECT.lower()}>",
+        f'##ALT=<ID=DEL,Description="d",Origin={SUBJECT.lower()}>',
         f"##META=<ID=Assay,Type=String,Number=.,Values=[{SUBJECT}]>",
     ],
 )
@@ -225,7 +224,15 @@ def test_vcf_header_after_data_and_a_second_chrom_line() -> None:
     text = _vcf()
     late = text + b"##individual=Zyxwolf Qarbanian\n"
     assert_safe("x.vcf", late, context(tier="restricted"), "Qarbanian", SUBJECT)
-    second = text + ("\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", "02-701-9999"]) + "\n").encode()
+    second = (
+        text
+        + (
+            "\t".join(
+                ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", "02-701-9999"]
+            )
+            + "\n"
+        ).encode()
+    )
     assert_safe("x.vcf", second, context(tier="restricted"), "02-701-9999", SUBJECT)
 
 
@@ -249,7 +256,9 @@ def test_vcf_odd_sample_names(sample_id: str) -> None:
 def _pdf_with(mutate) -> bytes:  # type: ignore[no-untyped-def]
     from pypdf import PdfReader, PdfWriter
 
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf(["Protocol CDISCPILOT01", "Dosing: twice daily"]))))
+    writer = PdfWriter(
+        clone_from=PdfReader(io.BytesIO(pdf(["Protocol CDISCPILOT01", "Dosing: twice daily"])))
+    )
     mutate(writer)
     out = io.BytesIO()
     writer.write(out)
@@ -264,7 +273,10 @@ def _annotation(writer, **entries) -> None:  # type: ignore[no-untyped-def]
             NameObject("/Type"): NameObject("/Annot"),
             NameObject("/Subtype"): NameObject(entries.pop("subtype", "/Text")),
             NameObject("/Rect"): ArrayObject([NumberObject(0)] * 4),
-            **{NameObject(f"/{k}"): v if not isinstance(v, str) else TextStringObject(v) for k, v in entries.items()},
+            **{
+                NameObject(f"/{k}"): v if not isinstance(v, str) else TextStringObject(v)
+                for k, v in entries.items()
+            },
         }
     )
     page = writer.pages[0]
@@ -287,7 +299,9 @@ def _appearance(writer) -> None:  # type: ignore[no-untyped-def]
     stream.set_data(b"BT /Helv 12 Tf 0 0 Td (Patient: Mr. Zyxwolf Qarbanian) Tj ET")
     stream[NameObject("/Type")] = NameObject("/XObject")
     stream[NameObject("/Subtype")] = NameObject("/Form")
-    _annotation(writer, subtype="/FreeText", AP=DictionaryObject({NameObject("/N"): writer._add_object(stream)}))
+    _annotation(
+        writer, subtype="/FreeText", AP=DictionaryObject({NameObject("/N"): writer._add_object(stream)})
+    )
 
 
 def _page_metadata(writer) -> None:  # type: ignore[no-untyped-def]
@@ -302,7 +316,10 @@ def _link(writer) -> None:  # type: ignore[no-untyped-def]
     from pypdf.generic import DictionaryObject, NameObject, TextStringObject
 
     action = DictionaryObject(
-        {NameObject("/S"): NameObject("/URI"), NameObject("/URI"): TextStringObject("https://x/p?name=Mr. Zyxwolf Qarbanian")}
+        {
+            NameObject("/S"): NameObject("/URI"),
+            NameObject("/URI"): TextStringObject("https://x/p?name=Mr. Zyxwolf Qarbanian"),
+        }
     )
     _annotation(writer, subtype="/Link", A=action)
 
@@ -343,7 +360,7 @@ def test_pdf_hiding_places(mutate) -> None:  # type: ignore[no-untyped-def]
 def test_pdf_incremental_update_keeps_no_old_text() -> None:
     """The first revision says the name; an incremental update replaces the page's content."""
     original = pdf(["Patient: Mr. Zyxwolf Qarbanian"])
-    from pypdf import PdfReader, PdfWriter
+    from pypdf import PdfWriter
     from pypdf.generic import DecodedStreamObject, NameObject
 
     writer = PdfWriter(io.BytesIO(original), incremental=True)
@@ -435,7 +452,12 @@ def _corrupt_sequence() -> bytes:
     """An explicit-VR sequence whose item claims more bytes than the file holds."""
     data = to_bytes(_dicom())
     # (0008,1250) SQ, undefined length, one item of length 0x7FFFFFF0, no delimiter
-    bad = b"\x08\x00\x50\x12SQ\x00\x00\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0" + b"\xf0\xff\xff\x7f" + b"\x10\x00"
+    bad = (
+        b"\x08\x00\x50\x12SQ\x00\x00\xff\xff\xff\xff"
+        + b"\xfe\xff\x00\xe0"
+        + b"\xf0\xff\xff\x7f"
+        + b"\x10\x00"
+    )
     return data + bad
 
 
@@ -451,7 +473,9 @@ def _bad_date() -> bytes:
     return to_bytes(ds)
 
 
-@pytest.mark.parametrize("make", [lambda: _nested(150), lambda: _nested(5000), _corrupt_sequence, _bad_vr, _bad_date])
+@pytest.mark.parametrize(
+    "make", [lambda: _nested(150), lambda: _nested(5000), _corrupt_sequence, _bad_vr, _bad_date]
+)
 def test_hostile_dicom_is_quarantined_not_a_crash(make) -> None:  # type: ignore[no-untyped-def]
     """Whatever pydicom raises on a hostile file, the file is quarantined with a reason."""
     data = make()

@@ -187,7 +187,9 @@ class _Cleaner:
         names = sorted(self.names)
         if any(
             found != name or (self.mention and self.mention.search(name))
-            for name, found in zip(names, scrub_known(list(names), self.words.secret, set(self.words.digests)))
+            for name, found in zip(
+                names, scrub_known(list(names), self.words.secret, set(self.words.digests)), strict=True
+            )
         ):
             raise Rejected("an element or attribute name quotes a name or identifier of the document")
         coded = scrub_known([v for _, _, v in self.coded], self.words.secret, set(self.words.digests))

@@ -101,7 +101,6 @@ class DeidResult:
     attributes: list[dict[str, str]] = field(default_factory=list)  # per attribute: tag, keyword, action
 
 
-
 def keyed_uid(secret: bytes, uid: str) -> str:
     """``2.25.<decimal 128-bit HMAC>``: a valid UID (PS3.5 B.2), keyed per study. UIDs the
     standard itself defines (SOP classes, transfer syntaxes: pydicom's dictionary of them)
