@@ -486,3 +486,41 @@ def test_hostile_dicom_is_quarantined_not_a_crash(make) -> None:  # type: ignore
         return
     stored = result.data if isinstance(result.data, bytes) else result.data.read_bytes()
     assert not leaked("Qarbanian", stored)
+
+
+def _with_words(ctx: formats.Context, *words: str) -> formats.Context:
+    """The study's identifier dictionary holds ``words`` (names seen in identifying columns)."""
+    from datalibrary.files.freetext import StudyWords
+    from datalibrary.privacy.identifiers import digest
+
+    secret = ctx.words.secret or ctx.uid_secret
+    ctx.words = StudyWords(secret, frozenset(digest(secret, w.upper()) for w in words))
+    return ctx
+
+
+def test_aecg_possessive_of_the_patients_name() -> None:
+    assert_safe("ecg.xml", _aecg("<text>seen by Qarbanian's doctor</text>"), context(), "Qarbanian")
+
+
+@pytest.mark.parametrize(
+    "extra_meta",
+    [
+        '##contig=<ID=chr3,length=100,species="Qarbanian">',
+        "##reference=qarbanian_GRCh38.fa",
+        '##INFO=<ID=XX,Number=1,Type=String,Description="x",Source="Qarbanian lab">',
+    ],
+)
+def test_vcf_study_identifiers_in_header_fields(extra_meta: str) -> None:
+    ctx = _with_words(context(tier="restricted"), "Qarbanian")
+    assert_safe("x.vcf", _vcf(extra_meta), ctx, "Qarbanian")
+
+
+def test_pdf_text_in_a_private_stream() -> None:
+    from pypdf.generic import DecodedStreamObject, NameObject
+
+    def mutate(writer) -> None:  # type: ignore[no-untyped-def]
+        stream = DecodedStreamObject()
+        stream.set_data(b"Patient Mr. Zyxwolf Qarbanian, born 1941-12-12")
+        writer._root_object[NameObject("/PieceInfo")] = writer._add_object(stream)
+
+    assert_safe("doc.pdf", _pdf_with(mutate), context(classification=PROTOCOLS), "Qarbanian")

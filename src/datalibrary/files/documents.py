@@ -33,6 +33,9 @@ from datalibrary.files.formats import PDF, Context, Deidentified
 
 MAX_PAGES = 2_000
 MAX_TEXT = 5_000_000
+# keys of streams whose bytes are not text: images, fonts, colour profiles, functions, CMaps
+TYPED = {"/Type", "/Subtype", "/Length1", "/Length2", "/Length3", "/N", "/FunctionType", "/ShadingType",
+         "/PatternType", "/CMapName", "/BitsPerSample"}  # fmt: skip
 UNMAPPED_SHARE = 0.01  # more than 1% of characters without a Unicode mapping: not checkable
 
 
@@ -151,14 +154,23 @@ def _every_string(writer: Any) -> list[str]:
     """Every text string of every object the output keeps (annotation subjects and names,
     link URIs, form field names and defaults, actions, private catalog keys...), and the text
     form XObjects show: what is written is what is checked, wherever a producer put it."""
-    from pypdf.generic import StreamObject, TextStringObject
+    from pypdf.generic import ArrayObject, StreamObject, TextStringObject
 
+    contents: set[int] = set()  # page content streams: read by extract_text
+    for page in writer.pages:
+        found = page.get("/Contents")
+        found = found.get_object() if found is not None else None
+        for item in found if isinstance(found, ArrayObject) else [found] if found is not None else []:
+            contents.add(id(item.get_object()))
     out: list[str] = []
     for value in _objects(writer):
         if isinstance(value, TextStringObject):
             out.append(str(value))
         elif isinstance(value, StreamObject) and value.get("/Subtype") == "/Form":
             out.extend(_shown(value, writer))
+        elif isinstance(value, StreamObject) and id(value) not in contents and not TYPED & set(value):
+            # a stream no reader draws (private application data): its bytes, read as text
+            out.append(value.get_data().decode("latin-1"))
     return [t for t in out if t.strip()]
 
 

@@ -131,12 +131,18 @@ class _Header:
 
     def line(self, line: str) -> str | None:
         """A kept meta line, the sample id replaced by the pseudonym wherever it is quoted
-        (a field, a reference file name, a simple line)."""
+        (a field, a reference file name, a simple line), and the words of the study's
+        identifier dictionary replaced too."""
         kept = self._line(line)
-        if kept is None or not self.mention.search(kept):
-            return kept
-        self.actions["D"] += 1
-        return self.mention.sub(self.pseudonym, kept)
+        if kept is None:
+            return None
+        if self.mention.search(kept):
+            self.actions["D"] += 1
+            kept = self.mention.sub(self.pseudonym, kept)
+        known = freetext.scrub_known_words(kept, self.context.words)  # names of the study's tables
+        if known != kept:
+            self.actions["S"] += 1
+        return known
 
     def _line(self, line: str) -> str | None:
         found = META.match(line)
