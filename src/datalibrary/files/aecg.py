@@ -6,9 +6,11 @@ deeper than ``MAX_DEPTH`` is refused too. Then every element is handled by what 
 
 - ``trialSubject/id``: the extension becomes the subject's pseudonym (the study's USUBJID
   token), the root a keyed OID — action D;
-- other ``id`` elements (ECG, series, annotation, site, investigator ids): root and extension
-  keyed per study (the same id gives the same value within the study, unlinkable across
-  studies) — action U; ``clinicalTrial/id`` (the protocol) is kept — K;
+- other ``id`` elements (ECG, series, annotation, site, investigator ids) and every other
+  instance identifier (``setId``, ``templateId``, any element with an ``extension``): root and
+  extension keyed per study (the same id gives the same value within the study, unlinkable
+  across studies), any content dropped — action U; ``clinicalTrial/id`` (the protocol) is
+  kept — K;
 - ``name``, ``addr``, ``telecom`` (patient, investigators, sites, organizations) and
   ``birthTime`` are emptied to ``nullFlavor="MSK"`` — action X (the study's tables keep at
   most the birth year, so a shifted birth time would say more than they do);
@@ -17,7 +19,11 @@ deeper than ``MAX_DEPTH`` is refused too. Then every element is handled by what 
   tabular policy gives the subject's SDTM dates; partial dates are emptied — action C;
 - free text (annotations, ``text``, titles, mixed content) is scrubbed with the detection the
   tabular policies use for free text (``files.freetext``) — action S;
+- codes, units and ``xsi:type`` are kept unless they are a word of the document's own names
+  and ids or of the study's identifier dictionary (then replaced like free text) — S;
 - waveform ``digits`` are kept (numbers only, checked).
+
+An element or attribute whose NAME is such a word is rejected.
 
 Anything unexpected — another root, elements outside the HL7 v3 namespace, no or several
 subjects, non-numeric digits — is rejected with the reason (the file is quarantined).
@@ -41,7 +47,7 @@ from defusedxml.ElementTree import iterparse
 from datalibrary.files import freetext
 from datalibrary.files.dicom import Rejected, keyed_uid, shift_dt
 from datalibrary.files.formats import AECG, Context, Deidentified
-from datalibrary.privacy.identifiers import digest, words_of
+from datalibrary.privacy.identifiers import digest, scrub_known, words_of
 
 HL7 = "urn:hl7-org:v3"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -147,6 +153,8 @@ class _Cleaner:
         self.actions: Counter[str] = Counter()
         self.words = context.words
         self.pending: list[tuple[ET.Element, str, str]] = []
+        self.coded: list[tuple[ET.Element, str, str]] = []  # codes, units, types: known words only
+        self.names: set[str] = set()  # element and attribute names
 
     def collect(self, root: ET.Element) -> None:
         """Words of the document's own identifying elements (names, addresses, telecom, ids):
@@ -176,6 +184,20 @@ class _Cleaner:
             self.pending.append((element, slot, value))
 
     def finish(self) -> None:
+        names = sorted(self.names)
+        if any(
+            found != name or (self.mention and self.mention.search(name))
+            for name, found in zip(
+                names, scrub_known(list(names), self.words.secret, set(self.words.digests)), strict=True
+            )
+        ):
+            raise Rejected("an element or attribute name quotes a name or identifier of the document")
+        coded = scrub_known([v for _, _, v in self.coded], self.words.secret, set(self.words.digests))
+        for (element, name, value), cleaned in zip(self.coded, coded, strict=True):
+            if cleaned != value:  # a code, unit or type that is a name of the document: not a code
+                element.set(name, cleaned or "")
+                self.actions["S"] += 1
+        self.coded.clear()
         values = [self.mention.sub(self.pseudonym, v) if self.mention else v for _, _, v in self.pending]
         for (element, slot, value), cleaned in zip(
             self.pending, freetext.scrub_many(values, self.words), strict=True
@@ -219,6 +241,8 @@ class _Cleaner:
         namespace, local = _local(element.tag)
         if namespace != HL7:
             raise Rejected(f"element {local!r} outside the HL7 v3 namespace: unknown content is not passed")
+        self.names.add(local)
+        self.names.update(_local(name)[1] for name in element.attrib)
         for name in list(element.attrib):
             if name.startswith("{") and not name.startswith(f"{{{XSI}}}"):
                 raise Rejected(f"attribute {name.split('}')[1]!r} of {local!r} outside the HL7 v3 namespace")
@@ -229,7 +253,8 @@ class _Cleaner:
         if local in EMPTIED:
             self.empty(element, "X")
             return
-        if local == "id":
+        if local == "id" or local.endswith("Id") or "extension" in element.attrib:
+            # II-typed elements (id, setId, templateId...): the extension is an identifier
             self.identifier(element, parent)
             return
         typed = element.get(TYPE, "") in TIME_TYPES
@@ -250,12 +275,18 @@ class _Cleaner:
         """Attributes other than codes, units, numbers and times (display names, descriptions
         a vendor chose) are free text: scrubbed."""
         for name, value in list(element.attrib.items()):
-            if name in STRUCTURAL or name == TYPE or (name == "value" and NUMBER.match(value.strip())):
+            if name in STRUCTURAL or name == TYPE:
+                self.coded.append((element, name, value))
+                continue
+            if name == "value" and NUMBER.match(value.strip()):
                 continue
             self.text(element, name, value)
 
     def identifier(self, element: ET.Element, parent: str) -> None:
-        if parent == "clinicalTrial":
+        for child in list(element):  # an II has attributes only: content there is hidden text
+            element.remove(child)
+        element.text = None
+        if parent == "clinicalTrial" and _local(element.tag)[1] == "id":
             self.actions["K"] += 1
             return
         root, extension = element.get("root"), element.get("extension")

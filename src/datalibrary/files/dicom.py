@@ -101,13 +101,12 @@ class DeidResult:
     attributes: list[dict[str, str]] = field(default_factory=list)  # per attribute: tag, keyword, action
 
 
-STANDARD_UID_ROOT = "1.2.840.10008."  # UIDs the standard defines (SOP classes, codes): never remapped
-
-
 def keyed_uid(secret: bytes, uid: str) -> str:
     """``2.25.<decimal 128-bit HMAC>``: a valid UID (PS3.5 B.2), keyed per study. UIDs the
-    standard itself defines (SOP classes, transfer syntaxes) identify nobody and stay."""
-    if uid.strip().startswith(STANDARD_UID_ROOT):
+    standard itself defines (SOP classes, transfer syntaxes: pydicom's dictionary of them)
+    identify nobody and stay; anything else under the standard's root is keyed too (a number
+    dressed as a standard UID could be a record number)."""
+    if uid.strip() in pydicom.uid.UID_dictionary:
         return uid.strip()
     digest = hmac.new(secret, b"dicom-uid\x00" + uid.strip().encode(), hashlib.sha256).digest()
     return f"2.25.{int.from_bytes(digest[:16], 'big')}"
@@ -211,7 +210,9 @@ class _Cleaner:
                 vr = _vr(ds, tag)
                 if uid_only and vr == "UI":
                     action = "U"
-                elif vr == "UN":  # unknown to the dictionary: nobody can say it is safe to keep
+                elif vr == "PN":  # a person's name the table does not list is still a name
+                    action = "D"
+                elif vr == "UN" or not _known(int(tag)):  # nobody can say it is safe to keep
                     del ds[tag]
                     self.did(tag, "X")
                     continue
@@ -292,6 +293,12 @@ class _Cleaner:
         else:
             elem.value = shifted if len(shifted) > 1 else shifted[0]
         self.did(elem.tag, "C")
+
+
+def _known(tag: int) -> bool:
+    """A public attribute of the data dictionary (an unknown one, whatever VR the file gives
+    it, may hold anything)."""
+    return pydicom.datadict.dictionary_has_tag(tag) or pydicom.datadict.repeater_has_tag(tag)
 
 
 def _vr(ds: Dataset, tag: Any) -> str:
@@ -413,6 +420,7 @@ def deidentify(data: bytes | Path, options: DeidOptions, spool: Path | None = No
         codes.append(item)
     ds.DeidentificationMethodCodeSequence = codes
     ds.file_meta = _clean_meta(ds.file_meta, ds)
+    ds.preamble = b"\x00" * 128  # 128 free bytes: a polyglot hides another format (and names) there
     if not isinstance(data, Path):
         out = io.BytesIO()
         ds.save_as(out, enforce_file_format=True)
@@ -435,10 +443,11 @@ def deidentify(data: bytes | Path, options: DeidOptions, spool: Path | None = No
 
 
 def _clean_meta(meta: FileMetaDataset | None, ds: Dataset) -> FileMetaDataset:
-    """File meta information with the new SOP instance UID; source AE titles dropped."""
+    """File meta information with the new SOP instance UID; source AE titles and the source's
+    implementation name (free text) dropped (pydicom writes its own)."""
     clean = FileMetaDataset()
     if meta is not None:
-        for keyword in ("TransferSyntaxUID", "ImplementationClassUID", "ImplementationVersionName"):
+        for keyword in ("TransferSyntaxUID",):
             if keyword in meta:
                 setattr(clean, keyword, meta.get(keyword))
     clean.MediaStorageSOPClassUID = ds.SOPClassUID

@@ -7,15 +7,17 @@ out in pages, drawn with fonts, sometimes only pixels), so it is checked instead
    data"): a statement, audited, of what the collection may hold. An unclassified
    collection quarantines every document;
 2. the text is extracted (pypdf for PDF: page text, annotations and their authors, form field
-   values, bookmarks) and scanned with the free-text detection of the tabular policies
+   values, bookmarks, and every text string of every object written, the text shown by form
+   XObjects such as annotation appearances) and scanned with the free-text detection of the tabular policies
    (``files.freetext``): any finding — a person name, a date, an identifier, a name seen in
    the study's identifying columns — quarantines the document with the kinds found;
 3. what cannot be checked is quarantined too: encrypted PDFs, embedded files, JavaScript,
    pages that are images without text (scans), text whose glyphs have no Unicode mapping
    (odd font encodings), documents beyond the size limits.
 
-An accepted PDF is stored rewritten by pypdf without its document information dictionary
-and XMP metadata (author, producer paths, dates): the only change made to it.
+An accepted PDF is stored rewritten by pypdf without its document information dictionary,
+XMP metadata (the document's, its pages', images' and fonts') and objects nothing reaches
+(the old revisions an incremental update leaves behind): the only changes made to it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from datalibrary.files.formats import PDF, Context, Deidentified
 
 MAX_PAGES = 2_000
 MAX_TEXT = 5_000_000
+# keys of streams whose bytes are not text: images, fonts, colour profiles, functions, CMaps
+TYPED = {"/Type", "/Subtype", "/Length1", "/Length2", "/Length3", "/N", "/FunctionType", "/ShadingType",
+         "/PatternType", "/CMapName", "/BitsPerSample"}  # fmt: skip
 UNMAPPED_SHARE = 0.01  # more than 1% of characters without a Unicode mapping: not checkable
 
 
@@ -44,6 +49,14 @@ def _unmapped(text: str) -> int:
         if char == "\ufffd" or category in ("Co", "Cn", "Cs") or category == "Cc":
             count += 1
     return count
+
+
+def _folded(text: str) -> str:
+    """The text as a reader sees it: compatibility forms folded (full-width letters,
+    ligatures) and invisible format characters (zero-width spaces, soft hyphens) removed, so
+    "Ｊｏｈｎ" or "J\u200bohn" is checked as "John"."""
+    folded = unicodedata.normalize("NFKC", text)
+    return "".join(c for c in folded if unicodedata.category(c) != "Cf")
 
 
 def _font_problem(page: Any) -> str | None:
@@ -95,6 +108,72 @@ def _outline(items: Any) -> list[str]:
     return out
 
 
+def _shown(stream: Any, writer: Any) -> list[str]:
+    """The strings a form XObject (an annotation's appearance, a stamp) shows, read from its
+    text operators: not drawn on a page, so ``extract_text`` does not see them."""
+    from pypdf.generic import ContentStream
+
+    out: list[str] = []
+    for operands, operator in ContentStream(stream, writer).operations:
+        if operator in (b"Tj", b"'", b'"', b"TJ"):
+            for operand in operands:
+                items = operand if isinstance(operand, list) else [operand]
+                out.extend(str(item) for item in items if isinstance(item, str | bytes))
+    return ["".join(out)] if out else []
+
+
+def _objects(writer: Any) -> Any:
+    """Every value of every object the writer holds, depth first (dictionaries before their
+    values, so a caller may remove entries on the way)."""
+    from pypdf.generic import ArrayObject, DictionaryObject
+
+    def values(value: Any) -> Any:
+        yield value
+        if isinstance(value, DictionaryObject | ArrayObject):
+            for item in list(value.values() if isinstance(value, DictionaryObject) else value):
+                yield from values(item)
+
+    for obj in list(writer._objects):
+        if obj is not None:
+            yield from values(obj)
+
+
+def _drop_metadata(writer: Any) -> int:
+    """``/Metadata`` (XMP) removed from every dictionary: pages, images and fonts have it too."""
+    from pypdf.generic import DictionaryObject, NameObject
+
+    dropped = 0
+    for value in _objects(writer):
+        if isinstance(value, DictionaryObject) and NameObject("/Metadata") in value:
+            del value[NameObject("/Metadata")]
+            dropped += 1
+    return dropped
+
+
+def _every_string(writer: Any) -> list[str]:
+    """Every text string of every object the output keeps (annotation subjects and names,
+    link URIs, form field names and defaults, actions, private catalog keys...), and the text
+    form XObjects show: what is written is what is checked, wherever a producer put it."""
+    from pypdf.generic import ArrayObject, StreamObject, TextStringObject
+
+    contents: set[int] = set()  # page content streams: read by extract_text
+    for page in writer.pages:
+        found = page.get("/Contents")
+        found = found.get_object() if found is not None else None
+        for item in found if isinstance(found, ArrayObject) else [found] if found is not None else []:
+            contents.add(id(item.get_object()))
+    out: list[str] = []
+    for value in _objects(writer):
+        if isinstance(value, TextStringObject):
+            out.append(str(value))
+        elif isinstance(value, StreamObject) and value.get("/Subtype") == "/Form":
+            out.extend(_shown(value, writer))
+        elif isinstance(value, StreamObject) and id(value) not in contents and not TYPED & set(value):
+            # a stream no reader draws (private application data): its bytes, read as text
+            out.append(value.get_data().decode("latin-1"))
+    return [t for t in out if t.strip()]
+
+
 def _pdf(data: bytes) -> tuple[str, bytes, dict[str, Any], Counter[str]]:
     from pypdf import PdfReader, PdfWriter
     from pypdf.errors import PyPdfError
@@ -143,9 +222,10 @@ def _pdf(data: bytes) -> tuple[str, bytes, dict[str, Any], Counter[str]]:
         if reader.metadata is not None:
             actions["X"] += 1
         writer.metadata = None
-        if "/Metadata" in writer._root_object:
-            del writer._root_object["/Metadata"]
-            actions["X"] += 1
+        actions["X"] += _drop_metadata(writer)
+        # objects no page or catalog reaches (an incremental update's old revision) are dropped
+        writer.compress_identical_objects(remove_duplicates=False, remove_unreferenced=True)
+        texts.extend(_every_string(writer))
         out = io.BytesIO()
         writer.write(out)
     except Rejected:
@@ -182,7 +262,7 @@ def check(path: str, data: bytes, media_type: str, context: Context) -> Deidenti
             f"{unmapped} characters of the text have no Unicode mapping (an odd font encoding?): "
             "the document cannot be checked for identifiers"
         )
-    kinds = freetext.findings(text, context.words)
+    kinds = freetext.findings(_folded(text), context.words)
     if kinds:
         raise Rejected(
             f"the document's text holds {freetext.describe(kinds)}: the collection is classified "

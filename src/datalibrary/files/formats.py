@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import io
 import logging
+import struct
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -36,6 +37,11 @@ TEXT_SUFFIXES = (".txt", ".text", ".md")
 SNIFF_BYTES = 1 << 16  # what sniff() looks at (gzip head of a VCF included)
 TIERS = ("standard", "restricted")
 log = logging.getLogger(__name__)
+# what a reader raises on input nobody foresaw: the file is quarantined, never half-processed
+FAIL_CLOSED = (
+    ValueError, TypeError, KeyError, IndexError, AttributeError, OSError, RecursionError, struct.error,
+    NotImplementedError, OverflowError,
+)  # fmt: skip
 
 
 @dataclass
@@ -117,7 +123,7 @@ def deidentify(path: str, data: bytes | Path, context: Context, spool: Path | No
             return _other(path, data.read_bytes() if isinstance(data, Path) else data, media_type, context)
         except Rejected:
             raise
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OSError, RecursionError) as exc:
+        except FAIL_CLOSED as exc:
             # fail closed: an input nobody foresaw is quarantined, not half-processed
             log.warning("a %s file could not be processed: %s", media_type, type(exc).__name__)
             raise Rejected(f"the {media_type} file could not be processed ({type(exc).__name__})") from None
@@ -130,6 +136,9 @@ def deidentify(path: str, data: bytes | Path, context: Context, spool: Path | No
                 f"({exc.reason})"
             ) from None
         raise
+    except FAIL_CLOSED as exc:  # sequences nested thousands deep, values pydicom cannot convert
+        log.warning("a DICOM file could not be processed: %s", type(exc).__name__)
+        raise Rejected(f"the DICOM file could not be processed ({type(exc).__name__})") from None
     return Deidentified(
         result.data, dicom.MEDIA_TYPE, result.subject, result.metadata, {}, result.actions,
         f"PS3.15 E.1-1 {result.profile_edition}", result.attributes,

@@ -24,6 +24,8 @@ from datalibrary.privacy.names import PLACEHOLDER as NAME_PLACEHOLDER
 from datalibrary.privacy.names import scrub_names
 
 MAX_CHARS = 20_000_000  # text beyond this is not checked: the caller refuses such a document
+# a word with a possessive or elided tail ("Canary's", "Canary’s"): the dictionary's words have none
+_TAILED = re.compile(r"\b([A-Za-z0-9][A-Za-z0-9-]*)(['\u2019][A-Za-z]{1,2})\b")
 _PLACEHOLDER = re.compile(r"\[(" + "|".join(re.escape(label) for label, _ in SCRUB_PATTERNS) + r")\]")
 
 
@@ -46,6 +48,23 @@ def _patterns(text: str) -> str:
     return _patterns_many([text])[0]
 
 
+def _known(texts: list[str], words: StudyWords) -> list[str]:
+    """``scrub_known``, and the stem of a possessive checked too ("Canary's" is "Canary")."""
+    out = [t or "" for t in scrub_known(list(texts), words.secret, set(words.digests))]
+
+    def stem(match: re.Match[str]) -> str:
+        found = scrub_known([match.group(1)], words.secret, set(words.digests))[0]
+        return match.group(0) if found == match.group(1) else f"{found}{match.group(2)}"
+
+    return [_TAILED.sub(stem, t) for t in out]
+
+
+def scrub_known_words(text: str, words: StudyWords) -> str:
+    """Only the words of the study's identifier dictionary replaced (for structured text
+    such as header fields, where the patterns would break codes)."""
+    return _known([text], words)[0] if words.digests else text
+
+
 def scrub_many(texts: list[str], words: StudyWords | None = None) -> list[str]:
     """Each text with identifiers replaced by placeholders ([DATE], [NAME], [MRN]...): one
     vectorized pass of the patterns for all of them."""
@@ -53,7 +72,7 @@ def scrub_many(texts: list[str], words: StudyWords | None = None) -> list[str]:
         return []
     out = [t or "" for t in scrub_names(list(_patterns_many(texts)))]
     if words is not None and words.digests:
-        out = [t or "" for t in scrub_known(list(out), words.secret, set(words.digests))]
+        out = _known(out, words)
     return out
 
 
@@ -71,7 +90,7 @@ def findings(text: str, words: StudyWords | None = None) -> list[str]:
     if named.count(NAME_PLACEHOLDER) > patterned.count(NAME_PLACEHOLDER):
         kinds.add("NAME")
     if words is not None and words.digests:
-        known = scrub_known([named], words.secret, set(words.digests))[0] or ""
+        known = _known([named], words)[0]
         if known.count(KNOWN_PLACEHOLDER) > named.count(KNOWN_PLACEHOLDER):
             kinds.add("STUDY IDENTIFIER")
     return sorted(kinds)

@@ -18,7 +18,9 @@ is everything that names the person or the place beyond the genotypes:
 - every other meta line (``##individual``, command lines with file paths, vendor lines...)
   is removed — X: only the structural lines a reader needs are known to be harmless.
 
-Data lines pass unchanged, after a check that none quotes the sample id. The result is read
+The sample id, in any case, is replaced by the pseudonym in every meta line kept. Data lines
+pass unchanged, after a check that none quotes the sample id (in any case) and none has more
+columns than the ``#CHROM`` line (htslib would ignore an undeclared sample's genotypes). The result is read
 back with pysam (htslib): a file htslib cannot read is rejected, and the index gets the
 reference, sample count and variant count from it. Truncated bgzip (no BGZF end-of-file
 block, or a member cut short) and gzip bombs are rejected.
@@ -107,7 +109,7 @@ class _Header:
         self.actions: Counter[str] = Counter()
         self.reference: str | None = None
         self.file_date: date | None = None
-        self.mention = re.compile(r"(?<![A-Za-z0-9])" + re.escape(sample) + r"(?![A-Za-z0-9])")
+        self.mention = re.compile(r"(?<![A-Za-z0-9])" + re.escape(sample) + r"(?![A-Za-z0-9])", re.IGNORECASE)
 
     def text(self, value: str) -> str:
         cleaned = freetext.scrub(self.mention.sub(self.pseudonym, value), self.context.words)
@@ -128,6 +130,21 @@ class _Header:
         return value
 
     def line(self, line: str) -> str | None:
+        """A kept meta line, the sample id replaced by the pseudonym wherever it is quoted
+        (a field, a reference file name, a simple line), and the words of the study's
+        identifier dictionary replaced too."""
+        kept = self._line(line)
+        if kept is None:
+            return None
+        if self.mention.search(kept):
+            self.actions["D"] += 1
+            kept = self.mention.sub(self.pseudonym, kept)
+        known = freetext.scrub_known_words(kept, self.context.words)  # names of the study's tables
+        if known != kept:
+            self.actions["S"] += 1
+        return known
+
+    def _line(self, line: str) -> str | None:
         found = META.match(line)
         if found is None:
             self.actions["X"] += 1
@@ -227,9 +244,12 @@ def deidentify(data: bytes, context: Context) -> Deidentified:
         {"PatientID": sample, "ClinicalTrialSubjectID": sample, "ClinicalTrialProtocolID": ""}
     )
     if len(sample) >= 3 and re.search(
-        rb"(?<![A-Za-z0-9])" + re.escape(sample.encode()) + rb"(?![A-Za-z0-9])", body
+        rb"(?<![A-Za-z0-9])" + re.escape(sample.encode()) + rb"(?![A-Za-z0-9])", body, re.IGNORECASE
     ):
         raise Rejected("data lines quote the sample id: they cannot be passed unchanged")
+    if re.search(rb"(?m)^(?:[^\t\n]*\t){%d}[^\t\n]*\t" % (fixed + len(samples) - 1), body):
+        # htslib ignores columns beyond the header's: another person's genotypes would pass
+        raise Rejected("a data line has more columns than the #CHROM line: a sample not declared")
     cleaner = _Header(context, sample, subject.pseudonym, subject.offset_days)
     lines = [kept for line in meta if (kept := cleaner.line(line)) is not None]
     if not lines or not lines[0].startswith("##fileformat=VCF"):
