@@ -28,6 +28,16 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+def _savepoint_as_writer(connection, _name) -> None:  # type: ignore[no-untyped-def]
+    """A savepoint opened outside a transaction would start a deferred one: its first read
+    takes a snapshot, and if another process commits before its first write, SQLite refuses
+    the write at once ("database is locked", no busy wait). Savepoints here guard writes
+    (retried on a unique-key race), so the transaction begins as the writer, waiting its turn."""
+    raw = connection.connection.driver_connection
+    if not raw.in_transaction:
+        raw.execute("BEGIN IMMEDIATE")
+
+
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)
@@ -36,6 +46,7 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "savepoint", _savepoint_as_writer)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
