@@ -31,7 +31,10 @@ def test_processes_appending_audit_events_at_once_all_land(platform: Platform) -
     between; now each one waits its turn, and the chain stays whole."""
     url = str(platform.settings.database_url)
     context = multiprocessing.get_context("spawn")
-    writers = [context.Process(target=_append_events, args=(url, str(platform.settings.home))) for _ in range(PROCESSES)]
+    writers = [
+        context.Process(target=_append_events, args=(url, str(platform.settings.home)))
+        for _ in range(PROCESSES)
+    ]
     for writer in writers:
         writer.start()
     for writer in writers:

@@ -41,7 +41,9 @@ def run_cli(*args: str, code: int = 0) -> str:
 def test_cli_ingest_catalog_jobs_and_quarantine(platform: Platform, cli_env: dict, tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text("name: vitals\nversion: 1\ncolumns:\n  USUBJID: keep\n  VSORRES: keep\n  NAME: drop\n")
-    good = write_csv(tmp_path / "vs.csv", {"USUBJID": ["SUBJ-0001", "SUBJ-0002"], "VSORRES": [120, 80], "NAME": ["a", "b"]})
+    good = write_csv(
+        tmp_path / "vs.csv", {"USUBJID": ["SUBJ-0001", "SUBJ-0002"], "VSORRES": [120, 80], "NAME": ["a", "b"]}
+    )
     out = json.loads(run_cli("ingest", str(good), "--table", "demo.vs", "--policy", str(policy), "--json"))
     assert out[0]["state"] == "succeeded" and out[0]["rows_written"] == 2
     again = json.loads(run_cli("ingest", str(good), "--table", "demo.vs", "--policy", "vitals", "--json"))
