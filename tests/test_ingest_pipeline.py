@@ -206,3 +206,38 @@ def test_maintenance_removes_raw_copies_of_a_landing_that_died(sqlite_platform: 
     with sqlite_platform.db.session() as session:
         report = maintain(session, SYSTEM, open_lake(sqlite_platform.settings), grace_minutes=0)
     assert report["stale_raw_files_deleted"] == 1 and not stale.exists()
+
+
+def test_an_unknown_reader_option_quarantines_the_job_naming_file_and_option(
+    sqlite_platform: Platform, tmp_path: Path
+) -> None:
+    """A job's options reach its reader typed: a misspelt one is refused, not dropped in silence;
+    the pipeline's own keys (define.xml labels, manifest, fan-out links) never reach the reader."""
+    from datalibrary.ingest.jobs import submit_file
+    from datalibrary.ingest.worker import run_one
+    from tests.lake_helpers import SYSTEM
+
+    platform = sqlite_platform
+    add_policy(platform)
+    submitted = []
+    for name, options in [
+        ("typo.csv", {"delimeter": ";", "parent": None}),
+        ("fine.csv", {"delimiter": ";", "parent": None, "define_labels": {"FINE": {"ID": "Identifier"}}}),
+    ]:
+        path = tmp_path / name
+        path.write_text("ID;N\na;1\nb;2\n")
+        with platform.db.session() as session:
+            job = submit_file(session, SYSTEM, platform.settings, path, table="s.opts", policy="keep-all")
+            job.options = options
+            submitted.append(job.id)
+    typo, fine = (run_one(platform.settings, platform.db, "test-worker", job_id) for job_id in submitted)
+    assert typo == (submitted[0], "quarantined")
+    with platform.db.session() as session:
+        reason = session.get(IngestJob, submitted[0]).reason
+    assert reason["code"] == "unknown-option" and reason["options"] == ["delimeter"]
+    assert (
+        "'typo.csv'" in reason["message"] and "the csv reader has no option 'delimeter'" in reason["message"]
+    )
+    assert fine == (submitted[1], "succeeded")
+    table = read_table(platform, "s.opts")
+    assert table.column_names == ["ID", "N"] and table.num_rows == 2

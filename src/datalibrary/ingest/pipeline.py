@@ -47,7 +47,7 @@ from datalibrary.ingest.outcomes import (
     Succeeded,
 )
 from datalibrary.ingest.prefetch import prefetch
-from datalibrary.ingest.readers import Reader, ReadError, ReportsProgress, open_reader
+from datalibrary.ingest.readers import Reader, ReadError, ReadLimits, ReportsProgress, open_reader
 from datalibrary.ingest.readers.archive import ArchiveLimits, extract
 from datalibrary.ingest.readers.detect import detect_format
 from datalibrary.ingest.readers.fhir import resource_types
@@ -128,7 +128,8 @@ def _reason_for(exc: InvalidInput) -> Quarantine:
     code = exc.extra.get("code") or (
         "policy-uncovered-columns" if exc.extra.get("columns") else "invalid-input"
     )
-    where = {key: exc.extra[key] for key in ("columns", "evidence", "row", "column") if key in exc.extra}
+    named = ("columns", "evidence", "row", "column", "options")  # "options": unknown reader options
+    where = {key: exc.extra[key] for key in named if key in exc.extra}
     return Quarantine(code, exc.detail, **where)
 
 
@@ -262,10 +263,10 @@ class JobRun:
             self._drop_created()
         return state
 
-    def _limits(self) -> dict[str, int]:
+    def _limits(self) -> ReadLimits:
         """Per-file limits every reader takes (columns, record size)."""
         limits = self.settings.ingest
-        return {"max_columns": limits.max_columns, "max_record_bytes": limits.max_record_mb << 20}
+        return ReadLimits(max_columns=limits.max_columns, max_record_bytes=limits.max_record_mb << 20)
 
     def _drop_created(self) -> None:
         """A first delivery that did not commit leaves no table behind (nor its metadata)."""
@@ -421,7 +422,11 @@ class JobRun:
         """The file's reader; a reader that fails on the content while opening is bad input too."""
         try:
             return open_reader(
-                self.plain, format=fmt, display_name=self.job.source_name, **self._limits(), **options.reader
+                self.plain,
+                format=fmt,
+                display_name=self.job.source_name,
+                options=options.reader,
+                limits=self._limits(),
             )
         except InvalidInput:
             raise
