@@ -241,3 +241,29 @@ def test_an_unknown_reader_option_quarantines_the_job_naming_file_and_option(
     assert fine == (submitted[1], "succeeded")
     table = read_table(platform, "s.opts")
     assert table.column_names == ["ID", "N"] and table.num_rows == 2
+
+
+def test_the_commit_guard_gives_a_typed_verdict(sqlite_platform: Platform, tmp_path: Path) -> None:
+    """The guard the lake calls before each commit attempt: its string is for the lake's logs,
+    the pipeline matches on the typed verdict (this job's own snapshot, or the same bytes)."""
+    from datalibrary.ingest.outcomes import Duplicate, Succeeded
+    from datalibrary.ingest.pipeline import CommitGuard
+    from datalibrary.lake.catalog import parse_table_name
+
+    platform = sqlite_platform
+    add_policy(platform)
+    job_id, _ = ingest(platform, write_csv(tmp_path / "a.csv", {"X": [1]}), "s.g")
+    table = open_lake(platform.settings).load(parse_table_name("s.g"))
+    snapshot = table.current_snapshot().snapshot_id
+    with platform.db.session() as session:
+        job = session.get(IngestJob, job_id)
+        session.expunge(job)
+    own = CommitGuard(job)
+    assert own(table) == f"committed:{snapshot}"
+    assert own.verdict == Succeeded(snapshot, resumed=True)
+    job.id = "another-job"
+    same_bytes = CommitGuard(job)
+    assert same_bytes(table) == f"duplicate:{snapshot}" and same_bytes.verdict == Duplicate(snapshot)
+    job.sha256 = "0" * 64
+    other = CommitGuard(job)
+    assert other(table) is None and other.verdict is None
