@@ -267,3 +267,47 @@ def test_the_commit_guard_gives_a_typed_verdict(sqlite_platform: Platform, tmp_p
     job.sha256 = "0" * 64
     other = CommitGuard(job)
     assert other(table) is None and other.verdict is None
+
+
+def test_a_final_write_that_loses_a_unique_row_race_is_retried(platform: Platform) -> None:
+    """Two first deliveries to one new table both commit, then both create its catalog entry;
+    the loser's insert violates the unique key. Its final write is retried in a new transaction
+    (which finds the winner's row) instead of ending a committed job ``failed``."""
+    from datalibrary.ingest.pipeline import retry_locked
+    from datalibrary.lake import datasets
+    from datalibrary.lake.catalog import TableName
+    from datalibrary.lake.models import Dataset
+
+    name = TableName("race", "t")
+
+    def deliver(session, source_bytes: int) -> None:  # type: ignore[no-untyped-def]
+        datasets.record_ingestion(
+            session,
+            name,
+            owner="cli",
+            source="cli",
+            policy=("keep-all", "1", None),
+            labels={},
+            source_bytes=source_bytes,
+            overwrite=False,
+            columns=["X"],
+        )
+
+    with platform.db.session() as session:
+        deliver(session, 1)  # the winner
+    attempts = []
+
+    def write() -> None:
+        attempts.append(len(attempts) + 1)
+        with platform.db.session() as session:
+            if len(attempts) == 1:  # what the loser did: it had looked before the winner committed
+                loser = Dataset(namespace="race", name="t", title="t", owner="cli", tags=[], source="cli")
+                session.add(loser)
+                session.flush()
+            deliver(session, 2)
+
+    retry_locked(write)
+    assert attempts == [1, 2]
+    with platform.db.session() as session:
+        rows = session.scalars(select(Dataset).where(Dataset.namespace == "race")).all()
+        assert [row.source_bytes for row in rows] == [3]

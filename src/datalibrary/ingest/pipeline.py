@@ -871,15 +871,19 @@ class JobRun:
 
 def retry_locked(write: Callable[[], None], attempts: int = 8) -> None:
     """A final-state write retried while SQLite says "database is locked" (a busy fan-out or
-    audit burst): a job must never stay ``running`` because its last write lost a race."""
-    from sqlalchemy.exc import OperationalError
+    audit burst), or when a concurrent job inserted the same unique row first (two first
+    deliveries to one new table both create its catalog entry: the retry, in a new
+    transaction, updates the winner's row): a job must never stay ``running``, nor end
+    ``failed`` after its commit, because its last write lost a race."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
     for attempt in range(attempts):
         try:
             write()
             return
-        except OperationalError as exc:
-            if "locked" not in str(exc).lower() or attempt == attempts - 1:
+        except (OperationalError, IntegrityError) as exc:
+            lost = isinstance(exc, IntegrityError) or "locked" in str(exc).lower()
+            if not lost or attempt == attempts - 1:
                 raise
             time.sleep(min(0.1 * 2**attempt, 5.0))
 
