@@ -75,6 +75,8 @@ def test_options_are_typed_per_reader(tmp_path: Path) -> None:
         registry.open_reader(path, options={"max_columns": 1})  # a limit, not an option
     with pytest.raises(ReadError, match="more than the limit of 1"):
         registry.open_reader(path, limits=ReadLimits(max_columns=1))
+    with pytest.raises(TypeError, match="the xpt reader takes XptOptions or a mapping, not CsvOptions"):
+        XptReader(path, options=CsvOptions())  # type: ignore[arg-type]
 
 
 # -- SAS ------------------------------------------------------------------------------------

@@ -90,7 +90,8 @@ def parse_options(
         return kind()
     if isinstance(given, kind):
         return given
-    assert isinstance(given, Mapping), given
+    if not isinstance(given, Mapping):  # another reader's options: a programming error
+        raise TypeError(f"the {reader} reader takes {kind.__name__} or a mapping, not {type(given).__name__}")
     known = [field.name for field in dataclasses.fields(kind)]  # type: ignore[arg-type]
     unknown = sorted(set(given) - set(known))
     if unknown:
