@@ -181,9 +181,12 @@ class Principal:
         )
 
     @classmethod
-    def system(cls, name: str = "system", **kwargs: str | None) -> Principal:
+    def system(
+        cls, name: str = "system", *, client: str | None = None, os_user: str | None = None
+    ) -> Principal:
         """The platform itself (schedulers, reconcilers, the local CLI as operator)."""
-        return cls(None, name, frozenset({"admin"}), frozenset(Permission), via="system", **kwargs)  # type: ignore[arg-type]
+        everything = frozenset(Permission)
+        return cls(None, name, frozenset({"admin"}), everything, via="system", client=client, os_user=os_user)
 
     def operated_by(self, operator: str, *, client: str, os_user: str | None = None) -> Principal:
         """This user's identity, acted out by ``operator``: the user's permissions, nothing
