@@ -128,7 +128,7 @@ def ensure_running(settings: Settings) -> Path:
         data = directory / "server"
         if not (data / ".nodeinfo").exists():
             subprocess.run(  # noqa: S603
-                [_devpi("devpi-init"), "--serverdir", str(data), "--root-passwd", _root_password(settings)],
+                [_devpi("devpi-init"), "--serverdir", str(data), f"--root-passwd={_root_password(settings)}"],
                 check=True,
                 capture_output=True,
                 timeout=START_TIMEOUT,
