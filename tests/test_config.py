@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from datalibrary.config import Settings, ensure_secret_key, redact_url
+from datalibrary.config import (
+    NOT_SETTINGS,
+    Settings,
+    SettingsError,
+    ensure_secret_key,
+    redact_url,
+    unknown_variables,
+)
 
 
 def test_defaults_put_state_under_home(tmp_path: Path) -> None:
@@ -67,27 +74,103 @@ def test_redact_url_handles_non_sqlalchemy_urls() -> None:
 def test_unknown_keys_are_refused_not_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A typo must not fall back silently to a default (a local lake instead of S3)."""
     monkeypatch.setenv("DATALIBRARY_LAKE__WAREHOUSEE", "s3://bucket/lake")
-    with pytest.raises(ValueError, match="warehousee"):
+    with pytest.raises(
+        SettingsError, match="DATALIBRARY_LAKE__WAREHOUSEE.*did you mean DATALIBRARY_LAKE__WAREHOUSE"
+    ):
         Settings(home=tmp_path)
     monkeypatch.delenv("DATALIBRARY_LAKE__WAREHOUSEE")
     (tmp_path / "datalibrary.toml").write_text('[query]\nmemory_limitt = "1GB"\n')
-    with pytest.raises(ValueError, match="memory_limitt"):
+    with pytest.raises(
+        SettingsError, match="'query.memory_limitt'.*datalibrary.toml.*did you mean 'query.memory_limit'"
+    ):
         Settings(home=tmp_path)
 
 
-def test_a_misspelled_top_level_variable_names_the_setting(
+@pytest.mark.parametrize(
+    "variable,suggestion",
+    [
+        ("DATALIBRARY_LAKEE__WAREHOUSE", "DATALIBRARY_LAKE__WAREHOUSE"),  # a misspelled section
+        ("DATALIBRARY_DATABASE_URLL", "DATALIBRARY_DATABASE_URL"),
+        ("DATALIBRARY_DATABASEURL", "DATALIBRARY_DATABASE_URL"),  # far enough to pass a strict match
+        ("DATALIBRARY_LAKE_WAREHOUSE", "DATALIBRARY_LAKE__WAREHOUSE"),  # one underscore, not two
+        ("DATALIBRARY_AUTH__LDAP__BIND_PASWORD", "DATALIBRARY_AUTH__LDAP__BIND_PASSWORD"),
+        ("datalibrary_query__thread", "DATALIBRARY_QUERY__THREADS"),  # names are case-insensitive
+        ("DATALIBRARY_SERVER__PORT__X", "DATALIBRARY_SERVER__PORT"),  # below a plain value
+    ],
+)
+def test_a_misspelled_variable_is_refused_with_the_closest_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, suggestion: str
+) -> None:
+    monkeypatch.setenv(variable, "1")
+    with pytest.raises(SettingsError) as refused:
+        Settings(home=tmp_path)
+    message = str(refused.value)
+    assert variable in message and f"did you mean {suggestion}?" in message, message
+
+
+def test_an_unknown_variable_far_from_any_setting_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DATALIBRARY_DATABASE_URLL", "postgresql://db/x")
-    with pytest.raises(ValueError, match="did you mean DATALIBRARY_DATABASE_URL"):
+    monkeypatch.setenv("DATALIBRARY_ZZZ", "1")
+    with pytest.raises(SettingsError, match="unknown setting DATALIBRARY_ZZZ.*configuration.md"):
+        Settings(home=tmp_path)
+
+
+def test_unknown_keys_in_the_settings_file_are_refused_with_the_closest_key(tmp_path: Path) -> None:
+    (tmp_path / "datalibrary.toml").write_text(
+        'databse_url = "postgresql://db/x"\n[lakee]\nwarehouse = "s3://b/l"\n'
+        '[auth.ldap]\nbind_pasword = "x"\n'
+    )
+    with pytest.raises(SettingsError) as refused:
+        Settings(home=tmp_path)
+    message = str(refused.value)
+    for key, close in [("databse_url", "database_url"), ("lakee", "lake"),
+                       ("auth.ldap.bind_pasword", "auth.ldap.bind_password")]:  # fmt: skip
+        assert f"'{key}'" in message and f"did you mean '{close}'" in message, message
+
+
+def test_keys_of_mappings_are_data_not_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``workspaces.warm_pool`` and ``auth.ldap.group_map`` are keyed by the administrator's names."""
+    (tmp_path / "datalibrary.toml").write_text(
+        '[workspaces.warm_pool]\n"python/small" = 2\n[auth.ldap.group_map.Scientists]\ngroup = "sci"\n'
+    )
+    monkeypatch.setenv("DATALIBRARY_WORKSPACES__WARM_POOL", '{"r/large": 1}')
+    settings = Settings(home=tmp_path)
+    assert settings.workspaces.warm_pool == {"python/small": 2, "r/large": 1}
+    assert settings.auth.ldap.group_map["Scientists"].group == "sci"
+    (tmp_path / "datalibrary.toml").write_text('[auth.ldap.group_map.Scientists]\ngroop = "sci"\n')
+    with pytest.raises(ValueError, match="groop"):  # the mapping's values are settings again
         Settings(home=tmp_path)
 
 
 def test_other_programs_variables_are_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK's and the test suite's variables share the prefix and are not settings."""
-    for name in ("URL", "TOKEN", "USER", "WORKSPACE_ID", "TEST_POSTGRES_URL", "TEST_SHARED_DATA"):
+    """Variables that share the prefix but are read by others (the SDK and workspaces, the CLI's
+    --as default, fault injection, the name cache, the test suite) are allowed by name."""
+    for name in NOT_SETTINGS:
+        monkeypatch.setenv(f"DATALIBRARY_{name}", "x")
+    for name in ("TEST_POSTGRES_URL", "TEST_SHARED_DATA", "TEST_ANYTHING_NEW"):
         monkeypatch.setenv(f"DATALIBRARY_{name}", "x")
     assert Settings(home=tmp_path).home == tmp_path.absolute()
+
+
+def test_every_variable_the_code_reads_is_a_setting_or_allowed(tmp_path: Path) -> None:
+    """A new variable read somewhere with ``os.environ`` must be added to NOT_SETTINGS, or the
+    platform would refuse to start wherever it is set."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    sources = [*root.joinpath("src").rglob("*.py"), *root.joinpath("src").rglob("*.R"),
+               *root.joinpath("tests").rglob("*.py"), *root.joinpath("scripts").rglob("*")]  # fmt: skip
+    read = set()
+    for path in sources:
+        if path.is_file() and path.suffix in {".py", ".R", ".sh", ""}:
+            text = path.read_text(errors="replace")
+            read |= set(
+                re.findall(r"(?:environ(?:\.get)?\(|getenv\(|environ\[)[\"'](DATALIBRARY_[A-Z0-9_]+)", text)
+            )
+    assert read, "the scan found nothing: its pattern is wrong"
+    for variable in sorted(read):
+        assert unknown_variables({variable: "x"}) == [], variable
 
 
 def test_every_credential_bearing_setting_is_redacted_by_type(tmp_path: Path) -> None:

@@ -10,10 +10,10 @@ import difflib
 import functools
 import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -389,7 +389,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
-        extra="ignore",
+        extra="forbid",
     )
 
     environment: Literal["development", "production"] = "development"
@@ -427,11 +427,14 @@ class Settings(BaseSettings):
         init_home = getattr(init_settings, "init_kwargs", {}).get("home")
         home = Path(init_home).absolute() if init_home else default_home()
         toml = TomlConfigSettingsSource(settings_cls, toml_file=home / CONFIG_FILE_NAME)
+        problems = unknown_variables(os.environ)
+        problems += unknown_file_keys(toml.toml_data, home / CONFIG_FILE_NAME)
+        if problems:
+            raise SettingsError("\n".join(problems))
         return (init_settings, env_settings, toml)
 
     @model_validator(mode="after")
     def _resolve(self) -> Settings:
-        _refuse_misspelled_environment(os.environ)
         self.home = self.home.expanduser().absolute()
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.home / 'datalibrary.db'}"
@@ -511,21 +514,120 @@ def _redact(model: BaseModel, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _refuse_misspelled_environment(environ: Mapping[str, str]) -> None:
-    """A top-level ``DATALIBRARY_*`` variable that is no setting but nearly spells one is a typo.
+class SettingsError(ValueError):
+    """The configuration cannot be used as given (an unknown key, a misspelled variable)."""
 
-    (Sections refuse unknown keys themselves; names far from any setting, such as the SDK's
-    ``DATALIBRARY_URL`` or the test suite's ``DATALIBRARY_TEST_*``, are other programs' own.)"""
-    known = [name.upper() for name in Settings.model_fields]
+
+# ``DATALIBRARY_*`` variables that are not settings: other parts and programs read them. Any
+# other variable with the prefix must name a setting, or the start is refused.
+NOT_SETTINGS: dict[str, str] = {
+    "URL": "the SDK and the R client: where the platform is (set in workspaces)",
+    "TOKEN": "the SDK, the R client and git in workspaces: the API token",
+    "WORKSPACE_ID": "set in workspaces: the workspace's id",
+    "LOCAL_PORT": "the workspace's loopback forwarder (sdk.forward): its port",
+    "LOCAL_URL": "set in workspaces: the loopback forwarder's URL",
+    "CRAN_URL": "set in workspaces: the R package mirror",
+    "PROXY_SECRET": "JupyterLab in a workspace: the platform proxy's secret",
+    "POOL": "JupyterLab in a warm-pool sandbox: its state",
+    "USER": "the CLI: whose grants apply to query and files commands (--as)",
+    "FAULT_PAUSE": "crash tests: the ingestion step to pause at (ingest.faults)",
+    "FAULT_PAUSE_FILE": "crash tests: the marker file of that pause (ingest.faults)",
+    "CACHE_DIR": "the cache of the packaged name dictionary (privacy.names)",
+    "CONTRACT_SEED": "the test suite: the schemathesis seed",
+}
+NOT_SETTINGS_PREFIXES = ("TEST_",)  # the test suite's (DATALIBRARY_TEST_POSTGRES_URL, ...)
+NO_SUCH_SETTING = "no setting has this name (they are listed in docs/reference/configuration.md)"
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One message per ``DATALIBRARY_*`` variable that is neither a setting nor allowed.
+
+    Names are matched without regard to case, as pydantic-settings reads them."""
+    known = ["__".join(path).upper() for path in _setting_paths(Settings)]
+    problems = []
     for variable in environ:
-        if not variable.startswith(ENV_PREFIX) or "__" in variable:
+        if not variable.upper().startswith(ENV_PREFIX):
             continue
-        name = variable.removeprefix(ENV_PREFIX)
-        if name in known:
+        name = variable[len(ENV_PREFIX) :].upper()
+        if name in NOT_SETTINGS or name.startswith(NOT_SETTINGS_PREFIXES):
             continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
-        if close:
-            raise ValueError(f"unknown setting {variable}: did you mean {ENV_PREFIX}{close[0]}?")
+        if name and _first_unknown(Settings, tuple(name.lower().split("__"))) is None:
+            continue
+        close = _closest(name, known)
+        hint = f"did you mean {ENV_PREFIX}{close}?" if close else NO_SUCH_SETTING
+        problems.append(f"unknown setting {variable} (environment variable): {hint}")
+    return sorted(problems)
+
+
+def unknown_file_keys(data: Mapping[str, Any], path: Path) -> list[str]:
+    """One message per key of the settings file that is no setting."""
+    known = [".".join(keys) for keys in _setting_paths(Settings)]
+    unknown = {_first_unknown(Settings, keys) for keys in _leaf_paths(data)}
+    problems = []
+    for keys in unknown - {None}:
+        name = ".".join(keys)  # type: ignore[arg-type]
+        close = _closest(name, known)
+        hint = f"did you mean '{close}'?" if close else NO_SUCH_SETTING
+        problems.append(f"unknown setting '{name}' in {path}: {hint}")
+    return sorted(problems)
+
+
+def _closest(name: str, known: list[str]) -> str | None:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _leaf_paths(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            yield from _leaf_paths(value, (*prefix, str(key)))
+        else:
+            yield (*prefix, str(key))
+
+
+def _first_unknown(model: type[BaseModel], keys: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The shortest prefix of ``keys`` that is no setting, or None if they name one.
+
+    A section's keys are its fields; a mapping's keys (``workspaces.warm_pool``,
+    ``auth.ldap.group_map``) are the administrator's own, its values' fields settings again."""
+    for depth, key in enumerate(keys):
+        field = model.model_fields.get(key)
+        if field is None:
+            return keys[: depth + 1]
+        rest = keys[depth + 1 :]
+        if not rest:
+            return None
+        section, mapped = _section(field.annotation), _mapped(field.annotation)
+        if section is not None:
+            model = section
+            continue
+        if mapped is not None:
+            if mapped[0] is None or len(rest) < 2:
+                return None
+            found = _first_unknown(mapped[0], rest[1:])
+            return None if found is None else keys[: depth + 2] + found
+        return keys[: depth + 2]  # below a plain value
+    return None
+
+
+def _section(annotation: Any) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _mapped(annotation: Any) -> tuple[type[BaseModel] | None] | None:
+    """For ``dict[str, V]``: (V if V is a section, else None); None if not a mapping."""
+    if get_origin(annotation) is not dict:
+        return None
+    return (_section(get_args(annotation)[1]),)
+
+
+def _setting_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every section and setting, as key paths (``("lake", "warehouse")``)."""
+    for name, field in model.model_fields.items():
+        yield (*prefix, name)
+        section = _section(field.annotation)
+        if section is not None:
+            yield from _setting_paths(section, (*prefix, name))
 
 
 @functools.cache
