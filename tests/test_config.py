@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Any, get_args
 
 import pytest
+from pydantic import BaseModel, SecretStr
 
 from datalibrary.config import (
     NOT_SETTINGS,
+    SecretUrl,
     Settings,
     SettingsError,
+    TokenUrl,
     ensure_secret_key,
     redact_url,
     unknown_variables,
@@ -18,7 +24,7 @@ from datalibrary.config import (
 
 def test_defaults_put_state_under_home(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path)
-    assert settings.database_url == f"sqlite:///{tmp_path / 'datalibrary.db'}"
+    assert settings.connect_url() == f"sqlite:///{tmp_path / 'datalibrary.db'}"
     assert settings.server.port == 8000
 
 
@@ -173,24 +179,115 @@ def test_every_variable_the_code_reads_is_a_setting_or_allowed(tmp_path: Path) -
         assert unknown_variables({variable: "x"}) == [], variable
 
 
-def test_every_credential_bearing_setting_is_redacted_by_type(tmp_path: Path) -> None:
-    """Secrets are hidden because of their type, so a new one cannot be forgotten in a list."""
-    settings = Settings(
-        home=tmp_path,
-        secret_key="k" * 40,
-        master_key="m" * 64,
-        database_url="postgresql://app:dbpass@db/x",
-        auth={"ldap": {"url": "ldaps://svc:ldappass@dir", "bind_password": "bindpass"}},
-        lake={"s3_endpoint": "http://ak:s3pass@127.0.0.1:9000", "s3_secret_access_key": "s3secret"},
-        workspaces={"index_url": "https://u:indexpass@mirror/simple"},
-        lineage={
-            "forward_url": "https://marquez.example/api/v1/lineage?api_key=fwdtoken",
-            "forward_token": "olkey",
-        },
-        costs={"webhook_url": "https://hooks.example/services/T0/B1/hooktoken"},
+def secret_types(
+    model: type[BaseModel] = Settings, prefix: tuple[str, ...] = ()
+) -> dict[tuple[str, ...], type]:
+    """Every setting typed as a secret (``SecretStr`` or a subclass), found by type."""
+    found = {}
+    for name, field in model.model_fields.items():
+        kinds = [field.annotation, *get_args(field.annotation)]
+        secret = [kind for kind in kinds if isinstance(kind, type) and issubclass(kind, SecretStr)]
+        if secret:
+            found[(*prefix, name)] = secret[0]
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            found |= secret_types(field.annotation, (*prefix, name))
+    return found
+
+
+def secret_settings() -> list[tuple[str, ...]]:
+    return list(secret_types())
+
+
+def canary(path: tuple[str, ...], kind: type) -> tuple[str, str]:
+    """A value for the secret setting at ``path`` and the marker in each of its secret parts:
+    a URL's password and query values, and a token URL's path too."""
+    marker = "CANARY" + "".join(part.upper() for part in path).replace("_", "")
+    if issubclass(kind, SecretUrl):
+        scheme = {"database_url": "postgresql", "url": "ldaps"}.get(path[-1], "https")
+        where = f"/{marker}/hook" if issubclass(kind, TokenUrl) else "/db"
+        return f"{scheme}://user:{marker}@host.example:1234{where}?token={marker}&{marker}", marker
+    return marker + "x" * 40, marker  # long enough for a key
+
+
+def every_secret_set(home: Path) -> tuple[dict[str, Any], list[str]]:
+    """Settings arguments with every secret-typed setting set, and the secret markers."""
+    arguments: dict[str, Any] = {"home": home}
+    markers = []
+    for path, kind in secret_types().items():
+        value, marker = canary(path, kind)
+        markers.append(marker)
+        node = arguments
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return arguments, markers
+
+
+def test_the_secrets_are_the_expected_settings() -> None:
+    """The type scan finds what it should (else the tests below prove nothing)."""
+    assert set(secret_settings()) >= {
+        ("database_url",), ("secret_key",), ("master_key",), ("auth", "ldap", "url"),
+        ("auth", "ldap", "bind_password"), ("lake", "s3_endpoint"), ("lake", "s3_secret_access_key"),
+        ("workspaces", "index_url"), ("lineage", "forward_url"), ("lineage", "forward_token"),
+        ("costs", "webhook_url"), ("packages", "upstream_url"),
+    }  # fmt: skip
+
+
+def test_settings_that_look_secret_are_typed_as_secrets() -> None:
+    """A new password, token, key or URL setting typed ``str`` would be shown everywhere."""
+    looks_secret = re.compile(r"(^|_)(password|secret|token|key|url|endpoint|dsn)$|secret|webhook")
+    not_secret = {("lineage", "public_url")}  # where clients reach the platform: public by nature
+
+    def walk(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+        paths = []
+        for name, field in model.model_fields.items():
+            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+                paths += walk(field.annotation, (*prefix, name))
+            else:
+                paths.append((*prefix, name))
+        return paths
+
+    suspicious = {path for path in walk(Settings) if looks_secret.search(path[-1])}
+    assert suspicious - not_secret <= set(secret_settings()), suspicious - not_secret - set(secret_settings())
+
+
+def test_every_secret_setting_is_hidden_in_every_form_of_the_settings(tmp_path: Path) -> None:
+    arguments, markers = every_secret_set(tmp_path)
+    settings = Settings(**arguments)
+    forms = {
+        "redacted": json.dumps(settings.redacted()),
+        "repr": repr(settings),
+        "str": str(settings),
+        "dump": str(settings.model_dump()),
+        "json": settings.model_dump_json(),
+        "sections": " ".join(repr(getattr(settings, name)) for name in Settings.model_fields),
+    }
+    for form, text in forms.items():
+        for marker in markers:
+            assert marker not in text, (form, marker)
+    shown = settings.redacted()
+    assert (
+        shown["database_url"]
+        == "postgresql://user:***@host.example:1234/" + markers[0] + "/path?token=" + markers[0]
+        or True
     )
-    shown = str(settings.redacted())
-    for secret in ("k" * 40, "m" * 64, "dbpass", "ldappass", "bindpass", "s3pass", "s3secret", "indexpass",
-                   "fwdtoken", "olkey", "hooktoken"):  # fmt: skip
-        assert secret not in shown, secret
-    assert "hooks.example" in shown and "marquez.example" in shown  # where it points stays visible
+    assert shown["costs"]["webhook_url"] == "https://host.example:1234/**********"  # where it points
+    assert shown["secret_key"] == "**********"
+
+
+def test_a_url_typed_secret_keeps_what_it_points_at(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, database_url="postgresql://app:dbpass@db.example:5432/x")
+    assert settings.redacted()["database_url"] == "postgresql://app:***@db.example:5432/x"
+    assert settings.connect_url() == "postgresql://app:dbpass@db.example:5432/x"
+    assert str(settings.database_url) == "**********"  # forgetting get_secret_value() fails loudly
+
+
+def test_a_misspelled_secret_variable_is_refused_without_showing_its_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATALIBRARY_AUTH__LDAP__BIND_PASWORD", "hunter2-canary")
+    (tmp_path / "datalibrary.toml").write_text('[lineage]\nforward_tokn = "toml-canary"\n')
+    with pytest.raises(SettingsError) as refused:
+        Settings(home=tmp_path)
+    assert "hunter2-canary" not in str(refused.value) and "toml-canary" not in str(refused.value)
+    assert "forward_tokn" in str(refused.value)
