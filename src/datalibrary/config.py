@@ -41,7 +41,8 @@ class SecretUrl(SecretStr):
 
     A secret like any other: ``str()``, ``repr()`` and dumps show ``**********``, so a URL
     printed or logged by mistake shows nothing, and a caller that forgot ``get_secret_value()``
-    fails at once. ``shown()`` is what the configuration displays: the URL without its password."""
+    fails at once. ``shown()`` is what the configuration displays: the URL without its password
+    and its query's values."""
 
     def shown(self) -> str:
         return redact_url(self.get_secret_value())
