@@ -38,7 +38,7 @@ def lake(platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     """A table ``demo.vs`` (ingested by the worker), a scientist ``alice`` with no grant, a
     scientist ``ada`` granted the table; the CLI points at the same installation."""
     monkeypatch.setenv("DATALIBRARY_HOME", str(platform.settings.home))
-    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", str(platform.settings.database_url))
+    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", platform.settings.connect_url())
     add_policy(platform)
     write_csv(tmp_path / "vs.csv", {"SITEID": ["1", "2"] * 10, "VAL": list(range(20))})
     assert ingest(platform, tmp_path / "vs.csv", "demo.vs")[1] == "succeeded"

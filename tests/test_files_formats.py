@@ -485,7 +485,7 @@ def test_cli_classification_tier_and_approval(sqlite_platform: Platform, tmp_pat
 
     platform = sqlite_platform
     monkeypatch.setenv("DATALIBRARY_HOME", str(platform.settings.home))
-    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", str(platform.settings.database_url))
+    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", platform.settings.connect_url())
 
     def run(*args: str, code: int = 0) -> str:
         result = CliRunner().invoke(app, list(args))

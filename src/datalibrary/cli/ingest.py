@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
         from datalibrary.ingest.worker import worker_name
 
         config = settings()
-        database = Database(str(config.database_url))
+        database = Database(config.connect_url())
         try:
             with handle_errors():
                 policy_name = _policy_name(database, policy)
@@ -150,7 +150,7 @@ def register(app: typer.Typer) -> None:
         from datalibrary.ingest.worker import WorkerPool, run_pending
 
         config = settings()
-        database = Database(str(config.database_url))
+        database = Database(config.connect_url())
         try:
             with handle_errors():
                 if once:

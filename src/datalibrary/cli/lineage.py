@@ -133,17 +133,18 @@ def report(
 @lineage_app.command("forward")
 def forward_once(as_json: JsonOption = False) -> None:
     """Send pending events to the configured OpenLineage endpoint once; print the forwarding state."""
+    from datalibrary.config import reveal
     from datalibrary.db import Database
     from datalibrary.lineage import forward
 
     config = settings()
     if not config.lineage.forward_url:
         fail("no endpoint configured: set lineage.forward_url (DATALIBRARY_LINEAGE__FORWARD_URL)", code=2)
-    database = Database(str(config.database_url))
+    database = Database(config.connect_url())
     try:
         result = forward.forward_once(database, config.lineage)
         with database.session() as session:
-            result |= forward.status(session, config.lineage.forward_url)
+            result |= forward.status(session, reveal(config.lineage.forward_url))
     finally:
         database.dispose()
     emit(result, as_json, lambda d: console.print(d))

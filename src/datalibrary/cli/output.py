@@ -73,7 +73,7 @@ def db_session() -> Iterator[Session]:
     """A session on the configured database; domain errors become clean exits."""
     from datalibrary.db import Database
 
-    database = Database(str(settings().database_url))
+    database = Database(settings().connect_url())
     try:
         with handle_errors(), database.session() as session:
             yield session

@@ -111,7 +111,7 @@ def disable(name: str, as_json: JsonOption = False) -> None:
     _change(disable_and_stop, as_json, "disabled {name}")
     if stopping:
         config = settings()
-        database = Database(str(config.database_url))
+        database = Database(config.connect_url())
         try:
             for workspace_id in stopping:
                 from datalibrary.workspaces.sync import run_sync

@@ -22,7 +22,7 @@ from datalibrary.audit import service as audit
 from datalibrary.auth import service as auth_service
 from datalibrary.auth.models import User
 from datalibrary.auth.permissions import Permission, Principal, require
-from datalibrary.config import Settings
+from datalibrary.config import Settings, reveal
 from datalibrary.costs import notify, pricebook
 from datalibrary.costs.engine import CENT, cents
 from datalibrary.costs.models import Budget, BudgetAlert
@@ -267,7 +267,7 @@ def _raise_alert(
         "enforce_after": enforce_after.isoformat() if enforce_after else None,
         "message": current.message(),
     }
-    webhook = notify.post(settings.costs.webhook_url, payload)
+    webhook = notify.post(reveal(settings.costs.webhook_url), payload)
     audit.record(
         session,
         actor=SYSTEM,

@@ -25,7 +25,7 @@ from datalibrary.audit import service as audit_service
 from datalibrary.auth import service as auth_service
 from datalibrary.auth.models import ApiToken, Project, User
 from datalibrary.auth.permissions import Permission, Principal, require
-from datalibrary.config import Settings
+from datalibrary.config import Settings, reveal
 from datalibrary.costs import checks as costs_checks
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
@@ -459,7 +459,7 @@ async def _execute(db: Database, settings: Settings, workspace_id: int) -> str:
                 paths.environments_dir(settings),
                 environment,
                 python=settings.workspaces.python,
-                index_url=settings.workspaces.index_url,
+                index_url=reveal(settings.workspaces.index_url),
             )
             await asyncio.wait_for(provisioner.start(), settings.workspaces.start_timeout_seconds)
             final, reason = ("pooled", "warm pool: ready") if pooled else ("running", "ready")
