@@ -26,6 +26,7 @@ import signal
 import threading
 from typing import Any
 
+from datalibrary import hooks
 from datalibrary.config import Settings
 from datalibrary.db import Database
 
@@ -73,14 +74,17 @@ def apply_limits(memory_mb: int, cpu_seconds: int) -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
 
 
-def _child(settings: Settings, job_id: str) -> None:  # pragma: no cover - runs in the child
+def _child(
+    settings: Settings, job_id: str, registrations: dict[str, hooks.Target]
+) -> None:  # pragma: no cover - runs in the child
     from datalibrary.audit.anchors import register
     from datalibrary.ingest.pipeline import run_job
     from datalibrary.lake.catalog import forget_inherited_lakes
 
+    hooks.restore(registrations)  # a forkserver child did not inherit the parent's wiring
     forget_inherited_lakes()  # a forked child must not share the parent's connections
     register(str(settings.database_url), settings.home)
-    settings.register_lineage_naming()  # unpickled settings skipped their validators
+    settings.register_installation()  # unpickled settings skipped their validators
     apply_limits(settings.ingest.job_memory_mb, settings.ingest.job_cpu_seconds)
     db = Database(str(settings.database_url))
     try:
@@ -122,7 +126,9 @@ def run_isolated(settings: Settings, db: Database, job_id: str, worker: str, on_
     from datalibrary.ingest.pipeline import finish_abandoned
 
     starter = _starter()
-    process = starter.Process(target=_child, args=(settings, job_id), name=f"ingest-{job_id[:8]}")
+    process = starter.Process(
+        target=_child, args=(settings, job_id, hooks.snapshot()), name=f"ingest-{job_id[:8]}"
+    )
     if starter.get_start_method() == "fork":
         # Objects the parent no longer uses but has not collected yet (an old engine and its
         # SQLite connections) must not be collected, and so closed, in the child: frozen

@@ -32,6 +32,7 @@ from datalibrary.config import Settings
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
 from datalibrary.errors import InvalidInput
+from datalibrary.hooks import Hook
 from datalibrary.ingest import fanout, faults, jobs, landing, manifest, quarantine
 from datalibrary.ingest.fanout import ARCHIVES, WILDCARD
 from datalibrary.ingest.models import IngestJob
@@ -51,7 +52,6 @@ from datalibrary.lake.tables import (
     lineage,
     summary_of,
 )
-from datalibrary.lineage import ingestion as trace
 from datalibrary.privacy.metadata import forget_profiles, scrub_label, source_pseudonym
 from datalibrary.privacy.policy import PolicyStep
 from datalibrary.privacy.report import privacy_properties
@@ -60,6 +60,18 @@ from datalibrary.privacy.service import policy_context, remember_digests
 from datalibrary.privacy.store import load_policy
 
 log = logging.getLogger(__name__)
+# The lineage of every job (START; COMPLETE / FAIL with the snapshot or the reason code) is
+# the lineage layer's: registered by ``wiring``; without it no job runs (``hooks.NotWired``).
+TRACE_STARTED: Hook[[Database, IngestJob], None] = Hook("ingest.trace_started")
+TRACE_FINISHED: Hook[..., None] = Hook("ingest.trace_finished")
+
+
+def require_tracing() -> None:
+    """Refuse to touch a job that would leave no lineage (before it is claimed or run)."""
+    TRACE_STARTED.resolve()
+    TRACE_FINISHED.resolve()
+
+
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -233,7 +245,7 @@ class JobRun:
 
     def _run_guarded(self) -> str:
         try:
-            trace.ingestion_started(self.db, self.job)
+            TRACE_STARTED(self.db, self.job)
             return self._run()
         except Quarantine as bad:
             return self._quarantine(bad.reason)
@@ -620,7 +632,7 @@ class JobRun:
                     outcome="failure",
                     details={"job": job.id, "file": job.source_name, "code": (job.reason or {}).get("code")},
                 )
-                trace.ingestion_finished(session, job, "FAIL", reason=(job.reason or {}).get("code"))
+                TRACE_FINISHED(session, job, "FAIL", reason=(job.reason or {}).get("code"))
 
         retry_locked(write)
         return state
@@ -660,7 +672,7 @@ class JobRun:
                     columns=file_schema(self.lake.load(self.name)).names,
                     subject_columns=subjects,
                 )
-                trace.ingestion_finished(
+                TRACE_FINISHED(
                     session,
                     job,
                     "COMPLETE",
@@ -714,9 +726,7 @@ class JobRun:
                         "snapshot": snapshot_id,
                     },
                 )
-                trace.ingestion_finished(
-                    session, job, "COMPLETE", snapshot_id=snapshot_id, reason="duplicate"
-                )
+                TRACE_FINISHED(session, job, "COMPLETE", snapshot_id=snapshot_id, reason="duplicate")
 
         retry_locked(write)
         landing.discard(self.raw)
@@ -747,7 +757,7 @@ class JobRun:
                         "code": reason.get("code"),
                     },
                 )
-                trace.ingestion_finished(session, job, "FAIL", reason=reason.get("code"))
+                TRACE_FINISHED(session, job, "FAIL", reason=reason.get("code"))
 
         retry_locked(write)
         return state
@@ -772,6 +782,7 @@ def finish_abandoned(
     settings: Settings, db: Database, job_id: str, state: str, reason: dict[str, Any] | None
 ) -> str:
     """End a job whose reader did not come back (killed at a limit, cancelled, abandoned)."""
+    require_tracing()
     run = JobRun(settings, db, job_id)
     if state == "failed":
         return run._finish("failed", reason=reason)
@@ -848,4 +859,5 @@ def load_policy_for(db: Database, job: IngestJob):  # type: ignore[no-untyped-de
 
 def run_job(settings: Settings, db: Database, job_id: str, on_progress: Progress | None = None) -> str:
     """Run a job this process has claimed; return its final state."""
+    require_tracing()
     return JobRun(settings, db, job_id, on_progress).run()

@@ -12,7 +12,7 @@ import uuid
 from datalibrary.config import Settings
 from datalibrary.db import Database
 from datalibrary.ingest.jobs import abandoned, claim
-from datalibrary.ingest.pipeline import Progress, finish_abandoned, run_job
+from datalibrary.ingest.pipeline import Progress, finish_abandoned, require_tracing, run_job
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ def run_one(
 
     The job parses in a limited child process (``ingest.isolation``); jobs whose worker kept
     dying are quarantined first instead of being claimed again."""
+    require_tracing()  # a job claimed here must not fail for want of wiring
     retire_abandoned(settings, db)
     claimed = claim(db.engine, name, settings.ingest.job_lease_seconds, job_id)
     if claimed is None:

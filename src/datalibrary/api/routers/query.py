@@ -130,6 +130,8 @@ def _airlock_route(session, principal, settings, request, body, result, record) 
     if export is None:
         return None
     return JSONResponse(jsonable_encoder(downloads.routed_body(decision, export)), status_code=202)
+
+
 def _spooled(table: pa.Table, fmt: str) -> tuple[Any, int]:
     """The encoded result in a spooled temporary file (memory up to 8 MB, then disk) and its size."""
     spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 (closed by the stream)
