@@ -71,6 +71,13 @@ def register(name: str, target: Target) -> None:
         _resolved.pop(name, None)
 
 
+def unregister(name: str) -> None:
+    """Forget the target of ``name`` (its callers then refuse); for tests of that refusal."""
+    with _lock:
+        _targets.pop(name, None)
+        _resolved.pop(name, None)
+
+
 def declared() -> set[str]:
     """The names of the hooks the imported modules declare (a test matches them to wiring)."""
     return set(_declared)
