@@ -44,6 +44,7 @@ from datalibrary.ingest.readers.detect import detect_format
 from datalibrary.ingest.readers.fhir import resource_types
 from datalibrary.lake import datasets
 from datalibrary.lake.catalog import Lake, TableName, open_lake
+from datalibrary.lake.planning import plan_table
 from datalibrary.lake.tables import (
     FileWriter,
     commit_files,
@@ -53,6 +54,7 @@ from datalibrary.lake.tables import (
     summary_of,
 )
 from datalibrary.privacy.metadata import forget_profiles, scrub_label, source_pseudonym
+from datalibrary.privacy.overrides import override_for
 from datalibrary.privacy.policy import PolicyStep
 from datalibrary.privacy.report import privacy_properties
 from datalibrary.privacy.rescrub import rescrub_namespace
@@ -803,8 +805,6 @@ def _labels(reader: Any, job: IngestJob, define: dict[str, dict[str, str]]) -> d
 
 def risk_override(db: Database, job: IngestJob) -> str | None:
     """The id of a steward's override for this table (its use is audited), else None."""
-    from datalibrary.privacy.overrides import override_for
-
     with db.session() as session:
         found = override_for(session, job.namespace, job.table_name)
         if found is None:
@@ -823,8 +823,6 @@ def _count_stored_classes(lake, name, step: PolicyStep) -> None:  # type: ignore
     """An append's risk is the table's after the append: count the classes of the rows already
     stored (their quasi-identifier columns only, streamed), then the new file's on top."""
     import pyarrow.dataset as pads
-
-    from datalibrary.lake.planning import plan_table
 
     counter = step.classes
     if counter is None:
