@@ -27,8 +27,13 @@ import threading
 from typing import Any
 
 from datalibrary import hooks
+from datalibrary.audit.anchors import register
 from datalibrary.config import Settings
 from datalibrary.db import Database
+from datalibrary.ingest import jobs
+from datalibrary.ingest.models import FINAL_STATES, IngestJob
+from datalibrary.ingest.pipeline import finish_abandoned, run_job
+from datalibrary.lake.catalog import forget_inherited_lakes
 
 log = logging.getLogger(__name__)
 _PRELOAD = ["datalibrary.ingest.pipeline", "pyarrow.csv", "pyarrow.json", "pyreadstat"]
@@ -77,10 +82,6 @@ def apply_limits(memory_mb: int, cpu_seconds: int) -> None:
 def _child(
     settings: Settings, job_id: str, registrations: dict[str, hooks.Target]
 ) -> None:  # pragma: no cover - runs in the child
-    from datalibrary.audit.anchors import register
-    from datalibrary.ingest.pipeline import run_job
-    from datalibrary.lake.catalog import forget_inherited_lakes
-
     hooks.restore(registrations)  # a forkserver child did not inherit the parent's wiring
     forget_inherited_lakes()  # a forked child must not share the parent's connections
     register(str(settings.database_url), settings.home)
@@ -121,10 +122,6 @@ def _explain(exitcode: int | None, settings: Settings) -> dict[str, Any]:
 
 def run_isolated(settings: Settings, db: Database, job_id: str, worker: str, on_progress: Any = None) -> str:
     """Run a claimed job in a limited child; return its final state."""
-    from datalibrary.ingest import jobs
-    from datalibrary.ingest.models import FINAL_STATES, IngestJob
-    from datalibrary.ingest.pipeline import finish_abandoned
-
     starter = _starter()
     process = starter.Process(
         target=_child, args=(settings, job_id, hooks.snapshot()), name=f"ingest-{job_id[:8]}"

@@ -11,7 +11,9 @@ import uuid
 
 from datalibrary.config import Settings
 from datalibrary.db import Database
+from datalibrary.ingest.isolation import run_isolated
 from datalibrary.ingest.jobs import abandoned, claim
+from datalibrary.ingest.models import IngestJob
 from datalibrary.ingest.pipeline import Progress, finish_abandoned, require_tracing, run_job
 
 log = logging.getLogger(__name__)
@@ -39,8 +41,6 @@ def run_one(
         return None
     if settings.ingest.isolation == "inline":
         return claimed, run_job(settings, db, claimed, on_progress)
-    from datalibrary.ingest.isolation import run_isolated
-
     return claimed, run_isolated(settings, db, claimed, name, on_progress)
 
 
@@ -70,8 +70,6 @@ def run_tree(
 ) -> list[tuple[str, str]]:
     """Run a job here and then the jobs it fanned out into (archive members, FHIR resource
     types), depth first; return (job id, final state) of every job run, the delivery first."""
-    from datalibrary.ingest.models import IngestJob
-
     result = run_one(settings, db, name, job_id, on_progress)
     if result is None:
         return []

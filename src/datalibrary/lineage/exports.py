@@ -41,6 +41,7 @@ from datalibrary.lineage.naming import FILE_NAMESPACE, naming_for
 from datalibrary.lineage.service import DatasetRef, RunState, emit, new_run_id
 from datalibrary.query import guard
 from datalibrary.query.service import run_query
+from datalibrary.workspaces.models import Workspace
 
 FORMATS = ("csv", "parquet", "arrow")
 SUFFIX = {"csv": "csv", "parquet": "parquet", "arrow": "arrows"}
@@ -75,8 +76,6 @@ def _checked_relative(relative: str) -> Path:
 
 
 def _owned_workspaces(session: Session, principal: Principal) -> list[int]:
-    from datalibrary.workspaces.models import Workspace
-
     if principal.user_id is None:
         return []
     return list(
