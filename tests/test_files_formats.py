@@ -471,7 +471,7 @@ def test_classification_is_a_stewards_audited_statement(sqlite_platform: Platfor
         event = session.scalars(
             select(AuditEvent).where(AuditEvent.action == "files.collection.classify")
         ).one()
-        assert event.actor == "stew" and event.details == {"classification": PROTOCOLS}
+        assert event.actor == "stew" and event.details == {"classification": PROTOCOLS, "via": "api"}
         with pytest.raises(InvalidInput):
             service.create_collection(
                 session, SYSTEM, platform.settings, "study1.long", classification="x" * 501

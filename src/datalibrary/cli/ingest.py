@@ -10,11 +10,20 @@ from typing import Annotated
 
 import typer
 
-from datalibrary.auth.permissions import Principal
-from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, handle_errors, settings, table
+from datalibrary.cli.output import (
+    JsonOption,
+    console,
+    db_session,
+    emit,
+    fail,
+    handle_errors,
+    operator,
+    settings,
+    table,
+)
 from datalibrary.db import Database
 
-OPERATOR = Principal.system("cli")
+OPERATOR = operator()
 jobs_app = typer.Typer(help="Follow ingestion jobs: list, show, retry, cancel.", no_args_is_help=True)
 JOB_COLUMNS = ["id", "table", "state", "source_name", "rows_written", "created_at"]
 

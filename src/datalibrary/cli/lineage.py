@@ -10,8 +10,7 @@ from typing import Annotated
 
 import typer
 
-from datalibrary.auth import service as auth_service
-from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, settings, table
+from datalibrary.cli.output import JsonOption, acting_as, console, db_session, emit, fail, settings, table
 from datalibrary.cli.users import OPERATOR
 
 lineage_app = typer.Typer(
@@ -35,7 +34,7 @@ def _when(value: str | None, option: str) -> datetime | None:
 
 
 def _principal(session, name: str | None):  # type: ignore[no-untyped-def]
-    return auth_service.principal_for(auth_service.get_user(session, name)) if name else OPERATOR
+    return acting_as(session, name) if name else OPERATOR
 
 
 @lineage_app.command("show")

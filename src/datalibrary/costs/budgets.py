@@ -205,7 +205,7 @@ def set_budget(
             cleared.append(alert.level)
     audit.record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="costs.budget_set",
         target=f"budget:{scope}:{name}",
         details={
@@ -224,7 +224,7 @@ def delete_budget(session: Session, principal: Principal, scope: str, name: str)
     if budget is None:
         raise NotFound(f"no budget for {scope} '{name}'")
     session.delete(budget)
-    audit.record(session, actor=principal.name, action="costs.budget_delete", target=f"budget:{scope}:{name}")
+    audit.record(session, actor=principal, action="costs.budget_delete", target=f"budget:{scope}:{name}")
 
 
 def notices(session: Session, principal: Principal, now: datetime | None = None) -> list[str]:
@@ -269,7 +269,7 @@ def _raise_alert(
     webhook = notify.post(settings.costs.webhook_url, payload)
     audit.record(
         session,
-        actor=SYSTEM.name,
+        actor=SYSTEM,
         action="costs.budget_exceeded" if level == 100 else "costs.budget_warning",
         target=f"budget:{budget.scope}:{budget.name}",
         details={"month": current.month, "percent": str(current.percent), "spent": payload["spent"],
@@ -325,7 +325,7 @@ def check_all(session: Session, settings: Settings, now: datetime | None = None)
             alert.enforced_at = alert.enforced_at or now
             audit.record(
                 session,
-                actor=SYSTEM.name,
+                actor=SYSTEM,
                 action="costs.budget_enforced",
                 target=f"budget:{budget.scope}:{budget.name}",
                 details={"month": month, "stopped_workspaces": stopped},

@@ -309,7 +309,7 @@ def erase_subject(
     TRACE(session, user=principal.name, request=request, started=started, tables=tables, ok=report["ok"])
     record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="lake.erase",
         target=f"namespace:{namespace}",
         outcome=outcome,

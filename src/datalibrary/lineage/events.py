@@ -47,7 +47,9 @@ def _pair(
     return run_id
 
 
-def record_query(session: Session, record: QueryRecord, reads: list[TableRead], via: str) -> None:
+def record_query(
+    session: Session, record: QueryRecord, reads: list[TableRead], via: str, operator: str | None = None
+) -> None:
     """START + COMPLETE/FAIL of one finished query run (the query service's ``TRACE`` hook)."""
     if record.outcome == "success":
         inputs = [
@@ -64,6 +66,7 @@ def record_query(session: Session, record: QueryRecord, reads: list[TableRead], 
         "user": record.user,
         "project": record.project,
         "via": via,
+        "operator": operator,
         "job_facets": {"sql": facets.sql_facet(record.sql)},
     }
     emit(session, event_type=RunState.START, event_time=record.started_at, inputs=inputs, **common)
@@ -89,6 +92,7 @@ def record_download(
     rows: int,
     size: int,
     via: str | None = None,
+    operator: str | None = None,
 ) -> str:
     """START + COMPLETE of one result download; returns its run id."""
     inputs = [table_ref(str(t["name"]), t.get("snapshot_id")) for t in tables]
@@ -108,6 +112,7 @@ def record_download(
         inputs=inputs,
         outputs=[output],
         via=via,
+        operator=operator,
         rows=rows,
         size=size,
     )
@@ -123,6 +128,7 @@ def record_file_read(
     path: str,
     size: int,
     via: str | None = None,
+    operator: str | None = None,
 ) -> str:
     """START + COMPLETE of one file read from a file collection (its index table is the input,
     the served file the output, with its bytes); returns the run id."""
@@ -140,6 +146,7 @@ def record_file_read(
         inputs=[table_ref(collection, snapshot_id)],
         outputs=[output],
         via=via,
+        operator=operator,
         rows=1,
         size=size,
     )

@@ -47,8 +47,9 @@ class TableRead:
 
 # (session, settings, user, charged project, bytes the query scans): raises BudgetExceeded.
 BUDGET_CHECK: Hook[[Session, Settings, str, str | None, int], None] = Hook("query.budget_check")
-# (session, the finished record, the tables read, via): the lineage events of the run.
-TRACE: Hook[[Session, QueryRecord, list[TableRead], str], None] = Hook("query.trace")
+# (session, the finished record, the tables read, via, operator acting for the user or None):
+# the lineage events of the run.
+TRACE: Hook[[Session, QueryRecord, list[TableRead], str, str | None], None] = Hook("query.trace")
 
 
 @dataclass
@@ -290,10 +291,10 @@ def _finish(
     record.duration_ms = int((time.perf_counter() - started) * 1000)
     record.finished_at = utcnow()
     session.add(record)
-    TRACE(session, record, inputs, via or principal.via)
+    TRACE(session, record, inputs, via or principal.actor.client, principal.operator)
     audit.record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="query.run",
         target=",".join(t["name"] for t in record.tables)[:255] or "query",
         outcome="success" if record.outcome == "success" else record.outcome,

@@ -194,7 +194,7 @@ def request_create(
     _open_usage(session, workspace, now)
     audit_service.record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="workspace.create",
         target=f"workspace:{workspace.id}",
         details={
@@ -250,7 +250,7 @@ def _take_from_pool(
         session.execute(delete(WorkspaceAdminAccess).where(WorkspaceAdminAccess.workspace_id == workspace.id))
         audit_service.record(
             session,
-            actor=principal.name,
+            actor=principal,
             action="workspace.create",
             target=f"workspace:{workspace.id}",
             details={
@@ -283,7 +283,7 @@ def request(
         raise Conflict(f"the '{workspace.provisioner}' provisioner cannot {verb}")
     _transition(session, workspace, transitional, reason or f"{verb} by {principal.name}")
     audit_service.record(
-        session, actor=principal.name, action=f"workspace.{verb}", target=f"workspace:{workspace.id}"
+        session, actor=principal, action=f"workspace.{verb}", target=f"workspace:{workspace.id}"
     )
     return workspace
 
