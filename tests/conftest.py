@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from datalibrary.db import Database, upgrade
 from datalibrary.db.engine import normalize_url
+from datalibrary.wiring import register_handlers
 from tests.helpers import Platform, make_platform
 
 POSTGRES_URL = os.environ.get("DATALIBRARY_TEST_POSTGRES_URL")
@@ -35,6 +36,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def wired() -> None:
+    """Every entry point calls the wiring; so does the test session, so a test that drives a
+    domain service without a platform does not depend on which test built one first."""
+    register_handlers()
 
 
 @pytest.fixture(scope="session")

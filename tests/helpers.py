@@ -20,6 +20,7 @@ from datalibrary.auth.permissions import Principal
 from datalibrary.bootstrap import initialize
 from datalibrary.config import Settings
 from datalibrary.db import Database
+from datalibrary.wiring import register_handlers
 
 PASSWORD = "Correct-Horse-42-battery"
 
@@ -103,6 +104,7 @@ class Platform:
 
 @contextmanager
 def make_platform(home: Path, database_url: str) -> Iterator[Platform]:
+    register_handlers()  # as every entry point does (create_app does too)
     settings = Settings(home=home, database_url=database_url)
     db = Database(database_url)
     result = initialize(settings, db)

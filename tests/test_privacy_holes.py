@@ -308,8 +308,7 @@ def test_a_name_from_one_domain_never_survives_in_free_text_of_another(
 
 def test_column_actions_are_recorded_per_column(platform: Platform, tmp_path: Path) -> None:
     from datalibrary.lake.catalog import open_lake, parse_table_name
-    from datalibrary.lake.tables import summary_of
-    from datalibrary.privacy.report import actions_from_summary
+    from datalibrary.lake.tables import actions_from_summary, summary_of
 
     paths = _study_files(tmp_path)
     ingest(platform, paths["dm"], "study.dm", policy="sdtm")

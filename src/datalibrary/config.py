@@ -10,7 +10,9 @@ import difflib
 import functools
 import os
 import secrets
+import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
@@ -148,6 +150,20 @@ class AuthSettings(Section):
     ldap: LdapSettings = LdapSettings()
 
 
+@dataclass(frozen=True)
+class EngineLimits:
+    """The query engine's limits (``query.engine`` runs under them); here, below the engine,
+    so the settings can build them."""
+
+    memory_limit: str = "2GB"
+    threads: int = 2
+    timeout_seconds: float = 60.0
+    max_rows: int = 1_000_000
+    # Decoded columns kept in memory across queries (0 turns the cache off).
+    cache_bytes: int = 1 << 30
+    cache_idle_seconds: float = 600.0
+
+
 class QuerySettings(Section):
     memory_limit: str = "2GB"
     threads: int = Field(2, ge=1, le=256)
@@ -157,9 +173,7 @@ class QuerySettings(Section):
     column_cache_mb: int = Field(1024, ge=0)
     column_cache_idle_seconds: float = Field(600.0, gt=0)
 
-    def limits(self):  # type: ignore[no-untyped-def]
-        from datalibrary.query.engine import EngineLimits
-
+    def limits(self) -> EngineLimits:
         return EngineLimits(
             self.memory_limit,
             self.threads,
@@ -467,7 +481,7 @@ class Settings(BaseSettings):
         from datalibrary.audit.anchors import register
 
         register(self.connect_url(), self.home)  # the audit key and anchors of this database
-        self.register_lineage_naming()
+        self.register_installation()
         if self.secret_key is None:
             key_file = self.home / SECRET_KEY_FILE_NAME
             if key_file.exists():
@@ -479,23 +493,13 @@ class Settings(BaseSettings):
                 )
         return self
 
-    def register_lineage_naming(self) -> None:
-        """Tie this database to the installation's OpenLineage names (lineage.naming); a
-        process that receives pickled settings (an ingestion child) calls it again."""
-        from datalibrary.lineage import naming
-
+    def register_installation(self) -> None:
+        """Tie this database to these settings (see :func:`installation_for`); a process that
+        receives pickled settings (an ingestion child) calls it again."""
         if self.environment == "production" and not self.lineage.forward_verify_tls:
             raise ValueError("lineage.forward_verify_tls = false is refused in production")
-        scheme = "https" if self.server.https else "http"
-        naming.register(
-            self.connect_url(),
-            naming.Naming(
-                namespace=self.lineage.namespace or naming.default_namespace(self.connect_url(), self.home),
-                warehouse=self.warehouse,
-                base_url=self.lineage.public_url or f"{scheme}://{self.server.host}:{self.server.port}",
-                workspace_homes=str(self.home / "workspaces" / "homes"),
-            ),
-        )
+        with _installations_lock:
+            _pending_installations.append((self.connect_url(), self))
 
     @property
     def warehouse(self) -> str:
@@ -702,3 +706,28 @@ def ensure_secret_key(home: Path) -> str:
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, the TOML file and explicit overrides (highest)."""
     return Settings(**overrides)
+
+
+# The settings of each database a process uses: services deep inside get a session, not the
+# settings (lineage names what it touches after the installation), so they look them up by
+# the session's database. Registering does not parse the URL: loading settings stays light
+# for the CLI (parsing loads SQLAlchemy, which a database user has loaded anyway).
+_pending_installations: list[tuple[str, Settings]] = []
+_installations: dict[str, Settings] = {}
+_installations_lock = threading.Lock()
+
+
+def _database_key(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return f"{parsed.get_backend_name()}|{parsed.host or ''}|{parsed.port or ''}|{parsed.database or ''}"
+
+
+def installation_for(database_url: str) -> Settings | None:
+    """The settings last registered for this database (``None`` for a bare script's)."""
+    with _installations_lock:
+        while _pending_installations:
+            url, settings = _pending_installations.pop(0)
+            _installations[_database_key(url)] = settings
+        return _installations.get(_database_key(database_url))

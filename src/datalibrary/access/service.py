@@ -24,7 +24,9 @@ from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from datalibrary.lake.catalog import TableName, open_lake
 from datalibrary.lake.datasets import CatalogView, Visibility
+from datalibrary.lake.tables import file_schema
 
 PRINCIPAL = re.compile(r"^(user|group):[A-Za-z0-9._-]{1,64}$")
 # Looks up a table's columns (lower-case) or raises NotFound; supplied by the lake.
@@ -318,8 +320,6 @@ def list_requests(
 
 def lake_columns(settings: Settings) -> ColumnsOf:
     """Column lookup in the lake catalog, to validate grants against the table."""
-    from datalibrary.lake.catalog import TableName, open_lake
-    from datalibrary.lake.tables import file_schema
 
     def columns_of(namespace: str, table: str) -> set[str]:
         iceberg = open_lake(settings).load(TableName(namespace, table))

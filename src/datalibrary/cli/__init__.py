@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from datalibrary.cli.lazy import Lazy, lazy_group
+from datalibrary.wiring import register_handlers
 
 COMMANDS: dict[str, Lazy] = {
     "version": Lazy("datalibrary.cli.core:register", "Print the DataLibrary version."),
@@ -88,6 +89,7 @@ app = typer.Typer(
 @app.callback()
 def root() -> None:
     """DataLibrary: data science as a service for sensitive clinical data."""
+    register_handlers()  # the domain hooks (cheap: nothing is imported until one is called)
 
 
 def main() -> None:

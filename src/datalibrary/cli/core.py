@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
             if result.admin_password:
                 users.append((result.admin_name, "admin", result.admin_password))
             if demo:
-                from datalibrary.lake.demo import load_demo_study
+                from datalibrary.demo import load_demo_study
 
                 users += create_demo_users(config)
                 for line in load_demo_study(config):

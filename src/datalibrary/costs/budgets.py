@@ -22,6 +22,7 @@ from datalibrary.audit import service as audit
 from datalibrary.auth import service as auth_service
 from datalibrary.auth.models import User
 from datalibrary.auth.permissions import Permission, Principal, require
+from datalibrary.auth.projects import get_project
 from datalibrary.config import Settings, reveal
 from datalibrary.costs import notify, pricebook
 from datalibrary.costs.engine import CENT, cents
@@ -183,8 +184,6 @@ def set_budget(
     if scope == "user":
         auth_service.get_user(session, name)
     else:
-        from datalibrary.auth.projects import get_project
-
         get_project(session, name)
     now = now or utcnow()
     budget = _find(session, scope, name)

@@ -3,9 +3,12 @@ while a budget that applies (the user's or the charged project's) is spent."""
 
 from __future__ import annotations
 
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from datalibrary.config import Settings
+from datalibrary.costs.models import BudgetAlert
+from datalibrary.db.base import utcnow
 from datalibrary.errors import BudgetExceeded
 
 
@@ -21,11 +24,6 @@ def _exhausted(session: Session, settings: Settings, user: str | None, project: 
 
 def _alerted(session: Session, user: str | None, project: str | None) -> str | None:
     """Without settings: the enforcer's open 100 % alerts of this month say what is spent."""
-    from sqlalchemy import or_, select
-
-    from datalibrary.costs.models import BudgetAlert
-    from datalibrary.db.base import utcnow
-
     alert = session.scalar(
         select(BudgetAlert).where(
             BudgetAlert.month == utcnow().strftime("%Y-%m"),

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from datalibrary.db.base import Base, UTCDateTime, utcnow
 from datalibrary.db.engine import Database
+from datalibrary.errors import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +184,6 @@ class SqliteServerLock:
 
     def acquire(self) -> SqliteServerLock:
         import fcntl
-
-        from datalibrary.errors import Conflict
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -7,8 +7,10 @@ import logging
 import threading
 from collections.abc import Callable
 
+from datalibrary.audit.service import anchor
 from datalibrary.config import Settings
 from datalibrary.db import Database
+from datalibrary.ingest import quarantine, uploads
 from datalibrary.ingest.watch import LandingWatcher
 from datalibrary.ingest.worker import WorkerPool
 from datalibrary.lake.scheduler import run_if_due
@@ -20,9 +22,6 @@ SCHEDULER_CHECK_SECONDS = 300
 def housekeeping(settings: Settings, db: Database) -> None:
     """Periodic: an audit anchor outside the database, expiry of abandoned uploads, the
     quarantine retention policy."""
-    from datalibrary.audit.service import anchor
-    from datalibrary.ingest import quarantine, uploads
-
     with db.session() as session:
         anchor(session)
     uploads.expire_uploads(settings, db)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from datalibrary.audit.service import record
 from datalibrary.auth.permissions import Actor
 from datalibrary.config import Settings
+from datalibrary.db.base import utcnow
 from datalibrary.ingest import landing
 from datalibrary.ingest.models import IngestJob
 from datalibrary.ingest.readers.base import ReadError
@@ -217,8 +218,6 @@ def fhir_children(settings: Settings, parent: IngestJob, raw: Path, types: dict[
 
 def commit_fan_out(session: Session, parent_id: str, children: list[IngestJob], kind: str) -> IngestJob:
     """Add the children and end the parent ``succeeded`` (step ``fanned-out``) in one transaction."""
-    from datalibrary.db.base import utcnow
-
     parent = session.get(IngestJob, parent_id)
     assert parent is not None
     for child in children:

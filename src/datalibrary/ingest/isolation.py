@@ -26,8 +26,14 @@ import signal
 import threading
 from typing import Any
 
+from datalibrary import hooks
+from datalibrary.audit.anchors import register
 from datalibrary.config import Settings
 from datalibrary.db import Database
+from datalibrary.ingest import jobs
+from datalibrary.ingest.models import FINAL_STATES, IngestJob
+from datalibrary.ingest.pipeline import finish_abandoned, run_job
+from datalibrary.lake.catalog import forget_inherited_lakes
 
 log = logging.getLogger(__name__)
 _PRELOAD = ["datalibrary.ingest.pipeline", "pyarrow.csv", "pyarrow.json", "pyreadstat"]
@@ -73,14 +79,13 @@ def apply_limits(memory_mb: int, cpu_seconds: int) -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
 
 
-def _child(settings: Settings, job_id: str) -> None:  # pragma: no cover - runs in the child
-    from datalibrary.audit.anchors import register
-    from datalibrary.ingest.pipeline import run_job
-    from datalibrary.lake.catalog import forget_inherited_lakes
-
+def _child(
+    settings: Settings, job_id: str, registrations: dict[str, hooks.Target]
+) -> None:  # pragma: no cover - runs in the child
+    hooks.restore(registrations)  # a forkserver child did not inherit the parent's wiring
     forget_inherited_lakes()  # a forked child must not share the parent's connections
     register(settings.connect_url(), settings.home)
-    settings.register_lineage_naming()  # unpickled settings skipped their validators
+    settings.register_installation()  # unpickled settings skipped their validators
     apply_limits(settings.ingest.job_memory_mb, settings.ingest.job_cpu_seconds)
     db = Database(settings.connect_url())
     try:
@@ -117,12 +122,10 @@ def _explain(exitcode: int | None, settings: Settings) -> dict[str, Any]:
 
 def run_isolated(settings: Settings, db: Database, job_id: str, worker: str, on_progress: Any = None) -> str:
     """Run a claimed job in a limited child; return its final state."""
-    from datalibrary.ingest import jobs
-    from datalibrary.ingest.models import FINAL_STATES, IngestJob
-    from datalibrary.ingest.pipeline import finish_abandoned
-
     starter = _starter()
-    process = starter.Process(target=_child, args=(settings, job_id), name=f"ingest-{job_id[:8]}")
+    process = starter.Process(
+        target=_child, args=(settings, job_id, hooks.snapshot()), name=f"ingest-{job_id[:8]}"
+    )
     if starter.get_start_method() == "fork":
         # Objects the parent no longer uses but has not collected yet (an old engine and its
         # SQLite connections) must not be collected, and so closed, in the child: frozen

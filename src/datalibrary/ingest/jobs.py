@@ -393,3 +393,14 @@ def job_dict(job: IngestJob) -> dict[str, object]:
         "started_at": job.started_at,
         "finished_at": job.finished_at,
     }
+
+
+def recent_jobs(session: Session, namespace: str, table: str, limit: int) -> list[dict[str, object]]:
+    """A table's latest jobs, newest first, as the dataset page lists them (``lake.datasets``)."""
+    recent = session.scalars(
+        select(IngestJob)
+        .where(IngestJob.namespace == namespace, IngestJob.table_name == table)
+        .order_by(IngestJob.created_at.desc())
+        .limit(limit)
+    )
+    return [job_dict(job) for job in recent]

@@ -34,6 +34,7 @@ from datalibrary.config import Settings
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
 from datalibrary.errors import InvalidInput
+from datalibrary.hooks import Hook
 from datalibrary.ingest import fanout, faults, jobs, landing, manifest, quarantine
 from datalibrary.ingest.fanout import ARCHIVES, WILDCARD
 from datalibrary.ingest.models import IngestJob
@@ -54,6 +55,7 @@ from datalibrary.ingest.readers.detect import detect_format
 from datalibrary.ingest.readers.fhir import resource_types
 from datalibrary.lake import datasets
 from datalibrary.lake.catalog import Lake, TableName, open_lake
+from datalibrary.lake.planning import plan_table
 from datalibrary.lake.tables import (
     CommitResult,
     FileWriter,
@@ -63,8 +65,8 @@ from datalibrary.lake.tables import (
     lineage,
     summary_of,
 )
-from datalibrary.lineage import ingestion as trace
 from datalibrary.privacy.metadata import forget_profiles, scrub_label, source_pseudonym
+from datalibrary.privacy.overrides import override_for
 from datalibrary.privacy.policy import PolicyStep
 from datalibrary.privacy.report import privacy_properties
 from datalibrary.privacy.rescrub import rescrub_namespace
@@ -72,6 +74,18 @@ from datalibrary.privacy.service import policy_context, remember_digests
 from datalibrary.privacy.store import load_policy
 
 log = logging.getLogger(__name__)
+# The lineage of every job (START; COMPLETE / FAIL with the snapshot or the reason code) is
+# the lineage layer's: registered by ``wiring``; without it no job runs (``hooks.NotWired``).
+TRACE_STARTED: Hook[[Database, IngestJob], None] = Hook("ingest.trace_started")
+TRACE_FINISHED: Hook[..., None] = Hook("ingest.trace_finished")
+
+
+def require_tracing() -> None:
+    """Refuse to touch a job that would leave no lineage (before it is claimed or run)."""
+    TRACE_STARTED.resolve()
+    TRACE_FINISHED.resolve()
+
+
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -289,7 +303,7 @@ class JobRun:
     def _run_guarded(self) -> str:
         """Run the steps, turn an error that ends the job into its outcome, write the final state."""
         try:
-            trace.ingestion_started(self.db, self.job)
+            TRACE_STARTED(self.db, self.job)
             return self._conclude(self._run())
         except Exception as exc:
             outcome = self._outcome_of(exc)
@@ -746,7 +760,7 @@ class JobRun:
                     outcome="failure",
                     details={"job": job.id, "file": job.source_name, "code": (job.reason or {}).get("code")},
                 )
-                trace.ingestion_finished(session, job, "FAIL", reason=(job.reason or {}).get("code"))
+                TRACE_FINISHED(session, job, "FAIL", reason=(job.reason or {}).get("code"))
 
         retry_locked(write)
 
@@ -779,7 +793,7 @@ class JobRun:
                     columns=file_schema(self.lake.load(self.name)).names,
                     subject_columns=subjects,
                 )
-                trace.ingestion_finished(
+                TRACE_FINISHED(
                     session,
                     job,
                     "COMPLETE",
@@ -833,9 +847,7 @@ class JobRun:
                         "snapshot": snapshot_id,
                     },
                 )
-                trace.ingestion_finished(
-                    session, job, "COMPLETE", snapshot_id=snapshot_id, reason="duplicate"
-                )
+                TRACE_FINISHED(session, job, "COMPLETE", snapshot_id=snapshot_id, reason="duplicate")
 
         retry_locked(write)
         landing.discard(self.raw)
@@ -865,7 +877,7 @@ class JobRun:
                         "code": reason.get("code"),
                     },
                 )
-                trace.ingestion_finished(session, job, "FAIL", reason=reason.get("code"))
+                TRACE_FINISHED(session, job, "FAIL", reason=reason.get("code"))
 
         retry_locked(write)
 
@@ -893,6 +905,7 @@ def finish_abandoned(
     settings: Settings, db: Database, job_id: str, state: str, reason: dict[str, Any] | None
 ) -> str:
     """End a job whose reader did not come back (killed at a limit, cancelled, abandoned)."""
+    require_tracing()
     run = JobRun(settings, db, job_id)
     if state == "failed":
         return run._conclude(Failed(reason))
@@ -913,8 +926,6 @@ def _labels(reader: Any, job: IngestJob, define: dict[str, dict[str, str]]) -> d
 
 def risk_override(db: Database, job: IngestJob) -> str | None:
     """The id of a steward's override for this table (its use is audited), else None."""
-    from datalibrary.privacy.overrides import override_for
-
     with db.session() as session:
         found = override_for(session, job.namespace, job.table_name)
         if found is None:
@@ -933,8 +944,6 @@ def _count_stored_classes(lake, name, step: PolicyStep) -> None:  # type: ignore
     """An append's risk is the table's after the append: count the classes of the rows already
     stored (their quasi-identifier columns only, streamed), then the new file's on top."""
     import pyarrow.dataset as pads
-
-    from datalibrary.lake.planning import plan_table
 
     counter = step.classes
     if counter is None:
@@ -969,4 +978,5 @@ def load_policy_for(db: Database, job: IngestJob):  # type: ignore[no-untyped-de
 
 def run_job(settings: Settings, db: Database, job_id: str, on_progress: Progress | None = None) -> str:
     """Run a job this process has claimed; return its final state."""
+    require_tracing()
     return JobRun(settings, db, job_id, on_progress).run()

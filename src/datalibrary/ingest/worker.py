@@ -11,8 +11,10 @@ import uuid
 
 from datalibrary.config import Settings
 from datalibrary.db import Database
+from datalibrary.ingest.isolation import run_isolated
 from datalibrary.ingest.jobs import abandoned, claim
-from datalibrary.ingest.pipeline import Progress, finish_abandoned, run_job
+from datalibrary.ingest.models import IngestJob
+from datalibrary.ingest.pipeline import Progress, finish_abandoned, require_tracing, run_job
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +34,13 @@ def run_one(
 
     The job parses in a limited child process (``ingest.isolation``); jobs whose worker kept
     dying are quarantined first instead of being claimed again."""
+    require_tracing()  # a job claimed here must not fail for want of wiring
     retire_abandoned(settings, db)
     claimed = claim(db.engine, name, settings.ingest.job_lease_seconds, job_id)
     if claimed is None:
         return None
     if settings.ingest.isolation == "inline":
         return claimed, run_job(settings, db, claimed, on_progress)
-    from datalibrary.ingest.isolation import run_isolated
-
     return claimed, run_isolated(settings, db, claimed, name, on_progress)
 
 
@@ -69,8 +70,6 @@ def run_tree(
 ) -> list[tuple[str, str]]:
     """Run a job here and then the jobs it fanned out into (archive members, FHIR resource
     types), depth first; return (job id, final state) of every job run, the delivery first."""
-    from datalibrary.ingest.models import IngestJob
-
     result = run_one(settings, db, name, job_id, on_progress)
     if result is None:
         return []

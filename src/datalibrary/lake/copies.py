@@ -3,9 +3,12 @@
 Lake data is copied to other places: the query planner's local Parquet cache of an S3
 warehouse, export snapshots, workspace homes and their archives. Erasure must find every
 copy, so each place registers a *copy scanner* here: lake's own (the query cache) below,
-the upper layers' (exports, workspaces) at startup through :func:`register` — lake never
-imports them. Each scanner removes the copies holding the subject and returns one entry
-per file it checked, so the erasure proof lists every location.
+the upper layers' (pending and quarantined deliveries, exports, workspaces, file
+collections) through :func:`register`, called by the hook :data:`SETUP` that ``wiring``
+registers — lake never imports them, and an erasure without that hook refuses
+(``hooks.NotWired``) instead of leaving a location unsearched. Each scanner removes the
+copies holding the subject and returns one entry per file it checked, so the erasure proof
+lists every location.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
 from datalibrary.config import Settings
+from datalibrary.hooks import Hook
 from datalibrary.lake.files import contains_token
 
 log = logging.getLogger(__name__)
@@ -41,10 +45,14 @@ class ErasureScope:
     namespace: str
     subject: str
     removed_uris: set[str] = field(default_factory=set)
+    request: str = ""  # the erasure request id (named in what a scanner quarantines)
+    counts: dict[str, int] = field(default_factory=dict)  # what scanners report besides files
 
 
 Scanner = Callable[[ErasureScope], list[dict[str, Any]]]
 _SCANNERS: dict[str, Scanner] = {}
+# Registers the upper layers' scanners (idempotent); called before every erasure.
+SETUP: Hook[[], None] = Hook("lake.copy_scanners")
 
 
 def register(location: str, scanner: Scanner) -> None:

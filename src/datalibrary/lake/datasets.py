@@ -17,12 +17,15 @@ from datalibrary.audit.service import record
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.db.base import utcnow
 from datalibrary.errors import InvalidInput, NotFound
-from datalibrary.ingest.models import IngestJob
+from datalibrary.hooks import Hook
 from datalibrary.lake.catalog import Lake, TableName, parse_table_name
 from datalibrary.lake.models import Dataset
 from datalibrary.lake.planning import plan_table
-from datalibrary.lake.tables import summary_of
-from datalibrary.privacy.report import actions_from_summary, risk_from_summary
+from datalibrary.lake.tables import actions_from_summary, risk_from_summary, summary_of
+
+# (session, namespace, table, limit): the table's latest ingestion jobs, newest first (the
+# ingestion layer's, registered by ``wiring``).
+RECENT_JOBS: Hook[[Session, str, str, int], list[dict[str, Any]]] = Hook("lake.recent_jobs")
 
 SENSITIVITY = ("public", "internal", "confidential", "restricted")
 EDITABLE = (
@@ -238,15 +241,9 @@ def show_dataset(
     )
     profiled = column_profile(session, lake, name, dataset) if profile else None
     entry["profile"] = [c for c in profiled if view.profiles(c["name"])] if profiled is not None else None
-    recent = session.scalars(
-        select(IngestJob)
-        .where(IngestJob.namespace == name.namespace, IngestJob.table_name == name.name)
-        .order_by(IngestJob.created_at.desc())
-        .limit(20)
+    entry["jobs"] = (
+        RECENT_JOBS(session, name.namespace, name.name, 20) if principal.can(Permission.INGEST_RUN) else []
     )
-    from datalibrary.ingest.jobs import job_dict
-
-    entry["jobs"] = [job_dict(job) for job in recent] if principal.can(Permission.INGEST_RUN) else []
     return entry
 
 
@@ -395,9 +392,3 @@ def get_dataset_row(session: Session, name: TableName) -> Dataset:
     if dataset is None:
         raise NotFound(f"no catalog entry for {name}")
     return dataset
-
-
-def quarantined(session: Session, principal: Principal, limit: int = 100) -> list[dict[str, Any]]:
-    from datalibrary.ingest.jobs import job_dict, list_jobs
-
-    return [job_dict(j) for j in list_jobs(session, principal, state="quarantined", limit=limit)]

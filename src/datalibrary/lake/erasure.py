@@ -6,40 +6,43 @@ including earlier metadata files. The report then proves the result: it decodes 
 left under each table (Parquet values and statistics, decompressed Avro manifests, metadata
 JSON) and checks that none contains the subject's identifier.
 
-Deliveries still waiting for ingestion are searched too (their sealed raw files): one that
-mentions the subject would bring it back, so it is quarantined with the reason and its file
-deleted (the sender is asked for a delivery without the subject). Erasure refuses to run
-while an ingestion job of the namespace is running: that job could commit the subject after
-the check.
+Every copy outside the tables is searched by the copy scanners of ``lake.copies``, the upper
+layers' registered at startup: deliveries still waiting for ingestion and quarantined ones
+(``ingest.erasure``), exports, workspaces, file collections, caches. Erasure refuses to run
+while an ingestion job of the namespace is running (hook :data:`GUARD`): that job could
+commit the subject after the check. The lineage event of the erasure is the hook
+:data:`TRACE`. Without the wiring, erasure refuses (``hooks.NotWired``) rather than leave a
+copy unsearched or the erasure untraced.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from datalibrary.audit.service import record
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.db.base import utcnow
-from datalibrary.errors import Conflict, InvalidInput, NotFound
-from datalibrary.ingest import quarantine
-from datalibrary.ingest.models import IngestJob
+from datalibrary.errors import InvalidInput, NotFound
+from datalibrary.hooks import Hook
 from datalibrary.lake import copies, locks
 from datalibrary.lake.catalog import Lake, TableName, check_name
 from datalibrary.lake.files import avro_payload, contains_token, metadata_files
 from datalibrary.lake.maintenance import expire_and_delete, remove_orphans
 from datalibrary.lake.models import Dataset, MaintenanceRun
 from datalibrary.lake.tables import FileWriter, commit_files, current_data_files, file_schema
-from datalibrary.lineage import events as trace
+
+# (session, namespace): raises Conflict while a job that could commit the subject runs.
+GUARD: Hook[[Session, str], None] = Hook("lake.erasure_guard")
+# (session, user, request, started, tables, ok): the erasure's lineage events.
+TRACE: Hook[..., str] = Hook("lake.erasure_trace")
 
 
 def _matches(column: pa.ChunkedArray | pa.Array, subject: str) -> pa.Array:
@@ -220,7 +223,8 @@ def erase_subject(
     names = lake.tables(namespace)
     if not names:
         raise NotFound(f"namespace {namespace!r} has no tables")
-    _refuse_while_running(session, namespace)
+    copies.SETUP(), TRACE.resolve()  # every copy scanner registered, the erasure traced
+    GUARD(session, namespace)
     request = uuid.uuid4().hex[:12]
     started = utcnow()
     rows = {d.name: d for d in session.scalars(select(Dataset).where(Dataset.namespace == namespace))}
@@ -258,14 +262,8 @@ def erase_subject(
     # DB writes come last: an open write transaction would block the lease rows on SQLite.
     for dataset in rows.values():
         dataset.profile, dataset.profile_snapshot_id = None, None  # cached min/max may name the subject
-    scrubbed = _scrub_jobs(session, namespace, subject)
-    quarantine, quarantine_files = _erase_quarantine(session, lake, namespace, subject)
-    pending_files = _erase_pending(session, lake, namespace, subject, request)
-    scope = copies.ErasureScope(lake.settings, session, namespace, subject, removed)
-    locations: dict[str, list[dict[str, Any]]] = {
-        "quarantine": quarantine_files,
-        "pending deliveries": pending_files,
-    }
+    scope = copies.ErasureScope(lake.settings, session, namespace, subject, removed, request)
+    locations: dict[str, list[dict[str, Any]]] = {}
     for location, scan in sorted(copies.scanners().items()):
         locations[location] = scan(scope)
     files_checked = sum(len(t["files"]) for t in tables) + sum(len(v) for v in locations.values())
@@ -289,8 +287,8 @@ def erase_subject(
         "rows_removed": sum(t["rows_removed"] for t in tables),
         "files_checked": files_checked,
         "files_containing_subject": dirty,
-        "job_reasons_scrubbed": scrubbed,
-        "quarantined_files_deleted": quarantine,
+        "job_reasons_scrubbed": scope.counts.get("job_reasons_scrubbed", 0),
+        "quarantined_files_deleted": scope.counts.get("quarantined_files_deleted", 0),
         "locations": checked,
         "copies": locations,
         "ok": not dirty,
@@ -308,9 +306,7 @@ def erase_subject(
         report=summary,
     )
     session.add(run)
-    trace.record_erasure(
-        session, user=principal.name, request=request, started=started, tables=tables, ok=report["ok"]
-    )
+    TRACE(session, user=principal.name, request=request, started=started, tables=tables, ok=report["ok"])
     record(
         session,
         actor=principal,
@@ -326,119 +322,3 @@ def erase_subject(
         },
     )
     return report
-
-
-def _scrub_jobs(session: Session, namespace: str, subject: str) -> int:
-    """Quarantine reasons quote offending values: drop any that quote the subject."""
-    count = 0
-    for job in session.scalars(
-        select(IngestJob).where(IngestJob.namespace == namespace, IngestJob.reason.is_not(None))
-    ):
-        if subject in str(job.reason):
-            job.reason = {"code": (job.reason or {}).get("code", "erased"), "message": "[erased on request]"}
-            count += 1
-    return count
-
-
-def _stream_mentions(chunks: Iterable[bytes], subject: str) -> bool:
-    """Whether ``subject`` occurs in a stream of chunks (matches across chunk borders too)."""
-    needle = subject.encode()
-    tail = b""
-    for chunk in chunks:
-        window = tail + chunk
-        if needle in window:
-            return True
-        tail = window[-(len(needle) - 1) :] if len(needle) > 1 else b""
-    return False
-
-
-def _refuse_while_running(session: Session, namespace: str) -> None:
-    """A running job could commit the subject after erasure checked; a dead worker's job
-    (lease run out) is only pending and is searched like a queued one."""
-    running = session.scalars(
-        select(IngestJob.id).where(
-            IngestJob.namespace == namespace,
-            IngestJob.state.in_(("running", "cancelling")),
-            IngestJob.lease_expires_at >= utcnow(),
-        )
-    ).all()
-    if running:
-        raise Conflict(
-            f"{len(running)} ingestion job(s) of namespace {namespace!r} are running "
-            f"({', '.join(running[:5])}); erase when they have ended"
-        )
-
-
-def _raw_mentions(lake: Lake, path: Path, subject: str) -> list[str]:
-    if path.suffix == quarantine.SUFFIX:  # encrypted at rest: search the decrypted stream
-        return ["raw bytes"] if _stream_mentions(quarantine.iter_plain(lake.settings, path), subject) else []
-    return copies.file_mentions(path, subject)
-
-
-def _erase_pending(
-    session: Session, lake: Lake, namespace: str, subject: str, request: str
-) -> list[dict[str, Any]]:
-    """Deliveries of the namespace waiting for a worker (queued, or left by a dead one) that
-    mention the subject are quarantined and their raw file deleted; each is listed."""
-    checked: list[dict[str, Any]] = []
-    jobs = session.scalars(
-        select(IngestJob).where(
-            IngestJob.namespace == namespace,
-            IngestJob.state.in_(("queued", "running")),
-            IngestJob.raw_path.is_not(None),
-        )
-    ).all()
-    for job in jobs:
-        path = Path(job.raw_path or "")
-        if not path.is_file():
-            continue
-        size = path.stat().st_size
-        found = _raw_mentions(lake, path, subject)
-        action = "kept"
-        if found:
-            reason = {
-                "code": "erased-subject",
-                "message": f"this delivery holds a subject erased on request {request}; "
-                "ask the sender for a delivery without them",
-            }
-            # Only a job no worker claimed meanwhile is taken (a claim is the same kind of update).
-            taken = session.execute(
-                update(IngestJob)
-                .where(IngestJob.id == job.id, IngestJob.state == job.state, IngestJob.worker == job.worker)
-                .values(state="quarantined", raw_path=None, reason=reason, finished_at=utcnow())
-            )
-            if taken.rowcount == 1:  # type: ignore[attr-defined]
-                path.unlink(missing_ok=True)
-                action = "deleted"
-            else:
-                action = "claimed by a worker meanwhile"
-        item = copies.entry("pending deliveries", path, found, action, size)
-        item["contains_subject"] = bool(found) and action != "deleted"  # still there: not erased
-        checked.append(item)
-    return checked
-
-
-def _erase_quarantine(
-    session: Session, lake: Lake, namespace: str, subject: str
-) -> tuple[int, list[dict[str, Any]]]:
-    """Quarantined raw files of the namespace that mention the subject are deleted; every
-    quarantined file of the namespace is listed in the proof."""
-    count = 0
-    checked: list[dict[str, Any]] = []
-    jobs = session.scalars(
-        select(IngestJob).where(IngestJob.namespace == namespace, IngestJob.state == "quarantined")
-    )
-    for job in jobs:
-        if not job.raw_path:
-            continue
-        path = Path(job.raw_path)
-        if not path.is_file():
-            continue
-        size = path.stat().st_size
-        found = _raw_mentions(lake, path, subject)
-        if found:
-            path.unlink()
-            job.raw_path = None
-            count += 1
-        checked.append(copies.entry("quarantine", path, found, "deleted" if found else "kept", size))
-    return count, checked

@@ -1,11 +1,15 @@
 """Maintenance: compaction of small files, snapshot expiry that deletes the files no snapshot
 references any more, and orphan-file cleanup. Each table is maintained under an exclusive
-lease, so it never runs while a commit to that table does."""
+lease, so it never runs while a commit to that table does.
+
+What ingestion (a layer above) keeps in flight is its to say, through hooks registered by
+``wiring``: the jobs still writing to a table (their files are no orphans) and the raw copies
+killed processes left behind. Without them maintenance refuses (``hooks.NotWired``): it must
+never delete the files of a job still running."""
 
 from __future__ import annotations
 
 import logging
-import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,15 +20,20 @@ from sqlalchemy.orm import Session
 
 from datalibrary.audit.service import record
 from datalibrary.auth.permissions import Permission, Principal, require
+from datalibrary.config import Settings
 from datalibrary.db.base import utcnow
-from datalibrary.ingest.models import IngestJob
+from datalibrary.hooks import Hook
 from datalibrary.lake import locks
-from datalibrary.lake.catalog import Lake, TableName
+from datalibrary.lake.catalog import Lake, TableName, parse_table_name
 from datalibrary.lake.files import metadata_files, reachable_files
 from datalibrary.lake.models import MaintenanceRun
 from datalibrary.lake.tables import FileWriter, commit_files, current_data_files, file_schema
 
 log = logging.getLogger(__name__)
+# (session, namespace, table): ids of the jobs still queued or running that write to the table.
+ACTIVE_WRITES: Hook[[Session, str, str], set[str]] = Hook("lake.active_writes")
+# (settings, session, grace): raw copies and reader links left by killed processes, deleted.
+STALE_RAW_FILES: Hook[[Settings, Session, timedelta], int] = Hook("lake.stale_raw_files")
 
 
 def compact(lake: Lake, name: TableName, *, actor: str) -> dict[str, Any]:
@@ -85,15 +94,7 @@ def remove_orphans(lake: Lake, name: TableName, session: Session, grace: timedel
     older than ``grace`` and not written by a job still queued or running."""
     table = lake.load(name)
     keep = reachable_files(table) | metadata_files(table)
-    active = set(
-        session.scalars(
-            select(IngestJob.id).where(
-                IngestJob.namespace == name.namespace,
-                IngestJob.table_name == name.name,
-                IngestJob.state.in_(("queued", "running")),
-            )
-        )
-    )
+    active = ACTIVE_WRITES(session, name.namespace, name.name)
     protected = tuple(f"{table.location()}/data/job-{job_id}/" for job_id in active)
     limit = datetime.now(UTC) - grace
     deleted = []
@@ -105,27 +106,6 @@ def remove_orphans(lake: Lake, name: TableName, session: Session, grace: timedel
         if lake.storage.delete(item.uri):
             deleted.append(item.uri)
     return {"orphans_deleted": len(deleted), "orphans": deleted}
-
-
-def remove_stale_raw_files(lake: Lake, session: Session, grace: timedelta) -> int:
-    """Raw copies left by a process killed while landing a file (no job row was committed),
-    and the dangling links of decrypted views whose reader was killed (they hold no data)."""
-    from datalibrary.ingest.landing import ingest_dir
-
-    limit = datetime.now(UTC).timestamp() - grace.total_seconds()
-    removed = 0
-    for directory in ingest_dir(lake.settings, "raw").iterdir():
-        if not directory.is_dir() or directory.stat().st_mtime > limit:
-            continue
-        if session.get(IngestJob, directory.name) is None:
-            for item in directory.iterdir():
-                item.unlink()
-            directory.rmdir()
-            removed += 1
-    for holder in ingest_dir(lake.settings, "work").iterdir():  # links left by killed readers
-        if holder.is_dir() and holder.stat().st_mtime <= limit:
-            shutil.rmtree(holder, ignore_errors=True)
-    return removed
 
 
 def maintain_table(
@@ -160,8 +140,7 @@ def maintain(
 ) -> dict[str, Any]:
     """Maintain every table (or one): compaction, expiry with file deletion, orphan cleanup."""
     require(principal, Permission.LAKE_MAINTAIN)
-    from datalibrary.lake.catalog import parse_table_name
-
+    ACTIVE_WRITES.resolve(), STALE_RAW_FILES.resolve()  # never delete what a running job writes
     settings = lake.settings.lake
     retention = timedelta(
         hours=settings.snapshot_retention_hours if retention_hours is None else retention_hours
@@ -182,7 +161,7 @@ def maintain(
         except Exception as exc:  # one broken table must not stop the others
             log.exception("maintenance of %s failed", name)
             tables.append({"table": str(name), "error": f"{type(exc).__name__}: {exc}"[:300]})
-    stale = remove_stale_raw_files(lake, session, grace) if table is None else 0
+    stale = STALE_RAW_FILES(lake.settings, session, grace) if table is None else 0
     report = {
         "tables": tables,
         "stale_raw_files_deleted": stale,

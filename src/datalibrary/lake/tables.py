@@ -9,12 +9,14 @@ delivery of the same content is recognized, not appended twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -166,6 +168,24 @@ def summary_of(snapshot: Snapshot) -> dict[str, str]:
     if summary is None:
         return {}
     return {"operation": str(summary.operation.value), **summary.additional_properties}
+
+
+def actions_from_summary(summary: dict[str, str]) -> dict[str, str]:
+    """The per-column "what the policy did" of a snapshot ({} for snapshots before #14)."""
+    try:
+        return json.loads(summary.get("datalibrary.column-actions") or "{}")
+    except ValueError:
+        return {}
+
+
+def risk_from_summary(summary: dict[str, str]) -> dict[str, Any] | None:
+    raw = summary.get("datalibrary.risk")
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
 
 
 def current_data_files(table: Table) -> list[DataFile]:

@@ -1,4 +1,8 @@
-"""Lineage of the ways data leaves the lake besides queries: result downloads and erasures.
+"""Lineage of the ways data leaves the lake: queries, result downloads and erasures.
+
+A query's START + COMPLETE/FAIL (:func:`record_query`, the query service's ``TRACE`` hook)
+name the tables it read, at the snapshots read; a refused or failed query names only those
+that exist (a query naming a missing table creates no node).
 
 A download is its own run (job ``download``) next to the query that produced it: its
 inputs are the tables the query read (at the snapshots read), its output the response
@@ -15,7 +19,9 @@ from sqlalchemy.orm import Session
 
 from datalibrary.lineage import facets
 from datalibrary.lineage.naming import naming_for
-from datalibrary.lineage.service import DatasetRef, RunState, emit, new_run_id, table_ref
+from datalibrary.lineage.service import DatasetRef, RunState, emit, existing, new_run_id, table_ref
+from datalibrary.query.models import QueryRecord
+from datalibrary.query.service import TableRead
 
 
 def _pair(
@@ -39,6 +45,40 @@ def _pair(
         **common,
     )
     return run_id
+
+
+def record_query(
+    session: Session, record: QueryRecord, reads: list[TableRead], via: str, operator: str | None = None
+) -> None:
+    """START + COMPLETE/FAIL of one finished query run (the query service's ``TRACE`` hook)."""
+    if record.outcome == "success":
+        inputs = [
+            table_ref(r.name, r.snapshot_id, schema=facets.schema_facet(r.columns))
+            if r.columns is not None
+            else table_ref(r.name, r.snapshot_id)
+            for r in reads
+        ]
+    else:
+        inputs = [table_ref(name) for name in existing(session, [r.name for r in reads])]
+    common: dict[str, Any] = {
+        "run_id": record.run_id,
+        "job_name": "query",
+        "user": record.user,
+        "project": record.project,
+        "via": via,
+        "operator": operator,
+        "job_facets": {"sql": facets.sql_facet(record.sql)},
+    }
+    emit(session, event_type=RunState.START, event_time=record.started_at, inputs=inputs, **common)
+    emit(
+        session,
+        event_type=RunState.COMPLETE if record.outcome == "success" else RunState.FAIL,
+        error=f"{record.outcome}: {record.error}" if record.error else None,
+        inputs=inputs,
+        rows=record.rows_returned,
+        size=record.bytes_scanned,
+        **common,
+    )
 
 
 def record_download(

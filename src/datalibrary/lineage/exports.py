@@ -34,10 +34,14 @@ from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooLarge
 from datalibrary.lineage import export_content as content_store
 from datalibrary.lineage import facets
+from datalibrary.lineage.aggregates import cell_count_query
 from datalibrary.lineage.export_content import exports_dir
 from datalibrary.lineage.models import ExportRequest
 from datalibrary.lineage.naming import FILE_NAMESPACE, naming_for
 from datalibrary.lineage.service import DatasetRef, RunState, emit, new_run_id
+from datalibrary.query import guard
+from datalibrary.query.service import run_query
+from datalibrary.workspaces.models import Workspace
 
 FORMATS = ("csv", "parquet", "arrow")
 SUFFIX = {"csv": "csv", "parquet": "parquet", "arrow": "arrows"}
@@ -72,8 +76,6 @@ def _checked_relative(relative: str) -> Path:
 
 
 def _owned_workspaces(session: Session, principal: Principal) -> list[int]:
-    from datalibrary.workspaces.models import Workspace
-
     if principal.user_id is None:
         return []
     return list(
@@ -118,8 +120,6 @@ def resolve_workspace_file(
 
 
 def _datasets_of(sql: str) -> list[str]:
-    from datalibrary.query import guard
-
     return sorted({ref.name for ref in guard.check(sql).refs})
 
 
@@ -306,8 +306,6 @@ def request_export_of_bytes(
 def _run(
     session: Session, principal: Principal, sql: str, runner: QueryRunner, project: str | None
 ) -> pa.Table:
-    from datalibrary.query.service import run_query
-
     result = run_query(
         session, principal, sql, planner=runner.planner, limits=runner.limits, project=project, via="airlock"
     )
@@ -320,8 +318,6 @@ def group_sizes(
     session: Session, principal: Principal, sql: str, runner: QueryRunner, project: str | None
 ) -> list[int] | None:
     """The record count of every group of an aggregate query (None: not an aggregate)."""
-    from datalibrary.lineage.aggregates import cell_count_query
-
     companion = cell_count_query(sql)
     if companion is None:
         return None

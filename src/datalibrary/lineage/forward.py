@@ -29,6 +29,7 @@ from datalibrary.config import LineageSettings, origin_only, reveal
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
 from datalibrary.lineage import facets
+from datalibrary.lineage.exports import expire_exports
 from datalibrary.lineage.models import LineageEvent, LineageForwarding
 
 log = logging.getLogger(__name__)
@@ -176,8 +177,6 @@ class LineageWorker:
         self._thread.join(timeout)
 
     def _expire(self) -> None:
-        from datalibrary.lineage.exports import expire_exports
-
         now = time.monotonic()
         if now - self._expired_at >= self.EXPIRE_EVERY and self.gate("lineage.expire_exports"):
             self._expired_at = now

@@ -11,8 +11,8 @@
   that handed it out; a workspace file: ``file`` + its path under the workspace homes.
 
 Events are built deep inside the services, which get a session but not the settings, so
-the settings register their naming per database (as the audit keyring does) and ``emit``
-looks it up from the session's bind.
+the settings register themselves per database (``config.installation_for``, as the audit
+keyring does) and ``emit`` derives the naming from the session's bind.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from datalibrary.config import Settings, installation_for
+
 FILE_NAMESPACE = "file"
 LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
-_naming: dict[str, Naming] = {}
-_pending: list[tuple[str, Naming]] = []  # registered, not yet parsed (parsing loads SQLAlchemy)
+_naming: dict[int, tuple[Settings, Naming]] = {}  # per registered settings object
 _lock = threading.Lock()
 
 
@@ -79,29 +80,30 @@ def default_namespace(database_url: str, home: Path) -> str:
     return f"datalibrary://{host}{port}/{url.database or ''}"
 
 
-def _key(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    return f"{parsed.get_backend_name()}|{parsed.host or ''}|{parsed.port or ''}|{parsed.database or ''}"
-
-
-def register(database_url: str, naming: Naming) -> None:
-    """Settings register without parsing the URL: loading settings stays light for the CLI
-    (parsing loads SQLAlchemy, which a database user has loaded anyway)."""
-    with _lock:
-        _pending.append((database_url, naming))
+def from_settings(settings: Settings) -> Naming:
+    """The names of the installation these settings describe."""
+    database_url = settings.connect_url()
+    scheme = "https" if settings.server.https else "http"
+    return Naming(
+        namespace=settings.lineage.namespace or default_namespace(database_url, settings.home),
+        warehouse=settings.warehouse,
+        base_url=settings.lineage.public_url or f"{scheme}://{settings.server.host}:{settings.server.port}",
+        workspace_homes=str(settings.home / "workspaces" / "homes"),
+    )
 
 
 def naming_for_url(database_url: str) -> Naming:
+    settings = installation_for(database_url)
+    if settings is None:
+        return Naming(
+            namespace=default_namespace(database_url, Path.cwd()), warehouse=None, base_url="http://localhost"
+        )
     with _lock:
-        while _pending:
-            url, naming = _pending.pop(0)
-            _naming[_key(url)] = naming
-        found = _naming.get(_key(database_url))
-    return found or Naming(
-        namespace=default_namespace(database_url, Path.cwd()), warehouse=None, base_url="http://localhost"
-    )
+        cached = _naming.get(id(settings))
+        if cached is None or cached[0] is not settings:
+            cached = (settings, from_settings(settings))
+            _naming[id(settings)] = cached
+        return cached[1]
 
 
 def naming_for(bind: Any) -> Naming:

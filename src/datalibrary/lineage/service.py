@@ -21,10 +21,12 @@ from typing import Any
 
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.serde import Serde
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from datalibrary import __version__
 from datalibrary.db.base import utcnow
+from datalibrary.lake.models import Dataset
 from datalibrary.lineage import facets as std
 from datalibrary.lineage.facets import FACETS_URL, DataLibraryActorRunFacet
 from datalibrary.lineage.models import LineageEdge, LineageEvent
@@ -67,10 +69,6 @@ def table_ref(name: str, snapshot_id: int | None = None, **facets: Any) -> Datas
 def existing(session: Session, names: list[str]) -> list[str]:
     """The catalog tables among ``names`` (lineage never invents a node for a table that
     does not exist, e.g. one a refused query named)."""
-    from sqlalchemy import select
-
-    from datalibrary.lake.models import Dataset
-
     known = {f"{ns}.{n}" for ns, n in session.execute(select(Dataset.namespace, Dataset.name))}
     return [name for name in names if name in known]
 

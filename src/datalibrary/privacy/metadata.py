@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from datalibrary.lake.models import Dataset
 from datalibrary.privacy.actions import SCRUB_PATTERNS, study_key, tokens_for
 from datalibrary.privacy.identifiers import scrub_known
 from datalibrary.privacy.policy import PolicyStep
@@ -51,8 +52,6 @@ def looks_identifying(text: str) -> bool:
 
 def forget_profiles(session: Session, namespace: str, tables: list[str]) -> None:
     """Cached column profiles (min/max) of rewritten tables may quote a scrubbed name."""
-    from datalibrary.lake.models import Dataset
-
     names = [t.split(".", 1)[1] for t in tables]
     for dataset in session.scalars(
         select(Dataset).where(Dataset.namespace == namespace, Dataset.name.in_(names))

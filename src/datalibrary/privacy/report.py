@@ -2,12 +2,11 @@
 
 Stored as Iceberg snapshot summary properties (``datalibrary.study-key-id``,
 ``datalibrary.risk``), so the report travels with the snapshot it describes and is expired
-with it."""
+with it. Reading them back is the lake's (``lake.tables.actions_from_summary``)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from datalibrary.privacy.policy import PolicyStep
 
@@ -45,21 +44,3 @@ def privacy_properties(step: PolicyStep) -> dict[str, str]:
     if risk is not None:
         props["risk"] = json.dumps(risk.as_dict(), sort_keys=True)
     return props
-
-
-def actions_from_summary(summary: dict[str, str]) -> dict[str, str]:
-    """The per-column "what the policy did" of a snapshot ({} for snapshots before #14)."""
-    try:
-        return json.loads(summary.get("datalibrary.column-actions") or "{}")
-    except ValueError:
-        return {}
-
-
-def risk_from_summary(summary: dict[str, str]) -> dict[str, Any] | None:
-    raw = summary.get("datalibrary.risk")
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from datalibrary.config import Settings
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
+from datalibrary.lake.models import Dataset
 from datalibrary.privacy.identifiers import IdentifierDictionary
 from datalibrary.privacy.keys import StudyKey, derive_study_key, load_master_key
 from datalibrary.privacy.models import IdentifierDigest, StudyKeyRecord, Surrogate
@@ -122,8 +123,6 @@ def policy_context(
 
     It carries the dataset's declared subject column (checked on every delivery) and the
     study-wide identifier dictionary (names seen in any table of the namespace)."""
-    from datalibrary.lake.models import Dataset
-
     key = LazyKey(settings, db, namespace)
     with db.session() as session:
         subject = session.scalar(

@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from datalibrary.access.rowsecurity import compile_filter
+from datalibrary.config import EngineLimits
 from datalibrary.errors import InvalidInput, Unavailable
 from datalibrary.query import metering
 from datalibrary.query.column_cache import COLUMNS, ColumnCache
@@ -70,17 +71,6 @@ class ViewSpec:
     row_filter: str | None = None
     # Files whose statistics prove the row filter TRUE on every row: read without it.
     proven: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class EngineLimits:
-    memory_limit: str = "2GB"
-    threads: int = 2
-    timeout_seconds: float = 60.0
-    max_rows: int = 1_000_000
-    # Decoded columns kept in memory across queries (0 turns the cache off).
-    cache_bytes: int = 1 << 30
-    cache_idle_seconds: float = 600.0
 
 
 @dataclass

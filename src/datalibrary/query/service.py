@@ -1,7 +1,9 @@
 """Run a query for a caller: guard, authorize, plan, execute locked down, meter, record.
 
 Every query — allowed, refused or failed — leaves a query record, an audit event and
-OpenLineage START + COMPLETE/FAIL events naming the tables it read.
+OpenLineage START + COMPLETE/FAIL events naming the tables it read. The budget check and the
+lineage events belong to layers above (costs, lineage): they are the hooks :data:`BUDGET_CHECK`
+and :data:`TRACE`, registered by ``wiring``; without them no query runs (``hooks.NotWired``).
 """
 
 from __future__ import annotations
@@ -9,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import pyarrow as pa
 import sqlglot
-from openlineage.client.event_v2 import RunState
 from sqlalchemy.orm import Session
 from sqlglot import exp
 
@@ -25,15 +27,29 @@ from datalibrary.access.rowsecurity import ColumnStats, FileStats, compile_filte
 from datalibrary.audit import service as audit
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
-from datalibrary.costs import checks as costs_checks
 from datalibrary.db.base import utcnow
 from datalibrary.errors import DataLibraryError, InvalidInput, NotFound, PermissionDenied
-from datalibrary.lineage import facets as lineage_facets
-from datalibrary.lineage import service as lineage
+from datalibrary.hooks import Hook
 from datalibrary.logs import request_id_var
 from datalibrary.query import engine, guard, metering
 from datalibrary.query.models import QueryRecord
 from datalibrary.query.planning import PlannedTable, TablePlanner
+
+
+@dataclass(frozen=True)
+class TableRead:
+    """A table a query read (with the snapshot and columns) or only named (refused)."""
+
+    name: str
+    snapshot_id: int | None = None
+    columns: list[tuple[str, str]] | None = None  # (name, type) of the table read
+
+
+# (session, settings, user, charged project, bytes the query scans): raises BudgetExceeded.
+BUDGET_CHECK: Hook[[Session, Settings, str, str | None, int], None] = Hook("query.budget_check")
+# (session, the finished record, the tables read, via, operator acting for the user or None):
+# the lineage events of the run.
+TRACE: Hook[[Session, QueryRecord, list[TableRead], str, str | None], None] = Hook("query.trace")
 
 
 @dataclass
@@ -196,9 +212,10 @@ def run_query(
     settings: Settings | None = None,
 ) -> QueryResult:
     require(principal, Permission.QUERY_RUN)
+    BUDGET_CHECK.resolve(), TRACE.resolve()  # no query runs unmetered or untraced
     project = charged_project(principal, project)
     record = QueryRecord(
-        run_id=lineage.new_run_id(),
+        run_id=str(uuid.uuid4()),
         user=principal.name,
         project=project,
         sql=sql[:20_000],
@@ -209,7 +226,7 @@ def run_query(
         rows_returned=0,
     )
     started = time.perf_counter()
-    inputs: list[lineage.DatasetRef] = []
+    inputs: list[TableRead] = []
     try:
         guarded = guard.check(sql)
         views: dict[guard.TableRef, engine.ViewSpec] = {}
@@ -217,20 +234,17 @@ def run_query(
             views[ref] = view
             record.tables = [*record.tables, {"name": ref.name, "snapshot_id": planned.snapshot_id}]
             columns = [(f.name, str(f.type)) for f in planned.schema]
-            inputs.append(
-                lineage.table_ref(ref.name, planned.snapshot_id, schema=lineage_facets.schema_facet(columns))
-            )
+            inputs.append(TableRead(ref.name, planned.snapshot_id, columns))
         record.bytes_scanned = sum(
             metering.bytes_scanned(view.files, _scanned_columns(guarded, view)) for view in views.values()
         )
         if settings is not None:  # budgets: an exhausted one refuses large queries
-            costs_checks.check_query(session, settings, principal.name, project, record.bytes_scanned)
+            BUDGET_CHECK(session, settings, principal.name, project, record.bytes_scanned)
         rendered = guarded.render({ref: view.name for ref, view in views.items()})
         result = engine.run(rendered, list(views.values()), limits)
     except Exception as exc:
         # Refused, failed or crashed: the query still leaves its record, audit and lineage
-        # events, naming the tables it asked for (marked refused: none was read); lineage
-        # names only those that exist (a query naming a missing table creates no node).
+        # events, naming the tables it asked for (marked refused: none was read).
         if isinstance(exc, DataLibraryError):
             record.outcome = "denied" if exc.status in (403, 404) else "failure"
             record.error = exc.detail
@@ -240,7 +254,7 @@ def run_query(
         named = [t["name"] for t in record.tables] or named_tables(sql)
         record.tables = [{"name": name, "snapshot_id": None, "refused": True} for name in named]
         session.rollback()  # nothing of a failed query's transaction survives but its record
-        inputs = [lineage.table_ref(name) for name in lineage.existing(session, named)]
+        inputs = [TableRead(name) for name in named]
         _finish(session, principal, record, started, inputs, project, via)
         session.commit()
         raise
@@ -269,7 +283,7 @@ def _finish(
     principal: Principal,
     record: QueryRecord,
     started: float,
-    inputs: list[lineage.DatasetRef],
+    inputs: list[TableRead],
     project: str | None,
     via: str | None = None,
 ) -> None:
@@ -277,25 +291,7 @@ def _finish(
     record.duration_ms = int((time.perf_counter() - started) * 1000)
     record.finished_at = utcnow()
     session.add(record)
-    common = {
-        "run_id": record.run_id,
-        "job_name": "query",
-        "user": principal.name,
-        "project": project,
-        "via": via or principal.actor.client,
-        "operator": principal.operator,
-        "job_facets": {"sql": lineage_facets.sql_facet(record.sql)},
-    }
-    lineage.emit(session, event_type=RunState.START, event_time=record.started_at, inputs=inputs, **common)
-    lineage.emit(
-        session,
-        event_type=RunState.COMPLETE if record.outcome == "success" else RunState.FAIL,
-        error=f"{record.outcome}: {record.error}" if record.error else None,
-        inputs=inputs,
-        rows=record.rows_returned,
-        size=record.bytes_scanned,
-        **common,
-    )
+    TRACE(session, record, inputs, via or principal.actor.client, principal.operator)
     audit.record(
         session,
         actor=principal,

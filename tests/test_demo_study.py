@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
+from datalibrary.demo import load_demo_study
 from datalibrary.demo_data import study_tables
 from datalibrary.ingest.models import IngestJob
 from datalibrary.lake.catalog import open_lake
-from datalibrary.lake.demo import load_demo_study
 from tests.helpers import Platform
 from tests.lake_helpers import read_table
 
