@@ -24,7 +24,7 @@ def test_readyz_reports_pending_migrations(platform: Platform) -> None:
 
 
 def test_readyz_reports_unreachable_database(sqlite_platform: Platform) -> None:
-    from datalibrary.api import create_app
+    from datalibrary.app import create_app
     from datalibrary.db import Database
     from tests.helpers import ApiClient
 

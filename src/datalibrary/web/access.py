@@ -8,14 +8,15 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from datalibrary.access import service
-from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
 from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.bounds import RecordId
 from datalibrary.errors import InvalidInput
-from datalibrary.web.forms import attempt, form_page, guard
+from datalibrary.http.deps import DbSession, SettingsDep
+from datalibrary.web.forms import Posted, form_page, posted
+from datalibrary.web.guards import allowed
 from datalibrary.web.pages import page_with
 from datalibrary.web.rendering import render
 
@@ -77,55 +78,42 @@ def _requests_page(
 
 
 @router.get("/access")
-def requests(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
-    if (stop := guard(request, session, principal, Permission.CATALOG_READ)) is not None:
-        return stop
-    assert principal is not None
+def requests(
+    request: Request, session: DbSession, principal: Annotated[Principal, allowed(Permission.CATALOG_READ)]
+) -> Response:
     return _requests_page(request, session, principal)
 
 
 @router.post("/access/requests")
 def create_request(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
+    form: Annotated[Posted, posted(Permission.ACCESS_REQUEST)],
     settings: SettingsDep,
-    csrf_token: Text = "",
     table: Text = "",
     justification: Text = "",
     project: Text = "",
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.ACCESS_REQUEST)) is not None:
-        return stop
-    assert principal is not None
-    errors: dict[str, str] = {}
-
     def create():  # type: ignore[no-untyped-def]
         namespace, name = _table(table)
         return service.request_access(
-            session,
-            principal,
-            namespace=namespace,
-            table=name,
-            justification=justification,
-            project=project or None,
-            columns_of=service.lake_columns(settings),
-        )
+            form.session, form.principal, namespace=namespace, table=name, justification=justification,
+            project=project or None, columns_of=service.lake_columns(settings),
+        )  # fmt: skip
 
-    if attempt(session, principal, csrf_token, create, errors) is not None:
-        return RedirectResponse("/access?sent=1", status_code=303)
-    form = {"table": table, "justification": justification, "project": project}
-    return _requests_page(request, session, principal, 422, errors=errors, form=form)
+    values = {"table": table, "justification": justification, "project": project}
+    return form.submit(create, "/access?sent=1", lambda errors: _requests_again(form, errors, form=values))
+
+
+def _requests_again(posted_form: Posted, errors: dict[str, str], **data: object) -> Response:
+    """The page again (422) with the errors of a posted form."""
+    f = posted_form
+    return _requests_page(f.request, f.session, f.principal, 422, errors=errors, **data)
 
 
 @router.post("/access/requests/{request_id}/decision")
 def decide(
     request_id: RecordId,
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
+    form: Annotated[Posted, posted(Permission.ACCESS_REVIEW)],
     settings: SettingsDep,
-    csrf_token: Text = "",
     decision: Text = "",
     note: Text = "",
     columns: Text = "",
@@ -133,23 +121,19 @@ def decide(
     row_filter: Text = "",
     expires: Text = "",
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.ACCESS_REVIEW)) is not None:
-        return stop
-    assert principal is not None
-    errors: dict[str, str] = {}
-
     def run():  # type: ignore[no-untyped-def]
         return service.decide_request(
-            session, principal, request_id, approve=decision == "approve", note=note or None,
+            form.session, form.principal, request_id, approve=decision == "approve", note=note or None,
             columns=_columns(columns), masks=_masks(masks), row_filter=row_filter or None,
             expires_at=_date(expires), columns_of=service.lake_columns(settings),
         )  # fmt: skip
 
-    if attempt(session, principal, csrf_token, run, errors) is not None:
-        outcome = "approved" if decision == "approve" else "denied"
-        return RedirectResponse(f"/access?decided={request_id}&outcome={outcome}", status_code=303)
-    errors = {f"{request_id}-{k}": v for k, v in errors.items()}
-    return _requests_page(request, session, principal, 422, errors=errors)
+    outcome = "approved" if decision == "approve" else "denied"
+    return form.submit(
+        run,
+        f"/access?decided={request_id}&outcome={outcome}",
+        lambda errors: _requests_again(form, {f"{request_id}-{k}": v for k, v in errors.items()}),
+    )
 
 
 # --- grants ------------------------------------------------------------------------------
@@ -168,20 +152,16 @@ def _grants_page(
 
 
 @router.get("/access/grants")
-def grants(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
-    if (stop := guard(request, session, principal, Permission.CATALOG_READ)) is not None:
-        return stop
-    assert principal is not None
+def grants(
+    request: Request, session: DbSession, principal: Annotated[Principal, allowed(Permission.CATALOG_READ)]
+) -> Response:
     return _grants_page(request, session, principal)
 
 
 @router.post("/access/grants")
 def add_grant(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
+    form: Annotated[Posted, posted(Permission.GRANTS_MANAGE)],
     settings: SettingsDep,
-    csrf_token: Text = "",
     grantee: Annotated[str, Form(alias="principal")] = "",
     table: Text = "",
     columns: Text = "",
@@ -189,42 +169,30 @@ def add_grant(
     row_filter: Text = "",
     expires: Text = "",
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.GRANTS_MANAGE)) is not None:
-        return stop
-    assert principal is not None
-    errors: dict[str, str] = {}
-
     def run():  # type: ignore[no-untyped-def]
         namespace, name = _table(table)
         return service.add_grant(
-            session, principal, principal=grantee.strip(), namespace=namespace, table=name,
+            form.session, form.principal, principal=grantee.strip(), namespace=namespace, table=name,
             columns=_columns(columns), masks=_masks(masks), row_filter=row_filter or None,
             expires_at=_date(expires), columns_of=service.lake_columns(settings),
         )  # fmt: skip
 
-    if attempt(session, principal, csrf_token, run, errors) is not None:
-        return RedirectResponse("/access/grants?done=granted", status_code=303)
-    form = {
+    values = {
         "principal": grantee, "table": table, "columns": columns, "masks": masks,
         "row_filter": row_filter, "expires": expires,
     }  # fmt: skip
-    return _grants_page(request, session, principal, 422, errors=errors, form=form)
+    return form.submit(
+        run, "/access/grants?done=granted", lambda errors: _grants_again(form, errors, form=values)
+    )
+
+
+def _grants_again(posted_form: Posted, errors: dict[str, str], **data: object) -> Response:
+    """The page again (422) with the errors of a posted form."""
+    f = posted_form
+    return _grants_page(f.request, f.session, f.principal, 422, errors=errors, **data)
 
 
 @router.post("/access/grants/{grant_id}/revoke")
-def revoke_grant(
-    grant_id: RecordId,
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    csrf_token: Text = "",
-) -> Response:
-    if (stop := guard(request, session, principal, Permission.GRANTS_MANAGE)) is not None:
-        return stop
-    assert principal is not None
-    errors: dict[str, str] = {}
-    if attempt(
-        session, principal, csrf_token, lambda: service.revoke_grant(session, principal, grant_id), errors
-    ):
-        return RedirectResponse("/access/grants?done=revoked", status_code=303)
-    return _grants_page(request, session, principal, 422, errors=errors)
+def revoke_grant(grant_id: RecordId, form: Annotated[Posted, posted(Permission.GRANTS_MANAGE)]) -> Response:
+    revoke = lambda: service.revoke_grant(form.session, form.principal, grant_id)  # noqa: E731
+    return form.submit(revoke, "/access/grants?done=revoked", lambda errors: _grants_again(form, errors))
