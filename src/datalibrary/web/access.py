@@ -15,12 +15,13 @@ from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.bounds import RecordId
 from datalibrary.errors import InvalidInput
 from datalibrary.http.deps import DbSession, SettingsDep
-from datalibrary.web.forms import Posted, form_page, posted
+from datalibrary.web.forms import Decided, Posted, form_page, posted
 from datalibrary.web.guards import allowed
 from datalibrary.web.pages import page_with
 from datalibrary.web.rendering import render
 
 router = APIRouter(include_in_schema=False)
+CatalogReader = Annotated[Principal, allowed(Permission.CATALOG_READ)]
 Text = Annotated[str, Form()]
 
 
@@ -78,9 +79,7 @@ def _requests_page(
 
 
 @router.get("/access")
-def requests(
-    request: Request, session: DbSession, principal: Annotated[Principal, allowed(Permission.CATALOG_READ)]
-) -> Response:
+def requests(request: Request, session: DbSession, principal: CatalogReader) -> Response:
     return _requests_page(request, session, principal)
 
 
@@ -114,8 +113,7 @@ def decide(
     request_id: RecordId,
     form: Annotated[Posted, posted(Permission.ACCESS_REVIEW)],
     settings: SettingsDep,
-    decision: Text = "",
-    note: Text = "",
+    answer: Decided,
     columns: Text = "",
     masks: Text = "",
     row_filter: Text = "",
@@ -123,12 +121,12 @@ def decide(
 ) -> Response:
     def run():  # type: ignore[no-untyped-def]
         return service.decide_request(
-            form.session, form.principal, request_id, approve=decision == "approve", note=note or None,
+            form.session, form.principal, request_id, approve=answer.approve, note=answer.note or None,
             columns=_columns(columns), masks=_masks(masks), row_filter=row_filter or None,
             expires_at=_date(expires), columns_of=service.lake_columns(settings),
         )  # fmt: skip
 
-    outcome = "approved" if decision == "approve" else "denied"
+    outcome = "approved" if answer.approve else "denied"
     return form.submit(
         run,
         f"/access?decided={request_id}&outcome={outcome}",
@@ -152,9 +150,7 @@ def _grants_page(
 
 
 @router.get("/access/grants")
-def grants(
-    request: Request, session: DbSession, principal: Annotated[Principal, allowed(Permission.CATALOG_READ)]
-) -> Response:
+def grants(request: Request, session: DbSession, principal: CatalogReader) -> Response:
     return _grants_page(request, session, principal)
 
 

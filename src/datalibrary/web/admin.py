@@ -22,7 +22,7 @@ from datalibrary.auth import accounts, groups, projects, service
 from datalibrary.auth.models import User
 from datalibrary.auth.permissions import ROLES, Permission, Principal
 from datalibrary.http.deps import DbSession
-from datalibrary.web.forms import attempt, form_page
+from datalibrary.web.forms import Posted, form_page, posted
 from datalibrary.web.guards import allowed
 from datalibrary.web.pages import page_with
 from datalibrary.web.rendering import render
@@ -30,9 +30,10 @@ from datalibrary.workspaces import service as workspace_service
 
 router = APIRouter(include_in_schema=False)
 AUDIT_PAGE_SIZE = 50
-Csrf = Annotated[str, Form()]
+FormText = Annotated[str, Form()]
+FormList = Annotated[list[str] | None, Form()]
 Reader = Annotated[Principal, allowed(Permission.USERS_READ)]
-Manager = Annotated[Principal, allowed(Permission.USERS_MANAGE)]
+Managing = Annotated[Posted, posted(Permission.USERS_MANAGE)]
 
 
 def _done(url: str) -> RedirectResponse:
@@ -80,40 +81,34 @@ def users_list(request: Request, session: DbSession, principal: Reader) -> Respo
 
 @router.post("/admin/users")
 def users_create(
-    request: Request,
-    session: DbSession,
-    principal: Manager,
-    csrf_token: Csrf = "",
-    name: Annotated[str, Form()] = "",
-    display_name: Annotated[str, Form()] = "",
-    password: Annotated[str, Form()] = "",
-    roles: Annotated[list[str] | None, Form()] = None,
-    project: Annotated[str, Form()] = "",
+    form: Managing,
+    name: FormText = "",
+    display_name: FormText = "",
+    password: FormText = "",
+    roles: FormList = None,
+    project: FormText = "",
 ) -> Response:
-    errors: dict[str, str] = {}
     name = name.strip()
+    values = {"name": name, "display_name": display_name, "roles": roles or [], "project": project}
+
+    def again(errors: dict[str, str]) -> Response:
+        if "role" in errors:
+            errors["roles"] = errors.pop("role")
+        return _users_page(form.request, form.session, form.principal, 422, errors=errors, form=values)
+
     if not password:
-        errors["password"] = "Set an initial password (the user can be given a new one later)."  # noqa: S105
+        return again({"password": "Set an initial password (the user can be given a new one later)."})  # noqa: S106
 
     def create() -> User:
         user = service.create_user(
-            session,
-            principal,
-            name,
-            roles=set(roles or []),
-            password=password,
+            form.session, form.principal, name, roles=set(roles or []), password=password,
             display_name=display_name.strip(),
-        )
+        )  # fmt: skip
         if project:
-            projects.add_member(session, principal, project, name, default=True)
+            projects.add_member(form.session, form.principal, project, name, default=True)
         return user
 
-    if not errors and attempt(session, principal, csrf_token, create, errors) is not None:
-        return _done(f"/admin/users/{name}")
-    if "role" in errors:
-        errors["roles"] = errors.pop("role")
-    form = {"name": name, "display_name": display_name, "roles": roles or [], "project": project}
-    return _users_page(request, session, principal, 422, errors=errors, form=form)
+    return form.submit(create, f"/admin/users/{name}", again)
 
 
 def _user_page(
@@ -140,31 +135,22 @@ def user_detail(request: Request, session: DbSession, principal: Reader, name: s
 
 
 @dataclass(frozen=True)
-class Edit:
-    """A form posted to change one user, group or project (``name`` in the path), by a
-    ``users.manage`` holder, with the form's CSRF token."""
+class Edit(Posted):
+    """A form posted to change one user, group or project (``name`` in the path)."""
 
-    request: Request
-    session: Session
-    principal: Principal
     name: str
-    csrf: str
 
     def apply(self, action: Callable[[], object], done: str, redisplay: Callable[..., Response]) -> Response:
         """Run ``action``; redirect to ``done``, or show the page again with the errors."""
-        errors: dict[str, str] = {}
-        if attempt(self.session, self.principal, self.csrf, action, errors) is not None:
-            return _done(done)
-        return redisplay(self.request, self.session, self.principal, self.name, 422, errors=errors)
+        again = partial(redisplay, self.request, self.session, self.principal, self.name, 422)
+        return self.submit(action, done, lambda errors: again(errors=errors))
 
 
-def _edit(request: Request, session: DbSession, principal: Manager, name: str, csrf_token: Csrf = "") -> Edit:
-    return Edit(request, session, principal, name, csrf_token)
+def _edit(form: Managing, name: str) -> Edit:
+    return Edit(form.request, form.session, form.principal, form.csrf, name)
 
 
 Editing = Annotated[Edit, Depends(_edit)]
-FormText = Annotated[str, Form()]
-FormList = Annotated[list[str] | None, Form()]
 
 
 def _user_action(edit: Edit, action: Callable[[], object]) -> Response:
@@ -261,13 +247,10 @@ def _list_page(
 
 
 def _create(
-    kind: Collection, request: Request, session: Session, principal: Principal, csrf: str,
-    name: str, form: dict[str, object], create: Callable[[], object],
-) -> Response:  # fmt: skip
-    errors: dict[str, str] = {}
-    if attempt(session, principal, csrf, create, errors) is not None:
-        return _done(f"/admin/{kind.path}/{name.strip()}")
-    return _list_page(kind, request, session, principal, 422, errors=errors, form=form)
+    kind: Collection, form: Posted, name: str, values: dict[str, object], create: Callable[[], object]
+) -> Response:
+    again = partial(_list_page, kind, form.request, form.session, form.principal, 422, form=values)
+    return form.submit(create, f"/admin/{kind.path}/{name.strip()}", lambda errors: again(errors=errors))
 
 
 def _detail_page(
@@ -315,19 +298,13 @@ _collection_routes(PROJECTS)
 
 @router.post("/admin/groups")
 def groups_create(
-    request: Request,
-    session: DbSession,
-    principal: Manager,
-    csrf_token: Csrf = "",
-    name: Annotated[str, Form()] = "",
-    description: Annotated[str, Form()] = "",
-    roles: Annotated[list[str] | None, Form()] = None,
+    form: Managing, name: FormText = "", description: FormText = "", roles: FormList = None
 ) -> Response:
     create = lambda: groups.create_group(  # noqa: E731
-        session, principal, name.strip(), roles=set(roles or []), description=description.strip()
+        form.session, form.principal, name.strip(), roles=set(roles or []), description=description.strip()
     )
-    form = {"name": name, "description": description, "roles": roles or []}
-    return _create(GROUPS, request, session, principal, csrf_token, name, form, create)
+    values = {"name": name, "description": description, "roles": roles or []}
+    return _create(GROUPS, form, name, values, create)
 
 
 @router.post("/admin/groups/{name}/roles")
@@ -342,19 +319,11 @@ def group_member_add(edit: Editing, user: FormText = "") -> Response:
 
 
 @router.post("/admin/projects")
-def projects_create(
-    request: Request,
-    session: DbSession,
-    principal: Manager,
-    csrf_token: Csrf = "",
-    name: Annotated[str, Form()] = "",
-    description: Annotated[str, Form()] = "",
-) -> Response:
+def projects_create(form: Managing, name: FormText = "", description: FormText = "") -> Response:
     create = lambda: projects.create_project(  # noqa: E731
-        session, principal, name.strip(), description=description.strip()
+        form.session, form.principal, name.strip(), description=description.strip()
     )
-    form = {"name": name, "description": description}
-    return _create(PROJECTS, request, session, principal, csrf_token, name, form, create)
+    return _create(PROJECTS, form, name, {"name": name, "description": description}, create)
 
 
 @router.post("/admin/projects/{name}/members")

@@ -86,3 +86,18 @@ def _poster(permission: Permission) -> Callable[..., Posted]:
 def posted(permission: Permission) -> Any:
     """The dependency of a form handler: ``form: Annotated[Posted, posted(Permission.X)]``."""
     return Depends(_poster(permission))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A reviewer's answer on a form (access requests, exports): approve or deny, with a note."""
+
+    approve: bool
+    note: str
+
+
+def _decision(decision: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "") -> Decision:
+    return Decision(approve=decision == "approve", note=note)
+
+
+Decided = Annotated[Decision, Depends(_decision)]

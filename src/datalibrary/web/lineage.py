@@ -16,7 +16,7 @@ from datalibrary.db.base import utcnow
 from datalibrary.errors import DataLibraryError, InvalidInput
 from datalibrary.http.deps import DbSession, SettingsDep
 from datalibrary.lineage import exports, graph, report
-from datalibrary.web.forms import Posted, attempt, posted
+from datalibrary.web.forms import Decided, Posted, attempt, posted
 from datalibrary.web.guards import DENIED, PageDenied, SignedIn, allowed
 from datalibrary.web.lineage_svg import render_svg
 from datalibrary.web.pages import page_for, page_with
@@ -220,8 +220,7 @@ def export_decision(
     export_id: RecordId,
     form: Annotated[Posted, posted(Permission.EXPORTS_REVIEW)],
     settings: SettingsDep,
-    decision: Text = "",
-    note: Text = "",
+    answer: Decided,
     qi: Text = "",
     count_column: Text = "",
     override_reason: Text = "",
@@ -231,7 +230,7 @@ def export_decision(
 
     def run():  # type: ignore[no-untyped-def]
         return exports.decide(
-            form.session, form.principal, settings, export_id, approve=decision == "approve", note=note,
+            form.session, form.principal, settings, export_id, approve=answer.approve, note=answer.note,
             quasi_identifiers=quasi, count_column=counted, override_reason=override_reason,
         )  # fmt: skip
 
