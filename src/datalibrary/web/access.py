@@ -5,16 +5,17 @@ back with the CSRF token; domain errors show next to their field."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from datalibrary.access import service
 from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.bounds import RecordId
 from datalibrary.errors import InvalidInput
-from datalibrary.http.deps import DbSession, SettingsDep
+from datalibrary.http.deps import DbSession
 from datalibrary.web.forms import Decided, Posted, form_page, posted
 from datalibrary.web.guards import allowed
 from datalibrary.web.pages import page_with
@@ -22,7 +23,6 @@ from datalibrary.web.rendering import render
 
 router = APIRouter(include_in_schema=False)
 CatalogReader = Annotated[Principal, allowed(Permission.CATALOG_READ)]
-Text = Annotated[str, Form()]
 
 
 def _date(value: str, field: str = "expires") -> datetime | None:
@@ -52,6 +52,35 @@ def _masks(value: str) -> dict[str, str]:
 def _columns(value: str) -> list[str] | None:
     columns = [c.strip() for c in value.split(",") if c.strip()]
     return columns or None
+
+
+class RequestForm(BaseModel):
+    """The access request form (also what it shows again after an error)."""
+
+    table: str = ""
+    justification: str = ""
+    project: str = ""
+
+
+class Restrictions(BaseModel):
+    """What a grant is limited to: columns, masks, a row filter, an expiry date (text fields)."""
+
+    columns: str = ""
+    masks: str = ""
+    row_filter: str = ""
+    expires: str = ""
+
+    def parsed(self) -> dict[str, Any]:
+        """The keyword arguments of the access service (``InvalidInput`` names the field)."""
+        return {
+            "columns": _columns(self.columns), "masks": _masks(self.masks),
+            "row_filter": self.row_filter or None, "expires_at": _date(self.expires),
+        }  # fmt: skip
+
+
+class GrantForm(Restrictions):
+    principal: str = ""
+    table: str = ""
 
 
 def _requests_page(
@@ -85,21 +114,18 @@ def requests(request: Request, session: DbSession, principal: CatalogReader) -> 
 
 @router.post("/access/requests")
 def create_request(
-    form: Annotated[Posted, posted(Permission.ACCESS_REQUEST)],
-    settings: SettingsDep,
-    table: Text = "",
-    justification: Text = "",
-    project: Text = "",
+    form: Annotated[Posted, posted(Permission.ACCESS_REQUEST)], fields: Annotated[RequestForm, Form()]
 ) -> Response:
     def create():  # type: ignore[no-untyped-def]
-        namespace, name = _table(table)
+        namespace, name = _table(fields.table)
         return service.request_access(
-            form.session, form.principal, namespace=namespace, table=name, justification=justification,
-            project=project or None, columns_of=service.lake_columns(settings),
+            form.session, form.principal, namespace=namespace, table=name,
+            justification=fields.justification, project=fields.project or None,
+            columns_of=service.lake_columns(form.settings),
         )  # fmt: skip
 
-    values = {"table": table, "justification": justification, "project": project}
-    return form.submit(create, "/access?sent=1", lambda errors: _requests_again(form, errors, form=values))
+    again = lambda errors: _requests_again(form, errors, form=fields.model_dump())  # noqa: E731
+    return form.submit(create, "/access?sent=1", again)
 
 
 def _requests_again(posted_form: Posted, errors: dict[str, str], **data: object) -> Response:
@@ -112,18 +138,13 @@ def _requests_again(posted_form: Posted, errors: dict[str, str], **data: object)
 def decide(
     request_id: RecordId,
     form: Annotated[Posted, posted(Permission.ACCESS_REVIEW)],
-    settings: SettingsDep,
     answer: Decided,
-    columns: Text = "",
-    masks: Text = "",
-    row_filter: Text = "",
-    expires: Text = "",
+    limits: Annotated[Restrictions, Form()],
 ) -> Response:
     def run():  # type: ignore[no-untyped-def]
         return service.decide_request(
             form.session, form.principal, request_id, approve=answer.approve, note=answer.note or None,
-            columns=_columns(columns), masks=_masks(masks), row_filter=row_filter or None,
-            expires_at=_date(expires), columns_of=service.lake_columns(settings),
+            columns_of=service.lake_columns(form.settings), **limits.parsed(),
         )  # fmt: skip
 
     outcome = "approved" if answer.approve else "denied"
@@ -156,30 +177,17 @@ def grants(request: Request, session: DbSession, principal: CatalogReader) -> Re
 
 @router.post("/access/grants")
 def add_grant(
-    form: Annotated[Posted, posted(Permission.GRANTS_MANAGE)],
-    settings: SettingsDep,
-    grantee: Annotated[str, Form(alias="principal")] = "",
-    table: Text = "",
-    columns: Text = "",
-    masks: Text = "",
-    row_filter: Text = "",
-    expires: Text = "",
+    form: Annotated[Posted, posted(Permission.GRANTS_MANAGE)], fields: Annotated[GrantForm, Form()]
 ) -> Response:
     def run():  # type: ignore[no-untyped-def]
-        namespace, name = _table(table)
+        namespace, name = _table(fields.table)
         return service.add_grant(
-            form.session, form.principal, principal=grantee.strip(), namespace=namespace, table=name,
-            columns=_columns(columns), masks=_masks(masks), row_filter=row_filter or None,
-            expires_at=_date(expires), columns_of=service.lake_columns(settings),
+            form.session, form.principal, principal=fields.principal.strip(), namespace=namespace,
+            table=name, columns_of=service.lake_columns(form.settings), **fields.parsed(),
         )  # fmt: skip
 
-    values = {
-        "principal": grantee, "table": table, "columns": columns, "masks": masks,
-        "row_filter": row_filter, "expires": expires,
-    }  # fmt: skip
-    return form.submit(
-        run, "/access/grants?done=granted", lambda errors: _grants_again(form, errors, form=values)
-    )
+    again = lambda errors: _grants_again(form, errors, form=fields.model_dump())  # noqa: E731
+    return form.submit(run, "/access/grants?done=granted", again)
 
 
 def _grants_again(posted_form: Posted, errors: dict[str, str], **data: object) -> Response:

@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from datalibrary.auth.permissions import Permission, Principal
+from datalibrary.config import Settings
 from datalibrary.errors import DataLibraryError, PermissionDenied
 from datalibrary.http.deps import DbSession
 from datalibrary.web.guards import allowed
@@ -54,6 +55,10 @@ class Posted:
     session: Session
     principal: Principal
     csrf: str
+
+    @property
+    def settings(self) -> Settings:
+        return self.request.app.state.settings
 
     def submit(
         self,

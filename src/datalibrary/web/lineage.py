@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
+from pydantic import BaseModel
 
 from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.bounds import RecordId
@@ -123,37 +124,36 @@ def exports_index(request: Request, session: DbSession, principal: SignedIn) -> 
     return _exports_page(request, session, principal)
 
 
+class ExportForm(BaseModel):
+    """The export request form: a query's result or a workspace file, and why it leaves."""
+
+    kind: str = "query"
+    sql: str = ""
+    path: str = ""
+    purpose: str = ""
+    destination: str = ""
+    format: str = "csv"
+    workspace: str = ""
+
+
 @router.post("/exports")
 def exports_request(
-    form: Annotated[Posted, posted(Permission.EXPORTS_REQUEST)],
-    settings: SettingsDep,
-    kind: Text = "query",
-    sql: Text = "",
-    path: Text = "",
-    purpose: Text = "",
-    destination: Text = "",
-    format: Text = "csv",
-    workspace: Text = "",
+    form: Annotated[Posted, posted(Permission.EXPORTS_REQUEST)], fields: Annotated[ExportForm, Form()]
 ) -> Response:
     def create():  # type: ignore[no-untyped-def]
         return exports.request_export(
-            form.session, form.principal, settings, purpose=purpose, destination=destination,
-            sql=sql if kind == "query" else None, path=path if kind == "file" else None,
-            workspace=int(workspace) if workspace.strip().isdigit() else None,
-            format=format, runner=_runner(form.request, settings),
+            form.session, form.principal, form.settings, purpose=fields.purpose,
+            destination=fields.destination, sql=fields.sql if fields.kind == "query" else None,
+            path=fields.path if fields.kind == "file" else None,
+            workspace=int(fields.workspace) if fields.workspace.strip().isdigit() else None,
+            format=fields.format, runner=_runner(form.request, form.settings),
         )  # fmt: skip
 
-    values = {
-        "kind": kind, "sql": sql, "path": path, "purpose": purpose, "destination": destination,
-        "workspace": workspace,
-    }  # fmt: skip
-    return form.submit(
-        create,
-        "/exports?sent=1",
-        lambda errors: _exports_page(
-            form.request, form.session, form.principal, 422, errors=errors, form=values
-        ),
-    )
+    def again(errors: dict[str, str]) -> Response:
+        values = fields.model_dump()
+        return _exports_page(form.request, form.session, form.principal, 422, errors=errors, form=values)
+
+    return form.submit(create, "/exports?sent=1", again)
 
 
 def _runner(request: Request, settings) -> exports.QueryRunner:  # type: ignore[no-untyped-def]
@@ -219,7 +219,6 @@ def export_review(
 def export_decision(
     export_id: RecordId,
     form: Annotated[Posted, posted(Permission.EXPORTS_REVIEW)],
-    settings: SettingsDep,
     answer: Decided,
     qi: Text = "",
     count_column: Text = "",
@@ -230,13 +229,13 @@ def export_decision(
 
     def run():  # type: ignore[no-untyped-def]
         return exports.decide(
-            form.session, form.principal, settings, export_id, approve=answer.approve, note=answer.note,
+            form.session, form.principal, form.settings, export_id, approve=answer.approve, note=answer.note,
             quasi_identifiers=quasi, count_column=counted, override_reason=override_reason,
         )  # fmt: skip
 
     def again(errors: dict[str, str]) -> Response:
         return _review_page(
-            form.request, form.session, form.principal, settings, export_id, quasi, counted, errors, 422,
+            form.request, form.session, form.principal, form.settings, export_id, quasi, counted, errors, 422,
             override_reason,
         )  # fmt: skip
 
