@@ -124,14 +124,7 @@ def create_request(
             columns_of=service.lake_columns(form.settings),
         )  # fmt: skip
 
-    again = lambda errors: _requests_again(form, errors, form=fields.model_dump())  # noqa: E731
-    return form.submit(create, "/access?sent=1", again)
-
-
-def _requests_again(posted_form: Posted, errors: dict[str, str], **data: object) -> Response:
-    """The page again (422) with the errors of a posted form."""
-    f = posted_form
-    return _requests_page(f.request, f.session, f.principal, 422, errors=errors, **data)
+    return form.submit(create, "/access?sent=1", form.again(_requests_page, form=fields.model_dump()))
 
 
 @router.post("/access/requests/{request_id}/decision")
@@ -151,7 +144,7 @@ def decide(
     return form.submit(
         run,
         f"/access?decided={request_id}&outcome={outcome}",
-        lambda errors: _requests_again(form, {f"{request_id}-{k}": v for k, v in errors.items()}),
+        lambda errors: form.again(_requests_page)({f"{request_id}-{k}": v for k, v in errors.items()}),
     )
 
 
@@ -186,17 +179,10 @@ def add_grant(
             table=name, columns_of=service.lake_columns(form.settings), **fields.parsed(),
         )  # fmt: skip
 
-    again = lambda errors: _grants_again(form, errors, form=fields.model_dump())  # noqa: E731
-    return form.submit(run, "/access/grants?done=granted", again)
-
-
-def _grants_again(posted_form: Posted, errors: dict[str, str], **data: object) -> Response:
-    """The page again (422) with the errors of a posted form."""
-    f = posted_form
-    return _grants_page(f.request, f.session, f.principal, 422, errors=errors, **data)
+    return form.submit(run, "/access/grants?done=granted", form.again(_grants_page, form=fields.model_dump()))
 
 
 @router.post("/access/grants/{grant_id}/revoke")
 def revoke_grant(grant_id: RecordId, form: Annotated[Posted, posted(Permission.GRANTS_MANAGE)]) -> Response:
     revoke = lambda: service.revoke_grant(form.session, form.principal, grant_id)  # noqa: E731
-    return form.submit(revoke, "/access/grants?done=revoked", lambda errors: _grants_again(form, errors))
+    return form.submit(revoke, "/access/grants?done=revoked", form.again(_grants_page))

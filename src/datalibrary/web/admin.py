@@ -142,8 +142,7 @@ class Edit(Posted):
 
     def apply(self, action: Callable[[], object], done: str, redisplay: Callable[..., Response]) -> Response:
         """Run ``action``; redirect to ``done``, or show the page again with the errors."""
-        again = partial(redisplay, self.request, self.session, self.principal, self.name, 422)
-        return self.submit(action, done, lambda errors: again(errors=errors))
+        return self.submit(action, done, self.again(redisplay, self.name))
 
 
 def _edit(form: Managing, name: str) -> Edit:
@@ -249,8 +248,8 @@ def _list_page(
 def _create(
     kind: Collection, form: Posted, name: str, values: dict[str, object], create: Callable[[], object]
 ) -> Response:
-    again = partial(_list_page, kind, form.request, form.session, form.principal, 422, form=values)
-    return form.submit(create, f"/admin/{kind.path}/{name.strip()}", lambda errors: again(errors=errors))
+    again = form.again(partial(_list_page, kind), form=values)
+    return form.submit(create, f"/admin/{kind.path}/{name.strip()}", again)
 
 
 def _detail_page(

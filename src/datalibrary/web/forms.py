@@ -60,6 +60,14 @@ class Posted:
     def settings(self) -> Settings:
         return self.request.app.state.settings
 
+    def again(
+        self, page: Callable[..., Response], *args: Any, **data: Any
+    ) -> Callable[[dict[str, str]], Response]:
+        """Show ``page(request, session, principal, *args, 422, errors=..., **data)`` again."""
+        return lambda errors: page(
+            self.request, self.session, self.principal, *args, 422, errors=errors, **data
+        )
+
     def submit(
         self,
         action: Callable[[], T],

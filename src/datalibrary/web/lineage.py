@@ -149,11 +149,7 @@ def exports_request(
             format=fields.format, runner=_runner(form.request, form.settings),
         )  # fmt: skip
 
-    def again(errors: dict[str, str]) -> Response:
-        values = fields.model_dump()
-        return _exports_page(form.request, form.session, form.principal, 422, errors=errors, form=values)
-
-    return form.submit(create, "/exports?sent=1", again)
+    return form.submit(create, "/exports?sent=1", form.again(_exports_page, form=fields.model_dump()))
 
 
 def _runner(request: Request, settings) -> exports.QueryRunner:  # type: ignore[no-untyped-def]
