@@ -348,7 +348,7 @@ def run_corpus(cases: list[Case]) -> tuple[dict[str, list[int]], list[str], list
         home, sources = root / "home", root / "sources"
         sources.mkdir()
         settings = Settings(home=home, database_url=f"sqlite:///{home / 'state.db'}")
-        db = Database(str(settings.database_url))
+        db = Database(settings.connect_url())
         initialize(settings, db)
         settings = Settings(home=home, database_url=f"sqlite:///{home / 'state.db'}")
         with db.session() as session:

@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from datalibrary.workspaces import background as workspace_background
 
     settings = settings or load_settings()
-    db = database or Database(str(settings.database_url))
+    db = database or Database(settings.connect_url())
     from datalibrary.wiring import register_handlers
 
     register_handlers()
@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
 
         config = cli_settings()
         configure_logging(config.log.level, config.log.format)
-        server_lock = SqliteServerLock(str(config.database_url)) if config.is_sqlite else None
+        server_lock = SqliteServerLock(config.connect_url()) if config.is_sqlite else None
         users: list[tuple[str, str, str]] = []
         with handle_errors():
             if server_lock is not None:

@@ -77,7 +77,7 @@ def register_replicas(app: typer.Typer) -> None:
         from datalibrary.cli.output import table
         from datalibrary.db import Database, leases
 
-        database = Database(str(settings().database_url))
+        database = Database(settings().connect_url())
         try:
             rows = leases.holders(database)
         finally:

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from datalibrary.audit.service import record, record_now
+from datalibrary.auth.permissions import Actor
 from datalibrary.config import Settings
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
@@ -463,7 +464,7 @@ class JobRun:
                     forget_profiles(session, self.job.namespace, rewritten)
                     record(
                         session,
-                        actor=self.job.created_by,
+                        actor=Actor(self.job.created_by, "worker"),
                         action="privacy.rescrub",
                         target=f"namespace:{self.job.namespace}",
                         details={"job": self.job.id, "tables": rewritten, "new_identifiers": len(new)},
@@ -473,7 +474,7 @@ class JobRun:
             with self.db.session() as session:
                 record(
                     session,
-                    actor=self.job.created_by,
+                    actor=Actor(self.job.created_by, "worker"),
                     action="privacy.rescrub",
                     target=f"namespace:{self.job.namespace}",
                     outcome="failure",
@@ -614,7 +615,7 @@ class JobRun:
                     setattr(job, key, value)
                 record(
                     session,
-                    actor=job.created_by,
+                    actor=Actor(job.created_by, "worker"),
                     action="ingest.fail",
                     target=f"table:{self.name}",
                     outcome="failure",
@@ -671,7 +672,7 @@ class JobRun:
                 )
                 record(
                     session,
-                    actor=job.created_by,
+                    actor=Actor(job.created_by, "worker"),
                     action="ingest.commit",
                     target=f"table:{self.name}",
                     details={
@@ -704,7 +705,7 @@ class JobRun:
                 }
                 record(
                     session,
-                    actor=job.created_by,
+                    actor=Actor(job.created_by, "worker"),
                     action="ingest.duplicate",
                     target=f"table:{self.name}",
                     details={
@@ -736,7 +737,7 @@ class JobRun:
                 row.raw_path = str(moved) if moved else None
                 record_now(
                     session,
-                    actor=job.created_by,
+                    actor=Actor(job.created_by, "worker"),
                     action="ingest.quarantine" if state == "quarantined" else "ingest.cancelled",
                     target=f"table:{self.name}",
                     outcome="failure",
@@ -800,7 +801,7 @@ def risk_override(db: Database, job: IngestJob) -> str | None:
             return None
         record(
             session,
-            actor=job.created_by,
+            actor=Actor(job.created_by, "worker"),
             action="privacy.risk-override-used",
             target=f"table:{job.namespace}.{job.table_name}",
             details={"job": job.id, "override": found.id, "granted_by": found.granted_by},

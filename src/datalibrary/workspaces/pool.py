@@ -143,22 +143,20 @@ def _memory_available() -> int | None:
     return None
 
 
+def _members(session: Session, account: int | None) -> list[Workspace]:
+    """The pool's live members, oldest first (none before the account exists)."""
+    if account is None:
+        return []
+    query = select(Workspace).where(Workspace.owner_id == account, Workspace.state != "terminated")
+    return list(session.scalars(query.order_by(Workspace.id)))
+
+
 async def refill(db: Database, settings: Settings) -> dict[str, int]:
     """One round: discard what must go, start at most one member per short target."""
     wanted = targets(settings)
     with db.session() as session:
         account = account_id(session, create=bool(wanted))
-        members = (
-            list(
-                session.scalars(
-                    select(Workspace)
-                    .where(Workspace.owner_id == account, Workspace.state != "terminated")
-                    .order_by(Workspace.id)
-                )
-            )
-            if account is not None
-            else []
-        )
+        members = _members(session, account)
     discard: list[int] = [m.id for m in members if m.state in ("failed", "stopped", "paused")]
     counts: dict[tuple[str, str], list[Workspace]] = {}
     for member in members:
@@ -275,17 +273,7 @@ def status(session: Session, principal: Principal, settings: Settings) -> dict[s
     """The pool's configuration, its members and, per target, how many are ready."""
     require(principal, Permission.WORKSPACES_ADMIN)
     account = account_id(session, create=False)
-    members = (
-        list(
-            session.scalars(
-                select(Workspace)
-                .where(Workspace.owner_id == account, Workspace.state != "terminated")
-                .order_by(Workspace.id)
-            )
-        )
-        if account is not None
-        else []
-    )
+    members = _members(session, account)
     rows = []
     for target in targets(settings):
         pair = (target.environment, target.instance_type)

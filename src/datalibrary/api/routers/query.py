@@ -153,7 +153,7 @@ def run_query(
         planner=request.app.state.planner,
         limits=settings.query.limits(),
         project=body.project,
-        via=body.client or principal.via,
+        via=body.client or principal.actor.client,
         settings=settings,
     )
     record = result.record
@@ -173,7 +173,7 @@ def run_query(
         downloads.record_download(
             session, user=principal.name, project=record.project, query_run_id=record.run_id,
             tables=record.tables, fmt=body.format, rows=record.rows_returned, size=size,
-            via=body.client or principal.via,
+            via=body.client or principal.actor.client,
         )  # fmt: skip
         return StreamingResponse(
             _chunks(spool),
