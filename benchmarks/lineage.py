@@ -25,7 +25,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select
 
-from datalibrary.api import create_app
+from datalibrary.app import create_app
 from datalibrary.auth import service as auth_service
 from datalibrary.auth.permissions import Principal
 from datalibrary.bootstrap import initialize

@@ -78,7 +78,7 @@ def browser_timings(
     from tests.helpers import PASSWORD, LiveServer
     from tests.workspace_helpers import UnixServer
 
-    from datalibrary.api import create_app
+    from datalibrary.app import create_app
     from datalibrary.workspaces import paths
 
     name = "warmuser" if warm else "browseruser"

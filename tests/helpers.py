@@ -13,8 +13,8 @@ import httpx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from datalibrary.api import create_app
 from datalibrary.api.middleware import SECURITY_HEADERS
+from datalibrary.app import create_app
 from datalibrary.auth import service as auth_service
 from datalibrary.auth.permissions import Principal
 from datalibrary.bootstrap import initialize

@@ -24,7 +24,7 @@ def test_readyz_reports_pending_migrations(platform: Platform) -> None:
 
 
 def test_readyz_reports_unreachable_database(sqlite_platform: Platform) -> None:
-    from datalibrary.api import create_app
+    from datalibrary.app import create_app
     from datalibrary.db import Database
     from tests.helpers import ApiClient
 
@@ -106,7 +106,7 @@ def test_config_endpoint_redacts_secrets(sqlite_platform: Platform) -> None:
 
 def test_config_endpoint_hides_every_secret_setting(sqlite_platform: Platform) -> None:
     """Every setting typed as a secret, set to a marked value, is absent from the answer."""
-    from datalibrary.api import create_app
+    from datalibrary.app import create_app
     from datalibrary.config import Settings
     from tests.helpers import ApiClient
     from tests.test_config import every_secret_set

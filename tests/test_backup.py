@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from datalibrary.api import create_app
+from datalibrary.app import create_app
 from datalibrary.cli import app as cli_app
 from datalibrary.config import Settings
 from datalibrary.db import Database

@@ -197,7 +197,7 @@ def test_replicas_share_the_lockout_and_it_expires(platform: Platform) -> None:
     """Two app instances over one database stand for two API replicas."""
     from sqlalchemy import update
 
-    from datalibrary.api import create_app
+    from datalibrary.app import create_app
     from datalibrary.db.base import utcnow
 
     platform.add_user("rex", "scientist")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from datalibrary.api import create_app
+from datalibrary.app import create_app
 from datalibrary.auth import service as auth_service
 from datalibrary.config import LakeSettings
 from datalibrary.lake.catalog import forget_lakes, open_lake, parse_table_name

@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from datalibrary.api import create_app
+from datalibrary.app import create_app
 from datalibrary.audit.models import AuditEvent
 from datalibrary.auth.login import NOT_MAPPED  # the same answer as a wrong password
 from datalibrary.auth.models import User

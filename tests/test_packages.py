@@ -232,7 +232,7 @@ def test_the_mirror_runs_offline_from_its_cache(  # type: ignore[no-untyped-def]
     what was cached still installs, nothing else does."""
     import time
 
-    from datalibrary.api import create_app
+    from datalibrary.app import create_app
     from datalibrary.config import Settings
 
     index, _ = upstream

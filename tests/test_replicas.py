@@ -136,7 +136,7 @@ def test_two_replicas_on_postgres_fail_over_within_30_seconds(
 def test_an_unreachable_database_is_a_503_to_retry(sqlite_platform) -> None:  # type: ignore[no-untyped-def]
     """While PostgreSQL restarts, requests get 503 + Retry-After (retried by HAProxy and
     clients), never a 500."""
-    from datalibrary.api import create_app
+    from datalibrary.app import create_app
     from tests.helpers import ApiClient, free_port_url
 
     db = Database(free_port_url())

@@ -365,7 +365,7 @@ def test_reconciler_readopts_and_repairs(sandbox_platform: Platform, make_ws_pla
     platform = sandbox_platform
     client, wid = launch(platform)
     # a "restarted platform": a new app on the same state re-adopts the running sandbox
-    from datalibrary.api import create_app
+    from datalibrary.app import create_app
     from datalibrary.config import Settings
     from datalibrary.db import Database
     from tests.helpers import ApiClient

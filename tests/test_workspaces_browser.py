@@ -281,7 +281,7 @@ def test_r_notebook_queries_the_lake_in_a_real_browser(browser, served) -> None:
 def fresh_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """A brand-new state directory, started as the first ``datalibrary up`` does: settings
     loaded before ``init`` made the secret key, no template database."""
-    from datalibrary.api import create_app
+    from datalibrary.app import create_app
     from datalibrary.auth import service as auth_service
     from datalibrary.auth.permissions import Principal
     from datalibrary.bootstrap import initialize

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from datalibrary.api import create_app
+from datalibrary.app import create_app
 from datalibrary.bootstrap import initialize
 from datalibrary.config import Settings
 from datalibrary.db import Database

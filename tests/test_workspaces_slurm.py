@@ -219,7 +219,7 @@ def test_slurm_workspace_lifecycle(slurm_platform: Platform, tmp_path: Path) -> 
     assert on_workspace(client, wid).get(f"/workspaces/{wid}/api/status").status_code == 200
 
     # a restarted platform re-adopts the job from its id
-    from datalibrary.api import create_app
+    from datalibrary.app import create_app
     from datalibrary.config import Settings
     from datalibrary.db import Database
     from tests.helpers import ApiClient

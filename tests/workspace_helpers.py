@@ -12,7 +12,7 @@ from pathlib import Path
 
 import uvicorn
 
-from datalibrary.api.serve import unix_listener
+from datalibrary.http.serve import unix_listener
 from datalibrary.workspaces.catalog import Environment
 from datalibrary.workspaces.environments import build
 

@@ -1,5 +1,2 @@
-"""REST API (FastAPI) under /api/v1; the app factory also mounts the web console."""
-
-from datalibrary.api.app import create_app
-
-__all__ = ["create_app"]
+"""REST API (FastAPI) under /api/v1. ``api.app.install`` adds it to the app that
+``datalibrary.app.create_app`` composes (with the web console)."""

@@ -132,12 +132,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         exc.headers = {**(exc.headers or {}), "Allow": allowed_methods(request, fallback)}
     slug = HTTP_SLUGS.get(exc.status_code, "error")
     title = slug.replace("-", " ").capitalize()
-    if wants_html(request):
-        from datalibrary.web.rendering import PageContext, render
-
+    error_page = getattr(request.app.state, "html_error_page", None)
+    if error_page is not None and wants_html(request):
         detail = "There is no page at this address." if exc.status_code == 404 else str(exc.detail)
-        page = PageContext(title=title, data={"detail": detail})
-        response = render(request, "error.html", page, status_code=exc.status_code)
+        response = error_page(request, exc.status_code, title, detail)
         response.headers.update(exc.headers or {})
         return response
     return problem(exc.status_code, slug, title, _framework_detail(request, exc), request, exc.headers)
@@ -189,6 +187,8 @@ async def _database_unreachable(request: Request, exc: Exception) -> JSONRespons
 
 
 def install(app: FastAPI) -> None:
+    """Map errors to problem documents. A browser asking for a page gets the page that the
+    composing app sets as ``app.state.html_error_page(request, status, title, detail)``."""
     from sqlalchemy.exc import OperationalError
 
     app.add_exception_handler(OperationalError, _database_unreachable)

@@ -6,12 +6,13 @@ Every change is audited in the caller's transaction.
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from datalibrary.audit import service as audit
+from datalibrary.audit.models import AuditEvent
 from datalibrary.auth import throttle
-from datalibrary.auth.models import ApiToken, User, UserRole, WebSession
+from datalibrary.auth.models import ApiToken, Group, Project, User, UserRole, WebSession
 from datalibrary.auth.passwords import check_policy, hash_password
 from datalibrary.auth.permissions import ROLES, Permission, Principal, require
 from datalibrary.auth.service import get_user
@@ -31,6 +32,22 @@ def list_users(session: Session, actor: Principal, *, include_disabled: bool = T
     if not include_disabled:
         query = query.where(User.is_active.is_(True))
     return list(session.scalars(query))
+
+
+def admin_counts(session: Session, actor: Principal) -> dict[str, int | None]:
+    """The Admin overview's numbers; the audit event count only for those who may read the log."""
+    require(actor, Permission.USERS_READ)
+
+    def count(model, *where) -> int:  # type: ignore[no-untyped-def]
+        return session.scalar(select(func.count(model.id)).where(*where)) or 0
+
+    return {
+        "users": count(User),
+        "disabled": count(User, User.is_active.is_(False)),
+        "groups": count(Group),
+        "projects": count(Project),
+        "events": count(AuditEvent) if actor.can(Permission.AUDIT_READ) else None,
+    }
 
 
 def read_user(session: Session, actor: Principal, name: str) -> User:

@@ -17,7 +17,7 @@ COMMANDS: dict[str, Lazy] = {
         "Create the state directory, keys, database schema and first admin (idempotent).",
     ),
     "up": Lazy(
-        "datalibrary.cli.core:register",
+        "datalibrary.app:register",
         "Initialize if needed, load demo data the first time, and run the server.",
     ),
     "query": Lazy("datalibrary.cli.query:register", "Run a query; prints rows and the bytes scanned."),

@@ -1,9 +1,8 @@
-"""``init``, ``up``, ``version`` and ``config show``."""
+"""``init``, ``version`` and ``config show`` (``up`` runs the composed app: ``datalibrary.app``)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
 
 import typer
 
@@ -58,48 +57,6 @@ def register(app: typer.Typer) -> None:
             _print_admin(result)
 
         emit(asdict(result), as_json, human)
-
-    @app.command()
-    def up(
-        host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-        port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
-        demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Load demo data on first start.")] = True,
-    ) -> None:
-        """Initialize if needed, load demo data the first time, and run the server."""
-        from datalibrary.bootstrap import initialize
-        from datalibrary.db.leases import SqliteServerLock
-        from datalibrary.demo import create_demo_users
-        from datalibrary.logs import configure_logging
-
-        config = settings()
-        configure_logging(config.log.level, config.log.format)
-        server_lock = SqliteServerLock(config.connect_url()) if config.is_sqlite else None
-        users: list[tuple[str, str, str]] = []
-        with handle_errors():
-            if server_lock is not None:
-                server_lock.acquire()  # refuses a second replica on SQLite
-            result = initialize(config)
-            if result.admin_password:
-                users.append((result.admin_name, "admin", result.admin_password))
-            if demo:
-                from datalibrary.demo import load_demo_study
-
-                users += create_demo_users(config)
-                for line in load_demo_study(config):
-                    console.print(f"[dim]{line}[/dim]", highlight=False)
-        from datalibrary.api import create_app
-        from datalibrary.api.serve import serve
-        from datalibrary.workspaces.paths import api_socket
-
-        host = host or config.server.host
-        port = port or config.server.port
-        app_ = create_app(config)
-        console.print(ready_block(f"http://{host}:{port}", users), highlight=False)
-        try:
-            serve(app_, host, port, api_socket(config))
-        finally:
-            if server_lock is not None:
-                server_lock.release()
 
     @config_app.command("show")
     def config_show(as_json: JsonOption = False) -> None:

@@ -8,7 +8,7 @@ import typer
 
 from datalibrary.auth import groups
 from datalibrary.auth.models import Group
-from datalibrary.cli.output import JsonOption, console, db_session, emit, table
+from datalibrary.cli.output import JsonOption, emit_change, emit_rows
 from datalibrary.cli.users import OPERATOR, RoleOption
 
 app = typer.Typer(help="Manage groups and the roles they grant.", no_args_is_help=True)
@@ -24,10 +24,8 @@ def group_dict(group: Group) -> dict[str, object]:
     }
 
 
-def _show(run, as_json: bool, message: str) -> None:  # type: ignore[no-untyped-def]
-    with db_session() as session:
-        data = group_dict(run(session))
-    emit(data, as_json, lambda d: console.print(message.format(**d), highlight=False))
+def _show(change, as_json: bool, message: str) -> None:  # type: ignore[no-untyped-def]
+    emit_change(change, group_dict, as_json, message)
 
 
 @app.command("add")
@@ -38,19 +36,15 @@ def add(
     as_json: JsonOption = False,
 ) -> None:
     """Create a group."""
-    _show(
-        lambda s: groups.create_group(s, OPERATOR, name, roles=set(role or []), description=description),
-        as_json,
-        "created group {name} (roles: {roles})",
-    )
+    create = lambda s: groups.create_group(s, OPERATOR, name, roles=set(role or []), description=description)  # noqa: E731
+    _show(create, as_json, "created group {name} (roles: {roles})")
 
 
 @app.command("list")
 def list_(as_json: JsonOption = False) -> None:
     """List groups with their roles and members."""
-    with db_session() as session:
-        rows = [group_dict(g) for g in groups.list_groups(session, OPERATOR)]
-    emit(rows, as_json, lambda r: table(r, ["name", "roles", "members", "source", "description"]))
+    rows = lambda s: [group_dict(x) for x in groups.list_groups(s, OPERATOR)]  # noqa: E731
+    emit_rows(rows, as_json, ["name", "roles", "members", "source", "description"])
 
 
 @app.command("add-member")

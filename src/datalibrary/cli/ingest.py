@@ -84,8 +84,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Ingest files into a lake table through the full pipeline (one snapshot per file)."""
-        from datalibrary.ingest.jobs import job_dict, submit_file
-        from datalibrary.ingest.models import IngestJob
+        from datalibrary.ingest.jobs import get_job, job_dict, submit_file
         from datalibrary.ingest.worker import worker_name
 
         config = settings()
@@ -115,7 +114,7 @@ def register(app: typer.Typer) -> None:
                         _run_with_progress(config, database, name, job_id, path, show=not as_json)
                     job_ids = _whole_delivery(config, database, name, job_ids, wait_timeout)
                 with database.session() as session:
-                    results = [job_dict(session.get(IngestJob, job_id)) for job_id in job_ids]
+                    results = [job_dict(get_job(session, OPERATOR, job_id)) for job_id in job_ids]
         finally:
             database.dispose()
 
@@ -273,16 +272,18 @@ def _whole_delivery(config, database, name, roots: list[str], timeout: float) ->
 
 def _tree(session, roots: list[str]) -> list:  # type: ignore[no-untyped-def, type-arg]
     """The jobs of ``roots`` and their fanned-out children, depth first."""
-    from datalibrary.ingest.models import IngestJob
+    from datalibrary.ingest.jobs import children_of, get_job
 
-    found: list[IngestJob] = []
-    stack = list(reversed(roots))
-    while stack:
-        job = session.get(IngestJob, stack.pop())
-        if job is None or job in found:
-            continue
-        found.append(job)
-        stack.extend(reversed((job.options or {}).get("children", [])))
+    found: list = []  # type: ignore[type-arg]
+
+    def walk(job) -> None:  # type: ignore[no-untyped-def]
+        if job not in found:
+            found.append(job)
+            for child in children_of(session, job):
+                walk(child)
+
+    for root in roots:
+        walk(get_job(session, OPERATOR, root))
     return found
 
 

@@ -101,6 +101,23 @@ def emit(data: Any, as_json: bool, human: Callable[[Any], None] | None = None) -
         human(data)
 
 
+def emit_change(
+    change: Callable[[Session], Any], shown: Callable[[Any], dict[str, Any]], as_json: bool, message: str
+) -> None:
+    """Run ``change`` in one transaction, then print the record it returns: JSON, or ``message``
+    filled from it (``"{name}: members {members}"``)."""
+    with db_session() as session:
+        data = shown(change(session))
+    emit(data, as_json, lambda d: console.print(message.format(**d), highlight=False))
+
+
+def emit_rows(load: Callable[[Session], list[dict[str, Any]]], as_json: bool, columns: list[str]) -> None:
+    """Print the rows ``load`` reads: JSON, or a table of ``columns``."""
+    with db_session() as session:
+        rows = load(session)
+    emit(rows, as_json, lambda r: table(r, columns))
+
+
 def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> None:
     from rich.table import Table
 

@@ -8,7 +8,7 @@ import typer
 
 from datalibrary.auth import projects
 from datalibrary.auth.models import Project
-from datalibrary.cli.output import JsonOption, console, db_session, emit, table
+from datalibrary.cli.output import JsonOption, emit_change, emit_rows
 from datalibrary.cli.users import OPERATOR
 
 app = typer.Typer(help="Manage projects (cost centers) and their members.", no_args_is_help=True)
@@ -25,10 +25,8 @@ def project_dict(project: Project) -> dict[str, object]:
     }
 
 
-def _show(run, as_json: bool, message: str) -> None:  # type: ignore[no-untyped-def]
-    with db_session() as session:
-        data = project_dict(run(session))
-    emit(data, as_json, lambda d: console.print(message.format(**d), highlight=False))
+def _show(change, as_json: bool, message: str) -> None:  # type: ignore[no-untyped-def]
+    emit_change(change, project_dict, as_json, message)
 
 
 @app.command("add")
@@ -48,9 +46,8 @@ def add(
 @app.command("list")
 def list_(as_json: JsonOption = False) -> None:
     """List projects and their members."""
-    with db_session() as session:
-        rows = [project_dict(p) for p in projects.list_projects(session, OPERATOR)]
-    emit(rows, as_json, lambda r: table(r, ["name", "members", "default_for", "description"]))
+    rows = lambda s: [project_dict(x) for x in projects.list_projects(s, OPERATOR)]  # noqa: E731
+    emit_rows(rows, as_json, ["name", "members", "default_for", "description"])
 
 
 @app.command("add-member")

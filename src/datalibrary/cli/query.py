@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     ) -> None:
         """Run a query; prints rows and the bytes scanned."""
-        from datalibrary.api.routers.query import encode
+        from datalibrary.query.formats import encode
         from datalibrary.query.lake_planner import LakePlanner
         from datalibrary.query.service import run_query
 

@@ -288,3 +288,11 @@ def user_lineage(session: Session, principal: Principal, name: str, *, limit: in
         "datasets": sorted(datasets.values(), key=lambda d: d["last"] or 0, reverse=True),
         "events": events,
     }
+
+
+def traced_datasets(session: Session, principal: Principal) -> list[Any]:
+    """Every catalogued dataset, for the lineage index (lineage readers see all of them)."""
+    from datalibrary.lake.models import Dataset
+
+    require(principal, Permission.LINEAGE_READ)
+    return list(session.scalars(select(Dataset).order_by(Dataset.namespace, Dataset.name)))

@@ -5,22 +5,24 @@ back with the CSRF token; domain errors show next to their field."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
+from pydantic import BaseModel
 
 from datalibrary.access import service
-from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
 from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.bounds import RecordId
 from datalibrary.errors import InvalidInput
-from datalibrary.web.forms import attempt, form_page, guard
+from datalibrary.http.deps import DbSession
+from datalibrary.web.forms import Decided, Posted, form_page, posted
+from datalibrary.web.guards import allowed
 from datalibrary.web.pages import page_with
 from datalibrary.web.rendering import render
 
 router = APIRouter(include_in_schema=False)
-Text = Annotated[str, Form()]
+CatalogReader = Annotated[Principal, allowed(Permission.CATALOG_READ)]
 
 
 def _date(value: str, field: str = "expires") -> datetime | None:
@@ -52,6 +54,35 @@ def _columns(value: str) -> list[str] | None:
     return columns or None
 
 
+class RequestForm(BaseModel):
+    """The access request form (also what it shows again after an error)."""
+
+    table: str = ""
+    justification: str = ""
+    project: str = ""
+
+
+class Restrictions(BaseModel):
+    """What a grant is limited to: columns, masks, a row filter, an expiry date (text fields)."""
+
+    columns: str = ""
+    masks: str = ""
+    row_filter: str = ""
+    expires: str = ""
+
+    def parsed(self) -> dict[str, Any]:
+        """The keyword arguments of the access service (``InvalidInput`` names the field)."""
+        return {
+            "columns": _columns(self.columns), "masks": _masks(self.masks),
+            "row_filter": self.row_filter or None, "expires_at": _date(self.expires),
+        }  # fmt: skip
+
+
+class GrantForm(Restrictions):
+    principal: str = ""
+    table: str = ""
+
+
 def _requests_page(
     request: Request, session: DbSession, principal: Principal, status: int = 200, **data: object
 ) -> Response:
@@ -77,79 +108,44 @@ def _requests_page(
 
 
 @router.get("/access")
-def requests(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
-    if (stop := guard(request, session, principal, Permission.CATALOG_READ)) is not None:
-        return stop
-    assert principal is not None
+def requests(request: Request, session: DbSession, principal: CatalogReader) -> Response:
     return _requests_page(request, session, principal)
 
 
 @router.post("/access/requests")
 def create_request(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    settings: SettingsDep,
-    csrf_token: Text = "",
-    table: Text = "",
-    justification: Text = "",
-    project: Text = "",
+    form: Annotated[Posted, posted(Permission.ACCESS_REQUEST)], fields: Annotated[RequestForm, Form()]
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.ACCESS_REQUEST)) is not None:
-        return stop
-    assert principal is not None
-    errors: dict[str, str] = {}
-
     def create():  # type: ignore[no-untyped-def]
-        namespace, name = _table(table)
+        namespace, name = _table(fields.table)
         return service.request_access(
-            session,
-            principal,
-            namespace=namespace,
-            table=name,
-            justification=justification,
-            project=project or None,
-            columns_of=service.lake_columns(settings),
-        )
+            form.session, form.principal, namespace=namespace, table=name,
+            justification=fields.justification, project=fields.project or None,
+            columns_of=service.lake_columns(form.settings),
+        )  # fmt: skip
 
-    if attempt(session, principal, csrf_token, create, errors) is not None:
-        return RedirectResponse("/access?sent=1", status_code=303)
-    form = {"table": table, "justification": justification, "project": project}
-    return _requests_page(request, session, principal, 422, errors=errors, form=form)
+    return form.submit(create, "/access?sent=1", form.again(_requests_page, form=fields.model_dump()))
 
 
 @router.post("/access/requests/{request_id}/decision")
 def decide(
     request_id: RecordId,
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    settings: SettingsDep,
-    csrf_token: Text = "",
-    decision: Text = "",
-    note: Text = "",
-    columns: Text = "",
-    masks: Text = "",
-    row_filter: Text = "",
-    expires: Text = "",
+    form: Annotated[Posted, posted(Permission.ACCESS_REVIEW)],
+    answer: Decided,
+    limits: Annotated[Restrictions, Form()],
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.ACCESS_REVIEW)) is not None:
-        return stop
-    assert principal is not None
-    errors: dict[str, str] = {}
-
     def run():  # type: ignore[no-untyped-def]
         return service.decide_request(
-            session, principal, request_id, approve=decision == "approve", note=note or None,
-            columns=_columns(columns), masks=_masks(masks), row_filter=row_filter or None,
-            expires_at=_date(expires), columns_of=service.lake_columns(settings),
+            form.session, form.principal, request_id, approve=answer.approve, note=answer.note or None,
+            columns_of=service.lake_columns(form.settings), **limits.parsed(),
         )  # fmt: skip
 
-    if attempt(session, principal, csrf_token, run, errors) is not None:
-        outcome = "approved" if decision == "approve" else "denied"
-        return RedirectResponse(f"/access?decided={request_id}&outcome={outcome}", status_code=303)
-    errors = {f"{request_id}-{k}": v for k, v in errors.items()}
-    return _requests_page(request, session, principal, 422, errors=errors)
+    outcome = "approved" if answer.approve else "denied"
+    return form.submit(
+        run,
+        f"/access?decided={request_id}&outcome={outcome}",
+        lambda errors: form.again(_requests_page)({f"{request_id}-{k}": v for k, v in errors.items()}),
+    )
 
 
 # --- grants ------------------------------------------------------------------------------
@@ -168,63 +164,25 @@ def _grants_page(
 
 
 @router.get("/access/grants")
-def grants(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
-    if (stop := guard(request, session, principal, Permission.CATALOG_READ)) is not None:
-        return stop
-    assert principal is not None
+def grants(request: Request, session: DbSession, principal: CatalogReader) -> Response:
     return _grants_page(request, session, principal)
 
 
 @router.post("/access/grants")
 def add_grant(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    settings: SettingsDep,
-    csrf_token: Text = "",
-    grantee: Annotated[str, Form(alias="principal")] = "",
-    table: Text = "",
-    columns: Text = "",
-    masks: Text = "",
-    row_filter: Text = "",
-    expires: Text = "",
+    form: Annotated[Posted, posted(Permission.GRANTS_MANAGE)], fields: Annotated[GrantForm, Form()]
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.GRANTS_MANAGE)) is not None:
-        return stop
-    assert principal is not None
-    errors: dict[str, str] = {}
-
     def run():  # type: ignore[no-untyped-def]
-        namespace, name = _table(table)
+        namespace, name = _table(fields.table)
         return service.add_grant(
-            session, principal, principal=grantee.strip(), namespace=namespace, table=name,
-            columns=_columns(columns), masks=_masks(masks), row_filter=row_filter or None,
-            expires_at=_date(expires), columns_of=service.lake_columns(settings),
+            form.session, form.principal, principal=fields.principal.strip(), namespace=namespace,
+            table=name, columns_of=service.lake_columns(form.settings), **fields.parsed(),
         )  # fmt: skip
 
-    if attempt(session, principal, csrf_token, run, errors) is not None:
-        return RedirectResponse("/access/grants?done=granted", status_code=303)
-    form = {
-        "principal": grantee, "table": table, "columns": columns, "masks": masks,
-        "row_filter": row_filter, "expires": expires,
-    }  # fmt: skip
-    return _grants_page(request, session, principal, 422, errors=errors, form=form)
+    return form.submit(run, "/access/grants?done=granted", form.again(_grants_page, form=fields.model_dump()))
 
 
 @router.post("/access/grants/{grant_id}/revoke")
-def revoke_grant(
-    grant_id: RecordId,
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    csrf_token: Text = "",
-) -> Response:
-    if (stop := guard(request, session, principal, Permission.GRANTS_MANAGE)) is not None:
-        return stop
-    assert principal is not None
-    errors: dict[str, str] = {}
-    if attempt(
-        session, principal, csrf_token, lambda: service.revoke_grant(session, principal, grant_id), errors
-    ):
-        return RedirectResponse("/access/grants?done=revoked", status_code=303)
-    return _grants_page(request, session, principal, 422, errors=errors)
+def revoke_grant(grant_id: RecordId, form: Annotated[Posted, posted(Permission.GRANTS_MANAGE)]) -> Response:
+    revoke = lambda: service.revoke_grant(form.session, form.principal, grant_id)  # noqa: E731
+    return form.submit(revoke, "/access/grants?done=revoked", form.again(_grants_page))

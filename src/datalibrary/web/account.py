@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from datalibrary.api.deps import DbSession, OptionalPrincipal
 from datalibrary.auth import service
 from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.bounds import RecordId
-from datalibrary.web.forms import attempt, guard
+from datalibrary.http.deps import DbSession
+from datalibrary.web.forms import attempt
+from datalibrary.web.guards import allowed
 from datalibrary.web.pages import page_for, page_with
 from datalibrary.web.rendering import render
 
@@ -35,10 +36,9 @@ def _page(
 
 
 @router.get("/account")
-def account(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
-    if (stop := guard(request, session, principal, Permission.CONSOLE_VIEW)) is not None:
-        return stop
-    assert principal is not None
+def account(
+    request: Request, session: DbSession, principal: Annotated[Principal, allowed(Permission.CONSOLE_VIEW)]
+) -> Response:
     return _page(request, session, principal)
 
 
@@ -46,14 +46,11 @@ def account(request: Request, session: DbSession, principal: OptionalPrincipal) 
 def create_token(
     request: Request,
     session: DbSession,
-    principal: OptionalPrincipal,
+    principal: Annotated[Principal, allowed(Permission.TOKENS_OWN)],
     name: Annotated[str, Form()] = "",
     expires_days: Annotated[str, Form()] = "90",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.TOKENS_OWN)) is not None:
-        return stop
-    assert principal is not None
     errors: dict[str, str] = {}
     form = {"name": name, "expires_days": expires_days}
     if not name.strip() or len(name) > 100:
@@ -81,13 +78,10 @@ def create_token(
 def revoke_token(
     request: Request,
     session: DbSession,
-    principal: OptionalPrincipal,
+    principal: Annotated[Principal, allowed(Permission.TOKENS_OWN)],
     token_id: RecordId,
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.TOKENS_OWN)) is not None:
-        return stop
-    assert principal is not None
     errors: dict[str, str] = {}
     if attempt(
         session, principal, csrf_token, lambda: service.revoke_token(session, principal, token_id), errors

@@ -5,28 +5,35 @@ the field they concern."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, BackgroundTasks, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from datalibrary.api.deps import DbSession, OptionalPrincipal
 from datalibrary.audit import service as audit
 from datalibrary.audit.models import AuditEvent
 from datalibrary.auth import accounts, groups, projects, service
-from datalibrary.auth.models import Group, Project, User
+from datalibrary.auth.models import User
 from datalibrary.auth.permissions import ROLES, Permission, Principal
-from datalibrary.web.forms import attempt, form_page, guard
+from datalibrary.http.deps import DbSession
+from datalibrary.web.forms import Posted, form_page, posted
+from datalibrary.web.guards import allowed
 from datalibrary.web.pages import page_with
 from datalibrary.web.rendering import render
 from datalibrary.workspaces import service as workspace_service
 
 router = APIRouter(include_in_schema=False)
 AUDIT_PAGE_SIZE = 50
-Csrf = Annotated[str, Form()]
+FormText = Annotated[str, Form()]
+FormList = Annotated[list[str] | None, Form()]
+Reader = Annotated[Principal, allowed(Permission.USERS_READ)]
+Managing = Annotated[Posted, posted(Permission.USERS_MANAGE)]
 
 
 def _done(url: str) -> RedirectResponse:
@@ -41,19 +48,8 @@ def _show(request: Request, template: str, page, status: int = 200, **data: obje
 
 
 @router.get("/admin")
-def overview(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
-    if (stop := guard(request, session, principal, Permission.USERS_READ)) is not None:
-        return stop
-    assert principal is not None
-    counts = {
-        "users": session.scalar(select(func.count(User.id))),
-        "disabled": session.scalar(select(func.count(User.id)).where(User.is_active.is_(False))),
-        "groups": session.scalar(select(func.count(Group.id))),
-        "projects": session.scalar(select(func.count(Project.id))),
-        "events": session.scalar(select(func.count(AuditEvent.id)))
-        if principal.can(Permission.AUDIT_READ)
-        else None,
-    }
+def overview(request: Request, session: DbSession, principal: Reader) -> Response:
+    counts = accounts.admin_counts(session, principal)
     page = form_page(request, session, principal, "Admin")
     return _show(request, "admin/overview.html", page, counts=counts)
 
@@ -65,7 +61,7 @@ def _users_page(
     request: Request, session: DbSession, principal: Principal, status: int = 200, **data: object
 ):  # type: ignore[no-untyped-def]
     page = form_page(request, session, principal, "Users")
-    page.errors.update(data.pop("errors", {}))  # type: ignore[arg-type]
+    page.errors.update(data.pop("errors", {}))
     data.setdefault("form", {"name": "", "display_name": "", "roles": ["scientist"], "project": ""})
     return _show(
         request,
@@ -79,52 +75,40 @@ def _users_page(
 
 
 @router.get("/admin/users")
-def users_list(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
-    if (stop := guard(request, session, principal, Permission.USERS_READ)) is not None:
-        return stop
-    assert principal is not None
+def users_list(request: Request, session: DbSession, principal: Reader) -> Response:
     return _users_page(request, session, principal)
 
 
 @router.post("/admin/users")
 def users_create(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    csrf_token: Csrf = "",
-    name: Annotated[str, Form()] = "",
-    display_name: Annotated[str, Form()] = "",
-    password: Annotated[str, Form()] = "",
-    roles: Annotated[list[str] | None, Form()] = None,
-    project: Annotated[str, Form()] = "",
+    form: Managing,
+    name: FormText = "",
+    display_name: FormText = "",
+    password: FormText = "",
+    roles: FormList = None,
+    project: FormText = "",
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.USERS_MANAGE)) is not None:
-        return stop
-    assert principal is not None
-    errors: dict[str, str] = {}
     name = name.strip()
+    values = {"name": name, "display_name": display_name, "roles": roles or [], "project": project}
+
+    def again(errors: dict[str, str]) -> Response:
+        if "role" in errors:
+            errors["roles"] = errors.pop("role")
+        return _users_page(form.request, form.session, form.principal, 422, errors=errors, form=values)
+
     if not password:
-        errors["password"] = "Set an initial password (the user can be given a new one later)."  # noqa: S105
+        return again({"password": "Set an initial password (the user can be given a new one later)."})  # noqa: S106
 
     def create() -> User:
         user = service.create_user(
-            session,
-            principal,
-            name,
-            roles=set(roles or []),
-            password=password,
+            form.session, form.principal, name, roles=set(roles or []), password=password,
             display_name=display_name.strip(),
-        )
+        )  # fmt: skip
         if project:
-            projects.add_member(session, principal, project, name, default=True)
+            projects.add_member(form.session, form.principal, project, name, default=True)
         return user
 
-    if not errors and attempt(session, principal, csrf_token, create, errors) is not None:
-        return _done(f"/admin/users/{name}")
-    if "role" in errors:
-        errors["roles"] = errors.pop("role")
-    form = {"name": name, "display_name": display_name, "roles": roles or [], "project": project}
-    return _users_page(request, session, principal, 422, errors=errors, form=form)
+    return form.submit(create, f"/admin/users/{name}", again)
 
 
 def _user_page(
@@ -132,7 +116,7 @@ def _user_page(
 ):  # type: ignore[no-untyped-def]
     user = accounts.read_user(session, principal, name)
     page = form_page(request, session, principal, f"User {user.name}")
-    page.errors.update(data.pop("errors", {}))  # type: ignore[arg-type]
+    page.errors.update(data.pop("errors", {}))
     return _show(
         request,
         "admin/user.html",
@@ -146,367 +130,205 @@ def _user_page(
 
 
 @router.get("/admin/users/{name}")
-def user_detail(request: Request, session: DbSession, principal: OptionalPrincipal, name: str) -> Response:
-    if (stop := guard(request, session, principal, Permission.USERS_READ)) is not None:
-        return stop
-    assert principal is not None
+def user_detail(request: Request, session: DbSession, principal: Reader, name: str) -> Response:
     return _user_page(request, session, principal, name)
 
 
-def _user_action(
-    request: Request, session: DbSession, principal: Principal | None, name: str, csrf: str, action
-):  # type: ignore[no-untyped-def]
-    if (stop := guard(request, session, principal, Permission.USERS_MANAGE)) is not None:
-        return stop
-    assert principal is not None
-    errors: dict[str, str] = {}
-    if attempt(session, principal, csrf, action, errors) is not None:
-        return _done(f"/admin/users/{name}")
-    return _user_page(request, session, principal, name, 422, errors=errors)
+@dataclass(frozen=True)
+class Edit(Posted):
+    """A form posted to change one user, group or project (``name`` in the path)."""
+
+    name: str
+
+    def apply(self, action: Callable[[], object], done: str, redisplay: Callable[..., Response]) -> Response:
+        """Run ``action``; redirect to ``done``, or show the page again with the errors."""
+        return self.submit(action, done, self.again(redisplay, self.name))
+
+
+def _edit(form: Managing, name: str) -> Edit:
+    return Edit(form.request, form.session, form.principal, form.csrf, name)
+
+
+Editing = Annotated[Edit, Depends(_edit)]
+
+
+def _user_action(edit: Edit, action: Callable[[], object]) -> Response:
+    return edit.apply(action, f"/admin/users/{edit.name}", _user_page)
 
 
 @router.post("/admin/users/{name}/active")
-def user_active(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    name: str,
-    background: BackgroundTasks,
-    csrf_token: Csrf = "",
-    active: Annotated[str, Form()] = "",
-) -> Response:
-    def change():  # type: ignore[no-untyped-def]
-        user = accounts.set_active(session, principal, name, active == "true")  # type: ignore[arg-type]
-        for workspace_id in workspace_service.stop_disabled_owners(session):  # homes are kept
-            background.add_task(
-                workspace_service.execute, request.app.state.db, request.app.state.settings, workspace_id
-            )
+def user_active(edit: Editing, background: BackgroundTasks, active: FormText = "") -> Response:
+    def change() -> User:
+        user = accounts.set_active(edit.session, edit.principal, edit.name, active == "true")
+        for workspace_id in workspace_service.stop_disabled_owners(edit.session):  # homes are kept
+            state = edit.request.app.state
+            background.add_task(workspace_service.execute, state.db, state.settings, workspace_id)
         return user
 
-    response = _user_action(request, session, principal, name, csrf_token, change)
+    response = _user_action(edit, change)
     response.background = background
     return response
 
 
 @router.post("/admin/users/{name}/password")
-def user_password(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    name: str,
-    csrf_token: Csrf = "",
-    password: Annotated[str, Form()] = "",
-) -> Response:
+def user_password(edit: Editing, password: FormText = "") -> Response:
     return _user_action(
-        request, session, principal, name, csrf_token,
-        lambda: accounts.set_password(session, principal, name, password),  # type: ignore[arg-type]
-    )  # fmt: skip
-
-
-@router.post("/admin/users/{name}/roles")
-def user_roles(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    name: str,
-    csrf_token: Csrf = "",
-    roles: Annotated[list[str] | None, Form()] = None,
-) -> Response:
-    return _user_action(
-        request, session, principal, name, csrf_token,
-        lambda: accounts.set_roles(session, principal, name, set(roles or [])),  # type: ignore[arg-type]
-    )  # fmt: skip
-
-
-@router.post("/admin/users/{name}/groups")
-def user_group_add(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    name: str,
-    csrf_token: Csrf = "",
-    group: Annotated[str, Form()] = "",
-) -> Response:
-    return _user_action(
-        request, session, principal, name, csrf_token,
-        lambda: groups.add_member(session, principal, group, name),  # type: ignore[arg-type]
-    )  # fmt: skip
-
-
-@router.post("/admin/users/{name}/groups/{group}/remove")
-def user_group_remove(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    name: str,
-    group: str,
-    csrf_token: Csrf = "",
-) -> Response:
-    return _user_action(
-        request, session, principal, name, csrf_token,
-        lambda: groups.remove_member(session, principal, group, name),  # type: ignore[arg-type]
-    )  # fmt: skip
-
-
-@router.post("/admin/users/{name}/projects")
-def user_project_add(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    name: str,
-    csrf_token: Csrf = "",
-    project: Annotated[str, Form()] = "",
-    default: Annotated[str, Form()] = "",
-) -> Response:
-    return _user_action(
-        request, session, principal, name, csrf_token,
-        lambda: projects.add_member(session, principal, project, name, default=bool(default)),  # type: ignore[arg-type]
-    )  # fmt: skip
-
-
-@router.post("/admin/users/{name}/projects/{project}/remove")
-def user_project_remove(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    name: str,
-    project: str,
-    csrf_token: Csrf = "",
-) -> Response:
-    return _user_action(
-        request, session, principal, name, csrf_token,
-        lambda: projects.remove_member(session, principal, project, name),  # type: ignore[arg-type]
-    )  # fmt: skip
-
-
-# --- groups --------------------------------------------------------------------------
-
-
-def _groups_page(
-    request: Request, session: DbSession, principal: Principal, status: int = 200, **data: object
-):  # type: ignore[no-untyped-def]
-    page = form_page(request, session, principal, "Groups")
-    page.errors.update(data.pop("errors", {}))  # type: ignore[arg-type]
-    data.setdefault("form", {"name": "", "description": "", "roles": []})
-    return _show(
-        request, "admin/groups.html", page, status, groups=groups.list_groups(session, principal), **data
+        edit, lambda: accounts.set_password(edit.session, edit.principal, edit.name, password)
     )
 
 
-@router.get("/admin/groups")
-def groups_list(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
-    if (stop := guard(request, session, principal, Permission.USERS_READ)) is not None:
-        return stop
-    assert principal is not None
-    return _groups_page(request, session, principal)
+@router.post("/admin/users/{name}/roles")
+def user_roles(edit: Editing, roles: FormList = None) -> Response:
+    change = lambda: accounts.set_roles(edit.session, edit.principal, edit.name, set(roles or []))  # noqa: E731
+    return _user_action(edit, change)
+
+
+@router.post("/admin/users/{name}/groups")
+def user_group_add(edit: Editing, group: FormText = "") -> Response:
+    return _user_action(edit, lambda: groups.add_member(edit.session, edit.principal, group, edit.name))
+
+
+@router.post("/admin/users/{name}/groups/{group}/remove")
+def user_group_remove(edit: Editing, group: str) -> Response:
+    return _user_action(edit, lambda: groups.remove_member(edit.session, edit.principal, group, edit.name))
+
+
+@router.post("/admin/users/{name}/projects")
+def user_project_add(edit: Editing, project: FormText = "", default: FormText = "") -> Response:
+    add = lambda: projects.add_member(edit.session, edit.principal, project, edit.name, default=bool(default))  # noqa: E731
+    return _user_action(edit, add)
+
+
+@router.post("/admin/users/{name}/projects/{project}/remove")
+def user_project_remove(edit: Editing, project: str) -> Response:
+    return _user_action(
+        edit, lambda: projects.remove_member(edit.session, edit.principal, project, edit.name)
+    )
+
+
+# --- groups and projects: the same pages, one implementation ----------------------------
+
+
+@dataclass(frozen=True)
+class Collection:
+    """Groups or projects: a list with a create form, a detail page with members."""
+
+    path: str  # "groups": /admin/groups, admin/groups.html, admin/group.html
+    title: str  # "Group"
+    blank: dict[str, object]
+    listing: Callable[[Session, Principal], list[Any]]
+    read: Callable[[Session, Principal, str], Any]
+    remove_member: Callable[[Session, Principal, str, str], Any]
+
+    @property
+    def singular(self) -> str:
+        return self.path[:-1]
+
+
+GROUPS = Collection(
+    "groups", "Group", {"name": "", "description": "", "roles": []},
+    groups.list_groups, groups.read_group, groups.remove_member,
+)  # fmt: skip
+PROJECTS = Collection(
+    "projects", "Project", {"name": "", "description": ""},
+    projects.list_projects, projects.read_project, projects.remove_member,
+)  # fmt: skip
+
+
+def _list_page(
+    kind: Collection, request: Request, session: Session, principal: Principal, status: int = 200, **data: Any
+) -> Response:
+    page = form_page(request, session, principal, kind.path.capitalize())
+    page.errors.update(data.pop("errors", {}))
+    data.setdefault("form", dict(kind.blank))
+    listing = {kind.path: kind.listing(session, principal)}
+    return _show(request, f"admin/{kind.path}.html", page, status, **listing, **data)
+
+
+def _create(
+    kind: Collection, form: Posted, name: str, values: dict[str, object], create: Callable[[], object]
+) -> Response:
+    again = form.again(partial(_list_page, kind), form=values)
+    return form.submit(create, f"/admin/{kind.path}/{name.strip()}", again)
+
+
+def _detail_page(
+    kind: Collection, request: Request, session: Session, principal: Principal, name: str,
+    status: int = 200, **data: Any,
+) -> Response:  # fmt: skip
+    item = kind.read(session, principal, name)
+    page = form_page(request, session, principal, f"{kind.title} {item.name}")
+    page.errors.update(data.pop("errors", {}))
+    users = accounts.list_users(session, principal, include_disabled=False)
+    detail = {kind.singular: item}
+    return _show(request, f"admin/{kind.singular}.html", page, status, **detail, users_all=users, **data)
+
+
+def _action(kind: Collection, edit: Edit, action: Callable[[], object]) -> Response:
+    redisplay = partial(_detail_page, kind)
+    return edit.apply(action, f"/admin/{kind.path}/{edit.name}", redisplay)
+
+
+def _collection_routes(kind: Collection) -> None:
+    """The routes both collections have: list, detail, remove a member."""
+
+    def listing(request: Request, session: DbSession, principal: Reader) -> Response:
+        return _list_page(kind, request, session, principal)
+
+    def detail(request: Request, session: DbSession, principal: Reader, name: str) -> Response:
+        return _detail_page(kind, request, session, principal, name)
+
+    def member_remove(edit: Editing, user: str) -> Response:
+        return _action(kind, edit, lambda: kind.remove_member(edit.session, edit.principal, edit.name, user))
+
+    base = f"/admin/{kind.path}"
+    for path, endpoint, method in (
+        (base, listing, "GET"),
+        (base + "/{name}", detail, "GET"),
+        (base + "/{name}/members/{user}/remove", member_remove, "POST"),
+    ):
+        endpoint.__name__ = f"{kind.singular}_{endpoint.__name__}"
+        router.add_api_route(path, endpoint, methods=[method])
+
+
+_collection_routes(GROUPS)
+_collection_routes(PROJECTS)
 
 
 @router.post("/admin/groups")
 def groups_create(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    csrf_token: Csrf = "",
-    name: Annotated[str, Form()] = "",
-    description: Annotated[str, Form()] = "",
-    roles: Annotated[list[str] | None, Form()] = None,
+    form: Managing, name: FormText = "", description: FormText = "", roles: FormList = None
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.USERS_MANAGE)) is not None:
-        return stop
-    assert principal is not None
-    errors: dict[str, str] = {}
     create = lambda: groups.create_group(  # noqa: E731
-        session, principal, name.strip(), roles=set(roles or []), description=description.strip()
+        form.session, form.principal, name.strip(), roles=set(roles or []), description=description.strip()
     )
-    if attempt(session, principal, csrf_token, create, errors) is not None:
-        return _done(f"/admin/groups/{name.strip()}")
-    form = {"name": name, "description": description, "roles": roles or []}
-    return _groups_page(request, session, principal, 422, errors=errors, form=form)
-
-
-def _group_page(
-    request: Request, session: DbSession, principal: Principal, name: str, status: int = 200, **data: object
-):  # type: ignore[no-untyped-def]
-    group = groups.read_group(session, principal, name)
-    page = form_page(request, session, principal, f"Group {group.name}")
-    page.errors.update(data.pop("errors", {}))  # type: ignore[arg-type]
-    users = accounts.list_users(session, principal, include_disabled=False)
-    return _show(request, "admin/group.html", page, status, group=group, users_all=users, **data)
-
-
-@router.get("/admin/groups/{name}")
-def group_detail(request: Request, session: DbSession, principal: OptionalPrincipal, name: str) -> Response:
-    if (stop := guard(request, session, principal, Permission.USERS_READ)) is not None:
-        return stop
-    assert principal is not None
-    return _group_page(request, session, principal, name)
-
-
-def _group_action(
-    request: Request, session: DbSession, principal: Principal | None, name: str, csrf: str, action
-):  # type: ignore[no-untyped-def]
-    if (stop := guard(request, session, principal, Permission.USERS_MANAGE)) is not None:
-        return stop
-    assert principal is not None
-    errors: dict[str, str] = {}
-    if attempt(session, principal, csrf, action, errors) is not None:
-        return _done(f"/admin/groups/{name}")
-    return _group_page(request, session, principal, name, 422, errors=errors)
+    values = {"name": name, "description": description, "roles": roles or []}
+    return _create(GROUPS, form, name, values, create)
 
 
 @router.post("/admin/groups/{name}/roles")
-def group_roles(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    name: str,
-    csrf_token: Csrf = "",
-    roles: Annotated[list[str] | None, Form()] = None,
-) -> Response:
-    return _group_action(
-        request, session, principal, name, csrf_token,
-        lambda: groups.set_group_roles(session, principal, name, set(roles or [])),  # type: ignore[arg-type]
-    )  # fmt: skip
+def group_roles(edit: Editing, roles: FormList = None) -> Response:
+    change = lambda: groups.set_group_roles(edit.session, edit.principal, edit.name, set(roles or []))  # noqa: E731
+    return _action(GROUPS, edit, change)
 
 
 @router.post("/admin/groups/{name}/members")
-def group_member_add(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    name: str,
-    csrf_token: Csrf = "",
-    user: Annotated[str, Form()] = "",
-) -> Response:
-    return _group_action(
-        request, session, principal, name, csrf_token,
-        lambda: groups.add_member(session, principal, name, user),  # type: ignore[arg-type]
-    )  # fmt: skip
-
-
-@router.post("/admin/groups/{name}/members/{user}/remove")
-def group_member_remove(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    name: str,
-    user: str,
-    csrf_token: Csrf = "",
-) -> Response:
-    return _group_action(
-        request, session, principal, name, csrf_token,
-        lambda: groups.remove_member(session, principal, name, user),  # type: ignore[arg-type]
-    )  # fmt: skip
-
-
-# --- projects ------------------------------------------------------------------------
-
-
-def _projects_page(
-    request: Request, session: DbSession, principal: Principal, status: int = 200, **data: object
-):  # type: ignore[no-untyped-def]
-    page = form_page(request, session, principal, "Projects")
-    page.errors.update(data.pop("errors", {}))  # type: ignore[arg-type]
-    data.setdefault("form", {"name": "", "description": ""})
-    return _show(
-        request,
-        "admin/projects.html",
-        page,
-        status,
-        projects=projects.list_projects(session, principal),
-        **data,
-    )
-
-
-@router.get("/admin/projects")
-def projects_list(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
-    if (stop := guard(request, session, principal, Permission.USERS_READ)) is not None:
-        return stop
-    assert principal is not None
-    return _projects_page(request, session, principal)
+def group_member_add(edit: Editing, user: FormText = "") -> Response:
+    return _action(GROUPS, edit, lambda: groups.add_member(edit.session, edit.principal, edit.name, user))
 
 
 @router.post("/admin/projects")
-def projects_create(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    csrf_token: Csrf = "",
-    name: Annotated[str, Form()] = "",
-    description: Annotated[str, Form()] = "",
-) -> Response:
-    if (stop := guard(request, session, principal, Permission.USERS_MANAGE)) is not None:
-        return stop
-    assert principal is not None
-    errors: dict[str, str] = {}
+def projects_create(form: Managing, name: FormText = "", description: FormText = "") -> Response:
     create = lambda: projects.create_project(  # noqa: E731
-        session, principal, name.strip(), description=description.strip()
+        form.session, form.principal, name.strip(), description=description.strip()
     )
-    if attempt(session, principal, csrf_token, create, errors) is not None:
-        return _done(f"/admin/projects/{name.strip()}")
-    form = {"name": name, "description": description}
-    return _projects_page(request, session, principal, 422, errors=errors, form=form)
-
-
-def _project_page(
-    request: Request, session: DbSession, principal: Principal, name: str, status: int = 200, **data: object
-):  # type: ignore[no-untyped-def]
-    project = projects.read_project(session, principal, name)
-    page = form_page(request, session, principal, f"Project {project.name}")
-    page.errors.update(data.pop("errors", {}))  # type: ignore[arg-type]
-    users = accounts.list_users(session, principal, include_disabled=False)
-    return _show(request, "admin/project.html", page, status, project=project, users_all=users, **data)
-
-
-@router.get("/admin/projects/{name}")
-def project_detail(request: Request, session: DbSession, principal: OptionalPrincipal, name: str) -> Response:
-    if (stop := guard(request, session, principal, Permission.USERS_READ)) is not None:
-        return stop
-    assert principal is not None
-    return _project_page(request, session, principal, name)
-
-
-def _project_action(
-    request: Request, session: DbSession, principal: Principal | None, name: str, csrf: str, action
-):  # type: ignore[no-untyped-def]
-    if (stop := guard(request, session, principal, Permission.USERS_MANAGE)) is not None:
-        return stop
-    assert principal is not None
-    errors: dict[str, str] = {}
-    if attempt(session, principal, csrf, action, errors) is not None:
-        return _done(f"/admin/projects/{name}")
-    return _project_page(request, session, principal, name, 422, errors=errors)
+    return _create(PROJECTS, form, name, {"name": name, "description": description}, create)
 
 
 @router.post("/admin/projects/{name}/members")
-def project_member_add(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    name: str,
-    csrf_token: Csrf = "",
-    user: Annotated[str, Form()] = "",
-    default: Annotated[str, Form()] = "",
-) -> Response:
-    return _project_action(
-        request, session, principal, name, csrf_token,
-        lambda: projects.add_member(session, principal, name, user, default=bool(default)),  # type: ignore[arg-type]
-    )  # fmt: skip
-
-
-@router.post("/admin/projects/{name}/members/{user}/remove")
-def project_member_remove(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    name: str,
-    user: str,
-    csrf_token: Csrf = "",
-) -> Response:
-    return _project_action(
-        request, session, principal, name, csrf_token,
-        lambda: projects.remove_member(session, principal, name, user),  # type: ignore[arg-type]
-    )  # fmt: skip
+def project_member_add(edit: Editing, user: FormText = "", default: FormText = "") -> Response:
+    add = lambda: projects.add_member(edit.session, edit.principal, edit.name, user, default=bool(default))  # noqa: E731
+    return _action(PROJECTS, edit, add)
 
 
 # --- audit log -----------------------------------------------------------------------
@@ -526,7 +348,7 @@ def _day(value: str, field: str, errors: dict[str, str]) -> datetime | None:
 def audit_log(
     request: Request,
     session: DbSession,
-    principal: OptionalPrincipal,
+    principal: Annotated[Principal, allowed(Permission.AUDIT_READ)],
     actor: str = "",
     action: str = "",
     target: str = "",
@@ -534,9 +356,6 @@ def audit_log(
     until: str = "",
     page_no: int = 1,
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.AUDIT_READ)) is not None:
-        return stop
-    assert principal is not None
     errors: dict[str, str] = {}
     start = _day(since, "since", errors)
     end = _day(until, "until", errors)

@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from datalibrary.api.deps import DatabaseDep, DbSession, OptionalPrincipal, SettingsDep
-from datalibrary.auth.permissions import Permission
+from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.backup import service
-from datalibrary.web.forms import attempt, form_page, guard
+from datalibrary.http.deps import DatabaseDep, DbSession, SettingsDep
+from datalibrary.web.forms import attempt, form_page
+from datalibrary.web.guards import allowed
 from datalibrary.web.pages import page_with
 from datalibrary.web.rendering import render
 
@@ -37,10 +38,11 @@ def _show(request, session, principal, settings, status: int = 200, **data: obje
 
 @router.get("/admin/backups")
 def backups_page(
-    request: Request, session: DbSession, principal: OptionalPrincipal, settings: SettingsDep
+    request: Request,
+    session: DbSession,
+    principal: Annotated[Principal, allowed(Permission.BACKUPS_MANAGE)],
+    settings: SettingsDep,
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.BACKUPS_MANAGE)) is not None:
-        return stop
     return _show(request, session, principal, settings)
 
 
@@ -48,14 +50,11 @@ def backups_page(
 def take_backup(
     request: Request,
     session: DbSession,
-    principal: OptionalPrincipal,
+    principal: Annotated[Principal, allowed(Permission.BACKUPS_MANAGE)],
     settings: SettingsDep,
     db: DatabaseDep,
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.BACKUPS_MANAGE)) is not None:
-        return stop
-    assert principal is not None
     errors: dict[str, str] = {}
     done = attempt(
         session, principal, csrf_token, lambda: service.create_backup(settings, db, principal), errors

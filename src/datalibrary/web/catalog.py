@@ -7,13 +7,14 @@ from fastapi.responses import Response
 
 from datalibrary.access import service as access
 from datalibrary.access.service import catalog_visibility
-from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
 from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.errors import InvalidInput, NotFound
+from datalibrary.http.deps import DbSession, SettingsDep
 from datalibrary.ingest.jobs import job_dict, list_jobs
 from datalibrary.lake.catalog import open_lake
 from datalibrary.lake.datasets import list_datasets, show_dataset
-from datalibrary.web.pages import login_redirect, page_for, page_with
+from datalibrary.web.guards import SignedIn
+from datalibrary.web.pages import page_for, page_with
 from datalibrary.web.rendering import render
 
 router = APIRouter(include_in_schema=False)
@@ -28,13 +29,11 @@ def _refused(request: Request, page, status: int, detail: str) -> Response:  # t
 def catalog(
     request: Request,
     session: DbSession,
-    principal: OptionalPrincipal,
+    principal: SignedIn,
     settings: SettingsDep,
     q: str = "",
     tag: str = "",
 ) -> Response:
-    if principal is None:
-        return login_redirect(request)
     page = page_for(request, session, principal, "Catalog", active="catalog")
     if not principal.can(Permission.CATALOG_READ):
         return _refused(request, page, 403, "Your roles do not include access to the catalog.")
@@ -75,11 +74,9 @@ def dataset(
     namespace: str,
     table: str,
     session: DbSession,
-    principal: OptionalPrincipal,
+    principal: SignedIn,
     settings: SettingsDep,
 ) -> Response:
-    if principal is None:
-        return login_redirect(request)
     page = page_for(request, session, principal, f"{namespace}.{table}", active="catalog")
     if not principal.can(Permission.CATALOG_READ):
         return _refused(request, page, 403, "Your roles do not include access to the catalog.")

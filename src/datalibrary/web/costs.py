@@ -12,12 +12,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
-from datalibrary.auth.permissions import Permission
+from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.costs import budgets, engine, pricebook, service
 from datalibrary.errors import DataLibraryError, InvalidInput
+from datalibrary.http.deps import DbSession, SettingsDep
 from datalibrary.web import charts
-from datalibrary.web.forms import attempt, guard
+from datalibrary.web.forms import attempt
+from datalibrary.web.guards import allowed
 from datalibrary.web.pages import page_for, page_with
 from datalibrary.web.rendering import render
 
@@ -59,15 +60,12 @@ def costs_page(
     request: Request,
     session: DbSession,
     settings: SettingsDep,
-    principal: OptionalPrincipal,
+    principal: Annotated[Principal, allowed(Permission.COSTS_READ_OWN)],
     start: str = Query("", alias="from", max_length=10),
     end: str = Query("", alias="to", max_length=10),
     user: str = Query("", max_length=64),
     project: str = Query("", max_length=64),
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.COSTS_READ_OWN)) is not None:
-        return stop
-    assert principal is not None
     page = page_for(request, session, principal, "Costs", active="costs")
     page.notice = " ".join(budgets.notices(session, principal))
     mine = service.my_month(session, principal, settings)
@@ -95,16 +93,13 @@ def compare_page(
     request: Request,
     session: DbSession,
     settings: SettingsDep,
-    principal: OptionalPrincipal,
+    principal: Annotated[Principal, allowed(Permission.COSTS_READ_ALL)],
     start: str = Query("", alias="from", max_length=10),
     end: str = Query("", alias="to", max_length=10),
     project: str = Query("", max_length=64),
     purchase_price: str = Query("", max_length=16),
     lifetime_months: str = Query("", max_length=4),
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.COSTS_READ_ALL)) is not None:
-        return stop
-    assert principal is not None
     page = page_for(request, session, principal, "Costs: dedicated machine comparison", active="costs")
     form = {"from": start, "to": end, "project": project, "purchase_price": purchase_price,
             "lifetime_months": lifetime_months}  # fmt: skip
@@ -128,15 +123,12 @@ def budget_form(
     request: Request,
     session: DbSession,
     settings: SettingsDep,
-    principal: OptionalPrincipal,
+    principal: Annotated[Principal, allowed(Permission.COSTS_MANAGE)],
     csrf_token: Csrf = "",
     scope: Annotated[str, Form()] = "user",
     name: Annotated[str, Form()] = "",
     amount: Annotated[str, Form()] = "",
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.COSTS_MANAGE)) is not None:
-        return stop
-    assert principal is not None
     errors: dict[str, str] = {}
 
     def act() -> object:
@@ -159,7 +151,7 @@ def prices_form(
     request: Request,
     session: DbSession,
     settings: SettingsDep,
-    principal: OptionalPrincipal,
+    principal: Annotated[Principal, allowed(Permission.COSTS_MANAGE)],
     csrf_token: Csrf = "",
     effective_from: Annotated[str, Form()] = "",
     compute_per_hour: Annotated[str, Form()] = "",
@@ -170,9 +162,6 @@ def prices_form(
     note: Annotated[str, Form()] = "",
 ) -> Response:
     """A new price version; compute prices are ``type=price`` lines."""
-    if (stop := guard(request, session, principal, Permission.COSTS_MANAGE)) is not None:
-        return stop
-    assert principal is not None
     errors: dict[str, str] = {}
 
     def act() -> object:

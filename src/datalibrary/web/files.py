@@ -6,13 +6,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
 from datalibrary.auth.permissions import Permission
 from datalibrary.errors import DataLibraryError
 from datalibrary.files import service, views
 from datalibrary.files.dicom import BURNED_IN_MODALITIES, BURNED_IN_SOP_CLASSES, METHOD_CODES
 from datalibrary.files.profile import load_profile
-from datalibrary.web.pages import login_redirect, page_for, page_with
+from datalibrary.http.deps import DbSession, SettingsDep
+from datalibrary.web.guards import SignedIn
+from datalibrary.web.pages import page_for, page_with
 from datalibrary.web.rendering import render
 
 router = APIRouter(include_in_schema=False)
@@ -20,10 +21,8 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/collections")
 def collections_page(
-    request: Request, session: DbSession, settings: SettingsDep, principal: OptionalPrincipal, name: str = ""
+    request: Request, session: DbSession, settings: SettingsDep, principal: SignedIn, name: str = ""
 ) -> Response:
-    if principal is None:
-        return login_redirect(request)
     page = page_for(request, session, principal, "File collections", active="catalog")
     if not principal.can(Permission.CATALOG_READ):
         page.title = "Not allowed"
@@ -64,14 +63,12 @@ def file_page(
     request: Request,
     session: DbSession,
     settings: SettingsDep,
-    principal: OptionalPrincipal,
+    principal: SignedIn,
     name: str = "",
     path: str = "",
     version: int | None = None,
 ) -> Response:
     """One file: its metadata, a thumbnail where safe, and what the profile did to each attribute."""
-    if principal is None:
-        return login_redirect(request)
     page = page_for(request, session, principal, "File", active="catalog")
     access_of = service.grants_of(session, principal)
     try:

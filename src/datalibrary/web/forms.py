@@ -1,37 +1,27 @@
-"""Helpers for server-rendered forms: guard a page by permission, run a domain action and
-turn its error into a message next to the field it names (``InvalidInput(field=...)``)."""
+"""Helpers for server-rendered forms: run a domain action and turn its error into a message
+next to the field it names (``InvalidInput(field=...)``). Pages check permissions with the
+dependencies of ``web.guards``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from functools import cache
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Request
-from fastapi.responses import Response
+from fastapi import Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from datalibrary.auth.permissions import Permission, Principal
+from datalibrary.config import Settings
 from datalibrary.errors import DataLibraryError, PermissionDenied
-from datalibrary.web.pages import check_csrf_form, login_redirect, page_for, page_with
-from datalibrary.web.rendering import PageContext, render
+from datalibrary.http.deps import DbSession
+from datalibrary.web.guards import allowed
+from datalibrary.web.pages import check_csrf_form, page_for
+from datalibrary.web.rendering import PageContext
 
 T = TypeVar("T")
-
-
-def denied(request: Request, session: Session, principal: Principal, detail: str) -> Response:
-    page = page_for(request, session, principal, "Not allowed")
-    return render(request, "error.html", page_with(page, detail=detail), status_code=403)
-
-
-def guard(
-    request: Request, session: Session, principal: Principal | None, permission: Permission
-) -> Response | None:
-    """A response to return instead of the page (sign in, or 403), or None when allowed."""
-    if principal is None:
-        return login_redirect(request)
-    if not principal.can(permission):
-        return denied(request, session, principal, "Your roles do not allow this page.")
-    return None
 
 
 def attempt(
@@ -55,3 +45,72 @@ def form_page(
     request: Request, session: Session, principal: Principal, title: str, active: str = "admin"
 ) -> PageContext:
     return page_for(request, session, principal, title, active=active)
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A form posted by a caller who holds the page's permission, with its CSRF token."""
+
+    request: Request
+    session: Session
+    principal: Principal
+    csrf: str
+
+    @property
+    def settings(self) -> Settings:
+        return self.request.app.state.settings
+
+    def again(
+        self, page: Callable[..., Response], *args: Any, **data: Any
+    ) -> Callable[[dict[str, str]], Response]:
+        """Show ``page(request, session, principal, *args, 422, errors=..., **data)`` again."""
+        return lambda errors: page(
+            self.request, self.session, self.principal, *args, 422, errors=errors, **data
+        )
+
+    def submit(
+        self,
+        action: Callable[[], T],
+        done: str | Callable[[T], str],
+        redisplay: Callable[[dict[str, str]], Response],
+    ) -> Response:
+        """Run ``action`` (see ``attempt``); redirect to ``done`` (or ``done(result)``) after
+        success, or show the form again with the errors next to their fields."""
+        errors: dict[str, str] = {}
+        result = attempt(self.session, self.principal, self.csrf, action, errors)
+        if result is None:
+            return redisplay(errors)
+        return RedirectResponse(done(result) if callable(done) else done, status_code=303)
+
+
+@cache
+def _poster(permission: Permission) -> Callable[..., Posted]:
+    def posted_form(
+        request: Request,
+        session: DbSession,
+        principal: Principal = allowed(permission),
+        csrf_token: Annotated[str, Form()] = "",
+    ) -> Posted:
+        return Posted(request, session, principal, csrf_token)
+
+    return posted_form
+
+
+def posted(permission: Permission) -> Any:
+    """The dependency of a form handler: ``form: Annotated[Posted, posted(Permission.X)]``."""
+    return Depends(_poster(permission))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A reviewer's answer on a form (access requests, exports): approve or deny, with a note."""
+
+    approve: bool
+    note: str
+
+
+def _decision(decision: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "") -> Decision:
+    return Decision(approve=decision == "approve", note=note)
+
+
+Decided = Annotated[Decision, Depends(_decision)]

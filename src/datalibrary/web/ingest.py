@@ -7,19 +7,18 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from datalibrary.api.deps import DbSession, OptionalPrincipal
 from datalibrary.auth.permissions import Permission
+from datalibrary.http.deps import DbSession
 from datalibrary.privacy.store import list_policies
-from datalibrary.web.pages import login_redirect, page_for, page_with
+from datalibrary.web.guards import SignedIn
+from datalibrary.web.pages import page_for, page_with
 from datalibrary.web.rendering import render
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/catalog/ingest")
-def ingest_page(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
-    if principal is None:
-        return login_redirect(request)
+def ingest_page(request: Request, session: DbSession, principal: SignedIn) -> Response:
     page = page_for(request, session, principal, "Ingest files", active="catalog")
     if not principal.can(Permission.INGEST_RUN):
         page.title = "Not allowed"

@@ -9,18 +9,18 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
-from sqlalchemy import select
+from pydantic import BaseModel
 
-from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
-from datalibrary.auth.permissions import Permission
+from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.bounds import RecordId
 from datalibrary.db.base import utcnow
 from datalibrary.errors import DataLibraryError, InvalidInput
-from datalibrary.lake.models import Dataset
+from datalibrary.http.deps import DbSession, SettingsDep
 from datalibrary.lineage import exports, graph, report
-from datalibrary.web.forms import attempt, guard
+from datalibrary.web.forms import Decided, Posted, attempt, posted
+from datalibrary.web.guards import DENIED, PageDenied, SignedIn, allowed
 from datalibrary.web.lineage_svg import render_svg
-from datalibrary.web.pages import login_redirect, page_for, page_with
+from datalibrary.web.pages import page_for, page_with
 from datalibrary.web.rendering import render
 
 router = APIRouter(include_in_schema=False)
@@ -33,21 +33,17 @@ def _error(request: Request, page, status: int, detail: str) -> Response:  # typ
 
 
 @router.get("/lineage")
-def index(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
-    if principal is None:
-        return login_redirect(request)
+def index(request: Request, session: DbSession, principal: SignedIn) -> Response:
     page = page_for(request, session, principal, "Lineage", active="lineage")
     if not principal.can(Permission.LINEAGE_READ):
         return RedirectResponse(f"/lineage/users/{principal.name}", status_code=303)
-    datasets = session.scalars(select(Dataset).order_by(Dataset.namespace, Dataset.name)).all()
+    datasets = graph.traced_datasets(session, principal)
     namespaces = sorted({d.namespace for d in datasets})
     return render(request, "lineage/index.html", page_with(page, datasets=datasets, namespaces=namespaces))
 
 
 @router.get("/lineage/datasets/{name}")
-def dataset_page(request: Request, name: str, session: DbSession, principal: OptionalPrincipal) -> Response:
-    if principal is None:
-        return login_redirect(request)
+def dataset_page(request: Request, name: str, session: DbSession, principal: SignedIn) -> Response:
     page = page_for(request, session, principal, f"Lineage of {name}", active="lineage")
     try:
         data = graph.dataset_lineage(session, principal, name)
@@ -63,9 +59,7 @@ def user_lookup(request: Request, name: str = "") -> Response:
 
 
 @router.get("/lineage/users/{name}")
-def user_page(request: Request, name: str, session: DbSession, principal: OptionalPrincipal) -> Response:
-    if principal is None:
-        return login_redirect(request)
+def user_page(request: Request, name: str, session: DbSession, principal: SignedIn) -> Response:
     page = page_for(request, session, principal, f"Lineage of {name}", active="lineage")
     try:
         data = graph.user_lineage(session, principal, name)
@@ -88,13 +82,11 @@ def _moment(value: str, default: datetime) -> datetime:
 def report_page(
     request: Request,
     session: DbSession,
-    principal: OptionalPrincipal,
+    principal: SignedIn,
     scope: str = "",
     start: str = "",
     end: str = "",
 ) -> Response:
-    if principal is None:
-        return login_redirect(request)
     page = page_for(request, session, principal, f"Compliance report: {scope}", active="lineage")
     try:
         begin = _moment(start, datetime(1970, 1, 1, tzinfo=UTC))
@@ -126,55 +118,38 @@ def _exports_page(request: Request, session: DbSession, principal, status: int =
 
 
 @router.get("/exports")
-def exports_index(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
-    if principal is None:
-        return login_redirect(request)
+def exports_index(request: Request, session: DbSession, principal: SignedIn) -> Response:
     if not (principal.can(Permission.EXPORTS_REQUEST) or principal.can(Permission.EXPORTS_REVIEW)):
-        return guard(request, session, principal, Permission.EXPORTS_REQUEST)  # type: ignore[return-value]
+        raise PageDenied(page_for(request, session, principal, "Not allowed"), DENIED)
     return _exports_page(request, session, principal)
+
+
+class ExportForm(BaseModel):
+    """The export request form: a query's result or a workspace file, and why it leaves."""
+
+    kind: str = "query"
+    sql: str = ""
+    path: str = ""
+    purpose: str = ""
+    destination: str = ""
+    format: str = "csv"
+    workspace: str = ""
 
 
 @router.post("/exports")
 def exports_request(
-    request: Request,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    settings: SettingsDep,
-    csrf_token: Text = "",
-    kind: Text = "query",
-    sql: Text = "",
-    path: Text = "",
-    purpose: Text = "",
-    destination: Text = "",
-    format: Text = "csv",
-    workspace: Text = "",
+    form: Annotated[Posted, posted(Permission.EXPORTS_REQUEST)], fields: Annotated[ExportForm, Form()]
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.EXPORTS_REQUEST)) is not None:
-        return stop
-    assert principal is not None
-    errors: dict[str, str] = {}
-
     def create():  # type: ignore[no-untyped-def]
         return exports.request_export(
-            session,
-            principal,
-            settings,
-            purpose=purpose,
-            destination=destination,
-            sql=sql if kind == "query" else None,
-            path=path if kind == "file" else None,
-            workspace=int(workspace) if workspace.strip().isdigit() else None,
-            format=format,
-            runner=_runner(request, settings),
-        )
+            form.session, form.principal, form.settings, purpose=fields.purpose,
+            destination=fields.destination, sql=fields.sql if fields.kind == "query" else None,
+            path=fields.path if fields.kind == "file" else None,
+            workspace=int(fields.workspace) if fields.workspace.strip().isdigit() else None,
+            format=fields.format, runner=_runner(form.request, form.settings),
+        )  # fmt: skip
 
-    if attempt(session, principal, csrf_token, create, errors) is not None:
-        return RedirectResponse("/exports?sent=1", status_code=303)
-    form = {
-        "kind": kind, "sql": sql, "path": path, "purpose": purpose, "destination": destination,
-        "workspace": workspace,
-    }  # fmt: skip
-    return _exports_page(request, session, principal, 422, errors=errors, form=form)
+    return form.submit(create, "/exports?sent=1", form.again(_exports_page, form=fields.model_dump()))
 
 
 def _runner(request: Request, settings) -> exports.QueryRunner:  # type: ignore[no-untyped-def]
@@ -225,13 +200,11 @@ def export_review(
     request: Request,
     export_id: RecordId,
     session: DbSession,
-    principal: OptionalPrincipal,
+    principal: Annotated[Principal, allowed(Permission.EXPORTS_REVIEW)],
     settings: SettingsDep,
     qi: str = "",
     count_column: str = "",
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.EXPORTS_REVIEW)) is not None:
-        return stop
     quasi = [q.strip() for q in qi.split(",") if q.strip()][:50]
     return _review_page(
         request, session, principal, settings, export_id, quasi, count_column.strip()[:200] or None
@@ -240,44 +213,29 @@ def export_review(
 
 @router.post("/exports/{export_id}/decision")
 def export_decision(
-    request: Request,
     export_id: RecordId,
-    session: DbSession,
-    principal: OptionalPrincipal,
-    settings: SettingsDep,
-    csrf_token: Text = "",
-    decision: Text = "",
-    note: Text = "",
+    form: Annotated[Posted, posted(Permission.EXPORTS_REVIEW)],
+    answer: Decided,
     qi: Text = "",
     count_column: Text = "",
     override_reason: Text = "",
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.EXPORTS_REVIEW)) is not None:
-        return stop
-    assert principal is not None
-    errors: dict[str, str] = {}
     quasi = [q.strip() for q in qi.split(",") if q.strip()][:50]
     counted = count_column.strip()[:200] or None
 
     def run():  # type: ignore[no-untyped-def]
         return exports.decide(
-            session,
-            principal,
-            settings,
-            export_id,
-            approve=decision == "approve",
-            note=note,
-            quasi_identifiers=quasi,
-            count_column=counted,
-            override_reason=override_reason,
-        )
+            form.session, form.principal, form.settings, export_id, approve=answer.approve, note=answer.note,
+            quasi_identifiers=quasi, count_column=counted, override_reason=override_reason,
+        )  # fmt: skip
 
-    done = attempt(session, principal, csrf_token, run, errors)
-    if done is not None:
-        return RedirectResponse(f"/exports?decided={export_id}&state={done.state}", status_code=303)
-    return _review_page(
-        request, session, principal, settings, export_id, quasi, counted, errors, 422, override_reason
-    )
+    def again(errors: dict[str, str]) -> Response:
+        return _review_page(
+            form.request, form.session, form.principal, form.settings, export_id, quasi, counted, errors, 422,
+            override_reason,
+        )  # fmt: skip
+
+    return form.submit(run, lambda done: f"/exports?decided={export_id}&state={done.state}", again)
 
 
 @router.post("/exports/{export_id}/download")
@@ -285,12 +243,9 @@ def export_download(
     request: Request,
     export_id: RecordId,
     session: DbSession,
-    principal: OptionalPrincipal,
+    principal: Annotated[Principal, allowed(Permission.EXPORTS_REQUEST)],
     csrf_token: Text = "",
 ) -> Response:
-    if (stop := guard(request, session, principal, Permission.EXPORTS_REQUEST)) is not None:
-        return stop
-    assert principal is not None
     errors: dict[str, str] = {}
     taken = attempt(
         session, principal, csrf_token, lambda: exports.download(session, principal, export_id), errors

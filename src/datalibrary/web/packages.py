@@ -9,18 +9,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from datalibrary.api.deps import DbSession, OptionalPrincipal
 from datalibrary.auth.permissions import Permission
-from datalibrary.web.pages import login_redirect, page_for, page_with
+from datalibrary.http.deps import DbSession
+from datalibrary.web.guards import SignedIn
+from datalibrary.web.pages import page_for, page_with
 from datalibrary.web.rendering import render
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/packages")
-def packages_page(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
-    if principal is None:
-        return login_redirect(request)
+def packages_page(request: Request, session: DbSession, principal: SignedIn) -> Response:
     page = page_for(request, session, principal, "Packages", active="packages")
     if not principal.can(Permission.PACKAGES_MANAGE):
         page.title = "Not allowed"

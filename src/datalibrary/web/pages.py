@@ -9,18 +9,18 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from datalibrary.api.deps import (
+from datalibrary.auth import login as login_service
+from datalibrary.auth import service as auth_service
+from datalibrary.auth.permissions import Principal
+from datalibrary.errors import ALL_ERRORS, NotAuthenticated, PermissionDenied, TooManyRequests, Unavailable
+from datalibrary.http.deps import (
     SESSION_COOKIE,
     DbSession,
     OptionalPrincipal,
     SettingsDep,
     client_address,
+    set_session_cookie,
 )
-from datalibrary.api.routers.auth import set_session_cookie
-from datalibrary.auth import login as login_service
-from datalibrary.auth import service as auth_service
-from datalibrary.auth.permissions import Principal
-from datalibrary.errors import ALL_ERRORS, NotAuthenticated, PermissionDenied, TooManyRequests, Unavailable
 from datalibrary.web.rendering import PageContext, render
 
 router = APIRouter(include_in_schema=False)

@@ -9,22 +9,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from datalibrary.api.deps import DbSession, OptionalPrincipal
 from datalibrary.auth.permissions import Permission
 from datalibrary.errors import NotFound
+from datalibrary.http.deps import DbSession
 from datalibrary.privacy.store import list_policies, load_policy
-from datalibrary.web.pages import login_redirect, page_for, page_with
+from datalibrary.web.guards import SignedIn
+from datalibrary.web.pages import page_for, page_with
 from datalibrary.web.rendering import render
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/catalog/policies")
-def policies_page(
-    request: Request, session: DbSession, principal: OptionalPrincipal, name: str = ""
-) -> Response:
-    if principal is None:
-        return login_redirect(request)
+def policies_page(request: Request, session: DbSession, principal: SignedIn, name: str = "") -> Response:
     page = page_for(request, session, principal, "Policies", active="catalog")
     if not principal.can(Permission.POLICIES_MANAGE):
         page.title = "Not allowed"

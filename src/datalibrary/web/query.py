@@ -8,18 +8,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from datalibrary.api.deps import DbSession, OptionalPrincipal
 from datalibrary.auth.permissions import Permission
-from datalibrary.web.pages import login_redirect, page_for, page_with
+from datalibrary.http.deps import DbSession
+from datalibrary.web.guards import SignedIn
+from datalibrary.web.pages import page_for, page_with
 from datalibrary.web.rendering import render
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/query")
-def query_page(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
-    if principal is None:
-        return login_redirect(request)
+def query_page(request: Request, session: DbSession, principal: SignedIn) -> Response:
     page = page_for(request, session, principal, "Query", active="query")
     if not principal.can(Permission.QUERY_RUN):
         page.title = "Not allowed"

@@ -12,13 +12,14 @@ from pathlib import PurePosixPath
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
 from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.errors import DataLibraryError
+from datalibrary.http.deps import DbSession, SettingsDep
 from datalibrary.repos import browse, service
 from datalibrary.repos.schemas import RepoOut
 from datalibrary.web import notebooks
-from datalibrary.web.pages import login_redirect, page_for, page_with
+from datalibrary.web.guards import SignedIn
+from datalibrary.web.pages import page_for, page_with
 from datalibrary.web.rendering import PageContext, render
 
 router = APIRouter(include_in_schema=False)
@@ -38,11 +39,7 @@ def _base(request: Request) -> str:
 
 
 @router.get("/repos")
-def repos_page(
-    request: Request, session: DbSession, settings: SettingsDep, principal: OptionalPrincipal
-) -> Response:
-    if principal is None:
-        return login_redirect(request)
+def repos_page(request: Request, session: DbSession, settings: SettingsDep, principal: SignedIn) -> Response:
     page = page_for(request, session, principal, "Repositories", active="repos")
     if not _allowed(principal):
         page.title = "Not allowed"
@@ -68,12 +65,10 @@ async def repo_page(
     repo: str,
     session: DbSession,
     settings: SettingsDep,
-    principal: OptionalPrincipal,
+    principal: SignedIn,
     ref: str = "",
     path: str = "",
 ) -> Response:
-    if principal is None:
-        return login_redirect(request)
     page = page_for(request, session, principal, f"{project}/{repo}", active="repos")
     try:
         facts = service.get_repo(session, settings, principal, project, repo)
@@ -115,12 +110,10 @@ async def file_page(
     repo: str,
     session: DbSession,
     settings: SettingsDep,
-    principal: OptionalPrincipal,
+    principal: SignedIn,
     path: str = "",
     ref: str = "",
 ) -> Response:
-    if principal is None:
-        return login_redirect(request)
     page = page_for(request, session, principal, f"{project}/{repo}: {path}", active="repos")
     try:
         facts = service.get_repo(session, settings, principal, project, repo)

@@ -1,4 +1,11 @@
-"""The console's page routers. A domain adds its page router to ``PAGE_ROUTERS``."""
+"""The console's page routers. A domain adds its page router to ``PAGE_ROUTERS``;
+``install`` adds the console to the app that ``datalibrary.app`` composes."""
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
 
 from datalibrary.web import (
     access,
@@ -8,6 +15,7 @@ from datalibrary.web import (
     catalog,
     costs,
     files,
+    guards,
     ingest,
     jobs,
     lineage,
@@ -15,6 +23,7 @@ from datalibrary.web import (
     pages,
     policies,
     query,
+    rendering,
     repos,
     workspace_pool,
     workspaces,
@@ -39,3 +48,20 @@ PAGE_ROUTERS = [
     lineage.router,
     costs.router,
 ]
+
+STATIC = Path(__file__).parent / "static"
+
+
+def error_page(request: Request, status: int, title: str, detail: str) -> Response:
+    """The page a browser sees for an HTTP error (the API answers a problem document)."""
+    page = rendering.PageContext(title=title, data={"detail": detail})
+    return rendering.render(request, "error.html", page, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    """Add the console: its pages, static assets, error page and page guards."""
+    for router in PAGE_ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.state.html_error_page = error_page
+    guards.install(app)

@@ -4,36 +4,34 @@ for state changes (and idle-stop warnings)."""
 
 from __future__ import annotations
 
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from datalibrary.api.deps import DbSession, OptionalPrincipal, SettingsDep
-from datalibrary.api.routers.workspaces import catalog as catalog_view
-from datalibrary.api.routers.workspaces import history_out, workspace_out
-from datalibrary.auth.permissions import Permission
+from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.costs import budgets
 from datalibrary.errors import PermissionDenied
-from datalibrary.web.pages import login_redirect, page_for, page_with
+from datalibrary.http.deps import DbSession, SettingsDep
+from datalibrary.web.guards import SignedIn, allowed
+from datalibrary.web.pages import page_for, page_with
 from datalibrary.web.rendering import render
-from datalibrary.workspaces import access, history, origin, service
+from datalibrary.workspaces import access, history, origin, schemas, service
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/workspaces")
 def workspaces_page(
-    request: Request, session: DbSession, settings: SettingsDep, principal: OptionalPrincipal
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    principal: Annotated[
+        Principal, allowed(Permission.WORKSPACES_OWN, "Your roles do not include workspaces.")
+    ],
 ) -> Response:
-    if principal is None:
-        return login_redirect(request)
     page = page_for(request, session, principal, "Workspaces", active="workspaces")
-    if not principal.can(Permission.WORKSPACES_OWN):
-        page.title = "Not allowed"
-        return render(
-            request, "error.html", page_with(page, detail="Your roles do not include workspaces."), 403
-        )
     page.notice = " ".join(budgets.notices(session, principal))
     rows = service.list_workspaces(session, principal)
     owners = service.owner_names(session, rows)
@@ -42,9 +40,11 @@ def workspaces_page(
         "workspaces.html",
         page_with(
             page,
-            catalog=catalog_view(principal, settings, session),
-            workspaces=[workspace_out(w, owners.get(w.owner_id, "?"), settings) for w in rows],
-            history=[history_out(e) for e in history.history(session, principal, settings, limit=50)],
+            catalog=schemas.catalog_view(principal, settings, session),
+            workspaces=[schemas.workspace_view(w, owners.get(w.owner_id, "?"), settings) for w in rows],
+            history=[
+                schemas.history_view(e) for e in history.history(session, principal, settings, limit=50)
+            ],
         ),
     )
 
@@ -56,13 +56,11 @@ def open_workspace(
     request: Request,
     session: DbSession,
     settings: SettingsDep,
-    principal: OptionalPrincipal,
+    principal: SignedIn,
 ) -> Response:
     """Enter a workspace on its own origin. A signed-in browser gets a one-time grant (60 s,
     this workspace, this console session) and is sent to the workspace origin, which swaps it
     for its own cookie; an API client gets the address to call with its token."""
-    if principal is None:
-        return login_redirect(request)
     if request.headers.get("sec-fetch-site") == "cross-site":
         raise PermissionDenied("open workspaces from the console")
     workspace = access.can_open(session, principal, workspace_id)

@@ -288,6 +288,26 @@ def request(
     return workspace
 
 
+def usage(session: Session, principal: Principal, workspace_id: int) -> list[dict[str, object]]:
+    """The state intervals of a workspace the caller may see (an open one runs until now)."""
+    get(session, principal, workspace_id)
+    rows = session.scalars(
+        select(WorkspaceUsage).where(WorkspaceUsage.workspace_id == workspace_id).order_by(WorkspaceUsage.id)
+    )
+    now = utcnow()
+    return [
+        {
+            "state": r.state,
+            "instance_type": r.instance_type,
+            "project": r.project,
+            "started_at": r.started_at,
+            "ended_at": r.ended_at,
+            "seconds": int(((r.ended_at or now) - r.started_at).total_seconds()),
+        }  # fmt: skip
+        for r in rows
+    ]
+
+
 def stop_disabled_owners(session: Session) -> list[int]:
     """Workspaces of disabled users stop (homes kept): they must not keep running and billing.
     Called right after a user is disabled and by every reconciler pass (the catch-all)."""

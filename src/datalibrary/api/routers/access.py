@@ -10,10 +10,10 @@ from pydantic import BaseModel, Field
 
 from datalibrary.access import service
 from datalibrary.access.models import AccessRequest, Grant
-from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.api.fields import AccountName, Grantee, Justification, TableOrNamespace
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import RecordId
+from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 
 router = APIRouter(tags=["access"])
 

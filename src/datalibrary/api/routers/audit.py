@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, client_address
 from datalibrary.audit import export, service
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import MAX_OFFSET
+from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, client_address
 
 router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[Requires(Permission.AUDIT_READ)])
 

@@ -7,19 +7,20 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from datalibrary.api.deps import (
+from datalibrary.auth import login as login_service
+from datalibrary.auth import service
+from datalibrary.auth.models import ApiToken
+from datalibrary.auth.permissions import Permission
+from datalibrary.bounds import RecordId
+from datalibrary.http.deps import (
     SESSION_COOKIE,
     CurrentPrincipal,
     DbSession,
     Requires,
     SettingsDep,
     client_address,
+    set_session_cookie,
 )
-from datalibrary.auth import login as login_service
-from datalibrary.auth import service
-from datalibrary.auth.models import ApiToken
-from datalibrary.auth.permissions import Permission
-from datalibrary.bounds import RecordId
 
 router = APIRouter(tags=["auth"])
 
@@ -57,18 +58,6 @@ class TokenOut(BaseModel):
 
 class IssuedTokenOut(TokenOut):
     token: str = Field(description="The secret; shown only in this response")
-
-
-def set_session_cookie(response: Response, secret: str, settings: SettingsDep) -> None:
-    response.set_cookie(
-        SESSION_COOKIE,
-        secret,
-        max_age=settings.auth.session_absolute_hours * 3600,
-        httponly=True,
-        samesite="lax",
-        secure=settings.server.https,
-        path="/",
-    )
 
 
 @router.post("/auth/login", summary="Sign in with a password; sets the session cookie")

@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from datalibrary.api.deps import CurrentPrincipal, DatabaseDep, Requires, SettingsDep
 from datalibrary.auth.permissions import Permission
 from datalibrary.backup import service
+from datalibrary.http.deps import CurrentPrincipal, DatabaseDep, Requires, SettingsDep
 
 router = APIRouter(prefix="/backups", tags=["backups"], dependencies=[Requires(Permission.BACKUPS_MANAGE)])
 

@@ -15,10 +15,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.api.fields import AccountName
 from datalibrary.auth.permissions import Permission, require
 from datalibrary.costs import budgets, pricebook, service, storage
+from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.query import service as query_service
 
 router = APIRouter(tags=["costs"])

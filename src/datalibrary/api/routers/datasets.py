@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from datalibrary.access import service as access
-from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.api.fields import Namespace
 from datalibrary.auth.permissions import Permission
+from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.lake import datasets
 from datalibrary.lake.catalog import open_lake
 

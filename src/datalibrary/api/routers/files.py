@@ -15,11 +15,11 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.orm import Session
 
-from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.api.fields import PolicyName, TableRef
 from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.errors import InvalidInput, TooLarge
 from datalibrary.files import service, views
+from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.lake.catalog import open_lake, parse_table_name
 from datalibrary.lineage import events as lineage
 

@@ -7,8 +7,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from datalibrary.api.deps import DatabaseDep
 from datalibrary.db import is_current
+from datalibrary.http.deps import DatabaseDep
 
 router = APIRouter(tags=["health"])
 

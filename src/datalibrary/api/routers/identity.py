@@ -7,11 +7,11 @@ from datetime import datetime
 from fastapi import APIRouter, BackgroundTasks, Request
 from pydantic import BaseModel, Field
 
-from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.api.fields import AccountName, Role
 from datalibrary.auth import accounts, groups, ldap_sync, projects, service
 from datalibrary.auth.models import Group, Project, User
 from datalibrary.auth.permissions import Permission
+from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.workspaces import service as workspace_service
 
 router = APIRouter()

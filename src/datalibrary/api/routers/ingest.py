@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.api.fields import FileFormat, IngestMode, IngestTarget, JobState, PolicyName
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import MAX_INT, MAX_OFFSET
+from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.ingest import jobs, uploads
 from datalibrary.privacy import store
 

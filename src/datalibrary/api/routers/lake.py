@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.api.fields import Namespace, TableRef
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import MAX_HOURS
+from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.lake.catalog import open_lake
 from datalibrary.lake.erasure import erase_subject
 from datalibrary.lake.maintenance import maintain

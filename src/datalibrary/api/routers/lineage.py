@@ -10,13 +10,13 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.api.fields import AccountName, Destination, Purpose
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import RecordId
 from datalibrary.config import reveal
 from datalibrary.db.base import utcnow
 from datalibrary.errors import NotFound
+from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.lineage import exports, facets, forward, graph, naming, report
 from datalibrary.lineage.graph import DATASET_RE, USER_RE
 from datalibrary.lineage.report import SCOPE_RE

@@ -10,11 +10,11 @@ from typing import Any
 from fastapi import APIRouter, Query, UploadFile
 from pydantic import BaseModel, Field
 
-from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.api.fields import PackageName, VersionRange
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import RecordId
 from datalibrary.errors import TooLarge
+from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.packages import cran, policy, service
 from datalibrary.packages.models import PackageRule
 

@@ -10,9 +10,9 @@ import pyarrow.csv as pacsv
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from datalibrary.api.deps import CurrentPrincipal, DatabaseDep, DbSession, Requires, SettingsDep
 from datalibrary.auth.permissions import Permission, require
 from datalibrary.errors import InvalidInput
+from datalibrary.http.deps import CurrentPrincipal, DatabaseDep, DbSession, Requires, SettingsDep
 from datalibrary.privacy import store
 from datalibrary.privacy.policy import parse_policy
 from datalibrary.privacy.preview import describe

@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-import io
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from fastapi import APIRouter, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
-from datalibrary import csvsafe
-from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
-from datalibrary.auth.permissions import Permission, require
+from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import MAX_OFFSET
+from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.lineage import events as downloads
 from datalibrary.query import catalog, service
-from datalibrary.query.models import QueryRecord
+from datalibrary.query import history as query_history
+from datalibrary.query.formats import write
 
 router = APIRouter(tags=["query"])
-BATCH_ROWS = 65_536
 
 MEDIA = {
     "csv": "text/csv; charset=utf-8",
@@ -82,32 +77,6 @@ class QueryRecordOut(BaseModel):
     outcome: str
     error: str | None
     started_at: datetime
-
-
-def write(table: pa.Table, fmt: str, sink: Any) -> None:
-    """Encode ``table`` batch by batch into ``sink`` (a file object): bounded memory for any
-    result size. CSV cells and headers that a spreadsheet would run as formulas are neutralized."""
-    batches = table.to_batches(max_chunksize=BATCH_ROWS)
-    if fmt == "csv":
-        schema = pa.schema([f.with_name(csvsafe.neutralize(f.name)) for f in table.schema])
-        with pacsv.CSVWriter(sink, schema) as writer:
-            for batch in batches:
-                writer.write_batch(csvsafe.neutralize_batch(batch.rename_columns(schema.names)))
-    elif fmt == "parquet":
-        with pq.ParquetWriter(sink, table.schema, compression="zstd") as writer:
-            for batch in batches:
-                writer.write_batch(batch)
-    else:
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            for batch in batches:
-                writer.write_batch(batch)
-
-
-def encode(table: pa.Table, fmt: str) -> bytes:
-    """The whole encoded result (the CLI writes it to a file); the API streams instead."""
-    sink = io.BytesIO()
-    write(table, fmt, sink)
-    return sink.getvalue()
 
 
 def _airlock_route(session, principal, settings, request, body, result, record) -> JSONResponse | None:  # type: ignore[no-untyped-def]
@@ -262,12 +231,5 @@ def history(
     limit: int = Query(50, ge=1, le=500),
 ) -> list[QueryRecordOut]:
     """Your own queries; auditors and admins may name another user."""
-    if user and user != principal.name:
-        require(principal, Permission.AUDIT_READ)
-    query = (
-        select(QueryRecord)
-        .where(QueryRecord.user == (user or principal.name))
-        .order_by(QueryRecord.id.desc())
-        .limit(limit)
-    )
-    return [QueryRecordOut.model_validate(r, from_attributes=True) for r in session.scalars(query)]
+    records = query_history.history(session, principal, user, limit)
+    return [QueryRecordOut.model_validate(r, from_attributes=True) for r in records]

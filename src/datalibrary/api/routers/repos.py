@@ -9,9 +9,9 @@ import asyncio
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.api.fields import AccountName, GitRef, RepoFilePath, RepoName, RepoPath
 from datalibrary.auth.permissions import Permission
+from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.repos import browse, service
 from datalibrary.repos.schemas import BranchOut, CommitOut, CommitsOut, EntryOut, RepoIn, RepoOut
 

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from datalibrary import __version__
-from datalibrary.api.deps import CurrentPrincipal, DatabaseDep, Requires, SettingsDep
 from datalibrary.auth.permissions import Permission
 from datalibrary.db import leases
+from datalibrary.http.deps import CurrentPrincipal, DatabaseDep, Requires, SettingsDep
 
 router = APIRouter(tags=["system"])
 

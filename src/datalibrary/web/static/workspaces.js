@@ -28,7 +28,8 @@ function item(w) {
   const title = document.createElement("div");
   const strong = document.createElement("strong");
   strong.textContent = `#${w.id} ${w.product}`;
-  title.append(strong, ` on ${w.instance_type} · ${w.price_per_hour.toFixed(2)} ${currency}/h`);
+  const price = w.price_per_hour === null ? "price unknown (type no longer in the catalog)" : `${w.price_per_hour.toFixed(2)} ${currency}/h`;
+  title.append(strong, ` on ${w.instance_type} · ${price}`);
   if (!w.isolated) {
     const badge = document.createElement("span");
     badge.className = "badge";

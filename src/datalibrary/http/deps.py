@@ -1,4 +1,5 @@
-"""Typed dependencies shared by every router: settings, a DB session, the caller.
+"""Typed dependencies shared by the HTTP front ends (API routes and console pages): settings,
+a DB session, the caller. Both front ends import this module; neither imports the other.
 
 ``Requires(Permission.X)`` is the router-level check; domain services check again.
 Session-cookie callers must send the CSRF token (header ``X-CSRF-Token``) on every
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -106,6 +107,18 @@ def Requires(permission: Permission):  # noqa: N802 - reads like a type in route
 
     check.__name__ = f"requires_{permission.value.replace('.', '_')}"
     return Security(check, scopes=[permission.value])
+
+
+def set_session_cookie(response: Response, secret: str, settings: Settings) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=settings.auth.session_absolute_hours * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=settings.server.https,
+        path="/",
+    )
 
 
 def client_address(request: Request) -> str | None:
