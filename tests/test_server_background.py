@@ -23,6 +23,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from datalibrary.audit import anchors
 from datalibrary.audit.models import AuditEvent
 from datalibrary.costs.models import StorageMeasurement
 from datalibrary.db.base import utcnow
@@ -229,8 +230,15 @@ def test_a_delivery_dropped_in_the_landing_folder_is_ingested_by_the_server(runn
         worker = session.scalar(select(IngestJob.worker))
     assert worker and "pool" in worker, "run by the server's worker pool"
     # the scheduler ran the day's maintenance and housekeeping on its own
-    with platform.db.session() as session:
-        assert wait_for("run the lake maintenance", lambda: last_run(session))
+
+    def maintained() -> bool:
+        with platform.db.session() as session:  # a new transaction each time: new commits show
+            return last_run(session) is not None
+
+    wait_for("run the lake maintenance", maintained)
+    ring = anchors.keyring_for(platform.db.engine)
+    assert ring is not None
+    wait_for("anchor the audit log outside the database", lambda: anchors.read_anchors(ring))
 
 
 def test_the_cost_loops_measure_storage_and_stop_the_workspace_of_a_spent_budget(running: Running) -> None:
