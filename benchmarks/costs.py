@@ -73,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp) / "home")
-        db = Database(str(settings.database_url))
+        db = Database(settings.connect_url())
         initialize(settings, db)
         settings = Settings(home=Path(tmp) / "home")
         build(db, settings, args.users, args.intervals, args.queries)

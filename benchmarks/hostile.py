@@ -277,7 +277,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 
 def _fuzz_child(format_: str, seed: bytes, seconds: float, folder: str, queue) -> None:  # noqa: ANN001
-    from datalibrary.ingest.readers import ReadError, open_reader
+    from datalibrary.ingest.readers import ReadError, ReadLimits, open_reader
     from datalibrary.ingest.readers.archive import extract
 
     apply_limits(1024, int(seconds) + 60)
@@ -294,7 +294,9 @@ def _fuzz_child(format_: str, seed: bytes, seconds: float, folder: str, queue) -
             if format_ == "zip":
                 extract(path, Path(folder) / f"out{tried}")
             else:
-                reader = open_reader(path, format=format_, max_columns=4096, max_record_bytes=1 << 20)
+                reader = open_reader(
+                    path, format=format_, limits=ReadLimits(max_columns=4096, max_record_bytes=1 << 20)
+                )
                 for _ in reader.batches():
                     pass
             handled += 1
@@ -348,7 +350,7 @@ def run_corpus(cases: list[Case]) -> tuple[dict[str, list[int]], list[str], list
         home, sources = root / "home", root / "sources"
         sources.mkdir()
         settings = Settings(home=home, database_url=f"sqlite:///{home / 'state.db'}")
-        db = Database(str(settings.database_url))
+        db = Database(settings.connect_url())
         initialize(settings, db)
         settings = Settings(home=home, database_url=f"sqlite:///{home / 'state.db'}")
         with db.session() as session:

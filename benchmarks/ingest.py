@@ -86,7 +86,7 @@ def run_pipeline(path: Path, out: Path, policy: str = "keep-all") -> dict:
 
     home = out.parent / f"home-{out.stem}-{os.getpid()}"  # one installation per run
     settings = Settings(home=home, database_url=f"sqlite:///{home}.db")
-    db = Database(str(settings.database_url))
+    db = Database(settings.connect_url())
     initialize(settings, db)
     settings = Settings(home=home, database_url=f"sqlite:///{home}.db")
     operator = Principal.system("bench")

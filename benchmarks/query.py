@@ -128,7 +128,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="dl-bench-query-") as tmp:
         settings = Settings(home=Path(tmp) / "home")
-        db = Database(str(settings.database_url))
+        db = Database(settings.connect_url())
         initialize(settings, db)
         settings = Settings(home=Path(tmp) / "home", query={"threads": args.threads, "memory_limit": "8GB"})
         rng = np.random.default_rng(0)

@@ -145,7 +145,7 @@ def main() -> None:
         os.environ["DATALIBRARY_WORKSPACES__MAX_PER_USER"] = str(args.runs + 1)
         os.environ["DATALIBRARY_WORKSPACES__WARM_POOL"] = '{"r/tiny": 0}'  # one python/tiny member
         settings = Settings(home=Path(tmp) / "home")
-        db = Database(str(settings.database_url))
+        db = Database(settings.connect_url())
         initialize(settings, db)
         settings = Settings(home=Path(tmp) / "home")
         with db.session() as session:

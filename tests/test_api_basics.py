@@ -102,3 +102,21 @@ def test_config_endpoint_redacts_secrets(sqlite_platform: Platform) -> None:
     sqlite_platform.add_user("ops", "admin")
     data = sqlite_platform.as_user("ops").get("/api/v1/config").json()
     assert data["secret_key"] == "**********"
+
+
+def test_config_endpoint_hides_every_secret_setting(sqlite_platform: Platform) -> None:
+    """Every setting typed as a secret, set to a marked value, is absent from the answer."""
+    from datalibrary.api import create_app
+    from datalibrary.config import Settings
+    from tests.helpers import ApiClient
+    from tests.test_config import every_secret_set
+
+    arguments, markers = every_secret_set(sqlite_platform.settings.home)
+    sqlite_platform.add_user("ops", "admin")
+    sqlite_platform.as_user("ops")  # issues the token
+    app = create_app(Settings(**arguments), sqlite_platform.db)
+    response = ApiClient(app, sqlite_platform.tokens["ops"]).get("/api/v1/config")
+    assert response.status_code == 200
+    assert response.json()["lineage"]["forward_url"] == "https://host.example:1234/**********"
+    for marker in markers:
+        assert marker not in response.text, marker

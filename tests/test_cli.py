@@ -88,6 +88,35 @@ def test_config_show_redacts(cli) -> None:  # type: ignore[no-untyped-def]
     assert data["server"]["port"] == 8000
 
 
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
+def test_config_show_hides_every_secret_setting(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_json: bool
+) -> None:
+    """Every setting typed as a secret, set through its variable, is absent from the output."""
+    from tests.test_config import canary, secret_types
+
+    markers = []
+    for path, kind in secret_types().items():
+        value, marker = canary(path, kind)
+        monkeypatch.setenv("DATALIBRARY_" + "__".join(path).upper(), value)
+        markers.append(marker)
+    output = cli("config", "show", *(["--json"] if as_json else []))
+    assert "host.example" in output
+    for marker in markers:
+        assert marker not in output, marker
+
+
+def test_a_misspelled_setting_stops_the_cli_with_the_closest_name(  # type: ignore[no-untyped-def]
+    cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATALIBRARY_LAKE__WAREHOUSEE", "s3://bucket/lake")
+    result = CliRunner().invoke(app, ["config", "show", "--json"])
+    assert result.exit_code == 1 and not result.stdout
+    message = " ".join(result.stderr.split())  # Rich wraps lines
+    assert "unknown setting DATALIBRARY_LAKE__WAREHOUSEE" in message
+    assert "did you mean DATALIBRARY_LAKE__WAREHOUSE?" in message
+
+
 def test_users_and_tokens(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cli("init")
     password_file = tmp_path / "pw"

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from datalibrary.audit.models import AuditEvent
 from datalibrary.auth import projects
 from datalibrary.auth.permissions import Principal
+from datalibrary.config import TokenUrl
 from datalibrary.costs import budgets
 from datalibrary.costs.models import BudgetAlert
 from datalibrary.db.base import utcnow
@@ -86,7 +87,7 @@ def events(platform: Platform, action: str) -> list[AuditEvent]:
 
 def test_budget_warns_refuses_and_can_be_raised(sqlite_platform: Platform, webhook: Webhook) -> None:
     platform = sqlite_platform
-    platform.settings.costs.webhook_url = webhook.url
+    platform.settings.costs.webhook_url = TokenUrl(webhook.url)
     admin, alice = platform.as_user("admin"), platform.as_user("alice")
     platform.add_user("stew", "steward")
     # only admins set budgets; amounts are validated
@@ -262,7 +263,7 @@ def test_cli_report_json(sqlite_platform: Platform, monkeypatch: pytest.MonkeyPa
     platform.add_user("alice", "scientist")
     spend_queries(platform, "alice", 1)
     monkeypatch.setenv("DATALIBRARY_HOME", str(platform.settings.home))
-    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", str(platform.settings.database_url))
+    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", platform.settings.connect_url())
     today = utcnow().date().isoformat()
     result = CliRunner().invoke(
         app, ["costs", "report", "--by", "user", "--from", today, "--to", today, "--json"]

@@ -29,7 +29,7 @@ def test_processes_appending_audit_events_at_once_all_land(platform: Platform) -
     """The audit chain reads its tail and then appends: on SQLite a transaction that read first
     used to be refused outright ("database is locked") when another process had committed in
     between; now each one waits its turn, and the chain stays whole."""
-    url = str(platform.settings.database_url)
+    url = platform.settings.connect_url()
     context = multiprocessing.get_context("spawn")
     writers = [
         context.Process(target=_append_events, args=(url, str(platform.settings.home)))

@@ -402,7 +402,7 @@ def test_cli_create_add_list_get(sqlite_platform: Platform, tmp_path: Path, monk
     from datalibrary.cli import app
 
     monkeypatch.setenv("DATALIBRARY_HOME", str(sqlite_platform.settings.home))
-    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", str(sqlite_platform.settings.database_url))
+    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", sqlite_platform.settings.connect_url())
 
     def run(*args: str, code: int = 0) -> str:
         result = CliRunner().invoke(app, list(args))

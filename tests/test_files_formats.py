@@ -471,7 +471,7 @@ def test_classification_is_a_stewards_audited_statement(sqlite_platform: Platfor
         event = session.scalars(
             select(AuditEvent).where(AuditEvent.action == "files.collection.classify")
         ).one()
-        assert event.actor == "stew" and event.details == {"classification": PROTOCOLS}
+        assert event.actor == "stew" and event.details == {"classification": PROTOCOLS, "via": "api"}
         with pytest.raises(InvalidInput):
             service.create_collection(
                 session, SYSTEM, platform.settings, "study1.long", classification="x" * 501
@@ -485,7 +485,7 @@ def test_cli_classification_tier_and_approval(sqlite_platform: Platform, tmp_pat
 
     platform = sqlite_platform
     monkeypatch.setenv("DATALIBRARY_HOME", str(platform.settings.home))
-    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", str(platform.settings.database_url))
+    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", platform.settings.connect_url())
 
     def run(*args: str, code: int = 0) -> str:
         result = CliRunner().invoke(app, list(args))

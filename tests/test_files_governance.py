@@ -567,7 +567,7 @@ def test_attribute_actions_and_thumbnails_under_grants(
 
     # the CLI, as the same user
     monkeypatch.setenv("DATALIBRARY_HOME", str(platform.settings.home))
-    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", str(platform.settings.database_url))
+    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", platform.settings.connect_url())
 
     def run(*args: str, code: int = 0) -> str:
         result = CliRunner().invoke(app, list(args))
@@ -645,7 +645,7 @@ def test_concurrent_cli_processes_adding_one_path_keep_every_version(
     env = {
         **os.environ,
         "DATALIBRARY_HOME": str(platform.settings.home),
-        "DATALIBRARY_DATABASE_URL": str(platform.settings.database_url),
+        "DATALIBRARY_DATABASE_URL": platform.settings.connect_url(),
     }
     runs = []
     for i in range(3):
@@ -715,7 +715,7 @@ def test_a_download_streams_in_chunks_and_never_completes_an_altered_file(
     except Exception as exc:  # noqa: BLE001 - the in-process transport re-raises the ended stream
         assert "SHA-256" in str(exc)
     monkeypatch.setenv("DATALIBRARY_HOME", str(platform.settings.home))
-    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", str(platform.settings.database_url))
+    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", platform.settings.connect_url())
     output = tmp_path / "got.dcm"
     result = CliRunner().invoke(
         app, ["files", "get", "study1.dl", "s/1.dcm", "--output", str(output), "--as", "ada", "--json"]

@@ -18,7 +18,7 @@ def test_fuzzed_files_are_read_or_refused_cleanly() -> None:
     "case", [c for c in corpus() if c.format in ("xpt", "json", "zip")], ids=lambda c: f"{c.format}-{c.name}"
 )
 def test_corpus_cases_are_refused_by_the_readers(case, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from datalibrary.ingest.readers import ReadError, open_reader
+    from datalibrary.ingest.readers import ReadError, ReadLimits, open_reader
     from datalibrary.ingest.readers.archive import extract
 
     path = case.make(tmp_path)
@@ -26,7 +26,7 @@ def test_corpus_cases_are_refused_by_the_readers(case, tmp_path) -> None:  # typ
         if case.format == "zip":
             extract(path, tmp_path / "out")
         else:
-            for _ in open_reader(path, format=case.format, max_columns=4096).batches():
+            for _ in open_reader(path, format=case.format, limits=ReadLimits(max_columns=4096)).batches():
                 pass
         outcome, message = "succeeded", ""
     except ReadError as exc:

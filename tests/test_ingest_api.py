@@ -85,6 +85,8 @@ def test_chunked_upload_resumes_at_the_right_offset(sqlite_platform: Platform) -
     assert wrong.status_code == 409 and wrong.json()["size_bytes"] == half
     assert client.get(path).json()["size_bytes"] == half
     client.request("PUT", path, params={"offset": half}, content=body[half:])
+    typo = client.post(f"{path}/complete", json={"table": "lab.big", "policy": "keep-all", "delimeter": ";"})
+    assert typo.status_code == 422 and "body.delimeter" in typo.json()["detail"], "unknown fields: refused"
     job = client.post(f"{path}/complete", json={"table": "lab.big", "policy": "keep-all"}).json()
     assert job["sha256"] and job["size_bytes"] == len(body)
     assert client.post(f"{path}/complete", json={"table": "lab.big", "policy": "keep-all"}).status_code == 409

@@ -25,7 +25,7 @@ from tests.lake_helpers import KEEP_ALL, add_policy, ingest, read_table, write_c
 def cli_env(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     env = {
         "DATALIBRARY_HOME": str(platform.settings.home),
-        "DATALIBRARY_DATABASE_URL": str(platform.settings.database_url),
+        "DATALIBRARY_DATABASE_URL": platform.settings.connect_url(),
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -175,7 +175,7 @@ def test_cli_every_kind_of_delivery_with_define(
     from tests.test_readers_formats import observation, patient, write_bundle
 
     monkeypatch.setenv("DATALIBRARY_HOME", str(sqlite_platform.settings.home))
-    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", str(sqlite_platform.settings.database_url))
+    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", sqlite_platform.settings.connect_url())
     add_policy(sqlite_platform)
     study = shared_data / "cdiscpilot01-sdtm"
     define = tmp_path / "define.xml"

@@ -206,3 +206,108 @@ def test_maintenance_removes_raw_copies_of_a_landing_that_died(sqlite_platform: 
     with sqlite_platform.db.session() as session:
         report = maintain(session, SYSTEM, open_lake(sqlite_platform.settings), grace_minutes=0)
     assert report["stale_raw_files_deleted"] == 1 and not stale.exists()
+
+
+def test_an_unknown_reader_option_quarantines_the_job_naming_file_and_option(
+    sqlite_platform: Platform, tmp_path: Path
+) -> None:
+    """A job's options reach its reader typed: a misspelt one is refused, not dropped in silence;
+    the pipeline's own keys (define.xml labels, manifest, fan-out links) never reach the reader."""
+    from datalibrary.ingest.jobs import submit_file
+    from datalibrary.ingest.worker import run_one
+    from tests.lake_helpers import SYSTEM
+
+    platform = sqlite_platform
+    add_policy(platform)
+    submitted = []
+    for name, options in [
+        ("typo.csv", {"delimeter": ";", "parent": None}),
+        ("fine.csv", {"delimiter": ";", "parent": None, "define_labels": {"FINE": {"ID": "Identifier"}}}),
+    ]:
+        path = tmp_path / name
+        path.write_text("ID;N\na;1\nb;2\n")
+        with platform.db.session() as session:
+            job = submit_file(session, SYSTEM, platform.settings, path, table="s.opts", policy="keep-all")
+            job.options = options
+            submitted.append(job.id)
+    typo, fine = (run_one(platform.settings, platform.db, "test-worker", job_id) for job_id in submitted)
+    assert typo == (submitted[0], "quarantined")
+    with platform.db.session() as session:
+        reason = session.get(IngestJob, submitted[0]).reason
+    assert reason["code"] == "unknown-option" and reason["options"] == ["delimeter"]
+    assert (
+        "'typo.csv'" in reason["message"] and "the csv reader has no option 'delimeter'" in reason["message"]
+    )
+    assert fine == (submitted[1], "succeeded")
+    table = read_table(platform, "s.opts")
+    assert table.column_names == ["ID", "N"] and table.num_rows == 2
+
+
+def test_the_commit_guard_gives_a_typed_verdict(sqlite_platform: Platform, tmp_path: Path) -> None:
+    """The guard the lake calls before each commit attempt: its string is for the lake's logs,
+    the pipeline matches on the typed verdict (this job's own snapshot, or the same bytes)."""
+    from datalibrary.ingest.outcomes import Duplicate, Succeeded
+    from datalibrary.ingest.pipeline import CommitGuard
+    from datalibrary.lake.catalog import parse_table_name
+
+    platform = sqlite_platform
+    add_policy(platform)
+    job_id, _ = ingest(platform, write_csv(tmp_path / "a.csv", {"X": [1]}), "s.g")
+    table = open_lake(platform.settings).load(parse_table_name("s.g"))
+    snapshot = table.current_snapshot().snapshot_id
+    with platform.db.session() as session:
+        job = session.get(IngestJob, job_id)
+        session.expunge(job)
+    own = CommitGuard(job)
+    assert own(table) == f"committed:{snapshot}"
+    assert own.verdict == Succeeded(snapshot, resumed=True)
+    job.id = "another-job"
+    same_bytes = CommitGuard(job)
+    assert same_bytes(table) == f"duplicate:{snapshot}" and same_bytes.verdict == Duplicate(snapshot)
+    job.sha256 = "0" * 64
+    other = CommitGuard(job)
+    assert other(table) is None and other.verdict is None
+
+
+def test_a_final_write_that_loses_a_unique_row_race_is_retried(platform: Platform) -> None:
+    """Two first deliveries to one new table both commit, then both create its catalog entry;
+    the loser's insert violates the unique key. Its final write is retried in a new transaction
+    (which finds the winner's row) instead of ending a committed job ``failed``."""
+    from datalibrary.ingest.pipeline import retry_locked
+    from datalibrary.lake import datasets
+    from datalibrary.lake.catalog import TableName
+    from datalibrary.lake.models import Dataset
+
+    name = TableName("race", "t")
+
+    def deliver(session, source_bytes: int) -> None:  # type: ignore[no-untyped-def]
+        datasets.record_ingestion(
+            session,
+            name,
+            owner="cli",
+            source="cli",
+            policy=("keep-all", "1", None),
+            labels={},
+            source_bytes=source_bytes,
+            overwrite=False,
+            columns=["X"],
+        )
+
+    with platform.db.session() as session:
+        deliver(session, 1)  # the winner
+    attempts = []
+
+    def write() -> None:
+        attempts.append(len(attempts) + 1)
+        with platform.db.session() as session:
+            if len(attempts) == 1:  # what the loser did: it had looked before the winner committed
+                loser = Dataset(namespace="race", name="t", title="t", owner="cli", tags=[], source="cli")
+                session.add(loser)
+                session.flush()
+            deliver(session, 2)
+
+    retry_locked(write)
+    assert attempts == [1, 2]
+    with platform.db.session() as session:
+        rows = session.scalars(select(Dataset).where(Dataset.namespace == "race")).all()
+        assert [row.source_bytes for row in rows] == [3]

@@ -58,7 +58,7 @@ def lake(platform: Platform, tmp_path: Path) -> Platform:
 
 
 def naming(platform: Platform) -> Naming:
-    return naming_for_url(str(platform.settings.database_url))
+    return naming_for_url(platform.settings.connect_url())
 
 
 def events(platform: Platform, job: str | None = None) -> list[LineageEvent]:

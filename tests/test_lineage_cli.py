@@ -26,7 +26,7 @@ def test_lineage_and_exports_commands(
 ) -> None:
     platform = sqlite_platform
     monkeypatch.setenv("DATALIBRARY_HOME", str(platform.settings.home))
-    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", str(platform.settings.database_url))
+    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", platform.settings.connect_url())
     add_policy(platform)
     write_csv(tmp_path / "vs.csv", {"SITEID": ["1", "2"] * 10, "VAL": list(range(20))})
     assert ingest(platform, tmp_path / "vs.csv", "demo.vs")[1] == "succeeded"

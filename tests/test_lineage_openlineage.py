@@ -39,7 +39,7 @@ SCHEMAS = "/api/v1/lineage/facets"
 
 
 def naming(platform: Platform) -> Naming:
-    return naming_for_url(str(platform.settings.database_url))
+    return naming_for_url(platform.settings.connect_url())
 
 
 def events(platform: Platform, job: str | None = None) -> list[dict[str, Any]]:
@@ -71,7 +71,7 @@ def studied(platform: Platform, tmp_path: Path) -> Platform:
 def test_catalog_tables_are_named_in_the_installation_namespace_with_their_storage(studied: Platform) -> None:
     names = naming(studied)
     settings = studied.settings
-    assert names.namespace == default_namespace(str(settings.database_url), settings.home)
+    assert names.namespace == default_namespace(settings.connect_url(), settings.home)
     assert names.namespace.startswith("datalibrary://") and names.namespace != "datalibrary://"
     ok = studied.as_user("ada").post("/api/v1/query", json={"sql": "SELECT COUNT(*) AS n FROM study.dm"})
     assert ok.status_code == 200, ok.text

@@ -175,7 +175,7 @@ def test_cli_manages_rules_uploads_and_r_packages(  # type: ignore[no-untyped-de
 
     platform, base = mirror_platform
     monkeypatch.setenv("DATALIBRARY_HOME", str(platform.settings.home))
-    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", platform.settings.database_url)
+    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", platform.settings.connect_url())
     runner = CliRunner()
 
     def cli(*args: str, code: int = 0):  # type: ignore[no-untyped-def]

@@ -298,7 +298,7 @@ def test_init_creates_a_private_master_key(tmp_path: Path) -> None:
     from datalibrary.db import Database
 
     settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'x.db'}")
-    db = Database(str(settings.database_url))
+    db = Database(settings.connect_url())
     try:
         initialize(settings, db)
     finally:

@@ -18,7 +18,7 @@ from tests.lake_helpers import write_csv
 @pytest.fixture
 def cli_env(sqlite_platform: Platform, monkeypatch: pytest.MonkeyPatch) -> Platform:
     monkeypatch.setenv("DATALIBRARY_HOME", str(sqlite_platform.settings.home))
-    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", str(sqlite_platform.settings.database_url))
+    monkeypatch.setenv("DATALIBRARY_DATABASE_URL", sqlite_platform.settings.connect_url())
     return sqlite_platform
 
 

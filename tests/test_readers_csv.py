@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datalibrary.ingest.readers.base import Reader, ReadError
-from datalibrary.ingest.readers.csv import CsvReader
+from datalibrary.ingest.readers.csv import CsvOptions, CsvReader
 
 
 def read_all(reader: CsvReader, batch_rows: int = 1000) -> pa.Table:
@@ -77,7 +77,7 @@ def test_repeated_column_names_are_refused(tmp_path: Path) -> None:
 def test_no_header_option(tmp_path: Path) -> None:
     path = tmp_path / "n.csv"
     path.write_text("1,x\n2,y\n")
-    table = read_all(CsvReader(path, header=False))
+    table = read_all(CsvReader(path, options=CsvOptions(header=False)))
     assert table.column_names == ["column_1", "column_2"] and table.num_rows == 2
 
 
@@ -85,7 +85,9 @@ def test_types_are_decided_once_and_a_later_misfit_names_row_and_column(tmp_path
     path = tmp_path / "late.csv"
     lines = ["id,value,unit"] + [f"{i},{i * 2},mg" for i in range(300_000)] + ["300000,n/a,mg"]
     path.write_text("\n".join(lines) + "\n")
-    reader = CsvReader(path, max_field_bytes=1 << 20)  # first block (1 MiB) decides the types
+    reader = CsvReader(
+        path, options=CsvOptions(max_field_bytes=1 << 20)
+    )  # first block (1 MiB) decides the types
     assert reader.schema().field("value").type == pa.int64()
     with pytest.raises(ReadError) as err:
         read_all(reader, batch_rows=10_000)
@@ -97,7 +99,7 @@ def test_string_fallback_option(tmp_path: Path) -> None:
     path = tmp_path / "late.csv"
     lines = ["id,value"] + [f"{i},{i}" for i in range(200_000)] + ["x,n/a"]
     path.write_text("\n".join(lines) + "\n")
-    reader = CsvReader(path, on_type_error="string", max_field_bytes=1 << 20)
+    reader = CsvReader(path, options=CsvOptions(on_type_error="string", max_field_bytes=1 << 20))
     table = read_all(reader, batch_rows=20_000)
     assert table.schema.field("value").type == pa.string()
     assert table.schema.field("id").type == pa.string()
@@ -107,7 +109,7 @@ def test_string_fallback_option(tmp_path: Path) -> None:
 def test_declared_types_win(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text("code,n\n001,1\n002,2\n")
-    table = read_all(CsvReader(path, column_types={"code": pa.string()}))
+    table = read_all(CsvReader(path, options=CsvOptions(column_types={"code": pa.string()})))
     assert table.column("code").to_pylist() == ["001", "002"]
 
 
@@ -129,7 +131,7 @@ def test_ragged_row_far_into_the_file(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
     path.write_text("a,b\n" + "1,2\n" * 250_000 + "1,2,3\n")
     with pytest.raises(ReadError) as err:
-        read_all(CsvReader(path, max_field_bytes=1 << 20), batch_rows=5_000)
+        read_all(CsvReader(path, options=CsvOptions(max_field_bytes=1 << 20)), batch_rows=5_000)
     assert err.value.row == 250_001
 
 
@@ -163,7 +165,7 @@ def test_huge_field_is_refused_not_buffered(tmp_path: Path) -> None:
     with pytest.raises(ReadError) as err:
         read_all(CsvReader(path))
     assert "max_field_bytes" in err.value.detail
-    bigger = read_all(CsvReader(path, max_field_bytes=16 << 20))
+    bigger = read_all(CsvReader(path, options=CsvOptions(max_field_bytes=16 << 20)))
     assert len(bigger.column("b")[1].as_py()) == 12 << 20
 
 
@@ -178,7 +180,7 @@ def test_wrong_declared_encoding(tmp_path: Path) -> None:
     path = tmp_path / "e.csv"
     path.write_bytes("a\né\n".encode("cp1252"))
     with pytest.raises(ReadError):
-        read_all(CsvReader(path, encoding="utf-8"))
+        read_all(CsvReader(path, options=CsvOptions(encoding="utf-8")))
 
 
 cell = st.text(
@@ -200,7 +202,10 @@ def test_round_trip_of_generated_tables(tmp_path: Path, rows: list, delimiter: s
     path = tmp_path / "rt.csv"
     path.write_text(buffer.getvalue(), encoding="utf-8")
     table = read_all(
-        CsvReader(path, delimiter=delimiter, column_types={"name": pa.string(), "note": pa.string()})
+        CsvReader(
+            path,
+            options=CsvOptions(delimiter=delimiter, column_types={"name": pa.string(), "note": pa.string()}),
+        )
     )
     assert table.column("count").to_pylist() == [r[2] for r in rows]
     assert table.column("name").to_pylist() == [r[0] or None for r in rows]

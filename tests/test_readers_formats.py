@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 from pathlib import Path
@@ -12,12 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from datalibrary.errors import InvalidInput
 from datalibrary.ingest import readers as registry
-from datalibrary.ingest.readers.base import Reader, ReadError
+from datalibrary.ingest.readers.base import Reader, ReadError, ReadLimits, UnknownOption
+from datalibrary.ingest.readers.csv import CsvOptions, CsvReader
 from datalibrary.ingest.readers.define_xml import define_labels
 from datalibrary.ingest.readers.detect import detect_format
-from datalibrary.ingest.readers.fhir import FHIR_COLUMNS, FhirReader, resource_types
-from datalibrary.ingest.readers.json_formats import JsonReader, NdjsonReader
+from datalibrary.ingest.readers.fhir import FHIR_COLUMNS, FhirOptions, FhirReader, resource_types
+from datalibrary.ingest.readers.json_formats import JsonOptions, JsonReader, NdjsonReader
 from datalibrary.ingest.readers.parquet import ParquetReader
 from datalibrary.ingest.readers.sas7bdat import Sas7bdatReader
 from datalibrary.ingest.readers.xpt import XptReader
@@ -37,6 +40,43 @@ def test_catalog_maps_every_format_to_a_reader() -> None:
     assert set(registry.READERS) == {"csv", "xpt", "sas7bdat", "parquet", "json", "ndjson", "fhir"}
     for name in registry.READERS:
         assert registry.reader_class(name).format == name
+
+
+@pytest.mark.parametrize("name", sorted(registry.READERS))
+def test_an_unknown_option_is_refused_naming_file_reader_and_option(name: str, tmp_path: Path) -> None:
+    """A misspelt option used to be dropped in silence (the file read another way than asked)."""
+    path = tmp_path / "lab.data"
+    path.write_text("a,b\n1,2\n")  # refused before the content is looked at
+    with pytest.raises(UnknownOption) as err:
+        registry.open_reader(path, format=name, display_name="lab.csv", options={"delimeter": ";"})
+    message = err.value.detail
+    assert "'lab.csv'" in message and f"the {name} reader" in message and "'delimeter'" in message
+    assert err.value.extra == {
+        "code": "unknown-option",
+        "file": "lab.csv",
+        "reader": name,
+        "options": ["delimeter"],
+    }
+    assert err.value.status == 422
+    known = [field.name for field in dataclasses.fields(registry.reader_class(name).Options)]
+    assert (", ".join(known) if known else "none") in message, "the reader's options are listed"
+
+
+def test_options_are_typed_per_reader(tmp_path: Path) -> None:
+    path = tmp_path / "lab.csv"
+    path.write_text("a;b\n1;x\n")
+    assert registry.open_reader(path, options={"delimiter": ";"}).columns == ["a", "b"]
+    assert CsvReader(path, options=CsvOptions(delimiter=";")).columns == ["a", "b"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        CsvOptions().header = False  # type: ignore[misc]
+    with pytest.raises(InvalidInput, match="on_type_error must be 'error' or 'string'"):
+        registry.open_reader(path, options={"on_type_error": "strnig"})
+    with pytest.raises(UnknownOption, match="the csv reader has no option 'max_columns'"):
+        registry.open_reader(path, options={"max_columns": 1})  # a limit, not an option
+    with pytest.raises(ReadError, match="more than the limit of 1"):
+        registry.open_reader(path, limits=ReadLimits(max_columns=1))
+    with pytest.raises(TypeError, match="the xpt reader takes XptOptions or a mapping, not CsvOptions"):
+        XptReader(path, options=CsvOptions())  # type: ignore[arg-type]
 
 
 # -- SAS ------------------------------------------------------------------------------------
@@ -122,9 +162,9 @@ def test_json_object_with_records_list(tmp_path: Path) -> None:
     path = tmp_path / "o.json"
     path.write_text(json.dumps({"meta": {"n": 2}, "count": 12345, "records": [{"a": 1}, {"a": 2}]}))
     assert table_of(JsonReader(path)).column("a").to_pylist() == [1, 2]
-    assert table_of(JsonReader(path, records_key="records")).num_rows == 2
+    assert table_of(JsonReader(path, options=JsonOptions(records_key="records"))).num_rows == 2
     with pytest.raises(ReadError):
-        table_of(JsonReader(path, records_key="missing"))
+        table_of(JsonReader(path, options=JsonOptions(records_key="missing")))
 
 
 def test_json_later_type_misfit_names_row_and_column(tmp_path: Path) -> None:
@@ -281,18 +321,18 @@ def test_fhir_bundle_one_table_per_type(tmp_path: Path) -> None:
         "MedicationRequest": 1,
         "Organization": 1,
     }
-    patients = table_of(FhirReader(path, resource_type="Patient")).to_pylist()
+    patients = table_of(FhirReader(path, options=FhirOptions(resource_type="Patient"))).to_pylist()
     assert patients[0]["ssn"] == "999-00-0001" and patients[0]["identifier"] == "MRN1"
     assert patients[0]["name_given"] == "Jane Q" and patients[0]["email"] == "jane@example.org"
     assert patients[0]["address_postal_code"] == "02138"
-    obs = table_of(FhirReader(path, resource_type="Observation"))
+    obs = table_of(FhirReader(path, options=FhirOptions(resource_type="Observation")))
     assert obs.schema.field("value_quantity").type == pa.float64()
     assert obs.column("reference_high").to_pylist() == [55, 55]
     for kind in ("Encounter", "Condition", "MedicationRequest"):
-        reader = FhirReader(path, resource_type=kind)
+        reader = FhirReader(path, options=FhirOptions(resource_type=kind))
         assert table_of(reader).column_names == list(FHIR_COLUMNS[kind])
         assert reader.column_labels()["id"] == f"{kind}.id"
-    org = table_of(FhirReader(path, resource_type="Organization"))
+    org = table_of(FhirReader(path, options=FhirOptions(resource_type="Organization")))
     assert org.column("name").to_pylist() == ["Hospital"]
 
 
@@ -301,14 +341,14 @@ def test_fhir_bulk_ndjson(tmp_path: Path) -> None:
     path.write_text("\n".join(json.dumps(observation(i)) for i in range(300)) + "\n")
     assert detect_format(path) == "fhir"
     assert resource_types(path) == {"Observation": 300}
-    table = table_of(FhirReader(path, resource_type="Observation"), batch_rows=64)
+    table = table_of(FhirReader(path, options=FhirOptions(resource_type="Observation")), batch_rows=64)
     assert table.num_rows == 300 and table.column("code").to_pylist()[0] == "1742-6"
 
 
 def test_fhir_type_absent_gives_empty_fixed_schema(tmp_path: Path) -> None:
     path = tmp_path / "b.json"
     write_bundle(path, [patient(1)])
-    table = table_of(FhirReader(path, resource_type="Condition"))
+    table = table_of(FhirReader(path, options=FhirOptions(resource_type="Condition")))
     assert table.num_rows == 0 and table.column_names == list(FHIR_COLUMNS["Condition"])
 
 
@@ -318,13 +358,13 @@ def test_fhir_rejects_bad_input(tmp_path: Path) -> None:
     bad["valueQuantity"]["value"] = "high"
     write_bundle(path, [bad])
     with pytest.raises(ReadError) as err:
-        table_of(FhirReader(path, resource_type="Observation"))
+        table_of(FhirReader(path, options=FhirOptions(resource_type="Observation")))
     assert err.value.column == "value_quantity"
     with pytest.raises(ReadError):
-        FhirReader(path, resource_type="../etc")
+        FhirReader(path, options=FhirOptions(resource_type="../etc"))
     path.write_text('{"resourceType": "Bundle", "entry": [{"resource": ')
     with pytest.raises(ReadError):
-        table_of(FhirReader(path, resource_type="Patient"))
+        table_of(FhirReader(path, options=FhirOptions(resource_type="Patient")))
 
 
 # -- detection ------------------------------------------------------------------------------
@@ -359,7 +399,7 @@ def test_hostile_ndjson_and_fhir(tmp_path: Path) -> None:
         '{"resourceType": "Patient", "id": "1"}\n{"resourceType": "Patient", "x": ' + deep + "}\n"
     )
     with pytest.raises(ReadError):
-        table_of(FhirReader(fhir, resource_type="Patient"))
+        table_of(FhirReader(fhir, options=FhirOptions(resource_type="Patient")))
 
 
 json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.text(max_size=8))

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from datalibrary.ingest.readers.archive import extract
-from datalibrary.ingest.readers.base import ReadError
+from datalibrary.ingest.readers.base import ReadError, ReadLimits
 from datalibrary.ingest.readers.define_xml import define_labels
 from datalibrary.ingest.readers.json_formats import JsonReader
 from datalibrary.ingest.readers.sas7bdat import Sas7bdatReader
@@ -106,7 +106,7 @@ def test_xpt_v8_observation_count_is_checked(tmp_path: Path) -> None:
 
 def test_xpt_column_limit(tmp_path: Path) -> None:
     with pytest.raises(ReadError, match="more than the limit of 2"):
-        XptReader(xpt(tmp_path / "dm.xpt", rows=3), max_columns=2)
+        XptReader(xpt(tmp_path / "dm.xpt", rows=3), limits=ReadLimits(max_columns=2))
 
 
 def test_truncated_sas7bdat_is_refused(tmp_path: Path) -> None:
@@ -143,7 +143,7 @@ def test_json_with_200k_keys_is_refused_fast(tmp_path: Path) -> None:
     path.write_text(json.dumps([record]))
     started = time.monotonic()
     with pytest.raises(ReadError, match="more than the limit"):
-        rows_of(JsonReader(path, max_columns=4096))
+        rows_of(JsonReader(path, limits=ReadLimits(max_columns=4096)))
     assert time.monotonic() - started < 10
 
 
@@ -151,7 +151,7 @@ def test_json_record_over_the_limit_is_refused_even_when_valid(tmp_path: Path) -
     path = tmp_path / "huge.json"
     path.write_text(json.dumps([{"a": "x" * (3 << 20)}]))
     with pytest.raises(ReadError, match="larger than"):
-        rows_of(JsonReader(path, max_record_bytes=1 << 20))
+        rows_of(JsonReader(path, limits=ReadLimits(max_record_bytes=1 << 20)))
 
 
 def zip_bytes(entries: list[tuple[str, bytes]]) -> bytes:

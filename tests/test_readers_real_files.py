@@ -12,7 +12,7 @@ import pytest
 from datalibrary.ingest.readers import reader_class
 from datalibrary.ingest.readers.define_xml import define_labels
 from datalibrary.ingest.readers.detect import detect_format
-from datalibrary.ingest.readers.xpt import XptReader
+from datalibrary.ingest.readers.xpt import XptOptions, XptReader
 
 SHARED = next(
     (p for p in (Path(__file__).resolve().parents[n] / "shared" / "data" for n in (2, 3)) if p.is_dir()),
@@ -43,7 +43,7 @@ def full_read_rows(path: Path) -> int:
 @pytest.mark.parametrize("path", XPT, ids=[p.name for p in XPT])
 def test_every_cdisc_xpt_reads_with_its_row_count_and_labels(shared_data: Path, path: Path) -> None:
     assert detect_format(path) == "xpt"
-    reader = XptReader(path, define_xml=shared_data / "cdiscpilot01-sdtm" / "define.xml")
+    reader = XptReader(path, options=XptOptions(define_xml=shared_data / "cdiscpilot01-sdtm" / "define.xml"))
     batches = list(reader.batches(batch_rows=500))
     assert len({b.schema for b in batches}) == 1
     assert sum(b.num_rows for b in batches) == full_read_rows(path)

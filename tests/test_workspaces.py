@@ -377,7 +377,7 @@ def test_reconciler_readopts_and_repairs(sandbox_platform: Platform, make_ws_pla
     from tests.helpers import ApiClient
 
     settings = Settings(home=platform.settings.home, database_url=platform.settings.database_url)
-    database = Database(str(settings.database_url))
+    database = Database(settings.connect_url())
     try:
         report = run_sync(reconcile.reconcile(database, settings))
         assert wid in report.adopted

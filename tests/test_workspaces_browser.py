@@ -296,7 +296,7 @@ def fresh_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: igno
     monkeypatch.delenv("DATALIBRARY_SECRET_KEY", raising=False)
     settings = Settings(home=tmp_path / "brand-new", database_url=f"sqlite:///{tmp_path / 'state.db'}")
     assert settings.secret_key is None and not settings.home.exists()
-    db = Database(str(settings.database_url))
+    db = Database(settings.connect_url())
     initialize(settings, db)
     with db.session() as session:
         auth_service.create_user(

@@ -27,7 +27,7 @@ def fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-u
     home = tmp_path / "brand-new"
     settings = Settings(home=home, database_url=f"sqlite:///{tmp_path / 'state.db'}")
     assert settings.secret_key is None  # loaded before init, as 'datalibrary up' does
-    db = Database(str(settings.database_url))
+    db = Database(settings.connect_url())
     result = initialize(settings, db)
     assert settings.secret_key is not None
     app = create_app(settings, db)

@@ -225,7 +225,7 @@ def test_slurm_workspace_lifecycle(slurm_platform: Platform, tmp_path: Path) -> 
     from tests.helpers import ApiClient
 
     settings = Settings(home=platform.settings.home, database_url=platform.settings.database_url)
-    database = Database(str(settings.database_url))
+    database = Database(settings.connect_url())
     try:
         report = run_sync(reconcile.reconcile(database, settings))
         assert wid in report.adopted

@@ -31,7 +31,7 @@ def initialize(settings: Settings, database: Database | None = None) -> InitResu
         from datalibrary.privacy.keys import default_key_file, ensure_master_key_file
 
         ensure_master_key_file(default_key_file(settings))
-    db = database or Database(str(settings.database_url))
+    db = database or Database(settings.connect_url())
     try:
         upgrade(db.engine)
         with db.session() as session:

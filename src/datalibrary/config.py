@@ -10,10 +10,9 @@ import difflib
 import functools
 import os
 import secrets
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -37,11 +36,34 @@ def default_home() -> Path:
 MASK = "**********"
 
 
-@dataclass(frozen=True)
-class Redacted:
-    """Field marker: how to show this value in the effective configuration."""
+class SecretUrl(SecretStr):
+    """A URL that may carry credentials (``postgresql://user:password@host/db``).
 
-    show: Callable[[str], str]
+    A secret like any other: ``str()``, ``repr()`` and dumps show ``**********``, so a URL
+    printed or logged by mistake shows nothing, and a caller that forgot ``get_secret_value()``
+    fails at once. ``shown()`` is what the configuration displays: the URL without its password
+    and its query's values."""
+
+    def shown(self) -> str:
+        return redact_url(self.get_secret_value())
+
+
+class TokenUrl(SecretUrl):
+    """A URL whose path or query is itself a credential (a chat webhook, a forwarding endpoint
+    with an API key): shown down to its origin."""
+
+    def shown(self) -> str:
+        return origin_only(self.get_secret_value())
+
+
+def shown(secret: SecretStr) -> str:
+    """How the configuration displays a secret: a URL's safe part, anything else masked."""
+    return secret.shown() if isinstance(secret, SecretUrl) else MASK
+
+
+def reveal(secret: SecretStr | None) -> str | None:
+    """The value of an optional secret setting, for the one place that uses it."""
+    return None if secret is None else secret.get_secret_value()
 
 
 def origin_only(url: str) -> str:
@@ -92,7 +114,7 @@ class LdapSettings(Section):
     """LDAP / Active Directory sign-in (docs/how-to/ldap.md)."""
 
     enabled: bool = False
-    url: Annotated[str, Redacted(lambda url: redact_url(url))] = "ldap://127.0.0.1:389"
+    url: SecretUrl = SecretUrl("ldap://127.0.0.1:389")
     start_tls: bool = False
     ca_file: Path | None = None
     timeout_seconds: int = Field(5, ge=1, le=120)
@@ -153,7 +175,7 @@ class LakeSettings(Section):
 
     # A local directory (default: <home>/lake) or s3://bucket/prefix.
     warehouse: str | None = None
-    s3_endpoint: Annotated[str | None, Redacted(lambda url: redact_url(url))] = None
+    s3_endpoint: SecretUrl | None = None
     s3_region: str = "us-east-1"
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
@@ -218,7 +240,7 @@ class WorkspaceSettings(Section):
     # Where environments are built once and shared read-only; empty = <home>/environments.
     environments_dir: Path | None = None
     # Package index for building environments (a local mirror works); empty = uv's default.
-    index_url: Annotated[str | None, Redacted(lambda url: redact_url(url))] = None
+    index_url: SecretUrl | None = None
     python: str = "/usr/bin/python3"
     start_timeout_seconds: int = Field(60, ge=5)
     # Transitional states older than this are repaired by the reconciler.
@@ -276,7 +298,7 @@ class LineageSettings(Section):
     """Forwarding of lineage events to an external OpenLineage endpoint; the exports airlock."""
 
     # e.g. http://marquez:5000/api/v1/lineage; empty = events stay in the database only.
-    forward_url: Annotated[str | None, Redacted(origin_only)] = None
+    forward_url: TokenUrl | None = None
     # Authentication to the endpoint: the secret is sent as "<header>: <scheme> <token>"
     # (Bearer by default; e.g. header "X-API-Key" with an empty scheme for a raw API key).
     forward_token: SecretStr | None = None
@@ -325,7 +347,7 @@ class CostSettings(Section):
     # How often the server checks that today's storage measurement exists.
     measure_interval_seconds: float = Field(3600, gt=0)
     # Budget warnings are also POSTed (JSON) here; empty = no webhook.
-    webhook_url: Annotated[str | None, Redacted(origin_only)] = None
+    webhook_url: TokenUrl | None = None
     # Queries estimated above this many bytes show their price before they run (Query page).
     estimate_above_bytes: int = Field(1000**3, ge=0)
     # "A typical working day" in the price shown before a launch.
@@ -376,7 +398,7 @@ class PackageSettings(Section):
 
     # The index devpi-server mirrors and caches (e.g. https://pypi.org/simple/); empty = offline,
     # served from the cache and the internal index only.
-    upstream_url: Annotated[str | None, Redacted(lambda url: redact_url(url))] = None
+    upstream_url: SecretUrl | None = None
     # Where devpi-server keeps its cache and the internal index; default <home>/packages.
     server_dir: Path | None = None
     # How long a package's upstream page is trusted before asking the upstream again.
@@ -389,12 +411,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
-        extra="ignore",
+        extra="forbid",
     )
 
     environment: Literal["development", "production"] = "development"
     home: Path = Field(default_factory=default_home)
-    database_url: Annotated[str | None, Redacted(lambda url: redact_url(url))] = None
+    database_url: SecretUrl | None = None
     secret_key: SecretStr | None = None
     # Anonymization master key (hex/base64, >= 32 bytes), or the file holding it
     # (default <home>/master.key, created by 'datalibrary init' with mode 0600).
@@ -427,21 +449,24 @@ class Settings(BaseSettings):
         init_home = getattr(init_settings, "init_kwargs", {}).get("home")
         home = Path(init_home).absolute() if init_home else default_home()
         toml = TomlConfigSettingsSource(settings_cls, toml_file=home / CONFIG_FILE_NAME)
+        problems = unknown_variables(os.environ)
+        problems += unknown_file_keys(toml.toml_data, home / CONFIG_FILE_NAME)
+        if problems:
+            raise SettingsError("\n".join(problems))
         return (init_settings, env_settings, toml)
 
     @model_validator(mode="after")
     def _resolve(self) -> Settings:
-        _refuse_misspelled_environment(os.environ)
         self.home = self.home.expanduser().absolute()
         if self.database_url is None:
-            self.database_url = f"sqlite:///{self.home / 'datalibrary.db'}"
+            self.database_url = SecretUrl(f"sqlite:///{self.home / 'datalibrary.db'}")
         if self.workspaces.environments_dir is None:
             self.workspaces.environments_dir = self.home / "environments"
         if self.workspaces.channel_ca_file is None:
             self.workspaces.channel_ca_file = self.home / "channel-ca.pem"
         from datalibrary.audit.anchors import register
 
-        register(str(self.database_url), self.home)  # the audit key and anchors of this database
+        register(self.connect_url(), self.home)  # the audit key and anchors of this database
         self.register_lineage_naming()
         if self.secret_key is None:
             key_file = self.home / SECRET_KEY_FILE_NAME
@@ -463,10 +488,9 @@ class Settings(BaseSettings):
             raise ValueError("lineage.forward_verify_tls = false is refused in production")
         scheme = "https" if self.server.https else "http"
         naming.register(
-            str(self.database_url),
+            self.connect_url(),
             naming.Naming(
-                namespace=self.lineage.namespace
-                or naming.default_namespace(str(self.database_url), self.home),
+                namespace=self.lineage.namespace or naming.default_namespace(self.connect_url(), self.home),
                 warehouse=self.warehouse,
                 base_url=self.lineage.public_url or f"{scheme}://{self.server.host}:{self.server.port}",
                 workspace_homes=str(self.home / "workspaces" / "homes"),
@@ -485,47 +509,149 @@ class Settings(BaseSettings):
 
     @property
     def is_sqlite(self) -> bool:
-        return str(self.database_url).startswith("sqlite")
+        return self.connect_url().startswith("sqlite")
 
     def redacted(self) -> dict[str, Any]:
         """The configuration as JSON-ready data with every secret hidden.
 
-        Hidden by type, so a new secret cannot be forgotten here: every ``SecretStr``, and every
-        field annotated ``Redacted(...)`` (URLs that carry credentials or tokens)."""
+        Hidden by type, so a new secret cannot be forgotten here: every ``SecretStr`` (a
+        ``SecretUrl`` shown without its credentials), wherever it sits."""
         return _redact(self, self.model_dump(mode="json"))
 
-
-def _redact(model: BaseModel, data: dict[str, Any]) -> dict[str, Any]:
-    for name, info in type(model).model_fields.items():
-        value = getattr(model, name)
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            data[name] = MASK
-        elif isinstance(value, BaseModel):
-            data[name] = _redact(value, data[name])
-        else:
-            marker = next((m for m in info.metadata if isinstance(m, Redacted)), None)
-            if marker is not None:
-                data[name] = marker.show(str(value))
-    return data
+    def connect_url(self) -> str:
+        """The database URL with its password: for connecting (and as the database's key in
+        per-database registries), never for showing."""
+        assert self.database_url is not None  # set by _resolve
+        return self.database_url.get_secret_value()
 
 
-def _refuse_misspelled_environment(environ: Mapping[str, str]) -> None:
-    """A top-level ``DATALIBRARY_*`` variable that is no setting but nearly spells one is a typo.
+def _redact(value: Any, dumped: Any) -> Any:
+    """``dumped`` (``value`` as JSON data) with each secret replaced by how it may be shown."""
+    if isinstance(value, SecretStr):
+        return shown(value)
+    if isinstance(value, BaseModel):
+        return {name: _redact(getattr(value, name), dumped[name]) for name in type(value).model_fields}
+    if isinstance(value, dict):
+        return {key: _redact(item, dumped[key]) for key, item in zip(dumped, value.values(), strict=True)}
+    if isinstance(value, list | tuple):
+        return [_redact(item, data) for item, data in zip(value, dumped, strict=True)]
+    return dumped
 
-    (Sections refuse unknown keys themselves; names far from any setting, such as the SDK's
-    ``DATALIBRARY_URL`` or the test suite's ``DATALIBRARY_TEST_*``, are other programs' own.)"""
-    known = [name.upper() for name in Settings.model_fields]
+
+class SettingsError(ValueError):
+    """The configuration cannot be used as given (an unknown key, a misspelled variable)."""
+
+
+# ``DATALIBRARY_*`` variables that are not settings: other parts and programs read them. Any
+# other variable with the prefix must name a setting, or the start is refused.
+NOT_SETTINGS: dict[str, str] = {
+    "URL": "the SDK and the R client: where the platform is (set in workspaces)",
+    "TOKEN": "the SDK, the R client and git in workspaces: the API token",
+    "WORKSPACE_ID": "set in workspaces: the workspace's id",
+    "LOCAL_PORT": "the workspace's loopback forwarder (sdk.forward): its port",
+    "LOCAL_URL": "set in workspaces: the loopback forwarder's URL",
+    "CRAN_URL": "set in workspaces: the R package mirror",
+    "PROXY_SECRET": "JupyterLab in a workspace: the platform proxy's secret",
+    "POOL": "JupyterLab in a warm-pool sandbox: its state",
+    "USER": "the CLI: whose grants apply to query and files commands (--as)",
+    "FAULT_PAUSE": "crash tests: the ingestion step to pause at (ingest.faults)",
+    "FAULT_PAUSE_FILE": "crash tests: the marker file of that pause (ingest.faults)",
+    "CACHE_DIR": "the cache of the packaged name dictionary (privacy.names)",
+    "CONTRACT_SEED": "the test suite: the schemathesis seed",
+}
+NOT_SETTINGS_PREFIXES = ("TEST_",)  # the test suite's (DATALIBRARY_TEST_POSTGRES_URL, ...)
+NO_SUCH_SETTING = "no setting has this name (they are listed in docs/reference/configuration.md)"
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One message per ``DATALIBRARY_*`` variable that is neither a setting nor allowed.
+
+    Names are matched without regard to case, as pydantic-settings reads them."""
+    known = ["__".join(path).upper() for path in _setting_paths(Settings)]
+    problems = []
     for variable in environ:
-        if not variable.startswith(ENV_PREFIX) or "__" in variable:
+        if not variable.upper().startswith(ENV_PREFIX):
             continue
-        name = variable.removeprefix(ENV_PREFIX)
-        if name in known:
+        name = variable[len(ENV_PREFIX) :].upper()
+        if name in NOT_SETTINGS or name.startswith(NOT_SETTINGS_PREFIXES):
             continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
-        if close:
-            raise ValueError(f"unknown setting {variable}: did you mean {ENV_PREFIX}{close[0]}?")
+        if name and _first_unknown(Settings, tuple(name.lower().split("__"))) is None:
+            continue
+        close = _closest(name, known)
+        hint = f"did you mean {ENV_PREFIX}{close}?" if close else NO_SUCH_SETTING
+        problems.append(f"unknown setting {variable} (environment variable): {hint}")
+    return sorted(problems)
+
+
+def unknown_file_keys(data: Mapping[str, Any], path: Path) -> list[str]:
+    """One message per key of the settings file that is no setting."""
+    known = [".".join(keys) for keys in _setting_paths(Settings)]
+    unknown = {_first_unknown(Settings, keys) for keys in _leaf_paths(data)}
+    problems = []
+    for keys in unknown - {None}:
+        name = ".".join(keys)  # type: ignore[arg-type]
+        close = _closest(name, known)
+        hint = f"did you mean '{close}'?" if close else NO_SUCH_SETTING
+        problems.append(f"unknown setting '{name}' in {path}: {hint}")
+    return sorted(problems)
+
+
+def _closest(name: str, known: list[str]) -> str | None:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _leaf_paths(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            yield from _leaf_paths(value, (*prefix, str(key)))
+        else:
+            yield (*prefix, str(key))
+
+
+def _first_unknown(model: type[BaseModel], keys: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The shortest prefix of ``keys`` that is no setting, or None if they name one.
+
+    A section's keys are its fields; a mapping's keys (``workspaces.warm_pool``,
+    ``auth.ldap.group_map``) are the administrator's own, its values' fields settings again."""
+    for depth, key in enumerate(keys):
+        field = model.model_fields.get(key)
+        if field is None:
+            return keys[: depth + 1]
+        rest = keys[depth + 1 :]
+        if not rest:
+            return None
+        section, mapped = _section(field.annotation), _mapped(field.annotation)
+        if section is not None:
+            model = section
+            continue
+        if mapped is not None:
+            if mapped[0] is None or len(rest) < 2:
+                return None
+            found = _first_unknown(mapped[0], rest[1:])
+            return None if found is None else keys[: depth + 2] + found
+        return keys[: depth + 2]  # below a plain value
+    return None
+
+
+def _section(annotation: Any) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _mapped(annotation: Any) -> tuple[type[BaseModel] | None] | None:
+    """For ``dict[str, V]``: (V if V is a section, else None); None if not a mapping."""
+    if get_origin(annotation) is not dict:
+        return None
+    return (_section(get_args(annotation)[1]),)
+
+
+def _setting_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every section and setting, as key paths (``("lake", "warehouse")``)."""
+    for name, field in model.model_fields.items():
+        yield (*prefix, name)
+        section = _section(field.annotation)
+        if section is not None:
+            yield from _setting_paths(section, (*prefix, name))
 
 
 @functools.cache
@@ -537,21 +663,29 @@ def _fqdn() -> str:
 
 
 def redact_url(url: str) -> str:
-    """Hide the password of a database or storage URL (``scheme://user:***@host/...``).
+    """A URL without its credentials: ``scheme://user:***@host/path?sslmode=***``.
 
-    The standard library's parser, not SQLAlchemy's: ``datalibrary config show`` and every
-    command that prints settings would otherwise import SQLAlchemy's engine (~0.2 s) for this."""
-    from urllib.parse import urlsplit, urlunsplit
+    The password and every query value are hidden (libpq and package indexes take credentials
+    in the query too); what is not a URL is hidden whole. The standard library's parser, not
+    SQLAlchemy's: ``datalibrary config show`` would otherwise import its engine (~0.2 s)."""
+    from urllib.parse import urlunsplit
 
     try:
         parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        user, _, host = parts.netloc.rpartition("@")
-        name = user.split(":", 1)[0]
-        return urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
+        if not parts.scheme:
+            return MASK
+        netloc = parts.netloc
+        if parts.password is not None:
+            user, _, host = netloc.rpartition("@")
+            netloc = f"{user.split(':', 1)[0]}:***@{host}"
+        query = "&".join(
+            f"{piece.split('=', 1)[0]}=***" if "=" in piece else "***"
+            for piece in parts.query.split("&")
+            if piece
+        )
+        return urlunsplit(parts._replace(netloc=netloc, query=query, fragment=""))
     except ValueError:  # unparseable: hide everything after the scheme
-        return url.split("://", 1)[0] + "://**********" if "://" in url else url
+        return url.split("://", 1)[0] + "://" + MASK if "://" in url else MASK
 
 
 def ensure_secret_key(home: Path) -> str:

@@ -38,7 +38,7 @@ def users_table(users: list[tuple[str, str, str]]) -> list[str]:
 
 def create_demo_users(settings: Settings) -> list[tuple[str, str, str]]:
     """Create the demo users once; (name, role, one-time password) of those created now."""
-    db = Database(str(settings.database_url))
+    db = Database(settings.connect_url())
     try:
         with db.session() as session:
             if session.scalar(select(User.id).where(User.name.in_(DEMO_USERS))) is not None:

@@ -149,7 +149,7 @@ def add_grant(
     session.flush()
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="grant.add",
         target=f"table:{namespace}.{table or '*'}",
         details={
@@ -173,7 +173,7 @@ def revoke_grant(session: Session, actor: Principal, grant_id: int) -> Grant:
         grant.revoked_at, grant.revoked_by = utcnow(), actor.name
         audit.record(
             session,
-            actor=actor.name,
+            actor=actor,
             action="grant.revoke",
             target=f"table:{grant.namespace}.{grant.table_name or '*'}",
             details={"grant_id": grant.id, "principal": grant.principal},
@@ -248,7 +248,7 @@ def request_access(
     session.flush()
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="access.request",
         target=f"table:{namespace}.{table or '*'}",
         details={"request_id": request.id, "project": project},
@@ -296,7 +296,7 @@ def decide_request(
     request.reviewer, request.decided_at, request.decision_note = actor.name, utcnow(), note
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="access.approve" if approve else "access.deny",
         target=f"table:{request.namespace}.{request.table_name or '*'}",
         details={"request_id": request.id, "requester": request.requester},

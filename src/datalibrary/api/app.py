@@ -27,7 +27,7 @@ WEB_STATIC = Path(__file__).parent.parent / "web" / "static"
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or load_settings()
-    db = database or Database(str(settings.database_url))
+    db = database or Database(settings.connect_url())
     from datalibrary.wiring import register_handlers
 
     register_handlers()

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from datalibrary.errors import DataLibraryError
+from datalibrary.errors import ALL_ERRORS, DataLibraryError
 from datalibrary.logs import request_id_var
 
 MEDIA_TYPE = "application/problem+json"
@@ -45,6 +45,8 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
+    """One problem document: RFC 9457's members and the published extensions in ``extra``
+    (any other name is dropped, and none can replace a base member)."""
     body = {
         "type": f"/problems/{slug}",
         "title": title,
@@ -52,8 +54,8 @@ def problem(
         "detail": detail,
         "instance": request.url.path,
         "request_id": request_id_var.get(),
-        **extra,
     }
+    body.update((key, value) for key, value in extra.items() if key in PUBLIC_EXTRAS)
     headers = dict(headers or {})
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
@@ -62,16 +64,20 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers or None)
 
 
-# The members of a problem besides RFC 9457's own. Errors carry more for the server's use
-# (a refused value, a file's evidence), which must not reach a client: only these are sent.
-PUBLIC_EXTRAS = frozenset(
-    {"field", "errors", "retry_after", "reason", "permission", "row", "column", "size_bytes"}
-)
+# RFC 9457's members (with the request id) are in every problem; anything else must be declared.
+BASE_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "request_id"})
+# Every extension member a problem may carry: each error's declared ``extensions`` and the
+# validation handler's ``errors``. The published ``Problem`` schema lists exactly these.
+PUBLIC_EXTRAS = frozenset({"errors"}).union(*(error.extensions for error in ALL_ERRORS))
+assert not PUBLIC_EXTRAS & BASE_MEMBERS, "an extension may not replace a base member"
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    """Only the error's declared extensions: what else it carries (a refused value, a file's
+    evidence, attributes added on the way) is the server's."""
     assert isinstance(exc, DataLibraryError)
-    extra = {key: value for key, value in exc.extra.items() if key in PUBLIC_EXTRAS}
+    declared = type(exc).extensions
+    extra = {key: value for key, value in exc.extra.items() if key in declared}
     return problem(exc.status, exc.slug, exc.title, exc.detail, request, **extra)
 
 

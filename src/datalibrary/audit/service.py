@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from datalibrary.audit import anchors
 from datalibrary.audit.models import AuditEvent
-from datalibrary.auth.permissions import Permission, Principal, require
+from datalibrary.auth.permissions import Actor, Permission, Principal, require
 from datalibrary.db.base import utcnow
 from datalibrary.logs import request_id_var
 
@@ -102,10 +102,19 @@ def _tail_hash(session: Session) -> str:
     return last or GENESIS
 
 
+def _actor(actor: str | Actor | Principal, details: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """The actor's name and the details naming its client and on whose behalf it acted (a
+    caller's own ``via`` stays: repositories say which Git client pushed)."""
+    if isinstance(actor, str):
+        return actor, dict(details or {})
+    who = actor.actor if isinstance(actor, Principal) else actor
+    return who.name, {**who.details(), **(details or {})}
+
+
 def record(
     session: Session,
     *,
-    actor: str,
+    actor: str | Actor | Principal,
     action: str,
     target: str = "",
     outcome: str = "success",
@@ -114,10 +123,14 @@ def record(
     attempts: int = 60,
 ) -> AuditEvent:
     """Append one event inside the caller's transaction (a savepoint, retried on a race
-    for the chain's tail with a jittered backoff so busy writers spread out)."""
+    for the chain's tail with a jittered backoff so busy writers spread out).
+
+    Pass the ``Principal`` as ``actor``: the entry then names who acted (the operator when
+    the CLI acts ``--as`` a user), on whose behalf, and the client (``details.via``)."""
     if outcome not in OUTCOMES:
         raise ValueError(f"audit outcome must be one of {OUTCOMES}, not {outcome!r}")
-    clean = _scrub(details or {})
+    actor, details = _actor(actor, details)
+    clean = _scrub(details)
     request_id = request_id_var.get()
     ring = anchors.keyring_for(session.get_bind())
     key = ring.key if ring else None

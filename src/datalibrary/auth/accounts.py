@@ -67,7 +67,7 @@ def set_active(session: Session, actor: Principal, name: str, active: bool) -> U
     if not active and user.id == actor.user_id:
         raise Conflict("you cannot disable your own account; ask another administrator")
     if active and throttle.unlock(session, name):
-        audit.record(session, actor=actor.name, action="auth.unlock", target=f"user:{name}")
+        audit.record(session, actor=actor, action="auth.unlock", target=f"user:{name}")
     if user.is_active == active:
         return user
     user.is_active = active
@@ -75,7 +75,7 @@ def set_active(session: Session, actor: Principal, name: str, active: bool) -> U
         _end_sessions(session, user)
         _revoke_tokens(session, user)
     audit.record(
-        session, actor=actor.name, action="user.enable" if active else "user.disable", target=f"user:{name}"
+        session, actor=actor, action="user.enable" if active else "user.disable", target=f"user:{name}"
     )
     return user
 
@@ -94,7 +94,7 @@ def set_roles(session: Session, actor: Principal, name: str, roles: set[str]) ->
     session.flush()
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="user.roles",
         target=f"user:{name}",
         details={"before": before, "after": sorted(roles)},
@@ -112,5 +112,5 @@ def set_password(session: Session, actor: Principal, name: str, password: str) -
     check_policy(password, name)
     user.password_hash = hash_password(password)
     _end_sessions(session, user)
-    audit.record(session, actor=actor.name, action="user.password", target=f"user:{name}")
+    audit.record(session, actor=actor, action="user.password", target=f"user:{name}")
     return user

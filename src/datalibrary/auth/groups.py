@@ -66,7 +66,7 @@ def create_group(
     session.flush()
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="group.create",
         target=f"group:{name}",
         details={"roles": sorted(roles), "source": source},
@@ -85,7 +85,7 @@ def set_group_roles(session: Session, actor: Principal, name: str, roles: set[st
     session.flush()
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="group.roles",
         target=f"group:{name}",
         details={"before": before, "after": sorted(roles)},
@@ -106,7 +106,7 @@ def add_member(
     session.expire(user, ["group_links"])
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="group.member_add",
         target=f"group:{group_name}",
         details={"user": user_name, "source": source},
@@ -126,7 +126,7 @@ def remove_member(session: Session, actor: Principal, group_name: str, user_name
     session.expire(user, ["group_links"])
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="group.member_remove",
         target=f"group:{group_name}",
         details={"user": user_name},

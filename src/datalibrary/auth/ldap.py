@@ -56,17 +56,18 @@ class LdapDirectory:
     def __init__(self, settings: LdapSettings) -> None:
         self.settings = settings
         tls = None
-        if settings.url.startswith("ldaps://") or settings.start_tls:
+        url = settings.url.get_secret_value()
+        if url.startswith("ldaps://") or settings.start_tls:
             tls = Tls(
                 validate=ssl.CERT_REQUIRED,
                 ca_certs_file=str(settings.ca_file) if settings.ca_file else None,
             )
-        self.server = Server(settings.url, connect_timeout=settings.timeout_seconds, tls=tls)
+        self.server = Server(url, connect_timeout=settings.timeout_seconds, tls=tls)
 
     def _unreachable(self, exc: Exception) -> Unavailable:
         return Unavailable(
-            f"the LDAP server {self.settings.url} cannot be reached ({type(exc).__name__}); try again "
-            "later or ask an administrator to check auth.ldap.url"
+            f"the LDAP server {self.settings.url.shown()} cannot be reached ({type(exc).__name__}); "
+            "try again later or ask an administrator to check auth.ldap.url"
         )
 
     def _connect(self, user: str | None, password: str | None) -> Connection:

@@ -104,7 +104,7 @@ def reconcile(session: Session, actor: Principal, settings: LdapSettings) -> dic
             )
             audit.record(
                 session,
-                actor=actor.name,
+                actor=actor,
                 action="user.disable",
                 target=f"user:{user.name}",
                 details={"reason": "not in LDAP"},

@@ -91,5 +91,5 @@ def logout(session: Session, principal: Principal, *, client: str | None) -> Non
     if principal.session_id:
         service.end_session(session, principal.session_id)
     audit.record(
-        session, actor=principal.name, action="auth.logout", target=f"user:{principal.name}", client=client
+        session, actor=principal, action="auth.logout", target=f"user:{principal.name}", client=client
     )

@@ -1,4 +1,4 @@
-"""Roles, named permissions and the caller (``Principal``).
+"""Roles, named permissions, the caller (``Principal``) and who acts for it (``Actor``).
 
 Deny by default: a caller can do exactly what the permissions of its roles list. Every
 API route declares one permission and every domain service call checks it again with
@@ -8,7 +8,7 @@ API route declares one permission and every domain service call checks it again 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from datalibrary.errors import NotAuthenticated, PermissionDenied
@@ -101,6 +101,32 @@ def scope_kind(scope: str | None) -> str | None:
     return scope.split(":", 1)[0] if scope else None
 
 
+CLIENTS = ("api", "web", "cli", "sdk", "worker", "system")
+_CLIENT_OF_VIA = {"token": "api", "session": "web", "system": "system"}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acted, on whose behalf and through which client: what audit and lineage record.
+
+    ``name`` is the one who acted (a user for themselves, or the operator: ``cli``);
+    ``on_behalf_of`` the user whose rights applied when that was someone else."""
+
+    name: str
+    client: str
+    on_behalf_of: str | None = None
+    os_user: str | None = None  # the operating-system account that ran the CLI
+
+    def details(self) -> dict[str, str]:
+        """The audit details that name the client and, when someone acted for another, both."""
+        found = {"via": self.client}
+        if self.on_behalf_of is not None:
+            found["on_behalf_of"] = self.on_behalf_of
+        if self.os_user is not None:
+            found["os_user"] = self.os_user
+        return found
+
+
 def permissions_for(roles: set[str] | frozenset[str]) -> frozenset[Permission]:
     granted: set[Permission] = set()
     for role in roles:
@@ -122,6 +148,11 @@ class Principal:
     groups: frozenset[str] = frozenset()
     projects: frozenset[str] = frozenset()
     default_project: str | None = None  # where usage is charged unless the caller names one
+    # Who really acts when it is not the user (the CLI's ``--as USER``: ``cli``), the client
+    # (api | web | cli | sdk | worker | system; from ``via`` when unset) and the OS account.
+    operator: str | None = None
+    client: str | None = None
+    os_user: str | None = None
 
     @classmethod
     def for_user(
@@ -150,9 +181,27 @@ class Principal:
         )
 
     @classmethod
-    def system(cls, name: str = "system") -> Principal:
+    def system(
+        cls, name: str = "system", *, client: str | None = None, os_user: str | None = None
+    ) -> Principal:
         """The platform itself (schedulers, reconcilers, the local CLI as operator)."""
-        return cls(None, name, frozenset({"admin"}), frozenset(Permission), via="system")
+        everything = frozenset(Permission)
+        return cls(None, name, frozenset({"admin"}), everything, via="system", client=client, os_user=os_user)
+
+    def operated_by(self, operator: str, *, client: str, os_user: str | None = None) -> Principal:
+        """This user's identity, acted out by ``operator``: the user's permissions, nothing
+        more (the operator borrows no rights), and an actor that names both."""
+        if client not in CLIENTS:
+            raise ValueError(f"client must be one of {CLIENTS}, not {client!r}")
+        return replace(self, operator=operator, client=client, os_user=os_user)
+
+    @property
+    def actor(self) -> Actor:
+        """Who acts for this principal, as audit entries and lineage events record it."""
+        client = self.client or _CLIENT_OF_VIA.get(self.via, self.via)
+        if self.operator is not None and self.operator != self.name:
+            return Actor(self.operator, client, on_behalf_of=self.name, os_user=self.os_user)
+        return Actor(self.name, client, os_user=self.os_user)
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions

@@ -42,7 +42,7 @@ def create_project(session: Session, actor: Principal, name: str, *, description
     project = Project(name=name, description=description)
     session.add(project)
     session.flush()
-    audit.record(session, actor=actor.name, action="project.create", target=f"project:{name}")
+    audit.record(session, actor=actor, action="project.create", target=f"project:{name}")
     return project
 
 
@@ -65,7 +65,7 @@ def add_member(
         session.expire(user, ["project_links"])
         audit.record(
             session,
-            actor=actor.name,
+            actor=actor,
             action="project.member_add",
             target=f"project:{project_name}",
             details={"user": user_name, "default": default},
@@ -77,7 +77,7 @@ def add_member(
         if link is not None and not was_default:
             audit.record(
                 session,
-                actor=actor.name,
+                actor=actor,
                 action="project.default",
                 target=f"project:{project_name}",
                 details={"user": user_name},
@@ -97,7 +97,7 @@ def remove_member(session: Session, actor: Principal, project_name: str, user_na
     session.expire(user, ["project_links"])
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="project.member_remove",
         target=f"project:{project_name}",
         details={"user": user_name},

@@ -108,7 +108,7 @@ def create_user(
     session.flush()
     audit_service.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="user.create",
         target=f"user:{name}",
         details={"roles": sorted(roles), "source": source},
@@ -184,7 +184,7 @@ def create_token(
     session.flush()
     audit_service.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="token.create",
         target=f"user:{user.name}",
         details={"token_id": token.id, "name": name, "expires_days": expires_days},
@@ -273,7 +273,7 @@ def revoke_token(session: Session, actor: Principal, token_id: int) -> ApiToken:
     require(actor, Permission.TOKENS_OWN if token.user_id == actor.user_id else Permission.USERS_MANAGE)
     if token.revoked_at is None:
         token.revoked_at = utcnow()
-        audit_service.record(session, actor=actor.name, action="token.revoke", target=f"token:{token.id}")
+        audit_service.record(session, actor=actor, action="token.revoke", target=f"token:{token.id}")
     return token
 
 

@@ -142,7 +142,7 @@ def restore_backup(settings: Settings, source: Path, *, passphrase: str | None =
         target = settings.home / folder
         if target.exists() and any(target.iterdir()):
             raise InvalidInput(f"{target} is not empty: restore into a new installation")
-    db = Database(str(settings.database_url))
+    db = Database(settings.connect_url())
     try:
         if not dbdump.is_empty(db.engine):
             raise InvalidInput(

@@ -254,7 +254,7 @@ def create_backup(
     with db.session() as session:
         audit.record(
             session,
-            actor=principal.name,
+            actor=principal,
             action="backup.create",
             target=f"backup:{backup_id}",
             details={"tables": len(tables), "lake": mode, "keys": "sealed" if passphrase else "excluded"},

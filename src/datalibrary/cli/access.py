@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from datalibrary.auth import service as auth_service
 from datalibrary.cli.lazy import LazyModule
-from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, settings, table
+from datalibrary.cli.output import JsonOption, acting_as, console, db_session, emit, fail, settings, table
 from datalibrary.cli.users import OPERATOR
 
 service = LazyModule("datalibrary.access.service")  # loads the lake: only when a command runs
@@ -134,7 +133,7 @@ def request(
     """Request access to a dataset for a user."""
     namespace, name = split(table_name)
     with db_session() as session:
-        principal = auth_service.principal_for(auth_service.get_user(session, as_user))
+        principal = acting_as(session, as_user)
         data = request_dict(
             service.request_access(
                 session,

@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         from datalibrary.db import Database
 
         config = settings()
-        database = Database(str(config.database_url))
+        database = Database(config.connect_url())
         try:
             with handle_errors():
                 manifest = create_backup(

@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
 
         config = settings()
         configure_logging(config.log.level, config.log.format)
-        server_lock = SqliteServerLock(str(config.database_url)) if config.is_sqlite else None
+        server_lock = SqliteServerLock(config.connect_url()) if config.is_sqlite else None
         users: list[tuple[str, str, str]] = []
         with handle_errors():
             if server_lock is not None:
@@ -120,7 +120,7 @@ def register_replicas(app: typer.Typer) -> None:
         from datalibrary.cli.output import table
         from datalibrary.db import Database, leases
 
-        database = Database(str(settings().database_url))
+        database = Database(settings().connect_url())
         try:
             rows = leases.holders(database)
         finally:

@@ -159,7 +159,7 @@ def enforce(as_json: JsonOption = False) -> None:
     from datalibrary.workspaces.sync import run_sync
 
     config = settings()
-    db = Database(str(config.database_url))
+    db = Database(config.connect_url())
     try:
         stopped = run_sync(budgets.enforce(db, config))
     finally:

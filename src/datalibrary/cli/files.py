@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from datalibrary.cli.ingest import OPERATOR
-from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, settings, table
+from datalibrary.cli.output import JsonOption, acting_as, console, db_session, emit, fail, settings, table
 
 app = typer.Typer(
     help="File collections: DICOM (PS3.15 Annex E), HL7 aECG, VCF (restricted tier) and documents "
@@ -33,12 +33,10 @@ AsUser = Annotated[
 
 
 def _user(session: Any, as_user: str | None):  # type: ignore[no-untyped-def]
-    from datalibrary.auth import service as auth_service
-
     user = as_user or os.environ.get("DATALIBRARY_USER")
     if not user:
         fail("say whose grants apply: --as USER (or set DATALIBRARY_USER)", code=2)
-    return auth_service.principal_for(auth_service.get_user(session, user))
+    return acting_as(session, user)
 
 
 @app.command("create")
@@ -218,7 +216,7 @@ def get(
         lineage.record_file_read(
             session, user=principal.name, project=principal.default_project, collection=str(table),
             snapshot_id=snapshot.snapshot_id if snapshot else None, path=meta["path"], size=meta["size"],
-            via="cli",
+            via="cli", operator=principal.operator,
         )  # fmt: skip
         partial = output.with_name(f".{output.name}.part")
         try:

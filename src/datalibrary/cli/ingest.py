@@ -10,11 +10,20 @@ from typing import Annotated
 
 import typer
 
-from datalibrary.auth.permissions import Principal
-from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, handle_errors, settings, table
+from datalibrary.cli.output import (
+    JsonOption,
+    console,
+    db_session,
+    emit,
+    fail,
+    handle_errors,
+    operator,
+    settings,
+    table,
+)
 from datalibrary.db import Database
 
-OPERATOR = Principal.system("cli")
+OPERATOR = operator()
 jobs_app = typer.Typer(help="Follow ingestion jobs: list, show, retry, cancel.", no_args_is_help=True)
 JOB_COLUMNS = ["id", "table", "state", "source_name", "rows_written", "created_at"]
 
@@ -80,7 +89,7 @@ def register(app: typer.Typer) -> None:
         from datalibrary.ingest.worker import worker_name
 
         config = settings()
-        database = Database(str(config.database_url))
+        database = Database(config.connect_url())
         try:
             with handle_errors():
                 policy_name = _policy_name(database, policy)
@@ -141,7 +150,7 @@ def register(app: typer.Typer) -> None:
         from datalibrary.ingest.worker import WorkerPool, run_pending
 
         config = settings()
-        database = Database(str(config.database_url))
+        database = Database(config.connect_url())
         try:
             with handle_errors():
                 if once:

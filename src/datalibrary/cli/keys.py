@@ -43,7 +43,7 @@ def rotate(
     from datalibrary.privacy.rotation import rotate_namespace
 
     config = settings()
-    database = Database(str(config.database_url))
+    database = Database(config.connect_url())
     try:
         with handle_errors():
             data = rotate_namespace(config, database, OPERATOR, namespace)

@@ -10,8 +10,7 @@ from typing import Annotated
 
 import typer
 
-from datalibrary.auth import service as auth_service
-from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, settings, table
+from datalibrary.cli.output import JsonOption, acting_as, console, db_session, emit, fail, settings, table
 from datalibrary.cli.users import OPERATOR
 
 lineage_app = typer.Typer(
@@ -35,7 +34,7 @@ def _when(value: str | None, option: str) -> datetime | None:
 
 
 def _principal(session, name: str | None):  # type: ignore[no-untyped-def]
-    return auth_service.principal_for(auth_service.get_user(session, name)) if name else OPERATOR
+    return acting_as(session, name) if name else OPERATOR
 
 
 @lineage_app.command("show")
@@ -134,17 +133,18 @@ def report(
 @lineage_app.command("forward")
 def forward_once(as_json: JsonOption = False) -> None:
     """Send pending events to the configured OpenLineage endpoint once; print the forwarding state."""
+    from datalibrary.config import reveal
     from datalibrary.db import Database
     from datalibrary.lineage import forward
 
     config = settings()
     if not config.lineage.forward_url:
         fail("no endpoint configured: set lineage.forward_url (DATALIBRARY_LINEAGE__FORWARD_URL)", code=2)
-    database = Database(str(config.database_url))
+    database = Database(config.connect_url())
     try:
         result = forward.forward_once(database, config.lineage)
         with database.session() as session:
-            result |= forward.status(session, config.lineage.forward_url)
+            result |= forward.status(session, reveal(config.lineage.forward_url))
     finally:
         database.dispose()
     emit(result, as_json, lambda d: console.print(d))

@@ -21,6 +21,7 @@ from datalibrary.errors import DataLibraryError
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from datalibrary.auth.permissions import Principal
     from datalibrary.config import Settings
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -38,12 +39,41 @@ def settings() -> Settings:
         raise  # unreachable
 
 
+OPERATOR_NAME = "cli"  # the operator as the audit log names it (docs/reference/cli.md)
+
+
+def os_user() -> str | None:
+    """The operating-system account running the CLI: the operator's trace in audit details."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return None
+
+
+def operator() -> Principal:
+    """The CLI's own identity for operator commands: the platform, audited as ``cli``."""
+    from datalibrary.auth.permissions import Principal
+
+    return Principal.system(OPERATOR_NAME, client="cli", os_user=os_user())
+
+
+def acting_as(session: Session, name: str) -> Principal:
+    """USER's identity for a command run ``--as USER``: USER's permissions and grants, nothing
+    more (the operator borrows no rights), audited as ``cli`` acting on USER's behalf."""
+    from datalibrary.auth import service as auth_service
+
+    user = auth_service.principal_for(auth_service.get_user(session, name))
+    return user.operated_by(OPERATOR_NAME, client="cli", os_user=os_user())
+
+
 @contextmanager
 def db_session() -> Iterator[Session]:
     """A session on the configured database; domain errors become clean exits."""
     from datalibrary.db import Database
 
-    database = Database(str(settings().database_url))
+    database = Database(settings().connect_url())
     try:
         with handle_errors(), database.session() as session:
             yield session

@@ -101,7 +101,7 @@ def preview(
     from datalibrary.privacy.preview import preview_file
 
     config = settings()
-    database = Database(str(config.database_url))
+    database = Database(config.connect_url())
     try:
         with handle_errors():
             data = preview_file(

@@ -10,8 +10,7 @@ from typing import Annotated
 
 import typer
 
-from datalibrary.auth import service as auth_service
-from datalibrary.cli.output import console, db_session, fail, settings, table
+from datalibrary.cli.output import acting_as, console, db_session, fail, settings, table
 
 FORMATS = ("json", "csv", "parquet", "arrow")
 
@@ -41,7 +40,7 @@ def register(app: typer.Typer) -> None:
             fail("say whose grants apply: --as USER (or set DATALIBRARY_USER)", code=2)
         config = settings()
         with db_session() as session:
-            principal = auth_service.principal_for(auth_service.get_user(session, user))
+            principal = acting_as(session, user)
             result = run_query(
                 session,
                 principal,

@@ -9,15 +9,15 @@ import typer
 
 from datalibrary.auth import accounts, projects, service
 from datalibrary.auth.models import User
-from datalibrary.auth.permissions import ROLES, Principal
+from datalibrary.auth.permissions import ROLES
 from datalibrary.cli.lazy import LazyModule
-from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, settings, table
+from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, operator, settings, table
 from datalibrary.db import Database
 
 workspace_service = LazyModule("datalibrary.workspaces.service")  # only 'disable' stops workspaces
 
 app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
-OPERATOR = Principal.system("cli")
+OPERATOR = operator()
 RoleOption = Annotated[
     list[str], typer.Option("--role", help=f"Role ({', '.join(ROLES)}); repeat for several.")
 ]
@@ -111,7 +111,7 @@ def disable(name: str, as_json: JsonOption = False) -> None:
     _change(disable_and_stop, as_json, "disabled {name}")
     if stopping:
         config = settings()
-        database = Database(str(config.database_url))
+        database = Database(config.connect_url())
         try:
             for workspace_id in stopping:
                 from datalibrary.workspaces.sync import run_sync

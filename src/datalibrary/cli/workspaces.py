@@ -41,7 +41,7 @@ def _show(db: Database, workspace_id: int) -> dict[str, Any]:
 
 def _run_verb(workspace_id: int, verb: str, as_json: bool) -> None:
     config = settings()
-    db = Database(str(config.database_url))
+    db = Database(config.connect_url())
     try:
         with handle_errors():
             with db.session() as session:
@@ -65,7 +65,7 @@ def create(
 ) -> None:
     """Launch a workspace and wait until it is ready (or failed)."""
     config = settings()
-    db = Database(str(config.database_url))
+    db = Database(config.connect_url())
     try:
         with handle_errors():
             with db.session() as session:
@@ -94,7 +94,7 @@ def list_(
 ) -> None:
     """List workspaces with their state."""
     config = settings()
-    db = Database(str(config.database_url))
+    db = Database(config.connect_url())
     try:
         with handle_errors(), db.session() as session:
             rows = service.list_workspaces(session, OPERATOR, everyone=True, include_terminated=terminated)
@@ -140,7 +140,7 @@ def catalog(as_json: JsonOption = False) -> None:
 def reconcile_now(as_json: JsonOption = False) -> None:
     """Reconcile workspace states with what is running (re-adopt, repair stuck states)."""
     config = settings()
-    db = Database(str(config.database_url))
+    db = Database(config.connect_url())
     try:
         with handle_errors():
             report = run_sync(reconcile.reconcile(db, config))
@@ -157,7 +157,7 @@ def history_(
 ) -> None:
     """Terminated workspaces with their running time and cost."""
     config = settings()
-    db = Database(str(config.database_url))
+    db = Database(config.connect_url())
     try:
         with handle_errors(), db.session() as session:
             found = history.history(session, OPERATOR, config, everyone=True, limit=limit)
@@ -198,7 +198,7 @@ def pool_(
     from datalibrary.workspaces import pool
 
     config = settings()
-    db = Database(str(config.database_url))
+    db = Database(config.connect_url())
     try:
         with handle_errors():
             if refill:

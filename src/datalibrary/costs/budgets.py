@@ -22,7 +22,7 @@ from datalibrary.audit import service as audit
 from datalibrary.auth import service as auth_service
 from datalibrary.auth.models import User
 from datalibrary.auth.permissions import Permission, Principal, require
-from datalibrary.config import Settings
+from datalibrary.config import Settings, reveal
 from datalibrary.costs import notify, pricebook
 from datalibrary.costs.engine import CENT, cents
 from datalibrary.costs.models import Budget, BudgetAlert
@@ -206,7 +206,7 @@ def set_budget(
             cleared.append(alert.level)
     audit.record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="costs.budget_set",
         target=f"budget:{scope}:{name}",
         details={
@@ -225,7 +225,7 @@ def delete_budget(session: Session, principal: Principal, scope: str, name: str)
     if budget is None:
         raise NotFound(f"no budget for {scope} '{name}'")
     session.delete(budget)
-    audit.record(session, actor=principal.name, action="costs.budget_delete", target=f"budget:{scope}:{name}")
+    audit.record(session, actor=principal, action="costs.budget_delete", target=f"budget:{scope}:{name}")
 
 
 def notices(session: Session, principal: Principal, now: datetime | None = None) -> list[str]:
@@ -267,10 +267,10 @@ def _raise_alert(
         "enforce_after": enforce_after.isoformat() if enforce_after else None,
         "message": current.message(),
     }
-    webhook = notify.post(settings.costs.webhook_url, payload)
+    webhook = notify.post(reveal(settings.costs.webhook_url), payload)
     audit.record(
         session,
-        actor=SYSTEM.name,
+        actor=SYSTEM,
         action="costs.budget_exceeded" if level == 100 else "costs.budget_warning",
         target=f"budget:{budget.scope}:{budget.name}",
         details={"month": current.month, "percent": str(current.percent), "spent": payload["spent"],
@@ -326,7 +326,7 @@ def check_all(session: Session, settings: Settings, now: datetime | None = None)
             alert.enforced_at = alert.enforced_at or now
             audit.record(
                 session,
-                actor=SYSTEM.name,
+                actor=SYSTEM,
                 action="costs.budget_enforced",
                 target=f"budget:{budget.scope}:{budget.name}",
                 details={"month": month, "stopped_workspaces": stopped},

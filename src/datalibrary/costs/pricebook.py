@@ -220,7 +220,7 @@ def add_version(
     session.flush()
     audit.record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="costs.prices_set",
         target=f"price_version:{version.id}",
         details={"effective_from": start.isoformat(), **prices.as_json()},

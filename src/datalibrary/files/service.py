@@ -275,7 +275,7 @@ def create_collection(
     session.flush()
     record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="files.collection.create",
         target=f"files:{table}",
         details={"policy": stored.label, "tier": tier, "classification": classification},
@@ -536,7 +536,7 @@ def _quarantine(
     session.flush()
     record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="files.quarantine",
         target=f"files:{collection.full_name}/{path}",
         outcome="failure",
@@ -655,7 +655,7 @@ def ingest_files(
         archive.close()
     record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="files.ingest",
         target=f"files:{table}",
         details={
@@ -826,7 +826,7 @@ def read_file(
         raise Conflict(f"{table}/{clean}: the stored object is missing or altered")
     record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="files.read",
         target=f"files:{table}/{clean}",
         details={"version": row["version"], "bytes": row["size"], "sha256": row["sha256"]},
@@ -931,7 +931,7 @@ def read_instances(
     total = sum(int(row["size"]) for row in rows)
     record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="files.read",
         target=f"files:{table}",
         details={"files": len(rows), "bytes": total, "via": "dicomweb"},

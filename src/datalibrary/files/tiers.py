@@ -86,7 +86,7 @@ def approve_grant(
     session.flush()
     record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="files.tier.approve",
         target=f"files:{collection.full_name}",
         details={"grant_id": grant_id, "principal": grant.principal, "reason": reason},
@@ -101,7 +101,7 @@ def classify(session: Session, principal: Principal, collection: FileCollection,
     session.flush()
     record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="files.collection.classify",
         target=f"files:{collection.full_name}",
         details={"classification": collection.classification},

@@ -162,7 +162,7 @@ def thumbnail(
         objects.store(lake.storage, uri, png)
     record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="files.read",
         target=f"files:{table}/{row['path']}",
         details={"version": row["version"], "bytes": len(png), "thumbnail": True},

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from datalibrary.audit.service import record
+from datalibrary.auth.permissions import Actor
 from datalibrary.config import Settings
 from datalibrary.ingest import landing
 from datalibrary.ingest.models import IngestJob
@@ -224,7 +225,7 @@ def commit_fan_out(session: Session, parent_id: str, children: list[IngestJob], 
         session.add(child)
         record(
             session,
-            actor=parent.created_by,
+            actor=Actor(parent.created_by, "worker"),
             action="ingest.submit",
             target=f"table:{child.table}",
             details={
@@ -248,7 +249,7 @@ def commit_fan_out(session: Session, parent_id: str, children: list[IngestJob], 
     parent.options = {**(parent.options or {}), "children": [c.id for c in children]}
     record(
         session,
-        actor=parent.created_by,
+        actor=Actor(parent.created_by, "worker"),
         action="ingest.fan-out",
         target=f"table:{parent.table}",
         details={"job": parent.id, "file": parent.source_name, "kind": kind, "children": len(children)},

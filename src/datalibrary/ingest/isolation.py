@@ -79,10 +79,10 @@ def _child(settings: Settings, job_id: str) -> None:  # pragma: no cover - runs 
     from datalibrary.lake.catalog import forget_inherited_lakes
 
     forget_inherited_lakes()  # a forked child must not share the parent's connections
-    register(str(settings.database_url), settings.home)
+    register(settings.connect_url(), settings.home)
     settings.register_lineage_naming()  # unpickled settings skipped their validators
     apply_limits(settings.ingest.job_memory_mb, settings.ingest.job_cpu_seconds)
-    db = Database(str(settings.database_url))
+    db = Database(settings.connect_url())
     try:
         run_job(settings, db, job_id)
     finally:

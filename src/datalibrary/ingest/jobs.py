@@ -136,7 +136,7 @@ def submit_file(
     session.add(job)
     record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="ingest.submit",
         target=f"table:{name}",
         details={"job": job_id, "file": display, "sha256": sha, "bytes": size, "mode": mode, "via": via},
@@ -265,7 +265,7 @@ def cancel_job(session: Session, principal: Principal, settings: Settings, job_i
         job.state = "cancelling"
     elif job.state != "cancelling":
         raise Conflict(f"job {job_id} is {job.state}: only queued or running jobs can be cancelled")
-    record(session, actor=principal.name, action="ingest.cancel", target=f"job:{job_id}")
+    record(session, actor=principal, action="ingest.cancel", target=f"job:{job_id}")
     session.flush()
     return job
 
@@ -282,7 +282,7 @@ def discard_file(session: Session, principal: Principal, job_id: str) -> IngestJ
     quarantine.delete_file(Path(job.raw_path))
     job.raw_path = None
     record(
-        session, actor=principal.name, action="ingest.file-deleted", target=f"job:{job_id}",
+        session, actor=principal, action="ingest.file-deleted", target=f"job:{job_id}",
         details={"job": job_id, "file": job.source_name, "sha256": job.sha256, "state": job.state},
     )  # fmt: skip
     session.flush()
@@ -357,7 +357,7 @@ def retry_job(
     job.state, job.reason, job.finished_at = "queued", None, None
     now = f"{job.policy_name}@{job.policy_version}"
     record(
-        session, actor=principal.name, action="ingest.retry", target=f"job:{job_id}",
+        session, actor=principal, action="ingest.retry", target=f"job:{job_id}",
         details={"was": previous, "policy_before": before, "policy": now},
     )  # fmt: skip
     return job

@@ -17,6 +17,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from datalibrary.audit.service import record, record_now
+from datalibrary.auth.permissions import Actor
 from datalibrary.config import Settings
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
@@ -36,14 +38,24 @@ from datalibrary.ingest import fanout, faults, jobs, landing, manifest, quaranti
 from datalibrary.ingest.fanout import ARCHIVES, WILDCARD
 from datalibrary.ingest.models import IngestJob
 from datalibrary.ingest.normalize import check_columns, conform, lake_schema
+from datalibrary.ingest.outcomes import (
+    Duplicate,
+    Failed,
+    FannedOut,
+    Outcome,
+    PriorCommit,
+    Quarantined,
+    Succeeded,
+)
 from datalibrary.ingest.prefetch import prefetch
-from datalibrary.ingest.readers import ReadError, ReportsProgress, open_reader
+from datalibrary.ingest.readers import Reader, ReadError, ReadLimits, ReportsProgress, open_reader
 from datalibrary.ingest.readers.archive import ArchiveLimits, extract
 from datalibrary.ingest.readers.detect import detect_format
 from datalibrary.ingest.readers.fhir import resource_types
 from datalibrary.lake import datasets
 from datalibrary.lake.catalog import Lake, TableName, open_lake
 from datalibrary.lake.tables import (
+    CommitResult,
     FileWriter,
     commit_files,
     current_data_files,
@@ -117,7 +129,8 @@ def _reason_for(exc: InvalidInput) -> Quarantine:
     code = exc.extra.get("code") or (
         "policy-uncovered-columns" if exc.extra.get("columns") else "invalid-input"
     )
-    where = {key: exc.extra[key] for key in ("columns", "evidence", "row", "column") if key in exc.extra}
+    named = ("columns", "evidence", "row", "column", "options")  # "options": unknown reader options
+    where = {key: exc.extra[key] for key in named if key in exc.extra}
     return Quarantine(code, exc.detail, **where)
 
 
@@ -128,17 +141,59 @@ def _iceberg_schema(schema: pa.Schema):  # type: ignore[no-untyped-def]
     return pyarrow_to_schema(schema, name_mapping=mapping)
 
 
-def _guard(job: IngestJob) -> Callable[[Table], str | None]:
-    def check(table: Table) -> str | None:
-        for snapshot in table.metadata.snapshots:
-            if summary_of(snapshot).get("datalibrary.job-id") == job.id:
-                return f"committed:{snapshot.snapshot_id}"
-        for snapshot in lineage(table):
-            if summary_of(snapshot).get("datalibrary.source-sha256") == job.sha256:
-                return f"duplicate:{snapshot.snapshot_id}"
+def prior_commit(table: Table, job: IngestJob) -> PriorCommit | None:
+    """What the table already holds of this job: its own snapshot (a run killed after it
+    committed), or a snapshot of the same bytes since the last overwrite (a duplicate)."""
+    for snapshot in table.metadata.snapshots:
+        if summary_of(snapshot).get("datalibrary.job-id") == job.id:
+            return Succeeded(snapshot.snapshot_id, resumed=True)
+    for snapshot in lineage(table):
+        if summary_of(snapshot).get("datalibrary.source-sha256") == job.sha256:
+            return Duplicate(snapshot.snapshot_id)
+    return None
+
+
+class CommitGuard:
+    """The commit's guard: the lake asks it before every attempt and wants a reason (a string,
+    for its logs); the pipeline reads the typed ``verdict`` of the last check instead."""
+
+    def __init__(self, job: IngestJob) -> None:
+        self.job = job
+        self.verdict: PriorCommit | None = None
+
+    def __call__(self, table: Table) -> str | None:
+        self.verdict = prior_commit(table, self.job)
+        match self.verdict:
+            case Succeeded(snapshot_id=snapshot):
+                return f"committed:{snapshot}"
+            case Duplicate(snapshot_id=snapshot):
+                return f"duplicate:{snapshot}"
         return None
 
-    return check
+
+# keys of a job's options that the pipeline itself reads; every other key is the reader's
+_PIPELINE_KEYS = frozenset({"define_labels", "manifest", "manifest_entries", "parent", "children"})
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """A job's stored options, split: what the pipeline reads (define.xml labels, the manifest's
+    entry or entries, the fan-out links) apart from the options its reader takes."""
+
+    define: dict[str, dict[str, str]]
+    expected: dict[str, Any]  # the manifest's entry for this file
+    entries: dict[str, dict[str, Any]] | None  # an archive's manifest, given with it
+    reader: dict[str, Any]
+
+    @classmethod
+    def of(cls, job: IngestJob) -> JobOptions:
+        stored = dict(job.options or {})
+        return cls(
+            define=stored.get("define_labels") or {},
+            expected=stored.get("manifest") or {},
+            entries=stored.get("manifest_entries"),
+            reader={key: value for key, value in stored.items() if key not in _PIPELINE_KEYS},
+        )
 
 
 def _duplicate_in_db(session: Session, job: IngestJob) -> IngestJob | None:
@@ -209,10 +264,10 @@ class JobRun:
             self._drop_created()
         return state
 
-    def _limits(self) -> dict[str, int]:
+    def _limits(self) -> ReadLimits:
         """Per-file limits every reader takes (columns, record size)."""
         limits = self.settings.ingest
-        return {"max_columns": limits.max_columns, "max_record_bytes": limits.max_record_mb << 20}
+        return ReadLimits(max_columns=limits.max_columns, max_record_bytes=limits.max_record_mb << 20)
 
     def _drop_created(self) -> None:
         """A first delivery that did not commit leaves no table behind (nor its metadata)."""
@@ -232,150 +287,228 @@ class JobRun:
             )
 
     def _run_guarded(self) -> str:
+        """Run the steps, turn an error that ends the job into its outcome, write the final state."""
         try:
             trace.ingestion_started(self.db, self.job)
-            return self._run()
-        except Quarantine as bad:
-            return self._quarantine(bad.reason)
-        except InvalidInput as exc:
-            return self._quarantine(_reason_for(exc).reason)
-        except MemoryError:
-            return self._quarantine(
-                {
-                    "code": "resource-limit",
-                    "message": f"reading file '{self.job.source_name}' needed more memory than a job "
-                    f"may use ({self.settings.ingest.job_memory_mb} MB): the file is refused",
-                    "file": self.job.source_name,
-                }
-            )
-        except InputFault as exc:
-            log.warning(
-                "ingestion job %s: the reader failed on the file's content", self.job_id, exc_info=True
-            )
-            return self._quarantine(exc.reason)
+            return self._conclude(self._run())
         except Exception as exc:
-            log.exception("ingestion job %s failed", self.job_id)
-            return self._finish(
-                "failed", reason={"code": "internal", "message": f"{type(exc).__name__}: {exc}"[:500]}
-            )
+            outcome = self._outcome_of(exc)
+        return self._conclude(outcome)
 
-    def _run(self) -> str:
-        job = self.job
+    def _outcome_of(self, exc: Exception) -> Quarantined | Failed:
+        """Bad input (the file's fault) is quarantined; anything else is a failure of the platform."""
+        match exc:
+            case Quarantine():
+                return Quarantined(exc.reason)
+            case InvalidInput():
+                return Quarantined(_reason_for(exc).reason)
+            case MemoryError():
+                return Quarantined(
+                    {
+                        "code": "resource-limit",
+                        "message": f"reading file '{self.job.source_name}' needed more memory than a job "
+                        f"may use ({self.settings.ingest.job_memory_mb} MB): the file is refused",
+                        "file": self.job.source_name,
+                    }
+                )
+            case InputFault():
+                log.warning(
+                    "ingestion job %s: the reader failed on the file's content", self.job_id, exc_info=True
+                )
+                return Quarantined(exc.reason)
+        log.exception("ingestion job %s failed", self.job_id)
+        return Failed({"code": "internal", "message": f"{type(exc).__name__}: {exc}"[:500]})
+
+    def _run(self) -> Outcome:
+        """The steps of a run, in order; bad input raises ``Quarantine`` from any of them."""
         faults.checkpoint("landed")
+        done = self._already_done()
+        if done is not None:
+            return done
+        assert self.raw is not None
+        self._plain = self._views.enter_context(landing.plain_view(self.settings, self.raw))
+        policy = load_policy_for(self.db, self.job)
+        options = JobOptions.of(self.job)
+        fmt = self.job.format or self._detect()
+        if fmt in ARCHIVES:
+            return self._fan_out_archive(fmt, options)
+        if fmt == "fhir" and not options.reader.get("resource_type"):
+            return self._fan_out_fhir()
+        self._check_delivery(fmt, options)
+        return self._ingest(fmt, policy, options)
+
+    def _already_done(self) -> PriorCommit | None:
+        """Before any reading: a run killed after its commit is finished, a raw file that is gone
+        is quarantined, and bytes a succeeded job already delivered are a duplicate."""
+        job = self.job
         if job.table_name != WILDCARD and self.lake.exists(self.name):
-            table = self.lake.load(self.name)
-            verdict = _guard(job)(table)
-            if verdict and verdict.startswith("committed:"):
-                return self._succeeded(int(verdict.split(":")[1]), resumed=True)
+            prior = prior_commit(self.lake.load(self.name), job)
+            if isinstance(prior, Succeeded):
+                return prior
         if self.raw is None or not self.raw.exists():
             raise Quarantine("raw-file-missing", "the landed raw file is gone; submit the file again")
         with self.db.session() as session:
             earlier = _duplicate_in_db(session, job)
-        if earlier is not None:
-            return self._duplicate(earlier.snapshot_id)
-        self._plain = self._views.enter_context(landing.plain_view(self.settings, self.raw))
-        policy = load_policy_for(self.db, job)
-        options = dict(job.options or {})
-        fmt = job.format or self._detect()
-        if fmt in ARCHIVES:
-            return self._fan_out_archive(fmt)
-        if fmt == "fhir" and not options.get("resource_type"):
-            return self._fan_out_fhir()
+        return None if earlier is None else Duplicate(earlier.snapshot_id)
+
+    def _check_delivery(self, fmt: str, options: JobOptions) -> None:
+        """A file of one table needs a table name, and the bytes its manifest names."""
+        job = self.job
         if job.table_name == WILDCARD:
             raise Quarantine(
                 "invalid-input",
                 f"a {fmt} file needs a table name: submit it to NAMESPACE.TABLE",
                 file=job.source_name,
             )
-        define = options.pop("define_labels", None) or {}
-        expected = options.pop("manifest", None) or {}
-        for key in ("parent", "children", "manifest_entries"):
-            options.pop(key, None)
-        if expected.get("sha256") and expected["sha256"] != job.sha256:
+        expected = options.expected.get("sha256")
+        if expected and expected != job.sha256:
             raise Quarantine(
                 "manifest-mismatch",
                 f"file '{job.source_name}' has another SHA-256 than its manifest says",
                 file=job.source_name,
             )
-        limits = self._limits()
+
+    def _ingest(self, fmt: str, policy: Any, options: JobOptions) -> PriorCommit:
+        """Read, anonymize and write the file, then commit its files as one snapshot."""
+        job = self.job
+        reader = self._open_reader(fmt, options)
+        self.progress(force=True, step="reading", format=fmt)
+        batches = prefetch(guarded(job.source_name, iter(reader.batches())))
+        first = self._first_batch(batches)
+        step = PolicyStep(
+            policy, policy_context(self.settings, self.db, job.namespace, job.table_name, job.id)
+        )
+        stored_schema = lake_schema(step.plan(first))
+        if step.needs_prepass:
+            self._prepass(fmt, options, step)
+        table, target = self._target_table(step, stored_schema)
+        writer = FileWriter(
+            self.lake, table, f"job-{job.id}", target, self.settings.lake.target_file_mb << 20
+        )
         try:
-            reader = open_reader(self.plain, format=fmt, display_name=job.source_name, **limits, **options)
+            rows, files = self._write(writer, reader, step, target, itertools.chain([first], batches))
+            self._check_rows(rows, options.expected)
+            overridden = self._risk_override(policy, step)
+            labels = {
+                k: scrub_label(step, v)
+                for k, v in _labels(reader, job, options.define).items()
+                if k in target.names
+            }
+            self.progress(
+                force=True,
+                step="committing",
+                rows_read=rows,
+                rows_written=rows,
+                progress_bytes=job.size_bytes,
+                bytes_written=writer.bytes_written,
+            )
+            faults.checkpoint("written")
+            guard = CommitGuard(job)
+            result = self._commit(files, step, policy, overridden, guard)
+        except BaseException:
+            writer.abort()  # nothing of a run that does not commit stays in the lake
+            raise
+        if result.skipped:
+            writer.abort()
+            if guard.verdict is not None:  # committed meanwhile by an earlier run, or a duplicate
+                return guard.verdict
+            if rows == 0 and job.mode != "overwrite":
+                return Succeeded(None, rows=0, labels=labels)
+        faults.checkpoint("committed")
+        return Succeeded(
+            result.snapshot_id, rows=rows, labels=labels, bytes_written=writer.bytes_written, rescrub=step
+        )
+
+    def _open_reader(self, fmt: str, options: JobOptions) -> Reader:
+        """The file's reader; a reader that fails on the content while opening is bad input too."""
+        try:
+            return open_reader(
+                self.plain,
+                format=fmt,
+                display_name=self.job.source_name,
+                options=options.reader,
+                limits=self._limits(),
+            )
         except InvalidInput:
             raise
         except _CONTENT_ERRORS as exc:
-            raise InputFault(job.source_name, exc) from exc
-        self.progress(force=True, step="reading", format=fmt)
-        batches = prefetch(guarded(job.source_name, iter(reader.batches())))
+            raise InputFault(self.job.source_name, exc) from exc
+
+    def _first_batch(self, batches: Iterator[pa.RecordBatch]) -> pa.RecordBatch:
+        """The first batch, which decides the columns (and must exist: an empty file is refused)."""
+        job = self.job
         first = next(batches, None)
         if first is None:
             raise Quarantine(
                 "empty", f"file '{job.source_name}' holds no table (no header, no rows)", file=job.source_name
             )
         check_columns(first.schema.names, file=job.source_name, limit=self.settings.ingest.max_columns)
-        step = PolicyStep(
-            policy, policy_context(self.settings, self.db, job.namespace, job.table_name, job.id)
-        )
-        stored_schema = lake_schema(step.plan(first))
-        if step.needs_prepass:  # suppress / scrub_text: a first streaming pass over the landed file
-            self.progress(force=True, step="counting")
-            first_pass = open_reader(
-                self.plain, format=fmt, display_name=job.source_name, **limits, **(job.options or {})
-            )
-            for batch in guarded(job.source_name, iter(first_pass.batches())):
-                step.observe(batch)
-        if self.lake.exists(self.name):
-            table = self.lake.load(self.name)
-            target = file_schema(table)
-            if job.mode != "overwrite":
-                _count_stored_classes(self.lake, self.name, step)
-            if job.mode == "overwrite" and set(target.names) != set(stored_schema.names):
-                raise Quarantine(
-                    "schema-mismatch",
-                    f"the file's columns differ from table {self.name}: schema changes are not supported yet",
-                    file=job.source_name,
-                )
-        else:
+        return first
+
+    def _prepass(self, fmt: str, options: JobOptions, step: PolicyStep) -> None:
+        """suppress / scrub_text count over the whole file first: a streaming pass over the landed file."""
+        self.progress(force=True, step="counting")
+        reader = self._open_reader(fmt, options)
+        for batch in guarded(self.job.source_name, iter(reader.batches())):
+            step.observe(batch)
+
+    def _target_table(self, step: PolicyStep, stored_schema: pa.Schema) -> tuple[Table, pa.Schema]:
+        """The table the files go to (created on a first delivery, dropped again if the run does
+        not commit) and the schema each file is conformed to."""
+        job = self.job
+        if not self.lake.exists(self.name):
             table = self.lake.create(self.name, _iceberg_schema(stored_schema))
             self._created = table.metadata.table_uuid
-            target = file_schema(table)
-        writer = FileWriter(
-            self.lake, table, f"job-{job.id}", target, self.settings.lake.target_file_mb << 20
-        )
-        rows = 0
-        try:
-            for batch in itertools.chain([first], batches):
-                out = step.apply(batch)
-                out = (
-                    out.cast(lake_schema(out.schema))
-                    if not out.schema.equals(lake_schema(out.schema))
-                    else out
-                )
-                writer.write(conform(out, target, file=job.source_name, first_row=rows + 1))
-                rows += batch.num_rows
-                read_bytes = reader.bytes_read() if isinstance(reader, ReportsProgress) else 0
-                self.progress(rows_read=rows, rows_written=rows, progress_bytes=read_bytes, step="writing")
-            files = writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        if expected.get("rows") is not None and rows != expected["rows"]:
-            writer.abort()
+            return table, file_schema(table)
+        table = self.lake.load(self.name)
+        target = file_schema(table)
+        if job.mode != "overwrite":
+            _count_stored_classes(self.lake, self.name, step)  # the risk is the table's after the append
+        elif set(target.names) != set(stored_schema.names):
             raise Quarantine(
-                "manifest-mismatch",
-                f"file '{job.source_name}' holds {rows} rows; its manifest says {expected['rows']}",
+                "schema-mismatch",
+                f"the file's columns differ from table {self.name}: schema changes are not supported yet",
                 file=job.source_name,
             )
+        return table, target
+
+    def _write(
+        self,
+        writer: FileWriter,
+        reader: Reader,
+        step: PolicyStep,
+        target: pa.Schema,
+        batches: Iterator[pa.RecordBatch],
+    ) -> tuple[int, list[str]]:
+        """Anonymize, conform and write every batch; the rows read and the files written."""
+        rows = 0
+        for batch in batches:
+            out = step.apply(batch)
+            stored = lake_schema(out.schema)
+            out = out if out.schema.equals(stored) else out.cast(stored)
+            writer.write(conform(out, target, file=self.job.source_name, first_row=rows + 1))
+            rows += batch.num_rows
+            read_bytes = reader.bytes_read() if isinstance(reader, ReportsProgress) else 0
+            self.progress(rows_read=rows, rows_written=rows, progress_bytes=read_bytes, step="writing")
+        return rows, writer.close()
+
+    def _check_rows(self, rows: int, expected: dict[str, Any]) -> None:
+        """The row count the manifest names, when it names one."""
+        if expected.get("rows") is not None and rows != expected["rows"]:
+            raise Quarantine(
+                "manifest-mismatch",
+                f"file '{self.job.source_name}' holds {rows} rows; its manifest says {expected['rows']}",
+                file=self.job.source_name,
+            )
+
+    def _risk_override(self, policy: Any, step: PolicyStep) -> str | None:
+        """A ``shared`` table's re-identification risk must meet the policy's threshold, unless a
+        steward's override (its use is audited) allows it: the override's id, or None."""
         risk = step.risk()
-        overridden = None
-        if risk is not None and policy.tier == "shared" and not risk.meets(policy.risk_threshold):
-            overridden = risk_override(self.db, job)
-        if (
-            overridden is None
-            and risk is not None
-            and policy.tier == "shared"
-            and not risk.meets(policy.risk_threshold)
-        ):
-            writer.abort()
+        if risk is None or policy.tier != "shared" or risk.meets(policy.risk_threshold):
+            return None
+        overridden = risk_override(self.db, self.job)
+        if overridden is None:
             raise Quarantine(
                 "risk-above-threshold",
                 f"policy {policy.label} is tier 'shared' but the re-identification risk on "
@@ -384,59 +517,36 @@ class JobRun:
                 "or use tier 'internal'",
                 risk=risk.as_dict(),
             )
-        labels = {
-            k: scrub_label(step, v) for k, v in _labels(reader, job, define).items() if k in target.names
-        }
-        self.progress(
-            force=True,
-            step="committing",
-            rows_read=rows,
-            rows_written=rows,
-            progress_bytes=job.size_bytes,
-            bytes_written=writer.bytes_written,
-        )
-        faults.checkpoint("written")
+        return overridden
+
+    def _commit(
+        self, files: list[str], step: PolicyStep, policy: Any, overridden: str | None, guard: CommitGuard
+    ) -> CommitResult:
+        """One compare-and-swap snapshot that names the job (an overwrite replaces every file)."""
+        job = self.job
         overwrite = job.mode == "overwrite"
-        try:
-            result = commit_files(
-                self.lake,
-                self.name,
-                add=files,
-                remove=current_data_files if overwrite else None,
-                properties={
-                    "job-id": job.id,
-                    "source-file": source_pseudonym(step, job.source_name),
-                    "source-sha256": job.sha256 or "",
-                    "source-bytes": job.size_bytes,
-                    "policy": policy.name,
-                    "policy-version": policy.version,
-                    "policy-sha256": policy.sha256,
-                    **privacy_properties(step),
-                    **({"risk-override": overridden} if overridden else {}),
-                    "mode": job.mode,
-                    "actor": job.created_by,
-                    "operation": "ingest",
-                },
-                guard=_guard(job),
-                holder=f"job:{job.id}",
-            )
-        except BaseException:
-            writer.abort()
-            raise
-        if result.skipped:
-            writer.abort()
-            if result.skipped.startswith("committed:"):
-                return self._succeeded(int(result.skipped.split(":")[1]), resumed=True)
-            if result.skipped.startswith("duplicate:"):
-                return self._duplicate(int(result.skipped.split(":")[1]))
-            if rows == 0 and not overwrite:
-                return self._succeeded(None, rows=0, labels=labels)
-        faults.checkpoint("committed")
-        state = self._succeeded(
-            result.snapshot_id, rows=rows, labels=labels, bytes_written=writer.bytes_written
+        return commit_files(
+            self.lake,
+            self.name,
+            add=files,
+            remove=current_data_files if overwrite else None,
+            properties={
+                "job-id": job.id,
+                "source-file": source_pseudonym(step, job.source_name),
+                "source-sha256": job.sha256 or "",
+                "source-bytes": job.size_bytes,
+                "policy": policy.name,
+                "policy-version": policy.version,
+                "policy-sha256": policy.sha256,
+                **privacy_properties(step),
+                **({"risk-override": overridden} if overridden else {}),
+                "mode": job.mode,
+                "actor": job.created_by,
+                "operation": "ingest",
+            },
+            guard=guard,
+            holder=f"job:{job.id}",
         )
-        self._rescrub(step)
-        return state
 
     def _rescrub(self, step: PolicyStep) -> None:
         """Remember this delivery's identifiers; scrub earlier tables of any that are new."""
@@ -463,7 +573,7 @@ class JobRun:
                     forget_profiles(session, self.job.namespace, rewritten)
                     record(
                         session,
-                        actor=self.job.created_by,
+                        actor=Actor(self.job.created_by, "worker"),
                         action="privacy.rescrub",
                         target=f"namespace:{self.job.namespace}",
                         details={"job": self.job.id, "tables": rewritten, "new_identifiers": len(new)},
@@ -473,7 +583,7 @@ class JobRun:
             with self.db.session() as session:
                 record(
                     session,
-                    actor=self.job.created_by,
+                    actor=Actor(self.job.created_by, "worker"),
                     action="privacy.rescrub",
                     target=f"namespace:{self.job.namespace}",
                     outcome="failure",
@@ -510,7 +620,7 @@ class JobRun:
 
     # fan-out ------------------------------------------------------------------------------
 
-    def _fan_out_archive(self, kind: str) -> str:
+    def _fan_out_archive(self, kind: str, options: JobOptions) -> FannedOut:
         """Extract (with the archive limits) and queue one child job per contained file."""
         job = self.job
         assert self.raw is not None
@@ -529,7 +639,7 @@ class JobRun:
                 code = "archive-refused" if fanout.is_hostile(exc) else "archive-unreadable"
                 raise Quarantine(code, exc.detail, file=job.source_name) from exc
             outputs, define = fanout.split_define(outputs, job)
-            outputs, entries = self._manifest_of(outputs)
+            outputs, entries = self._manifest_of(outputs, options.entries)
             if not outputs:
                 raise Quarantine("empty", f"archive '{job.source_name}' holds no file", file=job.source_name)
             members = [(p, p.relative_to(scratch).as_posix()) for p in outputs]
@@ -553,13 +663,14 @@ class JobRun:
                 children = fanout.archive_children(self.settings, job, planned, define, expected)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        return self._fanned_out(children, kind)
+        return FannedOut(children, kind)
 
-    def _manifest_of(self, outputs: list[Path]) -> tuple[list[Path], dict[str, dict[str, Any]] | None]:
+    def _manifest_of(
+        self, outputs: list[Path], given: dict[str, dict[str, Any]] | None
+    ) -> tuple[list[Path], dict[str, dict[str, Any]] | None]:
         """The manifest inside the archive (or given with it), and the data files without it."""
         inside = [p for p in outputs if manifest.is_manifest(p)]
         data = [p for p in outputs if p not in inside]
-        given = (self.job.options or {}).get("manifest_entries")
         if given is not None:
             return data, given
         if not inside:
@@ -573,7 +684,7 @@ class JobRun:
         except ReadError as exc:
             raise Quarantine("manifest-mismatch", exc.detail, file=self.job.source_name) from exc
 
-    def _fan_out_fhir(self) -> str:
+    def _fan_out_fhir(self) -> FannedOut:
         """Count the resource types (a full parse: malformed JSON quarantines the whole file)."""
         job = self.job
         assert self.raw is not None
@@ -589,32 +700,47 @@ class JobRun:
             raise Quarantine(
                 "empty", f"file '{job.source_name}' holds no FHIR resource", file=job.source_name
             )
-        return self._fanned_out(fanout.fhir_children(self.settings, job, self.raw, types), "fhir")
+        return FannedOut(fanout.fhir_children(self.settings, job, self.raw, types), "fhir")
 
-    def _fanned_out(self, children: list[IngestJob], kind: str) -> str:
+    # final states -------------------------------------------------------------------------
+
+    def _conclude(self, outcome: Outcome) -> str:
+        """Write the job's final state for this outcome; return that state."""
+        match outcome:
+            case Succeeded():
+                self._succeeded(outcome)
+                if outcome.rescrub is not None:
+                    self._rescrub(outcome.rescrub)
+            case Duplicate():
+                self._duplicate(outcome.snapshot_id)
+            case FannedOut():
+                self._fanned_out(outcome.children, outcome.kind)
+            case Quarantined():
+                self._quarantine(outcome.reason, outcome.state)
+            case Failed():
+                self._failed(outcome.reason)
+        return outcome.state
+
+    def _fanned_out(self, children: list[IngestJob], kind: str) -> None:
         def write() -> None:
             with self.db.session() as session:
                 fanout.commit_fan_out(session, self.job_id, children, kind)
 
         retry_locked(write)  # one transaction, many rows: the likeliest to meet a busy SQLite
         landing.discard(self.raw)
-        return "succeeded"
 
-    # final states -------------------------------------------------------------------------
-
-    def _finish(self, state: str, **values: Any) -> str:
+    def _failed(self, reason: dict[str, Any] | None) -> None:
         """End the job in ``failed`` (keeping the raw file for a retry)."""
 
         def write() -> None:
             with self.db.session() as session:
                 job = session.get(IngestJob, self.job_id)
                 assert job is not None
-                job.state, job.finished_at, job.lease_expires_at, job.step = state, utcnow(), None, None
-                for key, value in values.items():
-                    setattr(job, key, value)
+                job.state, job.finished_at, job.lease_expires_at, job.step = "failed", utcnow(), None, None
+                job.reason = reason
                 record(
                     session,
-                    actor=job.created_by,
+                    actor=Actor(job.created_by, "worker"),
                     action="ingest.fail",
                     target=f"table:{self.name}",
                     outcome="failure",
@@ -623,18 +749,11 @@ class JobRun:
                 trace.ingestion_finished(session, job, "FAIL", reason=(job.reason or {}).get("code"))
 
         retry_locked(write)
-        return state
 
-    def _succeeded(
-        self,
-        snapshot_id: int | None,
-        *,
-        rows: int | None = None,
-        labels: dict[str, str] | None = None,
-        bytes_written: int | None = None,
-        resumed: bool = False,
-    ) -> str:
+    def _succeeded(self, outcome: Succeeded) -> None:
+        """End the job ``succeeded``: the catalog, lineage and audit learn of the commit."""
         job = self.job
+        snapshot_id, rows, bytes_written = outcome.snapshot_id, outcome.rows, outcome.bytes_written
         subjects = _policy_subjects(self.db, job)
 
         def write() -> None:
@@ -654,7 +773,7 @@ class JobRun:
                     owner=job.created_by,
                     source=job.source_via,
                     policy=(job.policy_name, job.policy_version, job.policy_hash),
-                    labels=labels or {},
+                    labels=outcome.labels,
                     source_bytes=job.size_bytes,
                     overwrite=job.mode == "overwrite",
                     columns=file_schema(self.lake.load(self.name)).names,
@@ -671,7 +790,7 @@ class JobRun:
                 )
                 record(
                     session,
-                    actor=job.created_by,
+                    actor=Actor(job.created_by, "worker"),
                     action="ingest.commit",
                     target=f"table:{self.name}",
                     details={
@@ -681,15 +800,15 @@ class JobRun:
                         "snapshot": snapshot_id,
                         "rows": row.rows_written,
                         "policy": f"{job.policy_name}@{job.policy_version}",
-                        "resumed": resumed,
+                        "resumed": outcome.resumed,
                     },
                 )
 
         retry_locked(write)
         landing.discard(self.raw)
-        return "succeeded"
 
-    def _duplicate(self, snapshot_id: int | None) -> str:
+    def _duplicate(self, snapshot_id: int | None) -> None:
+        """End the job ``duplicate``: the table already holds these bytes."""
         job = self.job
 
         def write() -> None:
@@ -704,7 +823,7 @@ class JobRun:
                 }
                 record(
                     session,
-                    actor=job.created_by,
+                    actor=Actor(job.created_by, "worker"),
                     action="ingest.duplicate",
                     target=f"table:{self.name}",
                     details={
@@ -720,9 +839,8 @@ class JobRun:
 
         retry_locked(write)
         landing.discard(self.raw)
-        return "duplicate"
 
-    def _quarantine(self, reason: dict[str, Any], state: str = "quarantined") -> str:
+    def _quarantine(self, reason: dict[str, Any], state: str = "quarantined") -> None:
         """End the job ``quarantined`` (or ``cancelled``): the raw file moves to quarantine."""
         moved = quarantine.store(self.settings, self.job_id, self.raw)
         job = self.job
@@ -736,7 +854,7 @@ class JobRun:
                 row.raw_path = str(moved) if moved else None
                 record_now(
                     session,
-                    actor=job.created_by,
+                    actor=Actor(job.created_by, "worker"),
                     action="ingest.quarantine" if state == "quarantined" else "ingest.cancelled",
                     target=f"table:{self.name}",
                     outcome="failure",
@@ -750,20 +868,23 @@ class JobRun:
                 trace.ingestion_finished(session, job, "FAIL", reason=reason.get("code"))
 
         retry_locked(write)
-        return state
 
 
 def retry_locked(write: Callable[[], None], attempts: int = 8) -> None:
     """A final-state write retried while SQLite says "database is locked" (a busy fan-out or
-    audit burst): a job must never stay ``running`` because its last write lost a race."""
-    from sqlalchemy.exc import OperationalError
+    audit burst), or when a concurrent job inserted the same unique row first (two first
+    deliveries to one new table both create its catalog entry: the retry, in a new
+    transaction, updates the winner's row): a job must never stay ``running``, nor end
+    ``failed`` after its commit, because its last write lost a race."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
     for attempt in range(attempts):
         try:
             write()
             return
-        except OperationalError as exc:
-            if "locked" not in str(exc).lower() or attempt == attempts - 1:
+        except (OperationalError, IntegrityError) as exc:
+            lost = isinstance(exc, IntegrityError) or "locked" in str(exc).lower()
+            if not lost or attempt == attempts - 1:
                 raise
             time.sleep(min(0.1 * 2**attempt, 5.0))
 
@@ -774,10 +895,10 @@ def finish_abandoned(
     """End a job whose reader did not come back (killed at a limit, cancelled, abandoned)."""
     run = JobRun(settings, db, job_id)
     if state == "failed":
-        return run._finish("failed", reason=reason)
+        return run._conclude(Failed(reason))
     if reason is None:
         reason = {"code": "cancelled", "message": "the job was cancelled while it ran"}
-    return run._quarantine(reason, state)
+    return run._conclude(Quarantined(reason, state))
 
 
 def _labels(reader: Any, job: IngestJob, define: dict[str, dict[str, str]]) -> dict[str, str]:
@@ -800,7 +921,7 @@ def risk_override(db: Database, job: IngestJob) -> str | None:
             return None
         record(
             session,
-            actor=job.created_by,
+            actor=Actor(job.created_by, "worker"),
             action="privacy.risk-override-used",
             target=f"table:{job.namespace}.{job.table_name}",
             details={"job": job.id, "override": found.id, "granted_by": found.granted_by},

@@ -17,7 +17,7 @@ from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from datalibrary.config import Settings
+from datalibrary.config import Settings, reveal
 from datalibrary.db.engine import make_engine, normalize_url
 from datalibrary.errors import InvalidInput, NotFound
 from datalibrary.lake.storage import Storage, fileio_properties
@@ -91,7 +91,7 @@ class Lake:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.storage = Storage(settings)
-        url = normalize_url(str(settings.database_url))
+        url = normalize_url(settings.connect_url())
         self.catalog = _open_catalog(url, settings)
         self.catalog.engine.dispose()
         self.catalog.engine = make_engine(url)
@@ -161,7 +161,7 @@ def forget_inherited_lakes() -> None:
 
 def open_lake(settings: Settings) -> Lake:
     """The shared ``Lake`` of these settings (one catalog engine per database and warehouse)."""
-    key = (str(settings.database_url), settings.warehouse, settings.lake.s3_endpoint or "")
+    key = (settings.connect_url(), settings.warehouse, reveal(settings.lake.s3_endpoint) or "")
     with _cache_lock:
         lake = _cache.get(key)
         if lake is None:

@@ -389,7 +389,7 @@ def update_dataset(
     dataset.updated_at = utcnow()
     record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="dataset.update",
         target=f"table:{name}",
         details={"fields": sorted(changes)},

@@ -51,7 +51,7 @@ def load_demo_study(settings: Settings, subjects: int = DEMO_SUBJECTS) -> Iterat
     from datalibrary.privacy.store import save_policy
 
     operator = Principal.system("demo")
-    db = Database(str(settings.database_url))
+    db = Database(settings.connect_url())
     try:
         with db.session() as session:
             save_policy(session, operator, DEMO_POLICY)

@@ -313,7 +313,7 @@ def erase_subject(
     )
     record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="lake.erase",
         target=f"namespace:{namespace}",
         outcome=outcome,

@@ -206,7 +206,7 @@ def maintain(
     report["run"] = run.id
     record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="lake.maintain",
         target=f"table:{table}" if table else "lake:*",
         outcome=outcome,

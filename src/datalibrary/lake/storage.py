@@ -23,7 +23,7 @@ def fileio_properties(settings: Settings) -> dict[str, str]:
     if settings.warehouse.startswith("s3://"):
         props["s3.region"] = lake.s3_region
         if lake.s3_endpoint:
-            props["s3.endpoint"] = lake.s3_endpoint
+            props["s3.endpoint"] = lake.s3_endpoint.get_secret_value()
         if lake.s3_access_key_id:
             props["s3.access-key-id"] = lake.s3_access_key_id
         if lake.s3_secret_access_key:
@@ -47,7 +47,7 @@ class Storage:
         self.is_s3 = self.root.startswith("s3://")
         if self.is_s3:
             lake = settings.lake
-            endpoint = urlparse(lake.s3_endpoint) if lake.s3_endpoint else None
+            endpoint = urlparse(lake.s3_endpoint.get_secret_value()) if lake.s3_endpoint else None
             self.fs: pafs.FileSystem = pafs.S3FileSystem(
                 access_key=lake.s3_access_key_id,
                 secret_key=lake.s3_secret_access_key.get_secret_value()

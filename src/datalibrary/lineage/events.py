@@ -52,6 +52,7 @@ def record_download(
     rows: int,
     size: int,
     via: str | None = None,
+    operator: str | None = None,
 ) -> str:
     """START + COMPLETE of one result download; returns its run id."""
     inputs = [table_ref(str(t["name"]), t.get("snapshot_id")) for t in tables]
@@ -71,6 +72,7 @@ def record_download(
         inputs=inputs,
         outputs=[output],
         via=via,
+        operator=operator,
         rows=rows,
         size=size,
     )
@@ -86,6 +88,7 @@ def record_file_read(
     path: str,
     size: int,
     via: str | None = None,
+    operator: str | None = None,
 ) -> str:
     """START + COMPLETE of one file read from a file collection (its index table is the input,
     the served file the output, with its bytes); returns the run id."""
@@ -103,6 +106,7 @@ def record_file_read(
         inputs=[table_ref(collection, snapshot_id)],
         outputs=[output],
         via=via,
+        operator=operator,
         rows=1,
         size=size,
     )

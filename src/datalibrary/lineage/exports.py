@@ -204,10 +204,10 @@ def _pin(
         export.summary["aggregate_cells"] = aggregate_cells[:10_000]
     session.add(export)
     session.flush()
-    _emit(session, export, RunState.START)
+    _emit(session, export, RunState.START, operator=principal.operator)
     audit.record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="export.request",
         target=f"export:{export.id}",
         details={
@@ -459,7 +459,7 @@ def decide(
         )
         audit.record(
             session,
-            actor=principal.name,
+            actor=principal,
             action="export.deny",
             target=f"export:{export.id}",
             details={"requester": export.requester},
@@ -492,12 +492,12 @@ def decide(
         "k": checked.get("k"),
         "passes": bool(checked.get("passes")),
     }
-    audit.record(session, actor=principal.name, action="export.approve", target=f"export:{export.id}",
+    audit.record(session, actor=principal, action="export.approve", target=f"export:{export.id}",
                  details=details)  # fmt: skip
     if reason:
         audit.record(
             session,
-            actor=principal.name,
+            actor=principal,
             action="export.override",
             target=f"export:{export.id}",
             details={
@@ -520,7 +520,7 @@ def _fail_integrity(session: Session, export: ExportRequest, principal: Principa
         own.commit()
     audit.record_now(
         session,
-        actor=principal.name,
+        actor=principal,
         action="export.integrity-failure",
         target=f"export:{export.id}",
         outcome="failure",
@@ -569,10 +569,11 @@ def download(session: Session, principal: Principal, export_id: int) -> tuple[by
         ],
         rows=rows,
         size=export.file_bytes,
+        operator=principal.operator,
     )
     audit.record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="export.download",
         target=f"export:{export.id}",
         details={"bytes": export.file_bytes, "sha256": export.file_sha256},

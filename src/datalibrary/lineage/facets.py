@@ -38,12 +38,16 @@ FACETS_URL = "https://datalibrary.invalid/api/v1/lineage/facets"
 
 @attr.define
 class DataLibraryActorRunFacet(RunFacet):
-    """Who ran the job, which project pays, and how the caller came in (api, console, sdk, cli)."""
+    """Who ran the job, which project pays, and how the caller came in (api, web, sdk, cli).
+
+    ``user`` is the one whose rights applied; ``operator`` who acted for them when that was
+    someone else (``cli`` for a command run ``--as USER``)."""
 
     user: str
     project: str | None = None
     via: str | None = None
     purpose: str | None = None
+    operator: str | None = None
 
     @staticmethod
     def _get_schema() -> str:
@@ -98,8 +102,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "DataLibraryActorRunFacet": _schema(
         "DataLibraryActorRunFacet",
         "RunFacet",
-        "Who ran the job, which project pays, how the caller came in and why.",
-        {"user": _TEXT, "project": _MAYBE_TEXT, "via": _MAYBE_TEXT, "purpose": _MAYBE_TEXT},
+        "Who ran the job (and who acted for them), which project pays, how the caller came in and why.",
+        {
+            "user": _TEXT,
+            "project": _MAYBE_TEXT,
+            "via": _MAYBE_TEXT,
+            "purpose": _MAYBE_TEXT,
+            "operator": _MAYBE_TEXT,
+        },
         ["user"],
     ),
     "DataLibrarySourceFileDatasetFacet": _schema(

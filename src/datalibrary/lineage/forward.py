@@ -25,7 +25,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from datalibrary.config import LineageSettings, origin_only
+from datalibrary.config import LineageSettings, origin_only, reveal
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
 from datalibrary.lineage import facets
@@ -76,7 +76,7 @@ def forward_once(
     db: Database, settings: LineageSettings, client: httpx.Client | None = None
 ) -> dict[str, Any]:
     """Send the next batch; returns ``{"sent": n, "error": ..., "backlog": ...}``."""
-    endpoint = settings.forward_url
+    endpoint = reveal(settings.forward_url)
     if not endpoint:
         return {"sent": 0, "error": None, "skipped": "no endpoint"}
     with db.session() as session:
@@ -144,7 +144,7 @@ def status(session: Session, endpoint: str | None) -> dict[str, Any]:
     newest = session.scalar(select(LineageEvent.id).order_by(LineageEvent.id.desc()).limit(1)) or 0
     return {
         "enabled": True,
-        "endpoint": origin_only(endpoint),  # its path may carry a secret (Redacted like the setting)
+        "endpoint": origin_only(endpoint),  # its path may carry a secret (a TokenUrl, like the setting)
         "last_event_id": last,
         "backlog": max(newest - last, 0),
         "failures": state.failures if state else 0,

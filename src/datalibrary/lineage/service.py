@@ -113,6 +113,7 @@ def emit(
     event_time: datetime | None = None,
     via: str | None = None,
     purpose: str | None = None,
+    operator: str | None = None,
     rows: int | None = None,
     size: int | None = None,
     error: str | None = None,
@@ -120,12 +121,13 @@ def emit(
 ) -> LineageEvent:
     """Build one RunEvent, store it and index the datasets it touches.
 
-    A FAIL event always carries ``errorMessage`` (``error``, else a generic message)."""
+    A FAIL event always carries ``errorMessage`` (``error``, else a generic message).
+    ``operator`` names who acted for ``user`` when that was someone else (the CLI's ``--as``)."""
     at = event_time or utcnow()
     naming = naming_for(session.get_bind())
     inputs = [d.named(naming) for d in inputs]
     outputs = [d.named(naming) for d in outputs]
-    actor = DataLibraryActorRunFacet(user=user, project=project, via=via, purpose=purpose)
+    actor = DataLibraryActorRunFacet(user=user, project=project, via=via, purpose=purpose, operator=operator)
     run_facets: dict[str, Any] = {"datalibrary_actor": actor}
     if event_type == RunState.FAIL:
         run_facets["errorMessage"] = std.error_facet((error or f"the {job_name} run failed")[:2000])

@@ -159,7 +159,7 @@ def upload(
         _write_index(directory)
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="packages.r_upload",
         target=f"rpackage:{name}",
         details={"version": version, "file": filename, "bytes": len(content), "archived": archived},

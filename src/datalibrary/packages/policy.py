@@ -145,7 +145,7 @@ def set_mode(session: Session, actor: Principal, new_mode: str) -> PackagePolicy
     row.mode, row.updated_by, row.updated_at = new_mode, actor.name, utcnow()
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="packages.mode",
         target="packages:policy",
         details={"from": old, "to": new_mode},
@@ -206,7 +206,7 @@ def add_rule(
     session.flush()
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action=f"packages.{kind}",
         target=f"package:{normalized}" if ecosystem == "python" else f"rpackage:{normalized}",
         details={"ecosystem": ecosystem, "specifier": rule.specifier, "note": rule.note},
@@ -222,7 +222,7 @@ def delete_rule(session: Session, actor: Principal, rule_id: int) -> PackageRule
     session.delete(rule)
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="packages.rule_delete",
         target=f"package:{rule.name}" if rule.ecosystem == "python" else f"rpackage:{rule.name}",
         details={"ecosystem": rule.ecosystem, "kind": rule.kind, "specifier": rule.specifier},

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from datalibrary.config import Settings
+from datalibrary.config import Settings, reveal
 from datalibrary.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def auth_header(settings: Settings) -> dict[str, str]:
 
 def _configure(settings: Settings) -> None:
     headers = {**auth_header(settings), "Accept": "application/json", "Content-Type": "application/json"}
-    upstream = settings.packages.upstream_url or OFFLINE_PLACEHOLDER
+    upstream = reveal(settings.packages.upstream_url) or OFFLINE_PLACEHOLDER
     with client(settings) as http:
         mirror = {
             "type": "mirror",
@@ -128,7 +128,7 @@ def ensure_running(settings: Settings) -> Path:
         data = directory / "server"
         if not (data / ".nodeinfo").exists():
             subprocess.run(  # noqa: S603
-                [_devpi("devpi-init"), "--serverdir", str(data), "--root-passwd", _root_password(settings)],
+                [_devpi("devpi-init"), "--serverdir", str(data), f"--root-passwd={_root_password(settings)}"],
                 check=True,
                 capture_output=True,
                 timeout=START_TIMEOUT,

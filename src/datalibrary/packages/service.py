@@ -120,7 +120,7 @@ def record_install(
     python = ecosystem == "python"
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="package.install" if refused is None else "package.refused",
         target=f"package:{canonicalize_name(name)}" if python else f"rpackage:{name}",
         outcome="success" if refused is None else "denied",
@@ -200,7 +200,7 @@ def upload(
         raise Unavailable(f"the mirror refused the upload ({response.status_code}): {response.text[:300]}")
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="packages.upload",
         target=f"package:{canonicalize_name(name)}",
         details={"version": version, "file": filename, "bytes": len(content)},

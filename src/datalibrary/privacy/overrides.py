@@ -26,7 +26,7 @@ def grant_override(session: Session, principal: Principal, table: str, reason: s
     session.flush()
     record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="privacy.risk-override",
         target=f"table:{name}",
         details={"override": override.id},

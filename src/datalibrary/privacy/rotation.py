@@ -164,7 +164,7 @@ def rotate_namespace(
         )
         record(
             session,
-            actor=principal.name,
+            actor=principal,
             action="keys.rotate",
             target=f"namespace:{namespace}",
             details={"generation": new.generation, "key_id": new.key_id, "tables": len(results)},

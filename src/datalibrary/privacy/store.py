@@ -37,7 +37,7 @@ def save_policy(session: Session, principal: Principal, yaml_text: str) -> tuple
     )
     record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="policy.create",
         target=f"policy:{policy.label}",
         details={"sha256": policy.sha256},

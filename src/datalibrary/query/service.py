@@ -282,7 +282,8 @@ def _finish(
         "job_name": "query",
         "user": principal.name,
         "project": project,
-        "via": via or principal.via,
+        "via": via or principal.actor.client,
+        "operator": principal.operator,
         "job_facets": {"sql": lineage_facets.sql_facet(record.sql)},
     }
     lineage.emit(session, event_type=RunState.START, event_time=record.started_at, inputs=inputs, **common)
@@ -297,7 +298,7 @@ def _finish(
     )
     audit.record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="query.run",
         target=",".join(t["name"] for t in record.tables)[:255] or "query",
         outcome="success" if record.outcome == "success" else record.outcome,

@@ -88,7 +88,7 @@ def create_repo(
     repo = storage.create(settings, project, name, description)
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="repo.create",
         target=f"repo:{project}/{repo.name}",
         details={"description": description[:200]},
@@ -104,7 +104,7 @@ def set_archived(
     repo = storage.set_archived(settings, project, name, archived)
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="repo.archive" if archived else "repo.unarchive",
         target=f"repo:{project}/{repo.name}",
     )
@@ -149,7 +149,7 @@ def record_fetch(
     action = "repo.clone" if clone else "repo.fetch"
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action=action,
         target=f"repo:{repo.project}/{repo.name}",
         details={"commits": wants[:20], "via": via},
@@ -189,7 +189,7 @@ def record_push(
         details["refused"] = refusal
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="repo.push" if ok else "repo.push_refused",
         target=f"repo:{repo.project}/{repo.name}",
         outcome="success" if ok else "denied",

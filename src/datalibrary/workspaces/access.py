@@ -70,7 +70,7 @@ def grant_admin_access(
     session.flush()
     audit_service.record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="workspace.admin_access",
         target=f"workspace:{workspace_id}",
         details={"reason": reason[:500], "minutes": ADMIN_ACCESS_MINUTES},

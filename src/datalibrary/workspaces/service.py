@@ -25,7 +25,7 @@ from datalibrary.audit import service as audit_service
 from datalibrary.auth import service as auth_service
 from datalibrary.auth.models import ApiToken, Project, User
 from datalibrary.auth.permissions import Permission, Principal, require
-from datalibrary.config import Settings
+from datalibrary.config import Settings, reveal
 from datalibrary.costs import checks as costs_checks
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
@@ -194,7 +194,7 @@ def request_create(
     _open_usage(session, workspace, now)
     audit_service.record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="workspace.create",
         target=f"workspace:{workspace.id}",
         details={
@@ -250,7 +250,7 @@ def _take_from_pool(
         session.execute(delete(WorkspaceAdminAccess).where(WorkspaceAdminAccess.workspace_id == workspace.id))
         audit_service.record(
             session,
-            actor=principal.name,
+            actor=principal,
             action="workspace.create",
             target=f"workspace:{workspace.id}",
             details={
@@ -283,7 +283,7 @@ def request(
         raise Conflict(f"the '{workspace.provisioner}' provisioner cannot {verb}")
     _transition(session, workspace, transitional, reason or f"{verb} by {principal.name}")
     audit_service.record(
-        session, actor=principal.name, action=f"workspace.{verb}", target=f"workspace:{workspace.id}"
+        session, actor=principal, action=f"workspace.{verb}", target=f"workspace:{workspace.id}"
     )
     return workspace
 
@@ -459,7 +459,7 @@ async def _execute(db: Database, settings: Settings, workspace_id: int) -> str:
                 paths.environments_dir(settings),
                 environment,
                 python=settings.workspaces.python,
-                index_url=settings.workspaces.index_url,
+                index_url=reveal(settings.workspaces.index_url),
             )
             await asyncio.wait_for(provisioner.start(), settings.workspaces.start_timeout_seconds)
             final, reason = ("pooled", "warm pool: ready") if pooled else ("running", "ready")

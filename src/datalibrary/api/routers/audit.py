@@ -85,7 +85,7 @@ def events_csv(
     rows = service.search(session, principal, **filters, limit=limit)
     service.record(
         session,
-        actor=principal.name,
+        actor=principal,
         action="audit.export",
         target="audit:events",
         client=client_address(request),

@@ -219,7 +219,7 @@ def download(
     lineage.record_file_read(
         session, user=principal.name, project=principal.default_project, collection=str(table),
         snapshot_id=snapshot.snapshot_id if snapshot else None, path=meta["path"], size=meta["size"],
-        via=principal.via,
+        via=principal.actor.client,
     )  # fmt: skip
     filename = meta["path"].rsplit("/", 1)[-1]
     return StreamingResponse(  # a body that ends short of Content-Length was altered in storage
@@ -258,7 +258,7 @@ def thumbnail(
     lineage.record_file_read(
         session, user=principal.name, project=principal.default_project, collection=str(table),
         snapshot_id=snapshot.snapshot_id if snapshot else None, path=f"thumbnail/{meta['path']}",
-        size=len(png), via=principal.via,
+        size=len(png), via=principal.actor.client,
     )  # fmt: skip
     return Response(
         png,
@@ -470,7 +470,7 @@ def _multipart(
     lineage.record_file_read(
         session, user=principal.name, project=principal.default_project, collection=str(table),
         snapshot_id=snapshot.snapshot_id if snapshot else None, path=f"dicomweb/{what}",
-        size=total, via=principal.via,
+        size=total, via=principal.actor.client,
     )  # fmt: skip
     return StreamingResponse(
         body(),

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.api.fields import FileFormat, IngestMode, IngestTarget, JobState, PolicyName
@@ -66,6 +66,9 @@ class UploadStart(BaseModel):
 
 
 class UploadComplete(BaseModel):
+    # an unknown field (a reader option such as "delimiter") is a 422, never ignored in silence
+    model_config = ConfigDict(extra="forbid")
+
     table: IngestTarget
     policy: PolicyName
     mode: IngestMode = "append"

@@ -14,6 +14,7 @@ from datalibrary.api.deps import CurrentPrincipal, DbSession, Requires, Settings
 from datalibrary.api.fields import AccountName, Destination, Purpose
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import RecordId
+from datalibrary.config import reveal
 from datalibrary.db.base import utcnow
 from datalibrary.errors import NotFound
 from datalibrary.lineage import exports, facets, forward, graph, naming, report
@@ -69,7 +70,7 @@ FACET_NAME = r"^DataLibrary[A-Za-z]{1,60}Facet$"
     },
 )
 def facet_schema(name: Annotated[str, Path(pattern=FACET_NAME)], settings: SettingsDep) -> JSONResponse:
-    url = naming.naming_for_url(str(settings.database_url)).schema_url(name)
+    url = naming.naming_for_url(settings.connect_url()).schema_url(name)
     found = facets.published_schema(name, url)
     if found is None:
         raise NotFound(f"no DataLibrary facet named {name}")
@@ -146,7 +147,7 @@ def _aware(value: datetime | None) -> datetime | None:
     dependencies=[Requires(Permission.LINEAGE_READ)],
 )
 def forwarding(session: DbSession, settings: SettingsDep) -> dict[str, Any]:
-    return forward.status(session, settings.lineage.forward_url)
+    return forward.status(session, reveal(settings.lineage.forward_url))
 
 
 # exports airlock ---------------------------------------------------------------------------

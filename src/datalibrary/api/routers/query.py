@@ -130,6 +130,8 @@ def _airlock_route(session, principal, settings, request, body, result, record) 
     if export is None:
         return None
     return JSONResponse(jsonable_encoder(downloads.routed_body(decision, export)), status_code=202)
+
+
 def _spooled(table: pa.Table, fmt: str) -> tuple[Any, int]:
     """The encoded result in a spooled temporary file (memory up to 8 MB, then disk) and its size."""
     spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 (closed by the stream)
@@ -182,7 +184,7 @@ def run_query(
         planner=request.app.state.planner,
         limits=settings.query.limits(),
         project=body.project,
-        via=body.client or principal.via,
+        via=body.client or principal.actor.client,
         settings=settings,
     )
     record = result.record
@@ -202,7 +204,7 @@ def run_query(
         downloads.record_download(
             session, user=principal.name, project=record.project, query_run_id=record.run_id,
             tables=record.tables, fmt=body.format, rows=record.rows_returned, size=size,
-            via=body.client or principal.via,
+            via=body.client or principal.actor.client,
         )  # fmt: skip
         return StreamingResponse(
             _chunks(spool),

@@ -221,7 +221,7 @@ def _check_upload(
         details["evidence"] = found[:20]
     with request.app.state.db.session() as session:
         audit_service.record(
-            session, actor=principal.name, action="workspace.upload", target=f"workspace:{workspace.id}",
+            session, actor=principal, action="workspace.upload", target=f"workspace:{workspace.id}",
             outcome="denied" if found else "success", details=details,
         )  # fmt: skip
     if found:
@@ -342,7 +342,7 @@ def _airlock(request: Request, workspace: Workspace, principal: Principal, path:
             status = 202
         except DataLibraryError as exc:
             audit_service.record(
-                session, actor=principal.name, action="workspace.download", outcome="denied",
+                session, actor=principal, action="workspace.download", outcome="denied",
                 target=f"workspace:{workspace.id}",
                 details={"path": relative[:500], "reason": exc.detail[:300]},
             )  # fmt: skip

@@ -3,24 +3,39 @@
 A new format is one line in ``READERS`` ("format": "module:Class") and its suffixes in
 ``SUFFIXES``. Classes are imported on first use, so a reader whose dependency is missing
 only fails when a file of its format arrives. ``register`` adds entries at run time.
+
+Each reader declares its options as a frozen dataclass (``Reader.Options``); options given
+as a mapping (a job's stored options) are checked against it, and an unknown one is an
+``UnknownOption`` naming the file, the reader and the option, never silently dropped.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from datalibrary.errors import InvalidInput
-from datalibrary.ingest.readers.base import DEFAULT_BATCH_ROWS, Reader, ReadError
+from datalibrary.ingest.readers.base import (
+    DEFAULT_BATCH_ROWS,
+    NO_LIMITS,
+    Reader,
+    ReadError,
+    ReadLimits,
+    UnknownOption,
+)
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
+    "NO_LIMITS",
     "READERS",
     "SUFFIXES",
     "ReadError",
+    "ReadLimits",
     "Reader",
     "ReportsProgress",
+    "UnknownOption",
     "detect_format",
     "open_reader",
     "reader_class",
@@ -92,8 +107,14 @@ def detect_format(name: str) -> str:
 
 
 def open_reader(
-    path: Path, *, format: str | None = None, display_name: str | None = None, **options: Any
+    path: Path,
+    *,
+    format: str | None = None,
+    display_name: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    limits: ReadLimits = NO_LIMITS,
 ) -> Reader:
-    """A reader for ``path`` (format detected from ``display_name`` or the path if not given)."""
+    """A reader for ``path`` (format detected from ``display_name`` or the path if not given);
+    ``options`` are checked against the reader's ``Options`` (``UnknownOption`` if unknown)."""
     fmt = format or detect_format(display_name or path.name)
-    return reader_class(fmt)(path, display_name=display_name or path.name, **options)
+    return reader_class(fmt)(path, display_name=display_name or path.name, options=options, limits=limits)

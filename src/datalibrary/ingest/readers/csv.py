@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import csv as pycsv
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -19,7 +20,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from datalibrary.ingest.readers._text import SniffError, TextSniff, sniff
-from datalibrary.ingest.readers.base import DEFAULT_BATCH_ROWS, ReadError
+from datalibrary.ingest.readers.base import (
+    DEFAULT_BATCH_ROWS,
+    NO_LIMITS,
+    ReadError,
+    ReadLimits,
+    parse_options,
+)
 
 MIN_BLOCK = 1 << 20
 DEFAULT_MAX_FIELD = 4 << 20  # also pyarrow's block size: a record must fit in one block
@@ -36,44 +43,57 @@ def _stable_type(kind: pa.DataType, parse_dates: bool) -> pa.DataType:
     return kind
 
 
+@dataclass(frozen=True)
+class CsvOptions:
+    """How to read a CSV / TSV file; every field has a default that sniffs or infers."""
+
+    encoding: str | None = None  # default: sniffed (UTF-8/16 with BOM, cp1252, latin-1)
+    delimiter: str | None = None  # default: sniffed among , ; tab |
+    header: bool = True  # False: columns are named column_1...
+    on_type_error: Literal["error", "string"] = "error"  # "string": a first pass widens such columns
+    parse_dates: bool = False  # True: keep pyarrow's temporal types
+    column_types: Mapping[str, pa.DataType] | None = None
+    null_values: list[str] | None = None  # default: only empty cells are null
+    max_field_bytes: int = DEFAULT_MAX_FIELD
+
+    def __post_init__(self) -> None:
+        if self.on_type_error not in ("error", "string"):
+            raise ValueError(f"on_type_error must be 'error' or 'string', not {self.on_type_error!r}")
+
+
 class CsvReader:
     format: ClassVar[str] = "csv"
+    Options: ClassVar[type[CsvOptions]] = CsvOptions
 
     def __init__(
         self,
         path: Path,
         *,
         display_name: str | None = None,
-        encoding: str | None = None,
-        delimiter: str | None = None,
-        header: bool = True,
-        on_type_error: Literal["error", "string"] = "error",
-        parse_dates: bool = False,
-        column_types: dict[str, pa.DataType] | None = None,
-        null_values: list[str] | None = None,
-        max_field_bytes: int = DEFAULT_MAX_FIELD,
-        max_columns: int | None = None,
-        **_: Any,
+        options: CsvOptions | Mapping[str, Any] | None = None,
+        limits: ReadLimits = NO_LIMITS,
     ) -> None:
         self.path = Path(path)
         self.name = display_name or self.path.name
-        self.header = header
-        self.on_type_error = on_type_error
-        self.parse_dates = parse_dates
-        self.declared = dict(column_types or {})
-        self.null_values = null_values if null_values is not None else [""]
-        self.max_field_bytes = max(max_field_bytes, MIN_BLOCK)
+        chosen = parse_options(CsvOptions, options, file=self.name, reader=self.format)
+        self.header = chosen.header
+        self.on_type_error = chosen.on_type_error
+        self.parse_dates = chosen.parse_dates
+        self.declared = dict(chosen.column_types or {})
+        self.null_values = chosen.null_values if chosen.null_values is not None else [""]
+        self.max_field_bytes = max(chosen.max_field_bytes, MIN_BLOCK)
         try:
-            self.sniffed: TextSniff = sniff(self.path, encoding=encoding, delimiter=delimiter)
+            self.sniffed: TextSniff = sniff(self.path, encoding=chosen.encoding, delimiter=chosen.delimiter)
         except (SniffError, LookupError) as exc:
             raise ReadError(self.name, str(exc)) from exc
         width = len(self.sniffed.header)
+        max_columns = limits.max_columns
         if max_columns is not None and width > max_columns:
             raise ReadError(
                 self.name,
                 f"the file has {width} columns, more than the limit of {max_columns} (ingest.max_columns)",
             )
-        if header:
+        if self.header:
             self.columns = self.sniffed.header
         else:
             self.columns = [f"column_{i}" for i in range(1, len(self.sniffed.header) + 1)]

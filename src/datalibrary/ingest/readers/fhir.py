@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,7 +29,13 @@ from datalibrary.ingest.readers._jsonstream import (
     flatten,
     open_text,
 )
-from datalibrary.ingest.readers.base import DEFAULT_BATCH_ROWS, ReadError
+from datalibrary.ingest.readers.base import (
+    DEFAULT_BATCH_ROWS,
+    NO_LIMITS,
+    ReadError,
+    ReadLimits,
+    parse_options,
+)
 
 S, F = pa.string(), pa.float64()
 SSN = "http://hl7.org/fhir/sid/us-ssn"
@@ -230,22 +237,30 @@ def resource_types(
     return dict(counts)
 
 
+@dataclass(frozen=True)
+class FhirOptions:
+    """Which resources of a FHIR file to read (a file of several types fans out, one job each)."""
+
+    resource_type: str = "Patient"
+
+
 class FhirReader:
     format: ClassVar[str] = "fhir"
+    Options: ClassVar[type[FhirOptions]] = FhirOptions
 
     def __init__(
         self,
         path: Path,
         *,
         display_name: str | None = None,
-        resource_type: str = "Patient",
-        max_columns: int | None = None,
-        max_record_bytes: int = MAX_RECORD_BYTES,
-        **_: Any,
+        options: FhirOptions | Mapping[str, Any] | None = None,
+        limits: ReadLimits = NO_LIMITS,
     ) -> None:
         self.path = Path(path)
         self.name = display_name or self.path.name
-        self.max_columns, self.max_record_bytes = max_columns, max_record_bytes
+        resource_type = parse_options(FhirOptions, options, file=self.name, reader=self.format).resource_type
+        self.max_columns = limits.max_columns
+        self.max_record_bytes = limits.max_record_bytes or MAX_RECORD_BYTES
         if not re.fullmatch(r"[A-Z][A-Za-z]{1,63}", resource_type):
             raise ReadError(self.name, f"not a FHIR resource type: {resource_type!r}")
         self.resource_type = resource_type

@@ -7,7 +7,8 @@ text in JSON files and as Arrow lists in NDJSON files.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,28 +24,42 @@ from datalibrary.ingest.readers._jsonstream import (
     flatten,
     open_text,
 )
-from datalibrary.ingest.readers.base import DEFAULT_BATCH_ROWS, ReadError
+from datalibrary.ingest.readers.base import (
+    DEFAULT_BATCH_ROWS,
+    NO_LIMITS,
+    NoOptions,
+    ReadError,
+    ReadLimits,
+    parse_options,
+)
 
 NDJSON_BLOCK = 4 << 20
 
 
+@dataclass(frozen=True)
+class JsonOptions:
+    """How to read a JSON document."""
+
+    records_key: str | None = None  # the key of the records' array (default: the top-level array)
+
+
 class JsonReader:
     format: ClassVar[str] = "json"
+    Options: ClassVar[type[JsonOptions]] = JsonOptions
 
     def __init__(
         self,
         path: Path,
         *,
         display_name: str | None = None,
-        records_key: str | None = None,
-        max_columns: int | None = None,
-        max_record_bytes: int = MAX_RECORD_BYTES,
-        **_: Any,
+        options: JsonOptions | Mapping[str, Any] | None = None,
+        limits: ReadLimits = NO_LIMITS,
     ) -> None:
         self.path = Path(path)
         self.name = display_name or self.path.name
-        self.records_key = records_key
-        self.max_columns, self.max_record_bytes = max_columns, max_record_bytes
+        self.records_key = parse_options(JsonOptions, options, file=self.name, reader=self.format).records_key
+        self.max_columns = limits.max_columns
+        self.max_record_bytes = limits.max_record_bytes or MAX_RECORD_BYTES
 
     def column_labels(self) -> dict[str, str]:
         return {}
@@ -106,19 +121,21 @@ def _leaf_count(schema: pa.Schema | pa.DataType) -> int:
 
 class NdjsonReader:
     format: ClassVar[str] = "ndjson"
+    Options: ClassVar[type[NoOptions]] = NoOptions
 
     def __init__(
         self,
         path: Path,
         *,
         display_name: str | None = None,
-        max_columns: int | None = None,
-        max_record_bytes: int = MAX_RECORD_BYTES,
-        **_: Any,
+        options: NoOptions | Mapping[str, Any] | None = None,
+        limits: ReadLimits = NO_LIMITS,
     ) -> None:
         self.path = Path(path)
         self.name = display_name or self.path.name
-        self.max_columns, self.max_record_bytes = max_columns, max_record_bytes
+        parse_options(NoOptions, options, file=self.name, reader=self.format)
+        self.max_columns = limits.max_columns
+        self.max_record_bytes = limits.max_record_bytes or MAX_RECORD_BYTES
         self._schema: pa.Schema | None = None
 
     def column_labels(self) -> dict[str, str]:

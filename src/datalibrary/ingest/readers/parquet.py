@@ -4,24 +4,40 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from datalibrary.ingest.readers.base import DEFAULT_BATCH_ROWS, ReadError
+from datalibrary.ingest.readers.base import (
+    DEFAULT_BATCH_ROWS,
+    NO_LIMITS,
+    NoOptions,
+    ReadError,
+    ReadLimits,
+    parse_options,
+)
 
 _LABEL_KEYS = (b"label", b"description", b"title")
 
 
 class ParquetReader:
     format: ClassVar[str] = "parquet"
+    Options: ClassVar[type[NoOptions]] = NoOptions
 
-    def __init__(self, path: Path, *, display_name: str | None = None, **_: Any) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        display_name: str | None = None,
+        options: NoOptions | Mapping[str, Any] | None = None,
+        limits: ReadLimits = NO_LIMITS,  # a Parquet file's width and pages are pyarrow's to bound
+    ) -> None:
         self.path = Path(path)
         self.name = display_name or self.path.name
+        parse_options(NoOptions, options, file=self.name, reader=self.format)
         try:
             self.file = pq.ParquetFile(self.path)
         except (pa.ArrowException, OSError) as exc:

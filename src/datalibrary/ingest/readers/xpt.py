@@ -3,7 +3,8 @@ optionally, from a define.xml (its labels win: they are the study's reviewed met
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,32 +12,46 @@ import pyarrow as pa
 import pyreadstat
 
 from datalibrary.ingest.readers._readstat import ReadstatFile
-from datalibrary.ingest.readers.base import DEFAULT_BATCH_ROWS, ReadError
+from datalibrary.ingest.readers.base import (
+    DEFAULT_BATCH_ROWS,
+    NO_LIMITS,
+    ReadError,
+    ReadLimits,
+    parse_options,
+)
 from datalibrary.ingest.readers.define_xml import define_labels
 from datalibrary.ingest.readers.structure import xpt_layout
 
 
+@dataclass(frozen=True)
+class XptOptions:
+    """How to read a SAS XPORT file."""
+
+    define_xml: Path | None = None  # a CDISC define.xml whose labels win over the file's
+    encoding: str | None = None  # default: the file's, else UTF-8, else Windows-1252
+
+
 class XptReader:
     format: ClassVar[str] = "xpt"
+    Options: ClassVar[type[XptOptions]] = XptOptions
 
     def __init__(
         self,
         path: Path,
         *,
         display_name: str | None = None,
-        define_xml: Path | None = None,
-        encoding: str | None = None,
-        max_columns: int | None = None,
-        **_: Any,
+        options: XptOptions | Mapping[str, Any] | None = None,
+        limits: ReadLimits = NO_LIMITS,
     ) -> None:
         self.path = Path(path)
         self.name = display_name or self.path.name
-        options = {"encoding": encoding} if encoding else {}
+        chosen = parse_options(XptOptions, options, file=self.name, reader=self.format)
+        encoding = {"encoding": chosen.encoding} if chosen.encoding else {}
         # the layout is recomputed from the bytes first: truncation, a second member, an
         # unnamed variable are refused before readstat reads (and allocates for) any row
-        self.layout = xpt_layout(self.path, self.name, max_columns=max_columns)
+        self.layout = xpt_layout(self.path, self.name, max_columns=limits.max_columns)
         self.file = ReadstatFile(
-            self.path, self.name, pyreadstat.read_xport, max_rows=self.layout.rows, **options
+            self.path, self.name, pyreadstat.read_xport, max_rows=self.layout.rows, **encoding
         )
         if len(self.file.meta.column_names) != self.layout.variables:
             raise ReadError(
@@ -44,7 +59,7 @@ class XptReader:
                 f"readstat sees {len(self.file.meta.column_names)} variables where the file "
                 f"describes {self.layout.variables}: the file is damaged",
             )
-        self.define_xml = Path(define_xml) if define_xml else None
+        self.define_xml = Path(chosen.define_xml) if chosen.define_xml else None
 
     @property
     def table_name(self) -> str:
