@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from datalibrary.db import Database, upgrade
 from datalibrary.db.engine import normalize_url
 from datalibrary.wiring import register_handlers
+from tests.ci_guard import pytest_sessionfinish  # noqa: F401 - the hook: a skip fails a CI run
 from tests.helpers import Platform, make_platform
 
 POSTGRES_URL = os.environ.get("DATALIBRARY_TEST_POSTGRES_URL")
@@ -169,14 +170,3 @@ def live_platform(sqlite_platform: Platform) -> Iterator[tuple[Platform, str]]:
 
     with LiveServer(sqlite_platform.app) as server:
         yield sqlite_platform, server.url
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """In CI a skip is a failure: every test has what it needs there (services, browsers,
-    ../shared/data), so a skip means something that should run did not."""
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
-    if os.environ.get("CI") and skipped and session.exitstatus == 0:
-        if reporter:
-            reporter.write_line(f"CI allows no skipped tests; {skipped} skipped (listed above)", red=True)
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED

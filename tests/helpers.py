@@ -117,9 +117,13 @@ def make_platform(home: Path, database_url: str) -> Iterator[Platform]:
 
 
 class LiveServer:
-    """The app served by uvicorn on a free loopback port, in a background thread."""
+    """The app served by uvicorn on a free loopback port, in a background thread.
 
-    def __init__(self, app: FastAPI) -> None:
+    By default without the app's lifespan (no background loops: each test drives what it
+    needs). ``lifespan="on"`` with ``unix_socket`` serves it as ``datalibrary up`` does
+    (``api.serve.serve``): background loops running, the workspaces' Unix socket listening."""
+
+    def __init__(self, app: FastAPI, *, lifespan: str = "off", unix_socket: Path | None = None) -> None:
         import socket
         import threading
 
@@ -129,18 +133,24 @@ class LiveServer:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan=lifespan)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        kwargs: dict[str, Any] = {}
+        if unix_socket is not None:
+            from datalibrary.http.serve import unix_listener
+
+            kwargs["sockets"] = [config.bind_socket(), unix_listener(unix_socket)]
+        self.thread = threading.Thread(target=self.server.run, kwargs=kwargs, daemon=True)
 
     def __enter__(self) -> LiveServer:
         import time
 
         self.thread.start()
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60  # a lifespan's start-up on a loaded machine
         while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start within 15 s")
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                self.server.should_exit = True
+                raise RuntimeError("the test server did not start within 60 s (see its log above)")
             time.sleep(0.02)
         return self
 

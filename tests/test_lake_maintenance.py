@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import threading
+import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
+from pyiceberg.avro.file import AvroFile
+from pyiceberg.io.pyarrow import PyArrowFileIO
+from pyiceberg.typedef import Record
 from sqlalchemy import select, update
 
 from datalibrary.audit.models import AuditEvent
@@ -29,6 +35,50 @@ def table_files(platform: Platform, table: str) -> set[str]:
     lake = open_lake(platform.settings)
     iceberg = lake.load(parse_table_name(table))
     return {f.uri for f in lake.storage.list(iceberg.location())}
+
+
+def _decoded_values(value: object) -> Iterator[str | bytes]:
+    """Every text and bytes value in a decoded Avro record (pyiceberg's generic records)."""
+    if isinstance(value, str | bytes):
+        yield value
+    elif isinstance(value, Record):
+        for index in range(len(value)):
+            yield from _decoded_values(value[index])
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _decoded_values(key)
+            yield from _decoded_values(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _decoded_values(item)
+
+
+def independent_mentions(platform: Platform, uri: str, subject: str, scratch: Path) -> list[str]:
+    """Where ``subject`` appears in one stored file, decoded by readers other than the erasure
+    report's own (which uses pyarrow and its own Avro decoder): DuckDB for Parquet values,
+    statistics and key/value metadata, pyiceberg's Avro reader for manifests, the raw bytes of
+    everything. Compressed pages hide a value from a byte search, so Parquet and Avro files
+    are never judged by their bytes alone."""
+    raw = open_lake(platform.settings).storage.read_bytes(uri)
+    copy = scratch / f"{uuid.uuid4().hex}{Path(uri).suffix}"
+    copy.write_bytes(raw)
+    found = ["raw bytes"] if subject.encode() in raw else []
+    if uri.endswith(".parquet"):
+        with duckdb.connect() as connection:
+            rows = connection.execute("SELECT * FROM read_parquet(?)", [str(copy)]).fetchall()
+            stats = connection.execute(
+                "SELECT stats_min, stats_max, stats_min_value, stats_max_value FROM parquet_metadata(?)",
+                [str(copy)],
+            ).fetchall()
+            meta = connection.execute("SELECT key, value FROM parquet_kv_metadata(?)", [str(copy)]).fetchall()
+        found += [where for where, seen in (("values", rows), ("statistics", stats), ("metadata", meta))
+                  if subject in repr(seen)]  # fmt: skip
+    elif uri.endswith(".avro"):
+        with AvroFile(PyArrowFileIO().new_input(str(copy))) as manifest:
+            decoded = list(_decoded_values(list(manifest)))
+        if any(subject in (v.decode("latin-1") if isinstance(v, bytes) else v) for v in decoded):
+            found.append("decoded Avro records")
+    return found
 
 
 def test_maintenance_compacts_expires_and_deletes_files(platform: Platform, tmp_path: Path) -> None:
@@ -101,6 +151,17 @@ def test_erasure_removes_a_subject_everywhere_and_proves_it(platform: Platform, 
     )
     lake = open_lake(platform.settings)
     first_ae = plan_table(lake, "study.ae")
+    scratch = tmp_path / "decoded"
+    scratch.mkdir()
+    # the independent check finds the subject before erasure, in data files and in manifests
+    # (column bounds): its silence afterwards means something
+    before = {
+        uri: independent_mentions(platform, uri, subject, scratch)
+        for name in ("study.dm", "study.ae")
+        for uri in table_files(platform, name)
+    }
+    assert any(found for uri, found in before.items() if uri.endswith(".parquet")), before
+    assert any(found for uri, found in before.items() if uri.endswith(".avro")), before
     with platform.db.session() as session:
         report = erase_subject(session, SYSTEM, lake, namespace="study", subject=subject)
     dirty = [(f["uri"], f["found_in"]) for t in report["tables"] for f in t["files"] if f["contains_subject"]]
@@ -118,8 +179,8 @@ def test_erasure_removes_a_subject_everywhere_and_proves_it(platform: Platform, 
         logged = [entry.metadata_file for entry in iceberg.metadata.metadata_log]
         assert all(uri in present for uri in logged), "the metadata log names only files that exist"
         assert [uri for uri in present if uri.endswith(".metadata.json")] == [iceberg.metadata_location]
-        for uri in table_files(platform, name):
-            assert subject.encode() not in lake.storage.read_bytes(uri) or uri.endswith(".parquet")
+        for uri in table_files(platform, name):  # every file, Parquet included, decoded
+            assert independent_mentions(platform, uri, subject, scratch) == [], uri
     assert not {f.uri for f in first_ae.files} & table_files(platform, "study.ae"), "old files deleted"
     with platform.db.session() as session:
         event = session.scalars(select(AuditEvent).where(AuditEvent.action == "lake.erase")).one()
@@ -140,6 +201,13 @@ def test_erasure_check_finds_a_subject_left_behind(sqlite_platform: Platform, tm
         report = erase_subject(session, SYSTEM, lake, namespace="ehr", subject="P-777-XYZ")
     assert report["ok"] is False and report["files_containing_subject"]
     assert report["tables"][0]["note"] == "no subject column declared"
+    # the independent decoder of the test above agrees: the subject is still in the data file
+    scratch = tmp_path / "decoded"
+    scratch.mkdir()
+    data = [uri for uri in table_files(sqlite_platform, "ehr.x") if uri.endswith(".parquet")]
+    assert data and all(
+        "values" in independent_mentions(sqlite_platform, uri, "P-777-XYZ", scratch) for uri in data
+    )
 
 
 def test_erasure_quarantines_waiting_deliveries_that_would_bring_the_subject_back(

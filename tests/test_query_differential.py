@@ -91,6 +91,7 @@ def test_every_shape_returns_exactly_the_visible_rows(
             sum(r["site"] is not None for r in shown),
         ]
         masked = run_as_caller("SELECT name AS n2, t.* FROM s.t", view)
+        assert masked.num_rows == len(shown), "every visible row comes back, masked"
         assert set(masked.column("name").to_pylist()) | set(masked.column("n2").to_pylist()) <= {None}
         assert "score" not in masked.column_names
         assert not any(HIDDEN_MARK in str(v) for col in masked.columns for v in col.to_pylist())

@@ -61,23 +61,53 @@ def run(sql: str, spec: engine.ViewSpec) -> pa.Table:
     return engine.run(rendered, [spec], LIMITS).table
 
 
+VISIBLE = {"701", "703"}
+# Each form with the exact sites it must return under the grant (701 and 703 of 701-704): a
+# subset check alone would pass on an empty answer.
 FORMS = {
-    "plain": "SELECT DISTINCT siteid FROM s.lb",
-    "subquery": "SELECT DISTINCT siteid FROM (SELECT * FROM s.lb) q",
-    "cte": "WITH a AS (SELECT siteid FROM s.lb) SELECT DISTINCT siteid FROM a",
-    "join": "SELECT DISTINCT a.siteid FROM s.lb a JOIN s.lb b ON a.usubjid = b.usubjid",
-    "union": "SELECT siteid FROM s.lb UNION SELECT siteid FROM s.lb",
-    "window": "SELECT DISTINCT siteid FROM (SELECT siteid, rank() OVER (PARTITION BY siteid) FROM s.lb)",
-    "exists": "SELECT DISTINCT siteid FROM s.lb WHERE EXISTS (SELECT 1 FROM s.lb x WHERE x.siteid = '702')",
-    "or_true": "SELECT DISTINCT siteid FROM s.lb WHERE siteid = '702' OR 1 = 1",
-    "lateral": "SELECT DISTINCT t.siteid FROM s.lb, LATERAL (SELECT siteid FROM s.lb LIMIT 5) t",
+    "plain": ("SELECT DISTINCT siteid FROM s.lb", VISIBLE),
+    "subquery": ("SELECT DISTINCT siteid FROM (SELECT * FROM s.lb) q", VISIBLE),
+    "cte": ("WITH a AS (SELECT siteid FROM s.lb) SELECT DISTINCT siteid FROM a", VISIBLE),
+    "join": ("SELECT DISTINCT a.siteid FROM s.lb a JOIN s.lb b ON a.usubjid = b.usubjid", VISIBLE),
+    "union": ("SELECT siteid FROM s.lb UNION SELECT siteid FROM s.lb", VISIBLE),
+    "window": (
+        "SELECT DISTINCT siteid FROM (SELECT siteid, rank() OVER (PARTITION BY siteid) FROM s.lb)",
+        VISIBLE,
+    ),
+    # no 702 row is visible inside the subquery either: nothing exists, nothing is returned
+    "exists": (
+        "SELECT DISTINCT siteid FROM s.lb WHERE EXISTS (SELECT 1 FROM s.lb x WHERE x.siteid = '702')",
+        set(),
+    ),
+    "exists_visible": (
+        "SELECT DISTINCT siteid FROM s.lb WHERE EXISTS (SELECT 1 FROM s.lb x WHERE x.siteid = '703')",
+        VISIBLE,
+    ),
+    "or_true": ("SELECT DISTINCT siteid FROM s.lb WHERE siteid = '702' OR 1 = 1", VISIBLE),
+    "lateral": (
+        "SELECT DISTINCT t.siteid FROM s.lb a, LATERAL (SELECT b.siteid FROM s.lb b "
+        "WHERE b.usubjid = a.usubjid LIMIT 5) t",
+        VISIBLE,
+    ),
 }
 
 
 @pytest.mark.parametrize("form", FORMS)
 def test_row_filter_holds_through_every_sql_form(lb_files: list[str], form: str) -> None:
-    sites = set(run(FORMS[form], view(lb_files)).column(0).to_pylist())
-    assert sites <= {"701", "703"}
+    sql, expected = FORMS[form]
+    sites = set(run(sql, view(lb_files)).column(0).to_pylist())
+    assert sites == expected
+
+
+def test_without_the_row_filter_every_site_is_returned(lb_files: list[str]) -> None:
+    """The forms above are not vacuous: the same data without the filter shows all four sites."""
+    sql, _ = FORMS["plain"]
+    assert set(run(sql, view(lb_files, row_filter=None)).column(0).to_pylist()) == {
+        "701",
+        "702",
+        "703",
+        "704",
+    }
 
 
 def test_hidden_columns_are_invisible(lb_files: list[str]) -> None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select, update
@@ -338,7 +340,11 @@ def test_sandbox_isolation(sandbox_platform: Platform, tmp_path: Path) -> None:
         str(Path.home()),
         "/root",
     ]
-    code = ISOLATION_PROBE.replace("PLATFORM_PORT", str(settings.server.port)).replace("PATHS", repr(hidden))
+    # the live server's port (not settings.server.port, where nothing listens in tests): reachable
+    # from the host, so "unreachable from the sandbox" is the sandbox's doing
+    live_port = urlsplit(platform.live_url).port  # type: ignore[attr-defined]
+    socket.create_connection(("127.0.0.1", live_port), timeout=2).close()
+    code = ISOLATION_PROBE.replace("PLATFORM_PORT", str(live_port)).replace("PATHS", repr(hidden))
     out = execute(client, wid, code, timeout=120)
     assert out["error"] is None, out
     result = json.loads(out["stdout"].strip().splitlines()[-1])

@@ -11,6 +11,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from datalibrary.audit.service import record
@@ -106,7 +107,14 @@ def record_ingestion(
             column_labels={},
             source_bytes=0,
         )
-        session.add(dataset)
+        try:
+            with session.begin_nested():
+                session.add(dataset)
+        except IntegrityError:  # two first ingestions into one new table: the other created it
+            dataset = _dataset(session, name)
+            if dataset is None:
+                raise
+            dataset.subject_column = dataset.subject_column or subject
     dataset.policy_name, dataset.policy_version, dataset.policy_hash = policy
     dataset.column_labels = {**(dataset.column_labels or {}), **labels}
     dataset.source_bytes = source_bytes if overwrite else (dataset.source_bytes or 0) + source_bytes

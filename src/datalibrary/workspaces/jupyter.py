@@ -159,8 +159,11 @@ async def activity(
     try:
         async with client(socket, token) as http:
             status = (await http.get(f"{base_url}api/status")).json()
-            kernels = (await http.get(f"{base_url}api/kernels")).json()
-            terminals = (await http.get(f"{base_url}api/terminals")).json()
+            # jupyter-server counts every API request as activity unless told not to: without
+            # this the check itself kept every workspace "active" and none was ever idle-stopped
+            quiet = {"no_track_activity": "1"}
+            kernels = (await http.get(f"{base_url}api/kernels", params=quiet)).json()
+            terminals = (await http.get(f"{base_url}api/terminals", params=quiet)).json()
     except (httpx.HTTPError, OSError, ValueError, Unavailable):
         return None
     times = [_parse_time(status.get("last_activity"))]
