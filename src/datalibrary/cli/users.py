@@ -10,6 +10,7 @@ import typer
 from datalibrary.auth import accounts, projects, service
 from datalibrary.auth.models import User
 from datalibrary.auth.permissions import ROLES
+from datalibrary.auth.schemas import UserOut
 from datalibrary.cli.lazy import LazyModule
 from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, operator, settings, table
 from datalibrary.db import Database
@@ -24,18 +25,8 @@ RoleOption = Annotated[
 
 
 def user_dict(user: User) -> dict[str, object]:
-    return {
-        "name": user.name,
-        "display_name": user.display_name,
-        "roles": sorted(user.role_names),
-        "effective_roles": sorted(user.effective_roles),
-        "groups": sorted(user.group_names),
-        "projects": sorted(user.project_names),
-        "default_project": user.default_project,
-        "source": user.source,
-        "active": user.is_active,
-        "created_at": user.created_at.isoformat(),
-    }
+    """The account as the API shows it (``auth.schemas.UserOut``)."""
+    return UserOut.of(user).model_dump(mode="json")
 
 
 def read_password(path: Path) -> str:

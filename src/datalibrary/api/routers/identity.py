@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, BackgroundTasks, Request
 from pydantic import BaseModel, Field
 
 from datalibrary.api.fields import AccountName, Role
 from datalibrary.auth import accounts, groups, ldap_sync, projects, service
-from datalibrary.auth.models import Group, Project, User
+from datalibrary.auth.models import Group, Project
 from datalibrary.auth.permissions import Permission
+from datalibrary.auth.schemas import UserOut
 from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.workspaces import service as workspace_service
 
@@ -18,36 +17,6 @@ router = APIRouter()
 READ = [Requires(Permission.USERS_READ)]
 MANAGE = [Requires(Permission.USERS_MANAGE)]
 NAME = Field(min_length=1, max_length=64)
-
-
-class UserOut(BaseModel):
-    name: str
-    display_name: str
-    email: str | None
-    source: str
-    active: bool
-    roles: list[str] = Field(description="Roles held directly")
-    effective_roles: list[str] = Field(description="Own roles plus the roles of the user's groups")
-    groups: list[str]
-    projects: list[str]
-    default_project: str | None
-    created_at: datetime
-
-    @classmethod
-    def of(cls, user: User) -> UserOut:
-        return cls(
-            name=user.name,
-            display_name=user.display_name,
-            email=user.email,
-            source=user.source,
-            active=user.is_active,
-            roles=sorted(user.role_names),
-            effective_roles=sorted(user.effective_roles),
-            groups=sorted(user.group_names),
-            projects=sorted(user.project_names),
-            default_project=user.default_project,
-            created_at=user.created_at,
-        )
 
 
 class UserIn(BaseModel):
