@@ -22,7 +22,7 @@ from datalibrary.workspaces import idle, paths, reconcile, service
 from datalibrary.workspaces.catalog import load_catalog, parse_catalog
 from datalibrary.workspaces.cgroups import host_version
 from datalibrary.workspaces.models import Workspace, WorkspaceUsage
-from datalibrary.workspaces.provisioners import provisioner_class, sandbox_possible
+from datalibrary.workspaces.provisioners import backends, provisioner_class, sandbox_possible
 from datalibrary.workspaces.sync import run_sync
 from tests.helpers import LiveServer, Platform, make_platform
 from tests.workspace_helpers import (
@@ -506,6 +506,33 @@ def test_unknown_provisioners_say_what_to_do() -> None:
     with pytest.raises(InvalidInput, match="unknown provisioner"):
         provisioner_class("vmware")
     assert os.path.exists(paths.SDK_SOURCE / "client.py")
+
+
+def test_a_plugin_provisioner_is_found_by_its_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Backends are entry points (group ``datalibrary.provisioners``): an installed package adds
+    one without touching the platform, and one naming something that is not a Provisioner is
+    refused rather than run."""
+    from datalibrary.errors import Unavailable
+
+    (tmp_path / "acme_provisioner.py").write_text(
+        "from datalibrary.workspaces.process import ProcessProvisioner\n"
+        "class Acme(ProcessProvisioner):\n    pass\n"
+        "def not_one():\n    return None\n"
+    )
+    info = tmp_path / "acme_provisioner-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-provisioner\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[datalibrary.provisioners]\nacme = acme_provisioner:Acme\nbogus = acme_provisioner:not_one\n"
+    )
+    assert "acme" not in backends()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert {"sandbox", "process", "slurm", "acme"} <= set(backends())
+    assert provisioner_class("acme").__name__ == "Acme"
+    with pytest.raises(Unavailable, match="not a Provisioner"):
+        provisioner_class("bogus")
 
 
 @pytest.mark.parametrize(

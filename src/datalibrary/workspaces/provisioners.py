@@ -11,12 +11,12 @@ Pausing is a separate, optional protocol (``Pausable``).
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -120,29 +120,33 @@ class Pausable(Protocol):
     async def resume(self) -> None: ...
 
 
-BACKENDS = {
-    "sandbox": "datalibrary.workspaces.sandbox:SandboxProvisioner",
-    "process": "datalibrary.workspaces.process:ProcessProvisioner",
-    "slurm": "datalibrary.workspaces.slurm:SlurmProvisioner",
-}
+ENTRY_POINTS = "datalibrary.provisioners"  # pyproject.toml lists the built-in ones; a plugin adds its own
 PLANNED = {
     "kubernetes": "the Kubernetes provisioner is not available yet; use 'sandbox', 'process' or 'slurm'"
 }
 
 
+def backends() -> dict[str, EntryPoint]:
+    """The installed provisioners by short name (the package's own and any plugin's)."""
+    return {point.name: point for point in entry_points(group=ENTRY_POINTS)}
+
+
 def provisioner_class(name: str) -> type[Provisioner]:
-    """Resolve a backend by short name, importing it only now."""
+    """Resolve a backend by short name, importing it only now; what it names must be a
+    ``Provisioner`` (a plugin that registers anything else is refused, not run)."""
     if name in PLANNED:
         raise Unavailable(PLANNED[name])
-    target = BACKENDS.get(name)
-    if target is None:
-        raise InvalidInput(f"unknown provisioner '{name}'; choose one of {sorted(BACKENDS)}")
-    module_name, _, class_name = target.partition(":")
+    found = backends()
+    point = found.get(name)
+    if point is None:
+        raise InvalidInput(f"unknown provisioner '{name}'; choose one of {sorted(found)}")
     try:
-        module = importlib.import_module(module_name)
+        loaded = point.load()
     except ImportError as exc:
         raise Unavailable(f"provisioner '{name}' cannot be loaded ({exc}); install what it names") from exc
-    return getattr(module, class_name)
+    if not (isinstance(loaded, type) and issubclass(loaded, Provisioner)):
+        raise Unavailable(f"provisioner '{name}' ({point.value}) is not a Provisioner class")
+    return loaded
 
 
 def sandbox_possible() -> bool:
