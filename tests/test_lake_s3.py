@@ -15,6 +15,7 @@ from datalibrary.lake.catalog import forget_lakes, open_lake, parse_table_name
 from datalibrary.lake.erasure import erase_subject
 from datalibrary.lake.maintenance import maintain
 from datalibrary.lake.planning import plan_table
+from datalibrary.lake.storage import open_storage
 from tests.helpers import Platform
 from tests.lake_helpers import SYSTEM, add_policy, ingest, read_table, write_csv
 
@@ -87,3 +88,40 @@ def test_ingest_time_travel_maintenance_and_erasure_on_s3(s3_platform: Platform,
         erased = erase_subject(session, SYSTEM, lake, namespace="st", subject="S-010")
     assert erased["ok"] and erased["rows_removed"] == 1
     assert sorted(read_table(platform, "st.lb").column("USUBJID").to_pylist()) == ["S-009", "S-011"]
+
+
+@pytest.fixture(params=["file", "s3"])
+def storage_settings(request: pytest.FixtureRequest, sqlite_platform: Platform, tmp_path: Path):  # type: ignore[no-untyped-def]
+    if request.param == "file":
+        lake = LakeSettings(warehouse=str(tmp_path / "warehouse"))
+        return sqlite_platform.settings.model_copy(update={"lake": lake})
+    return request.getfixturevalue("s3_platform").settings
+
+
+def test_every_storage_backend_behaves_alike(storage_settings) -> None:  # type: ignore[no-untyped-def]
+    """One behaviour suite over each store (pyiceberg style): the lake code above it never
+    branches on the kind of store."""
+    storage = open_storage(storage_settings)
+    assert type(storage).__name__ == (
+        "S3Storage" if storage_settings.warehouse.startswith("s3") else "LocalStorage"
+    )
+    root = storage_settings.warehouse.rstrip("/")
+    assert storage.list(f"{root}/t") == []  # a prefix that does not exist is empty, not an error
+    with storage.open_output(f"{root}/t/data/a.parquet") as out:
+        out.write(b"A" * 10)
+    storage.copy(f"{root}/t/data/a.parquet", f"{root}/t/meta/b.json")
+    listed = sorted((f.uri, f.size) for f in storage.list(f"{root}/t"))
+    assert listed == [(f"{root}/t/data/a.parquet", 10), (f"{root}/t/meta/b.json", 10)]
+    assert storage.read_bytes(f"{root}/t/meta/b.json") == b"A" * 10
+    assert storage.size(f"{root}/t/data/a.parquet") == 10
+    assert storage.delete(f"{root}/t/data/a.parquet") and not storage.delete(f"{root}/t/data/a.parquet")
+    assert storage.delete_dir(f"{root}/t") == 1
+    assert storage.list(f"{root}/t") == []
+
+
+def test_a_warehouse_no_backend_handles_is_refused(sqlite_platform: Platform) -> None:
+    settings = sqlite_platform.settings.model_copy(
+        update={"lake": LakeSettings(warehouse="gs://bucket/lake")}
+    )
+    with pytest.raises(ValueError, match="no storage backend for 'gs://'"):
+        open_storage(settings)

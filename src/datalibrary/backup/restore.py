@@ -18,7 +18,7 @@ from datalibrary.backup.service import LAKE_DIR, STATE_DIR, read_manifest
 from datalibrary.config import SECRET_KEY_FILE_NAME, Settings, ensure_secret_key
 from datalibrary.db import Database, upgrade
 from datalibrary.errors import InvalidInput, Unavailable
-from datalibrary.lake.storage import Storage
+from datalibrary.lake.storage import Storage, open_storage
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -135,7 +135,7 @@ def restore_backup(settings: Settings, source: Path, *, passphrase: str | None =
     """Restore ``source`` into the configured (new, empty) installation."""
     source = source.expanduser().absolute()
     manifest = read_manifest(source)
-    storage = Storage(settings)
+    storage = open_storage(settings)
     key_writes = _resolve_keys(settings, source, manifest, passphrase)
     _check_lake_target(settings, storage, manifest)
     for folder in manifest.get("folders", {}):

@@ -42,7 +42,7 @@ from datalibrary.config import SECRET_KEY_FILE_NAME, Settings
 from datalibrary.db import Database, current_revisions
 from datalibrary.errors import Conflict, InvalidInput, NotFound, Unavailable
 from datalibrary.lake import locks
-from datalibrary.lake.storage import Storage, fileio_properties
+from datalibrary.lake.storage import Storage, fileio_properties, open_storage
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -179,7 +179,7 @@ def create_backup(
     """Take a backup; return its manifest. ``lake_mode`` is ``copy`` (default for a local
     warehouse) or ``reference`` (default for S3: the bucket's versioning keeps the files)."""
     require(principal, Permission.BACKUPS_MANAGE)
-    storage = Storage(settings)
+    storage = open_storage(settings)
     mode = lake_mode or ("reference" if storage.is_s3 else "copy")
     if mode not in ("copy", "reference"):
         raise InvalidInput(f"lake mode must be 'copy' or 'reference', not {mode!r}")

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from datalibrary.config import Settings, reveal
 from datalibrary.db.engine import make_engine, normalize_url
 from datalibrary.errors import InvalidInput, NotFound
-from datalibrary.lake.storage import Storage, fileio_properties
+from datalibrary.lake.storage import fileio_properties, open_storage
 
 CATALOG_NAME = "datalibrary"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -90,7 +90,7 @@ class Lake:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.storage = Storage(settings)
+        self.storage = open_storage(settings)
         url = normalize_url(settings.connect_url())
         self.catalog = _open_catalog(url, settings)
         self.catalog.engine.dispose()

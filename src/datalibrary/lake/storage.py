@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime
+from importlib.metadata import entry_points
 from urllib.parse import unquote, urlparse
 
 from pyarrow import fs as pafs
@@ -40,26 +41,14 @@ class StoredFile:
 
 
 class Storage:
-    """List, read and delete files of the warehouse by URI (``file://`` or ``s3://``)."""
+    """List, read and delete files of the warehouse by URI; one subclass per kind of store,
+    chosen by the warehouse's scheme (entry points ``datalibrary.storage``: see :func:`open_storage`)."""
 
-    def __init__(self, settings: Settings) -> None:
+    is_s3 = False  # planners hand remote files to DuckDB differently
+
+    def __init__(self, settings: Settings, fs: pafs.FileSystem) -> None:
         self.root = settings.warehouse
-        self.is_s3 = self.root.startswith("s3://")
-        if self.is_s3:
-            lake = settings.lake
-            endpoint = urlparse(lake.s3_endpoint.get_secret_value()) if lake.s3_endpoint else None
-            self.fs: pafs.FileSystem = pafs.S3FileSystem(
-                access_key=lake.s3_access_key_id,
-                secret_key=lake.s3_secret_access_key.get_secret_value()
-                if lake.s3_secret_access_key
-                else None,
-                region=lake.s3_region,
-                endpoint_override=endpoint.netloc if endpoint else None,
-                scheme=endpoint.scheme if endpoint else "https",
-                force_virtual_addressing=False,
-            )
-        else:
-            self.fs = pafs.LocalFileSystem()
+        self.fs = fs
 
     def path(self, uri: str) -> str:
         """The filesystem path of a URI (bucket/key for S3, absolute path locally)."""
@@ -71,7 +60,13 @@ class Storage:
         raise ValueError(f"unsupported storage URI scheme in {uri!r}")
 
     def uri(self, path: str) -> str:
-        return f"s3://{path}" if self.is_s3 else f"file://{path}"
+        raise NotImplementedError
+
+    def _make_parent(self, path: str) -> None:
+        """Object stores have no directories; a file system needs the parent first."""
+
+    def _remove_empty_dir(self, path: str) -> None:
+        """What a file system keeps after its files are deleted (nothing in an object store)."""
 
     def list(self, prefix_uri: str) -> list[StoredFile]:
         selector = pafs.FileSelector(self.path(prefix_uri).rstrip("/"), recursive=True, allow_not_found=True)
@@ -87,8 +82,7 @@ class Storage:
 
     def open_output(self, uri: str):  # type: ignore[no-untyped-def]
         path = self.path(uri)
-        if not self.is_s3:
-            self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        self._make_parent(path)
         return self.fs.open_output_stream(path)
 
     def delete(self, uri: str) -> bool:
@@ -102,16 +96,71 @@ class Storage:
         files = self.list(prefix_uri)
         for item in files:
             self.delete(item.uri)
-        if not self.is_s3:
-            with contextlib.suppress(FileNotFoundError, OSError):
-                self.fs.delete_dir(self.path(prefix_uri))
+        self._remove_empty_dir(self.path(prefix_uri))
         return len(files)
 
     def copy(self, source_uri: str, target_uri: str) -> None:
         target = self.path(target_uri)
-        if not self.is_s3:
-            self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        self._make_parent(target)
         self.fs.copy_file(self.path(source_uri), target)
 
     def size(self, uri: str) -> int:
         return self.fs.get_file_info(self.path(uri)).size or 0
+
+
+class LocalStorage(Storage):
+    """A warehouse in a local (or mounted) directory: ``file://`` URIs."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, pafs.LocalFileSystem())
+
+    def uri(self, path: str) -> str:
+        return f"file://{path}"
+
+    def _make_parent(self, path: str) -> None:
+        self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+
+    def _remove_empty_dir(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError, OSError):
+            self.fs.delete_dir(path)
+
+
+class S3Storage(Storage):
+    """A warehouse in an S3-compatible store: ``s3://bucket/key`` URIs."""
+
+    is_s3 = True
+
+    def __init__(self, settings: Settings) -> None:
+        lake = settings.lake
+        endpoint = urlparse(lake.s3_endpoint.get_secret_value()) if lake.s3_endpoint else None
+        secret = lake.s3_secret_access_key.get_secret_value() if lake.s3_secret_access_key else None
+        super().__init__(
+            settings,
+            pafs.S3FileSystem(
+                access_key=lake.s3_access_key_id,
+                secret_key=secret,
+                region=lake.s3_region,
+                endpoint_override=endpoint.netloc if endpoint else None,
+                scheme=endpoint.scheme if endpoint else "https",
+                force_virtual_addressing=False,
+            ),
+        )
+
+    def uri(self, path: str) -> str:
+        return f"s3://{path}"
+
+
+ENTRY_POINTS = "datalibrary.storage"  # by URI scheme; pyproject.toml lists file and s3
+
+
+def open_storage(settings: Settings) -> Storage:
+    """The store the warehouse's scheme names (``file`` when it has none), refused if no
+    installed backend handles that scheme."""
+    scheme = urlparse(settings.warehouse).scheme or "file"
+    found = {point.name: point for point in entry_points(group=ENTRY_POINTS)}
+    if scheme not in found:
+        raise ValueError(f"no storage backend for '{scheme}://' warehouses; installed: {sorted(found)}")
+    backend = found[scheme].load()
+    if not (isinstance(backend, type) and issubclass(backend, Storage)):
+        raise ValueError(f"storage backend '{scheme}' ({found[scheme].value}) is not a Storage class")
+    return backend(settings)
