@@ -39,7 +39,7 @@ from datalibrary.db import Database  # noqa: E402
 from datalibrary.ingest.normalize import lake_schema  # noqa: E402
 from datalibrary.ingest.pipeline import _iceberg_schema  # noqa: E402
 from datalibrary.lake.catalog import TableName, open_lake  # noqa: E402
-from datalibrary.lake.planning import plan_table  # noqa: E402
+from datalibrary.lake.scan_planning import plan_table  # noqa: E402
 from datalibrary.lake.tables import FileWriter, commit_files, file_schema  # noqa: E402
 from datalibrary.query.column_cache import COLUMNS  # noqa: E402
 from datalibrary.query.engine import DATABASES  # noqa: E402

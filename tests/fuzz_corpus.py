@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 from datalibrary.access.service import Access
 from datalibrary.errors import DataLibraryError
 from datalibrary.query import engine, guard
-from datalibrary.query.planning import PlannedTable
 from datalibrary.query.service import build_view
+from datalibrary.query.table_planner import PlannedTable
 
 CORPUS = Path(__file__).parent / "data" / "duckdb_corpus.jsonl.gz"
 VISIBLE = ["site", "i", "j", "k", "a", "b", "c", "x", "y", "id", "v", "s"]

@@ -11,7 +11,7 @@ from datalibrary.auth.permissions import Principal
 from datalibrary.ingest.jobs import submit_file
 from datalibrary.ingest.worker import run_one
 from datalibrary.lake.catalog import open_lake
-from datalibrary.lake.planning import plan_table
+from datalibrary.lake.scan_planning import plan_table
 from datalibrary.privacy.store import save_policy
 from tests.helpers import Platform
 

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 
 from datalibrary.access.service import Access
 from datalibrary.query import engine, guard
-from datalibrary.query.planning import PlannedTable
 from datalibrary.query.service import build_view
+from datalibrary.query.table_planner import PlannedTable
 
 LIMITS = engine.EngineLimits(memory_limit="256MB", threads=1, timeout_seconds=30, max_rows=100_000)
 SCHEMA = pa.schema(

@@ -159,7 +159,7 @@ def test_index_table_carries_its_risk_report_on_the_dataset_page(sqlite_platform
 def test_index_risk_counts_subjects_not_files() -> None:
     import pyarrow as pa
 
-    from datalibrary.files.risk import index_risk
+    from datalibrary.files.index_risk import index_risk
 
     rows = pa.table(
         {
@@ -665,7 +665,7 @@ def test_concurrent_cli_processes_adding_one_path_keep_every_version(
 def test_exports_of_index_rows_suggest_the_index_quasi_identifiers() -> None:
     """The exports airlock suggests quasi-identifiers by column name when the reviewer names
     none: an index table's modality, body part and acquisition date are among them."""
-    from datalibrary.files.risk import QUASI_IDENTIFIERS
+    from datalibrary.files.index_risk import QUASI_IDENTIFIERS
     from datalibrary.privacy.risk import suggest_quasi_identifiers
 
     columns = [f.name for f in service.INDEX_SCHEMA]

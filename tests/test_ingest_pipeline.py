@@ -10,7 +10,7 @@ from sqlalchemy import select
 from datalibrary.audit.models import AuditEvent
 from datalibrary.ingest.models import IngestJob
 from datalibrary.lake.catalog import open_lake
-from datalibrary.lake.planning import plan_table
+from datalibrary.lake.scan_planning import plan_table
 from tests.helpers import Platform
 from tests.lake_helpers import add_policy, ingest, read_table, write_csv
 

@@ -26,7 +26,7 @@ from datalibrary.lake.catalog import open_lake, parse_table_name
 from datalibrary.lake.erasure import erase_subject
 from datalibrary.lake.files import reachable_files
 from datalibrary.lake.maintenance import maintain
-from datalibrary.lake.planning import plan_table
+from datalibrary.lake.scan_planning import plan_table
 from tests.helpers import Platform
 from tests.lake_helpers import SYSTEM, add_policy, ingest, read_table, write_csv
 

@@ -19,9 +19,9 @@ from sqlalchemy import select, update
 from datalibrary.db.base import utcnow
 from datalibrary.errors import InvalidInput
 from datalibrary.workspaces import idle, paths, reconcile, service
-from datalibrary.workspaces.catalog import load_catalog, parse_catalog
 from datalibrary.workspaces.cgroups import host_version
 from datalibrary.workspaces.models import Workspace, WorkspaceUsage
+from datalibrary.workspaces.products import load_catalog, parse_catalog
 from datalibrary.workspaces.provisioners import backends, provisioner_class, sandbox_possible
 from datalibrary.workspaces.sync import run_sync
 from tests.helpers import LiveServer, Platform, make_platform

@@ -13,8 +13,8 @@ from pathlib import Path
 import uvicorn
 
 from datalibrary.http.serve import unix_listener
-from datalibrary.workspaces.catalog import Environment
 from datalibrary.workspaces.environments import build
+from datalibrary.workspaces.products import Environment
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or "/tmp") / "datalibrary-test-envs"
 ENVIRONMENT = Environment(name="python", kernels=["python"], packages=["jupyterlab", "ipykernel"])

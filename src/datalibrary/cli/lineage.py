@@ -98,7 +98,7 @@ def report(
     import json
 
     from datalibrary.db.base import utcnow
-    from datalibrary.lineage.report import compliance_report, to_csv
+    from datalibrary.lineage.compliance import compliance_report, to_csv
 
     begin = _when(start, "--start") or datetime(1970, 1, 1, tzinfo=UTC)
     finish = _when(end, "--end") or utcnow()

@@ -25,7 +25,7 @@ from datalibrary.config import Settings
 from datalibrary.costs.models import PriceVersion
 from datalibrary.db.base import utcnow
 from datalibrary.errors import InvalidInput
-from datalibrary.workspaces.catalog import load_catalog
+from datalibrary.workspaces.products import load_catalog
 
 DEFAULT_PRICE_BOOK = Path(__file__).with_name("pricebook.yaml")
 BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)

@@ -22,7 +22,7 @@ from datalibrary.files import objects
 from datalibrary.files.models import FileCollection, QuarantinedFile
 from datalibrary.lake import copies
 from datalibrary.lake.catalog import TableName, open_lake
-from datalibrary.lake.planning import plan_table
+from datalibrary.lake.scan_planning import plan_table
 
 LOCATION = "file collections"
 QUARANTINE = "file collections quarantine"

@@ -51,14 +51,13 @@ from datalibrary.audit.service import record
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.errors import Conflict, InvalidInput, NotFound, TooLarge
-from datalibrary.files import dicom, formats, metering, objects, tiers
-from datalibrary.files import risk as file_risk
+from datalibrary.files import dicom, formats, index_risk, metering, objects, tiers
 from datalibrary.files.freetext import StudyWords
 from datalibrary.files.models import FileCollection, QuarantinedFile
 from datalibrary.lake import locks
 from datalibrary.lake.catalog import Lake, TableName, open_lake, parse_table_name
 from datalibrary.lake.models import Dataset
-from datalibrary.lake.planning import plan_table
+from datalibrary.lake.scan_planning import plan_table
 from datalibrary.lake.tables import FileWriter, commit_files, file_schema
 from datalibrary.privacy.actions import normalize, subject_offsets, tokens_for
 from datalibrary.privacy.keys import StudyKey
@@ -706,11 +705,12 @@ def _commit_rows(
         except BaseException:
             writer.abort()
             raise
-        needed = new_rows.select(["subject", *file_risk.quasi_identifiers(new_rows.column_names)])
+        needed = new_rows.select(["subject", *index_risk.quasi_identifiers(new_rows.column_names)])
         every = pa.concat_tables([stored.select(needed.column_names).cast(needed.schema), needed])
+        risk = index_risk.risk_properties(every, threshold)
         result = commit_files(
             lake, table, add=added, exclusive_held=True,
-            properties={"mode": "append", "files": len(fresh), **file_risk.risk_properties(every, threshold)},
+            properties={"mode": "append", "files": len(fresh), **risk},
         )  # fmt: skip
         return result.snapshot_id
 

@@ -55,7 +55,7 @@ from datalibrary.ingest.readers.detect import detect_format
 from datalibrary.ingest.readers.fhir import resource_types
 from datalibrary.lake import datasets
 from datalibrary.lake.catalog import Lake, TableName, open_lake
-from datalibrary.lake.planning import plan_table
+from datalibrary.lake.scan_planning import plan_table
 from datalibrary.lake.tables import (
     CommitResult,
     FileWriter,
@@ -68,9 +68,9 @@ from datalibrary.lake.tables import (
 from datalibrary.privacy.metadata import forget_profiles, scrub_label, source_pseudonym
 from datalibrary.privacy.overrides import override_for
 from datalibrary.privacy.policy import PolicyStep
-from datalibrary.privacy.report import privacy_properties
 from datalibrary.privacy.rescrub import rescrub_namespace
 from datalibrary.privacy.service import policy_context, remember_digests
+from datalibrary.privacy.snapshot_record import privacy_properties
 from datalibrary.privacy.store import load_policy
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from datalibrary.errors import InvalidInput, NotFound
 from datalibrary.hooks import Hook
 from datalibrary.lake.catalog import Lake, TableName, parse_table_name
 from datalibrary.lake.models import Dataset
-from datalibrary.lake.planning import plan_table
+from datalibrary.lake.scan_planning import plan_table
 from datalibrary.lake.tables import actions_from_summary, risk_from_summary, summary_of
 
 # (session, namespace, table, limit): the table's latest ingestion jobs, newest first (the

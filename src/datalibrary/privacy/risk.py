@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 DEFAULT_MAX_RISK = 0.09
 
 # Column names that usually carry quasi-identifiers (suggested when nobody names any); the
-# last line: a file collection's index table (files/risk.py).
+# last line: a file collection's index table (files/index_risk.py).
 LIKELY_QI = re.compile(
     r"^(AGE|AGEU|AGEGR\w*|SEX|GENDER|RACE|ETHNIC|ETHNICITY|ZIP|ZIP3|ZIPCODE|COUNTRY|SITEID|STATE|"
     r"COUNTY|BIRTH\w*|BRTHDTC|MARITAL|"

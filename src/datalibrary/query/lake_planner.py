@@ -25,8 +25,8 @@ from datalibrary.access.rowsecurity import compile_filter
 from datalibrary.config import Settings
 from datalibrary.lake.catalog import TableName, open_lake
 from datalibrary.lake.copies import cache_name, query_cache_dir
-from datalibrary.lake.planning import TablePlan, plan_table
-from datalibrary.query.planning import PlannedTable
+from datalibrary.lake.scan_planning import TablePlan, plan_table
+from datalibrary.query.table_planner import PlannedTable
 
 log = logging.getLogger(__name__)
 

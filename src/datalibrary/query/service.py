@@ -33,7 +33,7 @@ from datalibrary.hooks import Hook
 from datalibrary.logs import request_id_var
 from datalibrary.query import engine, guard, metering
 from datalibrary.query.models import QueryRecord
-from datalibrary.query.planning import PlannedTable, TablePlanner
+from datalibrary.query.table_planner import PlannedTable, TablePlanner
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from datalibrary.config import Settings
 from datalibrary.errors import NotFound
 from datalibrary.lake.catalog import TableName, open_lake
 from datalibrary.lake.models import Dataset
-from datalibrary.lake.planning import plan_table
+from datalibrary.lake.scan_planning import plan_table
 from datalibrary.privacy.store import load_policy
 from datalibrary.repos.guard import fingerprint
 from datalibrary.repos.hooks import fingerprint_key, fingerprints_path

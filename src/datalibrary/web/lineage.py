@@ -16,7 +16,7 @@ from datalibrary.bounds import RecordId
 from datalibrary.db.base import utcnow
 from datalibrary.errors import DataLibraryError, InvalidInput
 from datalibrary.http.deps import DbSession, SettingsDep
-from datalibrary.lineage import exports, graph, report
+from datalibrary.lineage import compliance, exports, graph
 from datalibrary.web.forms import Decided, Posted, attempt, posted
 from datalibrary.web.guards import DENIED, PageDenied, SignedIn, allowed
 from datalibrary.web.lineage_svg import render_svg
@@ -91,7 +91,7 @@ def report_page(
     try:
         begin = _moment(start, datetime(1970, 1, 1, tzinfo=UTC))
         finish = _moment(end, utcnow())
-        data = report.compliance_report(session, principal, scope, begin, finish)
+        data = compliance.compliance_report(session, principal, scope, begin, finish)
     except DataLibraryError as exc:
         return _error(request, page, exc.status, exc.detail)
     return render(request, "lineage/report.html", page_with(page, r=data, start=start, end=end))

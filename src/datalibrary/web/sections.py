@@ -26,7 +26,7 @@ SECTIONS: tuple[Section, ...] = (
         "Catalog",
         Permission.CATALOG_READ,
         "Browse the datasets of the lake: schemas with labels, snapshots, profiles and jobs.",
-        # built: the catalog pages live in web/catalog.py (access requests come with their issue)
+        # built: the catalog pages live in web/datasets.py (access requests come with their issue)
     ),
     Section(
         "jobs",

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from datalibrary.errors import Unavailable
-from datalibrary.workspaces.catalog import Environment
+from datalibrary.workspaces.products import Environment
 
 log = logging.getLogger(__name__)
 R_KERNEL = {

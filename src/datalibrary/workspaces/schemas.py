@@ -13,8 +13,8 @@ from datalibrary.config import Settings
 from datalibrary.costs import service as cost_service
 from datalibrary.errors import NotFound
 from datalibrary.workspaces import history, idle, paths, service
-from datalibrary.workspaces.catalog import Environment, InstanceType, Product
 from datalibrary.workspaces.models import Workspace
+from datalibrary.workspaces.products import Environment, InstanceType, Product
 from datalibrary.workspaces.provisioners import provisioner_class, resolve_name
 
 

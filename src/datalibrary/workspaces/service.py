@@ -31,8 +31,8 @@ from datalibrary.db import Database
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from datalibrary.workspaces import environments, paths
-from datalibrary.workspaces.catalog import Catalog, InstanceType, Product, load_catalog
 from datalibrary.workspaces.models import Workspace, WorkspaceAdminAccess, WorkspaceUsage
+from datalibrary.workspaces.products import Catalog, InstanceType, Product, load_catalog
 from datalibrary.workspaces.provisioners import (
     Pausable,
     Provisioner,

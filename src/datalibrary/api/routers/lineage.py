@@ -17,9 +17,9 @@ from datalibrary.config import reveal
 from datalibrary.db.base import utcnow
 from datalibrary.errors import NotFound
 from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
-from datalibrary.lineage import exports, facets, forward, graph, naming, report
+from datalibrary.lineage import compliance, exports, facets, forward, graph, naming
+from datalibrary.lineage.compliance import SCOPE_RE
 from datalibrary.lineage.graph import DATASET_RE, USER_RE
-from datalibrary.lineage.report import SCOPE_RE
 
 router = APIRouter(tags=["lineage"])
 exports_router = APIRouter(tags=["exports"])
@@ -123,12 +123,12 @@ def compliance_report(
     end: datetime | None = None,
     format: Literal["json", "csv"] = "json",
 ) -> Any:
-    data = report.compliance_report(
+    data = compliance.compliance_report(
         session, principal, scope, _aware(start) or _default_start(), _aware(end) or utcnow()
     )
     if format == "csv":
         return Response(
-            report.to_csv(data),
+            compliance.to_csv(data),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="compliance-{scope}.csv"'},
         )

@@ -17,9 +17,10 @@ from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import MAX_OFFSET
 from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.lineage import events as downloads
-from datalibrary.query import catalog, service
 from datalibrary.query import history as query_history
+from datalibrary.query import service
 from datalibrary.query.formats import write
+from datalibrary.query.visible_tables import visible_tables
 
 router = APIRouter(tags=["query"])
 
@@ -219,7 +220,7 @@ class TableOut(BaseModel):
 def tables(principal: CurrentPrincipal, session: DbSession, settings: SettingsDep) -> list[TableOut]:
     return [
         TableOut(name=t.name, columns=[ColumnOut(**vars(c)) for c in t.columns], row_filtered=t.row_filtered)
-        for t in catalog.visible_tables(session, principal, settings)
+        for t in visible_tables(session, principal, settings)
     ]
 
 

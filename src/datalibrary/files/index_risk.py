@@ -42,7 +42,7 @@ def index_risk(rows: pa.Table, threshold: float = DEFAULT_MAX_RISK) -> RiskRepor
 
 
 def risk_properties(rows: pa.Table, threshold: float = DEFAULT_MAX_RISK) -> dict[str, Any]:
-    """Snapshot summary properties of an index snapshot (``privacy.report``'s keys)."""
+    """Snapshot summary properties of an index snapshot (``privacy.snapshot_record``'s keys)."""
     import json
 
     report = index_risk(rows, threshold)

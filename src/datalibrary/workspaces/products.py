@@ -1,4 +1,4 @@
-"""The workspace catalog: instance types, environments and products, read from YAML.
+"""The workspace products: instance types, environments and products, read from the catalog YAML.
 
 A product is an environment x the instance types it may run on x who may launch it (roles
 or groups). The catalog is configuration, not state: it is validated once when loaded and
