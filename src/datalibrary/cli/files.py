@@ -195,7 +195,6 @@ def get(
 ) -> None:
     """Download one de-identified file (audited) under the user's grants."""
     from datalibrary.files import service
-    from datalibrary.lake.catalog import open_lake, parse_table_name
     from datalibrary.lineage import events as lineage
 
     config = settings()
@@ -211,13 +210,7 @@ def get(
             version=version,
             via="cli",
         )
-        table = parse_table_name(name)
-        snapshot = open_lake(config).load(table).current_snapshot()
-        lineage.record_file_read(
-            session, user=principal.name, project=principal.default_project, collection=str(table),
-            snapshot_id=snapshot.snapshot_id if snapshot else None, path=meta["path"], size=meta["size"],
-            via="cli", operator=principal.operator,
-        )  # fmt: skip
+        lineage.trace_file_read(session, principal, config, name, meta["path"], meta["size"])
         partial = output.with_name(f".{output.name}.part")
         try:
             with partial.open("wb") as handle:

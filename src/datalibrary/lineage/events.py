@@ -17,6 +17,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from datalibrary.auth.permissions import Principal
+from datalibrary.config import Settings
+from datalibrary.lake.catalog import open_lake, parse_table_name
 from datalibrary.lineage import facets
 from datalibrary.lineage.naming import naming_for
 from datalibrary.lineage.service import DatasetRef, RunState, emit, existing, new_run_id, table_ref
@@ -116,6 +119,20 @@ def record_download(
         rows=rows,
         size=size,
     )
+
+
+def trace_file_read(
+    session: Session, principal: Principal, settings: Settings, collection: str, path: str, size: int
+) -> str:
+    """The lineage of a file served to ``principal`` from a collection: read against the
+    collection's current snapshot (the index version that named it), by whichever front end."""
+    table = parse_table_name(collection)
+    snapshot = open_lake(settings).load(table).current_snapshot()
+    return record_file_read(
+        session, user=principal.name, project=principal.default_project, collection=str(table),
+        snapshot_id=snapshot.snapshot_id if snapshot else None, path=path, size=size,
+        via=principal.actor.client, operator=principal.operator,
+    )  # fmt: skip
 
 
 def record_file_read(

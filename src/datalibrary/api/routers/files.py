@@ -20,7 +20,6 @@ from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.errors import InvalidInput, TooLarge
 from datalibrary.files import service, views
 from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
-from datalibrary.lake.catalog import open_lake, parse_table_name
 from datalibrary.lineage import events as lineage
 
 router = APIRouter(tags=["files"])
@@ -214,13 +213,7 @@ def download(
     meta, chunks = service.read_file(
         session, principal, settings, name, path, service.grants_of(session, principal), version=version
     )
-    table = parse_table_name(name)
-    snapshot = open_lake(settings).load(table).current_snapshot()
-    lineage.record_file_read(
-        session, user=principal.name, project=principal.default_project, collection=str(table),
-        snapshot_id=snapshot.snapshot_id if snapshot else None, path=meta["path"], size=meta["size"],
-        via=principal.actor.client,
-    )  # fmt: skip
+    lineage.trace_file_read(session, principal, settings, name, meta["path"], meta["size"])
     filename = meta["path"].rsplit("/", 1)[-1]
     return StreamingResponse(  # a body that ends short of Content-Length was altered in storage
         chunks,
@@ -253,13 +246,7 @@ def thumbnail(
     meta, png = views.thumbnail(
         session, principal, settings, name, path, service.grants_of(session, principal), version=version
     )
-    table = parse_table_name(name)
-    snapshot = open_lake(settings).load(table).current_snapshot()
-    lineage.record_file_read(
-        session, user=principal.name, project=principal.default_project, collection=str(table),
-        snapshot_id=snapshot.snapshot_id if snapshot else None, path=f"thumbnail/{meta['path']}",
-        size=len(png), via=principal.actor.client,
-    )  # fmt: skip
+    lineage.trace_file_read(session, principal, settings, name, f"thumbnail/{meta['path']}", len(png))
     return Response(
         png,
         media_type="image/png",
@@ -465,13 +452,7 @@ def _multipart(
             yield b"\r\n"
         yield b"--" + boundary + b"--\r\n"
 
-    table = parse_table_name(name)
-    snapshot = open_lake(settings).load(table).current_snapshot()
-    lineage.record_file_read(
-        session, user=principal.name, project=principal.default_project, collection=str(table),
-        snapshot_id=snapshot.snapshot_id if snapshot else None, path=f"dicomweb/{what}",
-        size=total, via=principal.actor.client,
-    )  # fmt: skip
+    lineage.trace_file_read(session, principal, settings, name, f"dicomweb/{what}", total)
     return StreamingResponse(
         body(),
         media_type=f'multipart/related; type="application/dicom"; boundary={boundary.decode()}',
