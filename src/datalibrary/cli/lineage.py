@@ -34,7 +34,8 @@ def _when(value: str | None, option: str) -> datetime | None:
 
 
 def _principal(session, name: str | None):  # type: ignore[no-untyped-def]
-    return acting_as(session, name) if name else OPERATOR
+    """The operator only when no ``--as`` was given: ``--as ""`` names nobody, not the operator."""
+    return acting_as(session, name) if name is not None else OPERATOR
 
 
 @lineage_app.command("show")
@@ -209,7 +210,7 @@ def list_(
     from datalibrary.lineage.exports import export_dict, list_exports
 
     with db_session() as session:
-        if as_user:
+        if as_user is not None:
             rows = [
                 export_dict(x)
                 for x in list_exports(session, _principal(session, as_user))

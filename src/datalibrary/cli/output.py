@@ -64,6 +64,8 @@ def acting_as(session: Session, name: str) -> Principal:
     more (the operator borrows no rights), audited as ``cli`` acting on USER's behalf."""
     from datalibrary.auth import service as auth_service
 
+    if not name.strip():
+        fail("--as needs a user name (an empty one names nobody, not the operator)", code=2)
     user = auth_service.principal_for(auth_service.get_user(session, name))
     return user.operated_by(OPERATOR_NAME, client="cli", os_user=os_user())
 
