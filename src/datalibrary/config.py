@@ -669,9 +669,10 @@ def _fqdn() -> str:
 def redact_url(url: str) -> str:
     """A URL without its credentials: ``scheme://user:***@host/path?sslmode=***``.
 
-    The password and every query value are hidden (libpq and package indexes take credentials
-    in the query too); what is not a URL is hidden whole. The standard library's parser, not
-    SQLAlchemy's: ``datalibrary config show`` would otherwise import its engine (~0.2 s)."""
+    The password (or an http(s) user part standing alone: a token) and every query value are
+    hidden (libpq and package indexes take credentials in the query too); what is not a URL is
+    hidden whole. The standard library's parser, not SQLAlchemy's: ``datalibrary config show``
+    would otherwise import its engine (~0.2 s)."""
     from urllib.parse import urlunsplit
 
     try:
@@ -682,6 +683,8 @@ def redact_url(url: str) -> str:
         if parts.password is not None:
             user, _, host = netloc.rpartition("@")
             netloc = f"{user.split(':', 1)[0]}:***@{host}"
+        elif parts.username and parts.scheme in ("http", "https"):
+            netloc = f"***@{netloc.rpartition('@')[2]}"  # https://TOKEN@host: the user part is the token
         query = "&".join(
             f"{piece.split('=', 1)[0]}=***" if "=" in piece else "***"
             for piece in parts.query.split("&")
