@@ -129,7 +129,7 @@ def test_an_erasure_empties_the_cache_and_says_so(sqlite_platform: Platform, tmp
         access.add_grant(session, SYSTEM, principal="user:ada", namespace="st", table="lb")
         ada = auth_service.principal_for(auth_service.get_user(session, "ada"))
         run_query(session, ada, "SELECT usubjid FROM st.lb", planner=LakePlanner(platform.settings),
-                  limits=platform.settings.query.limits())  # fmt: skip
+                  limits=platform.settings.query.limits(), settings=platform.settings)  # fmt: skip
     assert "USUBJID" in _cached_columns()
     with platform.db.session() as session:
         erased = erase_subject(session, SYSTEM, open_lake(platform.settings), namespace="st", subject="S-001")

@@ -202,3 +202,24 @@ def test_config_show_and_api_hide_every_secret(lake: Platform, monkeypatch: pyte
     assert "zzz" not in shown
     body = lake.as_user("admin").get("/api/v1/config").text
     assert lake.settings.database_url is None or "secret" not in body.lower() or "zzz" not in body
+
+
+# --- 5. hooks: the budget check on every entry point -------------------------------------------
+
+
+def test_an_export_query_is_refused_like_any_query_when_the_budget_is_spent(lake: Platform) -> None:
+    """The airlock ran the requester's query without ``settings``, so ``run_query`` skipped the
+    budget check: a spent budget refused ``POST /query`` but not the same query as an export."""
+    from tests.test_costs_budgets import spend_queries
+
+    admin, ada = lake.as_user("admin"), lake.as_user("ada")
+    assert admin.put("/api/v1/costs/budgets/user/ada", json={"amount": "1.00"}).status_code == 200
+    spend_queries(lake, "ada", 0.4)  # 2 EUR: spent
+    lake.settings.costs.block_queries_above_bytes = 0  # every query that reads anything is large
+    sql = "SELECT SITEID, VAL FROM demo.vs"
+    refused = ada.post("/api/v1/query", json={"sql": sql})
+    assert refused.status_code == 402, refused.text
+    exported = ada.post(
+        "/api/v1/exports", json={"sql": sql, "purpose": "aggregate for a poster", "destination": "laptop"}
+    )
+    assert exported.status_code == 402, exported.text

@@ -61,7 +61,7 @@ def decide(
     sensitive = sorted(name for name, level in _sensitivities(session, datasets).items() if level in reviewed)
     if not sensitive:
         return Decision(True, "no dataset read needs review for downloads")
-    cells = exports.group_sizes(session, principal, sql, runner, project)
+    cells = exports.group_sizes(session, principal, settings, sql, runner, project)
     if cells is not None:
         check = risk.smallest_cell(cells, threshold=settings.lineage.export_max_risk, column="COUNT(*)")
         if check["passes"]:

@@ -243,8 +243,8 @@ def request_export(
         if runner is None:
             raise InvalidInput("query exports need the query service")
         datasets = _datasets_of(sql)
-        table = _run(session, principal, sql, runner, project)
-        cells = group_sizes(session, principal, sql, runner, project)
+        table = _run(session, principal, settings, sql, runner, project)
+        cells = group_sizes(session, principal, settings, sql, runner, project)
         return request_export_of_table(
             session, principal, settings, table=table, sql=sql, datasets=datasets, purpose=purpose,
             destination=destination, format=format, project=project, aggregate_cells=cells,
@@ -304,24 +304,35 @@ def request_export_of_bytes(
 
 
 def _run(
-    session: Session, principal: Principal, sql: str, runner: QueryRunner, project: str | None
+    session: Session,
+    principal: Principal,
+    settings: Settings,
+    sql: str,
+    runner: QueryRunner,
+    project: str | None,
 ) -> pa.Table:
     result = run_query(
-        session, principal, sql, planner=runner.planner, limits=runner.limits, project=project, via="airlock"
-    )
+        session, principal, sql, planner=runner.planner, limits=runner.limits, project=project,
+        via="airlock", settings=settings,
+    )  # fmt: skip
     if result.truncated:
         raise TooLarge("the query result hit the server's row cap: an export must be complete; narrow it")
     return result.table
 
 
 def group_sizes(
-    session: Session, principal: Principal, sql: str, runner: QueryRunner, project: str | None
+    session: Session,
+    principal: Principal,
+    settings: Settings,
+    sql: str,
+    runner: QueryRunner,
+    project: str | None,
 ) -> list[int] | None:
     """The record count of every group of an aggregate query (None: not an aggregate)."""
     companion = cell_count_query(sql)
     if companion is None:
         return None
-    table = _run(session, principal, companion, runner, project)
+    table = _run(session, principal, settings, companion, runner, project)
     return [int(v) for v in table.column(table.num_columns - 1).to_pylist() if v is not None]
 
 

@@ -209,7 +209,7 @@ def run_query(
     limits: engine.EngineLimits,
     project: str | None = None,
     via: str | None = None,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> QueryResult:
     require(principal, Permission.QUERY_RUN)
     BUDGET_CHECK.resolve(), TRACE.resolve()  # no query runs unmetered or untraced
@@ -238,8 +238,9 @@ def run_query(
         record.bytes_scanned = sum(
             metering.bytes_scanned(view.files, _scanned_columns(guarded, view)) for view in views.values()
         )
-        if settings is not None:  # budgets: an exhausted one refuses large queries
-            BUDGET_CHECK(session, settings, principal.name, project, record.bytes_scanned)
+        # budgets: an exhausted one refuses large queries, whichever front end asked (settings
+        # is required: the airlock's queries once ran unmetered by leaving it out)
+        BUDGET_CHECK(session, settings, principal.name, project, record.bytes_scanned)
         rendered = guarded.render({ref: view.name for ref, view in views.items()})
         result = engine.run(rendered, list(views.values()), limits)
     except Exception as exc:
