@@ -223,3 +223,25 @@ def test_an_export_query_is_refused_like_any_query_when_the_budget_is_spent(lake
         "/api/v1/exports", json={"sql": sql, "purpose": "aggregate for a poster", "destination": "laptop"}
     )
     assert exported.status_code == 402, exported.text
+
+
+# --- 3. problem responses -------------------------------------------------------------------
+
+
+def test_problems_name_no_internal_path_view_or_sql_of_the_engine(lake: Platform) -> None:
+    """Engine errors reach the caller as the query's own words: no warehouse path, no internal
+    view name, no SQL the platform rewrote, no stack trace; undeclared fields are dropped."""
+    ada = lake.as_user("ada")
+    home = str(lake.settings.home)
+    for sql in ["SELECT SITEI FROM demo.vs", "SELECT x.SITEID FROM demo.vs", "SELECT read_parquet('/etc/x')",
+                "SELECT * FROM demo.vs WHERE VAL::INTEGER = 'abc'::INTEGER"]:  # fmt: skip
+        response = ada.post("/api/v1/query", json={"sql": sql})
+        assert response.status_code == 422, sql
+        body = response.json()
+        assert set(body) <= {"type", "title", "status", "detail", "instance", "request_id", "field", "errors"}
+        for leak in (home, "parquet_scan", "Traceback", "LINE ", "Candidate", "dl_", ".parquet"):
+            assert leak not in body["detail"], (sql, body["detail"])
+    broken = ada.post("/api/v1/query", content=b'{"sql": ', headers={"content-type": "application/json"})
+    assert broken.status_code == 422 and home not in broken.text and "Traceback" not in broken.text
+    page = lake.anonymous.get("/no/such/page", headers={"accept": "text/html"})
+    assert page.status_code == 404 and "Traceback" not in page.text and home not in page.text
