@@ -144,7 +144,9 @@ def test_console_forms_refuse_a_forged_csrf_token(sqlite_platform: Platform) -> 
 
 
 ADMIN_PAGES = ["/admin", "/admin/users", "/admin/groups", "/admin/projects", "/admin/audit",
-               "/admin/backups", "/admin/workspace-pool", "/costs/compare", "/exports/1"]  # fmt: skip
+               "/admin/backups", "/admin/workspace-pool", "/costs/compare", "/exports/1", "/jobs",
+               "/catalog/ingest", "/packages", "/lineage/users/admin", "/lineage/datasets/demo.vs",
+               "/lineage/report?scope=demo.vs"]  # fmt: skip
 
 
 def test_a_scientist_is_refused_every_admin_page_and_form(sqlite_platform: Platform) -> None:
