@@ -342,7 +342,9 @@ def run_corpus(cases: list[Case]) -> tuple[dict[str, list[int]], list[str], list
     from datalibrary.ingest.models import IngestJob
     from datalibrary.ingest.worker import run_tree
     from datalibrary.privacy.store import save_policy
+    from datalibrary.wiring import register_handlers
 
+    register_handlers()  # as every entry point does: a job's lineage
     scores: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     misses: list[str] = []
     with tempfile.TemporaryDirectory() as top:

@@ -83,7 +83,9 @@ def run_pipeline(path: Path, out: Path, policy: str = "keep-all") -> dict:
     from datalibrary.ingest.jobs import submit_file
     from datalibrary.ingest.worker import run_one
     from datalibrary.privacy.store import save_policy
+    from datalibrary.wiring import register_handlers
 
+    register_handlers()  # as every entry point does: a job's lineage
     home = out.parent / f"home-{out.stem}-{os.getpid()}"  # one installation per run
     settings = Settings(home=home, database_url=f"sqlite:///{home}.db")
     db = Database(settings.connect_url())

@@ -45,6 +45,7 @@ from datalibrary.query.column_cache import COLUMNS  # noqa: E402
 from datalibrary.query.engine import DATABASES  # noqa: E402
 from datalibrary.query.lake_planner import LakePlanner  # noqa: E402
 from datalibrary.query.service import run_query  # noqa: E402
+from datalibrary.wiring import register_handlers  # noqa: E402
 
 SITES = [str(701 + i) for i in range(20)]
 TESTS = ["ALT", "AST", "BILI", "CREAT", "GLUC", "HGB", "K", "NA", "PLAT", "WBC"]
@@ -125,6 +126,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    register_handlers()  # as every entry point does: a query's budget check and lineage
 
     with tempfile.TemporaryDirectory(prefix="dl-bench-query-") as tmp:
         settings = Settings(home=Path(tmp) / "home")
@@ -170,7 +172,7 @@ def main() -> None:
 
         def through_datalibrary(sql: str):  # type: ignore[no-untyped-def]
             with db.session() as session:
-                return run_query(session, principal, sql, planner=planner, limits=limits)
+                return run_query(session, principal, sql, planner=planner, limits=limits, settings=settings)
 
         def cold(sql: str):  # type: ignore[no-untyped-def]
             """The first query after a start or a commit: no decoded column, no open database."""
@@ -233,7 +235,8 @@ def main() -> None:
 
         def scanned(who: Principal, sql: str) -> int:
             with db.session() as session:
-                return run_query(session, who, sql, planner=planner, limits=limits).record.bytes_scanned
+                result = run_query(session, who, sql, planner=planner, limits=limits, settings=settings)
+                return result.record.bytes_scanned
 
         site_query = ANALYSES["one site (file pruning)"].format(lb="cdisc.lb")
         whole = scanned(unfiltered, "SELECT siteid, lbtestcd, lbstresn FROM cdisc.lb WHERE siteid > ''")
