@@ -9,11 +9,11 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime
-from importlib.metadata import entry_points
 from urllib.parse import unquote, urlparse
 
 from pyarrow import fs as pafs
 
+from datalibrary import plugins
 from datalibrary.config import Settings
 
 
@@ -157,10 +157,10 @@ def open_storage(settings: Settings) -> Storage:
     """The store the warehouse's scheme names (``file`` when it has none), refused if no
     installed backend handles that scheme."""
     scheme = urlparse(settings.warehouse).scheme or "file"
-    found = {point.name: point for point in entry_points(group=ENTRY_POINTS)}
-    if scheme not in found:
-        raise ValueError(f"no storage backend for '{scheme}://' warehouses; installed: {sorted(found)}")
-    backend = found[scheme].load()
-    if not (isinstance(backend, type) and issubclass(backend, Storage)):
-        raise ValueError(f"storage backend '{scheme}' ({found[scheme].value}) is not a Storage class")
+    try:
+        backend = plugins.load(ENTRY_POINTS, scheme, Storage)
+    except LookupError as exc:
+        raise ValueError(f"no storage backend for '{scheme}://' warehouses; {exc}") from exc
+    except TypeError as exc:
+        raise ValueError(f"storage backend {exc}") from exc
     return backend(settings)

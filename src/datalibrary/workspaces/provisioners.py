@@ -16,10 +16,11 @@ import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from datalibrary import plugins
 from datalibrary.errors import InvalidInput, Unavailable
 
 
@@ -128,7 +129,7 @@ PLANNED = {
 
 def backends() -> dict[str, EntryPoint]:
     """The installed provisioners by short name (the package's own and any plugin's)."""
-    return {point.name: point for point in entry_points(group=ENTRY_POINTS)}
+    return plugins.installed(ENTRY_POINTS)
 
 
 def provisioner_class(name: str) -> type[Provisioner]:
@@ -136,17 +137,14 @@ def provisioner_class(name: str) -> type[Provisioner]:
     ``Provisioner`` (a plugin that registers anything else is refused, not run)."""
     if name in PLANNED:
         raise Unavailable(PLANNED[name])
-    found = backends()
-    point = found.get(name)
-    if point is None:
-        raise InvalidInput(f"unknown provisioner '{name}'; choose one of {sorted(found)}")
     try:
-        loaded = point.load()
+        return plugins.load(ENTRY_POINTS, name, Provisioner)
+    except LookupError as exc:
+        raise InvalidInput(f"unknown provisioner '{name}'; {exc}") from exc
+    except TypeError as exc:
+        raise Unavailable(f"provisioner {exc}") from exc
     except ImportError as exc:
         raise Unavailable(f"provisioner '{name}' cannot be loaded ({exc}); install what it names") from exc
-    if not (isinstance(loaded, type) and issubclass(loaded, Provisioner)):
-        raise Unavailable(f"provisioner '{name}' ({point.value}) is not a Provisioner class")
-    return loaded
 
 
 def sandbox_possible() -> bool:
