@@ -1,7 +1,7 @@
 """A scientist's whole notebook journey in Chromium, and what workspace content can do to the
 console (nothing): real sandbox (or process), real JupyterLab, real lake, real browser.
 
-Workspaces are served on their own origin (ws-N.localhost:<port>), the console on
+Workspaces are served on their own origin (ws-N.ws.localhost:<port>), the console on
 127.0.0.1:<port>; the tests wait for JupyterLab's launcher to render, then type code into a
 notebook cell and wait for its output: the kernel's WebSocket, JupyterLab's XSRF check and the
 workspace-origin cookie all take part. Python (the SDK) and R (``library(datalibrary)``), on a
@@ -196,7 +196,7 @@ def test_notebook_journey_in_a_real_browser(browser, served) -> None:  # type: i
     launch(page, url, PRODUCT)
     lab = open_lab(context, page)
     # JupyterLab runs on the workspace's own origin, not the console's
-    assert lab.url.startswith("http://ws-1.localhost:"), lab.url
+    assert lab.url.startswith("http://ws-1.ws.localhost:"), lab.url
     config = json.loads(lab.locator("#jupyter-config-data").text_content() or "{}")
     assert config.get("token") == ""
     assert paths.jupyter_token(platform.settings, _workspace(platform)) not in lab.content()
@@ -327,7 +327,7 @@ def test_first_launch_on_a_brand_new_state_directory(browser, fresh_served) -> N
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     launch(page, url, PRODUCT)
     lab = open_lab(context, page)
-    assert lab.url.startswith("http://ws-1.localhost:"), lab.url
+    assert lab.url.startswith("http://ws-1.ws.localhost:"), lab.url
     new_notebook(lab, "Python 3 (ipykernel)")
     run_cell(
         lab,

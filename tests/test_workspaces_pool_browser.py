@@ -55,7 +55,7 @@ def test_a_launch_takes_the_warm_member_and_jupyterlab_renders(browser, pool_env
     card = page.locator(".workspace").first
     assert card.get_attribute("data-id") == str(member)
     lab = open_lab(context, page)
-    assert lab.url.startswith(f"http://ws-{member}.localhost:"), lab.url
+    assert lab.url.startswith(f"http://ws-{member}.ws.localhost:"), lab.url
     new_notebook(lab, "Python 3 (ipykernel)")
     run_cell(lab, PYTHON_CELL, "visible rows: 2")  # sci's grant (site 701) applies
     # the pool is empty now; the page says so

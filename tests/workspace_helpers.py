@@ -65,12 +65,12 @@ class UnixServer:
 
 
 def workspace_host(workspace_id: int, port: int | None = None) -> str:
-    """The Host of workspace ``workspace_id``'s own origin (the default ``*.localhost`` domain)."""
-    return f"ws-{workspace_id}.localhost" + (f":{port}" if port else "")
+    """The Host of workspace ``workspace_id``'s own origin (the default ``*.ws.localhost`` domain)."""
+    return f"ws-{workspace_id}.ws.localhost" + (f":{port}" if port else "")
 
 
 class OnWorkspace:
-    """``client`` talking to a workspace's origin (Host: ws-N.localhost) instead of the console."""
+    """``client`` talking to a workspace's origin (Host: ws-N.ws.localhost) instead of the console."""
 
     def __init__(self, client, workspace_id: int) -> None:  # type: ignore[no-untyped-def]
         self.client = client

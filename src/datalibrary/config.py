@@ -266,10 +266,12 @@ class WorkspaceSettings(Section):
     # The owner is warned this long before an idle stop.
     idle_warning_minutes: int = Field(10, ge=0)
     archive_on_terminate: bool = True
-    # Workspace N is served on its own origin, ws-N.<app_domain>. "localhost" works on one
-    # machine without DNS (browsers resolve *.localhost to loopback); elsewhere use a wildcard
-    # DNS name of a registrable domain other than the console's (like githubusercontent.com).
-    app_domain: str = Field("localhost", pattern=r"^[A-Za-z0-9.-]+$")
+    # Workspace N is served on its own origin, ws-N.<app_domain>, and JupyterLab's own files
+    # on static.<app_domain>. "ws.localhost" works on one machine without DNS (browsers
+    # resolve *.localhost to loopback) and makes every workspace one site, so a browser keeps
+    # JupyterLab's files once for all of them; elsewhere use a wildcard DNS name under a
+    # registrable domain other than the console's (as GitHub uses githubusercontent.com).
+    app_domain: str = Field("ws.localhost", pattern=r"^[A-Za-z0-9.-]+$")
     # Port of the workspace origins; empty = the port the console is reached on.
     app_port: int | None = Field(None, ge=1, le=65535)
     # Warm pool: pre-started sandboxes (JupyterLab answering, no home, no token, no kernel)

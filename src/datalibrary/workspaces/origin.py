@@ -75,14 +75,36 @@ def workspace_of_host(settings: Settings, host: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def is_static_host(settings: Settings, host: str | None) -> bool:
+    """Whether ``host`` is ``static.<app_domain>``, where JupyterLab's own files are served."""
+    domain = re.escape(settings.workspaces.app_domain.lower().strip("."))
+    return re.match(rf"^static\.{domain}(?::\d+)?$", (host or "").lower()) is not None
+
+
 def workspace_origin(settings: Settings, workspace_id: int, console_port: int | None) -> str:
-    """``http://ws-12.localhost:8000``: the scheme of the console, the configured domain, and
-    the configured port (default: the port the console itself was reached on)."""
+    """``http://ws-12.ws.localhost:8000``: the scheme of the console, the configured domain,
+    and the configured port (default: the port the console itself was reached on)."""
+    return _origin(settings, f"ws-{workspace_id}", console_port)
+
+
+def static_origin(settings: Settings, port: int | None) -> str:
+    """``http://static.ws.localhost:8000``: one origin for every workspace's JupyterLab files,
+    so that a browser, which keeps files per site, fetches them once for all workspaces."""
+    return _origin(settings, "static", port)
+
+
+def static_source(settings: Settings) -> str:
+    """The static origin as a CSP source (any port: the one a request came in on)."""
+    scheme = "https" if settings.server.https else "http"
+    return f"{scheme}://static.{settings.workspaces.app_domain.strip('.')}:*"
+
+
+def _origin(settings: Settings, label: str, console_port: int | None) -> str:
     scheme = "https" if settings.server.https else "http"
     port = settings.workspaces.app_port or console_port
     default = 443 if scheme == "https" else 80
     suffix = f":{port}" if port and port != default else ""
-    return f"{scheme}://ws-{workspace_id}.{settings.workspaces.app_domain.strip('.')}{suffix}"
+    return f"{scheme}://{label}.{settings.workspaces.app_domain.strip('.')}{suffix}"
 
 
 # --- grants and the workspace-origin cookie ---------------------------------------------------

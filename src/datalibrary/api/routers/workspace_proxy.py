@@ -25,6 +25,7 @@ import httpx
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 from websockets.exceptions import ConnectionClosed
 
@@ -42,7 +43,7 @@ from datalibrary.errors import (
     PermissionDenied,
     Unavailable,
 )
-from datalibrary.workspaces import access, jupyter, origin, paths, upstream
+from datalibrary.workspaces import access, jupyter, lab_static, origin, paths, upstream
 from datalibrary.workspaces.models import Workspace
 
 HOP_BY_HOP = {
@@ -50,31 +51,49 @@ HOP_BY_HOP = {
     "transfer-encoding", "upgrade", "authorization", "cookie", "content-length",
     jupyter.SECRET_HEADER.lower(), jupyter.VIA_HEADER.lower(),
 }  # fmt: skip
+
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 SAFE = {"GET", "HEAD", "OPTIONS"}
 # Routes that read or write files of the home: never for API tokens (#21).
 FILE_ROUTES = re.compile(r"^(files|view|nbconvert|api/contents)(/|$)")
 DOWNLOADS = re.compile(r"^(files|nbconvert)(/|$)")
 UPLOADS = re.compile(r"^api/contents(/|$)")
-# User content: may run its own scripts, but connect only to its own origin.
+LAB_PAGE = re.compile(r"^lab(/|$)")
+# User content: may run its own scripts (and JupyterLab's from the static origin), but
+# connect only to its own origin.
+CSP = (
+    "default-src 'self' {static} data: blob: 'unsafe-inline' 'unsafe-eval'; connect-src 'self'; "
+    "frame-ancestors 'self'; form-action 'self'; base-uri 'self'; object-src 'none'"
+)
 WORKSPACE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self' data: blob: 'unsafe-inline' 'unsafe-eval'; connect-src 'self'; "
-        "frame-ancestors 'self'; form-action 'self'; base-uri 'self'; object-src 'none'"
-    ),
+    "Content-Security-Policy": CSP,
     "X-Frame-Options": "SAMEORIGIN",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
+# JupyterLab's public files on the static origin: any workspace page may load them (fonts are
+# fetched with CORS), none of them is ever a page.
+STATIC_HEADERS = {
+    "Cache-Control": lab_static.IMMUTABLE,
+    "Access-Control-Allow-Origin": "*",
+    "Timing-Allow-Origin": "*",
+    "Cross-Origin-Resource-Policy": "cross-origin",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+# Not passed back: hop-by-hop ones, the ones the platform sets itself (WORKSPACE_HEADERS) and
+# the ones its server writes (a workspace's own would make a second, conflicting one).
+DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {h.lower() for h in WORKSPACE_HEADERS} | {"date", "server"}
 
 
 class WorkspaceHosts:
     """ASGI dispatch on the Host header: workspace origins go to the workspace app, every
     other host to the console."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, workspace_app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, workspace_app: ASGIApp, static_app: ASGIApp) -> None:
         self.app = app
         self.settings = settings
         self.workspace_app = workspace_app
+        self.static_app = static_app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
@@ -83,6 +102,9 @@ class WorkspaceHosts:
             if workspace_id is not None:
                 scope = {**scope, "datalibrary.workspace": workspace_id}
                 await self.workspace_app(scope, receive, send)
+                return
+            if origin.is_static_host(self.settings, host):
+                await self.static_app(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -99,24 +121,52 @@ def build_app(parent: FastAPI) -> FastAPI:
     return app
 
 
+def build_static_app(parent: FastAPI) -> FastAPI:
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.settings = parent.state.settings
+    problems.install(app)
+    app.add_api_route("/{path:path}", static_file, methods=["GET", "HEAD"])
+    return app
+
+
 def install(parent: FastAPI) -> None:
-    parent.add_middleware(WorkspaceHosts, settings=parent.state.settings, workspace_app=build_app(parent))
+    parent.add_middleware(
+        WorkspaceHosts,
+        settings=parent.state.settings,
+        workspace_app=build_app(parent),
+        static_app=build_static_app(parent),
+    )
+
+
+def static_file(path: str, request: Request) -> Response:
+    """``static.<app_domain>/lab/<environment key>/<file>``: a built environment's JupyterLab
+    file (``workspaces.lab_static``), the same bytes for every workspace; nothing else."""
+    match = lab_static.STATIC_PATH.match(f"/{path}")
+    directory = lab_static.directory_of(request.app.state.settings, match["key"]) if match else None
+    name = lab_static.asset_name(f"{lab_static.PREFIX}{match['name']}") if match else None
+    found = lab_static.read(directory, name) if directory and name else None
+    if found is None:
+        raise NotFound("not found")
+    data, media = found
+    body = data if request.method == "GET" else b""
+    return Response(body, media_type=media, headers=STATIC_HEADERS)
 
 
 def _host_workspace(connection: Request | WebSocket) -> int:
     return int(connection.scope["datalibrary.workspace"])
 
 
-def _with_headers(response: Response) -> Response:
+def _with_headers(response: Response, settings: Settings) -> Response:
     for name, value in WORKSPACE_HEADERS.items():
-        response.headers[name] = value
+        response.headers[name] = value.format(static=origin.static_source(settings))
     return response
 
 
 def not_here(path: str, request: Request) -> Response:
     wid = _host_workspace(request)
     if request.method == "GET" and path in ("", "lab"):
-        return _with_headers(Response(status_code=303, headers={"Location": f"/workspaces/{wid}/lab"}))
+        redirect = Response(status_code=303, headers={"Location": f"/workspaces/{wid}/lab"})
+        return _with_headers(redirect, request.app.state.settings)
     raise NotFound("this is a workspace's address; the console is elsewhere")
 
 
@@ -143,7 +193,7 @@ def enter(request: Request, grant: str = "") -> Response:
         secure=settings.server.https,
         path="/",
     )
-    return _with_headers(response)
+    return _with_headers(response, settings)
 
 
 def _caller(connection: Request | WebSocket, workspace_id: int) -> tuple[Workspace, Principal, str, str]:
@@ -272,9 +322,44 @@ def _upstream_path(request_path: str) -> str:
     return quote(request_path, safe="/:@!$&'()*+,;=~-._")
 
 
+def _lab_asset(request: Request, workspace_id: int, path: str) -> Response | None:
+    """JupyterLab's own front-end files from memory (``workspaces.lab_static``) for a browser
+    holding this origin's cookie, once a full check has let it in (which tells where the
+    workspace's environment is); None sends the request through the proxy and its checks."""
+    name = lab_static.asset_name(path) if request.method in ("GET", "HEAD") else None
+    directory = request.app.state.__dict__.get("_lab_static", {}).get(workspace_id)
+    value = request.cookies.get(origin.COOKIE)
+    if name is None or directory is None or not value or workspace_id != _host_workspace(request):
+        return None
+    try:
+        origin.read_cookie(request.app.state.settings, workspace_id, value)
+    except NotAuthenticated:
+        return None
+    found = lab_static.read(directory, name)
+    if found is None:
+        return None
+    data, media = found
+    body = data if request.method == "GET" else b""
+    response = Response(body, media_type=media, headers={"Cache-Control": lab_static.IMMUTABLE})
+    return _with_headers(response, request.app.state.settings)
+
+
+def _remember_lab_static(request: Request, workspace: Workspace) -> None:
+    known = request.app.state.__dict__.setdefault("_lab_static", {})
+    if workspace.id not in known:
+        with contextlib.suppress(DataLibraryError, OSError):
+            known[workspace.id] = lab_static.static_dir(request.app.state.settings, workspace)
+
+
 async def proxy_http(workspace_id: int, path: str, request: Request) -> Response:
-    workspace, principal, via, secret = _caller(request, workspace_id)
+    asset = _lab_asset(request, workspace_id, path)
+    if asset is not None:
+        return asset
+    # the database check runs off the event loop: the loop keeps streaming other responses
+    workspace, principal, via, secret = await run_in_threadpool(_caller, request, workspace_id)
     _checked(path)
+    if via == "browser":
+        _remember_lab_static(request, workspace)
     if via == "token" and FILE_ROUTES.match(path):
         raise PermissionDenied(
             "API tokens cannot read or write a workspace's files; files leave a workspace only "
@@ -303,15 +388,46 @@ async def proxy_http(workspace_id: int, path: str, request: Request) -> Response
         raise Unavailable(f"workspace {workspace_id} does not answer ({type(exc).__name__})") from exc
     response_headers = [
         (k, v) for k, v in upstream.headers.multi_items()
-        if k.lower() not in HOP_BY_HOP and k.lower() not in {h.lower() for h in WORKSPACE_HEADERS}
+        if k.lower() not in DROPPED_RESPONSE_HEADERS
     ]  # fmt: skip
-    response = StreamingResponse(
-        upstream.aiter_raw(), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose)
-    )
-    response.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers]
+    if via == "browser" and request.method == "GET" and LAB_PAGE.match(path) and _is_html(upstream):
+        response = await _lab_page(request, workspace, upstream, response_headers)
+    else:
+        response = StreamingResponse(
+            upstream.aiter_raw(), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose)
+        )
+        response.raw_headers = _raw(response_headers)
     if "cache-control" not in upstream.headers:
         response.raw_headers.append((b"cache-control", b"no-store"))
-    return _with_headers(response)
+    return _with_headers(response, request.app.state.settings)
+
+
+def _is_html(upstream: httpx.Response) -> bool:
+    return upstream.status_code == 200 and upstream.headers.get("content-type", "").startswith("text/html")
+
+
+async def _lab_page(
+    request: Request, workspace: Workspace, upstream: httpx.Response, headers: list[tuple[str, str]]
+) -> Response:
+    """JupyterLab's page, pointed at the static origin for its own files (see
+    ``workspaces.lab_static``: one browser cache for every workspace)."""
+    try:
+        page = await upstream.aread()  # decoded (no Content-Encoding is passed on below)
+    finally:
+        await upstream.aclose()
+    settings: Settings = request.app.state.settings
+    with contextlib.suppress(DataLibraryError, OSError):
+        key, directory = lab_static.location(settings, workspace)
+        shared = f"{origin.static_origin(settings, request.url.port)}/lab/{key}"
+        page = lab_static.point_page_at(page, paths.base_url(workspace.id), shared, directory)
+    response = Response(page, status_code=upstream.status_code)
+    kept = [(k, v) for k, v in headers if k.lower() not in ("content-encoding", "content-length")]
+    response.raw_headers = [*_raw(kept), (b"content-length", str(len(page)).encode())]
+    return response
+
+
+def _raw(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
 
 
 def _is_download(request: Request) -> bool:
@@ -351,7 +467,7 @@ def _airlock(request: Request, workspace: Workspace, principal: Principal, path:
     page = (
         f'<!doctype html><meta charset="utf-8"><title>Export requested</title><p>{html.escape(message)}</p>'
     )
-    return _with_headers(HTMLResponse(page, status_code=status))
+    return _with_headers(HTMLResponse(page, status_code=status), request.app.state.settings)
 
 
 def _cookies_without_ours(header: str | None) -> str | None:
