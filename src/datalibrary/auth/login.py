@@ -18,10 +18,6 @@ from datalibrary.auth.permissions import Principal
 from datalibrary.config import Settings
 from datalibrary.errors import NotAuthenticated, TooManyRequests
 
-# Every refused sign-in gets this one answer (the cause goes to the audit log only): a reply
-# that differed for a right password ("not in a group") would tell a guesser it was right.
-NOT_MAPPED = WRONG
-
 
 def normalize_login(name: str) -> str:
     """A login name as the directory compares it: NFKC (fullwidth ``ａlice`` is ``alice``) and
