@@ -29,6 +29,7 @@ from tests.ldap_server import READER_DN, READER_PASSWORD, SLAPD, SUFFIX, USER_PA
 BACKENDS = ["local", "ldap", "plugin"]
 TEST = Principal.system("test")
 PLUGIN = """
+from datalibrary.auth.authenticators import Authenticator
 from datalibrary.auth.local import LocalAuthenticator
 
 class AcmeAuthenticator(LocalAuthenticator):
@@ -38,6 +39,11 @@ class AcmeAuthenticator(LocalAuthenticator):
 
 def not_one():
     return None
+
+class NamelessFakeAuthenticator(Authenticator):
+    '''A fake that forgets to say which accounts it owns: refused at start, never asked.'''
+    def authenticate(self, session, name, password):
+        raise AssertionError("a refused authenticator was asked")
 """
 
 
@@ -76,6 +82,7 @@ def acme_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-auth\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(
         "[datalibrary.authenticators]\nacme = acme_auth:AcmeAuthenticator\nbogus = acme_auth:not_one\n"
+        "nameless = acme_auth:NamelessFakeAuthenticator\n"
     )
     assert "acme" not in installed()
     monkeypatch.syspath_prepend(str(plugin))
@@ -240,5 +247,7 @@ def test_a_plugin_is_found_by_its_entry_point_and_a_bad_name_refuses_the_start(
     # an entry point that names something else than an Authenticator: the app does not start
     with pytest.raises(SettingsError, match="'bogus' .* is not a Authenticator class"):
         app_with(sqlite_platform, AuthSettings(authenticators=["local", "bogus"]))
+    with pytest.raises(SettingsError, match="'nameless' names no source or method"):
+        app_with(sqlite_platform, AuthSettings(authenticators=["local", "nameless"]))
     with pytest.raises(ValueError, match="name each authenticator once"):
         AuthSettings(authenticators=["local", "local"])

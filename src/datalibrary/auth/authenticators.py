@@ -59,7 +59,7 @@ def installed() -> list[str]:
 def authenticator_class(name: str) -> type[Authenticator]:
     """The backend ``name`` names, refused with a message naming what is installed."""
     try:
-        return plugins.load(ENTRY_POINTS, name, Authenticator)
+        found = plugins.load(ENTRY_POINTS, name, Authenticator)
     except LookupError as exc:
         raise SettingsError(f"unknown authenticator '{name}' in auth.authenticators; {exc}") from exc
     except TypeError as exc:
@@ -68,6 +68,9 @@ def authenticator_class(name: str) -> type[Authenticator]:
         raise SettingsError(
             f"authenticator '{name}' cannot be loaded ({exc}); install what it names"
         ) from exc
+    if not all(isinstance(getattr(found, key, None), str) for key in ("source", "method")):
+        raise SettingsError(f"authenticator '{name}' names no source or method (class attributes)")
+    return found
 
 
 def chain(settings: Settings) -> list[Authenticator]:
