@@ -4,7 +4,8 @@ throttling, and every refusal gets one answer."""
 from __future__ import annotations
 
 from datalibrary.auth.ldap import WRONG
-from datalibrary.auth.login import NOT_MAPPED, normalize_login
+from datalibrary.auth.ldap_login import NOT_MAPPED
+from datalibrary.auth.login import normalize_login
 from tests.helpers import PASSWORD, ApiClient, Platform
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from datalibrary.app import create_app
 from datalibrary.audit.models import AuditEvent
-from datalibrary.auth.login import NOT_MAPPED  # the same answer as a wrong password
+from datalibrary.auth.ldap_login import NOT_MAPPED  # the same answer as a wrong password
 from datalibrary.auth.models import User
 from datalibrary.config import AuthSettings, LdapGroupMapping, LdapSettings, Settings
 from tests.helpers import ApiClient, Platform

@@ -11,13 +11,14 @@ import typer
 from fastapi import FastAPI
 
 from datalibrary import __version__
-from datalibrary.config import Settings, load_settings
+from datalibrary.config import Settings, SettingsError, load_settings
 from datalibrary.db import Database
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     # imported here, not above: ``datalibrary up --help`` loads this module and must stay light
     from datalibrary.api import app as api
+    from datalibrary.auth.authenticators import chain
     from datalibrary.costs import background as cost_background
     from datalibrary.packages import server as packages_server
     from datalibrary.query.lake_planner import LakePlanner
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from datalibrary.workspaces import background as workspace_background
 
     settings = settings or load_settings()
+    chain(settings)  # a sign-in backend that cannot be loaded refuses the start, not the first sign-in
     db = database or Database(settings.connect_url())
     from datalibrary.wiring import register_handlers
 
@@ -76,7 +78,7 @@ def register(app: typer.Typer) -> None:
     """The CLI's ``up`` command. It lives here, above the front ends, because it runs the app
     that composes them; the CLI names it in its lazy command table (``cli/__init__.py``)."""
     from datalibrary.cli.core import ready_block
-    from datalibrary.cli.output import console, handle_errors
+    from datalibrary.cli.output import console, fail, handle_errors
     from datalibrary.cli.output import settings as cli_settings
 
     @app.command()
@@ -112,7 +114,10 @@ def register(app: typer.Typer) -> None:
 
         host = host or config.server.host
         port = port or config.server.port
-        app_ = create_app(config)
+        try:
+            app_ = create_app(config)
+        except SettingsError as exc:  # e.g. a sign-in backend that cannot be loaded
+            fail(f"invalid configuration: {exc}")
         console.print(ready_block(f"http://{host}:{port}", users), highlight=False)
         try:
             serve(app_, host, port, api_socket(config))

@@ -147,7 +147,23 @@ class AuthSettings(Section):
     lockout_client_failures: int = Field(20, ge=1)
     lockout_window_minutes: int = Field(15, ge=1)
     lockout_minutes: int = Field(15, ge=1)
+    # Who proves passwords (entry points "datalibrary.authenticators"), in this order for a name
+    # without an account; an account signs in through the one of its source only.
+    authenticators: list[str] = Field(["local", "ldap"], min_length=1)
     ldap: LdapSettings = LdapSettings()
+
+    @field_validator("authenticators")
+    @classmethod
+    def _installed_authenticators(cls, names: list[str]) -> list[str]:
+        """Refused when the settings load (every entry point), naming what is installed."""
+        from datalibrary.auth.authenticators import installed
+
+        unknown = [name for name in names if name not in installed()]
+        if unknown:
+            raise ValueError(f"unknown authenticator(s) {unknown}; installed: {installed()}")
+        if len(set(names)) != len(names):
+            raise ValueError("name each authenticator once")
+        return names
 
 
 @dataclass(frozen=True)

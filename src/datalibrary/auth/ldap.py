@@ -22,10 +22,9 @@ from ldap3.core.exceptions import (
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
+from datalibrary.auth.authenticators import WRONG
 from datalibrary.config import LdapSettings
 from datalibrary.errors import InvalidInput, NotAuthenticated, Unavailable
-
-WRONG = "wrong user name or password"
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""Console and API sign-in: throttling, password check (local or LDAP, chosen by the account's
-``source``), session issue, audit of every outcome."""
+"""Console and API sign-in: throttling, the password proven by an authenticator (the
+backends of ``auth.authenticators``, chosen by the account's ``source``), session issue,
+audit of every outcome."""
 
 from __future__ import annotations
 
@@ -9,17 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from datalibrary.audit import service as audit
-from datalibrary.auth import service, throttle
-from datalibrary.auth.ldap import WRONG, LdapDirectory
-from datalibrary.auth.ldap_sync import mapped_groups, sync_user
+from datalibrary.auth import authenticators, service, throttle
+from datalibrary.auth.authenticators import WRONG
 from datalibrary.auth.models import User
+from datalibrary.auth.passwords import verify_password
 from datalibrary.auth.permissions import Principal
 from datalibrary.config import Settings
 from datalibrary.errors import NotAuthenticated, TooManyRequests
-
-# Every refused sign-in gets this one answer (the cause goes to the audit log only): a reply
-# that differed for a right password ("not in a group") would tell a guesser it was right.
-NOT_MAPPED = WRONG
 
 
 def normalize_login(name: str) -> str:
@@ -28,32 +25,30 @@ def normalize_login(name: str) -> str:
     return unicodedata.normalize("NFKC", name or "").strip().casefold()
 
 
-def _ldap_login(session: Session, settings: Settings, name: str, password: str) -> User:
-    """Bind to LDAP, then sync the account in a transaction of its own: what the directory
-    says is recorded even when the sign-in is then refused."""
-    identity = LdapDirectory(settings.auth.ldap).authenticate(name, password)
-    with Session(session.get_bind()) as own:
-        synced = sync_user(own, identity, settings.auth.ldap)
-        own.commit()
-    if synced is None or not mapped_groups(identity, settings.auth.ldap):
-        raise NotAuthenticated(NOT_MAPPED, reason="not-mapped")
-    user = session.scalar(select(User).where(User.name == name))
-    if user is None or not user.is_active or user.source != "ldap":
-        raise NotAuthenticated(WRONG)
-    return user
-
-
 def authenticate(session: Session, settings: Settings, name: str, password: str) -> tuple[User, str]:
-    """The user and the method that proved the password (``password`` or ``ldap``)."""
+    """The user and how the password was proven (the authenticator's ``method``). An account
+    asks only the authenticator of its ``source`` (none enabled: refused); a name without an
+    account asks each enabled one in order, and the first that proves it wins. What an
+    authenticator returns is checked here, so no backend can sign in another source's account
+    or a disabled one."""
+    candidates = authenticators.chain(settings)
     user = session.scalar(select(User).where(User.name == name))
-    ldap = settings.auth.ldap
-    if user is not None and user.source == "ldap":
-        if not ldap.enabled:
-            raise NotAuthenticated(WRONG)
-        return _ldap_login(session, settings, name, password), "ldap"
-    if user is None and ldap.enabled:
-        return _ldap_login(session, settings, name, password), "ldap"
-    return service.authenticate_password(session, name, password), "password"
+    if user is not None:
+        candidates = [one for one in candidates if one.source == user.source]
+    if not candidates:  # a platform account, or LDAP's while LDAP is off: a wrong password's work
+        verify_password(None, password)
+    refusal = NotAuthenticated(WRONG)
+    for authenticator in candidates:
+        try:
+            found = authenticator.authenticate(session, name, password)
+        except NotAuthenticated as exc:
+            if "reason" not in refusal.extra:  # the audit log keeps the first cause given
+                refusal = exc
+            continue
+        if found.name != name or found.source != authenticator.source or not found.is_active:
+            raise NotAuthenticated(WRONG, reason="wrong-account")
+        return found, authenticator.method
+    raise refusal
 
 
 def password_login(

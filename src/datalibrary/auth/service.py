@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from datalibrary import audit
 from datalibrary.audit import service as audit_service
+from datalibrary.auth.authenticators import WRONG
 from datalibrary.auth.models import (
     ApiToken,
     Group,
@@ -137,7 +138,7 @@ def authenticate_password(session: Session, name: str, password: str) -> User:
     user = session.scalar(select(User).where(User.name == name))
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.is_active:
-        raise NotAuthenticated("wrong user name or password")
+        raise NotAuthenticated(WRONG)
     return user
 
 
