@@ -1,6 +1,11 @@
 """A real one-node Slurm cluster for tests: munged (as user munge, a private 1 KiB key and
 socket), slurmctld and slurmd with one slurm.conf on private ports and state directories.
-Nothing of the machine's own Slurm or munge configuration is used or changed."""
+Nothing of the machine's own Slurm or munge configuration is used or changed.
+
+The fixtures ``slurm`` (the cluster, once per module) and ``slurm_platform`` (a platform whose
+workspaces are jobs of it, served with the channel's gateway) are shared by the behaviour suite
+(tests/test_provisioner_behaviour.py) and the Slurm-only tests (tests/test_workspaces_slurm.py);
+``slurm_platform`` needs ``make_ws_platform`` (tests/test_workspaces.py) beside it."""
 
 from __future__ import annotations
 
@@ -9,8 +14,19 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+
+from datalibrary.workspaces import paths
+from datalibrary.workspaces.cgroups import host_version
+from datalibrary.workspaces.channel_gateway import GatewayThread
+from datalibrary.workspaces.provisioners import sandbox_possible
+from tests.helpers import LiveServer, Platform
+from tests.workspace_helpers import UnixServer
 
 SLURM_CONF = """
 ClusterName=dltest
@@ -61,6 +77,16 @@ def available() -> str | None:
     if os.geteuid() != 0:
         return "a private Slurm cluster needs root here (slurmd runs jobs as their users)"
     return None
+
+
+def unavailable() -> str | None:
+    """Why Slurm workspaces cannot run here (the cluster, or the sandbox each job runs), or None."""
+    if not (sandbox_possible() and host_version()):
+        return "bubblewrap, root and a writable cgroup hierarchy are needed"
+    return available()
+
+
+needs_slurm = pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")
 
 
 class SlurmCluster:
@@ -176,3 +202,51 @@ class SlurmCluster:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait(5)
+
+
+@pytest.fixture(scope="module")
+def slurm() -> Iterator[SlurmCluster]:
+    # not under pytest's private tmp: munged runs as user munge and must reach its directory
+    root = Path(tempfile.mkdtemp(prefix="dl-slurm-"))
+    root.chmod(0o755)
+    cluster = SlurmCluster(root)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+NODE_PORTS = "41700-41799"
+
+
+@pytest.fixture
+def slurm_platform(
+    slurm: SlurmCluster,
+    make_ws_platform,  # tests/test_workspaces.py, imported by the module that uses this fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Platform]:  # type: ignore[no-untyped-def]
+    gateway_port = _free_port()
+    node_run = slurm.root / "node-run"  # node-local: the job mounts its private run directory here
+    node_run.mkdir(mode=0o700, exist_ok=True)
+    monkeypatch.setenv("DATALIBRARY_WORKSPACES__SLURM_CONF", str(slurm.conf))
+    monkeypatch.setenv("DATALIBRARY_WORKSPACES__CHANNEL_LISTEN", f"127.0.0.1:{gateway_port}")
+    monkeypatch.setenv("DATALIBRARY_WORKSPACES__CHANNEL_ADDRESS", f"127.0.0.1:{gateway_port}")
+    monkeypatch.setenv("DATALIBRARY_WORKSPACES__CHANNEL_NODE_PORTS", NODE_PORTS)
+    monkeypatch.setenv("DATALIBRARY_WORKSPACES__CHANNEL_NODE_RUN_DIR", str(node_run))
+    platform = make_ws_platform("slurm")
+    api_socket = paths.api_socket(platform.settings)
+    with (
+        UnixServer(platform.app, api_socket),
+        GatewayThread(platform.settings, platform.db, api_socket) as gateway,
+        LiveServer(platform.app) as live,
+    ):
+        platform.live_url = live.url  # type: ignore[attr-defined]
+        platform.gateway = gateway.gateway  # type: ignore[attr-defined]
+        yield platform
+
+
+def job_logs(platform: Platform) -> str:
+    """The jobs' output (node-local; readable here because the node is this machine)."""
+    node_run = platform.settings.workspaces.channel_node_run_dir
+    return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(node_run.glob("*.log")))

@@ -1,5 +1,7 @@
 """Workspaces with real parts: real JupyterLab processes in real bubblewrap sandboxes (and as
-plain processes), driven through the API, the authenticated proxy and kernel WebSockets."""
+plain processes), driven through the API, the authenticated proxy and kernel WebSockets. What
+every backend must do is checked by tests/test_provisioner_behaviour.py; this module keeps the
+catalog, the sandbox's own guarantees and the plain functions."""
 
 from __future__ import annotations
 
@@ -9,16 +11,17 @@ import shutil
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from datalibrary.db.base import utcnow
 from datalibrary.errors import InvalidInput
-from datalibrary.workspaces import idle, paths, reconcile, service
+from datalibrary.workspaces import idle, paths, service
 from datalibrary.workspaces.cgroups import host_version
 from datalibrary.workspaces.models import Workspace, WorkspaceUsage
 from datalibrary.workspaces.products import load_catalog, parse_catalog
@@ -38,11 +41,8 @@ from tests.workspace_helpers import (
     wait_state,
 )
 
-needs_sandbox = pytest.mark.skipif(
-    not (sandbox_possible() and host_version()),
-    reason="bubblewrap, root and a writable cgroup hierarchy are needed",
-)
-BACKENDS = [pytest.param("sandbox", marks=needs_sandbox), "process"]
+SANDBOX_NEEDS = "bubblewrap, root and a writable cgroup hierarchy are needed"
+needs_sandbox = pytest.mark.skipif(not (sandbox_possible() and host_version()), reason=SANDBOX_NEEDS)
 
 
 @pytest.fixture(scope="session")
@@ -81,26 +81,32 @@ def make_ws_platform(
         platform._context.__exit__(None, None, None)  # type: ignore[attr-defined]
 
 
-@pytest.fixture(params=BACKENDS)
-def ws_platform(request: pytest.FixtureRequest, make_ws_platform) -> Iterator[Platform]:  # type: ignore[no-untyped-def]
-    platform = make_ws_platform(request.param)
+@contextmanager
+def serving(platform: Platform) -> Iterator[Platform]:
+    """``platform``'s app on its API Unix socket (for the SDK) and on TCP (for the proxy tests)."""
     with UnixServer(platform.app, paths.api_socket(platform.settings)), LiveServer(platform.app) as live:
         platform.live_url = live.url  # type: ignore[attr-defined]
         yield platform
 
 
 @pytest.fixture
+def process_platform(make_ws_platform) -> Iterator[Platform]:  # type: ignore[no-untyped-def]
+    with serving(make_ws_platform("process")) as platform:
+        yield platform
+
+
+@pytest.fixture
 def sandbox_platform(make_ws_platform) -> Iterator[Platform]:  # type: ignore[no-untyped-def]
     if not (sandbox_possible() and host_version()):
-        pytest.skip("bubblewrap, root and a writable cgroup hierarchy are needed")
-    platform = make_ws_platform("sandbox")
-    with UnixServer(platform.app, paths.api_socket(platform.settings)), LiveServer(platform.app) as live:
-        platform.live_url = live.url  # type: ignore[attr-defined]
+        pytest.skip(SANDBOX_NEEDS)
+    with serving(make_ws_platform("sandbox")) as platform:
         yield platform
 
 
 def product_for(platform: Platform) -> str:
-    return "notebook" if platform.settings.workspaces.provisioner == "sandbox" else "open-notebook"
+    """A product the platform's backend can launch: ``notebook`` requires isolation."""
+    isolated = provisioner_class(platform.settings.workspaces.provisioner).isolated
+    return "notebook" if isolated else "open-notebook"
 
 
 def client_of(platform: Platform, user: str):  # type: ignore[no-untyped-def]
@@ -109,14 +115,14 @@ def client_of(platform: Platform, user: str):  # type: ignore[no-untyped-def]
     return client
 
 
-def launch(platform: Platform, user: str = "alice") -> tuple[object, int]:
+def launch(platform: Platform, user: str = "alice", timeout: float = 90) -> tuple[object, int]:
     client = client_of(platform, user)
     response = client.post(
         "/api/v1/workspaces", json={"product": product_for(platform), "instance_type": "tiny"}
     )
     assert response.status_code == 202, response.text
     workspace_id = response.json()["id"]
-    wait_state(client, workspace_id, "running", "failed")
+    wait_state(client, workspace_id, "running", "failed", timeout=timeout)
     data = client.get(f"/api/v1/workspaces/{workspace_id}").json()
     assert data["state"] == "running", data["state_reason"]
     return client, workspace_id
@@ -195,72 +201,6 @@ def test_gpu_types_are_refused_by_backends_without_gpus(sandbox_platform: Platfo
     client = sandbox_platform.as_user("alice")
     refused = client.post("/api/v1/workspaces", json={"product": "gpu-notebook", "instance_type": "gpu"})
     assert refused.status_code == 422 and "gpu" in refused.json()["detail"]
-
-
-# --- lifecycle (every backend) ----------------------------------------------------------
-
-
-def _row(platform: Platform, workspace_id: int) -> Workspace:
-    with platform.db.session() as session:
-        row = session.get(Workspace, workspace_id)
-        session.expunge(row)
-        return row
-
-
-def test_lifecycle_through_the_proxy(ws_platform: Platform) -> None:
-    platform = ws_platform
-    client, wid = launch(platform)
-    # JupyterLab opens through the authenticated proxy
-    lab = on_workspace(client, wid).get(f"/workspaces/{wid}/lab")
-    assert lab.status_code == 200 and "JupyterLab" in lab.text, (lab.status_code, lab.text[:300])
-    # JupyterLab has no token of its own, so none reaches the page; the proxy secret never does
-    assert '"token": ""' in lab.text
-    assert paths.jupyter_token(platform.settings, _row(platform, wid)) not in lab.text
-    # ... and JupyterLab is not served on the console's origin
-    assert client.get(f"/workspaces/{wid}/api/status").status_code != 200
-    # a cell runs over the kernel WebSocket and writes to the persistent home
-    out = execute(client, wid, "open('kept.txt', 'w').write('hello'); print(6 * 7)")
-    assert out["error"] is None and out["stdout"].strip() == "42"
-    # the SDK inside reaches the platform's API over the Unix socket with the workspace token
-    kernel = (
-        on_workspace(client, wid)
-        .post(f"/workspaces/{wid}/api/kernels", json={"name": "python3"})
-        .json()["id"]
-    )
-    sdk_me = "from datalibrary.sdk import connect; me = connect().me(); print(me['name'], me['via'])"
-    out = run_in_kernel(client, wid, kernel, sdk_me)
-    assert out["stdout"].split() == ["alice", "token"], out
-    # ... and that token cannot drive workspaces
-    post = "try:\n    connect().request('POST', '/workspaces', {'product': 'x', 'instance_type': 'tiny'})\n"
-    post += "except Exception as e:\n    print(e.status)"
-    assert run_in_kernel(client, wid, kernel, post)["stdout"].strip() == "403"
-    # stop keeps the home; start wakes it
-    assert client.post(f"/api/v1/workspaces/{wid}/stop").status_code == 202
-    assert wait_state(client, wid, "stopped")["state"] == "stopped"
-    assert on_workspace(client, wid).get(f"/workspaces/{wid}/lab").status_code == 409
-    assert client.post(f"/api/v1/workspaces/{wid}/start").status_code == 202
-    wait_state(client, wid, "running")
-    out = execute(client, wid, "print(open('kept.txt').read())")
-    assert out["stdout"].strip() == "hello"
-    # pause freezes, resume thaws
-    assert client.post(f"/api/v1/workspaces/{wid}/pause").status_code == 202
-    wait_state(client, wid, "paused")
-    assert client.post(f"/api/v1/workspaces/{wid}/pause").status_code == 409
-    assert client.post(f"/api/v1/workspaces/{wid}/resume").status_code == 202
-    wait_state(client, wid, "running")
-    assert on_workspace(client, wid).get(f"/workspaces/{wid}/api/status").status_code == 200
-    # usage: one interval per state, closed as the state changed
-    usage = client.get(f"/api/v1/workspaces/{wid}/usage").json()
-    states = [u["state"] for u in usage]
-    assert states[:4] == ["starting", "running", "stopping", "stopped"] and states[-1] == "running"
-    assert all(u["ended_at"] for u in usage[:-1]) and usage[-1]["ended_at"] is None
-    # terminate archives and deletes the home
-    assert client.post(f"/api/v1/workspaces/{wid}/terminate").status_code == 202
-    wait_state(client, wid, "terminated")
-    assert not paths.home_dir(platform.settings, wid).exists()
-    assert paths.archive_path(platform.settings, wid).exists()
-    assert on_workspace(client, wid).get(f"/workspaces/{wid}/lab").status_code == 404
-    assert client.get("/api/v1/workspaces").json() == []
 
 
 def test_only_the_owner_opens_a_workspace(sandbox_platform: Platform) -> None:
@@ -363,46 +303,7 @@ def test_sandbox_isolation(sandbox_platform: Platform, tmp_path: Path) -> None:
     assert on_workspace(client, wid).get(f"/workspaces/{wid}/api/status").status_code == 503
 
 
-# --- reconciler and idle stop ------------------------------------------------------------
-
-
-def test_reconciler_readopts_and_repairs(sandbox_platform: Platform, make_ws_platform) -> None:  # type: ignore[no-untyped-def]
-
-    platform = sandbox_platform
-    client, wid = launch(platform)
-    # a "restarted platform": a new app on the same state re-adopts the running sandbox
-    from datalibrary.app import create_app
-    from datalibrary.config import Settings
-    from datalibrary.db import Database
-    from tests.helpers import ApiClient
-
-    settings = Settings(home=platform.settings.home, database_url=platform.settings.database_url)
-    database = Database(settings.connect_url())
-    try:
-        report = run_sync(reconcile.reconcile(database, settings))
-        assert wid in report.adopted
-        restarted = ApiClient(create_app(settings, database), platform.tokens["alice"])
-        assert on_workspace(restarted, wid).get(f"/workspaces/{wid}/api/status").status_code == 200
-    finally:
-        database.dispose()
-    # stuck in "stopping" (the platform died mid-way): the reconciler finishes the job
-    with platform.db.session() as session:
-        session.execute(
-            update(Workspace)
-            .where(Workspace.id == wid)
-            .values(state="stopping", state_changed_at=utcnow() - timedelta(hours=1))
-        )
-    report = run_sync(reconcile.reconcile(platform.db, platform.settings))
-    assert report.repaired[wid] == "stopped"
-    # "running" in the database but nothing runs: marked stopped
-    client.post(f"/api/v1/workspaces/{wid}/start")
-    wait_state(client, wid, "running")
-    with platform.db.session() as session:
-        workspace = session.get(Workspace, wid)
-        run_sync(service.build_provisioner(platform.settings, workspace).stop())
-    report = run_sync(reconcile.reconcile(platform.db, platform.settings))
-    assert report.repaired[wid] == "stopped"
-    assert client.get(f"/api/v1/workspaces/{wid}").json()["state"] == "stopped"
+# --- idle stop ---------------------------------------------------------------------------
 
 
 def test_busy_kernel_without_browser_is_not_idle(sandbox_platform: Platform) -> None:
@@ -514,6 +415,9 @@ def test_a_plugin_provisioner_is_found_by_its_entry_point(
     """Backends are entry points (group ``datalibrary.provisioners``): an installed package adds
     one without touching the platform, and one naming something that is not a Provisioner is
     refused rather than run."""
+    from pydantic import ValidationError
+
+    from datalibrary.config import WorkspaceSettings
     from datalibrary.errors import Unavailable
 
     (tmp_path / "acme_provisioner.py").write_text(
@@ -528,9 +432,12 @@ def test_a_plugin_provisioner_is_found_by_its_entry_point(
         "[datalibrary.provisioners]\nacme = acme_provisioner:Acme\nbogus = acme_provisioner:not_one\n"
     )
     assert "acme" not in backends()
+    with pytest.raises(ValidationError, match="'acme' is not an installed provisioner"):
+        WorkspaceSettings(provisioner="acme")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert {"sandbox", "process", "slurm", "acme"} <= set(backends())
     assert provisioner_class("acme").__name__ == "Acme"
+    assert WorkspaceSettings(provisioner="acme").provisioner == "acme"  # the settings select it
     with pytest.raises(Unavailable, match="not a Provisioner"):
         provisioner_class("bogus")
 

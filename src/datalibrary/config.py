@@ -25,6 +25,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from datalibrary import plugins
+
 CONFIG_FILE_NAME = "datalibrary.toml"
 ENV_PREFIX = "DATALIBRARY_"
 SECRET_KEY_FILE_NAME = "secret.key"  # noqa: S105 - a file name
@@ -246,8 +248,9 @@ class WorkspaceSettings(Section):
     # YAML catalog of instance types, environments and products; empty = the built-in default.
     catalog: Path | None = None
     # sandbox (bubblewrap + cgroups), process (no isolation), slurm (the sandbox as a Slurm
-    # job on a cluster node) or auto (sandbox when it can run, else process).
-    provisioner: Literal["auto", "sandbox", "process", "slurm"] = "auto"
+    # job on a cluster node), auto (sandbox when it can run, else process), or the name of a
+    # backend another package installs (an entry point of the group datalibrary.provisioners).
+    provisioner: str = "auto"
     # Slurm: the slurm.conf the commands use (empty = Slurm's default) and the partition.
     slurm_conf: Path | None = None
     slurm_partition: str | None = None
@@ -316,6 +319,15 @@ class WorkspaceSettings(Section):
     def default_channel_address(self) -> str:
         """This host's name with the gateway's port (nodes must resolve it)."""
         return f"{_fqdn()}:{self.channel_listen.rpartition(':')[2]}"
+
+    @field_validator("provisioner")
+    @classmethod
+    def _installed_provisioner(cls, value: str) -> str:
+        installed = plugins.installed(plugins.PROVISIONERS)
+        if value != "auto" and value not in installed:
+            choices = ", ".join(["auto", *sorted(installed)])
+            raise ValueError(f"'{value}' is not an installed provisioner; choose one of {choices}")
+        return value
 
     @field_validator("channel_node_ports")
     @classmethod

@@ -10,6 +10,8 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import TypeVar
 
 T = TypeVar("T")
+# The groups: pyproject.toml lists the package's own entry points; another package adds its own.
+PROVISIONERS = "datalibrary.provisioners"  # workspace backends (workspaces.provisioner)
 
 
 @cache

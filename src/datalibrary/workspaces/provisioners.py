@@ -121,7 +121,7 @@ class Pausable(Protocol):
     async def resume(self) -> None: ...
 
 
-ENTRY_POINTS = "datalibrary.provisioners"  # pyproject.toml lists the built-in ones; a plugin adds its own
+ENTRY_POINTS = plugins.PROVISIONERS  # pyproject.toml lists the built-in ones; a plugin adds its own
 PLANNED = {
     "kubernetes": "the Kubernetes provisioner is not available yet; use 'sandbox', 'process' or 'slurm'"
 }
