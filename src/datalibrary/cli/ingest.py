@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,12 +23,15 @@ from datalibrary.cli.output import (
 )
 from datalibrary.db import Database
 
+if TYPE_CHECKING:
+    from datalibrary.ingest.models import IngestJob
+
 OPERATOR = operator()
 jobs_app = typer.Typer(help="Follow ingestion jobs: list, show, retry, cancel.", no_args_is_help=True)
 JOB_COLUMNS = ["id", "table", "state", "source_name", "rows_written", "created_at"]
 
 
-def job_json(job) -> dict:  # type: ignore[no-untyped-def, type-arg]
+def job_json(job: IngestJob) -> dict[str, Any]:
     """A job as the API shows it (``ingest.schemas.JobOut``)."""
     from datalibrary.ingest.schemas import JobOut
 

@@ -20,11 +20,11 @@ def add(
 ) -> None:
     """Store a policy version (the same document again is a no-op)."""
     from datalibrary.privacy.schemas import PolicyOut
-    from datalibrary.privacy.store import save_policy
+    from datalibrary.privacy.store import save_policy, stored_policy
 
     with db_session() as session:
         policy, created = save_policy(session, OPERATOR, file.read_text())
-    data = PolicyOut.saved(policy, OPERATOR.name).model_dump(mode="json")
+        data = PolicyOut.of(stored_policy(session, policy.name, policy.version)).model_dump(mode="json")
     emit(
         data,
         as_json,

@@ -27,11 +27,6 @@ class PolicyOut(BaseModel):
     def of(cls, stored: StoredPolicy) -> PolicyOut:
         return cls.model_validate(stored, from_attributes=True)
 
-    @classmethod
-    def saved(cls, policy: Policy, by: str) -> PolicyOut:
-        """What storing ``policy`` answers (``privacy.store.save_policy`` returns the parsed policy)."""
-        return cls(name=policy.name, version=policy.version, sha256=policy.sha256, created_by=by)
-
 
 class PolicyDocument(BaseModel):
     document: str = Field(min_length=1, max_length=200_000, description="The policy YAML.")

@@ -198,4 +198,4 @@ def list_policies(principal: CurrentPrincipal, session: DbSession) -> list[Polic
 )
 def add_policy(body: PolicyIn, principal: CurrentPrincipal, session: DbSession) -> PolicyOut:
     policy, _ = store.save_policy(session, principal, body.document)
-    return PolicyOut.saved(policy, principal.name)
+    return PolicyOut.of(store.stored_policy(session, policy.name, policy.version))
