@@ -2,7 +2,8 @@
 
 A schema looser than the service misleads generated clients (they send what the document
 allows and get 422); each type here reuses the domain's own pattern, so the two cannot
-drift apart.
+drift apart. Account names and roles (``auth.schemas``), package names and version ranges
+(``packages.schemas``) live with their domain's public schemas and are re-exported here.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from datalibrary.access.service import PRINCIPAL
-
-# Account names and roles (auth.schemas), package names and version ranges (packages.schemas)
-# live with their domain's schemas; re-exported for the routers of other domains.
 from datalibrary.auth.schemas import AccountName as AccountName
 from datalibrary.auth.schemas import Role as Role
 from datalibrary.ingest.jobs import MODES
