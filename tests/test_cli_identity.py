@@ -37,9 +37,9 @@ def test_users_groups_and_projects(cli, tmp_path: Path) -> None:  # type: ignore
     ]
     assert json.loads(cli("groups", "remove-member", "stewards", "grace", "--json"))["members"] == []
     assert json.loads(cli("groups", "list", "--json"))[0]["name"] == "stewards"
-    assert json.loads(cli("projects", "add-member", "cardio", "grace", "--default", "--json"))[
-        "default_for"
-    ] == ["grace"]
+    assert json.loads(cli("projects", "add-member", "cardio", "grace", "--default", "--json"))["members"] == [
+        {"user": "grace", "default": True}
+    ]
     assert json.loads(cli("projects", "remove-member", "onc", "grace", "--json"))["members"] == []
     assert [p["name"] for p in json.loads(cli("projects", "list", "--json"))] == ["cardio", "onc"]
     assert json.loads(cli("users", "disable", "grace", "--json"))["active"] is False

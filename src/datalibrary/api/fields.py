@@ -2,7 +2,8 @@
 
 A schema looser than the service misleads generated clients (they send what the document
 allows and get 422); each type here reuses the domain's own pattern, so the two cannot
-drift apart.
+drift apart. Account names and roles (``auth.schemas``), package names and version ranges
+(``packages.schemas``) live with their domain's public schemas and are re-exported here.
 """
 
 from __future__ import annotations
@@ -13,19 +14,19 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from datalibrary.access.service import PRINCIPAL
-from datalibrary.auth.permissions import ROLES
-from datalibrary.auth.service import USER_NAME
+from datalibrary.auth.schemas import AccountName as AccountName
+from datalibrary.auth.schemas import Role as Role
 from datalibrary.ingest.jobs import MODES
 from datalibrary.ingest.models import JOB_STATES
 from datalibrary.ingest.readers import READERS
 from datalibrary.lake.catalog import NAME_RE
+from datalibrary.packages.schemas import PackageName as PackageName
+from datalibrary.packages.schemas import VersionRange as VersionRange
 from datalibrary.privacy.policy import POLICY_NAME_RE
 from datalibrary.repos.storage import REPO_NAME_PATTERN
 
 _LAKE_NAME = NAME_RE.pattern.strip("^$")
 
-# Users, groups and projects share one naming rule (auth.service.USER_NAME).
-AccountName = Annotated[str, StringConstraints(pattern=USER_NAME.pattern)]
 Namespace = Annotated[str, StringConstraints(pattern=NAME_RE.pattern)]
 TableRef = Annotated[
     str, StringConstraints(pattern=rf"^{_LAKE_NAME}\.{_LAKE_NAME}$"), Field(examples=["cdisc.lb"])
@@ -42,7 +43,6 @@ FileFormat = Literal[tuple(sorted(READERS))]  # type: ignore[valid-type]
 IngestMode = Literal[MODES]  # type: ignore[valid-type]
 JobState = Literal[JOB_STATES]  # type: ignore[valid-type]
 PolicyName = Annotated[str, StringConstraints(pattern=POLICY_NAME_RE.pattern)]
-Role = Literal[ROLES]  # type: ignore[valid-type]
 Grantee = Annotated[str, StringConstraints(pattern=PRINCIPAL.pattern), Field(examples=["user:ada"])]
 
 
@@ -73,18 +73,4 @@ RepoFilePath = Annotated[
     str,
     StringConstraints(pattern=re.compile(rf"^/*{_SEGMENT}(/{_SEGMENT})*/*$"), max_length=4096),
     Field(description="a file's path from the repository's root, without '.' or '..' segments"),
-]
-# Package rules (packages.policy.add_rule): a PEP 508 name and a PEP 440 version range. The
-# range pattern states the common forms (each accepted by packaging's SpecifierSet).
-PackageName = Annotated[
-    str,
-    StringConstraints(pattern=r"^\s*[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?\s*$", max_length=200),
-    Field(examples=["pandas"]),
-]
-_VERSION = r"[0-9]+(\.[0-9]+)*"
-_CLAUSE = rf"\s*((==|!=)\s*{_VERSION}(\.\*)?|(<=|>=|<|>)\s*{_VERSION}|~=\s*[0-9]+(\.[0-9]+)+)\s*"
-VersionRange = Annotated[
-    str,
-    StringConstraints(pattern=rf"^(\s*|{_CLAUSE}(,{_CLAUSE})*)$", max_length=200),
-    Field(description="a version range, e.g. '>=2,<3'; empty = every version", examples=[">=2,<3"]),
 ]

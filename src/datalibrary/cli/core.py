@@ -76,10 +76,11 @@ def register_replicas(app: typer.Typer) -> None:
         """Background tasks and the replica that runs each (from the task leases)."""
         from datalibrary.cli.output import table
         from datalibrary.db import Database, leases
+        from datalibrary.db.schemas import TaskLeaseOut
 
         database = Database(settings().connect_url())
         try:
-            rows = leases.holders(database)
+            rows = [TaskLeaseOut(**row).model_dump(mode="json") for row in leases.holders(database)]  # type: ignore[arg-type]
         finally:
             database.dispose()
         emit(rows, as_json, lambda r: table(r, ["task", "holder", "acquired_at", "expires_at", "live"]))

@@ -8,6 +8,7 @@ import typer
 
 from datalibrary.auth import groups
 from datalibrary.auth.models import Group
+from datalibrary.auth.schemas import GroupOut
 from datalibrary.cli.output import JsonOption, emit_change, emit_rows
 from datalibrary.cli.users import OPERATOR, RoleOption
 
@@ -15,13 +16,8 @@ app = typer.Typer(help="Manage groups and the roles they grant.", no_args_is_hel
 
 
 def group_dict(group: Group) -> dict[str, object]:
-    return {
-        "name": group.name,
-        "description": group.description,
-        "source": group.source,
-        "roles": sorted(group.role_names),
-        "members": sorted(m.user.name for m in group.members),
-    }
+    """The group as the API shows it (``auth.schemas.GroupOut``)."""
+    return GroupOut.of(group).model_dump(mode="json")
 
 
 def _show(change, as_json: bool, message: str) -> None:  # type: ignore[no-untyped-def]

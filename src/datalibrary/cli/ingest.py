@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,9 +23,19 @@ from datalibrary.cli.output import (
 )
 from datalibrary.db import Database
 
+if TYPE_CHECKING:
+    from datalibrary.ingest.models import IngestJob
+
 OPERATOR = operator()
 jobs_app = typer.Typer(help="Follow ingestion jobs: list, show, retry, cancel.", no_args_is_help=True)
 JOB_COLUMNS = ["id", "table", "state", "source_name", "rows_written", "created_at"]
+
+
+def job_json(job: IngestJob) -> dict[str, Any]:
+    """A job as the API shows it (``ingest.schemas.JobOut``)."""
+    from datalibrary.ingest.schemas import JobOut
+
+    return JobOut.of(job).model_dump(mode="json")
 
 
 def _policy_name(database: Database, policy: str) -> str:
@@ -84,7 +94,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Ingest files into a lake table through the full pipeline (one snapshot per file)."""
-        from datalibrary.ingest.jobs import get_job, job_dict, submit_file
+        from datalibrary.ingest.jobs import get_job, submit_file
         from datalibrary.ingest.worker import worker_name
 
         config = settings()
@@ -114,7 +124,7 @@ def register(app: typer.Typer) -> None:
                         _run_with_progress(config, database, name, job_id, path, show=not as_json)
                     job_ids = _whole_delivery(config, database, name, job_ids, wait_timeout)
                 with database.session() as session:
-                    results = [job_dict(get_job(session, OPERATOR, job_id)) for job_id in job_ids]
+                    results = [job_json(get_job(session, OPERATOR, job_id)) for job_id in job_ids]
         finally:
             database.dispose()
 
@@ -189,11 +199,11 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """List ingestion jobs, newest first (quarantined ones show their reason)."""
-        from datalibrary.ingest.jobs import job_dict, list_jobs
+        from datalibrary.ingest.jobs import list_jobs
 
         with db_session() as session:
             found = list_jobs(session, OPERATOR, state=state, table=table_name, created_by=by, limit=limit)
-            rows = [job_dict(j) for j in found]
+            rows = [job_json(j) for j in found]
 
         def human(data: list[dict]) -> None:  # type: ignore[type-arg]
             for row in data:
@@ -205,10 +215,10 @@ def register(app: typer.Typer) -> None:
     @jobs_app.command("show")
     def jobs_show(job_id: str, as_json: JsonOption = False) -> None:
         """Show one job: state, progress, snapshot, reason."""
-        from datalibrary.ingest.jobs import get_job, job_dict
+        from datalibrary.ingest.jobs import get_job
 
         with db_session() as session:
-            data = job_dict(get_job(session, OPERATOR, job_id))
+            data = job_json(get_job(session, OPERATOR, job_id))
         emit(
             data,
             as_json,
@@ -218,10 +228,10 @@ def register(app: typer.Typer) -> None:
     @jobs_app.command("retry")
     def jobs_retry(job_id: str, as_json: JsonOption = False) -> None:
         """Queue a failed job again (a worker or 'datalibrary worker --once' runs it)."""
-        from datalibrary.ingest.jobs import job_dict, retry_job
+        from datalibrary.ingest.jobs import retry_job
 
         with db_session() as session:
-            data = job_dict(retry_job(session, OPERATOR, job_id, settings()))
+            data = job_json(retry_job(session, OPERATOR, job_id, settings()))
         emit(data, as_json, lambda d: console.print(f"job {d['id']} queued again"))
 
     _register_cancel(jobs_app)
@@ -231,19 +241,19 @@ def _register_cancel(jobs_app) -> None:  # type: ignore[no-untyped-def]
     @jobs_app.command("cancel")
     def jobs_cancel(job_id: str, as_json: JsonOption = False) -> None:
         """Cancel a queued job, or ask the worker running it to stop (it ends 'cancelled')."""
-        from datalibrary.ingest.jobs import cancel_job, job_dict
+        from datalibrary.ingest.jobs import cancel_job
 
         with db_session() as session:
-            data = job_dict(cancel_job(session, OPERATOR, settings(), job_id))
+            data = job_json(cancel_job(session, OPERATOR, settings(), job_id))
         emit(data, as_json, lambda d: console.print(f"job {d['id']} is {d['state']}"))
 
     @jobs_app.command("discard")
     def jobs_discard(job_id: str, as_json: JsonOption = False) -> None:
         """Delete the file a quarantined, cancelled or failed job keeps (the job stays, audited)."""
-        from datalibrary.ingest.jobs import discard_file, job_dict
+        from datalibrary.ingest.jobs import discard_file
 
         with db_session() as session:
-            data = job_dict(discard_file(session, OPERATOR, job_id))
+            data = job_json(discard_file(session, OPERATOR, job_id))
         emit(data, as_json, lambda d: console.print(f"job {d['id']}: its file is deleted"))
 
 

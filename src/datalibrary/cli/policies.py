@@ -19,11 +19,12 @@ def add(
     as_json: JsonOption = False,
 ) -> None:
     """Store a policy version (the same document again is a no-op)."""
-    from datalibrary.privacy.store import save_policy
+    from datalibrary.privacy.schemas import PolicyOut
+    from datalibrary.privacy.store import save_policy, stored_policy
 
     with db_session() as session:
         policy, created = save_policy(session, OPERATOR, file.read_text())
-    data = {"name": policy.name, "version": policy.version, "sha256": policy.sha256, "created": created}
+        data = PolicyOut.of(stored_policy(session, policy.name, policy.version)).model_dump(mode="json")
     emit(
         data,
         as_json,
@@ -34,19 +35,11 @@ def add(
 @app.command("list")
 def list_(as_json: JsonOption = False) -> None:
     """List stored policies and their versions."""
+    from datalibrary.privacy.schemas import PolicyOut
     from datalibrary.privacy.store import list_policies
 
     with db_session() as session:
-        rows = [
-            {
-                "name": p.name,
-                "version": p.version,
-                "sha256": p.sha256,
-                "created_by": p.created_by,
-                "created_at": p.created_at,
-            }
-            for p in list_policies(session, OPERATOR)
-        ]
+        rows = [PolicyOut.of(p).model_dump(mode="json") for p in list_policies(session, OPERATOR)]
     emit(rows, as_json, lambda d: table(d, ["name", "version", "sha256", "created_by"]))
 
 
@@ -55,16 +48,11 @@ def show(
     name: str, version: Annotated[str | None, typer.Option()] = None, as_json: JsonOption = False
 ) -> None:
     """Print a policy document (latest version unless --version)."""
+    from datalibrary.privacy.schemas import PolicyText
     from datalibrary.privacy.store import load_policy
 
     with db_session() as session:
-        policy = load_policy(session, name, version)
-    data = {
-        "name": policy.name,
-        "version": policy.version,
-        "sha256": policy.sha256,
-        "document": policy.document,
-    }
+        data = PolicyText.of(load_policy(session, name, version)).model_dump(mode="json")
     emit(data, as_json, lambda d: console.print(d["document"], highlight=False))
 
 
@@ -76,10 +64,10 @@ def validate(
     """Check a policy document (syntax, actions, parameters) without storing it."""
     from datalibrary.cli.output import handle_errors
     from datalibrary.privacy.policy import parse_policy
-    from datalibrary.privacy.preview import describe
+    from datalibrary.privacy.schemas import PolicyDescription
 
     with handle_errors():
-        data = describe(parse_policy(file.read_text()))
+        data = PolicyDescription.of(parse_policy(file.read_text())).model_dump(mode="json")
     emit(
         data,
         as_json,
@@ -99,14 +87,16 @@ def preview(
     from datalibrary.cli.output import handle_errors, settings
     from datalibrary.db import Database
     from datalibrary.privacy.preview import preview_file
+    from datalibrary.privacy.schemas import PreviewOut
 
     config = settings()
     database = Database(config.connect_url())
     try:
         with handle_errors():
-            data = preview_file(
+            found = preview_file(
                 config, database, OPERATOR, file.read_text(), sample, namespace=namespace, rows=rows
             )
+            data = PreviewOut.model_validate(found).model_dump(mode="json")
     finally:
         database.dispose()
 

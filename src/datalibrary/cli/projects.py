@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from datalibrary.auth import projects
 from datalibrary.auth.models import Project
-from datalibrary.cli.output import JsonOption, emit_change, emit_rows
+from datalibrary.auth.schemas import ProjectOut
+from datalibrary.cli.output import JsonOption, console, db_session, emit, table
 from datalibrary.cli.users import OPERATOR
 
 app = typer.Typer(help="Manage projects (cost centers) and their members.", no_args_is_help=True)
 
 
 def project_dict(project: Project) -> dict[str, object]:
-    members = sorted(project.members, key=lambda m: m.user.name)
-    return {
-        "name": project.name,
-        "description": project.description,
-        "active": project.is_active,
-        "members": [m.user.name for m in members],
-        "default_for": [m.user.name for m in members if m.is_default],
-    }
+    """The project as the API shows it (``auth.schemas.ProjectOut``)."""
+    return ProjectOut.of(project).model_dump(mode="json")
+
+
+def _members(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its members as names (the default ones marked ``*``), for the terminal."""
+    names = [m["user"] + ("*" if m["default"] else "") for m in data["members"]]
+    return {**data, "members": ", ".join(names)}
 
 
 def _show(change, as_json: bool, message: str) -> None:  # type: ignore[no-untyped-def]
-    emit_change(change, project_dict, as_json, message)
+    with db_session() as session:
+        data = project_dict(change(session))
+    emit(data, as_json, lambda d: console.print(message.format(**_members(d)), highlight=False))
 
 
 @app.command("add")
@@ -45,9 +48,10 @@ def add(
 
 @app.command("list")
 def list_(as_json: JsonOption = False) -> None:
-    """List projects and their members."""
-    rows = lambda s: [project_dict(x) for x in projects.list_projects(s, OPERATOR)]  # noqa: E731
-    emit_rows(rows, as_json, ["name", "members", "default_for", "description"])
+    """List projects and their members (* marks a member's default project)."""
+    with db_session() as session:
+        rows = [project_dict(x) for x in projects.list_projects(session, OPERATOR)]
+    emit(rows, as_json, lambda r: table([_members(d) for d in r], ["name", "members", "description"]))
 
 
 @app.command("add-member")

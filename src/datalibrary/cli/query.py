@@ -80,9 +80,10 @@ def register(app: typer.Typer) -> None:
             else:
                 sys.stdout.buffer.write(data)
             return
-        if fmt == "json":
-            text = json.dumps({"columns": result.table.column_names, "rows": result.table.to_pylist(),
-                               "stats": stats}, default=str, indent=2)  # fmt: skip
+        if fmt == "json":  # the API's page (query.schemas.QueryOut), holding every row
+            from datalibrary.query.schemas import QueryOut
+
+            text = json.dumps(QueryOut.page(result).model_dump(mode="json"), indent=2)
             if output:
                 output.write_text(text)
             else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,8 +13,12 @@ from datalibrary.errors import InvalidInput, TooLarge
 from datalibrary.packages import cran, policy
 from datalibrary.packages import service as packages
 from datalibrary.packages.models import PackageRule
+from datalibrary.packages.schemas import PolicyOut, RPackageOut, RuleOut, UploadedOut, UploadOut
 from datalibrary.repos import service
 from datalibrary.repos.schemas import RepoOut
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 repos_app = typer.Typer(help="Project Git repositories.", no_args_is_help=True)
 packages_app = typer.Typer(
@@ -69,13 +73,18 @@ def mode(
     """Switch the mirror between 'open' and 'allowlist'."""
     with db_session() as session:
         policy.set_mode(session, OPERATOR, new_mode)
-    emit({"mode": new_mode}, as_json, lambda d: console.print(f"mode: {d['mode']}"))
+        data = _policy(session)
+    emit(data, as_json, lambda d: console.print(f"mode: {d['mode']}"))
 
 
 def _rule(rule: PackageRule) -> dict[str, object]:
-    """The API's RuleOut fields."""
-    fields = ("id", "ecosystem", "kind", "name", "specifier", "note", "created_by")
-    return {**{k: getattr(rule, k) for k in fields}, "created_at": rule.created_at.isoformat()}
+    """A rule as the API shows it (``packages.schemas.RuleOut``)."""
+    return RuleOut.of(rule).model_dump(mode="json")
+
+
+def _policy(session: Session) -> dict[str, Any]:
+    """The mode and rules as ``GET /packages/policy`` shows them (``packages.schemas.PolicyOut``)."""
+    return PolicyOut.of(policy.mode(session), policy.list_rules(session, OPERATOR)).model_dump(mode="json")
 
 
 @packages_app.command("rule")
@@ -103,10 +112,7 @@ def rule(
 def rules(as_json: JsonOption = False) -> None:
     """The mode and every allow and deny rule (with the ids rule-delete takes)."""
     with db_session() as session:
-        data = {
-            "mode": policy.mode(session),
-            "rules": [_rule(r) for r in policy.list_rules(session, OPERATOR)],
-        }
+        data = _policy(session)
 
     def show(d: dict[str, object]) -> None:
         console.print(f"mode: {d['mode']}")
@@ -146,7 +152,7 @@ def upload(
     """Upload a wheel (or sdist) to the internal index: installable in both modes unless denied."""
     with db_session() as session:  # its errors (bad file too) exit with a clear message
         content = _read_upload(file)
-        data = packages.upload(settings(), session, OPERATOR, file.name, content)
+        data = UploadOut(**packages.upload(settings(), session, OPERATOR, file.name, content)).model_dump()
     emit(data, as_json, lambda d: console.print(f"uploaded {d['name']} {d['version']} ({d['file']})"))
 
 
@@ -158,14 +164,14 @@ def r_upload(
     """Publish an R source package in the platform's CRAN-like repository."""
     with db_session() as session:
         content = _read_upload(file)
-        data = cran.upload(settings(), session, OPERATOR, file.name, content)
+        data = UploadOut(**cran.upload(settings(), session, OPERATOR, file.name, content)).model_dump()
     emit(data, as_json, lambda d: console.print(f"published {d['name']} {d['version']} ({d['file']})"))
 
 
 @packages_app.command("r-list")
 def r_list(as_json: JsonOption = False) -> None:
     """R packages published for install.packages()."""
-    rows = cran.list_packages(settings(), OPERATOR)
+    rows = [RPackageOut(**p).model_dump() for p in cran.list_packages(settings(), OPERATOR)]
     emit(rows, as_json, lambda r: table(r, ["name", "version", "depends", "imports", "license"]))
 
 
@@ -181,5 +187,5 @@ def installs(limit: int = 100, as_json: JsonOption = False) -> None:
 def uploads(limit: int = 100, as_json: JsonOption = False) -> None:
     """Wheels uploaded to the internal index: who, when, which file."""
     with db_session() as session:
-        rows = packages.uploads_log(session, OPERATOR, limit)
+        rows = [UploadedOut(**row).model_dump() for row in packages.uploads_log(session, OPERATOR, limit)]
     emit(rows, as_json, lambda r: table(r, ["at", "user", "package", "version", "file", "bytes"]))

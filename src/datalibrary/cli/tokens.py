@@ -7,21 +7,17 @@ from typing import Annotated
 import typer
 
 from datalibrary.auth import service
+from datalibrary.auth.models import ApiToken
+from datalibrary.auth.schemas import IssuedTokenOut, TokenOut
 from datalibrary.cli.output import JsonOption, console, db_session, emit, table
 from datalibrary.cli.users import OPERATOR
 
 app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 
 
-def token_dict(token) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    return {
-        "id": token.id,
-        "name": token.name,
-        "prefix": token.prefix,
-        "created_at": token.created_at,
-        "expires_at": token.expires_at,
-        "revoked_at": token.revoked_at,
-    }
+def token_dict(token: ApiToken) -> dict[str, object]:
+    """The token as the API shows it (``auth.schemas.TokenOut``; never its secret)."""
+    return TokenOut.of(token).model_dump(mode="json")
 
 
 @app.command("create")
@@ -34,7 +30,7 @@ def create(
     """Create a token; its secret is printed once."""
     with db_session() as session:
         issued = service.create_token(session, OPERATOR, user, name=name, expires_days=expires)
-        data = token_dict(issued.token) | {"user": user, "token": issued.secret}
+        data = IssuedTokenOut.issued(issued.token, issued.secret).model_dump(mode="json")
     emit(data, as_json, lambda d: console.print(f"token (shown once): {d['token']}", highlight=False))
 
 

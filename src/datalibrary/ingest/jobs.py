@@ -22,6 +22,7 @@ from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound
 from datalibrary.ingest import landing, quarantine
 from datalibrary.ingest.models import FINAL_STATES, JOB_STATES, IngestJob
+from datalibrary.ingest.schemas import JobOut
 
 if TYPE_CHECKING:
     from datalibrary.lake.catalog import TableName
@@ -364,35 +365,8 @@ def retry_job(
 
 
 def job_dict(job: IngestJob) -> dict[str, object]:
-    """The public view of a job (the raw file's location is not shown)."""
-    return {
-        "id": job.id,
-        "table": job.table,
-        "mode": job.mode,
-        "state": job.state,
-        "step": job.step,
-        "source_name": job.source_name,
-        "source_via": job.source_via,
-        "format": job.format,
-        "parent": (job.options or {}).get("parent"),
-        "children": list((job.options or {}).get("children", [])),
-        "resource_type": (job.options or {}).get("resource_type"),
-        "sha256": job.sha256,
-        "size_bytes": job.size_bytes,
-        "progress_bytes": job.progress_bytes,
-        "rows_read": job.rows_read,
-        "rows_written": job.rows_written,
-        "bytes_written": job.bytes_written,
-        "policy": {"name": job.policy_name, "version": job.policy_version, "sha256": job.policy_hash},
-        "snapshot_id": job.snapshot_id,
-        "reason": job.reason,
-        "file_kept": bool(job.raw_path),
-        "attempts": job.attempts,
-        "created_by": job.created_by,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-    }
+    """The public view of a job as a dict (``schemas.JobOut``), for pages and the dataset page."""
+    return JobOut.of(job).model_dump()
 
 
 def recent_jobs(session: Session, namespace: str, table: str, limit: int) -> list[dict[str, object]]:

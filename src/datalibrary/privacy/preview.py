@@ -15,22 +15,6 @@ from datalibrary.privacy.policy import Policy, PolicyContext, PolicyStep, parse_
 from datalibrary.privacy.service import LazyKey
 
 
-def describe(policy: Policy) -> dict[str, Any]:
-    """A policy as data: its rules, subject, quasi-identifiers and tier."""
-    return {
-        "name": policy.name,
-        "version": policy.version,
-        "sha256": policy.sha256,
-        "subject": policy.subject,
-        "quasi_identifiers": policy.quasi_identifiers,
-        "tier": policy.tier,
-        "risk_threshold": policy.risk_threshold,
-        "rules": [
-            {"match": r.match, "kind": r.kind, "action": r.action, "params": r.params} for r in policy.rules
-        ],
-    }
-
-
 def preview_batch(
     settings: Settings, db: Database, policy: Policy, batch: pa.RecordBatch, namespace: str
 ) -> dict[str, Any]:

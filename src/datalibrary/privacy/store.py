@@ -46,6 +46,16 @@ def save_policy(session: Session, principal: Principal, yaml_text: str) -> tuple
     return policy, True
 
 
+def stored_policy(session: Session, name: str, version: str) -> StoredPolicy:
+    """The stored row of one policy version (who stored it and when), as ``save_policy`` left it."""
+    found = session.scalar(
+        select(StoredPolicy).where(StoredPolicy.name == name, StoredPolicy.version == version)
+    )
+    if found is None:
+        raise NotFound(f"no policy named {name!r} version {version}")
+    return found
+
+
 def load_policy(session: Session, name: str, version: str | None = None) -> Policy:
     """A stored policy by name (latest version unless ``version`` is given)."""
     query = select(StoredPolicy).where(StoredPolicy.name == name)

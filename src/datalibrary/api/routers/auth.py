@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field
 
 from datalibrary.auth import login as login_service
 from datalibrary.auth import service
-from datalibrary.auth.models import ApiToken
 from datalibrary.auth.permissions import Permission
+from datalibrary.auth.schemas import IssuedTokenOut, LoginIn, LoginOut, TokenIn, TokenOut
 from datalibrary.bounds import RecordId
 from datalibrary.http.deps import (
     SESSION_COOKIE,
@@ -23,41 +20,6 @@ from datalibrary.http.deps import (
 )
 
 router = APIRouter(tags=["auth"])
-
-
-class LoginIn(BaseModel):
-    name: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
-
-
-class LoginOut(BaseModel):
-    name: str
-    csrf_token: str
-
-
-class TokenIn(BaseModel):
-    user: str | None = Field(None, description="Owner; defaults to the caller (others need users.manage)")
-    name: str = Field("api", min_length=1, max_length=100)
-    expires_days: int | None = Field(90, ge=1, le=3650)
-
-
-class TokenOut(BaseModel):
-    id: int
-    name: str
-    prefix: str
-    scope: str | None
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-
-    @classmethod
-    def of(cls, token: ApiToken) -> TokenOut:
-        return cls.model_validate(token, from_attributes=True)
-
-
-class IssuedTokenOut(TokenOut):
-    token: str = Field(description="The secret; shown only in this response")
 
 
 @router.post("/auth/login", summary="Sign in with a password; sets the session cookie")
@@ -94,7 +56,7 @@ def create_token(body: TokenIn, principal: CurrentPrincipal, session: DbSession)
     issued = service.create_token(
         session, principal, body.user or principal.name, name=body.name, expires_days=body.expires_days
     )
-    return IssuedTokenOut(**TokenOut.of(issued.token).model_dump(), token=issued.secret)
+    return IssuedTokenOut.issued(issued.token, issued.secret)
 
 
 @router.delete(

@@ -3,94 +3,26 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, Request
-from pydantic import BaseModel, Field
 
-from datalibrary.api.fields import AccountName, Role
 from datalibrary.auth import accounts, groups, ldap_sync, projects, service
-from datalibrary.auth.models import Group, Project
 from datalibrary.auth.permissions import Permission
-from datalibrary.auth.schemas import UserOut
+from datalibrary.auth.schemas import (
+    GroupIn,
+    GroupOut,
+    MembershipIn,
+    PasswordIn,
+    ProjectIn,
+    ProjectOut,
+    RolesIn,
+    UserIn,
+    UserOut,
+)
 from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.workspaces import service as workspace_service
 
 router = APIRouter()
 READ = [Requires(Permission.USERS_READ)]
 MANAGE = [Requires(Permission.USERS_MANAGE)]
-NAME = Field(min_length=1, max_length=64)
-
-
-class UserIn(BaseModel):
-    name: AccountName
-    roles: list[Role] = []
-    password: str | None = Field(None, max_length=1024, description="Checked against the password policy")
-    display_name: str = Field("", max_length=200)
-    email: str | None = Field(None, max_length=320)
-    projects: list[AccountName] = Field([], description="Projects to join; the first becomes the default")
-
-
-class RolesIn(BaseModel):
-    roles: list[Role]
-
-
-class PasswordIn(BaseModel):
-    password: str = Field(min_length=1, max_length=1024)
-
-
-class GroupOut(BaseModel):
-    name: str
-    description: str
-    source: str
-    roles: list[str]
-    members: list[str]
-
-    @classmethod
-    def of(cls, group: Group) -> GroupOut:
-        return cls(
-            name=group.name,
-            description=group.description,
-            source=group.source,
-            roles=sorted(group.role_names),
-            members=sorted(m.user.name for m in group.members),
-        )
-
-
-class GroupIn(BaseModel):
-    name: AccountName
-    description: str = Field("", max_length=500)
-    roles: list[Role] = []
-
-
-class ProjectMemberOut(BaseModel):
-    user: str
-    default: bool
-
-
-class ProjectOut(BaseModel):
-    name: str
-    description: str
-    active: bool
-    members: list[ProjectMemberOut]
-
-    @classmethod
-    def of(cls, project: Project) -> ProjectOut:
-        return cls(
-            name=project.name,
-            description=project.description,
-            active=project.is_active,
-            members=sorted(
-                (ProjectMemberOut(user=m.user.name, default=m.is_default) for m in project.members),
-                key=lambda m: m.user,
-            ),
-        )
-
-
-class ProjectIn(BaseModel):
-    name: AccountName
-    description: str = Field("", max_length=500)
-
-
-class MembershipIn(BaseModel):
-    default: bool = Field(False, description="Make this the user's default project")
 
 
 # --- users ---------------------------------------------------------------------------

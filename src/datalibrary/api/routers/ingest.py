@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,56 +10,12 @@ from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import MAX_INT, MAX_OFFSET
 from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.ingest import jobs, uploads
+from datalibrary.ingest.schemas import JobOut, UploadOut, UploadStart
 from datalibrary.privacy import store
+from datalibrary.privacy.schemas import PolicyIn, PolicyOut
 
 router = APIRouter(prefix="/ingest", tags=["ingest"])
 policies_router = APIRouter(prefix="/policies", tags=["policies"])
-
-
-class JobOut(BaseModel):
-    id: str
-    table: str
-    mode: str
-    state: str
-    step: str | None
-    source_name: str
-    source_via: str
-    format: str | None
-    parent: str | None = Field(None, description="The delivery (archive, FHIR file) this job came from.")
-    children: list[str] = Field(
-        default_factory=list, description="Jobs this delivery fanned out into (archive members, FHIR types)."
-    )
-    resource_type: str | None = None
-    sha256: str | None
-    size_bytes: int
-    progress_bytes: int
-    rows_read: int
-    rows_written: int
-    bytes_written: int
-    policy: dict[str, str | None]
-    snapshot_id: int | None
-    reason: dict[str, Any] | None = Field(
-        description="Why the job was quarantined, failed or is a duplicate."
-    )
-    file_kept: bool = Field(
-        False, description="The delivered file is still kept, encrypted (for a retry or a steward's review)."
-    )
-    attempts: int
-    created_by: str
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-
-
-class UploadOut(BaseModel):
-    id: str
-    filename: str
-    size_bytes: int
-    completed_job_id: str | None
-
-
-class UploadStart(BaseModel):
-    filename: str = Field(min_length=1, max_length=255)
 
 
 class UploadComplete(BaseModel):
@@ -76,22 +29,6 @@ class UploadComplete(BaseModel):
     define_upload: str | None = Field(
         None, description="An upload holding a define.xml: its labels go to the SAS files."
     )
-
-
-class PolicyIn(BaseModel):
-    document: str = Field(min_length=1, max_length=200_000, description="The policy YAML.")
-
-
-class PolicyOut(BaseModel):
-    name: str
-    version: str
-    sha256: str
-    created_by: str | None = None
-    created_at: datetime | None = None
-
-
-def _job(job: Any) -> JobOut:
-    return JobOut.model_validate(jobs.job_dict(job))
 
 
 @router.post(
@@ -124,7 +61,7 @@ async def upload_file(
         format=format,
         define_upload=define_upload,
     )
-    return _job(job)
+    return JobOut.of(job)
 
 
 @router.post(
@@ -191,7 +128,7 @@ def complete_upload(
         format=body.format,
         define_upload=body.define_upload,
     )
-    return _job(job)
+    return JobOut.of(job)
 
 
 @router.get("/jobs", summary="Ingestion jobs, newest first", dependencies=[Requires(Permission.INGEST_RUN)])
@@ -209,19 +146,19 @@ def list_jobs(
     found = jobs.list_jobs(
         session, principal, state=state, table=table, created_by=created_by, limit=limit, offset=offset
     )
-    return [_job(j) for j in found]
+    return [JobOut.of(j) for j in found]
 
 
 @router.get("/jobs/{job_id}", summary="One ingestion job", dependencies=[Requires(Permission.INGEST_RUN)])
 def get_job(job_id: str, principal: CurrentPrincipal, session: DbSession) -> JobOut:
-    return _job(jobs.get_job(session, principal, job_id))
+    return JobOut.of(jobs.get_job(session, principal, job_id))
 
 
 @router.post(
     "/jobs/{job_id}/retry", summary="Queue a failed job again", dependencies=[Requires(Permission.INGEST_RUN)]
 )
 def retry_job(job_id: str, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep) -> JobOut:
-    return _job(jobs.retry_job(session, principal, job_id, settings))
+    return JobOut.of(jobs.retry_job(session, principal, job_id, settings))
 
 
 @router.post(
@@ -230,7 +167,7 @@ def retry_job(job_id: str, principal: CurrentPrincipal, session: DbSession, sett
     dependencies=[Requires(Permission.INGEST_RUN)],
 )
 def cancel_job(job_id: str, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep) -> JobOut:
-    return _job(jobs.cancel_job(session, principal, settings, job_id))
+    return JobOut.of(jobs.cancel_job(session, principal, settings, job_id))
 
 
 @router.delete(
@@ -239,7 +176,7 @@ def cancel_job(job_id: str, principal: CurrentPrincipal, session: DbSession, set
     dependencies=[Requires(Permission.INGEST_RUN)],
 )
 def discard_file(job_id: str, principal: CurrentPrincipal, session: DbSession) -> JobOut:
-    return _job(jobs.discard_file(session, principal, job_id))
+    return JobOut.of(jobs.discard_file(session, principal, job_id))
 
 
 @router.get(
@@ -248,14 +185,12 @@ def discard_file(job_id: str, principal: CurrentPrincipal, session: DbSession) -
 def quarantine(
     principal: CurrentPrincipal, session: DbSession, limit: int = Query(100, ge=1, le=1000)
 ) -> list[JobOut]:
-    return [_job(j) for j in jobs.list_jobs(session, principal, state="quarantined", limit=limit)]
+    return [JobOut.of(j) for j in jobs.list_jobs(session, principal, state="quarantined", limit=limit)]
 
 
 @policies_router.get("", summary="Stored policies", dependencies=[Requires(Permission.CATALOG_READ)])
 def list_policies(principal: CurrentPrincipal, session: DbSession) -> list[PolicyOut]:
-    return [
-        PolicyOut.model_validate(p, from_attributes=True) for p in store.list_policies(session, principal)
-    ]
+    return [PolicyOut.of(p) for p in store.list_policies(session, principal)]
 
 
 @policies_router.post(
@@ -263,6 +198,4 @@ def list_policies(principal: CurrentPrincipal, session: DbSession) -> list[Polic
 )
 def add_policy(body: PolicyIn, principal: CurrentPrincipal, session: DbSession) -> PolicyOut:
     policy, _ = store.save_policy(session, principal, body.document)
-    return PolicyOut(
-        name=policy.name, version=policy.version, sha256=policy.sha256, created_by=principal.name
-    )
+    return PolicyOut.of(store.stored_policy(session, policy.name, policy.version))

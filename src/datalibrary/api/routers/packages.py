@@ -4,19 +4,24 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, UploadFile
-from pydantic import BaseModel, Field
 
-from datalibrary.api.fields import PackageName, VersionRange
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import RecordId
 from datalibrary.errors import TooLarge
 from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.packages import cran, policy, service
-from datalibrary.packages.models import PackageRule
+from datalibrary.packages.schemas import (
+    ModeIn,
+    PolicyOut,
+    RPackageOut,
+    RuleIn,
+    RuleOut,
+    UploadedOut,
+    UploadOut,
+)
 
 router = APIRouter(prefix="/packages", tags=["packages"])
 INSTALL = [Requires(Permission.PACKAGES_INSTALL)]
@@ -24,61 +29,8 @@ MANAGE = [Requires(Permission.PACKAGES_MANAGE)]
 MAX_UPLOAD = service.MAX_UPLOAD
 
 
-class RuleIn(BaseModel):
-    kind: str = Field(pattern="^(allow|deny)$")
-    ecosystem: str = Field(
-        "python", pattern="^(python|r)$", description="python: pip and uv; r: install.packages()"
-    )
-    name: PackageName
-    specifier: VersionRange = ""
-    note: str = Field("", max_length=500)
-
-
-class RuleOut(BaseModel):
-    id: int
-    ecosystem: str
-    kind: str
-    name: str
-    specifier: str
-    note: str
-    created_by: str
-    created_at: datetime
-
-    @classmethod
-    def of(cls, rule: PackageRule) -> RuleOut:
-        return cls(**{k: getattr(rule, k) for k in cls.model_fields})
-
-
-class PolicyOut(BaseModel):
-    mode: str
-    index_url: str  # for pip/uv: append to the platform's URL (workspaces: preconfigured)
-    rules: list[RuleOut]
-
-
-class ModeIn(BaseModel):
-    mode: str = Field(pattern="^(open|allowlist)$")
-
-
-class UploadOut(BaseModel):
-    name: str
-    version: str
-    file: str
-
-
-class RPackageOut(BaseModel):
-    name: str
-    version: str
-    depends: str
-    imports: str
-    license: str
-
-
 def _policy(session: DbSession, principal: CurrentPrincipal) -> PolicyOut:
-    return PolicyOut(
-        mode=policy.mode(session),
-        index_url="/pypi/simple/",
-        rules=[RuleOut.of(r) for r in policy.list_rules(session, principal)],
-    )
+    return PolicyOut.of(policy.mode(session), policy.list_rules(session, principal))
 
 
 @router.get("/policy", summary="The mirror's mode and allow/deny rules", dependencies=INSTALL)
@@ -141,15 +93,6 @@ async def r_upload(
     content = await _read(file)
     result = await asyncio.to_thread(cran.upload, settings, session, principal, file.filename or "", content)
     return UploadOut(**result)
-
-
-class UploadedOut(BaseModel):
-    at: str
-    user: str
-    package: str
-    version: str | None
-    file: str | None
-    bytes: int | None
 
 
 @router.get("/internal", summary="Wheels uploaded to the internal index, newest first", dependencies=MANAGE)

@@ -3,65 +3,19 @@
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
 
 from datalibrary.auth.permissions import Permission, require
 from datalibrary.errors import InvalidInput
 from datalibrary.http.deps import CurrentPrincipal, DatabaseDep, DbSession, Requires, SettingsDep
 from datalibrary.privacy import store
 from datalibrary.privacy.policy import parse_policy
-from datalibrary.privacy.preview import describe
+from datalibrary.privacy.schemas import PolicyDescription, PolicyDocument, PolicyText, PreviewIn, PreviewOut
 
 router = APIRouter(prefix="/policies", tags=["policies"])
-
-
-class PolicyDocument(BaseModel):
-    document: str = Field(min_length=1, max_length=200_000, description="The policy YAML.")
-
-
-class RuleOut(BaseModel):
-    match: str
-    kind: str
-    action: str
-    params: dict[str, Any]
-
-
-class PolicyDescription(BaseModel):
-    name: str
-    version: str
-    sha256: str
-    subject: list[str]
-    quasi_identifiers: list[str]
-    tier: str
-    risk_threshold: float
-    rules: list[RuleOut]
-
-
-class PreviewIn(PolicyDocument):
-    sample_csv: str = Field(min_length=1, max_length=200_000, description="Sample rows as CSV with a header.")
-    namespace: str = Field(
-        "preview", pattern=r"^[a-z][a-z0-9_]{0,62}$", description="Study whose key is used."
-    )
-    rows: int = Field(20, ge=1, le=200)
-
-
-class PreviewOut(BaseModel):
-    actions: dict[str, str]
-    columns: list[str]
-    rows: list[dict[str, Any]]
-    risk: dict[str, Any] | None
-
-
-class PolicyText(BaseModel):
-    name: str
-    version: str
-    sha256: str
-    document: str
 
 
 @router.post(
@@ -69,7 +23,7 @@ class PolicyText(BaseModel):
 )
 def validate_policy(body: PolicyDocument, principal: CurrentPrincipal) -> PolicyDescription:
     require(principal, Permission.POLICIES_MANAGE)
-    return PolicyDescription.model_validate(describe(parse_policy(body.document)))
+    return PolicyDescription.of(parse_policy(body.document))
 
 
 @router.post(
@@ -101,7 +55,4 @@ def preview_policy(
 )
 def show_policy(name: str, principal: CurrentPrincipal, session: DbSession) -> PolicyText:
     require(principal, Permission.CATALOG_READ)
-    policy = store.load_policy(session, name)
-    return PolicyText(
-        name=policy.name, version=policy.version, sha256=policy.sha256, document=policy.document
-    )
+    return PolicyText.of(store.load_policy(session, name))

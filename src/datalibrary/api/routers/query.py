@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 from fastapi import APIRouter, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
 
 from datalibrary.auth.permissions import Permission
-from datalibrary.bounds import MAX_OFFSET
 from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.lineage import events as downloads
 from datalibrary.query import history as query_history
 from datalibrary.query import service
 from datalibrary.query.formats import write
+from datalibrary.query.schemas import QueryIn, QueryOut, QueryRecordOut, TableOut
 from datalibrary.query.visible_tables import visible_tables
 
 router = APIRouter(tags=["query"])
@@ -29,55 +27,6 @@ MEDIA = {
     "parquet": "application/vnd.apache.parquet",
     "arrow": "application/vnd.apache.arrow.stream",
 }
-
-
-class QueryIn(BaseModel):
-    sql: str = Field(min_length=1, max_length=100_000, examples=["SELECT * FROM cdisc.dm LIMIT 10"])
-    project: str | None = Field(None, description="The project charged for the query")
-    format: Literal["json", "csv", "parquet", "arrow"] = "json"
-    limit: int = Field(1000, ge=1, le=100_000, description="Rows per JSON page")
-    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="First row of the JSON page")
-    client: Literal["console", "sdk", "cli", "workspace"] | None = Field(
-        None, description="Which client sent the query (recorded in its lineage)"
-    )
-    purpose: str | None = Field(
-        None, max_length=2000, description="Why the download is needed (if it is routed to the airlock)"
-    )
-    destination: str | None = Field(
-        None, max_length=500, description="Where the download goes (if it is routed to the airlock)"
-    )
-
-
-class QueryStats(BaseModel):
-    run_id: str
-    bytes_scanned: int
-    rows_returned: int
-    duration_ms: int
-    tables: list[dict[str, Any]]
-
-
-class QueryOut(BaseModel):
-    columns: list[dict[str, str]]
-    rows: list[list[Any]]
-    offset: int
-    next_offset: int | None
-    truncated: bool = Field(description="The result hit the server's row cap")
-    stats: QueryStats
-
-
-class QueryRecordOut(BaseModel):
-    id: int
-    run_id: str
-    user: str
-    project: str | None
-    sql: str
-    tables: list[dict[str, Any]]
-    bytes_scanned: int
-    rows_returned: int
-    duration_ms: int
-    outcome: str
-    error: str | None
-    started_at: datetime
 
 
 def _airlock_route(session, principal, settings, request, body, result, record) -> JSONResponse | None:  # type: ignore[no-untyped-def]
@@ -119,14 +68,6 @@ def _chunks(spool: Any) -> Iterator[bytes]:
         spool.close()
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return value.hex()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
-
-
 @router.post(
     "/query",
     summary="Run a read-only SQL query",
@@ -158,13 +99,6 @@ def run_query(
         settings=settings,
     )
     record = result.record
-    stats = QueryStats(
-        run_id=record.run_id,
-        bytes_scanned=record.bytes_scanned,
-        rows_returned=record.rows_returned,
-        duration_ms=record.duration_ms,
-        tables=record.tables,
-    )
     if body.format != "json":
         routed = _airlock_route(session, principal, settings, request, body, result, record)
         if routed is not None:
@@ -187,30 +121,7 @@ def run_query(
                 "Content-Length": str(size),
             },
         )
-    page = result.table.slice(body.offset, body.limit)
-    rows = [[_json_value(v) for v in row.values()] for row in page.to_pylist()]
-    end = body.offset + page.num_rows
-    return QueryOut(
-        columns=[{"name": f.name, "type": str(f.type)} for f in result.table.schema],
-        rows=rows,
-        offset=body.offset,
-        next_offset=end if end < result.table.num_rows else None,
-        truncated=result.truncated,
-        stats=stats,
-    )
-
-
-class ColumnOut(BaseModel):
-    name: str
-    type: str
-    masked: bool
-    label: str = Field("", description="The column's label (SAS label or define.xml)")
-
-
-class TableOut(BaseModel):
-    name: str
-    columns: list[ColumnOut]
-    row_filtered: bool
+    return QueryOut.page(result, body.offset, body.limit)
 
 
 @router.get(
@@ -218,10 +129,7 @@ class TableOut(BaseModel):
     dependencies=[Requires(Permission.QUERY_RUN)],
 )  # fmt: skip
 def tables(principal: CurrentPrincipal, session: DbSession, settings: SettingsDep) -> list[TableOut]:
-    return [
-        TableOut(name=t.name, columns=[ColumnOut(**vars(c)) for c in t.columns], row_filtered=t.row_filtered)
-        for t in visible_tables(session, principal, settings)
-    ]
+    return [TableOut.of(t) for t in visible_tables(session, principal, settings)]
 
 
 @router.get("/queries", summary="Query history", dependencies=[Requires(Permission.QUERY_RUN)])
@@ -233,4 +141,4 @@ def history(
 ) -> list[QueryRecordOut]:
     """Your own queries; auditors and admins may name another user."""
     records = query_history.history(session, principal, user, limit)
-    return [QueryRecordOut.model_validate(r, from_attributes=True) for r in records]
+    return [QueryRecordOut.of(r) for r in records]

@@ -9,23 +9,15 @@ from pydantic import BaseModel
 
 from datalibrary import __version__
 from datalibrary.auth.permissions import Permission
+from datalibrary.auth.schemas import Me
 from datalibrary.db import leases
+from datalibrary.db.schemas import Replicas, TaskLeaseOut
 from datalibrary.http.deps import CurrentPrincipal, DatabaseDep, Requires, SettingsDep
 
 router = APIRouter(tags=["system"])
 
 
-class Me(BaseModel):
-    name: str
-    roles: list[str]
-    permissions: list[str]
-    via: str
-    groups: list[str]
-    projects: list[str]
-    default_project: str | None
-
-
-class Version(BaseModel):
+class Version(BaseModel):  # `datalibrary version --json` prints the same one field
     version: str
 
 
@@ -36,15 +28,7 @@ def version(_: CurrentPrincipal) -> Version:
 
 @router.get("/me", summary="The authenticated caller, its roles and permissions")
 def me(principal: CurrentPrincipal) -> Me:
-    return Me(
-        name=principal.name,
-        roles=sorted(principal.roles),
-        permissions=sorted(p.value for p in principal.permissions),
-        via=principal.via,
-        groups=sorted(principal.groups),
-        projects=sorted(principal.projects),
-        default_project=principal.default_project,
-    )
+    return Me.of(principal)
 
 
 @router.get(
@@ -54,20 +38,6 @@ def me(principal: CurrentPrincipal) -> Me:
 )
 def config(settings: SettingsDep) -> dict[str, Any]:
     return settings.redacted()
-
-
-class TaskLeaseOut(BaseModel):
-    task: str
-    holder: str
-    acquired_at: str
-    expires_at: str
-    live: bool
-
-
-class Replicas(BaseModel):
-    this_replica: str | None
-    lease_seconds: float
-    leases: list[TaskLeaseOut]
 
 
 @router.get(
