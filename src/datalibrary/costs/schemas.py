@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 Money = Field(pattern=r"^\d{1,9}(\.\d{1,6})?$", examples=["0.35"])
-SIX = Decimal("0.000001")
+SIX = Decimal("0.000001")  # a cost line shows 6 decimals; only sums are rounded to cents
 
 
 class PricesIn(BaseModel):
