@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from datalibrary.access.schemas import GrantOut, RequestOut
 from datalibrary.cli.lazy import LazyModule
 from datalibrary.cli.output import JsonOption, acting_as, console, db_session, emit, fail, settings, table
 from datalibrary.cli.users import OPERATOR
@@ -17,29 +18,19 @@ grants_app = typer.Typer(help="Manage data grants (table, column, row).", no_arg
 access_app = typer.Typer(help="Request and review access to datasets.", no_args_is_help=True)
 
 
-def grant_dict(grant) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    return {
-        "id": grant.id,
-        "principal": grant.principal,
-        "table": f"{grant.namespace}.{grant.table_name}" if grant.table_name else f"{grant.namespace}.*",
-        "columns": grant.columns,
-        "masks": grant.masks,
-        "row_filter": grant.row_filter,
-        "expires_at": grant.expires_at,
-        "revoked_at": grant.revoked_at,
-    }
+def grant_dict(grant) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The API's shape of a grant (``access.schemas.GrantOut``), as JSON."""
+    return GrantOut.of(grant).model_dump(mode="json")
 
 
-def request_dict(request) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    return {
-        "id": request.id,
-        "requester": request.requester,
-        "table": f"{request.namespace}.{request.table_name or '*'}",
-        "project": request.project,
-        "state": request.state,
-        "justification": request.justification,
-        "reviewer": request.reviewer,
-    }
+def request_dict(request) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The API's shape of an access request (``access.schemas.RequestOut``), as JSON."""
+    return RequestOut.of(request).model_dump(mode="json")
+
+
+def with_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with a ``table`` column for the human view: NS.TABLE, or NS.* for a namespace."""
+    return [r | {"table": f"{r['namespace']}.{r['table_name'] or '*'}"} for r in rows]
 
 
 def parse_date(value: str | None) -> datetime | None:
@@ -109,9 +100,8 @@ def list_(
                 session, OPERATOR, principal=principal, namespace=namespace, table=name, include_inactive=all_
             )
         ]
-    emit(
-        rows, as_json, lambda r: table(r, ["id", "principal", "table", "columns", "row_filter", "expires_at"])
-    )
+    columns = ["id", "principal", "table", "columns", "row_filter", "expires_at"]
+    emit(rows, as_json, lambda r: table(with_table(r), columns))
 
 
 @grants_app.command("revoke")
@@ -155,7 +145,8 @@ def list_requests(
     """List access requests."""
     with db_session() as session:
         rows = [request_dict(r) for r in service.list_requests(session, OPERATOR, state=state)]
-    emit(rows, as_json, lambda r: table(r, ["id", "requester", "table", "project", "state", "reviewer"]))
+    columns = ["id", "requester", "table", "project", "state", "reviewer"]
+    emit(rows, as_json, lambda r: table(with_table(r), columns))
 
 
 @access_app.command("decide")

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from datalibrary.audit import service
+from datalibrary.audit.schemas import AuditEventOut
 from datalibrary.cli.output import JsonOption, console, db_session, emit, table
 
 app = typer.Typer(help="Inspect, export and verify the audit log.", no_args_is_help=True)
@@ -77,16 +78,7 @@ def events(
     """List audit events, newest first, filtered."""
     with db_session() as session:
         rows = [
-            {
-                "id": e.id,
-                "at": e.at.isoformat(),
-                "actor": e.actor,
-                "action": e.action,
-                "target": e.target,
-                "outcome": e.outcome,
-                "client": e.client,
-                "details": e.details,
-            }
+            AuditEventOut.of(e).model_dump(mode="json")
             for e in _search(session, actor, action, target, _utc(since), limit)
         ]
     emit(rows, as_json, lambda r: table(r, ["id", "at", "actor", "action", "target", "outcome"]))

@@ -82,11 +82,13 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """List the complete backups in the backup directory, newest first."""
+        from datalibrary.backup.schemas import BackupOut
         from datalibrary.backup.service import list_backups
         from datalibrary.cli.users import OPERATOR
 
         with handle_errors():
-            found = list_backups(settings(), OPERATOR, directory)
+            summaries = list_backups(settings(), OPERATOR, directory)
+        found = [BackupOut.of(b).model_dump(mode="json") for b in summaries]
         emit(
             found,
             as_json,

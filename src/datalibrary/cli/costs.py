@@ -9,11 +9,18 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from pydantic import BaseModel
 
 from datalibrary.cli.output import JsonOption, console, db_session, emit, fail, settings, table
 from datalibrary.cli.users import OPERATOR
+from datalibrary.costs.schemas import BudgetOut, PriceVersionOut, ReportOut
 
 app = typer.Typer(help="Cost reports, the price book and budgets.", no_args_is_help=True)
+
+
+def shown(record: BaseModel) -> dict[str, Any]:
+    """A record as the API sends it (aliases such as ``from``), for ``--json`` and the tables."""
+    return record.model_dump(mode="json", by_alias=True)
 
 
 def _day(value: str | None, option: str) -> date | None:
@@ -43,14 +50,15 @@ def report(
         found = service.report(
             session, OPERATOR, config, by=by, start=_day(start, "--from"), end=_day(end, "--to"),
             user=user, project=project,
-        ).as_json()  # fmt: skip
+        )  # fmt: skip
+    data = shown(ReportOut.model_validate(found.as_json()))
 
     def human(data: dict[str, Any]) -> None:
         rows = [{by: r["key"], "amount": r["amount"]} for r in data["rows"]]
         table(rows, [by, "amount"], title=f"Costs {data['from']} to {data['to']} ({data['currency']})")
         console.print(f"total: {data['total']} {data['currency']}")
 
-    emit(found, as_json, human)
+    emit(data, as_json, human)
 
 
 @app.command("prices")
@@ -60,12 +68,14 @@ def prices(as_json: JsonOption = False) -> None:
 
     config = settings()
     with db_session() as session:
-        rows = [
-            {"id": v.id, "effective_from": v.effective_from.isoformat(), "created_by": v.created_by,
-             "note": v.note, **v.prices}
-            for v in pricebook.versions(session, OPERATOR, config)
-        ]  # fmt: skip
-    emit(rows, as_json, lambda r: table(r, ["id", "effective_from", "currency", "query_per_tb", "note"]))
+        rows = [shown(PriceVersionOut.of(v)) for v in pricebook.versions(session, OPERATOR, config)]
+
+    def human(found: list[dict[str, Any]]) -> None:
+        flat = [r | {"currency": r["prices"].get("currency"), "query_per_tb": r["prices"].get("query_per_tb")}
+                for r in found]  # fmt: skip
+        table(flat, ["id", "effective_from", "currency", "query_per_tb", "note"])
+
+    emit(rows, as_json, human)
 
 
 @app.command("prices-set")
@@ -89,7 +99,7 @@ def prices_set(
         version = pricebook.add_version(
             session, OPERATOR, config, data, effective_from=effective_from, note=note
         )
-        found = {"id": version.id, "effective_from": version.effective_from.isoformat(), **version.prices}
+        found = shown(PriceVersionOut.of(version))
     emit(
         found, as_json, lambda d: console.print(f"price version {d['id']} applies from {d['effective_from']}")
     )
@@ -102,7 +112,9 @@ def list_budgets(as_json: JsonOption = False) -> None:
 
     config = settings()
     with db_session() as session:
-        rows = [s.as_json() for s in budgets.visible(session, OPERATOR, config)]
+        rows = [
+            shown(BudgetOut.model_validate(s.as_json())) for s in budgets.visible(session, OPERATOR, config)
+        ]
     emit(
         rows,
         as_json,
@@ -129,10 +141,11 @@ def budget_set(
         raise
     config = settings()
     with db_session() as session:
-        found = budgets.set_budget(
+        budget = budgets.set_budget(
             session, OPERATOR, config, scope="user" if user else "project", name=user or project or "",
             amount=value,
-        ).as_json()  # fmt: skip
+        )  # fmt: skip
+    found = shown(BudgetOut.model_validate(budget.as_json()))
     emit(
         found,
         as_json,

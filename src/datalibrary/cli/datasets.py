@@ -21,10 +21,12 @@ def list_(
     """List datasets with row counts, sizes and tags."""
     from datalibrary.lake.catalog import open_lake
     from datalibrary.lake.datasets import list_datasets
+    from datalibrary.lake.schemas import DatasetSummary
 
     config = settings()
     with db_session() as session:
-        rows = list_datasets(session, OPERATOR, open_lake(config), search=search, tag=tag)
+        found = list_datasets(session, OPERATOR, open_lake(config), search=search, tag=tag)
+    rows = [DatasetSummary.model_validate(row).model_dump(mode="json") for row in found]
     emit(rows, as_json, lambda d: table(d, ["name", "title", "row_count", "size_bytes", "tags", "policy"]))
 
 
@@ -39,10 +41,12 @@ def show(
     """Show a dataset: schema with labels, sizes, snapshots, profile, recent jobs."""
     from datalibrary.lake.catalog import open_lake
     from datalibrary.lake.datasets import show_dataset
+    from datalibrary.lake.schemas import DatasetDetail
 
     config = settings()
     with db_session() as session:
-        data = show_dataset(session, OPERATOR, open_lake(config), name, profile=profile)
+        found = show_dataset(session, OPERATOR, open_lake(config), name, profile=profile)
+    data = DatasetDetail.model_validate(found).model_dump(mode="json")
 
     def human(d: dict) -> None:  # type: ignore[type-arg]
         console.print(
@@ -79,6 +83,7 @@ def set_(
     """Edit a dataset's catalog metadata."""
     from datalibrary.lake.catalog import open_lake
     from datalibrary.lake.datasets import update_dataset
+    from datalibrary.lake.schemas import DatasetDetail
 
     changes: dict = {}  # type: ignore[type-arg]
     for key, value in (
@@ -102,5 +107,6 @@ def set_(
         changes["column_labels"] = labels
     config = settings()
     with db_session() as session:
-        data = update_dataset(session, OPERATOR, open_lake(config), name, changes)
+        found = update_dataset(session, OPERATOR, open_lake(config), name, changes)
+    data = DatasetDetail.model_validate(found).model_dump(mode="json")
     emit(data, as_json, lambda d: console.print(f"updated {d['name']}"))

@@ -140,6 +140,7 @@ def add(
 ) -> None:
     """De-identify, store and index files (a zip fans out; failures are quarantined with the reason)."""
     from datalibrary.files import service
+    from datalibrary.files.schemas import FilesAddedOut
 
     uploads: list[tuple[str, Path]] = []  # read one at a time by the service
     for path in paths:
@@ -150,12 +151,7 @@ def add(
             uploads.append((path.name, path))
     with db_session() as session:
         report = service.ingest_files(session, OPERATOR, settings(), name, uploads)
-    data = {
-        "added": report.added,
-        "unchanged": report.unchanged,
-        "quarantined": report.quarantined,
-        "snapshot_id": report.snapshot_id,
-    }
+    data = FilesAddedOut.of(report).model_dump(mode="json")
 
     def human(d: dict[str, Any]) -> None:
         console.print(

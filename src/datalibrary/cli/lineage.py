@@ -46,9 +46,11 @@ def show(
 ) -> None:
     """Upstream (source files, ingestion jobs, policies) and downstream (accesses, users) of a dataset."""
     from datalibrary.lineage.graph import dataset_lineage
+    from datalibrary.lineage.schemas import DatasetLineageOut
 
     with db_session() as session:
-        data = dataset_lineage(session, OPERATOR, dataset, limit=limit)
+        found = dataset_lineage(session, OPERATOR, dataset, limit=limit)
+    data = DatasetLineageOut(**found).model_dump(mode="json")
 
     def human(d: dict) -> None:  # type: ignore[type-arg]
         table(
@@ -74,9 +76,11 @@ def user(
 ) -> None:
     """Which datasets a user touched, how, when and how much."""
     from datalibrary.lineage.graph import user_lineage
+    from datalibrary.lineage.schemas import UserLineageOut
 
     with db_session() as session:
-        data = user_lineage(session, OPERATOR, name, limit=limit)
+        found = user_lineage(session, OPERATOR, name, limit=limit)
+    data = UserLineageOut(**found).model_dump(mode="json")
     emit(
         data,
         as_json,
@@ -100,12 +104,14 @@ def report(
 
     from datalibrary.db.base import utcnow
     from datalibrary.lineage.compliance import compliance_report, to_csv
+    from datalibrary.lineage.schemas import ReportOut
 
     begin = _when(start, "--start") or datetime(1970, 1, 1, tzinfo=UTC)
     finish = _when(end, "--end") or utcnow()
     with db_session() as session:
-        data = compliance_report(session, OPERATOR, scope, begin, finish)
-    text = to_csv(data) if csv else json.dumps(data, indent=2, default=str) + "\n"
+        found = compliance_report(session, OPERATOR, scope, begin, finish)
+    data = ReportOut(**found).model_dump(mode="json")
+    text = to_csv(found) if csv else json.dumps(data, indent=2) + "\n"
     if output:
         output.write_text(text)
         if not as_json:
@@ -180,7 +186,8 @@ def request(
     as_json: JsonOption = False,
 ) -> None:
     """Request an export for a steward to review (its content is pinned now)."""
-    from datalibrary.lineage.exports import export_dict, request_export
+    from datalibrary.lineage.exports import request_export
+    from datalibrary.lineage.schemas import ExportOut
 
     with db_session() as session:
         export = request_export(
@@ -196,7 +203,7 @@ def request(
             project=project,
             runner=_runner() if sql else None,
         )
-        data = export_dict(export)
+        data = ExportOut.of(export).model_dump(mode="json")
     emit(data, as_json, lambda d: console.print(f"export request #{d['id']} is pending review"))
 
 
@@ -207,17 +214,20 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """Export requests (everyone's, or one user's)."""
-    from datalibrary.lineage.exports import export_dict, list_exports
+    from datalibrary.lineage.exports import list_exports
+    from datalibrary.lineage.schemas import ExportOut
 
-    with db_session() as session:
+    with db_session() as session:  # one user's: as /exports/mine; everyone's: as /exports/review
         if as_user is not None:
-            rows = [
-                export_dict(x)
+            found = [
+                x
                 for x in list_exports(session, _principal(session, as_user))
                 if not state or x.state == state
             ]
+            rows = [ExportOut.of(x).model_dump(mode="json") for x in found]
         else:
-            rows = [export_dict(x) for x in list_exports(session, OPERATOR, everyone=True, state=state)]
+            found = list_exports(session, OPERATOR, everyone=True, state=state)
+            rows = [ExportOut.of(x, reviewer=True).model_dump(mode="json") for x in found]
     emit(rows, as_json, lambda r: table(r, EXPORT_COLUMNS))
 
 
@@ -239,7 +249,8 @@ def review(
     as_json: JsonOption = False,
 ) -> None:
     """Show an export's content summary and risk report; with --approve/--deny, decide."""
-    from datalibrary.lineage.exports import decide, export_dict, summarize
+    from datalibrary.lineage.exports import decide, summarize
+    from datalibrary.lineage.schemas import ExportOut
 
     config = settings()
     with db_session() as session:
@@ -247,19 +258,18 @@ def review(
         if approve is None:
             data = summarize(session, principal, config, export_id, qi or [], count_column)
         else:
-            data = export_dict(
-                decide(
-                    session,
-                    principal,
-                    config,
-                    export_id,
-                    approve=approve,
-                    note=note,
-                    quasi_identifiers=qi or [],
-                    count_column=count_column,
-                    override_reason=override_reason,
-                )
+            export = decide(
+                session,
+                principal,
+                config,
+                export_id,
+                approve=approve,
+                note=note,
+                quasi_identifiers=qi or [],
+                count_column=count_column,
+                override_reason=override_reason,
             )
+            data = ExportOut.of(export, reviewer=True).model_dump(mode="json")
     emit(data, as_json, lambda d: console.print(d))
 
 

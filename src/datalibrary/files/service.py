@@ -54,6 +54,7 @@ from datalibrary.errors import Conflict, InvalidInput, NotFound, TooLarge
 from datalibrary.files import dicom, formats, index_risk, metering, objects, tiers
 from datalibrary.files.freetext import StudyWords
 from datalibrary.files.models import FileCollection, QuarantinedFile
+from datalibrary.files.schemas import CollectionOut
 from datalibrary.lake import locks
 from datalibrary.lake.catalog import Lake, TableName, open_lake, parse_table_name
 from datalibrary.lake.models import Dataset
@@ -173,20 +174,8 @@ def _collection(session: Session, name: TableName) -> FileCollection:
 
 
 def describe(collection: FileCollection) -> dict[str, Any]:
-    return {
-        "name": collection.full_name,
-        "owner": collection.owner,
-        "description": collection.description,
-        "policy": collection.policy_name,
-        "subject_template": collection.subject_template,
-        "private_allow": list(collection.private_allow or []),
-        "burned_in_reviewed": dict(collection.burned_in_reviewed or {}),
-        "classification": collection.classification or "",
-        "tier": collection.tier or "standard",
-        # how many grants a steward approved for a restricted tier (who and why: the audit log)
-        "approved_grants": len(collection.approved_grants or {}),
-        "created_at": collection.created_at.isoformat() if collection.created_at else None,
-    }
+    """The collection as the front ends show it (``files.schemas.CollectionOut``)."""
+    return CollectionOut.of(collection).model_dump()
 
 
 def create_collection(

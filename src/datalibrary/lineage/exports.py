@@ -38,6 +38,7 @@ from datalibrary.lineage.aggregates import cell_count_query
 from datalibrary.lineage.export_content import exports_dir
 from datalibrary.lineage.models import ExportRequest
 from datalibrary.lineage.naming import FILE_NAMESPACE, naming_for
+from datalibrary.lineage.schemas import ExportOut
 from datalibrary.lineage.service import DatasetRef, RunState, emit, new_run_id
 from datalibrary.query import guard
 from datalibrary.query.service import run_query
@@ -618,32 +619,5 @@ def expire_exports(session: Session) -> int:
 
 
 def export_dict(export: ExportRequest, *, reviewer: bool = False) -> dict[str, Any]:
-    """The request as the front ends show it; the rows sample only to reviewers (the
-    requester's copy of the data leaves only through the download)."""
-    hidden = {"aggregate_cells"} if reviewer else {"aggregate_cells", "sample"}
-    summary = {k: v for k, v in (export.summary or {}).items() if k not in hidden} or None
-    return {
-        "id": export.id,
-        "run_id": export.run_id,
-        "requester": export.requester,
-        "project": export.project,
-        "kind": export.kind,
-        "sql": export.sql,
-        "path": export.path,
-        "workspace_id": export.workspace_id,
-        "format": export.format,
-        "purpose": export.purpose,
-        "destination": export.destination,
-        "state": export.state,
-        "datasets": export.datasets,
-        "summary": summary,
-        "created_at": export.created_at,
-        "reviewer": export.reviewer,
-        "decided_at": export.decided_at,
-        "decision_note": export.decision_note,
-        "override_reason": export.override_reason,
-        "file_bytes": export.file_bytes,
-        "file_sha256": export.file_sha256,
-        "expires_at": export.expires_at,
-        "downloaded_at": export.downloaded_at,
-    }
+    """The request as the front ends show it (``lineage.schemas.ExportOut``), for pages."""
+    return ExportOut.of(export, reviewer=reviewer).model_dump()

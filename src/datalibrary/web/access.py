@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from datalibrary.access import service
+from datalibrary.access.schemas import GrantOut, RequestOut
 from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.bounds import RecordId
 from datalibrary.errors import InvalidInput
@@ -91,13 +92,13 @@ def _requests_page(
     data.setdefault(
         "form", {"table": request.query_params.get("table", ""), "justification": "", "project": ""}
     )
-    mine = service.list_requests(session, principal, mine=True)
-    pending = (
+    mine = [RequestOut.of(r) for r in service.list_requests(session, principal, mine=True)]
+    to_review = (
         service.list_requests(session, principal, state="pending")
         if principal.can(Permission.ACCESS_REVIEW)
         else []
     )
-    pending = [r for r in pending if r.requester != principal.name]
+    pending = [RequestOut.of(r) for r in to_review if r.requester != principal.name]
     projects = sorted(getattr(principal, "projects", frozenset()))
     return render(
         request,
@@ -159,7 +160,7 @@ def _grants_page(
     data.setdefault(
         "form", {"principal": "", "table": "", "columns": "", "masks": "", "row_filter": "", "expires": ""}
     )
-    grants = service.list_grants(session, principal)
+    grants = [GrantOut.of(g) for g in service.list_grants(session, principal)]
     return render(request, "access/grants.html", page_with(page, grants=grants, **data), status)
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from datalibrary.access import service
-from datalibrary.access.models import AccessRequest, Grant
+from datalibrary.access.schemas import DecisionIn, GrantOut, RequestOut
 from datalibrary.api.fields import AccountName, Grantee, Justification, TableOrNamespace
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import RecordId
@@ -27,55 +26,10 @@ class GrantIn(BaseModel):
     expires_at: datetime | None = None
 
 
-class GrantOut(BaseModel):
-    id: int
-    principal: str
-    namespace: str
-    table_name: str | None
-    columns: list[str] | None
-    masks: dict[str, str]
-    row_filter: str | None
-    expires_at: datetime | None
-    created_by: str
-    created_at: datetime
-    revoked_at: datetime | None
-
-    @classmethod
-    def of(cls, grant: Grant) -> GrantOut:
-        return cls.model_validate(grant, from_attributes=True)
-
-
 class RequestIn(BaseModel):
     table: TableOrNamespace = Field(description="NS.TABLE, or NS for a whole namespace")
     justification: Justification
     project: AccountName | None = None
-
-
-class DecisionIn(BaseModel):
-    decision: Literal["approve", "deny"]
-    note: str | None = Field(None, max_length=4000)
-    columns: list[str] | None = None
-    masks: dict[str, str] = Field(default_factory=dict)
-    row_filter: str | None = None
-    expires_at: datetime | None = None
-
-
-class RequestOut(BaseModel):
-    id: int
-    requester: str
-    namespace: str
-    table_name: str | None
-    justification: str
-    project: str | None
-    state: str
-    created_at: datetime
-    reviewer: str | None
-    decided_at: datetime | None
-    decision_note: str | None
-
-    @classmethod
-    def of(cls, request: AccessRequest) -> RequestOut:
-        return cls.model_validate(request, from_attributes=True)
 
 
 def split_table(name: str) -> tuple[str, str | None]:

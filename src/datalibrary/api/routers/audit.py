@@ -7,27 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
 
 from datalibrary.audit import export, service
+from datalibrary.audit.schemas import AuditEventOut
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import MAX_OFFSET
 from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, client_address
 
 router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[Requires(Permission.AUDIT_READ)])
-
-
-class AuditEventOut(BaseModel):
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    target: str
-    outcome: str
-    client: str | None
-    request_id: str | None
-    details: dict[str, Any]
-    hash: str
 
 
 @router.get("/verify", summary="Verify the audit hash chain")
@@ -58,7 +45,7 @@ def events(
         limit=limit,
         offset=offset,
     )
-    return [AuditEventOut.model_validate(row, from_attributes=True) for row in rows]
+    return [AuditEventOut.of(row) for row in rows]
 
 
 EXPORT_LIMIT = 100_000

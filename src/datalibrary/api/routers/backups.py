@@ -6,34 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
 
 from datalibrary.auth.permissions import Permission
 from datalibrary.backup import service
+from datalibrary.backup.schemas import BackupIn, BackupOut
 from datalibrary.http.deps import CurrentPrincipal, DatabaseDep, Requires, SettingsDep
 
 router = APIRouter(prefix="/backups", tags=["backups"], dependencies=[Requires(Permission.BACKUPS_MANAGE)])
 
 
-class BackupIn(BaseModel):
-    lake: str | None = Field(None, pattern="^(copy|reference)$", description="Lake mode; default by store.")
-
-
-class BackupOut(BaseModel):
-    id: str
-    path: str
-    created_at: str
-    database: str
-    lake: str
-    tables: int
-    rows: int
-    keys: str
-    size_bytes: int
-
-
 @router.get("", summary="Complete backups, newest first")
 def list_backups(principal: CurrentPrincipal, settings: SettingsDep) -> list[BackupOut]:
-    return [BackupOut(**b) for b in service.list_backups(settings, principal)]
+    return [BackupOut.of(b) for b in service.list_backups(settings, principal)]
 
 
 @router.post(
@@ -43,4 +27,4 @@ def create_backup(
     body: BackupIn, principal: CurrentPrincipal, settings: SettingsDep, db: DatabaseDep
 ) -> BackupOut:
     manifest: dict[str, Any] = service.create_backup(settings, db, principal, lake_mode=body.lake)
-    return BackupOut(**service.summary(manifest, manifest["path"]))
+    return BackupOut.of(service.summary(manifest, manifest["path"]))

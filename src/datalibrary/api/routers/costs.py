@@ -7,123 +7,34 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from datalibrary.api.fields import AccountName
 from datalibrary.auth.permissions import Permission, require
 from datalibrary.costs import budgets, pricebook, service, storage
+from datalibrary.costs.schemas import (
+    BudgetIn,
+    BudgetOut,
+    CompareOut,
+    CostLineOut,
+    DashboardOut,
+    EstimateOut,
+    MonthOut,
+    PricesIn,
+    PriceVersionOut,
+    ReportOut,
+)
 from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.query import service as query_service
 
 router = APIRouter(tags=["costs"])
-Money = Field(pattern=r"^\d{1,9}(\.\d{1,6})?$", examples=["0.35"])
 GroupBy = Literal["user", "project", "category", "product", "day", "resource"]
-
-
-class PricesIn(BaseModel):
-    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
-    compute_per_hour: dict[str, str] = Field(default_factory=dict, max_length=500)
-    home_per_gib_month: str = Money
-    lake_per_gib_month: str = Money
-    query_per_tb: str = Money
-    query_min_bytes: int = Field(10_000_000, ge=0, le=10**15)
-    effective_from: datetime | None = Field(None, description="From when; default now, never in the past")
-    note: str = Field("", max_length=500)
-
-
-class PriceVersionOut(BaseModel):
-    id: int
-    effective_from: datetime
-    prices: dict[str, Any]
-    note: str
-    created_by: str
-    created_at: datetime
-
-
-class ReportOut(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    currency: str
-    from_: date = Field(alias="from")
-    to: date
-    by: str
-    rows: list[dict[str, str]] = Field(description="key and amount, largest first")
-    total: str = Field(description="The exact sum of every line, rounded once to cents")
-    generated_at: datetime
-
-
-class DashboardOut(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    currency: str
-    from_: date = Field(alias="from")
-    to: date
-    total: str
-    daily: list[dict[str, str]] = Field(description="day and the amount of each category")
-    by_category: dict[str, str]
-    top_users: dict[str, str]
-    top_projects: dict[str, str]
-    by_product: dict[str, str]
-
-
-class CompareOut(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    currency: str
-    from_: date = Field(alias="from")
-    to: date
-    days: int
-    compute_hours: str
-    on_demand: str
-    dedicated: str
-    purchase_price: str
-    lifetime_months: int
-    dedicated_per_month: str
-    average_rate_per_hour: str
-    break_even_hours_per_month: str | None
-    cheaper: str
-    as_of: datetime
-
-
-class BudgetIn(BaseModel):
-    amount: str = Field(
-        pattern=r"^(\d{1,8}(\.\d{1,2})?|100000000(\.0{1,2})?)$",
-        description="Monthly amount, at most 100,000,000",
-        examples=["250.00"],
-    )
-
-
-class BudgetOut(BaseModel):
-    scope: str
-    name: str
-    month: str
-    budget: str
-    spent: str
-    remaining: str
-    percent: str
-    state: str
-    currency: str
-    enforce_after: datetime | None
-    enforced_at: datetime | None
-
-
-class MonthOut(BaseModel):
-    currency: str
-    month: str
-    as_of: datetime
-    total: str
-    by_category: dict[str, str]
-    by_day: list[dict[str, str]]
-    by_project: dict[str, str]
-    running: list[str] = Field(description="Resources counted up to now (running workspaces)")
-    budgets: list[BudgetOut]
-    notices: list[str]
 
 
 class EstimateIn(BaseModel):
@@ -131,26 +42,10 @@ class EstimateIn(BaseModel):
     project: AccountName | None = None
 
 
-class EstimateOut(BaseModel):
-    bytes_scanned: int
-    charged_bytes: int
-    price: str
-    price_per_tb: str
-    currency: str
-    large: bool = Field(description="Above costs.estimate_above_bytes: show the price before running")
-    tables: list[str]
-    project: str | None
-    refused_because: str | None = Field(description="Why the query would be refused now (a spent budget)")
-
-
-def _version_out(row: Any) -> PriceVersionOut:
-    return PriceVersionOut.model_validate(row, from_attributes=True)
-
-
 @router.get("/costs/prices", summary="The price book: every version with the date it applies from",
             dependencies=[Requires(Permission.COSTS_READ_OWN)])  # fmt: skip
 def prices(principal: CurrentPrincipal, session: DbSession, settings: SettingsDep) -> list[PriceVersionOut]:
-    return [_version_out(v) for v in pricebook.versions(session, principal, settings)]
+    return [PriceVersionOut.of(v) for v in pricebook.versions(session, principal, settings)]
 
 
 @router.post("/costs/prices", summary="Add a price version (from now or a future date)", status_code=201,
@@ -162,7 +57,7 @@ def add_prices(
     version = pricebook.add_version(
         session, principal, settings, data, effective_from=body.effective_from, note=body.note
     )
-    return _version_out(version)
+    return PriceVersionOut.of(version)
 
 
 @router.get("/costs/me", summary="Your spend this month so far (live), by category and by day",
@@ -200,20 +95,6 @@ def report(
     )
 
 
-class CostLineOut(BaseModel):
-    user: str
-    project: str | None
-    category: str
-    product: str
-    resource: str
-    start: datetime
-    end: datetime
-    quantity: str
-    unit: str
-    rate: str
-    amount: str = Field(description="This line's amount to 6 decimals; sums are exact, then rounded")
-
-
 @router.get("/costs/lines", summary="The cost lines of a period (first 5,000), oldest first",
             dependencies=[Requires(Permission.COSTS_READ_OWN)])  # fmt: skip
 def lines(
@@ -227,23 +108,7 @@ def lines(
     limit: int = Query(1000, ge=1, le=5000),
 ) -> list[CostLineOut]:
     found = _report(principal, session, settings, "category", start, end, user, project).lines[:limit]
-    six = Decimal("0.000001")
-    return [
-        CostLineOut(
-            user=ln.user,
-            project=ln.project,
-            category=ln.category,
-            product=ln.product,
-            resource=ln.resource,
-            start=ln.start,
-            end=ln.end,
-            quantity=str(ln.quantity.quantize(six)),
-            unit=ln.unit,
-            rate=str(ln.rate),
-            amount=str(ln.amount.quantize(six)),
-        )  # fmt: skip
-        for ln in found
-    ]
+    return [CostLineOut.of(ln) for ln in found]
 
 
 def report_csv_text(found: service.Report) -> str:

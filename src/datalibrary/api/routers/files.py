@@ -19,6 +19,7 @@ from datalibrary.api.fields import PolicyName, TableRef
 from datalibrary.auth.permissions import Permission, Principal
 from datalibrary.errors import InvalidInput, TooLarge
 from datalibrary.files import service, views
+from datalibrary.files.schemas import ApprovalIn, ClassificationIn, CollectionOut, FilesAddedOut
 from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
 from datalibrary.lineage import events as lineage
 
@@ -57,17 +58,6 @@ class CollectionIn(BaseModel):
     )
 
 
-class ClassificationIn(BaseModel):
-    classification: str = Field(max_length=500, description="Empty clears it")
-
-
-class ApprovalIn(BaseModel):
-    grant_id: int = Field(ge=1, le=2**31 - 1, description="A live grant that names the collection itself")
-    reason: str = Field(
-        min_length=1, max_length=1000, pattern=r"\S", description="Why this grant may read restricted data"
-    )
-
-
 @router.post(
     "/collections",
     status_code=201,
@@ -76,7 +66,7 @@ class ApprovalIn(BaseModel):
 )
 def create_collection(
     body: CollectionIn, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
-) -> dict[str, Any]:
+) -> CollectionOut:
     collection = service.create_collection(
         session,
         principal,
@@ -90,7 +80,7 @@ def create_collection(
         classification=body.classification,
         tier=body.tier,
     )
-    return service.describe(collection)
+    return CollectionOut.of(collection)
 
 
 @router.put(
@@ -100,8 +90,8 @@ def create_collection(
 )
 def classify(
     name: TableRef, body: ClassificationIn, principal: CurrentPrincipal, session: DbSession
-) -> dict[str, Any]:
-    return service.describe(service.classify_collection(session, principal, name, body.classification))
+) -> CollectionOut:
+    return CollectionOut.of(service.classify_collection(session, principal, name, body.classification))
 
 
 @router.post(
@@ -118,8 +108,9 @@ def approve(
 @router.get(
     "/collections", summary="File collections you may see", dependencies=[Requires(Permission.CATALOG_READ)]
 )
-def list_collections(principal: CurrentPrincipal, session: DbSession) -> list[dict[str, Any]]:
-    return service.list_collections(session, principal, service.grants_of(session, principal))
+def list_collections(principal: CurrentPrincipal, session: DbSession) -> list[CollectionOut]:
+    found = service.list_collections(session, principal, service.grants_of(session, principal))
+    return [CollectionOut.model_validate(row) for row in found]
 
 
 @router.post(
@@ -137,7 +128,7 @@ async def upload(
     filename: str = Query(
         min_length=1, max_length=400, pattern=service.PATH_PATTERN, description="Path in the collection"
     ),
-) -> dict[str, Any]:
+) -> FilesAddedOut:
     limit = settings.files.max_file_bytes
     handle, name_on_disk = tempfile.mkstemp(prefix="upload-", dir=service.spool_dir(settings))
     spooled = Path(name_on_disk)
@@ -154,12 +145,7 @@ async def upload(
         report = service.ingest_files(session, principal, settings, name, [(filename, spooled)])
     finally:
         spooled.unlink(missing_ok=True)
-    return {
-        "added": report.added,
-        "unchanged": report.unchanged,
-        "quarantined": report.quarantined,
-        "snapshot_id": report.snapshot_id,
-    }
+    return FilesAddedOut.of(report)
 
 
 @router.get(

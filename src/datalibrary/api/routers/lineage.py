@@ -20,36 +20,10 @@ from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, Setting
 from datalibrary.lineage import compliance, exports, facets, forward, graph, naming
 from datalibrary.lineage.compliance import SCOPE_RE
 from datalibrary.lineage.graph import DATASET_RE, USER_RE
+from datalibrary.lineage.schemas import DatasetLineageOut, ExportOut, ReportOut, ReviewIn, UserLineageOut
 
 router = APIRouter(tags=["lineage"])
 exports_router = APIRouter(tags=["exports"])
-
-
-class DatasetLineageOut(BaseModel):
-    dataset: str
-    upstream: dict[str, Any] = Field(description="ingestions (source files), policies, erasures")
-    downstream: dict[str, Any] = Field(description="accesses (queries, downloads, exports), users, totals")
-    graph: dict[str, Any] = Field(description="nodes (in columns 0-4) and links, as drawn on the page")
-
-
-class UserLineageOut(BaseModel):
-    user: str
-    datasets: list[dict[str, Any]]
-    events: list[dict[str, Any]]
-
-
-class ReportOut(BaseModel):
-    scope: str
-    start: datetime
-    end: datetime
-    generated_at: datetime
-    generated_by: str
-    accesses: list[dict[str, Any]]
-    exports: list[dict[str, Any]]
-    erasures: list[dict[str, Any]]
-    policies: list[dict[str, Any]]
-    audit_chain: dict[str, Any]
-    truncated: bool
 
 
 FACET_NAME = r"^DataLibrary[A-Za-z]{1,60}Facet$"
@@ -165,50 +139,8 @@ class ExportIn(BaseModel):
     project: AccountName | None = None
 
 
-class ExportOut(BaseModel):
-    id: int
-    run_id: str
-    requester: str
-    project: str | None
-    kind: str
-    sql: str | None
-    path: str | None
-    workspace_id: int | None
-    format: str
-    purpose: str
-    destination: str
-    state: str
-    datasets: list[str]
-    summary: dict[str, Any] | None
-    created_at: datetime
-    reviewer: str | None
-    decided_at: datetime | None
-    decision_note: str | None
-    override_reason: str | None = Field(description="Why content failing the risk check was approved")
-    file_bytes: int | None
-    file_sha256: str | None
-    expires_at: datetime | None
-    downloaded_at: datetime | None
-
-
-class ReviewIn(BaseModel):
-    decision: Literal["approve", "deny"]
-    note: str | None = Field(None, max_length=2000)
-    quasi_identifiers: list[str] = Field(default_factory=list, max_length=50)
-    count_column: str | None = Field(
-        None, max_length=200, description="The column holding each row's count (an aggregate table)"
-    )
-    override_reason: str | None = Field(
-        None, max_length=2000, description="Required to approve content that fails the risk check"
-    )
-
-
 def _runner(request: Request, settings: SettingsDep) -> exports.QueryRunner:
     return exports.QueryRunner(request.app.state.planner, settings.query.limits())
-
-
-def _out(export: Any, reviewer: bool = False) -> ExportOut:
-    return ExportOut(**exports.export_dict(export, reviewer=reviewer))
 
 
 @exports_router.post(
@@ -233,14 +165,14 @@ def request_export(
         project=body.project,
         runner=_runner(request, settings),
     )
-    return _out(export)
+    return ExportOut.of(export)
 
 
 @exports_router.get(
     "/exports", summary="Your export requests", dependencies=[Requires(Permission.EXPORTS_REQUEST)]
 )
 def my_exports(principal: CurrentPrincipal, session: DbSession) -> list[ExportOut]:
-    return [_out(x) for x in exports.list_exports(session, principal)]
+    return [ExportOut.of(x) for x in exports.list_exports(session, principal)]
 
 
 @exports_router.get(
@@ -249,7 +181,10 @@ def my_exports(principal: CurrentPrincipal, session: DbSession) -> list[ExportOu
     dependencies=[Requires(Permission.EXPORTS_REVIEW)],
 )
 def all_exports(principal: CurrentPrincipal, session: DbSession, state: str | None = None) -> list[ExportOut]:
-    return [_out(x, True) for x in exports.list_exports(session, principal, everyone=True, state=state)]
+    return [
+        ExportOut.of(x, reviewer=True)
+        for x in exports.list_exports(session, principal, everyone=True, state=state)
+    ]
 
 
 @exports_router.get(
@@ -294,7 +229,7 @@ def decide(
         count_column=body.count_column,
         override_reason=body.override_reason,
     )
-    return _out(export, True)
+    return ExportOut.of(export, reviewer=True)
 
 
 @exports_router.post(
