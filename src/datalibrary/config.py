@@ -25,6 +25,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from datalibrary.audit.anchors import register
+from datalibrary.auth.permissions import ROLES
+
 CONFIG_FILE_NAME = "datalibrary.toml"
 ENV_PREFIX = "DATALIBRARY_"
 SECRET_KEY_FILE_NAME = "secret.key"  # noqa: S105 - a file name
@@ -104,8 +107,6 @@ class LdapGroupMapping(Section):
     @field_validator("roles")
     @classmethod
     def _known_roles(cls, roles: list[str]) -> list[str]:
-        from datalibrary.auth.permissions import ROLES
-
         unknown = set(roles) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown role(s) {sorted(unknown)}; roles are {list(ROLES)}")
@@ -478,8 +479,6 @@ class Settings(BaseSettings):
             self.workspaces.environments_dir = self.home / "environments"
         if self.workspaces.channel_ca_file is None:
             self.workspaces.channel_ca_file = self.home / "channel-ca.pem"
-        from datalibrary.audit.anchors import register
-
         register(self.connect_url(), self.home)  # the audit key and anchors of this database
         self.register_installation()
         if self.secret_key is None:

@@ -12,7 +12,7 @@ from datalibrary.api.fields import FileFormat, IngestMode, IngestTarget, JobStat
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import MAX_INT, MAX_OFFSET
 from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
-from datalibrary.ingest import jobs, uploads
+from datalibrary.ingest import jobs, submit, uploads
 from datalibrary.privacy import store
 
 router = APIRouter(prefix="/ingest", tags=["ingest"])
@@ -221,7 +221,7 @@ def get_job(job_id: str, principal: CurrentPrincipal, session: DbSession) -> Job
     "/jobs/{job_id}/retry", summary="Queue a failed job again", dependencies=[Requires(Permission.INGEST_RUN)]
 )
 def retry_job(job_id: str, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep) -> JobOut:
-    return _job(jobs.retry_job(session, principal, job_id, settings))
+    return _job(submit.retry_job(session, principal, job_id, settings))
 
 
 @router.post(
