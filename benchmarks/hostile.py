@@ -338,8 +338,8 @@ def run_corpus(cases: list[Case]) -> tuple[dict[str, list[int]], list[str], list
     from datalibrary.bootstrap import initialize
     from datalibrary.config import Settings
     from datalibrary.db import Database
-    from datalibrary.ingest.jobs import submit_file
     from datalibrary.ingest.models import IngestJob
+    from datalibrary.ingest.submit import submit_file
     from datalibrary.ingest.worker import run_tree
     from datalibrary.privacy.store import save_policy
     from datalibrary.wiring import register_handlers

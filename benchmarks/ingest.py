@@ -80,7 +80,7 @@ def run_pipeline(path: Path, out: Path, policy: str = "keep-all") -> dict:
     from datalibrary.bootstrap import initialize
     from datalibrary.config import Settings
     from datalibrary.db import Database
-    from datalibrary.ingest.jobs import submit_file
+    from datalibrary.ingest.submit import submit_file
     from datalibrary.ingest.worker import run_one
     from datalibrary.privacy.store import save_policy
     from datalibrary.wiring import register_handlers

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from datalibrary.auth.permissions import Principal
-from datalibrary.ingest.jobs import submit_file
+from datalibrary.ingest.submit import submit_file
 from datalibrary.ingest.worker import run_one
 from datalibrary.lake.catalog import open_lake
 from datalibrary.lake.scan_planning import plan_table

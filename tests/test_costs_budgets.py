@@ -20,7 +20,7 @@ from datalibrary.audit.models import AuditEvent
 from datalibrary.auth import projects
 from datalibrary.auth.permissions import Principal
 from datalibrary.config import TokenUrl
-from datalibrary.costs import budgets
+from datalibrary.costs import enforcer
 from datalibrary.costs.models import BudgetAlert
 from datalibrary.db.base import utcnow
 from datalibrary.query.models import QueryRecord
@@ -100,7 +100,7 @@ def test_budget_warns_refuses_and_can_be_raised(sqlite_platform: Platform, webho
 
     spend_queries(platform, "alice", 1.7)  # 8.50 EUR: 85 %
     with platform.db.session() as session:
-        budgets.check_all(session, platform.settings)
+        enforcer.check_all(session, platform.settings)
     assert [h["event"] for h in webhook.received] == ["budget.warning"]
     assert webhook.received[0]["spent"] == "8.50" and webhook.received[0]["name"] == "alice"
     assert events(platform, "costs.budget_warning")[0].details["webhook"] == "sent"
@@ -113,7 +113,7 @@ def test_budget_warns_refuses_and_can_be_raised(sqlite_platform: Platform, webho
 
     spend_queries(platform, "alice", 0.4)  # 10.50 EUR: spent
     with platform.db.session() as session:
-        assert budgets.check_all(session, platform.settings) == []  # nothing runs; grace period anyway
+        assert enforcer.check_all(session, platform.settings) == []  # nothing runs; grace period anyway
     assert [h["event"] for h in webhook.received] == ["budget.warning", "budget.exceeded"]
     assert webhook.received[1]["enforce_after"] is not None
     # launches are refused with a clear message (before anything else is checked)
@@ -125,7 +125,7 @@ def test_budget_warns_refuses_and_can_be_raised(sqlite_platform: Platform, webho
     assert "budget of user 'alice' is spent" in refused.json()["detail"]
     # a second pass raises nothing new
     with platform.db.session() as session:
-        budgets.check_all(session, platform.settings)
+        enforcer.check_all(session, platform.settings)
     assert len(webhook.received) == 2
     assert len(events(platform, "costs.budget_exceeded")) == 1
 

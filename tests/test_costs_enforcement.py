@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from datalibrary.audit.models import AuditEvent
-from datalibrary.costs import budgets
+from datalibrary.costs import enforcer
 from datalibrary.costs.models import BudgetAlert
 from datalibrary.db.base import utcnow
 from datalibrary.workspaces import paths
@@ -38,7 +38,7 @@ def test_spent_budget_stops_a_real_sandboxed_workspace(sandbox_platform: Platfor
     assert admin.put("/api/v1/costs/budgets/user/alice", json={"amount": "1.00"}).status_code == 200
     spend_queries(platform, "alice", 0.25)  # 1.25 EUR of queries: the budget is spent
     with platform.db.session() as session:
-        assert budgets.check_all(session, platform.settings) == []  # warned; the grace period runs
+        assert enforcer.check_all(session, platform.settings) == []  # warned; the grace period runs
     assert client.get(f"/api/v1/workspaces/{wid}").json()["state"] == "running"
     assert "running workspaces stop at" in client.get("/api/v1/costs/me").json()["notices"][0]
     refused = client.post("/api/v1/workspaces", json={"product": "notebook", "instance_type": "tiny"})
@@ -47,7 +47,7 @@ def test_spent_budget_stops_a_real_sandboxed_workspace(sandbox_platform: Platfor
     # the warning period is over: the periodic enforcer stops the workspace, the home stays
     with platform.db.session() as session:
         session.execute(update(BudgetAlert).values(enforce_after=utcnow() - timedelta(seconds=1)))
-    assert run_sync(budgets.enforce(platform.db, platform.settings)) == [wid]
+    assert run_sync(enforcer.enforce(platform.db, platform.settings)) == [wid]
     data = wait_state(client, wid, "stopped")
     assert "budget of user 'alice' spent" in data["state_reason"]
     assert (home / "analysis.txt").read_text() == "keep me"
@@ -63,4 +63,4 @@ def test_spent_budget_stops_a_real_sandboxed_workspace(sandbox_platform: Platfor
     assert admin.put("/api/v1/costs/budgets/user/alice", json={"amount": "50"}).json()["state"] == "ok"
     assert client.post(f"/api/v1/workspaces/{wid}/start").status_code == 202
     assert wait_state(client, wid, "running", "failed")["state"] == "running"
-    assert run_sync(budgets.enforce(platform.db, platform.settings)) == []
+    assert run_sync(enforcer.enforce(platform.db, platform.settings)) == []

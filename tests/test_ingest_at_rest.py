@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from datalibrary.ingest import landing, sealed
-from datalibrary.ingest.jobs import retry_job, submit_file
 from datalibrary.ingest.models import IngestJob
+from datalibrary.ingest.submit import retry_job, submit_file
 from datalibrary.ingest.uploads import add_chunk, complete_upload, start_upload
 from datalibrary.ingest.watch import LandingWatcher
 from datalibrary.ingest.worker import run_one

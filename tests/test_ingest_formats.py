@@ -28,7 +28,7 @@ CSV = b"USUBJID,AGE\nS-1,70\nS-2,81\n"
 
 def ingest_tree(platform: Platform, path: Path, table: str, **kw) -> list[tuple[str, str]]:
     """Submit one delivery and run it and every job it fans out into."""
-    from datalibrary.ingest.jobs import submit_file
+    from datalibrary.ingest.submit import submit_file
 
     with platform.db.session() as session:
         job_id = submit_file(

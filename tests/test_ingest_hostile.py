@@ -79,7 +79,7 @@ def _with(platform: Platform, **ingest: object):  # type: ignore[no-untyped-def]
 
 
 def _submit(platform: Platform, settings, path: Path, table: str) -> str:  # type: ignore[no-untyped-def]
-    from datalibrary.ingest.jobs import submit_file
+    from datalibrary.ingest.submit import submit_file
     from tests.lake_helpers import SYSTEM
 
     with platform.db.session() as session:
@@ -246,7 +246,7 @@ def test_fhir_fan_out_is_bounded(sqlite_platform: Platform, tmp_path: Path) -> N
     }
     path = tmp_path / "bundle.json"
     path.write_text(json.dumps(bundle))
-    from datalibrary.ingest.jobs import submit_file
+    from datalibrary.ingest.submit import submit_file
     from tests.lake_helpers import SYSTEM
 
     with platform.db.session() as session:
@@ -320,7 +320,7 @@ def test_delivery_manifest_is_verified(sqlite_platform: Platform, tmp_path: Path
 
 
 def test_single_file_manifest_row_count(sqlite_platform: Platform, tmp_path: Path) -> None:
-    from datalibrary.ingest.jobs import submit_file
+    from datalibrary.ingest.submit import submit_file
     from datalibrary.ingest.worker import run_one
     from tests.lake_helpers import SYSTEM
 

@@ -171,7 +171,8 @@ def test_hostile_file_names_stay_inside_the_landing_area(sqlite_platform: Platfo
 def test_workers_never_claim_the_same_job_twice(platform: Platform, tmp_path: Path) -> None:
     import threading
 
-    from datalibrary.ingest.jobs import claim, submit_file
+    from datalibrary.ingest.jobs import claim
+    from datalibrary.ingest.submit import submit_file
     from tests.lake_helpers import SYSTEM
 
     add_policy(platform)
@@ -213,7 +214,7 @@ def test_an_unknown_reader_option_quarantines_the_job_naming_file_and_option(
 ) -> None:
     """A job's options reach its reader typed: a misspelt one is refused, not dropped in silence;
     the pipeline's own keys (define.xml labels, manifest, fan-out links) never reach the reader."""
-    from datalibrary.ingest.jobs import submit_file
+    from datalibrary.ingest.submit import submit_file
     from datalibrary.ingest.worker import run_one
     from tests.lake_helpers import SYSTEM
 

@@ -15,8 +15,8 @@ import pyarrow.csv as pacsv
 import pytest
 
 from datalibrary.auth.permissions import Principal
-from datalibrary.ingest.jobs import submit_file
 from datalibrary.ingest.models import IngestJob
+from datalibrary.ingest.submit import submit_file
 from datalibrary.ingest.worker import run_one
 from tests.lake_helpers import SYSTEM, add_policy, write_csv
 from tests.test_results_grid_browser import sign_in

@@ -18,8 +18,8 @@ from sqlalchemy import select, update
 from datalibrary.audit.models import AuditEvent
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, Unavailable
-from datalibrary.ingest.jobs import submit_file
 from datalibrary.ingest.models import IngestJob
+from datalibrary.ingest.submit import submit_file
 from datalibrary.ingest.worker import run_one
 from datalibrary.lake import locks
 from datalibrary.lake.catalog import open_lake, parse_table_name

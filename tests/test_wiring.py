@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from datalibrary import hooks, wiring
-from datalibrary.ingest.jobs import submit_file
 from datalibrary.ingest.models import IngestJob
+from datalibrary.ingest.submit import submit_file
 from datalibrary.ingest.worker import run_one
 from datalibrary.lake.catalog import open_lake
 from datalibrary.lake.erasure import erase_subject

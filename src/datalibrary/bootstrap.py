@@ -9,6 +9,8 @@ from pydantic import SecretStr
 from datalibrary.auth import service as auth_service
 from datalibrary.config import Settings, ensure_secret_key
 from datalibrary.db import Database, upgrade
+from datalibrary.privacy.keys import default_key_file, ensure_master_key_file
+from datalibrary.privacy.store import ensure_builtin_policies
 
 
 @dataclass(frozen=True)
@@ -28,16 +30,12 @@ def initialize(settings: Settings, database: Database | None = None) -> InitResu
         # them afterwards (the app, its workspaces) must see the key now, not after a restart
         settings.secret_key = SecretStr(key)
     if settings.master_key is None:
-        from datalibrary.privacy.keys import default_key_file, ensure_master_key_file
-
         ensure_master_key_file(default_key_file(settings))
     db = database or Database(settings.connect_url())
     try:
         upgrade(db.engine)
         with db.session() as session:
             password = auth_service.ensure_first_admin(session)
-            from datalibrary.privacy.store import ensure_builtin_policies
-
             ensure_builtin_policies(session)
     finally:
         if database is None:

@@ -26,6 +26,8 @@ from pydantic_settings import (
 )
 
 from datalibrary import plugins
+from datalibrary.audit.anchors import register
+from datalibrary.auth.permissions import ROLES
 
 CONFIG_FILE_NAME = "datalibrary.toml"
 ENV_PREFIX = "DATALIBRARY_"
@@ -106,8 +108,6 @@ class LdapGroupMapping(Section):
     @field_validator("roles")
     @classmethod
     def _known_roles(cls, roles: list[str]) -> list[str]:
-        from datalibrary.auth.permissions import ROLES
-
         unknown = set(roles) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown role(s) {sorted(unknown)}; roles are {list(ROLES)}")
@@ -508,8 +508,6 @@ class Settings(BaseSettings):
             self.workspaces.environments_dir = self.home / "environments"
         if self.workspaces.channel_ca_file is None:
             self.workspaces.channel_ca_file = self.home / "channel-ca.pem"
-        from datalibrary.audit.anchors import register
-
         register(self.connect_url(), self.home)  # the audit key and anchors of this database
         self.register_installation()
         if self.secret_key is None:

@@ -86,7 +86,7 @@ def load_demo_study(settings: Settings, subjects: int = DEMO_SUBJECTS) -> Iterat
         return
     # The lake and the pipeline load pyarrow and pyiceberg: the CLI imports this module for
     # the users table, only a study being loaded needs them.
-    from datalibrary.ingest.jobs import submit_file
+    from datalibrary.ingest.submit import submit_file
     from datalibrary.ingest.worker import run_one, worker_name
     from datalibrary.lake.catalog import open_lake
     from datalibrary.privacy.store import save_policy

@@ -18,7 +18,9 @@ from datalibrary.backup.service import LAKE_DIR, STATE_DIR, read_manifest
 from datalibrary.config import SECRET_KEY_FILE_NAME, Settings, ensure_secret_key
 from datalibrary.db import Database, upgrade
 from datalibrary.errors import InvalidInput, Unavailable
+from datalibrary.lake.catalog import Lake, TableName
 from datalibrary.lake.storage import Storage, open_storage
+from datalibrary.privacy.keys import default_key_file, load_master_key
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -30,8 +32,6 @@ def _write_private(path: Path, text: str) -> None:
 
 def _resolve_keys(settings: Settings, source: Path, manifest: dict[str, Any], passphrase: str | None):  # type: ignore[no-untyped-def]
     """The master key to restore with (bytes) and the files to write; refuses a wrong key."""
-    from datalibrary.privacy.keys import default_key_file, load_master_key
-
     expected = manifest["keys"]["master_key_fingerprint"]
     bundle: dict[str, str] = {}
     if (source / sealed.KEYS_FILE).exists() and passphrase is not None:
@@ -105,8 +105,6 @@ def _copy_lake_in(storage: Storage, source: Path, files: list[dict[str, Any]]) -
 
 def verify_restored(settings: Settings, db: Database, manifest: dict[str, Any]) -> dict[str, Any]:
     """Compare every table with the manifest and verify the audit chain."""
-    from datalibrary.lake.catalog import Lake, TableName
-
     lake = Lake(settings)
     problems, checked = [], []
     try:

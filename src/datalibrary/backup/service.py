@@ -43,6 +43,7 @@ from datalibrary.db import Database, current_revisions
 from datalibrary.errors import Conflict, InvalidInput, NotFound, Unavailable
 from datalibrary.lake import locks
 from datalibrary.lake.storage import Storage, fileio_properties, open_storage
+from datalibrary.privacy.keys import load_master_key
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -190,8 +191,6 @@ def create_backup(
     passphrase = passphrase if passphrase is not None else _configured_passphrase(settings)
     if passphrase is not None:
         sealed.check_passphrase(passphrase)
-    from datalibrary.privacy.keys import load_master_key
-
     master = load_master_key(settings)
     base = (directory or backups_dir(settings)).expanduser().absolute()
     base.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -167,14 +167,14 @@ def measure(as_json: JsonOption = False) -> None:
 @app.command("enforce")
 def enforce(as_json: JsonOption = False) -> None:
     """Check every budget now: warn, and stop workspaces of spent budgets past their grace."""
-    from datalibrary.costs import budgets
+    from datalibrary.costs import enforcer
     from datalibrary.db import Database
     from datalibrary.workspaces.sync import run_sync
 
     config = settings()
     db = Database(config.connect_url())
     try:
-        stopped = run_sync(budgets.enforce(db, config))
+        stopped = run_sync(enforcer.enforce(db, config))
     finally:
         db.dispose()
     emit(

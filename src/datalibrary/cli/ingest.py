@@ -94,7 +94,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Ingest files into a lake table through the full pipeline (one snapshot per file)."""
-        from datalibrary.ingest.jobs import get_job, submit_file
+        from datalibrary.ingest.jobs import get_job
+        from datalibrary.ingest.submit import submit_file
         from datalibrary.ingest.worker import worker_name
 
         config = settings()
@@ -228,7 +229,7 @@ def register(app: typer.Typer) -> None:
     @jobs_app.command("retry")
     def jobs_retry(job_id: str, as_json: JsonOption = False) -> None:
         """Queue a failed job again (a worker or 'datalibrary worker --once' runs it)."""
-        from datalibrary.ingest.jobs import retry_job
+        from datalibrary.ingest.submit import retry_job
 
         with db_session() as session:
             data = job_json(retry_job(session, OPERATOR, job_id, settings()))

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from datalibrary.config import Settings
-from datalibrary.costs import budgets, storage
+from datalibrary.costs import enforcer, storage
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
 
@@ -48,7 +48,7 @@ async def running(
     costs = settings.costs
     tasks = [
         asyncio.create_task(
-            _every(costs.enforce_interval_seconds, "costs.enforce", gate, budgets.enforce, db, settings)
+            _every(costs.enforce_interval_seconds, "costs.enforce", gate, enforcer.enforce, db, settings)
         ),
         asyncio.create_task(
             _every(costs.measure_interval_seconds, "costs.measure", gate, measure_today, db, settings)

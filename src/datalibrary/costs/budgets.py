@@ -2,8 +2,8 @@
 
 At ``costs.warn_percent`` (80 %) the owner and the stewards are warned: a console notice (an
 alert row), an audit event and the optional webhook. At 100 %: launches and large queries are
-refused (``checks``), and after ``costs.enforce_after_minutes`` the enforcer stops the running
-workspaces of that user or project (homes are kept). Raising a budget above the spend clears
+refused (``checks``), and after ``costs.enforce_after_minutes`` the enforcer (``enforcer``) stops
+the running workspaces of that user or project (homes are kept). Raising a budget above the spend clears
 its alerts. Every change and every action is audited.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,24 +20,18 @@ from sqlalchemy.orm import Session
 
 from datalibrary.audit import service as audit
 from datalibrary.auth import service as auth_service
-from datalibrary.auth.models import User
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.auth.projects import get_project
-from datalibrary.config import Settings, reveal
-from datalibrary.costs import notify, pricebook
+from datalibrary.config import Settings
+from datalibrary.costs import pricebook
 from datalibrary.costs.engine import CENT, cents
 from datalibrary.costs.models import Budget, BudgetAlert
 from datalibrary.costs.service import spend
-from datalibrary.db import Database
 from datalibrary.db.base import utcnow
 from datalibrary.errors import InvalidInput, NotFound
-from datalibrary.workspaces import service as workspaces
-from datalibrary.workspaces.models import Workspace
 
 log = logging.getLogger(__name__)
 SCOPES = ("user", "project")
-SYSTEM = Principal.system("system:costs")
-STOP_STATES = {"running", "starting", "resuming", "pausing", "paused"}
 
 
 @dataclass(frozen=True)
@@ -90,7 +84,7 @@ class Status:
         return f"{what} is {self.percent}% used ({amounts})"
 
 
-def _month(now: datetime) -> str:
+def month_of(now: datetime) -> str:
     return now.strftime("%Y-%m")
 
 
@@ -101,11 +95,11 @@ def status(session: Session, settings: Settings, budget: Budget, now: datetime |
         user=budget.name if budget.scope == "user" else None,
         project=budget.name if budget.scope == "project" else None,
     )  # fmt: skip
-    alert = _alert(session, budget, _month(now), 100)
+    alert = find_alert(session, budget, month_of(now), 100)
     return Status(
         scope=budget.scope,
         name=budget.name,
-        month=_month(now),
+        month=month_of(now),
         budget=Decimal(budget.amount_cents) * CENT,
         spent=spent,
         currency=pricebook.load(session, settings).currency,
@@ -115,7 +109,7 @@ def status(session: Session, settings: Settings, budget: Budget, now: datetime |
     )
 
 
-def _alert(session: Session, budget: Budget, month: str, level: int) -> BudgetAlert | None:
+def find_alert(session: Session, budget: Budget, month: str, level: int) -> BudgetAlert | None:
     return session.scalar(
         select(BudgetAlert).where(
             BudgetAlert.scope == budget.scope,
@@ -198,7 +192,7 @@ def set_budget(
     current = status(session, settings, budget, now)
     cleared = []
     for level in (settings.costs.warn_percent, 100):
-        alert = _alert(session, budget, current.month, 100 if level == 100 else 80)
+        alert = find_alert(session, budget, current.month, 100 if level == 100 else 80)
         threshold = Decimal(level)
         if alert and not alert.cleared_at and current.percent < threshold:
             alert.cleared_at = now
@@ -230,7 +224,7 @@ def delete_budget(session: Session, principal: Principal, scope: str, name: str)
 def notices(session: Session, principal: Principal, now: datetime | None = None) -> list[str]:
     """Console notices: active alerts of this month for the caller, their projects, or all (stewards)."""
     now = now or utcnow()
-    query = select(BudgetAlert).where(BudgetAlert.month == _month(now), BudgetAlert.cleared_at.is_(None))
+    query = select(BudgetAlert).where(BudgetAlert.month == month_of(now), BudgetAlert.cleared_at.is_(None))
     found = []
     for alert in session.scalars(query.order_by(BudgetAlert.level.desc(), BudgetAlert.name)):
         mine = (alert.scope == "user" and alert.name == principal.name) or (
@@ -245,104 +239,3 @@ def notices(session: Session, principal: Principal, now: datetime | None = None)
         else:
             found.append(f"Budget warning: {what} is {alert.level}% used.")
     return found[:5]
-
-
-# --- the enforcer ----------------------------------------------------------------------------
-
-
-def _raise_alert(
-    session: Session, settings: Settings, budget: Budget, current: Status, level: int, now: datetime
-) -> None:  # noqa: E501
-    enforce_after = now + timedelta(minutes=settings.costs.enforce_after_minutes) if level == 100 else None
-    alert = BudgetAlert(
-        scope=budget.scope, name=budget.name, month=current.month, level=level,
-        spent_cents=int((current.spent / CENT).to_integral_value()), budget_cents=budget.amount_cents,
-        raised_at=now, enforce_after=enforce_after,
-    )  # fmt: skip
-    session.add(alert)
-    payload = {
-        "event": "budget.exceeded" if level == 100 else "budget.warning",
-        **current.as_json(),
-        "enforce_after": enforce_after.isoformat() if enforce_after else None,
-        "message": current.message(),
-    }
-    webhook = notify.post(reveal(settings.costs.webhook_url), payload)
-    audit.record(
-        session,
-        actor=SYSTEM,
-        action="costs.budget_exceeded" if level == 100 else "costs.budget_warning",
-        target=f"budget:{budget.scope}:{budget.name}",
-        details={"month": current.month, "percent": str(current.percent), "spent": payload["spent"],
-                 "budget": payload["budget"], "webhook": webhook,
-                 "enforce_after": payload["enforce_after"]},
-    )  # fmt: skip
-
-
-def _workspaces_to_stop(session: Session, budget: Budget) -> list[Workspace]:
-    query = select(Workspace).where(Workspace.state.in_(STOP_STATES))
-    if budget.scope == "user":
-        owner = session.scalar(select(User.id).where(User.name == budget.name))
-        if owner is None:
-            return []
-        query = query.where(Workspace.owner_id == owner)
-    else:
-        query = query.where(Workspace.project == budget.name)
-    return list(session.scalars(query.order_by(Workspace.id)))
-
-
-def check_all(session: Session, settings: Settings, now: datetime | None = None) -> list[int]:
-    """One pass: raise alerts, and request a stop for workspaces of budgets past their grace.
-
-    Returns the ids of workspaces moved to ``stopping`` (the caller executes the stops)."""
-    now = now or utcnow()
-    month = _month(now)
-    to_stop: list[int] = []
-    for budget in list(session.scalars(select(Budget).order_by(Budget.id))):
-        current = status(session, settings, budget, now)
-        if current.percent >= settings.costs.warn_percent and _alert(session, budget, month, 80) is None:
-            _raise_alert(session, settings, budget, current, 80, now)
-        alert = _alert(session, budget, month, 100)
-        if current.state == "exceeded" and alert is None:
-            _raise_alert(session, settings, budget, current, 100, now)
-            alert = _alert(session, budget, month, 100)
-        if alert is None or alert.cleared_at or current.state != "exceeded":
-            continue
-        if alert.enforce_after and now < alert.enforce_after:
-            continue
-        stopped = []
-        for workspace in _workspaces_to_stop(session, budget):
-            if workspace.state == "stopping":
-                continue
-            workspaces.request(
-                session,
-                SYSTEM,
-                workspace.id,
-                "stop",
-                reason=f"budget of {budget.scope} '{budget.name}' spent",
-            )  # noqa: E501
-            stopped.append(workspace.id)
-        if stopped or alert.enforced_at is None:
-            alert.enforced_at = alert.enforced_at or now
-            audit.record(
-                session,
-                actor=SYSTEM,
-                action="costs.budget_enforced",
-                target=f"budget:{budget.scope}:{budget.name}",
-                details={"month": month, "stopped_workspaces": stopped},
-            )
-        to_stop.extend(stopped)
-    return to_stop
-
-
-async def enforce(db: Database, settings: Settings) -> list[int]:
-    """The periodic enforcer: check every budget, then stop what must stop (homes are kept)."""
-    import asyncio
-
-    def decide() -> list[int]:
-        with db.session() as session:
-            return check_all(session, settings)
-
-    ids = await asyncio.to_thread(decide)
-    for workspace_id in ids:
-        await workspaces.execute(db, settings, workspace_id)
-    return ids

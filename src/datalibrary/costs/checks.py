@@ -7,14 +7,13 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from datalibrary.config import Settings
+from datalibrary.costs import budgets
 from datalibrary.costs.models import BudgetAlert
 from datalibrary.db.base import utcnow
 from datalibrary.errors import BudgetExceeded
 
 
 def _exhausted(session: Session, settings: Settings, user: str | None, project: str | None) -> str | None:
-    from datalibrary.costs import budgets
-
     for budget in budgets.budgets_of(session, user, {project}):
         current = budgets.status(session, settings, budget)
         if current.state == "exceeded":

@@ -15,7 +15,7 @@ __all__ = ["Database", "make_engine", *_MIGRATE]
 
 def __getattr__(name: str) -> Any:
     if name in _MIGRATE:
-        from datalibrary.db import migrate
+        from datalibrary.db import migrate  # lazy: Alembic (~0.6 s); most callers only open sessions
 
         return getattr(migrate, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

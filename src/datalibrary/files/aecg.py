@@ -45,8 +45,8 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
 from datalibrary.files import freetext
+from datalibrary.files.deidentified import AECG, Context, Deidentified
 from datalibrary.files.dicom import Rejected, keyed_uid, shift_dt
-from datalibrary.files.formats import AECG, Context, Deidentified
 from datalibrary.privacy.identifiers import digest, scrub_known, words_of
 
 HL7 = "urn:hl7-org:v3"

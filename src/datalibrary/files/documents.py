@@ -28,8 +28,8 @@ from collections import Counter
 from typing import Any
 
 from datalibrary.files import freetext
+from datalibrary.files.deidentified import PDF, Context, Deidentified
 from datalibrary.files.dicom import Rejected
-from datalibrary.files.formats import PDF, Context, Deidentified
 
 MAX_PAGES = 2_000
 MAX_TEXT = 5_000_000

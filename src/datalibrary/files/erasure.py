@@ -20,9 +20,13 @@ from sqlalchemy import select
 
 from datalibrary.files import objects
 from datalibrary.files.models import FileCollection, QuarantinedFile
+from datalibrary.files.service import _resolver, derived_root, objects_root
+from datalibrary.ingest.sealed import iter_plain
 from datalibrary.lake import copies
 from datalibrary.lake.catalog import TableName, open_lake
 from datalibrary.lake.scan_planning import plan_table
+from datalibrary.privacy.service import study_key_for
+from datalibrary.privacy.store import load_policy
 
 LOCATION = "file collections"
 QUARANTINE = "file collections quarantine"
@@ -41,8 +45,6 @@ def _referenced(lake: Any, name: TableName) -> set[str]:
 
 
 def scan_objects(scope: copies.ErasureScope) -> list[dict[str, Any]]:
-    from datalibrary.files.service import derived_root, objects_root
-
     lake = open_lake(scope.settings)
     results = []
     collections = scope.session.scalars(
@@ -73,10 +75,6 @@ def _quarantined_subject(scope: copies.ErasureScope, collection: FileCollection,
 
     import pydicom
 
-    from datalibrary.files.service import _resolver
-    from datalibrary.privacy.service import study_key_for
-    from datalibrary.privacy.store import load_policy
-
     try:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
         policy = load_policy(scope.session, collection.policy_name)
@@ -88,8 +86,6 @@ def _quarantined_subject(scope: copies.ErasureScope, collection: FileCollection,
 
 def scan_quarantine(scope: copies.ErasureScope) -> list[dict[str, Any]]:
     from pathlib import Path
-
-    from datalibrary.ingest.sealed import iter_plain
 
     results = []
     collections = scope.session.scalars(

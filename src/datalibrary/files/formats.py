@@ -19,20 +19,12 @@ import io
 import logging
 import struct
 import zlib
-from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from datalibrary.files import dicom
-from datalibrary.files.dicom import Rejected, Subject
-from datalibrary.files.freetext import StudyWords
+from datalibrary.files import aecg, dicom, documents, vcf
+from datalibrary.files.deidentified import AECG, PDF, TEXT, VCF, Context, Deidentified
+from datalibrary.files.dicom import Rejected
 
-AECG = "application/hl7-v3+xml"
-VCF = "text/vcf"
-PDF = "application/pdf"
-TEXT = "text/plain"
 TEXT_SUFFIXES = (".txt", ".text", ".md")
 SNIFF_BYTES = 1 << 16  # what sniff() looks at (gzip head of a VCF included)
 TIERS = ("standard", "restricted")
@@ -42,31 +34,6 @@ FAIL_CLOSED = (
     ValueError, TypeError, KeyError, IndexError, AttributeError, OSError, RecursionError, struct.error,
     NotImplementedError, OverflowError,
 )  # fmt: skip
-
-
-@dataclass
-class Context:
-    """What a format needs from its collection and study."""
-
-    # fields (PatientID, ClinicalTrialSubjectID, ClinicalTrialProtocolID) -> the subject
-    resolve_subject: Callable[[Mapping[str, str]], Subject]
-    uid_secret: bytes
-    dicom_options: dicom.DeidOptions
-    tier: str = "standard"
-    classification: str = ""
-    words: StudyWords = field(default_factory=StudyWords)
-
-
-@dataclass
-class Deidentified:
-    data: bytes | Path  # a spool file when a DICOM file was given on disk (the caller deletes it)
-    media_type: str
-    subject: str | None
-    metadata: dict[str, Any]  # index columns: acquisition_date, modality, ...
-    details: dict[str, Any]  # format metadata (the index's ``details`` column, JSON)
-    actions: Counter[str]
-    profile: str
-    attributes: list[dict[str, str]] = field(default_factory=list)  # DICOM: what was done per attribute
 
 
 def _gzip_head(data: bytes, size: int = 64) -> bytes:
@@ -96,15 +63,9 @@ def sniff(path: str, data: bytes) -> str | None:
 
 def _other(path: str, data: bytes, media_type: str, context: Context) -> Deidentified:
     if media_type == AECG:
-        from datalibrary.files import aecg
-
         return aecg.deidentify(data, context)
     if media_type == VCF:
-        from datalibrary.files import vcf
-
         return vcf.deidentify(data, context)
-    from datalibrary.files import documents
-
     return documents.check(path, data, media_type, context)
 
 

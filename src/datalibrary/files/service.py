@@ -55,6 +55,7 @@ from datalibrary.files import dicom, formats, index_risk, metering, objects, tie
 from datalibrary.files.freetext import StudyWords
 from datalibrary.files.models import FileCollection, QuarantinedFile
 from datalibrary.files.schemas import CollectionOut
+from datalibrary.ingest.sealed import seal
 from datalibrary.lake import locks
 from datalibrary.lake.catalog import Lake, TableName, open_lake, parse_table_name
 from datalibrary.lake.models import Dataset
@@ -62,6 +63,7 @@ from datalibrary.lake.scan_planning import plan_table
 from datalibrary.lake.tables import FileWriter, commit_files, file_schema
 from datalibrary.privacy.actions import normalize, subject_offsets, tokens_for
 from datalibrary.privacy.keys import StudyKey
+from datalibrary.privacy.models import IdentifierDigest
 from datalibrary.privacy.policy import Policy
 from datalibrary.privacy.service import study_key_for
 from datalibrary.privacy.store import load_policy
@@ -356,8 +358,6 @@ def subject_identity(policy: Policy, key: StudyKey, subject: str) -> dicom.Subje
 
 def _study_digests(session: Session, namespace: str) -> set[str]:
     """The study's identifier dictionary (keyed digests of words seen in identifying columns)."""
-    from datalibrary.privacy.models import IdentifierDigest
-
     return set(
         session.scalars(select(IdentifierDigest.digest).where(IdentifierDigest.namespace == namespace))
     )
@@ -498,8 +498,6 @@ def _digest(data: bytes | Path) -> tuple[str, int]:
 
 def _seal(settings: Settings, collection: FileCollection, data: bytes | Path) -> Path:
     """A rejected file's raw bytes, sealed at rest at once (the ingestion quarantine's format)."""
-    from datalibrary.ingest.sealed import seal
-
     directory = settings.home / "files" / "quarantine" / str(collection.id)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     if isinstance(data, Path):

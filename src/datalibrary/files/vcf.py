@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from datalibrary.files import freetext
+from datalibrary.files.deidentified import VCF, Context, Deidentified
 from datalibrary.files.dicom import Rejected, shift_da
-from datalibrary.files.formats import VCF, Context, Deidentified
 
 MAX_TEXT_BYTES = 1 << 30
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")

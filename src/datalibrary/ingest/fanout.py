@@ -30,11 +30,13 @@ from datalibrary.config import Settings
 from datalibrary.db.base import utcnow
 from datalibrary.ingest import landing
 from datalibrary.ingest.models import IngestJob
+from datalibrary.ingest.readers import open_reader
 from datalibrary.ingest.readers.base import ReadError
+from datalibrary.ingest.readers.define_xml import define_labels
 from datalibrary.ingest.readers.detect import detect_format
+from datalibrary.ingest.targets import ARCHIVES, WILDCARD, new_job_id
+from datalibrary.privacy.metadata import looks_identifying
 
-WILDCARD = "*"
-ARCHIVES = ("zip", "gzip")
 # Refusals of readers.archive that mean a hostile (or absurd) archive, not a damaged one.
 _HOSTILE = (
     "zip bomb",
@@ -63,16 +65,12 @@ def declared_table(path: Path, display: str) -> str:
     kind = sniff(path)
     if kind in ("xpt", "sas7bdat"):
         try:
-            from datalibrary.ingest.readers import open_reader
-
             member = getattr(open_reader(path, format=kind, display_name=display), "table_name", None)
         except (ReadError, OSError, ValueError):
             member = None  # unreadable: the job's run quarantines it with the reason
         if member:
             return table_for_file(str(member))
     stem = Path(display).name.split(".")[0]
-    from datalibrary.privacy.metadata import looks_identifying
-
     if looks_identifying(stem.replace("_", " ").replace("-", " ")):
         raise ReadError(
             display,
@@ -124,8 +122,6 @@ def _child(parent: IngestJob, **values: Any) -> IngestJob:
 def split_define(outputs: list[Path], parent: IngestJob) -> tuple[list[Path], dict[str, dict[str, str]]]:
     """A define.xml inside an archive is metadata, not a table: its labels go to the members
     (unless the delivery came with a define.xml of its own, which wins)."""
-    from datalibrary.ingest.readers.define_xml import define_labels
-
     defines = [p for p in outputs if p.name.lower() == "define.xml"]
     data = [p for p in outputs if p not in defines]
     labels = dict((parent.options or {}).get("define_labels") or {})
@@ -158,8 +154,6 @@ def archive_children(
     expected: dict[str, dict[str, Any]] | None = None,
 ) -> list[IngestJob]:
     """Land each extracted member (moved, hashed) as a queued child job; not yet in the database."""
-    from datalibrary.ingest.jobs import new_job_id
-
     inherited = {"define_labels": define} if define else {}
     children = []
     for path, relative, table in planned:
@@ -188,8 +182,6 @@ def archive_children(
 
 def fhir_children(settings: Settings, parent: IngestJob, raw: Path, types: dict[str, int]) -> list[IngestJob]:
     """One child per resource type, each with a hard link to the same raw bytes."""
-    from datalibrary.ingest.jobs import new_job_id
-
     children = []
     for resource_type in sorted(types):
         job_id = new_job_id()

@@ -36,7 +36,6 @@ from datalibrary.db.base import utcnow
 from datalibrary.errors import InvalidInput
 from datalibrary.hooks import Hook
 from datalibrary.ingest import fanout, faults, jobs, landing, manifest, quarantine
-from datalibrary.ingest.fanout import ARCHIVES, WILDCARD
 from datalibrary.ingest.models import IngestJob
 from datalibrary.ingest.normalize import check_columns, conform, lake_schema
 from datalibrary.ingest.outcomes import (
@@ -53,6 +52,7 @@ from datalibrary.ingest.readers import Reader, ReadError, ReadLimits, ReportsPro
 from datalibrary.ingest.readers.archive import ArchiveLimits, extract
 from datalibrary.ingest.readers.detect import detect_format
 from datalibrary.ingest.readers.fhir import resource_types
+from datalibrary.ingest.targets import ARCHIVES, WILDCARD
 from datalibrary.lake import datasets
 from datalibrary.lake.catalog import Lake, TableName, open_lake
 from datalibrary.lake.scan_planning import plan_table

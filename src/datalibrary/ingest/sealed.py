@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from datalibrary.config import Settings
+from datalibrary.privacy.keys import load_master_key
 
 CHUNK = 1 << 20
 MAGIC = b"DLQ1"
@@ -32,8 +33,6 @@ _INFO = b"datalibrary/quarantine/v1"
 
 
 def _key(settings: Settings) -> bytes:
-    from datalibrary.privacy.keys import load_master_key
-
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(load_master_key(settings))
 
 

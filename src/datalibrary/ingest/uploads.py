@@ -34,8 +34,8 @@ from datalibrary.db import Database
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, NotFound, TooLarge
 from datalibrary.ingest import landing, sealed
-from datalibrary.ingest.jobs import submit_file
 from datalibrary.ingest.models import IngestJob, Upload
+from datalibrary.ingest.submit import submit_file
 
 
 def _path(settings: Settings, upload_id: str) -> Path:

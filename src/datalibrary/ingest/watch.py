@@ -21,8 +21,8 @@ from datalibrary.auth.permissions import Principal
 from datalibrary.config import Settings
 from datalibrary.db import Database
 from datalibrary.errors import DataLibraryError
-from datalibrary.ingest.jobs import submit_file
 from datalibrary.ingest.landing import NotOurs, check_owned, open_nofollow, watched_dir
+from datalibrary.ingest.submit import submit_file
 from datalibrary.lake.catalog import NAME_RE
 from datalibrary.lake.models import Dataset
 

@@ -7,9 +7,7 @@ WAL mode as the rest of the app.
 
 from __future__ import annotations
 
-import re
 import threading
-from dataclasses import dataclass
 
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
@@ -19,11 +17,14 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from datalibrary.config import Settings, reveal
 from datalibrary.db.engine import make_engine, normalize_url
-from datalibrary.errors import InvalidInput, NotFound
+from datalibrary.errors import NotFound
+from datalibrary.lake.names import NAME_RE as NAME_RE
+from datalibrary.lake.names import TableName as TableName
+from datalibrary.lake.names import check_name as check_name
+from datalibrary.lake.names import parse_table_name as parse_table_name
 from datalibrary.lake.storage import fileio_properties, open_storage
 
 CATALOG_NAME = "datalibrary"
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Properties every table gets: zstd Parquet, bounded metadata history.
 TABLE_PROPERTIES = {
     "write.parquet.compression-codec": "zstd",
@@ -33,35 +34,6 @@ TABLE_PROPERTIES = {
     # lake.tables retries itself (reload, re-check the guard, re-apply)
     "commit.retry.num-retries": "0",
 }
-
-
-@dataclass(frozen=True)
-class TableName:
-    namespace: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.namespace}.{self.name}"
-
-    @property
-    def ident(self) -> tuple[str, str]:
-        return (self.namespace, self.name)
-
-
-def check_name(value: str, what: str) -> str:
-    if not NAME_RE.match(value):
-        raise InvalidInput(
-            f"{what} {value!r} is not valid: use lower-case letters, digits and '_', starting with a letter"
-        )
-    return value
-
-
-def parse_table_name(text: str) -> TableName:
-    """``NS.TABLE`` -> TableName; names are lower-case identifiers."""
-    namespace, dot, name = (text or "").strip().partition(".")
-    if not dot:
-        raise InvalidInput(f"table {text!r} must be written NAMESPACE.TABLE (for example study1.dm)")
-    return TableName(check_name(namespace.lower(), "namespace"), check_name(name.lower(), "table name"))
 
 
 def _open_catalog(url: str, settings: Settings) -> SqlCatalog:

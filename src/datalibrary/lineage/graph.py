@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.errors import InvalidInput
+from datalibrary.lake.models import Dataset
 from datalibrary.lineage.models import LineageEdge, LineageEvent
 from datalibrary.lineage.service import TERMINAL
 
@@ -292,7 +293,5 @@ def user_lineage(session: Session, principal: Principal, name: str, *, limit: in
 
 def traced_datasets(session: Session, principal: Principal) -> list[Any]:
     """Every catalogued dataset, for the lineage index (lineage readers see all of them)."""
-    from datalibrary.lake.models import Dataset
-
     require(principal, Permission.LINEAGE_READ)
     return list(session.scalars(select(Dataset).order_by(Dataset.namespace, Dataset.name)))

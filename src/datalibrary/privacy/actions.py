@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from datalibrary.privacy.columns import as_strings
 from datalibrary.privacy.identifiers import scrub_known
 from datalibrary.privacy.isodates import DateValueError, shift_iso_strings
 from datalibrary.privacy.keys import StudyKey
@@ -26,24 +27,9 @@ from datalibrary.privacy.policy import PolicyContext, PolicyError, register_acti
 STRING = pa.string()
 
 
-def _strings(column: pa.Array) -> pa.Array:
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
-    if pa.types.is_string(column.type):
-        return column
-    if pa.types.is_large_string(column.type):
-        return column.cast(STRING)
-    if pa.types.is_floating(column.type):
-        # 1.0 -> "1": identifiers stored as SAS numerics normalize like their text form.
-        whole = pc.equal(column, pc.floor(column))
-        as_int = pc.if_else(whole, column, None).cast(pa.int64(), safe=False).cast(STRING)
-        return pc.if_else(whole, as_int, column.cast(STRING))
-    return column.cast(STRING)
-
-
 def normalize(column: pa.Array, how: str = "upper") -> pa.Array:
     """Trim, collapse inner whitespace and fold case, so 'ab 1 ' and 'AB  1' pseudonymize alike."""
-    text = pc.utf8_trim_whitespace(_strings(column))
+    text = pc.utf8_trim_whitespace(as_strings(column))
     text = pc.replace_substring_regex(text, r"\s+", " ")
     if how == "upper":
         return pc.utf8_upper(text)
@@ -177,7 +163,7 @@ class Pseudonymize(_Base):
 
     def apply(self, column: pa.Array, field: pa.Field) -> pa.Array:
         # encode first, normalize only the distinct values
-        encoded = pc.dictionary_encode(_strings(column))
+        encoded = pc.dictionary_encode(as_strings(column))
         tokens = self._tokens(normalize(encoded.dictionary, self.how).to_pylist())
         return pa.array(tokens, type=STRING).take(encoded.indices)
 
@@ -252,7 +238,7 @@ def subject_offsets(
     study = offsets([None])[0]
     if subjects is None:
         return pa.array([study] * rows, type=pa.int32())
-    encoded = pc.dictionary_encode(_strings(subjects))
+    encoded = pc.dictionary_encode(as_strings(subjects))
     per_subject = pa.array(offsets(normalize(encoded.dictionary).to_pylist()), type=pa.int32())
     return pc.fill_null(per_subject.take(encoded.indices), study)
 
@@ -265,7 +251,7 @@ def _shift_distinct_pairs(column: pa.Array, offsets: pa.Array) -> pa.Array:
 
     A subject has few distinct dates and many rows per date (LB: one date per visit for
     every test), so the string kernels run on a small fraction of the rows."""
-    dates = pc.dictionary_encode(_strings(column))
+    dates = pc.dictionary_encode(as_strings(column))
     key = pc.add(
         pc.multiply(dates.indices.cast(pa.int64()), _PAIR), pc.add(offsets.cast(pa.int64()), _PAIR // 2)
     )
@@ -442,7 +428,7 @@ METHODS = ("top_code", "age_band", "year", "zip3", "continent", "band", "age_gro
 def _numbers(column: pa.Array) -> pa.Array:
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
         return column
-    return pc.cast(pc.utf8_trim_whitespace(_strings(column)), pa.float64(), safe=False)
+    return pc.cast(pc.utf8_trim_whitespace(as_strings(column)), pa.float64(), safe=False)
 
 
 def _band_labels(values: pa.Array, edges: list[float]) -> pa.Array:
@@ -529,7 +515,7 @@ class Generalize(_Base):
     def _transform(self, column: pa.Array, field: pa.Field, batch: pa.RecordBatch) -> list[pa.Array]:
         method = self.method
         if method == "age_group":  # the sponsor's grouping, kept unless the age is top-coded
-            return [_strings(column)]
+            return [as_strings(column)]
         if method == "top_code":
             values = _numbers(column)
             over = pc.greater(values, self.max)
@@ -557,7 +543,7 @@ class Generalize(_Base):
         if method == "year":
             if pa.types.is_date(column.type) or pa.types.is_timestamp(column.type):
                 return [pc.year(column).cast(pa.int32())]
-            text = _strings(column)
+            text = as_strings(column)
             return [
                 pc.if_else(
                     pc.match_substring_regex(text, r"^\d{4}"), pc.utf8_slice_codeunits(text, 0, 4), None
@@ -565,9 +551,9 @@ class Generalize(_Base):
             ]
         if method == "zip3":
             if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-                text = pc.utf8_lpad(_strings(column), 5, "0")
+                text = pc.utf8_lpad(as_strings(column), 5, "0")
             else:
-                text = pc.utf8_trim_whitespace(_strings(column))
+                text = pc.utf8_trim_whitespace(as_strings(column))
             return [map_distinct(text, _zip3, STRING)]
         # continent
         return [
@@ -592,7 +578,7 @@ def _zip3(values: list[str | None]) -> list[str | None]:
 
 
 def _value_counts(column: pa.Array) -> dict[str, int]:
-    counted = pc.value_counts(_strings(column))
+    counted = pc.value_counts(as_strings(column))
     values, counts = counted.field("values").to_pylist(), counted.field("counts").to_pylist()
     return {v: c for v, c in zip(values, counts, strict=True) if v is not None}
 
@@ -634,7 +620,7 @@ class Suppress(_Base):
         rare = pa.array([v for v, c in counts.items() if c < self.k and v is not None], type=STRING)
         if len(rare) == 0:
             return column
-        hit = pc.is_in(_strings(column), value_set=rare)
+        hit = pc.is_in(as_strings(column), value_set=rare)
         return pc.if_else(hit, pa.nulls(len(column), column.type), column)
 
 
@@ -760,4 +746,4 @@ class ScrubText(_Base):
                 out = scrub_known(out, self.dictionary.secret, self.dictionary.digests())
             return out
 
-        return [map_distinct(_strings(column), scrub, STRING)]
+        return [map_distinct(as_strings(column), scrub, STRING)]

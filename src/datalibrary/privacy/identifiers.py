@@ -22,6 +22,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from datalibrary.privacy.detect import name_evidence
+
 WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*[A-Za-z0-9]|[A-Za-z0-9]")
 # words that identify no one although they stand in identifying columns ("Dr Who", addresses)
 NOT_NAMES = frozenset(
@@ -152,8 +154,6 @@ def identifying_values(
             encoded = pc.dictionary_encode(names)
             for index, variable in enumerate(encoded.dictionary.to_pylist()):
                 variable_rule = policy.rule_for(variable) if variable else None
-                from datalibrary.privacy.detect import name_evidence
-
                 dropped = (variable_rule is not None and variable_rule.action in IDENTIFYING_ACTIONS) or (
                     variable_rule is None
                     and variable

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from datalibrary.lake.models import Dataset
 from datalibrary.privacy.actions import SCRUB_PATTERNS, study_key, tokens_for
 from datalibrary.privacy.identifiers import scrub_known
+from datalibrary.privacy.names import scrub_names
 from datalibrary.privacy.policy import PolicyStep
 
 
@@ -42,8 +43,6 @@ def scrub_label(step: PolicyStep, text: str) -> str:
 
 def looks_identifying(text: str) -> bool:
     """True when the scrubber would change ``text`` (patterns or the names recognizer)."""
-    from datalibrary.privacy.names import scrub_names
-
     array = pa.array([text], type=pa.string())
     for label, pattern in SCRUB_PATTERNS:
         array = pc.replace_substring_regex(array, pattern, f"[{label}]")

@@ -21,16 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datalibrary.errors import InvalidInput
+from datalibrary.privacy.columns import as_strings
 from datalibrary.privacy.detect import name_evidence
 from datalibrary.privacy.policy import ACTIONS, PolicyContext, PolicyError, Rule, register_action
 
 STRING = pa.string()
-
-
-def _strings(column: pa.Array) -> pa.Array:
-    from datalibrary.privacy.actions import _strings as as_strings  # actions import this module
-
-    return as_strings(column)
 
 
 def _first_output(action: Any, field: pa.Field, column: pa.Array, batch: pa.RecordBatch) -> pa.Array | None:
@@ -44,7 +39,7 @@ def _first_output(action: Any, field: pa.Field, column: pa.Array, batch: pa.Reco
         produced = action.transform(column, field, batch)[0]
     else:
         produced = action.apply(column, field)
-    return _strings(produced)
+    return as_strings(produced)
 
 
 @register_action
@@ -101,7 +96,7 @@ class ByVariable:
 
     def transform(self, column: pa.Array, field: pa.Field, batch: pa.RecordBatch) -> list[pa.Array]:
         names = batch.column(batch.schema.get_field_index(self.key))
-        names = pc.fill_null(pc.utf8_upper(pc.utf8_trim_whitespace(_strings(names))), "")
+        names = pc.fill_null(pc.utf8_upper(pc.utf8_trim_whitespace(as_strings(names))), "")
         encoded = pc.dictionary_encode(names)
         parts: list[pa.Array] = []
         places: list[pa.Array] = []
@@ -111,7 +106,7 @@ class ByVariable:
             sub_batch = batch.take(positions)
             sub_field = pa.field(variable or field.name, STRING, nullable=True)
             try:
-                values = _first_output(action, sub_field, _strings(column).take(positions), sub_batch)
+                values = _first_output(action, sub_field, as_strings(column).take(positions), sub_batch)
             except InvalidInput as exc:
                 if "batch_row" in exc.extra:
                     exc.extra["batch_row"] = positions[int(exc.extra["batch_row"])].as_py()

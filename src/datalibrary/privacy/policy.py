@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from datalibrary.errors import InvalidInput
+from datalibrary.privacy.identifiers import identifying_values
 
 POLICY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -355,8 +356,6 @@ class PolicyStep:
         dictionary = self.context.extra.get("identifier_dictionary")
         if dictionary is None:
             return
-        from datalibrary.privacy.identifiers import identifying_values
-
         for values, words in identifying_values(self._plan, self.policy, batch, self.subject):
             dictionary.collect(pc.unique(values).cast(pa.string()).to_pylist(), words=words)
 

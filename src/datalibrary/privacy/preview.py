@@ -11,6 +11,7 @@ import pyarrow as pa
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.db import Database
+from datalibrary.ingest.readers import open_reader
 from datalibrary.privacy.policy import Policy, PolicyContext, PolicyStep, parse_policy
 from datalibrary.privacy.service import LazyKey
 
@@ -48,8 +49,6 @@ def preview_file(
 ) -> dict[str, Any]:
     """Preview on the first ``rows`` rows of a data file in any supported format."""
     require(principal, Permission.POLICIES_MANAGE)
-    from datalibrary.ingest.readers import open_reader
-
     policy = parse_policy(yaml_text)
     reader = open_reader(sample)
     taken = []

@@ -29,7 +29,8 @@ from datalibrary.ingest.models import IngestJob
 from datalibrary.lake.catalog import Lake, TableName, open_lake
 from datalibrary.lake.maintenance import expire_and_delete
 from datalibrary.lake.tables import FileWriter, commit_files, current_data_files, file_schema, summary_of
-from datalibrary.privacy.actions import _strings, offset_for_tokens, rekey_tokens, shift_column
+from datalibrary.privacy.actions import offset_for_tokens, rekey_tokens, shift_column
+from datalibrary.privacy.columns import as_strings
 from datalibrary.privacy.keys import StudyKey, derive_study_key, load_master_key
 from datalibrary.privacy.models import StudyKeyRecord
 from datalibrary.privacy.policy import Policy, Rule
@@ -78,7 +79,7 @@ class TableRekey:
         prefix = str(rule.params.get("prefix", ""))
         length = int(rule.params.get("length", 16))
         scope = str(rule.params.get("scope", ""))
-        encoded = pc.dictionary_encode(_strings(column))
+        encoded = pc.dictionary_encode(as_strings(column))
         values = encoded.dictionary.to_pylist()
         present = [v for v in values if v]
         mapped = dict(
@@ -96,7 +97,7 @@ class TableRekey:
             old = offset_for_tokens(self.old.secret, [""], low, high)[0]
             new = offset_for_tokens(self.new.secret, [""], low, high)[0]
             return pa.array([new - old] * batch.num_rows, pa.int32())
-        tokens = pc.fill_null(_strings(batch.column(batch.schema.get_field_index(subject))), "")
+        tokens = pc.fill_null(as_strings(batch.column(batch.schema.get_field_index(subject))), "")
         encoded = pc.dictionary_encode(tokens)
         olds = encoded.dictionary.to_pylist()
         news = [t and rekey_tokens(self.new, [t])[0] for t in olds]

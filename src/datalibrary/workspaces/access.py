@@ -12,6 +12,7 @@ from datalibrary.audit import service as audit_service
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from datalibrary.workspaces import pool_members
 from datalibrary.workspaces.models import Workspace, WorkspaceAdminAccess
 
 ADMIN_ACCESS_MINUTES = 60
@@ -54,9 +55,7 @@ def grant_admin_access(
     workspace = session.get(Workspace, workspace_id)
     if workspace is None or principal.user_id is None:
         raise NotFound(f"no workspace with id {workspace_id}")
-    from datalibrary.workspaces import pool
-
-    if pool.is_member(session, workspace):  # it holds nobody's data; a grant would outlive that
+    if pool_members.is_member(session, workspace):  # it holds nobody's data; a grant would outlive that
         raise Conflict(f"workspace {workspace_id} is a warm-pool member: there is nothing to open")
     now = utcnow()
     grant = WorkspaceAdminAccess(

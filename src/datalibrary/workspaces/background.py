@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 from datalibrary.config import Settings
 from datalibrary.db import Database
-from datalibrary.workspaces import idle, pool, reconcile
+from datalibrary.workspaces import idle, pool, pool_members, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ async def _pool_loop(db: Database, settings: Settings, gate: Gate) -> None:
                 await pool.refill(db, settings)
         except Exception:
             log.exception("workspace background job refill failed")
-        await pool.wait(settings.workspaces.warm_pool_interval_seconds)
+        await pool_members.wait(settings.workspaces.warm_pool_interval_seconds)
 
 
 async def _every(seconds: float, task: str, gate: Gate, job, *args) -> None:  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from datalibrary.ingest.readers import open_reader
 from datalibrary.privacy.detect import CONTENT_PATTERNS, name_evidence, scan_column
 
 TABULAR_BINARY = (".parquet", ".pq", ".xpt", ".xport", ".sas7bdat")
@@ -48,8 +49,6 @@ def _header_evidence(text: str) -> list[str]:
 
 
 def _tabular_evidence(name: str, data: bytes) -> list[str]:
-    from datalibrary.ingest.readers import open_reader
-
     suffix = PurePosixPath(name).suffix.lower()
     fd, temporary = tempfile.mkstemp(suffix=suffix)
     try:

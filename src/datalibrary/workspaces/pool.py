@@ -21,38 +21,31 @@ took a member (``wake``).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from datalibrary.audit import service as audit_service
-from datalibrary.auth.models import User
 from datalibrary.auth.permissions import Permission, Principal, require
 from datalibrary.config import Settings
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
-from datalibrary.workspaces import environments, paths, service
+from datalibrary.workspaces import environments, jupyter, paths, service
 from datalibrary.workspaces.models import Workspace
+from datalibrary.workspaces.pool_members import ACCOUNT, STATE, account_id
 from datalibrary.workspaces.provisioners import provisioner_class, resolve_name
 
 log = logging.getLogger(__name__)
-ACCOUNT = service.POOL_ACCOUNT  # not a valid user name, so no person can ever hold it
-STATE = "pooled"
 ACTOR = "system:warm-pool"
 BACKENDS = {"sandbox"}  # where a running sandbox can be assigned (a home mounted into it)
-_wake: asyncio.Event | None = None
 # (environment, instance type) -> (monotonic time before which no member starts, last delay):
 # a member that fails to start must not make the loop start (and audit) one every round
 _backoff: dict[tuple[str, str], tuple[float, float]] = {}
 BACKOFF_SECONDS = (30.0, 600.0)
-_loop: asyncio.AbstractEventLoop | None = None
 
 
 @dataclass(frozen=True)
@@ -61,23 +54,6 @@ class Target:
     instance_type: str
     size: int
     product: str  # a product offering this pair (its idle timeout until a launch sets its own)
-
-
-def account_id(session: Session, create: bool = True) -> int | None:
-    """The pool account's user id (made on first use; disabled, no password)."""
-    found = session.scalar(select(User.id).where(User.name == ACCOUNT))
-    if found is not None or not create:
-        return found
-    try:
-        with session.begin_nested():
-            user = User(
-                name=ACCOUNT, display_name="Warm pool (platform cost)", source="system", is_active=False
-            )
-            session.add(user)
-            session.flush()
-            return user.id
-    except IntegrityError:  # another replica made it meanwhile
-        return session.scalar(select(User.id).where(User.name == ACCOUNT))
 
 
 def disabled_because(settings: Settings) -> str | None:
@@ -115,22 +91,6 @@ def targets(settings: Settings) -> list[Target]:
             continue
         sizes[(environment, type_name)] = size
     return [Target(e, t, size, products[(e, t)]) for (e, t), size in sorted(sizes.items()) if size > 0]
-
-
-def wake() -> None:
-    """Refill soon (a launch just took a member); callable from any thread."""
-    if _wake is not None and _loop is not None and not _loop.is_closed():
-        _loop.call_soon_threadsafe(_wake.set)
-
-
-async def wait(seconds: float) -> None:
-    """Sleep until the next round: ``seconds`` or an earlier ``wake``."""
-    global _wake, _loop
-    if _wake is None or _loop is not asyncio.get_running_loop():
-        _wake, _loop = asyncio.Event(), asyncio.get_running_loop()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(_wake.wait(), seconds)
-    _wake.clear()
 
 
 def _memory_available() -> int | None:
@@ -205,8 +165,6 @@ WARM_UP = ("lab", "lab/api/settings", "api/kernelspecs", "lab/api/translations",
 
 
 async def _warm_up(db: Database, settings: Settings, workspace_id: int) -> None:
-    from datalibrary.workspaces import jupyter
-
     with db.session() as session:
         workspace = session.get(Workspace, workspace_id)
         if workspace is None:
@@ -260,10 +218,6 @@ async def _discard(db: Database, settings: Settings, workspace_id: int, reason: 
             session, actor=ACTOR, action="workspace.pool.discard", target=f"workspace:{workspace_id}"
         )
     await service.execute(db, settings, workspace_id)
-
-
-def is_member(session: Session, workspace: Workspace) -> bool:
-    return workspace.owner_id == account_id(session, create=False)
 
 
 # --- what administrators see ------------------------------------------------------------------

@@ -30,7 +30,7 @@ from datalibrary.costs import checks as costs_checks
 from datalibrary.db import Database
 from datalibrary.db.base import utcnow
 from datalibrary.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from datalibrary.workspaces import environments, paths
+from datalibrary.workspaces import environments, paths, pool_members
 from datalibrary.workspaces.models import Workspace, WorkspaceAdminAccess, WorkspaceUsage
 from datalibrary.workspaces.products import Catalog, InstanceType, Product, load_catalog
 from datalibrary.workspaces.provisioners import (
@@ -55,7 +55,6 @@ VERBS: dict[str, tuple[set[str], str]] = {
         "terminating",
     ),
 }
-POOL_ACCOUNT = "system:warm-pool"  # owns warm-pool members (see ``pool``); not a valid user name
 TOKEN_SCOPE_PREFIX = "workspace:"  # noqa: S105 - a scope name, not a secret
 _in_flight: set[int] = set()  # executions running in this process (the reconciler skips them)
 
@@ -219,16 +218,14 @@ def _take_from_pool(
     """A warm-pool member for this launch, now the owner's (``pool``); None if none is ready.
     Each candidate is taken with a compare-and-swap in a savepoint: two launches (or replicas)
     racing for one member never both get it."""
-    from datalibrary.workspaces import pool
-
-    account = pool.account_id(session, create=False)
+    account = pool_members.account_id(session, create=False)
     if account is None:
         return None
     candidates = session.scalars(
         select(Workspace)
         .where(
             Workspace.owner_id == account,
-            Workspace.state == pool.STATE,
+            Workspace.state == pool_members.STATE,
             Workspace.environment == product.environment,
             Workspace.instance_type == itype.name,
             Workspace.provisioner == backend,
@@ -258,7 +255,7 @@ def _take_from_pool(
                 "project": project, "warm_pool": True,
             },
         )  # fmt: skip
-        pool.wake()
+        pool_members.wake()
         return workspace
     return None
 
@@ -315,7 +312,7 @@ def stop_disabled_owners(session: Session) -> list[int]:
         select(Workspace)
         .join(User, User.id == Workspace.owner_id)
         .where(User.is_active.is_(False), Workspace.state.in_(VERBS["stop"][0]))
-        .where(User.name != POOL_ACCOUNT)  # the warm pool's account is disabled by design
+        .where(User.name != pool_members.ACCOUNT)  # the warm pool's account is disabled by design
     ).all()
     stopped = []
     for workspace in rows:
@@ -459,9 +456,7 @@ async def _execute(db: Database, settings: Settings, workspace_id: int) -> str:
         if workspace is None or workspace.state not in TRANSITIONAL:
             return workspace.state if workspace else "missing"
         state = workspace.state
-        from datalibrary.workspaces import pool
-
-        pooled = state == "starting" and pool.is_member(session, workspace)  # no one's: no token
+        pooled = state == "starting" and pool_members.is_member(session, workspace)  # no one's: no token
         token = _issue_token(session, workspace) if state == "starting" and not pooled else None
     try:
         provisioner = build_provisioner(settings, workspace, token, pooled=pooled)

@@ -20,7 +20,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
 
 from datalibrary.config import Settings
-from datalibrary.workspaces import paths
+from datalibrary.workspaces import channel_ca, paths
 
 
 class Upstream(Protocol):
@@ -96,8 +96,6 @@ def for_workspace(settings: Settings, workspace_id: int, state: dict[str, Any] |
     channel = channel_of(state)
     if channel is None:
         return UnixUpstream(paths.socket_path(settings, workspace_id))
-    from datalibrary.workspaces import channel_ca
-
     context = channel_ca.platform_identity(Path(str(settings.workspaces.channel_ca_file))).client()
     return TlsUpstream(
         str(channel["host"]),

@@ -9,7 +9,7 @@ from datalibrary.api.fields import FileFormat, IngestMode, IngestTarget, JobStat
 from datalibrary.auth.permissions import Permission
 from datalibrary.bounds import MAX_INT, MAX_OFFSET
 from datalibrary.http.deps import CurrentPrincipal, DbSession, Requires, SettingsDep
-from datalibrary.ingest import jobs, uploads
+from datalibrary.ingest import jobs, submit, uploads
 from datalibrary.ingest.schemas import JobOut, UploadOut, UploadStart
 from datalibrary.privacy import store
 from datalibrary.privacy.schemas import PolicyIn, PolicyOut
@@ -158,7 +158,7 @@ def get_job(job_id: str, principal: CurrentPrincipal, session: DbSession) -> Job
     "/jobs/{job_id}/retry", summary="Queue a failed job again", dependencies=[Requires(Permission.INGEST_RUN)]
 )
 def retry_job(job_id: str, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep) -> JobOut:
-    return JobOut.of(jobs.retry_job(session, principal, job_id, settings))
+    return JobOut.of(submit.retry_job(session, principal, job_id, settings))
 
 
 @router.post(
