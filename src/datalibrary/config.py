@@ -158,11 +158,10 @@ class AuthSettings(Section):
     @classmethod
     def _installed_authenticators(cls, names: list[str]) -> list[str]:
         """Refused when the settings load (every entry point), naming what is installed."""
-        from datalibrary.auth.authenticators import installed
-
-        unknown = [name for name in names if name not in installed()]
+        installed = sorted(plugins.installed(plugins.AUTHENTICATORS))
+        unknown = [name for name in names if name not in installed]
         if unknown:
-            raise ValueError(f"unknown authenticator(s) {unknown}; installed: {installed()}")
+            raise ValueError(f"unknown authenticator(s) {unknown}; installed: {installed}")
         if len(set(names)) != len(names):
             raise ValueError("name each authenticator once")
         return names

@@ -12,6 +12,7 @@ from typing import TypeVar
 T = TypeVar("T")
 # The groups: pyproject.toml lists the package's own entry points; another package adds its own.
 PROVISIONERS = "datalibrary.provisioners"  # workspace backends (workspaces.provisioner)
+AUTHENTICATORS = "datalibrary.authenticators"  # password backends (auth.authenticators)
 
 
 @cache

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from datalibrary.auth.models import User
 
-ENTRY_POINTS = "datalibrary.authenticators"
+ENTRY_POINTS = plugins.AUTHENTICATORS
 # The one answer to every refused sign-in (unknown name, wrong password, disabled account, not
 # in a mapped group): an answer that differed would tell a guesser which names exist.
 WRONG = "wrong user name or password"
