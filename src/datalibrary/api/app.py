@@ -11,8 +11,8 @@ from fastapi.staticfiles import StaticFiles
 from openapi_ui_bundles import swagger_ui
 
 from datalibrary.api import middleware, openapi, problems
-from datalibrary.api.domain_metrics import DomainCollector
 from datalibrary.api.routers import API_ROUTERS, ROOT_ROUTERS, workspace_proxy
+from datalibrary.domain_metrics import DomainCollector
 
 API_PREFIX = "/api/v1"
 
