@@ -112,12 +112,23 @@ def state_is(page, state: str, timeout: float = 90_000) -> None:  # type: ignore
     page.locator(".workspace").first.locator(".state", has_text=state).wait_for(timeout=timeout)
 
 
-def launch(page, url: str, product: str) -> None:  # type: ignore[no-untyped-def]
+def launch(context, page, url: str, product: str):  # type: ignore[no-untyped-def]
+    """Click Launch as a person does ("open JupyterLab when it is ready" is the default): the
+    new tab waits on the console until the workspace runs, then enters it on its own origin;
+    returns that tab once JupyterLab's launcher shows a notebook card."""
     page.goto(f"{url}/workspaces")
     page.select_option("#product", product)
     page.select_option("#instance-type", "tiny")
-    page.click("#launch")
-    state_is(page, "running", timeout=240_000)
+    assert page.locator("#open-when-ready").is_checked()
+    with context.expect_page() as opened:
+        page.click("#launch")
+    lab = opened.value
+    lab.wait_for_selector('.jp-Launcher .jp-LauncherCard[data-category="Notebook"]', timeout=240_000)
+    # the tab cannot reach back to the console, and the platform's JupyterLab plugins loaded
+    assert lab.evaluate("window.opener") is None
+    assert lab.evaluate("Object.keys(window._JUPYTERLAB)").count("@datalibrary/jupyterlab") == 1
+    state_is(page, "running", timeout=60_000)
+    return lab
 
 
 def new_notebook(lab, kernel: str):  # type: ignore[no-untyped-def]
@@ -193,8 +204,7 @@ def test_notebook_journey_in_a_real_browser(browser, served) -> None:  # type: i
     errors: list[str] = []
     page = sign_in(context, url, "sci")
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    launch(page, url, PRODUCT)
-    lab = open_lab(context, page)
+    lab = launch(context, page, url, PRODUCT)
     # JupyterLab runs on the workspace's own origin, not the console's
     assert lab.url.startswith("http://ws-1.ws.localhost:"), lab.url
     config = json.loads(lab.locator("#jupyter-config-data").text_content() or "{}")
@@ -235,6 +245,8 @@ def test_notebook_journey_in_a_real_browser(browser, served) -> None:  # type: i
     state_is(page, "running")
     # JupyterLab reopens the notebook it had open, with the outputs that were saved
     lab = open_lab(context, page, '.jp-NotebookPanel .jp-OutputArea-output:has-text("after resume 42")')
+    # the restored layout has the notebook open: no launcher is added over it
+    assert lab.locator(".jp-Launcher").count() == 0
     kernel_idle(lab)
     run_cell(lab, "print('new kernel knows kept:', 'kept' in dir())", "new kernel knows kept: False")
     lab.close()
@@ -257,8 +269,7 @@ def test_r_notebook_queries_the_lake_in_a_real_browser(browser, served) -> None:
     errors: list[str] = []
     page = sign_in(context, url, "sci")
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    launch(page, url, R_PRODUCT)
-    lab = open_lab(context, page)
+    lab = launch(context, page, url, R_PRODUCT)
     new_notebook(lab, "R")
     # the R client preconfigured like the SDK: same socket, same token, the grant's row filter
     run_cell(lab, R_CELL, "R frame: data.frame 1 site 701 n 2")
@@ -274,6 +285,37 @@ def test_r_notebook_queries_the_lake_in_a_real_browser(browser, served) -> None:
     page.locator(".workspace").first.locator("button", has_text="Terminate").click()
     page.locator(".workspace").wait_for(state="detached", timeout=60_000)
     assert errors == [], errors
+    context.close()
+
+
+def test_a_refused_launch_closes_its_tab_and_opting_out_is_remembered(browser, served) -> None:  # type: ignore[no-untyped-def]
+    platform, url = served
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = sign_in(context, url, "sci")
+    page.goto(f"{url}/workspaces")
+    page.select_option("#product", PRODUCT)
+    page.select_option("#instance-type", "tiny")
+    page.fill("#project", "no-such-project")
+    with context.expect_page() as opened:
+        page.click("#launch")
+    tab = opened.value
+    error = page.locator("#launch-error")
+    error.wait_for(timeout=30_000)
+    assert "no project named 'no-such-project'" in (error.text_content() or "")
+    for _ in range(100):  # the tab opened for it is closed again
+        if tab.is_closed():
+            break
+        page.wait_for_timeout(100)
+    assert tab.is_closed()
+    # unticked, a launch opens no tab; the choice holds on the next visit
+    page.uncheck("#open-when-ready")
+    page.reload()
+    assert not page.locator("#open-when-ready").is_checked()
+    page.select_option("#product", PRODUCT)
+    page.select_option("#instance-type", "tiny")
+    page.click("#launch")
+    state_is(page, "running", timeout=240_000)
+    assert context.pages == [page]
     context.close()
 
 
@@ -325,8 +367,7 @@ def test_first_launch_on_a_brand_new_state_directory(browser, fresh_served) -> N
     errors: list[str] = []
     page = sign_in(context, url, "sci")
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    launch(page, url, PRODUCT)
-    lab = open_lab(context, page)
+    lab = launch(context, page, url, PRODUCT)
     assert lab.url.startswith("http://ws-1.ws.localhost:"), lab.url
     new_notebook(lab, "Python 3 (ipykernel)")
     run_cell(

@@ -14,7 +14,6 @@ from tests.test_workspaces_browser import (  # noqa: F401 - the served fixture
     PYTHON_CELL,
     launch,
     new_notebook,
-    open_lab,
     run_cell,
     served,
     sign_in,
@@ -51,10 +50,9 @@ def test_a_launch_takes_the_warm_member_and_jupyterlab_renders(browser, pool_env
     page = sign_in(context, url, "sci")
     page.goto(f"{url}/workspaces")
     assert page.locator(".workspace").count() == 0
-    launch(page, url, "notebook")
+    lab = launch(context, page, url, "notebook")
     card = page.locator(".workspace").first
     assert card.get_attribute("data-id") == str(member)
-    lab = open_lab(context, page)
     assert lab.url.startswith(f"http://ws-{member}.ws.localhost:"), lab.url
     new_notebook(lab, "Python 3 (ipykernel)")
     run_cell(lab, PYTHON_CELL, "visible rows: 2")  # sci's grant (site 701) applies

@@ -60,7 +60,8 @@ def open_workspace(
 ) -> Response:
     """Enter a workspace on its own origin. A signed-in browser gets a one-time grant (60 s,
     this workspace, this console session) and is sent to the workspace origin, which swaps it
-    for its own cookie; an API client gets the address to call with its token."""
+    for its own cookie; a workspace not running yet gets a page on the console that waits for
+    it (and then comes back here); an API client gets the address to call with its token."""
     if request.headers.get("sec-fetch-site") == "cross-site":
         raise PermissionDenied("open workspaces from the console")
     workspace = access.can_open(session, principal, workspace_id)
@@ -69,6 +70,13 @@ def open_workspace(
         return JSONResponse(
             {"workspace_id": workspace.id, "origin": base, "url": f"{base}/workspaces/{workspace.id}/lab"}
         )
+    if workspace.state != "running":
+        page = page_for(
+            request, session, principal, f"Opening workspace #{workspace.id}", active="workspaces"
+        )
+        response = render(request, "workspace_opening.html", page_with(page, workspace=workspace))
+        response.headers["Cache-Control"] = "no-store"
+        return response
     grant = origin.mint_grant(settings, workspace.id, principal.session_id)
     target = f"{base}{origin.ENTER_PATH}?{urlencode({'grant': grant})}"
     return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from datalibrary.errors import Unavailable
+from datalibrary.workspaces import paths
 from datalibrary.workspaces.upstream import UnixUpstream, Upstream
 
 # JupyterLab trusts requests carrying this secret (the platform's proxy); see
@@ -25,6 +26,7 @@ VIA_HEADER = "X-DataLibrary-Via"
 IDENTITY_PROVIDER = "datalibrary_jupyter.ProxyIdentityProvider"
 EXTENSION = "datalibrary_jupyter"
 POOL_ENV = "DATALIBRARY_POOL"
+LAUNCHER = "datalibrary_lab"  # python -m jupyterlab, minus a slow step (inside/datalibrary_lab.py)
 ASSIGN_PATH = "_dl/assign"
 
 
@@ -35,14 +37,16 @@ def proxy_headers(secret: str, via: str) -> dict[str, str]:
 
 
 def jupyter_command(
-    python: str, socket: str, base_url: str, root_dir: str, allow_root: bool = False
+    python: str, socket: str, base_url: str, root_dir: str, sdk_dir: str, allow_root: bool = False
 ) -> list[str]:
     """JupyterLab on a Unix socket only (no TCP port), with no token of its own: it trusts the
-    platform's proxy secret (from ``DATALIBRARY_PROXY_SECRET``) and nothing else."""
+    platform's proxy secret (from ``DATALIBRARY_PROXY_SECRET``) and nothing else. ``sdk_dir``
+    is the staged SDK as the workspace sees it, whose ``labextensions/`` holds the platform's
+    JupyterLab plugins (``paths.staged_sdk``)."""
     return [
         python,
         "-m",
-        "jupyterlab",
+        LAUNCHER,
         "--no-browser",
         f"--ServerApp.sock={socket}",
         "--ServerApp.sock_mode=0600",
@@ -57,6 +61,7 @@ def jupyter_command(
         "--LanguageServerManager.autodetect=False",
         "--LabApp.news_url=",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        f"--LabApp.extra_labextensions_path={sdk_dir}/{paths.LABEXTENSIONS}",
         *(["--allow-root"] if allow_root else []),
     ]
 

@@ -15,6 +15,8 @@ from datalibrary.workspaces.models import Workspace
 SDK_SOURCE = Path(__file__).resolve().parent.parent / "sdk"
 INSIDE_SOURCE = Path(__file__).resolve().parent / "inside"  # JupyterLab's identity provider
 R_CLIENT_SOURCE = INSIDE_SOURCE / "r" / "datalibrary"  # the R client package
+LABEXTENSIONS = "labextensions"  # the platform's JupyterLab plugins, in JupyterLab's layout
+LABEXTENSIONS_SOURCE = INSIDE_SOURCE / LABEXTENSIONS  # (copied into the staged SDK)
 API_SOCKET_NAME = "api.sock"
 
 
@@ -69,12 +71,14 @@ def jupyter_token(settings: Settings, workspace: Workspace) -> str:
 
 
 def staged_sdk(settings: Settings) -> Path:
-    """A copy of the SDK (stdlib only) to put on workspaces' PYTHONPATH as ``datalibrary.sdk``."""
+    """A copy of the SDK (stdlib only) to put on workspaces' PYTHONPATH as ``datalibrary.sdk``,
+    with the platform's JupyterLab plugins (``labextensions/``) and the R client's source."""
     digest = hashlib.sha256()
     files = sorted(SDK_SOURCE.glob("*.py"))
     inside = sorted(p for p in INSIDE_SOURCE.glob("*.py") if p.name != "__init__.py")
     r_files = sorted(p for p in R_CLIENT_SOURCE.rglob("*") if p.is_file())
-    for file in files + inside + r_files:
+    lab_files = sorted(p for p in LABEXTENSIONS_SOURCE.rglob("*") if p.is_file())
+    for file in files + inside + r_files + lab_files:
         digest.update(file.name.encode() + file.read_bytes())
     target = root(settings) / "sdk" / digest.hexdigest()[:12]
     if not (target / "datalibrary" / "sdk" / "__init__.py").exists():
@@ -87,6 +91,7 @@ def staged_sdk(settings: Settings) -> Path:
             shutil.copy(file, package / "sdk" / file.name)
         for file in inside:
             shutil.copy(file, target / file.name)
+        shutil.copytree(LABEXTENSIONS_SOURCE, target / LABEXTENSIONS, dirs_exist_ok=True)
     _install_r_client(target / "rlib")
     return target
 

@@ -51,7 +51,12 @@ class ProcessProvisioner(Provisioner):
         spec.socket_path.unlink(missing_ok=True)
         python = str(spec.environment_dir / "venv" / "bin" / "python")
         command = jupyter.jupyter_command(
-            python, str(spec.socket_path), spec.base_url, str(spec.home_dir), allow_root=os.geteuid() == 0
+            python,
+            str(spec.socket_path),
+            spec.base_url,
+            str(spec.home_dir),
+            str(spec.sdk_dir),
+            allow_root=os.geteuid() == 0,
         )
         env = {
             "HOME": str(spec.home_dir),

@@ -301,7 +301,9 @@ class SandboxProvisioner(Provisioner):
         args += [
             "--",
             *platform_services.wrap(
-                jupyter.jupyter_command(f"{ENV}/venv/bin/python", f"{RUN}/jupyter.sock", spec.base_url, HOME),
+                jupyter.jupyter_command(
+                    f"{ENV}/venv/bin/python", f"{RUN}/jupyter.sock", spec.base_url, HOME, SDK
+                ),
                 f"{ENV}/venv/bin/python",
             ),
         ]

@@ -177,11 +177,14 @@ def enter(request: Request, grant: str = "") -> Response:
     session_id = origin.redeem_grant(settings, wid, grant)
     target = f"/workspaces/{wid}/lab"
     # A same-origin page, not a redirect: the navigation that follows starts on this origin,
-    # so the SameSite=Strict cookie is sent with it.
+    # so the SameSite=Strict cookie is sent with it. The script goes on at once and replaces
+    # this entry in the history (no way back to a spent grant); the refresh, which Chromium
+    # runs about 70 ms later, is for browsers without script.
     page = (
         '<!doctype html><meta charset="utf-8">'
         f'<meta http-equiv="refresh" content="0;url={html.escape(target)}">'
         f"<title>Opening workspace {wid}</title><p>Opening workspace {wid}...</p>"
+        f"<script>location.replace({json.dumps(target)})</script>"
     )
     response = HTMLResponse(page, headers={"Cache-Control": "no-store"})
     response.set_cookie(

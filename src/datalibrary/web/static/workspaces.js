@@ -204,18 +204,40 @@ productSelect.addEventListener("change", syncTypes);
 typeSelect.addEventListener("change", syncTypes);
 syncTypes();
 
+// "Open JupyterLab when it is ready" (remembered in this browser): the tab is opened now,
+// while the click still counts as the user's (later, a browser would block it as a pop-up),
+// and sent to the workspace's opening page once the launch is accepted.
+const openWhenReady = document.getElementById("open-when-ready");
+openWhenReady.checked = localStorage.getItem("workspaces.openWhenReady") !== "no";
+openWhenReady.addEventListener("change", () => {
+  localStorage.setItem("workspaces.openWhenReady", openWhenReady.checked ? "yes" : "no");
+});
+
+function openingTab() {
+  if (!openWhenReady.checked) return null;
+  const tab = window.open("", "_blank");
+  if (!tab) return null; // pop-ups blocked: the card's "Open JupyterLab" is still there
+  tab.opener = null; // the tab cannot reach back to the console, whatever it shows later
+  tab.document.title = "Launching a workspace";
+  tab.document.body.textContent = "Launching your workspace…";
+  return tab;
+}
+
 document.getElementById("launch-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const errorLine = document.getElementById("launch-error");
   errorLine.hidden = true;
   const project = document.getElementById("project").value.trim();
   actedAt = Date.now();
+  const tab = openingTab();
   try {
-    await api("/workspaces", {
+    const workspace = await api("/workspaces", {
       method: "POST",
       body: { product: productSelect.value, instance_type: typeSelect.value, project: project || null },
     });
+    tab?.location.replace(`/workspaces/${workspace.id}/lab`);
   } catch (error) {
+    tab?.close();
     errorLine.textContent = error.message;
     errorLine.hidden = false;
   }
