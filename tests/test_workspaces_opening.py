@@ -13,7 +13,7 @@ from datalibrary.workspaces.models import Workspace
 from tests.helpers import PASSWORD, ApiClient, Platform
 from tests.test_workspaces import environment_dir, launch, make_ws_platform  # noqa: F401
 from tests.test_workspaces_exits import browser_entry, served
-from tests.workspace_helpers import on_workspace, workspace_host
+from tests.workspace_helpers import on_workspace, wait_state, workspace_host
 
 LAB_PLUGINS = "@datalibrary/jupyterlab"
 
@@ -108,3 +108,25 @@ def test_jupyterlab_loads_the_platforms_plugins_before_the_users(make_ws_platfor
     )
     assert script.status_code == 200 and "launcher-on-restore" in script.text
     assert client is not None
+
+
+PLANTED = "import pathlib; pathlib.Path(__file__).with_name('ran-{name}').write_text('x')\n"
+
+
+def test_modules_planted_in_the_home_never_run_in_the_jupyterlab_server(make_ws_platform) -> None:  # type: ignore[no-untyped-def]  # noqa: F811, E501
+    """The server starts with the home as its working directory; started with ``-m`` Python
+    would put that directory first on ``sys.path`` (ahead of the standard library), so a module
+    the user leaves there would run in the server, before it drops the proxy's secret."""
+    platform = served(make_ws_platform)
+    client, wid = launch(platform, "alice")
+    assert client.post(f"/api/v1/workspaces/{wid}/stop").status_code == 202
+    wait_state(client, wid, "stopped", "failed", timeout=60)
+    home = paths.home_dir(platform.settings, wid)
+    for name in ("datalibrary_lab", "datalibrary_jupyter", "json"):
+        (home / f"{name}.py").write_text(PLANTED.format(name=name))
+    (home / "jupyterlab").mkdir()
+    (home / "jupyterlab" / "__init__.py").write_text(PLANTED.format(name="jupyterlab"))
+    assert client.post(f"/api/v1/workspaces/{wid}/start").status_code == 202
+    wait_state(client, wid, "running", "failed", timeout=90)
+    assert client.get(f"/api/v1/workspaces/{wid}").json()["state"] == "running"
+    assert sorted(p.name for p in home.glob("ran-*")) == []

@@ -26,7 +26,7 @@ VIA_HEADER = "X-DataLibrary-Via"
 IDENTITY_PROVIDER = "datalibrary_jupyter.ProxyIdentityProvider"
 EXTENSION = "datalibrary_jupyter"
 POOL_ENV = "DATALIBRARY_POOL"
-LAUNCHER = "datalibrary_lab"  # python -m jupyterlab, minus a slow step (inside/datalibrary_lab.py)
+LAUNCHER = "datalibrary_lab.py"  # python -m jupyterlab, minus a slow step (in the staged SDK)
 ASSIGN_PATH = "_dl/assign"
 
 
@@ -45,8 +45,9 @@ def jupyter_command(
     JupyterLab plugins (``paths.staged_sdk``)."""
     return [
         python,
-        "-m",
-        LAUNCHER,
+        # by path, not "-m": "-m" puts the working directory (the user's home) first on
+        # sys.path, so a module planted there would run in the server, before it drops its secret
+        f"{sdk_dir}/{LAUNCHER}",
         "--no-browser",
         f"--ServerApp.sock={socket}",
         "--ServerApp.sock_mode=0600",

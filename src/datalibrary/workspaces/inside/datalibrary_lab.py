@@ -1,5 +1,6 @@
-"""JupyterLab as the platform starts it in a workspace: ``python -m datalibrary_lab <options>``
-is ``python -m jupyterlab <options>`` without one slow step.
+"""JupyterLab as the platform starts it in a workspace: ``python <sdk>/datalibrary_lab.py
+<options>`` is ``python -m jupyterlab <options>`` without one slow step, and run by path so
+that the user's home (the working directory) is not on the server's ``sys.path``.
 
 At import, JupyterLab asks yarn for its npm registry (``node yarn.js config list``, for the
 extension manager's npm source) whenever Node.js is on the PATH, as it is on any host with
