@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+
+import pytest
 
 from datalibrary.auth.permissions import Principal
-from datalibrary.workspaces import jupyter, paths, service
+from datalibrary.workspaces import jupyter, paths, platform_services, service
+from datalibrary.workspaces.cgroups import host_version
 from datalibrary.workspaces.models import Workspace
+from datalibrary.workspaces.provisioners import sandbox_possible
 from tests.helpers import PASSWORD, ApiClient, Platform
-from tests.test_workspaces import environment_dir, launch, make_ws_platform  # noqa: F401
+from tests.test_workspaces import SANDBOX_NEEDS, environment_dir, launch, make_ws_platform, serving  # noqa: F401
 from tests.test_workspaces_exits import browser_entry, served
-from tests.workspace_helpers import on_workspace, wait_state, workspace_host
+from tests.workspace_helpers import build_test_environment, on_workspace, wait_state, workspace_host
 
 LAB_PLUGINS = "@datalibrary/jupyterlab"
 
@@ -130,3 +135,27 @@ def test_modules_planted_in_the_home_never_run_in_the_jupyterlab_server(make_ws_
     wait_state(client, wid, "running", "failed", timeout=90)
     assert client.get(f"/api/v1/workspaces/{wid}").json()["state"] == "running"
     assert sorted(p.name for p in home.glob("ran-*")) == []
+
+
+def test_the_users_python_packages_never_shadow_the_servers(make_ws_platform) -> None:  # type: ignore[no-untyped-def]  # noqa: F811, E501
+    """``pip install --user`` writes to ~/.local, which is on the workspace's PYTHONPATH for
+    kernels and terminals; the JupyterLab server itself must not import from there (another
+    tornado there would break it; a sitecustomize.py would run in it)."""
+    if not (sandbox_possible() and host_version()):
+        pytest.skip(SANDBOX_NEEDS)
+    platform = make_ws_platform("sandbox")
+    with serving(platform):
+        client, wid = launch(platform, "alice")
+        assert client.post(f"/api/v1/workspaces/{wid}/stop").status_code == 202
+        wait_state(client, wid, "stopped", "failed", timeout=60)
+        home = paths.home_dir(platform.settings, wid)
+        site = platform_services.python_site(build_test_environment(), str(home))
+        assert site is not None
+        user_site = Path(site)
+        user_site.mkdir(parents=True)
+        for name in ("sitecustomize", "tornado", "jupyter_server"):
+            (user_site / f"{name}.py").write_text(PLANTED.format(name=name))
+        assert client.post(f"/api/v1/workspaces/{wid}/start").status_code == 202
+        wait_state(client, wid, "running", "failed", timeout=90)
+        assert client.get(f"/api/v1/workspaces/{wid}").json()["state"] == "running"
+        assert sorted(p.name for p in user_site.glob("ran-*")) == []

@@ -45,8 +45,15 @@ def jupyter_command(
     JupyterLab plugins (``paths.staged_sdk``)."""
     return [
         python,
-        # by path, not "-m": "-m" puts the working directory (the user's home) first on
-        # sys.path, so a module planted there would run in the server, before it drops its secret
+        # Only the platform's code and the environment's on the server's sys.path; the user's
+        # stays on the kernels' and terminals' (they inherit PYTHONPATH, which -E ignores for
+        # this process only). -E: not PYTHONPATH, whose ~/.local site-packages would shadow
+        # the environment's (a "pip install --user" of another tornado or jupyterlab would
+        # break the server, a sitecustomize.py there would run in it); -s: no user site; by
+        # path, not "-m": "-m" puts the working directory, the home, first on sys.path. The
+        # launcher's own directory, the staged SDK, comes first instead.
+        "-E",
+        "-s",
         f"{sdk_dir}/{LAUNCHER}",
         "--no-browser",
         f"--ServerApp.sock={socket}",
