@@ -12,11 +12,13 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from datalibrary.errors import Unavailable
 from datalibrary.workspaces.products import Environment
@@ -94,9 +96,10 @@ def _build_into(directory: Path, environment: Environment, *, python: str, index
         "--python",
         str(venv / "bin" / "python"),
     ]
-    if index_url:
-        install += ["--index-url", index_url]
-    _run([*install, *environment.install], environment)
+    # the index's address may hold credentials: in uv's environment, never on its command
+    # line (which every user of the host can read in /proc), and masked in any error shown
+    secret_env = {"UV_INDEX_URL": index_url} if index_url else {}
+    _run([*install, *environment.install], environment, secret_env)
     _leave_out_slow_optional_modules(venv, environment)
     if "r" in environment.kernels:
         kernel_dir = venv / "share" / "jupyter" / "kernels" / "ir"
@@ -120,7 +123,24 @@ def _leave_out_slow_optional_modules(venv: Path, environment: Environment) -> No
         _run([*uninstall, *unwanted], environment)
 
 
-def _run(command: list[str], environment: Environment) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)  # noqa: S603
+def _run(command: list[str], environment: Environment, secret_env: dict[str, str] | None = None) -> None:
+    secret_env = secret_env or {}
+    result = subprocess.run(  # noqa: S603
+        command, capture_output=True, text=True, timeout=1800, check=False, env={**os.environ, **secret_env}
+    )
     if result.returncode != 0:
-        raise Unavailable(f"building environment '{environment.name}' failed: {result.stderr.strip()[-800:]}")
+        error = result.stderr.strip()
+        for value in secret_env.values():
+            error = error.replace(value, _masked(value))
+        raise Unavailable(f"building environment '{environment.name}' failed: {error[-800:]}")
+
+
+def _masked(url: str) -> str:
+    """``url`` with its password (and any token in the user part) replaced by ``****``."""
+    parts = urlsplit(url)
+    if not parts.username and not parts.password:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"****@{host}"))
