@@ -13,6 +13,7 @@ settings; neither the token nor the endpoint's path is ever logged.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import ssl
 import threading
@@ -35,10 +36,17 @@ from datalibrary.lineage.models import LineageEvent, LineageForwarding
 log = logging.getLogger(__name__)
 
 
+def endpoint_key(endpoint: str) -> str:
+    """What identifies an endpoint's outbox state in the database: a digest of its URL, never
+    the URL, whose path or query may be a credential (a ``TokenUrl``, like the setting)."""
+    return "sha256:" + hashlib.sha256(endpoint.encode()).hexdigest()
+
+
 def _state(session: Session, endpoint: str) -> LineageForwarding:
-    state = session.get(LineageForwarding, endpoint)
+    key = endpoint_key(endpoint)
+    state = session.get(LineageForwarding, key)
     if state is None:
-        state = LineageForwarding(endpoint=endpoint, last_event_id=0, failures=0, updated_at=utcnow())
+        state = LineageForwarding(endpoint=key, last_event_id=0, failures=0, updated_at=utcnow())
         session.add(state)
         session.flush()
     return state
@@ -125,9 +133,10 @@ def forward_once(
         else:
             values.update(failures=0, last_error=None, next_attempt_at=None)
         # Compare-and-swap on the cursor: two forwarders never move it backwards.
+        key = endpoint_key(endpoint)
         session.execute(
             update(LineageForwarding)
-            .where(LineageForwarding.endpoint == endpoint, LineageForwarding.last_event_id == cursor)
+            .where(LineageForwarding.endpoint == key, LineageForwarding.last_event_id == cursor)
             .values(**values)
         )
     if error:
@@ -140,7 +149,7 @@ def forward_once(
 def status(session: Session, endpoint: str | None) -> dict[str, Any]:
     if not endpoint:
         return {"enabled": False}
-    state = session.get(LineageForwarding, endpoint)
+    state = session.get(LineageForwarding, endpoint_key(endpoint))
     last = state.last_event_id if state else 0
     newest = session.scalar(select(LineageEvent.id).order_by(LineageEvent.id.desc()).limit(1)) or 0
     return {

@@ -54,7 +54,8 @@ class LineageEdge(Base):
 
 class LineageForwarding(Base):
     """Outbox state of one external OpenLineage endpoint: events with ``id > last_event_id``
-    are still to be sent (the append-only event table is the outbox's queue)."""
+    are still to be sent (the append-only event table is the outbox's queue). ``endpoint`` is
+    ``forward.endpoint_key`` of the URL (``sha256:<hex>``), never the URL itself."""
 
     __tablename__ = "lineage_forwarding"
 
