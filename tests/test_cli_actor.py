@@ -100,6 +100,28 @@ def test_audit_of_as_user_names_the_operator_and_the_user(lake: Platform) -> Non
         assert verify(session).ok
 
 
+def test_audit_search_finds_what_was_done_on_someones_behalf(lake: Platform) -> None:
+    """An auditor asks what was done with ada's rights: the CLI's ``--as ada`` runs, not ada's
+    own calls, not the operator's plain commands; by API, CSV, CLI and the console page."""
+    run_cli("query", "SELECT count(*) AS n FROM demo.vs", "--as", "ada", "--json")
+    assert lake.as_user("ada").post("/api/v1/query", json={"sql": "SELECT 1 AS one"}).status_code == 200
+    lake.add_user("audrey", "auditor")
+    auditor = lake.as_user("audrey")
+    found = auditor.get("/api/v1/audit/events", params={"on_behalf_of": "ada"}).json()
+    assert [(e["actor"], e["action"], e["details"]["on_behalf_of"]) for e in found] == [
+        ("cli", "query.run", "ada")
+    ]
+    assert auditor.get("/api/v1/audit/events", params={"on_behalf_of": "alice"}).json() == []
+    assert auditor.get("/api/v1/audit/events", params={"on_behalf_of": "x" * 65}).status_code == 422
+    csv = auditor.get("/api/v1/audit/events.csv", params={"on_behalf_of": "ada"}).text
+    assert len(csv.strip().splitlines()) == 2 and "query.run" in csv
+    listed = json.loads(run_cli("audit", "events", "--on-behalf-of", "ada", "--json"))
+    assert [e["id"] for e in listed] == [e["id"] for e in found]
+    page = auditor.get("/admin/audit", params={"on_behalf_of": "ada"})
+    assert page.status_code == 200 and page.text.count('class="outcome-success"') == 1
+    assert 'value="ada"' in page.text and "on_behalf_of=ada" in page.text  # kept in the CSV link
+
+
 def test_lineage_of_as_user_query_names_both(lake: Platform) -> None:
     run_cli("query", "SELECT SITEID FROM demo.vs", "--as", "ada", "--json")
     facets = _actor_facets(lake, "query")

@@ -318,14 +318,18 @@ def search(
     target: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    on_behalf_of: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[AuditEvent]:
-    """Events newest first; ``action`` and ``target`` match as prefixes (``user.`` finds all)."""
+    """Events newest first; ``action`` and ``target`` match as prefixes (``user.`` finds all);
+    ``on_behalf_of``: what someone else (the operator's CLI, ``--as``) did with that user's rights."""
     require(principal, Permission.AUDIT_READ)
     query = select(AuditEvent)
     if actor:
         query = query.where(AuditEvent.actor == actor)
+    if on_behalf_of:
+        query = query.where(AuditEvent.details["on_behalf_of"].as_string() == on_behalf_of)
     if action:
         query = query.where(AuditEvent.action.startswith(action, autoescape=True))
     if target:

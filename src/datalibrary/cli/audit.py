@@ -52,18 +52,22 @@ def anchor(as_json: JsonOption = False) -> None:
     )
 
 
-def _search(session, actor, action, target, since, limit):  # type: ignore[no-untyped-def]
+def _search(session, actor, action, target, since, limit, on_behalf_of=None):  # type: ignore[no-untyped-def]
     from datalibrary.cli.users import OPERATOR
 
     return service.search(
-        session, OPERATOR, actor=actor, action=action, target=target, since=since, limit=limit
-    )
+        session, OPERATOR, actor=actor, action=action, target=target, since=since, limit=limit,
+        on_behalf_of=on_behalf_of,
+    )  # fmt: skip
 
 
 ActorOption = Annotated[str | None, typer.Option(help="Only events by this actor.")]
 ActionOption = Annotated[str | None, typer.Option(help="Action prefix, e.g. 'auth.' or 'user.disable'.")]
 TargetOption = Annotated[str | None, typer.Option(help="Target prefix, e.g. 'user:ada'.")]
 SinceOption = Annotated[datetime | None, typer.Option(help="Only events at or after this time (UTC).")]
+BehalfOption = Annotated[
+    str | None, typer.Option(help="Only what was done with this user's rights by someone else (--as).")
+]
 
 
 @app.command("events")
@@ -72,6 +76,7 @@ def events(
     action: ActionOption = None,
     target: TargetOption = None,
     since: SinceOption = None,
+    on_behalf_of: BehalfOption = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many, newest first.")] = 50,
     as_json: JsonOption = False,
 ) -> None:
@@ -79,7 +84,7 @@ def events(
     with db_session() as session:
         rows = [
             AuditEventOut.of(e).model_dump(mode="json")
-            for e in _search(session, actor, action, target, _utc(since), limit)
+            for e in _search(session, actor, action, target, _utc(since), limit, on_behalf_of)
         ]
     emit(rows, as_json, lambda r: table(r, ["id", "at", "actor", "action", "target", "outcome"]))
 
@@ -91,6 +96,7 @@ def export_csv(
     action: ActionOption = None,
     target: TargetOption = None,
     since: SinceOption = None,
+    on_behalf_of: BehalfOption = None,
     limit: Annotated[
         int, typer.Option(min=1, max=1_000_000, help="At most this many, newest first.")
     ] = 100_000,
@@ -100,7 +106,7 @@ def export_csv(
     from datalibrary.audit.export import csv_lines
 
     with db_session() as session:
-        rows = _search(session, actor, action, target, _utc(since), limit)
+        rows = _search(session, actor, action, target, _utc(since), limit, on_behalf_of)
         text = "".join(csv_lines(rows))
         service.record(
             session, actor="cli", action="audit.export", target="audit:events", details={"rows": len(rows)}

@@ -354,6 +354,7 @@ def audit_log(
     target: str = "",
     since: str = "",
     until: str = "",
+    on_behalf_of: str = "",
     page_no: int = 1,
 ) -> Response:
     errors: dict[str, str] = {}
@@ -366,6 +367,7 @@ def audit_log(
         "actor": actor.strip(),
         "action": action.strip(),
         "target": target.strip(),
+        "on_behalf_of": on_behalf_of.strip()[:64],
         "since": since,
         "until": until,
     }
@@ -377,6 +379,7 @@ def audit_log(
             actor=filters["actor"] or None,
             action=filters["action"] or None,
             target=filters["target"] or None,
+            on_behalf_of=filters["on_behalf_of"] or None,
             since=start,
             until=end,
             limit=AUDIT_PAGE_SIZE + 1,

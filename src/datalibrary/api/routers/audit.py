@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -22,6 +22,9 @@ def verify(principal: CurrentPrincipal, session: DbSession) -> dict[str, Any]:
     return service.verify_as(session, principal).as_dict()
 
 
+BEHALF = "Only what was done with this user's rights by someone else (the operator's CLI, --as)"
+
+
 @router.get("/events", summary="Audit events, newest first, filtered")
 def events(
     principal: CurrentPrincipal,
@@ -31,6 +34,7 @@ def events(
     target: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    on_behalf_of: Annotated[str | None, Query(max_length=64, description=BEHALF)] = None,
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> list[AuditEventOut]:
@@ -42,6 +46,7 @@ def events(
         target=target,
         since=since,
         until=until,
+        on_behalf_of=on_behalf_of,
         limit=limit,
         offset=offset,
     )
@@ -66,9 +71,17 @@ def events_csv(
     target: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    on_behalf_of: Annotated[str | None, Query(max_length=64, description=BEHALF)] = None,
     limit: int = Query(EXPORT_LIMIT, ge=1, le=EXPORT_LIMIT),
 ) -> Response:
-    filters = {"actor": actor, "action": action, "target": target, "since": since, "until": until}
+    filters = {
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "since": since,
+        "until": until,
+        "on_behalf_of": on_behalf_of,
+    }
     rows = service.search(session, principal, **filters, limit=limit)
     service.record(
         session,
@@ -76,7 +89,9 @@ def events_csv(
         action="audit.export",
         target="audit:events",
         client=client_address(request),
-        details={"rows": len(rows), **{k: str(v) for k, v in filters.items() if v is not None}},
+        # the filters nested: a top-level "on_behalf_of" would make this export look like an
+        # act on that user's behalf to the next search
+        details={"rows": len(rows), "filters": {k: str(v) for k, v in filters.items() if v is not None}},
     )
     body = "".join(export.csv_lines(rows))
     return Response(
