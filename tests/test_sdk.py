@@ -74,3 +74,30 @@ def test_problems_and_revocation(served) -> None:  # type: ignore[no-untyped-def
     assert error.value.status == 404
     with pytest.raises(SdkError):
         lake.table("cdisc.dm")
+
+
+def test_the_sdk_is_named_in_audit_and_lineage_and_no_other_client_can_be_claimed(served) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from datalibrary.audit.models import AuditEvent
+    from datalibrary.lineage.models import LineageEvent
+
+    platform, lake, _ = served
+    lake.sql("SELECT count(*) FROM cdisc.dm").rows()
+    ada = platform.as_user("ada")
+    assert ada.post("/api/v1/query", json={"sql": "SELECT 1 AS plain"}).status_code == 200
+    claimed = ada.post(
+        "/api/v1/query", json={"sql": "SELECT 2 AS claimed"}, headers={"X-DataLibrary-Client": "cli"}
+    )
+    assert claimed.status_code == 200
+    with platform.db.session() as session:
+        runs = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "query.run").order_by(AuditEvent.id)
+        ).all()
+        vias = [e.details["via"] for e in runs if e.actor == "ada"]
+        facets = [
+            e.payload["run"]["facets"]["datalibrary_actor"]["via"]
+            for e in session.scalars(select(LineageEvent).where(LineageEvent.job_name == "query"))
+        ]
+    assert vias[-3:] == ["sdk", "api", "api"], vias  # the SDK, a plain token, a false claim
+    assert "sdk" in facets and set(facets) <= {"sdk", "api"}

@@ -9,6 +9,7 @@ state-changing API request; token callers are not exposed to CSRF.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Request, Response, Security
@@ -44,6 +45,9 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 DbSession = Annotated[Session, Depends(get_session)]
 
 
+CLIENT_HEADER = "X-DataLibrary-Client"
+
+
 def authenticate(request: Request, session: Session, settings: Settings) -> Principal | None:
     """The caller from a Bearer token or the session cookie; None when anonymous."""
     header = request.headers.get("Authorization", "")
@@ -51,7 +55,12 @@ def authenticate(request: Request, session: Session, settings: Settings) -> Prin
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise NotAuthenticated("the Authorization header must be 'Bearer <token>'")
-        return auth_service.principal_from_token(session, secret.strip())
+        principal = auth_service.principal_from_token(session, secret.strip())
+        # A label for audit and lineage, never a right: a token caller may say it is the SDK
+        # (Python or R); any other claim ("cli", "system"...) is ignored and it stays "api".
+        if request.headers.get(CLIENT_HEADER, "").strip().lower() == "sdk":
+            principal = replace(principal, client="sdk")
+        return principal
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         return auth_service.principal_from_session(session, cookie, settings.auth)

@@ -13,6 +13,7 @@ from datalibrary.sdk.files import FileCollection
 from datalibrary.sdk.lake import Column, Query, Table
 
 API_PREFIX = "/api/v1"
+CLIENT_HEADER = "X-DataLibrary-Client"
 
 
 class SdkError(Exception):
@@ -64,7 +65,7 @@ class Client:
 
     def request_bytes(self, method: str, path: str, body: Any = None) -> tuple[bytes, dict[str, str]]:
         """Call ``/api/v1{path}`` and return the raw answer and its headers (lower-case names)."""
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", CLIENT_HEADER: "sdk"}  # audit: via "sdk"
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         payload = None

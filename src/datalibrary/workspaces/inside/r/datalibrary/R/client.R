@@ -20,7 +20,7 @@ dl_connect <- function(url = Sys.getenv("DATALIBRARY_URL"), token = Sys.getenv("
   } else {
     base <- sub("/+$", "", url)
   }
-  headers <- list(Accept = "application/json")
+  headers <- list(Accept = "application/json", "X-DataLibrary-Client" = "sdk")
   if (nzchar(.dl$token)) headers$Authorization <- paste("Bearer", .dl$token)
   if (!is.null(body)) {
     headers[["Content-Type"]] <- "application/json"
