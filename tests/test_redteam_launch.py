@@ -1,0 +1,202 @@
+"""Red-team attack tests on launching and entering workspaces: the waiting page, the grant,
+Launch's tab and what the JupyterLab server runs from the user's home at start.
+
+Each test is an attack; a failing test is a finding (see the report on branch
+redteam-launch)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.parse
+
+import pytest
+
+from datalibrary.workspaces import paths
+from datalibrary.workspaces.cgroups import host_version
+from datalibrary.workspaces.models import Workspace
+from datalibrary.workspaces.provisioners import sandbox_possible
+from datalibrary.workspaces.sandbox import own_tree
+from tests.helpers import ApiClient
+from tests.test_workspaces import SANDBOX_NEEDS, environment_dir, launch, make_ws_platform, serving  # noqa: F401
+from tests.test_workspaces_exits import browser_entry, served
+from tests.test_workspaces_opening import _console, _set_state, _starting_workspace
+from tests.workspace_helpers import on_workspace, wait_state, workspace_host
+
+# Runs in the JupyterLab server if the server reads the home's Jupyter configuration: it
+# records the platform's proxy secret, from the environment (before datalibrary_jupyter pops
+# it) or from that module (after), where a kernel of the same user can read it.
+STEAL = """\
+import os, pathlib, sys
+secret = os.environ.get("DATALIBRARY_PROXY_SECRET", "")
+module = sys.modules.get("datalibrary_jupyter")
+if not secret and module is not None:
+    secret = getattr(module, "_SECRET", "")
+pathlib.Path.home().joinpath("stolen-{name}").write_text(secret or "ran")
+"""
+
+
+def _restart_with(platform, client, wid: int, plant) -> None:  # type: ignore[no-untyped-def]
+    assert client.post(f"/api/v1/workspaces/{wid}/stop").status_code == 202
+    wait_state(client, wid, "stopped", "failed", timeout=60)
+    plant(paths.home_dir(platform.settings, wid))
+    assert client.post(f"/api/v1/workspaces/{wid}/start").status_code == 202
+    wait_state(client, wid, "running", "failed", timeout=90)
+
+
+def test_jupyter_configuration_in_the_home_never_runs_in_the_server(make_ws_platform) -> None:  # type: ignore[no-untyped-def]  # noqa: F811, E501
+    """The server's HOME is the user's home and no JUPYTER_CONFIG_DIR is set, so jupyter_server
+    loads ~/.jupyter/jupyter_server_config.py (and jupyter_lab_config.py) as Python, in the
+    server, before or after it pops the proxy secret: either way the secret is in reach. A
+    user (or anything that can write to the home: a notebook, a cloned repository, a
+    dependency's post-install) gets the credential the platform's proxy uses, for the whole
+    life of the workspace (it is derived from id and creation time, never rotated)."""
+    if not (sandbox_possible() and host_version()):
+        pytest.skip(SANDBOX_NEEDS)
+    platform = make_ws_platform("sandbox")
+    with serving(platform):
+        client, wid = launch(platform, "alice")
+
+        def plant(home):  # type: ignore[no-untyped-def]
+            config = home / ".jupyter"
+            config.mkdir(exist_ok=True)
+            for name in ("jupyter_server_config", "jupyter_lab_config", "jupyter_config"):
+                (config / f"{name}.py").write_text(STEAL.format(name=name))
+            own_tree(config, home.stat().st_uid)  # as the user would have written them
+
+        _restart_with(platform, client, wid, plant)
+        assert client.get(f"/api/v1/workspaces/{wid}").json()["state"] == "running"
+        home = paths.home_dir(platform.settings, wid)
+        with platform.db.session() as session:
+            secret = paths.jupyter_token(platform.settings, session.get(Workspace, wid))
+        stolen = {p.name: p.read_text() == secret for p in home.glob("stolen-*")}
+        # on failure: {file: True} means the file holds the platform's proxy secret
+        assert stolen == {}, f"planted Jupyter configuration ran in the server: {stolen}"
+
+
+# --- the grant ------------------------------------------------------------------------------
+
+REPLICA = """\
+import os, sys, types
+from pydantic import SecretStr
+from datalibrary.workspaces import origin
+settings = types.SimpleNamespace(secret_key=SecretStr(os.environ["KEY"]))
+print(origin.redeem_grant(settings, int(sys.argv[1]), sys.argv[2]))
+"""
+
+
+def test_a_grant_is_redeemed_once_across_replicas(make_ws_platform, tmp_path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811, E501
+    """The grant's "once" is a dictionary in the memory of the process that redeemed it
+    (``origin._used``). Replicas share the database and the keys (high availability, behind a
+    load balancer), so a spent grant - in the browser's history, a proxy or access log, a
+    screenshot - is redeemed again on any other replica within its 60 s, for a cookie that
+    opens the victim's workspace as the victim. Here the second replica is a separate
+    process running the same redemption code with the same key."""
+    platform = make_ws_platform("process")
+    wid = _starting_workspace(platform, "alice")
+    _set_state(platform, wid, "running", "")
+    console = _console(platform, "alice")
+    opened = console.get(f"/workspaces/{wid}/lab", follow_redirects=False)
+    assert opened.status_code == 303, opened.text
+    grant_path = opened.headers["location"].split(workspace_host(wid), 1)[1]
+    grant = grant_path.split("grant=", 1)[1]
+    # replica A: the victim's browser redeems it (and a second try there is refused)
+    entered = on_workspace(ApiClient(platform.app), wid).get(grant_path)
+    assert entered.status_code == 200 and "dl_ws=" in entered.headers["set-cookie"]
+    assert on_workspace(ApiClient(platform.app), wid).get(grant_path).status_code == 401
+    # replica B: the attacker replays the spent grant
+    script = tmp_path / "replica.py"
+    script.write_text(REPLICA)
+    key = platform.settings.secret_key.get_secret_value()
+    replay = subprocess.run(  # noqa: S603
+        [sys.executable, str(script), str(wid), urllib.parse.unquote(grant)],
+        env={**os.environ, "KEY": key},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # on failure: the replica accepted the spent grant and would set a dl_ws cookie for this
+    # console session (printed)
+    assert replay.returncode != 0 and "already used" in replay.stderr, (
+        f"a spent grant was redeemed again on another replica: session {replay.stdout.strip()!r}"
+    )
+
+
+# --- the waiting page -------------------------------------------------------------------------
+
+HOSTILE = '<img src=x onerror="document.title=1">'
+FAIL_LOUDLY = f"import sys\nprint({HOSTILE!r}, file=sys.stderr)\nraise SystemExit(3)\n"
+
+
+def test_a_reason_the_user_wrote_is_shown_as_text_on_the_waiting_page(make_ws_platform) -> None:  # type: ignore[no-untyped-def]  # noqa: F811, E501
+    """state_reason carries the tail of JupyterLab's log when a start fails, and the user
+    writes that log (any configuration or module the server runs prints there). The waiting
+    page (and the workspaces page) must show it as text."""
+    if not (sandbox_possible() and host_version()):
+        pytest.skip(SANDBOX_NEEDS)
+    platform = make_ws_platform("sandbox")
+    with serving(platform):
+        client, wid = launch(platform, "alice")
+
+        def plant(home):  # type: ignore[no-untyped-def]
+            (home / ".jupyter").mkdir(exist_ok=True)
+            (home / ".jupyter" / "jupyter_server_config.py").write_text(FAIL_LOUDLY)
+            own_tree(home / ".jupyter", home.stat().st_uid)
+
+        _restart_with(platform, client, wid, plant)
+        data = client.get(f"/api/v1/workspaces/{wid}").json()
+        assert data["state"] == "failed" and HOSTILE in data["state_reason"], data
+        console = _console(platform, "alice")
+        for address in (f"/workspaces/{wid}/lab", "/workspaces"):
+            page = console.get(address, follow_redirects=False)
+            assert page.status_code == 200, page.text
+            assert HOSTILE not in page.text and "&lt;img src=x" in page.text
+            assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+# --- configuration files (no Python needed) ---------------------------------------------------
+
+LAB_PLUGINS = "@datalibrary/jupyterlab"
+
+
+def test_json_configuration_in_the_home_switches_no_platform_control(make_ws_platform) -> None:  # type: ignore[no-untyped-def]  # noqa: F811, E501
+    """The same root cause without any code: ~/.jupyter/jupyter_server_config.json turns off
+    JupyterLab's XSRF check (documented as the second lock, after the proxy's Origin check, on
+    every state-changing browser request) and ~/.jupyter/labconfig/page_config.json disables
+    the platform's JupyterLab plugin (documented as not replaceable from the home)."""
+    platform = served(make_ws_platform)
+    client, wid = launch(platform, "alice")
+
+    def plant(home):  # type: ignore[no-untyped-def]
+        (home / ".jupyter" / "labconfig").mkdir(parents=True, exist_ok=True)
+        (home / ".jupyter" / "jupyter_server_config.json").write_text(
+            json.dumps({"ServerApp": {"disable_check_xsrf": True}})
+        )
+        (home / ".jupyter" / "labconfig" / "page_config.json").write_text(
+            json.dumps({"disabledExtensions": {LAB_PLUGINS: True}})
+        )
+
+    _restart_with(platform, client, wid, plant)
+    assert client.get(f"/api/v1/workspaces/{wid}").json()["state"] == "running"
+    origin, cookies = browser_entry(platform, "alice", wid)
+    page = on_workspace(origin, wid)
+    lab = page.get(f"/workspaces/{wid}/lab", cookies=cookies)
+    assert lab.status_code == 200, lab.text
+    config = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', lab.text, re.S).group(1))  # type: ignore[union-attr]
+    disabled = config.get("disabledExtensions", [])
+    # same origin, no XSRF token: JupyterLab must refuse it (test_files_leave_only_through_review)
+    here = f"http://{workspace_host(wid)}"
+    put = page.put(
+        f"/workspaces/{wid}/api/contents/planted.txt",
+        json={"type": "file", "format": "text", "content": "x"},
+        cookies={**cookies, **dict(lab.cookies)},
+        headers={"Origin": here},
+    )
+    assert (put.status_code, LAB_PLUGINS in disabled) == (403, False), (
+        f"a JSON file in the home switched controls off: PUT without XSRF -> {put.status_code}, "
+        f"disabledExtensions={disabled}"
+    )
