@@ -11,11 +11,13 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
-from datalibrary.workspaces import paths
+from datalibrary.workspaces import paths, platform_services
 from datalibrary.workspaces.cgroups import host_version
 from datalibrary.workspaces.models import Workspace
 from datalibrary.workspaces.provisioners import sandbox_possible
@@ -24,7 +26,7 @@ from tests.helpers import ApiClient
 from tests.test_workspaces import SANDBOX_NEEDS, environment_dir, launch, make_ws_platform, serving  # noqa: F401
 from tests.test_workspaces_exits import browser_entry, served
 from tests.test_workspaces_opening import _console, _set_state, _starting_workspace
-from tests.workspace_helpers import on_workspace, wait_state, workspace_host
+from tests.workspace_helpers import build_test_environment, on_workspace, wait_state, workspace_host
 
 # Runs in the JupyterLab server if the server reads the home's Jupyter configuration: it
 # records the platform's proxy secret, from the environment (before datalibrary_jupyter pops
@@ -200,3 +202,75 @@ def test_json_configuration_in_the_home_switches_no_platform_control(make_ws_pla
         f"a JSON file in the home switched controls off: PUT without XSRF -> {put.status_code}, "
         f"disabledExtensions={disabled}"
     )
+
+
+# --- the forwarder beside the server ------------------------------------------------------------
+
+# Stands in for datalibrary.sdk.forward: the forwarder's parent is the JupyterLab server (the
+# shell starts it in the background, then execs the server); read the server's environment
+# before it makes itself non-dumpable.
+FORWARDER = """\
+import os, pathlib, time
+found = "never readable"
+for _ in range(4000):
+    try:
+        environ = pathlib.Path(f"/proc/{os.getppid()}/environ").read_bytes()
+    except OSError as error:
+        found = f"refused: {error}"
+        break
+    for item in environ.split(b"\\0"):
+        if item.startswith(b"DATALIBRARY_PROXY_SECRET="):
+            found = item.split(b"=", 1)[1].decode()
+    if found != "never readable":
+        break
+    time.sleep(0.001)
+pathlib.Path.home().joinpath("stolen-forwarder").write_text(found)
+"""
+
+
+@pytest.mark.parametrize("planted", ["module", "sitecustomize"])
+def test_nothing_from_the_home_runs_beside_the_server_while_it_holds_the_secret(
+    make_ws_platform,  # noqa: F811
+    planted: str,
+) -> None:  # type: ignore[no-untyped-def]
+    """The package-mirror forwarder starts with the server as ``python -m
+    datalibrary.sdk.forward`` in the home: ``-m`` puts the home first on ``sys.path`` (the
+    very thing 73d6dfd removed from the server's own command), so ~/datalibrary/sdk/forward.py
+    runs instead. It starts in the same instant as the server, as its child, and reads
+    /proc/<server>/environ - the proxy secret - before the server imports
+    datalibrary_jupyter and turns non-dumpable. (Unsetting the variable for the forwarder does
+    not help: the secret is in its parent's environment block.)"""
+    if not (sandbox_possible() and host_version()):
+        pytest.skip(SANDBOX_NEEDS)
+    platform = make_ws_platform("sandbox")
+    with serving(platform):
+        client, wid = launch(platform, "alice")
+
+        def plant(home):  # type: ignore[no-untyped-def]
+            if planted == "module":  # found first, through "-m" and the working directory
+                package = home / "datalibrary" / "sdk"
+                package.mkdir(parents=True)
+                (home / "datalibrary" / "__init__.py").write_text("")
+                (package / "__init__.py").write_text("")
+                (package / "forward.py").write_text(FORWARDER)
+                own_tree(home / "datalibrary", home.stat().st_uid)
+            else:  # pip install --user's site, on the forwarder's PYTHONPATH (it runs without -E)
+                site = Path(platform_services.python_site(build_test_environment(), str(home)) or "")
+                site.mkdir(parents=True)
+                (site / "sitecustomize.py").write_text(FORWARDER)
+                own_tree(home / ".local", home.stat().st_uid)
+
+        _restart_with(platform, client, wid, plant)
+        assert client.get(f"/api/v1/workspaces/{wid}").json()["state"] == "running"
+        home = paths.home_dir(platform.settings, wid)
+        for _ in range(50):
+            if (home / "stolen-forwarder").exists():
+                break
+            time.sleep(0.1)
+        with platform.db.session() as session:
+            secret = paths.jupyter_token(platform.settings, session.get(Workspace, wid))
+        found = (home / "stolen-forwarder").read_text() if (home / "stolen-forwarder").exists() else None
+        # on failure: True means the planted forwarder holds the platform's proxy secret
+        assert found is None, (
+            f"planted forwarder ran; it read the proxy secret: {found == secret} ({found[:40]!r})"
+        )
