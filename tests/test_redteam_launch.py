@@ -274,3 +274,36 @@ def test_nothing_from_the_home_runs_beside_the_server_while_it_holds_the_secret(
         assert found is None, (
             f"planted forwarder ran; it read the proxy secret: {found == secret} ({found[:40]!r})"
         )
+
+
+# --- one workspace's origin against another's -------------------------------------------------
+
+
+def test_another_workspace_cannot_file_export_requests_in_a_visitors_name(make_ws_platform) -> None:  # type: ignore[no-untyped-def]  # noqa: F811, E501
+    """ws-M.<app_domain> and ws-K.<app_domain> are one *site*: SameSite=Strict keeps dl_ws from
+    other sites, not from another workspace. A browser GET of files/... as a document (or with
+    ?download) is not served but turned into an export request - a state change on GET, with
+    no Origin check (GET is "safe"). So a page on workspace M (a notebook or labextension from
+    a colleague's repository, opened in the person's other workspace) navigates to
+    ws-K/workspaces/K/files/<anything>, and the platform files an export request of K's file
+    in that person's name ("browser download by ..."), for a steward to review. (An
+    administrator under admin access is refused: it is not their workspace.) Chromium sends
+    these headers for such a navigation (same-site, document)."""
+    platform = served(make_ws_platform)
+    owner, wid = launch(platform, "alice")
+    (paths.home_dir(platform.settings, wid) / "result.csv").write_text("USUBJID,AGE\nS1,40\n")
+    origin, cookies = browser_entry(platform, "alice", wid)  # alice has been in K today
+    before = {e["id"] for e in owner.get("/api/v1/exports").json()}
+    navigation = {  # a top-level navigation started by a page on ws-M (Referrer-Policy: no-referrer)
+        "Sec-Fetch-Site": "same-site",
+        "Sec-Fetch-Mode": "navigate",
+        "Sec-Fetch-Dest": "document",
+    }
+    response = on_workspace(origin, wid).get(
+        f"/workspaces/{wid}/files/result.csv", cookies=cookies, headers=navigation
+    )
+    created = [e for e in owner.get("/api/v1/exports").json() if e["id"] not in before]
+    assert (response.status_code, created) == (403, []), (
+        f"a same-site navigation filed an export request: HTTP {response.status_code} "
+        f"{response.text[-160:]!r}"
+    )
