@@ -1,8 +1,7 @@
 """Red-team attack tests on launching and entering workspaces: the waiting page, the grant,
 Launch's tab and what the JupyterLab server runs from the user's home at start.
 
-Each test is an attack; a failing test is a finding (see the report on branch
-redteam-launch)."""
+Each test is an attack; a failing test is a finding (its docstring says what and why)."""
 
 from __future__ import annotations
 
