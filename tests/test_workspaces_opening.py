@@ -15,6 +15,7 @@ from datalibrary.workspaces import jupyter, paths, platform_services, service
 from datalibrary.workspaces.cgroups import host_version
 from datalibrary.workspaces.models import Workspace
 from datalibrary.workspaces.provisioners import sandbox_possible
+from datalibrary.workspaces.sandbox import own_tree
 from tests.helpers import PASSWORD, ApiClient, Platform
 from tests.test_workspaces import SANDBOX_NEEDS, environment_dir, launch, make_ws_platform, serving  # noqa: F401
 from tests.test_workspaces_exits import browser_entry, served
@@ -155,6 +156,7 @@ def test_the_users_python_packages_never_shadow_the_servers(make_ws_platform) ->
         user_site.mkdir(parents=True)
         for name in ("sitecustomize", "tornado", "jupyter_server"):
             (user_site / f"{name}.py").write_text(PLANTED.format(name=name))
+        own_tree(home / ".local", home.stat().st_uid)  # as the user's pip would have: markers can be written
         assert client.post(f"/api/v1/workspaces/{wid}/start").status_code == 202
         wait_state(client, wid, "running", "failed", timeout=90)
         assert client.get(f"/api/v1/workspaces/{wid}").json()["state"] == "running"

@@ -70,6 +70,12 @@ def jupyter_command(
         "--LabApp.news_url=",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         f"--LabApp.extra_labextensions_path={sdk_dir}/{paths.LABEXTENSIONS}",
+        # what JupyterLab writes stays in the home's ~/.jupyter (the server starts with the
+        # platform's configuration directory; see inside/datalibrary_lab.py)
+        f"--LabApp.user_settings_dir={root_dir}/.jupyter/lab/user-settings",
+        f"--LabApp.workspaces_dir={root_dir}/.jupyter/lab/workspaces",
+        f"--ConfigManager.read_config_path={root_dir}/.jupyter/serverconfig",
+        f"--ConfigManager.write_config_dir={root_dir}/.jupyter/serverconfig",
         *(["--allow-root"] if allow_root else []),
     ]
 

@@ -73,3 +73,14 @@ class WorkspaceAdminAccess(Base):
     reason: Mapped[str] = mapped_column(Text)
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WorkspaceGrantUse(Base):
+    """A console grant already redeemed (``origin.redeem_grant``): in the database, so that a
+    grant works once across every replica, not once per process. Rows outlive the grant's 60 s
+    by nothing; the next redemption deletes them."""
+
+    __tablename__ = "workspace_grant_uses"
+
+    nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -21,19 +21,23 @@ import hmac
 import json
 import re
 import secrets
-import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from datalibrary.config import Settings
+from datalibrary.db.base import utcnow
 from datalibrary.errors import NotAuthenticated, Unavailable
+from datalibrary.workspaces.models import WorkspaceGrantUse
 
 GRANT_SECONDS = 60
 COOKIE = "dl_ws"
 COOKIE_HOURS = 12
 ENTER_PATH = "/_dl/enter"
-_used: dict[str, float] = {}  # grant nonce -> expiry (single use, per process)
-_lock = threading.Lock()
 
 
 def _key(settings: Settings, purpose: str) -> bytes:
@@ -120,21 +124,23 @@ def mint_grant(settings: Settings, workspace_id: int, session_id: str) -> str:
     return _sign(settings, "workspace-grant", payload)
 
 
-def redeem_grant(settings: Settings, workspace_id: int, grant: str) -> str:
-    """The console session the grant was minted for; each grant works once."""
+def redeem_grant(session: Session, settings: Settings, workspace_id: int, grant: str) -> str:
+    """The console session the grant was minted for. Each grant works once, on every replica:
+    its nonce is recorded in the database (spent ones are forgotten when they expire)."""
     payload = _verify(settings, "workspace-grant", grant)
     if payload.get("w") != workspace_id:
         raise NotAuthenticated("this link is for another workspace")
-    nonce = str(payload.get("n"))
-    now = time.time()
-    with _lock:
-        for key in [k for k, exp in _used.items() if exp < now]:
-            del _used[key]
-        if nonce in _used:
-            raise NotAuthenticated(
-                "this workspace link was already used; open the workspace from the console again"
-            )
-        _used[nonce] = float(payload["exp"])  # type: ignore[arg-type]
+    nonce = str(payload.get("n"))[:32]
+    expires = datetime.fromtimestamp(float(payload["exp"]), UTC)  # type: ignore[arg-type]
+    session.execute(delete(WorkspaceGrantUse).where(WorkspaceGrantUse.expires_at < utcnow()))
+    try:
+        with session.begin_nested():
+            session.add(WorkspaceGrantUse(nonce=nonce, expires_at=expires))
+    except IntegrityError as exc:
+        raise NotAuthenticated(
+            "this workspace link was already used; open the workspace from the console again"
+        ) from exc
+    session.commit()
     return str(payload["s"])
 
 

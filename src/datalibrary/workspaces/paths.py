@@ -17,6 +17,7 @@ INSIDE_SOURCE = Path(__file__).resolve().parent / "inside"  # JupyterLab's ident
 R_CLIENT_SOURCE = INSIDE_SOURCE / "r" / "datalibrary"  # the R client package
 LABEXTENSIONS = "labextensions"  # the platform's JupyterLab plugins, in JupyterLab's layout
 LABEXTENSIONS_SOURCE = INSIDE_SOURCE / LABEXTENSIONS  # (copied into the staged SDK)
+JUPYTER_CONFIG_SOURCE = INSIDE_SOURCE / "jupyter-config"  # the server's while it starts
 API_SOCKET_NAME = "api.sock"
 
 
@@ -78,6 +79,7 @@ def staged_sdk(settings: Settings) -> Path:
     inside = sorted(p for p in INSIDE_SOURCE.glob("*.py") if p.name != "__init__.py")
     r_files = sorted(p for p in R_CLIENT_SOURCE.rglob("*") if p.is_file())
     lab_files = sorted(p for p in LABEXTENSIONS_SOURCE.rglob("*") if p.is_file())
+    lab_files += sorted(p for p in JUPYTER_CONFIG_SOURCE.rglob("*") if p.is_file())
     for file in files + inside + r_files + lab_files:
         digest.update(file.name.encode() + file.read_bytes())
     target = root(settings) / "sdk" / digest.hexdigest()[:12]
@@ -92,6 +94,7 @@ def staged_sdk(settings: Settings) -> Path:
         for file in inside:
             shutil.copy(file, target / file.name)
         shutil.copytree(LABEXTENSIONS_SOURCE, target / LABEXTENSIONS, dirs_exist_ok=True)
+        shutil.copytree(JUPYTER_CONFIG_SOURCE, target / JUPYTER_CONFIG_SOURCE.name, dirs_exist_ok=True)
     _install_r_client(target / "rlib")
     return target
 

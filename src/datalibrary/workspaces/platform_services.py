@@ -26,8 +26,15 @@ from datalibrary.workspaces.provisioners import WorkspaceSpec
 LOCAL_PORT = 8790
 LOCAL_URL = f"http://127.0.0.1:{LOCAL_PORT}"
 FORWARDER = "datalibrary.sdk.forward"
-# the forwarder never holds JupyterLab's proxy secret (user code could read its environment)
-LAUNCH = '(unset DATALIBRARY_PROXY_SECRET; exec "$1" -m ' + FORWARDER + ') & shift; exec "$@"'
+# The forwarder never holds JupyterLab's proxy secret, and runs nothing of the user's: it starts
+# beside the server, as its child, while the server's environment still holds the secret. So
+# -I (no PYTHONPATH with ~/.local's site-packages, no user site, not the working directory -
+# the home - on sys.path) and the staged SDK ($2) put first on sys.path explicitly.
+FORWARDER_CODE = (
+    "import runpy, sys; sys.path.insert(0, sys.argv[1]); "
+    f"runpy.run_module({FORWARDER!r}, run_name='__main__')"
+)
+LAUNCH = '(unset DATALIBRARY_PROXY_SECRET; exec "$1" -I -c "$3" "$2") & shift 3; exec "$@"'
 CREDENTIAL_HELPER = (
     '!f() { test "$1" = get && echo username=workspace && echo "password=$DATALIBRARY_TOKEN"; }; f'
 )
@@ -127,6 +134,6 @@ def extend(env: dict[str, str], spec: WorkspaceSpec, *, run: str, home: str, env
     return extended
 
 
-def wrap(command: list[str], python: str) -> list[str]:
+def wrap(command: list[str], python: str, sdk_dir: str) -> list[str]:
     """Start the forwarder in the background, then become ``command`` (JupyterLab)."""
-    return ["/bin/sh", "-c", LAUNCH, "sh", python, *command]
+    return ["/bin/sh", "-c", LAUNCH, "sh", python, sdk_dir, FORWARDER_CODE, *command]

@@ -305,6 +305,7 @@ class SandboxProvisioner(Provisioner):
                     f"{ENV}/venv/bin/python", f"{RUN}/jupyter.sock", spec.base_url, HOME, SDK
                 ),
                 f"{ENV}/venv/bin/python",
+                SDK,
             ),
         ]
         return args

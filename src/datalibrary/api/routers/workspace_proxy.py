@@ -174,7 +174,8 @@ def enter(request: Request, grant: str = "") -> Response:
     """Redeem a console grant for this origin's own cookie, then go to JupyterLab."""
     settings = request.app.state.settings
     wid = _host_workspace(request)
-    session_id = origin.redeem_grant(settings, wid, grant)
+    with request.app.state.db.session() as session:
+        session_id = origin.redeem_grant(session, settings, wid, grant)
     target = f"/workspaces/{wid}/lab"
     # A same-origin page, not a redirect: the navigation that follows starts on this origin,
     # so the SameSite=Strict cookie is sent with it. The script goes on at once and replaces
@@ -371,6 +372,11 @@ async def proxy_http(workspace_id: int, path: str, request: Request) -> Response
     if via == "browser" and request.method not in SAFE and not _same_origin(request):
         raise PermissionDenied("cross-site request refused")
     if via == "browser" and request.method == "GET" and DOWNLOADS.match(path) and _is_download(request):
+        # a download files an export request: a change of state, so only from this origin
+        # or the person's own address bar, never from a page elsewhere - not even another
+        # workspace's, which is the same site and so carries this origin's cookie
+        if request.headers.get("sec-fetch-site", "none") not in ("same-origin", "none"):
+            raise PermissionDenied("a download from another page is refused; download it from JupyterLab")
         return _airlock(request, workspace, principal, path)
     body = await request.body()
     if request.method in ("PUT", "POST", "PATCH") and UPLOADS.match(path) and body:

@@ -88,8 +88,22 @@ def _jupyter_server_extension_points():  # type: ignore[no-untyped-def]
     return [{"module": "datalibrary_jupyter"}]
 
 
+def _give_back_the_users_configuration() -> None:
+    """Every configuration file has been read (extensions load after all of them): from now
+    on Jupyter's configuration directory is the user's own again (see datalibrary_lab.py)."""
+    user_config = os.environ.pop("DATALIBRARY_USER_JUPYTER_CONFIG_DIR", None)
+    if user_config is None:  # not started by datalibrary_lab.py
+        return
+    if user_config:
+        os.environ["JUPYTER_CONFIG_DIR"] = user_config
+    else:
+        os.environ.pop("JUPYTER_CONFIG_DIR", None)
+
+
 def _load_jupyter_server_extension(serverapp):  # type: ignore[no-untyped-def]
     import json
+
+    _give_back_the_users_configuration()
 
     from jupyter_server.utils import url_path_join
     from tornado import web

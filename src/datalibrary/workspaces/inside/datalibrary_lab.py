@@ -13,9 +13,18 @@ Copied into the workspace next to the SDK (``paths.staged_sdk``)."""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
-import jupyterlab.commands
+# While the server starts, Jupyter's configuration directory is this read-only one of the
+# platform's, not ~/.jupyter: jupyter_server runs ~/.jupyter/jupyter_server_config.py (and
+# jupyter_lab_config.py, jupyter_config.py) as code inside the server, and reads JSON there
+# that switches its checks off. Once every configuration file has been read,
+# datalibrary_jupyter puts the user's own back (USER_CONFIG), for what the server reads later
+# (the lab's page configuration) and what kernels and terminals inherit.
+PLATFORM_CONFIG = Path(__file__).resolve().parent / "jupyter-config"
+USER_CONFIG = "DATALIBRARY_USER_JUPYTER_CONFIG_DIR"
 
 
 def _no_yarn_configuration(logger: object) -> dict[str, dict[str, str]]:
@@ -24,6 +33,13 @@ def _no_yarn_configuration(logger: object) -> dict[str, dict[str, str]]:
 
 
 def main() -> None:
+    os.environ[USER_CONFIG] = os.environ.get("JUPYTER_CONFIG_DIR", "")
+    os.environ["JUPYTER_CONFIG_DIR"] = str(PLATFORM_CONFIG)
+    # first of all: take the proxy's secret out of the environment and make this process
+    # non-dumpable, before anything else of this user's can read /proc/<this>/environ
+    import datalibrary_jupyter  # noqa: F401
+    import jupyterlab.commands
+
     if hasattr(jupyterlab.commands, "_yarn_config"):  # JupyterLab 3 and 4; harmless if gone
         jupyterlab.commands._yarn_config = _no_yarn_configuration
     from jupyterlab.labapp import main as start_jupyterlab
