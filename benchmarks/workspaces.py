@@ -181,6 +181,7 @@ def main() -> None:
                 else None
             )
         finally:
+            stop_leftovers(db, settings)
             db.dispose()
     report(args, ready, memory, stops, starts, pauses, resumes, browser)
     if pooled:
@@ -263,6 +264,18 @@ async def warm_backend(db: Database, settings: Settings, runs: int, product: str
     return ready
 
 
+def stop_leftovers(db: Database, settings: Settings) -> None:
+    """Stop what outlives the runs (a pool member the server's background loop started after
+    the last launch): the sandboxes would otherwise keep running after this script exits."""
+    from sqlalchemy import select
+
+    from datalibrary.workspaces.sync import run_sync
+
+    with db.session() as session:
+        for row in session.scalars(select(Workspace).where(Workspace.state != "terminated")):
+            run_sync(service.build_provisioner(settings, row).stop())
+
+
 def _spread(values: list[float]) -> str:
     return (
         f"median {statistics.median(values):.2f} s, p95 {percentile(values, 0.95):.2f} s "
@@ -293,9 +306,7 @@ def report(args, ready, memory, stops, starts, pauses, resumes, browser) -> None
 
 def _browser_lines(timings: dict[str, list[float]]) -> None:
     print(f"  click Launch -> the new tab on the workspace's origin: {_spread(timings['entered'])}")
-    print(
-        f"  click Launch -> JupyterLab rendered (a notebook card shown): {_spread(timings['total'])}"
-    )
+    print(f"  click Launch -> JupyterLab rendered (a notebook card shown): {_spread(timings['total'])}")
     print(f"  running workspace, click Open JupyterLab -> rendered: {_spread(timings['reopen'])}")
 
 

@@ -120,9 +120,12 @@ def test_every_read_is_metered_and_priced_per_user_and_project(platform: Platfor
         events = session.scalars(select(LineageEvent).where(LineageEvent.job_name == "file-read")).all()
         completed = [e for e in events if e.event_type == "COMPLETE"]
         assert len(completed) == 4 and sorted(e.user for e in completed) == ["ada", "ada", "ada", "bob"]
-        # one function for every front end: the API reads say so
-        actors = [e.payload["run"]["facets"]["datalibrary_actor"] for e in completed]
-        assert {(a["via"], a.get("operator")) for a in actors} == {("api", None)}
+        # one function for every front end: each read names its client (the SDK's two, the
+        # plain API call and DICOMweb's token calls)
+        actors = [(e.user, e.payload["run"]["facets"]["datalibrary_actor"]) for e in completed]
+        assert sorted((user, a["via"], a.get("operator")) for user, a in actors) == [
+            ("ada", "api", None), ("ada", "sdk", None), ("ada", "sdk", None), ("bob", "api", None),
+        ]  # fmt: skip
     # the caller sees the reads in the costs API, as a product of the query category
     admin = platform.as_user("admin")
     listed = admin.get("/api/v1/costs/lines", params={"user": "bob"})
